@@ -1,0 +1,428 @@
+// The Gaussian family's per-chain math, written once for both backends.
+//
+// A chain's model at generation t is N(mu_t, Sigma_t). Generation t's new
+// points are drawn point by point (x = m + L z, z from the chain's normal
+// streams, kernels/normal.h) and reduced on the fly to their sufficient
+// statistics in z-space (count, sum z, sum z z^T): z is centred and of unit
+// scale, so these sums lose nothing to cancellation, and the map back to
+// x-space is exact algebra (mean_x = m + L mean_z, M2_x = L M2_z L^T).
+// Groups of points (real draws, synthetic draws, earlier generations' pools)
+// are merged with the pairwise update of Chan, Golub & LeVeque (1983,
+// "Algorithms for computing the sample variance"), which is stable for pools
+// of 10^7 points and more. Only accumulate_subsample needs individual old
+// points; it regenerates them from the generation that drew them and their
+// counter instead of storing them.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/linalg.h"
+#include "kernels/normal.h"
+#include "kernels/portability.h"
+#include "kernels/quadform.h"
+#include "kernels/rng.h"
+
+namespace ouro::kernels {
+
+enum class Regime : int { kReplace = 0, kAccumulate = 1, kAccumulateSubsample = 2 };
+enum class Estimator : int { kMle = 0, kUnbiased = 1 };
+
+// Metric slots of the Gaussian family, in metrics.csv order.
+enum GaussianMetric : int {
+  kVarRatio = 0,
+  kDetRatio,
+  kMeanSqErr,
+  kW2,
+  kKl,
+  kXent,
+  kTailMass,
+  kSyntheticShare,
+  kDataAge,
+  kNumGaussianMetrics
+};
+
+// The truth and everything about it that every chain's metrics reuse,
+// computed once on the host (sim/gaussian_truth.cc).
+struct GaussianTruth {
+  int d;
+  double mu[OURO_MAX_DIM];
+  double cov[OURO_MAX_DIM * OURO_MAX_DIM];
+  double chol[OURO_MAX_DIM * OURO_MAX_DIM];       // L0, Sigma0 = L0 L0^T
+  double sqrt_cov[OURO_MAX_DIM * OURO_MAX_DIM];   // Sigma0^{1/2}, symmetric (for W2)
+  double trace;                                    // tr Sigma0
+  double logdet;                                   // ln det Sigma0
+  double tail_r2;  // squared Mahalanobis radius holding 99% of the truth's mass
+};
+
+// Everything one generation step needs besides the per-chain arrays.
+struct GaussianStep {
+  std::uint32_t seed;
+  int d;
+  int samples;      // n, new points per generation
+  int real_count;   // real draws among them at this generation (n at generation 1)
+  int generation;   // t >= 1, the generation being fitted
+  Regime regime;
+  Estimator estimator;
+};
+
+// Running sufficient statistics of a group of points in x-space.
+struct Moments {
+  double n;
+  double mean[OURO_MAX_DIM];
+  double m2[OURO_MAX_DIM * OURO_MAX_DIM];  // sum of outer products of deviations
+};
+
+OURO_HD inline void moments_clear(int d, Moments& m) {
+  m.n = 0.0;
+  for (int i = 0; i < d; ++i) m.mean[i] = 0.0;
+  for (int i = 0; i < d * d; ++i) m.m2[i] = 0.0;
+}
+
+// a <- a u b (Chan, Golub & LeVeque's pairwise merge).
+OURO_HD inline void moments_merge(int d, Moments& a, const Moments& b) {
+  if (b.n == 0.0) return;
+  const double n = a.n + b.n;
+  const double wb = b.n / n;
+  const double cross = a.n * b.n / n;
+  double delta[OURO_MAX_DIM];
+  for (int i = 0; i < d; ++i) delta[i] = b.mean[i] - a.mean[i];
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) a.m2[i * d + j] += b.m2[i * d + j] + cross * delta[i] * delta[j];
+  for (int i = 0; i < d; ++i) a.mean[i] += wb * delta[i];
+  a.n = n;
+}
+
+// Sums of z and z z^T over a group of `count` points drawn as x = m + L z,
+// mapped to x-space moments.
+OURO_HD inline void moments_from_zsums(int d, double count, const double* zsum, const double* zsq,
+                                       const double* m, const double* l, Moments& out) {
+  out.n = count;
+  if (count == 0.0) {
+    for (int i = 0; i < d; ++i) out.mean[i] = 0.0;
+    for (int i = 0; i < d * d; ++i) out.m2[i] = 0.0;
+    return;
+  }
+  double zbar[OURO_MAX_DIM];
+  for (int i = 0; i < d; ++i) zbar[i] = zsum[i] / count;
+  affine_lower(d, m, l, zbar, out.mean);
+  // M2_z = S_zz - count zbar zbar^T, then M2_x = L M2_z L^T.
+  double m2z[OURO_MAX_DIM * OURO_MAX_DIM];
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) m2z[i * d + j] = zsq[i * d + j] - count * zbar[i] * zbar[j];
+  double tmp[OURO_MAX_DIM * OURO_MAX_DIM];  // L M2_z
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) {
+      double s = 0.0;
+      for (int k = 0; k <= i; ++k) s += l[i * d + k] * m2z[k * d + j];
+      tmp[i * d + j] = s;
+    }
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) {
+      double s = 0.0;
+      for (int k = 0; k <= j; ++k) s += tmp[i * d + k] * l[j * d + k];
+      out.m2[i * d + j] = s;
+    }
+}
+
+// Adds the z-sums of points [i0, i1) of one stream of one generation:
+// point i uses normals i*d .. i*d+d-1 (kernels/normal.h). Each block is
+// computed once for its four normals. This is the generic path (any d, any range) used
+// by the cuda kernels and by the cpu backend for d > 1; the cpu backend's
+// d = 1 path is a vectorised tiling of the same draws.
+OURO_HD inline void accumulate_zsums(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                     std::uint32_t stream, int d, std::int64_t i0, std::int64_t i1,
+                                     double* zsum, double* zsq) {
+  if (i1 <= i0) return;
+  double z[OURO_MAX_DIM];
+  const std::uint64_t m0 = static_cast<std::uint64_t>(i0) * d;
+  const std::uint64_t m1 = static_cast<std::uint64_t>(i1) * d;
+  int j = 0;
+  double quad[4];
+  for (std::uint64_t m = m0; m < m1; ++m) {
+    if (m == m0 || (m & 3) == 0) box_muller(rng::draw_block(seed, chain, generation, stream, m >> 2), quad);
+    z[j] = quad[m & 3];
+    if (++j == d) {
+      j = 0;
+      for (int a = 0; a < d; ++a) {
+        zsum[a] += z[a];
+        for (int b = 0; b < d; ++b) zsq[a * d + b] += z[a] * z[b];
+      }
+    }
+  }
+}
+
+// The d = 1 case of accumulate_zsums without per-point arrays (register
+// resident on the device): sums of z and z^2 over normals [i0, i1).
+OURO_HD inline void accumulate_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                        std::uint32_t stream, std::int64_t i0, std::int64_t i1, double& s1,
+                                        double& s2) {
+  double quad[4];
+  for (std::int64_t m = i0; m < i1; ++m) {
+    if (m == i0 || (m & 3) == 0)
+      box_muller(rng::draw_block(seed, chain, generation, stream, static_cast<std::uint64_t>(m) >> 2), quad);
+    const double z = quad[m & 3];
+    s1 += z;
+    s2 += z * z;
+  }
+}
+
+// The fitted covariance from pooled moments, its Cholesky factor, and
+// whether the fit is usable (finite and positive definite).
+OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, double* mu,
+                                     double* cov, double* chol) {
+  const double denom = (est == Estimator::kUnbiased) ? pool.n - 1.0 : pool.n;
+  for (int i = 0; i < d; ++i) mu[i] = pool.mean[i];
+  for (int i = 0; i < d * d; ++i) cov[i] = pool.m2[i] / denom;
+  return cholesky(d, cov, chol);
+}
+
+// Uniform in (0,1) number j of the subsample stream (two per block).
+OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
+                                        std::uint32_t generation, std::uint64_t j) {
+  const rng::Block b = rng::draw_block(seed, chain, generation, rng::kStreamSubsample, j >> 1);
+  return (j & 1) ? rng::u01_open(b.v[2], b.v[3]) : rng::u01_open(b.v[0], b.v[1]);
+}
+
+// Real draws among generation k's new points: all n at k = 1, then
+// `real_count` (round(real_fraction * n)) from k = 2 on.
+OURO_HD inline int real_points_of(int k, int samples, int real_count) {
+  return k == 1 ? samples : real_count;
+}
+
+// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): calls
+// f(j) for `take` distinct positions j of [0, total), in increasing order,
+// every subset equally likely. Candidate j is taken with probability
+// (still needed) / (total - j), decided by uniform j of the chain's subsample
+// stream of this generation: O(total) work, no memory.
+template <class F>
+OURO_HD inline void for_each_selected(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                      std::int64_t total, std::int64_t take, F&& f) {
+  std::int64_t needed = take;
+  for (std::int64_t j = 0; j < total && needed > 0; ++j) {
+    const double u = subsample_uniform(seed, chain, generation, static_cast<std::uint64_t>(j));
+    if (static_cast<double>(total - j) * u < static_cast<double>(needed)) {
+      --needed;
+      f(j);
+    }
+  }
+}
+
+// accumulate_subsample: the training set of generation t is `samples` points
+// drawn uniformly without replacement from the pool of all t * samples points
+// produced so far. Pool position j is point i = j % n of generation
+// k = j / n + 1, regenerated from the model that drew it: the truth for real
+// draws, generation k-1's model for synthetic ones. hist_mu / hist_chol hold
+// every generation's model of the batch, generation g of local chain c at
+// (g * batch + c) * d (resp. * d * d). Returns the training set's moments
+// (Welford's update) and writes its synthetic share and mean data age.
+OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain,
+                                      const GaussianTruth& truth, const double* hist_mu,
+                                      const double* hist_chol, std::int64_t batch,
+                                      std::int64_t local, Moments& out,
+                                      double& synthetic_share, double& data_age) {
+  const int d = s.d;
+  const int n = s.samples;
+  const int t = s.generation;
+  moments_clear(d, out);
+  double synthetic = 0.0, age = 0.0;
+  for_each_selected(s.seed, chain, static_cast<std::uint32_t>(t), static_cast<std::int64_t>(t) * n, n,
+                    [&](std::int64_t j) {
+    const int k = static_cast<int>(j / n) + 1;
+    const int i = static_cast<int>(j % n);
+    const bool real = i < real_points_of(k, n, s.real_count);
+    const std::int64_t slot = static_cast<std::int64_t>(k - 1) * batch + local;
+    const double* m = real ? truth.mu : hist_mu + slot * d;
+    const double* l = real ? truth.chol : hist_chol + slot * d * d;
+    const std::uint32_t stream = real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw;
+    double z[OURO_MAX_DIM], x[OURO_MAX_DIM], delta[OURO_MAX_DIM];
+    for (int a = 0; a < d; ++a)
+      z[a] = stream_normal(s.seed, chain, static_cast<std::uint32_t>(k), stream, static_cast<std::uint64_t>(i) * d + a);
+    affine_lower(d, m, l, z, x);
+    out.n += 1.0;
+    for (int a = 0; a < d; ++a) {
+      delta[a] = x[a] - out.mean[a];
+      out.mean[a] += delta[a] / out.n;
+    }
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b) out.m2[a * d + b] += delta[a] * (x[b] - out.mean[b]);
+    synthetic += real ? 0.0 : 1.0;
+    age += static_cast<double>(t - k);
+  });
+  synthetic_share = synthetic / out.n;
+  data_age = age / out.n;
+}
+
+// Synthetic share and mean data age of the training set under replace and
+// accumulate, where they are the same for every chain.
+OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_share, double& data_age) {
+  const int t = s.generation;
+  if (s.regime == Regime::kReplace) {
+    synthetic_share = static_cast<double>(s.samples - real_points_of(t, s.samples, s.real_count)) / s.samples;
+    data_age = 0.0;
+    return;
+  }
+  double synthetic = 0.0;
+  for (int k = 1; k <= t; ++k) synthetic += s.samples - real_points_of(k, s.samples, s.real_count);
+  synthetic_share = synthetic / (static_cast<double>(t) * s.samples);
+  data_age = 0.5 * (t - 1);  // every generation adds the same number of points
+}
+
+// All Gaussian metrics of one model against the truth (definitions in README):
+// closed forms for KL(truth || model), cross-entropy and W2 (Givens & Shortt
+// 1984 / Olkin & Pukelsheim 1982 for Gaussians), tail mass by
+// kernels/quadform.h. `ok` false (a failed fit) gives NaN everywhere, which
+// the aggregation counts as a degenerate chain.
+OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, const double* cov,
+                                     const double* chol, bool ok, double synthetic_share,
+                                     double data_age, double* out, int stride) {
+  const int d = tr.d;
+  if (!ok) {
+    for (int k = 0; k < kNumGaussianMetrics; ++k) out[k * stride] = NAN;
+    out[kSyntheticShare * stride] = synthetic_share;
+    out[kDataAge * stride] = data_age;
+    return;
+  }
+  double trace = 0.0, logdet = 0.0, det_ratio = 1.0, msq = 0.0;
+  double dm[OURO_MAX_DIM], y[OURO_MAX_DIM];
+  for (int i = 0; i < d; ++i) {
+    trace += cov[i * d + i];
+    logdet += 2.0 * log(chol[i * d + i]);
+    // det ratio as a product of per-dimension ratios: no exp, and no
+    // overflow where det itself would leave the double range.
+    const double r = chol[i * d + i] / tr.chol[i * d + i];
+    det_ratio *= r * r;
+    dm[i] = mu[i] - tr.mu[i];
+    msq += dm[i] * dm[i];
+  }
+  // tr(Sigma^{-1} Sigma0) = ||L^{-1} L0||_F^2 ; (dm)^T Sigma^{-1} dm = ||L^{-1} dm||^2.
+  double trace_inv = 0.0;
+  double col[OURO_MAX_DIM];
+  for (int j = 0; j < d; ++j) {
+    for (int i = 0; i < d; ++i) col[i] = tr.chol[i * d + j];
+    lower_solve(d, chol, col, y);
+    for (int i = 0; i < d; ++i) trace_inv += y[i] * y[i];
+  }
+  lower_solve(d, chol, dm, y);
+  double maha = 0.0;
+  for (int i = 0; i < d; ++i) maha += y[i] * y[i];
+
+  // W2^2 = ||dm||^2 + tr S0 + tr S - 2 tr (S0^{1/2} S S0^{1/2})^{1/2}.
+  double cross_trace;
+  if (d == 1) {
+    cross_trace = sqrt(tr.cov[0] * cov[0]);
+  } else {
+    double a[OURO_MAX_DIM * OURO_MAX_DIM], tmp[OURO_MAX_DIM * OURO_MAX_DIM];
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < d; ++j) {
+        double s = 0.0;
+        for (int k = 0; k < d; ++k) s += tr.sqrt_cov[i * d + k] * cov[k * d + j];
+        tmp[i * d + j] = s;
+      }
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < d; ++j) {
+        double s = 0.0;
+        for (int k = 0; k < d; ++k) s += tmp[i * d + k] * tr.sqrt_cov[k * d + j];
+        a[i * d + j] = s;
+      }
+    double ev[OURO_MAX_DIM], vecs[OURO_MAX_DIM * OURO_MAX_DIM];
+    sym_eigen_jacobi(d, a, ev, vecs);
+    cross_trace = 0.0;
+    for (int i = 0; i < d; ++i) cross_trace += sqrt(ev[i] > 0.0 ? ev[i] : 0.0);
+  }
+  const double w2sq = msq + tr.trace + trace - 2.0 * cross_trace;
+
+  const double log2pi = 1.8378770664093453;
+  out[kVarRatio * stride] = trace / tr.trace;
+  out[kDetRatio * stride] = det_ratio;
+  out[kMeanSqErr * stride] = msq;
+  out[kW2 * stride] = sqrt(w2sq > 0.0 ? w2sq : 0.0);
+  out[kKl * stride] = 0.5 * (trace_inv + maha - d + logdet - tr.logdet);
+  out[kXent * stride] = 0.5 * (d * log2pi + logdet + trace_inv + maha);
+  out[kTailMass * stride] = gaussian_tail_mass(d, tr.mu, tr.chol, mu, cov, tr.tail_r2) / 0.01;
+  out[kSyntheticShare * stride] = synthetic_share;
+  out[kDataAge * stride] = data_age;
+}
+
+// The arrays of a batch of chains, structure of arrays, in the backend's memory
+// (host for cpu, device for cuda). Local chain c of the batch has global id
+// chain0 + c, which keys its random streams.
+struct GaussianChains {
+  std::int64_t batch;
+  std::uint32_t chain0;
+  double* mu;         // [batch * d]      current model
+  double* cov;        // [batch * d * d]
+  double* chol;       // [batch * d * d]
+  unsigned char* ok;  // [batch]          0 once a fit failed (degenerate chain)
+  double* pool_mean;  // [batch * d]      accumulate: moments of every point so far
+  double* pool_m2;    // [batch * d * d]
+  double* hist_mu;    // [(generations + 1) * batch * d]      accumulate_subsample:
+  double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model
+  double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
+  double* zsq;        // [2 * batch * d * d]
+  double* metrics;    // [kNumGaussianMetrics * batch]
+};
+
+// Generation 0: every chain is the truth.
+OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c, std::int64_t i) {
+  const int d = tr.d;
+  for (int a = 0; a < d; ++a) {
+    c.mu[i * d + a] = tr.mu[a];
+    c.pool_mean[i * d + a] = 0.0;
+  }
+  for (int a = 0; a < d * d; ++a) {
+    c.cov[i * d * d + a] = tr.cov[a];
+    c.chol[i * d * d + a] = tr.chol[a];
+    c.pool_m2[i * d * d + a] = 0.0;
+  }
+  c.ok[i] = 1;
+  gaussian_metrics(tr, tr.mu, tr.cov, tr.chol, true, 0.0, 0.0, c.metrics + i, static_cast<int>(c.batch));
+}
+
+// Fits generation s.generation of local chain i from this generation's
+// z-sums (replace, accumulate) or from a regenerated subsample, and writes
+// its metrics. Runs after the z-sums of every chain are complete.
+OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr, const GaussianChains& c,
+                                 std::int64_t i) {
+  const int d = s.d;
+  const int stride = static_cast<int>(c.batch);
+  double* mu = c.mu + i * d;
+  double* cov = c.cov + i * d * d;
+  double* chol = c.chol + i * d * d;
+  const int t = s.generation;
+  Moments train;
+  double synthetic_share, data_age;
+  if (s.regime == Regime::kAccumulateSubsample) {
+    subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.batch, i,
+                      train, synthetic_share, data_age);
+  } else {
+    pool_composition(s, synthetic_share, data_age);
+    const double real = real_points_of(t, s.samples, s.real_count);
+    const double syn = s.samples - real;
+    Moments part;
+    moments_from_zsums(d, real, c.zsum + i * d, c.zsq + i * d * d, tr.mu, tr.chol, train);
+    moments_from_zsums(d, syn, c.zsum + (c.batch + i) * d, c.zsq + (c.batch + i) * d * d, mu, chol, part);
+    moments_merge(d, train, part);
+    if (s.regime == Regime::kAccumulate) {
+      Moments pool;
+      pool.n = static_cast<double>(t - 1) * s.samples;
+      for (int a = 0; a < d; ++a) pool.mean[a] = c.pool_mean[i * d + a];
+      for (int a = 0; a < d * d; ++a) pool.m2[a] = c.pool_m2[i * d * d + a];
+      moments_merge(d, pool, train);
+      for (int a = 0; a < d; ++a) c.pool_mean[i * d + a] = pool.mean[a];
+      for (int a = 0; a < d * d; ++a) c.pool_m2[i * d * d + a] = pool.m2[a];
+      train = pool;
+    }
+  }
+  // A degenerate chain stays degenerate: its model cannot be sampled.
+  const bool ok = c.ok[i] && fit_from_moments(d, train, s.estimator, mu, cov, chol);
+  c.ok[i] = ok ? 1 : 0;
+  if (s.regime == Regime::kAccumulateSubsample) {
+    const std::int64_t slot = static_cast<std::int64_t>(t) * c.batch + i;
+    for (int a = 0; a < d; ++a) c.hist_mu[slot * d + a] = mu[a];
+    for (int a = 0; a < d * d; ++a) c.hist_chol[slot * d * d + a] = chol[a];
+  }
+  gaussian_metrics(tr, mu, cov, chol, ok, synthetic_share, data_age, c.metrics + i, stride);
+}
+
+}  // namespace ouro::kernels

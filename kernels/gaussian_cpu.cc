@@ -1,0 +1,171 @@
+// The cpu backend's launch of the Gaussian family: OpenMP over chains, each
+// chain's generation done by one thread with the shared math of
+// kernels/gaussian.h. Every chain is always handled whole by one thread in a
+// fixed order, so results do not depend on the thread count.
+#include <omp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/gaussian_backend.h"
+
+namespace ouro::kernels {
+
+// Sums of z and z^2 over normals [i0, i1) of one 1-D stream. The same draws as
+// accumulate_zsums, computed a tile at a time in three simple loops (Philox,
+// Box-Muller, sums) that g++ vectorises; tile partial sums are combined with
+// Neumaier's compensated summation so very large n loses nothing.
+void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
+              std::int64_t i0, std::int64_t i1, double& zsum, double& zsq) {
+  constexpr int kTile = 32;  // blocks per tile = 128 normals
+  alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];  // 32-bit words in 64-bit lanes
+  alignas(64) double z[4 * kTile];
+  double s1 = 0.0, c1 = 0.0, s2 = 0.0, c2 = 0.0;
+  auto neumaier = [](double& sum, double& comp, double x) {
+    const double t = sum + x;
+    comp += (std::abs(sum) >= std::abs(x)) ? (sum - t) + x : (x - t) + sum;
+    sum = t;
+  };
+  const std::int64_t last_block = (i1 - 1) >> 2;
+  for (std::int64_t b0 = i0 >> 2; b0 <= last_block; b0 += kTile) {
+    const int blocks = static_cast<int>(std::min<std::int64_t>(kTile, last_block - b0 + 1));
+    // Counter {index_lo, index_hi, stream, generation}, key {seed, chain}:
+    // the layout of rng::draw_block.
+#pragma omp simd
+    for (int b = 0; b < blocks; ++b) {
+      const std::uint64_t index = static_cast<std::uint64_t>(b0 + b);
+      std::uint64_t c0 = index & 0xFFFFFFFFull, c1 = index >> 32, c2 = stream, c3 = generation;
+      rng::philox4x32_10_inplace<std::uint64_t>(c0, c1, c2, c3, seed, chain);
+      w0[b] = c0;
+      w1[b] = c1;
+      w2[b] = c2;
+      w3[b] = c3;
+    }
+#pragma omp simd
+    for (int b = 0; b < blocks; ++b) {
+      box_muller_pair(w0[b], w1[b], z[4 * b], z[4 * b + 1]);
+      box_muller_pair(w2[b], w3[b], z[4 * b + 2], z[4 * b + 3]);
+    }
+    const std::int64_t lo = std::max<std::int64_t>(i0 - 4 * b0, 0);
+    const std::int64_t hi = std::min<std::int64_t>(i1 - 4 * b0, 4 * kTile);
+    double t1 = 0.0, t2 = 0.0;
+#pragma omp simd reduction(+ : t1, t2)
+    for (std::int64_t m = lo; m < hi; ++m) {
+      t1 += z[m];
+      t2 += z[m] * z[m];
+    }
+    neumaier(s1, c1, t1);
+    neumaier(s2, c2, t2);
+  }
+  zsum += s1 + c1;
+  zsq += s2 + c2;
+}
+
+namespace {
+
+class GaussianCpu final : public GaussianBackend {
+ public:
+  explicit GaussianCpu(const GaussianBatchSpec& spec) : spec_(spec) {
+    const std::int64_t n = spec.batch;
+    const int d = spec.truth.d;
+    mu_.assign(n * d, 0.0);
+    cov_.assign(n * d * d, 0.0);
+    chol_.assign(n * d * d, 0.0);
+    ok_.assign(n, 1);
+    pool_mean_.assign(n * d, 0.0);
+    pool_m2_.assign(n * d * d, 0.0);
+    if (spec.regime == Regime::kAccumulateSubsample) {
+      hist_mu_.assign((spec.generations + 1) * n * d, 0.0);
+      hist_chol_.assign((spec.generations + 1) * n * d * d, 0.0);
+    }
+    zsum_.assign(2 * n * d, 0.0);
+    zsq_.assign(2 * n * d * d, 0.0);
+    threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
+    chains_ = GaussianChains{n,
+                             spec.chain_begin,
+                             mu_.data(),
+                             cov_.data(),
+                             chol_.data(),
+                             ok_.data(),
+                             pool_mean_.data(),
+                             pool_m2_.data(),
+                             hist_mu_.empty() ? nullptr : hist_mu_.data(),
+                             hist_chol_.empty() ? nullptr : hist_chol_.data(),
+                             zsum_.data(),
+                             zsq_.data(),
+                             nullptr};
+  }
+
+  void start(double* h_metrics) override {
+    GaussianChains c = chains_;
+    c.metrics = h_metrics;
+    const std::int64_t n = spec_.batch;
+    std::vector<WorkerRange> seen(threads_);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (std::int64_t i = 0; i < n; ++i) {
+      note(seen[omp_get_thread_num()], i);
+      start_chain(spec_.truth, c, i);
+    }
+    workers_ = seen;
+  }
+
+  void advance(const GaussianStep& s, double* h_metrics) override {
+    GaussianChains c = chains_;
+    c.metrics = h_metrics;
+    const std::int64_t n = spec_.batch;
+    const int d = s.d;
+    const int real = real_points_of(s.generation, s.samples, s.real_count);
+    const auto gen = static_cast<std::uint32_t>(s.generation);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::uint32_t chain = c.chain0 + static_cast<std::uint32_t>(i);
+      if (s.regime != Regime::kAccumulateSubsample) {
+        double* rs = c.zsum + i * d;
+        double* rq = c.zsq + i * d * d;
+        double* ss = c.zsum + (n + i) * d;
+        double* sq = c.zsq + (n + i) * d * d;
+        std::fill(rs, rs + d, 0.0);
+        std::fill(rq, rq + d * d, 0.0);
+        std::fill(ss, ss + d, 0.0);
+        std::fill(sq, sq + d * d, 0.0);
+        if (d == 1) {
+          cpu_zsums_1d(s.seed, chain, gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
+          cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
+        } else {
+          accumulate_zsums(s.seed, chain, gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
+          accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
+        }
+      }
+      finish_chain(s, spec_.truth, c, i);
+    }
+  }
+
+  std::vector<WorkerRange> workers() const override { return workers_; }
+
+ private:
+  void note(WorkerRange& w, std::int64_t i) const {
+    const std::int64_t global = spec_.chain_begin + i;
+    if (w.chains == 0) {
+      w.worker = "omp-thread-" + std::to_string(omp_get_thread_num());
+      w.first_chain = global;
+    }
+    w.last_chain = global;
+    ++w.chains;
+  }
+
+  GaussianBatchSpec spec_;
+  int threads_;
+  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_;
+  std::vector<unsigned char> ok_;
+  GaussianChains chains_;
+  std::vector<WorkerRange> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<GaussianBackend> make_gaussian_cpu(const GaussianBatchSpec& spec) {
+  return std::make_unique<GaussianCpu>(spec);
+}
+
+}  // namespace ouro::kernels

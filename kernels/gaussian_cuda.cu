@@ -1,0 +1,190 @@
+// The cuda backend's launch of the Gaussian family. The math is the shared
+// code of kernels/gaussian.h; only the parallel decomposition is written here:
+//   zsums_kernel   one warp per chain, lanes split the generation's points,
+//                  shuffle-reduce the z-sums (no sample is written to memory)
+//   finish_kernel  one thread per chain: merge, fit, Cholesky, metrics
+// A generation is two launches and one copy of the metric block to the host;
+// no per-chain launches and no host round-trips inside a generation.
+#include <cub/warp/warp_reduce.cuh>
+
+#include <algorithm>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+#include "kernels/cuda_info.h"
+#include "kernels/gaussian_backend.h"
+
+namespace ouro::kernels {
+namespace {
+
+template <typename T>
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  explicit DeviceBuffer(std::size_t n) : n_(n) {
+    if (n) OURO_CUDA_CHECK(cudaMalloc(&p_, n * sizeof(T)));
+  }
+  ~DeviceBuffer() {
+    if (p_) cudaFree(p_);
+  }
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  DeviceBuffer(DeviceBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr; o.n_ = 0; }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept {
+    std::swap(p_, o.p_);
+    std::swap(n_, o.n_);
+    return *this;
+  }
+  T* get() const { return p_; }
+
+ private:
+  T* p_ = nullptr;
+  std::size_t n_ = 0;
+};
+
+constexpr int kWarp = 32;
+constexpr int kThreadsPerBlock = 256;
+
+__global__ void start_kernel(const GaussianTruth* tr, GaussianChains c) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < c.batch) start_chain(*tr, c, i);
+}
+
+__device__ std::int64_t imin(std::int64_t a, std::int64_t b) { return a < b ? a : b; }
+__device__ std::int64_t imax(std::int64_t a, std::int64_t b) { return a > b ? a : b; }
+
+// Sum over the 32 lanes of a warp (valid in lane 0), by CUB's warp reduction
+// with the per-warp temporary storage it requires.
+__device__ double warp_sum(double v) {
+  using WarpReduce = cub::WarpReduce<double>;
+  __shared__ typename WarpReduce::TempStorage storage[kThreadsPerBlock / kWarp];
+  const double sum = WarpReduce(storage[threadIdx.x / kWarp]).Sum(v);
+  __syncwarp();  // the storage is reused by the next call
+  return sum;
+}
+
+// Lane `lane` of a chain's warp takes points [lane*chunk, (lane+1)*chunk) of
+// the generation, split at `real` between the real and the synthetic stream.
+__global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
+  const std::int64_t i = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
+  const int lane = threadIdx.x % kWarp;
+  if (i >= c.batch) return;  // whole warps exit together
+  const std::uint32_t chain = c.chain0 + static_cast<std::uint32_t>(i);
+  const auto gen = static_cast<std::uint32_t>(s.generation);
+  const std::int64_t chunk = (s.samples + kWarp - 1) / kWarp;
+  const std::int64_t p0 = imin(lane * chunk, s.samples);
+  const std::int64_t p1 = imin(p0 + chunk, s.samples);
+  const std::int64_t r0 = p0, r1 = imin(p1, real);
+  const std::int64_t y0 = imax(p0, real), y1 = p1;
+  const int d = s.d;
+  if (d == 1) {
+    double rs = 0.0, rq = 0.0, ys = 0.0, yq = 0.0;
+    accumulate_zsums_1d(s.seed, chain, gen, rng::kStreamRealDraw, r0, r1, rs, rq);
+    accumulate_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, y0, y1, ys, yq);
+    rs = warp_sum(rs);
+    rq = warp_sum(rq);
+    ys = warp_sum(ys);
+    yq = warp_sum(yq);
+    if (lane == 0) {
+      c.zsum[i] = rs;
+      c.zsq[i] = rq;
+      c.zsum[c.batch + i] = ys;
+      c.zsq[c.batch + i] = yq;
+    }
+    return;
+  }
+  for (int part = 0; part < 2; ++part) {
+    double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
+    if (part == 0)
+      accumulate_zsums(s.seed, chain, gen, rng::kStreamRealDraw, d, r0, r1, sum, sq);
+    else
+      accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, y0, y1, sum, sq);
+    const std::int64_t row = part * c.batch + i;
+    for (int a = 0; a < d; ++a) {
+      const double v = warp_sum(sum[a]);
+      if (lane == 0) c.zsum[row * d + a] = v;
+    }
+    for (int a = 0; a < d * d; ++a) {
+      const double v = warp_sum(sq[a]);
+      if (lane == 0) c.zsq[row * d * d + a] = v;
+    }
+  }
+}
+
+__global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < c.batch) finish_chain(s, *tr, c, i);
+}
+
+class GaussianCuda final : public GaussianBackend {
+ public:
+  explicit GaussianCuda(const GaussianBatchSpec& spec) : spec_(spec) {
+    OURO_CUDA_CHECK(cudaSetDevice(0));
+    const std::size_t n = static_cast<std::size_t>(spec.batch);
+    const std::size_t d = spec.truth.d;
+    truth_ = DeviceBuffer<GaussianTruth>(1);
+    OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GaussianTruth), cudaMemcpyHostToDevice));
+    mu_ = DeviceBuffer<double>(n * d);
+    cov_ = DeviceBuffer<double>(n * d * d);
+    chol_ = DeviceBuffer<double>(n * d * d);
+    ok_ = DeviceBuffer<unsigned char>(n);
+    pool_mean_ = DeviceBuffer<double>(n * d);
+    pool_m2_ = DeviceBuffer<double>(n * d * d);
+    if (spec.regime == Regime::kAccumulateSubsample) {
+      hist_mu_ = DeviceBuffer<double>((spec.generations + 1) * n * d);
+      hist_chol_ = DeviceBuffer<double>((spec.generations + 1) * n * d * d);
+    }
+    zsum_ = DeviceBuffer<double>(2 * n * d);
+    zsq_ = DeviceBuffer<double>(2 * n * d * d);
+    metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
+    chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),      cov_.get(),     chol_.get(),
+                             ok_.get(),       pool_mean_.get(), pool_m2_.get(), hist_mu_.get(), hist_chol_.get(),
+                             zsum_.get(),     zsq_.get(),       metrics_.get()};
+  }
+
+  void start(double* h_metrics) override {
+    start_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(truth_.get(), chains_);
+    OURO_CUDA_CHECK(cudaGetLastError());
+    copy_metrics(h_metrics);
+  }
+
+  void advance(const GaussianStep& s, double* h_metrics) override {
+    if (s.regime != Regime::kAccumulateSubsample) {
+      const int real = real_points_of(s.generation, s.samples, s.real_count);
+      zsums_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, chains_, real);
+      OURO_CUDA_CHECK(cudaGetLastError());
+    }
+    finish_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_);
+    OURO_CUDA_CHECK(cudaGetLastError());
+    copy_metrics(h_metrics);
+  }
+
+  std::vector<WorkerRange> workers() const override {
+    return {WorkerRange{"cuda:0 " + cuda_device_name(0), spec_.chain_begin,
+                        spec_.chain_begin + spec_.batch - 1, spec_.batch}};
+  }
+
+ private:
+  static constexpr int kThreads = kThreadsPerBlock;
+  static unsigned blocks(std::int64_t threads, int per_block) {
+    return static_cast<unsigned>((threads + per_block - 1) / per_block);
+  }
+  void copy_metrics(double* h_metrics) {
+    OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(), sizeof(double) * kNumGaussianMetrics * spec_.batch,
+                               cudaMemcpyDeviceToHost));
+  }
+
+  GaussianBatchSpec spec_;
+  DeviceBuffer<GaussianTruth> truth_;
+  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, metrics_;
+  DeviceBuffer<unsigned char> ok_;
+  GaussianChains chains_{};
+};
+
+}  // namespace
+
+std::unique_ptr<GaussianBackend> make_gaussian_cuda(const GaussianBatchSpec& spec) {
+  return std::make_unique<GaussianCuda>(spec);
+}
+
+}  // namespace ouro::kernels

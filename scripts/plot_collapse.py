@@ -1,0 +1,352 @@
+#!/usr/bin/python3
+"""Plot the per-generation metrics of an ouroboros run.
+
+Usage:
+    scripts/plot_collapse.py DIR [--out FILE] [--metrics m1,m2,...]
+
+Reads DIR/metrics.csv (tidy: one row per sweep point, generation and metric)
+and, if present, DIR/manifest.json (for the run's name), and writes a grid of
+panels, one per metric, to DIR/collapse.png (or FILE).  The output path is
+printed on stdout.
+
+Every column of metrics.csv before `generation` is a sweep axis; each unique
+combination of axis values is one line.  For each line the figure shows the
+chain mean (solid), mean +/- one standard error (dark band), the 5-95 %
+spread across chains (light band) and, where the run supplies it, the
+closed-form expectation of the mean (dashed).
+
+Only the standard library, numpy and matplotlib are used (run it with
+Debian's /usr/bin/python3).
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_rgb  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+# Okabe-Ito, reordered so the low-contrast yellow comes last.
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7",
+             "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+
+PANEL_W = 4.2      # inches per panel
+PANEL_H = 3.1
+MAX_COLS = 3
+LOG_SPAN = 100.0   # > two decades of positive values -> log y
+LOG_CLAMP = 1e3    # on log axes, bands may reach at most 3 decades past the means
+
+
+def die(msg):
+    sys.stderr.write("plot_collapse: error: %s\n" % msg)
+    sys.exit(2)
+
+
+def to_float(values):
+    """Strings -> float array; empty or unparsable entries become nan."""
+    cleaned = [v.strip() or "nan" for v in values]
+    try:
+        return np.array(cleaned, dtype=float)
+    except ValueError:
+        out = np.empty(len(cleaned))
+        for i, v in enumerate(cleaned):
+            try:
+                out[i] = float(v)
+            except ValueError:
+                out[i] = np.nan
+        return out
+
+
+def read_metrics(path):
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            die("%s is empty" % path)
+        if "generation" not in header:
+            die("%s has no 'generation' column (header: %s)"
+                % (path, ",".join(header)))
+        width = len(header)
+        rows = []
+        for r in reader:
+            if not r or (len(r) == 1 and not r[0].strip()):
+                continue
+            if len(r) < width:
+                r = r + [""] * (width - len(r))
+            rows.append(r[:width])
+    for need in ("metric", "mean"):
+        if need not in header:
+            die("%s has no '%s' column" % (path, need))
+    if not rows:
+        die("%s has no data rows" % path)
+    cols = list(zip(*rows))
+    gi = header.index("generation")
+    axes = header[:gi]
+    table = {
+        "axes": axes,
+        "axis_values": [[v.strip() for v in cols[i]] for i in range(gi)],
+        "metric": [v.strip() for v in cols[header.index("metric")]],
+        "generation": to_float(cols[gi]),
+    }
+    for name in ("mean", "se", "std", "q05", "q50", "q95", "chains", "theory"):
+        if name in header:
+            table[name] = to_float(cols[header.index(name)])
+        else:
+            table[name] = np.full(len(rows), np.nan)
+    return table
+
+
+def run_name(directory):
+    try:
+        with open(os.path.join(directory, "manifest.json")) as f:
+            manifest = json.load(f)
+        name = manifest.get("config", {}).get("name")
+        if name:
+            return str(name)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return os.path.basename(os.path.normpath(os.path.abspath(directory)))
+
+
+def axis_sort_key(values):
+    """Order of an axis' values: numeric if all are numbers, else first seen."""
+    uniq = list(dict.fromkeys(values))
+    try:
+        nums = {u: float(u) for u in uniq}
+        return lambda v: nums[v]
+    except ValueError:
+        pos = {u: i for i, u in enumerate(uniq)}
+        return lambda v: pos[v]
+
+
+def short_names(axes):
+    last = [a.split(".")[-1] for a in axes]
+    return [l if last.count(l) == 1 else a for a, l in zip(axes, last)]
+
+
+def palette(n):
+    if n <= len(OKABE_ITO):
+        return OKABE_ITO[:n]
+    cmap = plt.get_cmap("viridis")
+    return [cmap(x) for x in np.linspace(0.0, 0.92, n)]
+
+
+def darker(colour, f=0.6):
+    r, g, b = to_rgb(colour)
+    return (r * f, g * f, b * f)
+
+
+def fmt_count(x):
+    return "%d" % x if float(x).is_integer() else "%g" % x
+
+
+def main():
+    ap = argparse.ArgumentParser(description="Plot ouroboros collapse metrics.")
+    ap.add_argument("dir", help="run directory containing metrics.csv")
+    ap.add_argument("--out", help="output image (default DIR/collapse.png)")
+    ap.add_argument("--metrics", help="comma-separated metrics to plot, in order")
+    args = ap.parse_args()
+
+    csv_path = os.path.join(args.dir, "metrics.csv")
+    if not os.path.isfile(csv_path):
+        die("%s not found" % csv_path)
+    t = read_metrics(csv_path)
+    out = args.out or os.path.join(args.dir, "collapse.png")
+
+    gen = t["generation"]
+    keep = np.isfinite(gen)
+    metric_names = list(dict.fromkeys(m for m, k in zip(t["metric"], keep) if k and m))
+    if args.metrics:
+        wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        missing = [m for m in wanted if m not in metric_names]
+        if missing:
+            sys.stderr.write("plot_collapse: warning: no data for metric(s): %s\n"
+                             % ", ".join(missing))
+        metric_names = [m for m in wanted if m in metric_names]
+    if not metric_names:
+        die("no metrics to plot in %s" % csv_path)
+
+    # --- integer ids for metric and sweep point; one lexsort groups everything.
+    axes = t["axes"]
+    n = len(gen)
+    mid_of = {m: i for i, m in enumerate(metric_names)}
+    mid = np.array([mid_of.get(m, -1) for m in t["metric"]], dtype=np.int64)
+    keys = list(zip(*t["axis_values"])) if axes else [()] * n
+    sorters = [axis_sort_key(v) for v in t["axis_values"]]
+    keep &= mid >= 0
+    used = set(k for k, u in zip(keys, keep) if u)   # points with something to plot
+    points = sorted(used, key=lambda k: tuple(s(v) for s, v in zip(sorters, k)))
+    pid_of = {k: i for i, k in enumerate(points)}
+    pid = np.array([pid_of.get(k, -1) for k in keys], dtype=np.int64)
+    idx = np.nonzero(keep)[0]
+    idx = idx[np.lexsort((gen[idx], pid[idx], mid[idx]))]
+    groups = {}
+    if len(idx):
+        gm, gp = mid[idx], pid[idx]
+        cut = np.nonzero((np.diff(gm) != 0) | (np.diff(gp) != 0))[0] + 1
+        for seg in np.split(idx, cut):
+            groups[(mid[seg[0]], pid[seg[0]])] = seg
+
+    g_lo = gen[idx].min() if len(idx) else 0.0
+    g_hi = gen[idx].max() if len(idx) else 1.0
+    colours = palette(len(points))
+    names = short_names(axes)
+    labels = [", ".join("%s=%s" % (a, v) for a, v in zip(names, k)) for k in points]
+
+    plt.rcParams.update({
+        "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10,
+        "xtick.labelsize": 9, "ytick.labelsize": 9, "legend.fontsize": 9,
+        "figure.facecolor": "white", "axes.facecolor": "white",
+        "savefig.facecolor": "white", "axes.spines.top": False,
+        "axes.spines.right": False,
+    })
+
+    nm = len(metric_names)
+    ncols = 2 if nm == 4 else min(MAX_COLS, nm)
+    nrows = int(math.ceil(nm / ncols))
+    fig_w = PANEL_W * ncols
+    panels_h = PANEL_H * nrows
+    fig, axs = plt.subplots(nrows, ncols, figsize=(fig_w, panels_h + 1.0),
+                            squeeze=False)
+    any_theory = False
+
+    for mi, metric in enumerate(metric_names):
+        ax = axs[mi // ncols][mi % ncols]
+        segs = [(p, groups.get((mi, p))) for p in range(len(points))]
+        segs = [(p, s) for p, s in segs if s is not None]
+
+        centre = np.concatenate([np.concatenate([t["mean"][s], t["theory"][s]])
+                                 for _, s in segs]) if segs else np.array([])
+        pos = centre[np.isfinite(centre) & (centre > 0)]
+        log = pos.size > 0 and pos.max() / pos.min() > LOG_SPAN
+
+        for p, s in segs:
+            c = colours[p]
+            x = gen[s]
+            mean, se = t["mean"][s], t["se"][s]
+            q05, q95, th = t["q05"][s], t["q95"][s], t["theory"][s]
+            lo_se, hi_se = mean - se, mean + se
+            if log:
+                def pos_only(a):
+                    return np.where(a > 0, a, np.nan)
+                mean, th, q05, q95 = map(pos_only, (mean, th, q05, q95))
+                # A lower band edge at or below zero is drawn down to the axis floor.
+                lo_se = np.where(lo_se > 0, lo_se, np.where(np.isfinite(hi_se), 1e-300, np.nan))
+                q05 = np.where(np.isfinite(q05) | ~np.isfinite(q95), q05, 1e-300)
+                hi_se = pos_only(hi_se)
+            # Missing values are skipped (neighbours joined), not drawn as gaps.
+            ok = np.isfinite(q05) & np.isfinite(q95)
+            if ok.any():
+                ax.fill_between(x[ok], q05[ok], q95[ok], color=c, alpha=0.12,
+                                lw=0, zorder=1)
+            ok = np.isfinite(lo_se) & np.isfinite(hi_se)
+            if ok.any():
+                ax.fill_between(x[ok], lo_se[ok], hi_se[ok], color=c, alpha=0.35,
+                                lw=0, zorder=2)
+            ok = np.isfinite(mean)
+            ax.plot(x[ok], mean[ok], color=c, lw=1.6, zorder=3,
+                    label=labels[p] if axes else None)
+            ok = np.isfinite(th)
+            if ok.any():
+                any_theory = True
+                ax.plot(x[ok], th[ok], color=darker(c), lw=1.0, ls=(0, (4, 2)),
+                        zorder=4)
+
+        if log:
+            ax.set_yscale("log")
+            lo, hi = pos.min(), pos.max()
+            ax.autoscale_view()
+            b, tp = ax.get_ylim()
+            ax.set_ylim(max(b, lo / LOG_CLAMP), min(tp, hi * LOG_CLAMP))
+        ax.set_title(metric)
+        if g_hi > g_lo:
+            ax.set_xlim(g_lo, g_hi)
+        ax.grid(True, which="major", color="0.88", lw=0.6)
+        ax.set_axisbelow(True)
+        ax.tick_params(direction="out", length=3)
+        # x label only where no panel sits below
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10], integer=True))
+        if mi + ncols >= nm:
+            ax.set_xlabel("generation")
+        if not segs:
+            ax.text(0.5, 0.5, "no data", transform=ax.transAxes,
+                    ha="center", va="center", color="0.5")
+    for k in range(nm, nrows * ncols):
+        axs[k // ncols][k % ncols].set_visible(False)
+
+    # --- title and legends (sized in inches, then the figure is fitted around them)
+    ch = t["chains"][keep]
+    ch = ch[np.isfinite(ch)]
+    title = run_name(args.dir)
+    if ch.size:
+        lo_c, hi_c = ch.min(), ch.max()
+        title += " \u2014 %s chains" % (fmt_count(hi_c) if lo_c == hi_c else
+                                        "%s\u2013%s" % (fmt_count(lo_c), fmt_count(hi_c)))
+    sup = fig.suptitle(title, fontsize=12, y=0.995, va="top")
+
+    grey = "0.35"
+    style_handles = [Line2D([], [], color=grey, lw=1.6, label="mean over chains"),
+                     Patch(color=grey, alpha=0.45, lw=0, label="\u00b11 s.e. of the mean"),
+                     Patch(color=grey, alpha=0.15, lw=0, label="5\u201395% of chains")]
+    if any_theory:
+        style_handles.append(Line2D([], [], color="0.15", lw=1.0, ls=(0, (4, 2)),
+                                    label="dashed: theory (expectation)"))
+    def fitted_legend(handles, ncol):
+        """A figure legend with at most ncol balanced columns, narrowed to fit."""
+        while True:
+            ncol = int(math.ceil(len(handles) / math.ceil(len(handles) / ncol)))
+            leg = fig.legend(handles=handles, loc="lower center", ncol=ncol,
+                             frameon=False, bbox_to_anchor=(0.5, 0.0),
+                             handlelength=2.2, columnspacing=1.6)
+            fig.canvas.draw()
+            if ncol == 1 or leg.get_window_extent().width <= 0.98 * fig_w * fig.dpi:
+                return leg
+            leg.remove()
+            ncol -= 1
+
+    style_leg = fitted_legend(style_handles, len(style_handles))
+    point_leg = None
+    if axes:
+        handles = [Line2D([], [], color=colours[p], lw=2.0, label=labels[p])
+                   for p in range(len(points))]
+        point_leg = fitted_legend(handles, len(handles))
+
+    fig.canvas.draw()
+    dpi = fig.dpi
+    pad = 0.06
+    style_h = style_leg.get_window_extent().height / dpi
+    point_h = point_leg.get_window_extent().height / dpi if point_leg else 0.0
+    title_h = sup.get_window_extent().height / dpi
+    bottom_in = style_h + point_h + 2 * pad
+    top_in = title_h + pad
+    fig_h = panels_h + bottom_in + top_in
+    fig.set_size_inches(fig_w, fig_h)
+    style_leg.set_bbox_to_anchor((0.5, pad / fig_h), transform=fig.transFigure)
+    if point_leg:
+        point_leg.set_bbox_to_anchor((0.5, (pad + style_h) / fig_h),
+                                     transform=fig.transFigure)
+    sup.set_y(1.0 - pad / fig_h)
+    # tight_layout already keeps the axes clear of the suptitle
+    fig.tight_layout(rect=(0.0, bottom_in / fig_h, 1.0, 1.0),
+                     h_pad=1.2, w_pad=1.0)
+
+    out_dir = os.path.dirname(os.path.abspath(out))
+    os.makedirs(out_dir, exist_ok=True)
+    fig.savefig(out, dpi=150, facecolor="white")
+    plt.close(fig)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# scripts/test.sh: sets up, builds and runs every test; non-zero on failure.
+# Two builds: build/ with the cuda backend whenever nvcc is found (its tests
+# are reported as skipped where no device exists) and build-cpu/ with CUDA
+# switched off, proving the cpu-only build a researcher's laptop would make.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+scripts/setup.sh
+ctest --test-dir build --output-on-failure -j"$jobs"
+
+OUROBOROS_BUILD_DIR=build-cpu scripts/setup.sh -DOUROBOROS_CUDA=OFF -DOUROBOROS_BENCH=OFF
+ctest --test-dir build-cpu --output-on-failure -j"$jobs"

@@ -1,0 +1,27 @@
+// Aggregation of one metric over the chains of a sweep point: the numbers of
+// one metrics.csv row.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace ouro {
+
+struct Summary {
+  double mean, se, std, q05, q50, q95;
+  std::int64_t chains;  // chains with a finite value; NaN/Inf (degenerate chains) are left out
+};
+
+// mean; std with n - 1; se = std / sqrt(chains); quantiles by linear
+// interpolation between order statistics (Hyndman & Fan 1996, type 7, the
+// default of R and numpy). `scratch` is reordered.
+Summary summarize(const double* values, std::int64_t n, std::vector<double>& scratch);
+
+// Quantile q of unsorted data by linear interpolation (type 7), using
+// selection rather than a full sort; v is reordered.
+double quantile_type7(std::vector<double>& v, double q);
+// k quantiles at once, q in increasing order: each selection works on what
+// lies above the previous one.
+void quantiles_type7(std::vector<double>& v, const double* q, double* out, int k);
+
+}  // namespace ouro

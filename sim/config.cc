@@ -1,0 +1,362 @@
+#include "sim/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "kernels/linalg.h"
+
+namespace ouro {
+namespace {
+
+// The keys a config may hold. A leaf's text says what it expects; sweep is
+// special (its keys are paths of leaves).
+const std::map<std::string, std::vector<std::string>>& schema() {
+  static const std::map<std::string, std::vector<std::string>> s = {
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sweep"}},
+      {"model", {"family", "dim", "estimator"}},
+      {"truth", {"mean", "cov", "isotropic"}},
+      {"data", {"samples", "regime", "real_fraction"}},
+  };
+  return s;
+}
+
+bool is_section(const std::string& path) { return schema().count(path) > 0; }
+
+std::vector<std::string> leaf_paths() {
+  std::vector<std::string> out;
+  for (const auto& [section, keys] : schema())
+    for (const auto& k : keys) {
+      const std::string p = section.empty() ? k : section + "." + k;
+      if (!is_section(p) && p != "sweep") out.push_back(p);
+    }
+  return out;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  std::size_t best_d = std::numeric_limits<std::size_t>::max();
+  for (const auto& c : candidates) {
+    const std::size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+std::string join(const std::string& section, const std::string& key) {
+  return section.empty() ? key : section + "." + key;
+}
+
+[[noreturn]] void unknown_key(const std::string& path, const std::vector<std::string>& candidates) {
+  throw ConfigError(path, fmt::format("unknown key (did you mean {}?)", nearest(path, candidates)));
+}
+
+void check_keys(const YAML::Node& node, const std::string& section) {
+  if (!node.IsMap()) throw ConfigError(section.empty() ? "<top level>" : section, "expected a mapping");
+  std::vector<std::string> siblings;
+  for (const auto& k : schema().at(section)) siblings.push_back(join(section, k));
+  for (const auto& kv : node) {
+    const std::string key = kv.first.as<std::string>();
+    const std::string path = join(section, key);
+    if (std::find(siblings.begin(), siblings.end(), path) == siblings.end()) unknown_key(path, siblings);
+    if (is_section(path)) check_keys(kv.second, path);
+  }
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> parts;
+  std::stringstream ss(path);
+  std::string part;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  return parts;
+}
+
+// yaml-cpp's operator[] on a non-const node inserts; these walk without
+// changing the tree.
+YAML::Node find(const YAML::Node& root, const std::string& path) {
+  YAML::Node cur = YAML::Clone(root);
+  for (const auto& part : split_path(path)) {
+    if (!cur.IsMap() || !cur[part]) return YAML::Node();
+    cur = cur[part];
+  }
+  return cur;
+}
+
+void assign(YAML::Node root, const std::string& path, const YAML::Node& value) {
+  const auto parts = split_path(path);
+  std::vector<YAML::Node> chain{root};
+  for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = chain.back()[parts[i]];
+    if (!next.IsDefined() || next.IsNull()) {
+      chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      next = chain.back()[parts[i]];
+    }
+    chain.push_back(next);
+  }
+  chain.back()[parts.back()] = value;
+}
+
+bool is_leaf_path(const std::string& path) {
+  const auto leaves = leaf_paths();
+  return std::find(leaves.begin(), leaves.end(), path) != leaves.end();
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
+}
+
+// ---- typed reads -----------------------------------------------------------
+
+YAML::Node required(const YAML::Node& root, const std::string& path, const std::string& expected) {
+  YAML::Node n = find(root, path);
+  if (!n || n.IsNull()) throw ConfigError(path, "missing; expected " + expected);
+  return n;
+}
+
+double as_number(const YAML::Node& n, const std::string& path, const std::string& expected) {
+  if (!n.IsScalar()) throw ConfigError(path, fmt::format("expected {}, got {}", expected, scalar_text(n)));
+  try {
+    const double v = n.as<double>();
+    if (!std::isfinite(v)) throw YAML::Exception(YAML::Mark(), "not finite");
+    return v;
+  } catch (const YAML::Exception&) {
+    throw ConfigError(path, fmt::format("expected {}, got \"{}\"", expected, n.Scalar()));
+  }
+}
+
+std::int64_t read_int(const YAML::Node& root, const std::string& path, std::int64_t lo, std::int64_t hi,
+                      std::int64_t fallback, bool has_default) {
+  const std::string expected = hi == std::numeric_limits<std::int64_t>::max()
+                                   ? fmt::format("an integer >= {}", lo)
+                                   : fmt::format("an integer in [{}, {}]", lo, hi);
+  YAML::Node n = find(root, path);
+  if (!n || n.IsNull()) {
+    if (has_default) return fallback;
+    throw ConfigError(path, "missing; expected " + expected);
+  }
+  const double v = as_number(n, path, expected);
+  if (v != std::floor(v) || v < static_cast<double>(lo) || v > static_cast<double>(hi))
+    throw ConfigError(path, fmt::format("expected {}, got {}", expected, n.Scalar()));
+  return static_cast<std::int64_t>(v);
+}
+
+std::string read_enum(const YAML::Node& root, const std::string& path, const std::vector<std::string>& allowed,
+                      const std::string& fallback) {
+  YAML::Node n = find(root, path);
+  std::string expected = "one of";
+  for (const auto& a : allowed) expected += " " + a;
+  if (!n || n.IsNull()) {
+    if (!fallback.empty()) return fallback;
+    throw ConfigError(path, "missing; expected " + expected);
+  }
+  if (!n.IsScalar()) throw ConfigError(path, fmt::format("expected {}, got {}", expected, scalar_text(n)));
+  const std::string v = n.Scalar();
+  if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+    throw ConfigError(path, fmt::format("expected {}, got \"{}\" (did you mean {}?)", expected, v, nearest(v, allowed)));
+  return v;
+}
+
+std::vector<double> read_vector(const YAML::Node& n, const std::string& path) {
+  if (!n.IsSequence()) throw ConfigError(path, fmt::format("expected a list of numbers, got {}", scalar_text(n)));
+  std::vector<double> v;
+  for (std::size_t i = 0; i < n.size(); ++i)
+    v.push_back(as_number(n[i], fmt::format("{}[{}]", path, i), "a number"));
+  return v;
+}
+
+// ---- one point ---------------------------------------------------------------
+
+PointConfig parse_point(const YAML::Node& root) {
+  PointConfig c;
+  {
+    YAML::Node n = find(root, "name");
+    c.name = (n && n.IsScalar()) ? n.Scalar() : "experiment";
+    for (char ch : c.name)
+      if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
+        throw ConfigError("name", fmt::format("expected letters, digits, '-', '_' or '.', got \"{}\"", c.name));
+  }
+  c.seed = static_cast<std::uint32_t>(read_int(root, "seed", 0, 0xFFFFFFFFll, 1, true));
+  c.chains = read_int(root, "chains", 1, 0xFFFFFFFFll, 0, false);
+  c.generations = static_cast<int>(read_int(root, "generations", 1, 1000000, 0, false));
+  c.family = read_enum(root, "model.family", {"gaussian"}, "");
+  c.dim = static_cast<int>(read_int(root, "model.dim", 1, OURO_MAX_DIM, 1, true));
+  c.estimator = read_enum(root, "model.estimator", {"mle", "unbiased"}, "mle") == "unbiased"
+                    ? kernels::Estimator::kUnbiased
+                    : kernels::Estimator::kMle;
+  const int d = c.dim;
+
+  // truth: {mean, cov} or {isotropic: s}.
+  YAML::Node truth = required(root, "truth", "{mean: [...], cov: [[...]]} or {isotropic: variance}");
+  if (!truth.IsMap()) throw ConfigError("truth", "expected {mean: [...], cov: [[...]]} or {isotropic: variance}");
+  if (truth["isotropic"]) {
+    if (truth["cov"]) throw ConfigError("truth.isotropic", "give either truth.isotropic or truth.cov, not both");
+    const double s = as_number(truth["isotropic"], "truth.isotropic", "a variance > 0");
+    if (!(s > 0.0)) throw ConfigError("truth.isotropic", fmt::format("expected a variance > 0, got {}", s));
+    c.truth_cov.assign(d * d, 0.0);
+    for (int i = 0; i < d; ++i) c.truth_cov[i * d + i] = s;
+    c.truth_mean.assign(d, 0.0);
+    if (truth["mean"]) c.truth_mean = read_vector(truth["mean"], "truth.mean");
+  } else {
+    c.truth_mean = read_vector(required(root, "truth.mean", "a list of model.dim numbers"), "truth.mean");
+    YAML::Node cov = required(root, "truth.cov", "a model.dim x model.dim symmetric positive definite matrix");
+    if (!cov.IsSequence() || static_cast<int>(cov.size()) != d)
+      throw ConfigError("truth.cov", fmt::format("expected a {0} x {0} matrix (model.dim = {0}), got {1}", d, scalar_text(cov)));
+    for (int i = 0; i < d; ++i) {
+      auto row = read_vector(cov[i], fmt::format("truth.cov[{}]", i));
+      if (static_cast<int>(row.size()) != d)
+        throw ConfigError(fmt::format("truth.cov[{}]", i), fmt::format("expected {} numbers (model.dim), got {}", d, row.size()));
+      c.truth_cov.insert(c.truth_cov.end(), row.begin(), row.end());
+    }
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < i; ++j) {
+        const double a = c.truth_cov[i * d + j], b = c.truth_cov[j * d + i];
+        if (std::abs(a - b) > 1e-12 * std::max(std::abs(a), std::abs(b)))
+          throw ConfigError("truth.cov", fmt::format("not symmetric: [{0}][{1}] = {2} but [{1}][{0}] = {3}", i, j, a, b));
+      }
+    std::vector<double> l(d * d);
+    if (!kernels::cholesky(d, c.truth_cov.data(), l.data()))
+      throw ConfigError("truth.cov", "not positive definite");
+  }
+  if (static_cast<int>(c.truth_mean.size()) != d)
+    throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
+
+  const std::int64_t min_samples = std::max(2, d + 1);
+  c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
+  const std::string regime = read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
+  c.regime = regime == "accumulate"             ? kernels::Regime::kAccumulate
+             : regime == "accumulate_subsample" ? kernels::Regime::kAccumulateSubsample
+                                                : kernels::Regime::kReplace;
+  {
+    YAML::Node n = find(root, "data.real_fraction");
+    c.real_fraction = (n && !n.IsNull()) ? as_number(n, "data.real_fraction", "a fraction in [0, 1]") : 0.0;
+    if (c.real_fraction < 0.0 || c.real_fraction > 1.0)
+      throw ConfigError("data.real_fraction", fmt::format("expected a fraction in [0, 1], got {}", c.real_fraction));
+  }
+  c.real_count = static_cast<int>(std::lround(c.real_fraction * c.samples));
+  // The pool of accumulate_subsample holds generations * samples points; their
+  // positions must fit the selection counter.
+  if (c.regime == kernels::Regime::kAccumulateSubsample &&
+      static_cast<double>(c.generations) * c.samples > 9.0e15)
+    throw ConfigError("generations", "generations * data.samples is too large for accumulate_subsample");
+  return c;
+}
+
+Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
+  if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
+  // --set overrides, each fixing (and un-sweeping) its key.
+  for (const auto& s : sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw ConfigError("--set " + s, "expected key.path=value");
+    const std::string path = s.substr(0, eq);
+    if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
+    YAML::Node value;
+    try {
+      value = YAML::Load(s.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      throw ConfigError(path, fmt::format("cannot parse --set value \"{}\": {}", s.substr(eq + 1), e.msg));
+    }
+    assign(root, path, value);
+    if (root["sweep"] && root["sweep"].IsMap() && root["sweep"][path]) root["sweep"].remove(path);
+  }
+  check_keys(root, "");
+
+  Experiment ex;
+  if (YAML::Node sweep = root["sweep"]) {
+    if (!sweep.IsMap() && !sweep.IsNull()) throw ConfigError("sweep", "expected a mapping of key.path: [values]");
+    if (sweep.IsMap())
+      for (const auto& kv : sweep) {
+        const std::string path = kv.first.as<std::string>();
+        if (!is_leaf_path(path) || path == "name") unknown_key("sweep." + path, leaf_paths());
+        if (!kv.second.IsSequence() || kv.second.size() == 0)
+          throw ConfigError("sweep." + path, "expected a non-empty list of values");
+        SweepAxis axis{path, {}};
+        for (const auto& v : kv.second) axis.labels.push_back(scalar_text(v));
+        ex.axes.push_back(axis);
+      }
+  }
+  ex.resolved = YAML::Clone(root);
+
+  // Cross product, first axis slowest.
+  std::size_t total = 1;
+  for (const auto& a : ex.axes) total *= a.labels.size();
+  for (std::size_t p = 0; p < total; ++p) {
+    YAML::Node point = YAML::Clone(root);
+    point.remove("sweep");
+    std::vector<std::string> labels(ex.axes.size());
+    std::size_t rest = p;
+    for (std::size_t a = ex.axes.size(); a-- > 0;) {
+      const std::size_t k = rest % ex.axes[a].labels.size();
+      rest /= ex.axes[a].labels.size();
+      labels[a] = ex.axes[a].labels[k];
+      assign(point, ex.axes[a].path, YAML::Clone(root["sweep"][ex.axes[a].path][k]));
+    }
+    try {
+      ex.points.push_back(SweepPoint{labels, parse_point(point)});
+    } catch (const ConfigError& e) {
+      if (ex.axes.empty()) throw;
+      std::string where;
+      for (std::size_t a = 0; a < ex.axes.size(); ++a)
+        where += fmt::format("{}{}={}", a ? ", " : "", ex.axes[a].path, labels[a]);
+      throw ConfigError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
+    }
+  }
+  return ex;
+}
+
+}  // namespace
+
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("", fmt::format("not valid YAML: {}", e.what()));
+  }
+  return build(root, sets);
+}
+
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw ConfigError("", fmt::format("cannot read config file \"{}\"", path));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("", fmt::format("{} is not valid YAML: {}", path, e.what()));
+  }
+  return build(root, sets);
+}
+
+const char* regime_name(kernels::Regime r) {
+  switch (r) {
+    case kernels::Regime::kAccumulate: return "accumulate";
+    case kernels::Regime::kAccumulateSubsample: return "accumulate_subsample";
+    default: return "replace";
+  }
+}
+
+const char* estimator_name(kernels::Estimator e) {
+  return e == kernels::Estimator::kUnbiased ? "unbiased" : "mle";
+}
+
+}  // namespace ouro

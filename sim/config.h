@@ -1,0 +1,72 @@
+// Experiment configuration: the YAML file, its --set overrides and its sweep,
+// validated into one typed PointConfig per sweep point before any work.
+//
+// Every refusal is a ConfigError naming the key's path and what was expected
+// (and, for an unknown key, the nearest valid one); the CLI turns it into
+// exit code 2.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "kernels/gaussian.h"
+
+namespace ouro {
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(const std::string& path, const std::string& what)
+      : std::runtime_error(path.empty() ? what : path + ": " + what), path_(path) {}
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One fully resolved, validated sweep point.
+struct PointConfig {
+  std::string name;
+  std::uint32_t seed = 1;
+  std::int64_t chains = 0;
+  int generations = 0;
+  std::string family;  // gaussian
+  int dim = 1;
+  kernels::Estimator estimator = kernels::Estimator::kMle;
+  std::vector<double> truth_mean;  // dim
+  std::vector<double> truth_cov;   // dim * dim, row-major, symmetric positive definite
+  int samples = 0;
+  kernels::Regime regime = kernels::Regime::kReplace;
+  double real_fraction = 0.0;
+  int real_count = 0;  // round(real_fraction * samples), half away from zero
+};
+
+struct SweepAxis {
+  std::string path;                 // e.g. data.samples
+  std::vector<std::string> labels;  // each value as written, for metrics.csv
+};
+
+struct SweepPoint {
+  std::vector<std::string> labels;  // one per axis
+  PointConfig config;
+};
+
+struct Experiment {
+  YAML::Node resolved;  // the config after --set, sweep included (for the manifest)
+  std::vector<SweepAxis> axes;
+  std::vector<SweepPoint> points;  // cross product, first axis slowest
+};
+
+// Loads, overrides and validates. `sets` are "path=value" strings; a value is
+// parsed as YAML (so 0.5, replace and [1, 2] all work). A --set on a swept key
+// fixes it and removes its axis.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets);
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets);
+
+const char* regime_name(kernels::Regime r);
+const char* estimator_name(kernels::Estimator e);
+
+}  // namespace ouro

@@ -1,0 +1,81 @@
+#include "sim/gaussian_truth.h"
+
+#include <cmath>
+
+#include <Eigen/Dense>
+
+#include "kernels/linalg.h"
+#include "kernels/quadform.h"
+
+namespace ouro {
+
+kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
+  kernels::GaussianTruth t{};
+  const int d = c.dim;
+  t.d = d;
+  for (int i = 0; i < d; ++i) t.mu[i] = c.truth_mean[i];
+  for (int i = 0; i < d * d; ++i) t.cov[i] = c.truth_cov[i];
+  kernels::cholesky(d, t.cov, t.chol);  // validated positive definite by the config
+  t.trace = 0.0;
+  t.logdet = 0.0;
+  for (int i = 0; i < d; ++i) {
+    t.trace += t.cov[i * d + i];
+    t.logdet += 2.0 * std::log(t.chol[i * d + i]);
+  }
+  Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>> cov(t.cov, d, d);
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+  const Eigen::MatrixXd root = eig.operatorSqrt();
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) t.sqrt_cov[i * d + j] = root(i, j);
+  // Under the truth the squared Mahalanobis radius is chi-square with d
+  // degrees of freedom, so its 99th percentile is the chi-square quantile.
+  t.tail_r2 = kernels::chi2_quantile(0.99, d);
+  return t;
+}
+
+std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
+  using namespace kernels;
+  const double n = c.samples;
+  const int d = c.dim;
+  double trace0 = 0.0;
+  for (int i = 0; i < d; ++i) trace0 += c.truth_cov[i * d + i];
+  if (t == 0) {
+    switch (metric) {
+      case kVarRatio: case kDetRatio: case kTailMass: return 1.0;
+      case kMeanSqErr: case kW2: case kKl: case kSyntheticShare: case kDataAge: return 0.0;
+      default: return std::nullopt;
+    }
+  }
+  // The training set's composition is fixed by the regime; under
+  // accumulate_subsample it is random, with the pool's values as expectation.
+  if (metric == kSyntheticShare || metric == kDataAge) {
+    const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
+    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator};
+    double share, age;
+    pool_composition(s, share, age);
+    return metric == kSyntheticShare ? share : age;
+  }
+  if (c.real_fraction != 0.0) return std::nullopt;
+  const double a = (n - 1.0) / n;
+  if (c.regime == Regime::kReplace && c.estimator == Estimator::kMle) {
+    if (metric == kVarRatio) return std::pow(a, t);
+    if (metric == kMeanSqErr) return trace0 * (1.0 - std::pow(a, t));
+    if (metric == kDetRatio) {
+      double f = 1.0;
+      for (int i = 1; i <= d; ++i) f *= 1.0 - i / n;
+      return std::pow(f, t);
+    }
+  }
+  if (c.regime == Regime::kReplace && c.estimator == Estimator::kUnbiased) {
+    if (metric == kVarRatio) return 1.0;
+    if (metric == kMeanSqErr) return t * trace0 / n;
+  }
+  if (c.regime == Regime::kAccumulate && c.estimator == Estimator::kMle && metric == kVarRatio) {
+    double v = 1.0 - 1.0 / n;
+    for (int j = 2; j <= t; ++j) v *= 1.0 - 1.0 / (n * j * j);
+    return v;
+  }
+  return std::nullopt;
+}
+
+}  // namespace ouro

@@ -1,0 +1,78 @@
+#include "sim/output.h"
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+namespace ouro {
+
+CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& header) : path_(path) {
+  f_ = std::fopen(path.c_str(), "w");
+  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  row(header);
+  flush();
+}
+
+CsvWriter::~CsvWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void CsvWriter::row(const std::vector<std::string>& fields) {
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) line += ',';
+    const std::string& v = fields[i];
+    if (v.find_first_of(",\"\n") != std::string::npos) {
+      line += '"';
+      for (char c : v) line += (c == '"') ? std::string("\"\"") : std::string(1, c);
+      line += '"';
+    } else {
+      line += v;
+    }
+  }
+  line += '\n';
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size())
+    throw std::runtime_error(fmt::format("write to {} failed: {}", path_, std::strerror(errno)));
+}
+
+void CsvWriter::flush() {
+  if (std::fflush(f_) != 0) throw std::runtime_error(fmt::format("flush of {} failed", path_));
+}
+
+std::string number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : std::string(); }
+std::string number(std::optional<double> v) { return v ? number(*v) : std::string(); }
+
+std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths) {
+  std::vector<std::string> h = axis_paths;
+  for (const char* c : {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "theory"})
+    h.emplace_back(c);
+  return h;
+}
+
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation,
+                                     const std::string& metric, const Summary& s, std::optional<double> theory) {
+  std::vector<std::string> r = labels;
+  r.push_back(std::to_string(generation));
+  r.push_back(metric);
+  for (double v : {s.mean, s.se, s.std, s.q05, s.q50, s.q95}) r.push_back(number(v));
+  r.push_back(std::to_string(s.chains));
+  r.push_back(number(theory));
+  return r;
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw std::runtime_error(fmt::format("cannot write {}", tmp));
+    f << j.dump(2) << '\n';
+    if (!f) throw std::runtime_error(fmt::format("write to {} failed", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error(fmt::format("cannot rename {} to {}", tmp, path));
+}
+
+}  // namespace ouro

@@ -1,0 +1,44 @@
+// What a run writes: metrics.csv (tidy, one row per sweep point x generation x
+// metric, appended and flushed as generations finish), optionally
+// per_chain.csv, and manifest.json (provenance).
+#pragma once
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/aggregate.h"
+
+namespace ouro {
+
+// A CSV file that is flushed after every block of rows, so an interrupted run
+// keeps every generation it finished.
+class CsvWriter {
+ public:
+  CsvWriter(const std::string& path, const std::vector<std::string>& header);
+  ~CsvWriter();
+  CsvWriter(const CsvWriter&) = delete;
+  CsvWriter& operator=(const CsvWriter&) = delete;
+  void row(const std::vector<std::string>& fields);
+  void flush();
+
+ private:
+  std::FILE* f_;
+  std::string path_;
+};
+
+// Shortest text that reads back as the same double ("" for NaN/Inf).
+std::string number(double v);
+std::string number(std::optional<double> v);
+
+std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths);
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation,
+                                     const std::string& metric, const Summary& s, std::optional<double> theory);
+
+// Writes JSON to path atomically (temporary file, then rename).
+void write_json_atomic(const std::string& path, const nlohmann::json& j);
+
+}  // namespace ouro

@@ -1,0 +1,63 @@
+// Test support: run a config's first sweep point on a backend and keep every
+// generation's aggregates; skip cuda where it cannot run.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/gaussian.h"
+#include "sim/aggregate.h"
+#include "sim/backend.h"
+#include "sim/config.h"
+#include "sim/gaussian_truth.h"
+
+namespace ouro::test {
+
+using Row = std::array<Summary, kernels::kNumGaussianMetrics>;
+
+struct Curves {
+  PointConfig config;
+  std::vector<Row> gen;                      // gen[t][metric]
+  std::vector<std::vector<double>> values;   // values[t] = [metric][chain] of the last run
+};
+
+inline Curves run_curves(const std::string& yaml, const std::string& backend, int threads = 0,
+                         bool keep_values = false) {
+  const Experiment ex = load_experiment_text(yaml, {});
+  Curves out;
+  out.config = ex.points.front().config;
+  const PointConfig& c = out.config;
+  kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, threads};
+  auto b = make_gaussian_backend(backend, spec);
+  std::vector<double> m(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * c.chains), scratch;
+  for (int g = 0; g <= c.generations; ++g) {
+    if (g == 0)
+      b->start(m.data());
+    else
+      b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator}, m.data());
+    Row row;
+    for (int k = 0; k < kernels::kNumGaussianMetrics; ++k) row[k] = summarize(m.data() + k * c.chains, c.chains, scratch);
+    out.gen.push_back(row);
+    if (keep_values) out.values.push_back(m);
+  }
+  return out;
+}
+
+// Parameterises a test over backends; cuda instances skip (visibly) where
+// this build has no cuda backend or the machine no device.
+class BackendTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "cuda" && !cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
+    if (GetParam() == "cuda" && cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  }
+};
+
+// The z-score of an observed mean against an expectation.
+inline double zscore(const Summary& s, double expected) { return (s.mean - expected) / s.se; }
+
+}  // namespace ouro::test

@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "sim/aggregate.h"
+
+namespace {
+
+using ouro::summarize;
+
+TEST(Summarize, MatchesNumpyOnASmallSample) {
+  // numpy: mean 3.5, std(ddof=1) 1.8708286933869707,
+  // quantile(x, [.05, .5, .95]) = 1.25, 3.5, 5.75 (linear).
+  const std::vector<double> x = {6, 1, 5, 2, 4, 3};
+  std::vector<double> scratch;
+  const auto s = summarize(x.data(), 6, scratch);
+  EXPECT_DOUBLE_EQ(s.mean, 3.5);
+  EXPECT_DOUBLE_EQ(s.std, 1.8708286933869707);
+  EXPECT_DOUBLE_EQ(s.se, 1.8708286933869707 / std::sqrt(6.0));
+  EXPECT_DOUBLE_EQ(s.q05, 1.25);
+  EXPECT_DOUBLE_EQ(s.q50, 3.5);
+  EXPECT_DOUBLE_EQ(s.q95, 5.75);
+  EXPECT_EQ(s.chains, 6);
+}
+
+TEST(Summarize, LeavesOutNonFiniteChainsAndCountsTheRest) {
+  const std::vector<double> x = {1, NAN, 3, INFINITY};
+  std::vector<double> scratch;
+  const auto s = summarize(x.data(), 4, scratch);
+  EXPECT_EQ(s.chains, 2);
+  EXPECT_DOUBLE_EQ(s.mean, 2.0);
+}
+
+TEST(Summarize, AllDegenerateGivesNaNAndZeroChains) {
+  const std::vector<double> x = {NAN, NAN};
+  std::vector<double> scratch;
+  const auto s = summarize(x.data(), 2, scratch);
+  EXPECT_EQ(s.chains, 0);
+  EXPECT_TRUE(std::isnan(s.mean));
+}
+
+}  // namespace
+
+namespace {
+
+// The selection-based quantiles against a full sort, on sizes where the
+// interpolation neighbour and the narrowing between quantiles matter.
+TEST(Quantiles, AgreeWithFullSortInterpolation) {
+  std::mt19937_64 g(1);
+  std::normal_distribution<double> nd;
+  for (std::size_t n : {1u, 2u, 3u, 20u, 21u, 1001u}) {
+    std::vector<double> v(n);
+    for (auto& x : v) x = nd(g);
+    std::vector<double> sorted = v;
+    std::sort(sorted.begin(), sorted.end());
+    const double q[3] = {0.05, 0.5, 0.95};
+    double out[3];
+    ouro::quantiles_type7(v, q, out, 3);
+    for (int i = 0; i < 3; ++i) {
+      const double h = (n - 1.0) * q[i];
+      const std::size_t lo = static_cast<std::size_t>(h);
+      const double expect = lo + 1 < n ? sorted[lo] + (h - lo) * (sorted[lo + 1] - sorted[lo]) : sorted[lo];
+      EXPECT_DOUBLE_EQ(out[i], expect) << "n " << n << " q " << q[i];
+    }
+  }
+}
+
+}  // namespace

@@ -1,0 +1,172 @@
+// The ouroboros binary end to end: bit-identical output for any thread count,
+// the manifest's record of who did what, and exit code 2 with the key's path
+// for bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out;  // stdout and stderr
+};
+
+Result run(const std::string& args) {
+  const std::string cmd = std::string(OUROBOROS_BINARY) + " " + args + " 2>&1";
+  Result r{0, {}};
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  std::size_t k;
+  while ((k = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+fs::path temp_dir(const std::string& name) {
+  const fs::path d = fs::temp_directory_path() / ("ouroboros-test-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+fs::path write_config(const fs::path& dir, const std::string& text) {
+  const fs::path p = dir / "config.yaml";
+  std::ofstream(p) << text;
+  return p;
+}
+
+const char* kSweep = R"(
+name: determinism
+seed: 7
+chains: 301
+generations: 6
+model: {family: gaussian, dim: 1, estimator: mle}
+truth: {isotropic: 2.0}
+data: {samples: 11, regime: replace, real_fraction: 0.0}
+sweep:
+  model.dim: [1, 2]
+  data.regime: [replace, accumulate, accumulate_subsample]
+  data.real_fraction: [0, 0.3]
+)";
+
+// Every chain is computed whole by one thread in a fixed order, so the thread
+// count cannot change a bit of metrics.csv; the manifest must show that both
+// threads of the 2-thread run did work (otherwise the test proves nothing).
+TEST(Cli, OutputIsBitIdenticalForOneAndTwoThreads) {
+  const fs::path dir = temp_dir("threads");
+  const fs::path cfg = write_config(dir, kSweep);
+  const Result one = run("run " + cfg.string() + " --backend cpu --threads 1 --no-progress --out " + (dir / "t1").string());
+  ASSERT_EQ(one.code, 0) << one.out;
+  const Result two = run("run " + cfg.string() + " --backend cpu --threads 2 --no-progress --out " + (dir / "t2").string());
+  ASSERT_EQ(two.code, 0) << two.out;
+  const std::string a = slurp(dir / "t1" / "metrics.csv"), b = slurp(dir / "t2" / "metrics.csv");
+  EXPECT_GT(a.size(), 1000u);
+  EXPECT_TRUE(a == b) << "metrics.csv differs between 1 and 2 threads";
+
+  const auto manifest = nlohmann::json::parse(slurp(dir / "t2" / "manifest.json"));
+  EXPECT_EQ(manifest["status"], "complete");
+  EXPECT_EQ(manifest["threads"], 2);
+  EXPECT_EQ(manifest["rng"]["layout_version"], 1);
+  for (const auto& point : manifest["points"]) {
+    ASSERT_EQ(point["workers"].size(), 2u) << point.dump();
+    std::int64_t total = 0;
+    for (const auto& w : point["workers"]) {
+      EXPECT_GT(w["chains"].get<std::int64_t>(), 0) << point.dump();
+      total += w["chains"].get<std::int64_t>();
+    }
+    EXPECT_EQ(total, 301);
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
+  const fs::path dir = temp_dir("columns");
+  const fs::path cfg = write_config(dir, kSweep);
+  const Result r = run("run " + cfg.string() + " --backend cpu --no-progress --set model.dim=1 --set data.real_fraction=0 --out " +
+                       (dir / "o").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::ifstream f(dir / "o" / "metrics.csv");
+  std::string header;
+  std::getline(f, header);
+  EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,theory");
+  int rows = 0;
+  for (std::string line; std::getline(f, line);) ++rows;
+  EXPECT_EQ(rows, 3 * 7 * 9);  // points x generations (0..6) x metrics
+  EXPECT_NE(r.out.find((dir / "o").string()), std::string::npos) << "summary must name the output folder";
+  fs::remove_all(dir);
+}
+
+struct BadInput {
+  std::string args;
+  std::string expect;  // text that must appear on stderr
+};
+
+TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
+  const fs::path dir = temp_dir("bad");
+  const fs::path cfg = write_config(dir, kSweep);
+  const std::string c = cfg.string();
+  const BadInput cases[] = {
+      {"run " + c + " --set data.samples=-3", "data.samples"},
+      {"run " + c + " --set data.real_fraction=2", "data.real_fraction"},
+      {"run " + c + " --set data.sampls=3", "did you mean data.samples?"},
+      {"run " + c + " --set model.dim=2 --set \"truth={mean: [0, 0], cov: [[1, 2], [2, 1]]}\"", "truth.cov"},
+      {"run " + c + " --set generations=abc", "generations"},
+      {"validate " + c + " --set chains=0", "chains"},
+      {"run " + (dir / "missing.yaml").string(), "cannot read config file"},
+      {"run " + c + " --backend gpu", "--backend"},
+      {"run " + c + " --threads -1", "--threads"},
+      {"frobnicate", "subcommand"},
+  };
+  for (const auto& bad : cases) {
+    const bool is_run = bad.args.rfind("run ", 0) == 0;
+    const Result r = run(bad.args + (is_run ? " --out " + (dir / "never").string() : std::string()));
+    EXPECT_EQ(r.code, 2) << bad.args << "\n" << r.out;
+    EXPECT_NE(r.out.find(bad.expect), std::string::npos) << bad.args << "\n" << r.out;
+    EXPECT_FALSE(fs::exists(dir / "never")) << "work was done before refusing: " << bad.args;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Cli, RefusesToOverwriteAnOutputFolderWithoutForce) {
+  const fs::path dir = temp_dir("force");
+  const fs::path cfg = write_config(dir, kSweep);
+  const std::string base = "run " + cfg.string() + " --backend cpu --no-progress --set generations=1 --set chains=5 --out " + (dir / "o").string();
+  ASSERT_EQ(run(base).code, 0);
+  const Result again = run(base);
+  EXPECT_EQ(again.code, 2);
+  EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
+  EXPECT_EQ(run(base + " --force").code, 0);
+  fs::remove_all(dir);
+}
+
+TEST(Cli, ValidateHelpAndVersion) {
+  const Result v = run("validate " + std::string(OUROBOROS_SOURCE_DIR) + "/experiments/quickstart.yaml");
+  EXPECT_EQ(v.code, 0) << v.out;
+  EXPECT_NE(v.out.find("valid"), std::string::npos);
+  const Result h = run("--help");
+  EXPECT_EQ(h.code, 0);
+  EXPECT_NE(h.out.find("run"), std::string::npos);
+  const Result ver = run("--version");
+  EXPECT_EQ(ver.code, 0);
+  EXPECT_NE(ver.out.find("ouroboros 0."), std::string::npos);
+}
+
+}  // namespace

@@ -1,0 +1,141 @@
+// Config loading: every refusal names the key's path and what was expected.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sim/config.h"
+
+namespace {
+
+using ouro::ConfigError;
+using ouro::load_experiment_text;
+
+const char* kBase = R"(
+name: t
+seed: 3
+chains: 10
+generations: 5
+model: {family: gaussian, dim: 1, estimator: mle}
+truth: {mean: [0.0], cov: [[1.0]]}
+data: {samples: 20, regime: replace, real_fraction: 0.0}
+)";
+
+// Expects a ConfigError whose path is `path` and whose message contains `text`.
+void expect_refused(const std::string& yaml, const std::vector<std::string>& sets, const std::string& path,
+                    const std::string& text) {
+  try {
+    load_experiment_text(yaml, sets);
+    ADD_FAILURE() << "accepted; expected refusal at " << path;
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), path) << e.what();
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, BaseConfigParses) {
+  const auto ex = load_experiment_text(kBase, {});
+  ASSERT_EQ(ex.points.size(), 1u);
+  const auto& c = ex.points[0].config;
+  EXPECT_EQ(c.seed, 3u);
+  EXPECT_EQ(c.chains, 10);
+  EXPECT_EQ(c.samples, 20);
+  EXPECT_EQ(c.real_count, 0);
+}
+
+TEST(Config, TypoGetsNearestKey) {
+  expect_refused(std::string(kBase) + "data2: 1\n", {}, "data2", "did you mean data?");
+  expect_refused(R"(
+chains: 10
+generations: 5
+model: {family: gaussian}
+truth: {isotropic: 1.0}
+data: {sampels: 20}
+)",
+                 {}, "data.sampels", "did you mean data.samples?");
+}
+
+TEST(Config, OutOfRangeValuesNameTheKey) {
+  expect_refused(kBase, {"data.samples=-5"}, "data.samples", "expected an integer in [2,");
+  expect_refused(kBase, {"chains=-1"}, "chains", "expected an integer in [1,");
+  expect_refused(kBase, {"data.real_fraction=1.5"}, "data.real_fraction", "[0, 1]");
+  expect_refused(kBase, {"data.regime=replce"}, "data.regime", "did you mean replace?");
+  expect_refused(kBase, {"model.estimator=biased"}, "model.estimator", "one of mle unbiased");
+  expect_refused(kBase, {"generations=ten"}, "generations", "expected an integer");
+  expect_refused(kBase, {"seed=2.5"}, "seed", "expected an integer");
+}
+
+TEST(Config, CovarianceMustBeSymmetricPositiveDefinite) {
+  expect_refused(kBase, {"model.dim=2", "truth.mean=[0, 0]", "truth.cov=[[1, 0.5], [0.4, 1]]"}, "truth.cov",
+                 "not symmetric");
+  expect_refused(kBase, {"model.dim=2", "truth.mean=[0, 0]", "truth.cov=[[1, 2], [2, 1]]"}, "truth.cov",
+                 "not positive definite");
+  expect_refused(kBase, {"model.dim=2", "truth.mean=[0, 0]"}, "truth.cov", "2 x 2");
+  expect_refused(kBase, {"model.dim=2", "truth.cov=[[1, 0], [0, 1]]"}, "truth.mean", "expected 2 numbers");
+}
+
+TEST(Config, SamplesMustExceedTheDimension) {
+  // With n <= d the sample covariance is singular.
+  expect_refused(kBase, {"model.dim=3", "truth={isotropic: 1.0}", "data.samples=3"}, "data.samples",
+                 "an integer in [4,");
+}
+
+TEST(Config, IsotropicTruthExpandsToTheModelDimension) {
+  const auto ex = load_experiment_text(kBase, {"model.dim=3", "truth={isotropic: 2.0}"});
+  const auto& c = ex.points[0].config;
+  ASSERT_EQ(c.truth_cov.size(), 9u);
+  EXPECT_EQ(c.truth_cov[0], 2.0);
+  EXPECT_EQ(c.truth_cov[1], 0.0);
+  EXPECT_EQ(c.truth_mean, std::vector<double>(3, 0.0));
+}
+
+TEST(Config, SweepIsACrossProductFirstAxisSlowest) {
+  const auto ex = load_experiment_text(std::string(kBase) + R"(
+sweep:
+  data.samples: [10, 100]
+  data.regime: [replace, accumulate, accumulate_subsample]
+)",
+                                       {});
+  ASSERT_EQ(ex.axes.size(), 2u);
+  ASSERT_EQ(ex.points.size(), 6u);
+  EXPECT_EQ(ex.points[0].labels, (std::vector<std::string>{"10", "replace"}));
+  EXPECT_EQ(ex.points[1].labels, (std::vector<std::string>{"10", "accumulate"}));
+  EXPECT_EQ(ex.points[5].labels, (std::vector<std::string>{"100", "accumulate_subsample"}));
+  EXPECT_EQ(ex.points[5].config.samples, 100);
+  EXPECT_EQ(ex.points[5].config.regime, ouro::kernels::Regime::kAccumulateSubsample);
+}
+
+TEST(Config, SetOnASweptKeyFixesItAndRemovesTheAxis) {
+  const auto ex = load_experiment_text(std::string(kBase) + "sweep: {data.samples: [10, 100], data.real_fraction: [0, 0.5]}\n",
+                                       {"data.samples=30"});
+  ASSERT_EQ(ex.axes.size(), 1u);
+  EXPECT_EQ(ex.axes[0].path, "data.real_fraction");
+  ASSERT_EQ(ex.points.size(), 2u);
+  EXPECT_EQ(ex.points[1].config.samples, 30);
+  EXPECT_EQ(ex.points[1].config.real_count, 15);
+}
+
+TEST(Config, BadSweepValueNamesThePoint) {
+  expect_refused(std::string(kBase) + "sweep: {data.samples: [10, -1]}\n", {}, "data.samples",
+                 "at sweep point data.samples=-1");
+}
+
+TEST(Config, UnknownSweepKeyAndBadSet) {
+  expect_refused(std::string(kBase) + "sweep: {data.sample: [10]}\n", {}, "sweep.data.sample",
+                 "did you mean data.samples?");
+  expect_refused(kBase, {"nonsense"}, "--set nonsense", "key.path=value");
+  expect_refused(kBase, {"data.smaples=3"}, "data.smaples", "did you mean data.samples?");
+}
+
+TEST(Config, RealCountRoundsHalfAwayFromZero) {
+  EXPECT_EQ(load_experiment_text(kBase, {"data.samples=10", "data.real_fraction=0.25"}).points[0].config.real_count, 3);
+  EXPECT_EQ(load_experiment_text(kBase, {"data.samples=10", "data.real_fraction=0.24"}).points[0].config.real_count, 2);
+}
+
+TEST(Config, MissingRequiredKeys) {
+  expect_refused("generations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\ndata: {samples: 5}\n", {},
+                 "chains", "missing");
+  expect_refused("chains: 3\ngenerations: 3\nmodel: {family: gaussian}\ndata: {samples: 5}\n", {}, "truth",
+                 "missing");
+}
+
+}  // namespace
