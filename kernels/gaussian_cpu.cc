@@ -27,6 +27,8 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
     comp += (std::abs(sum) >= std::abs(x)) ? (sum - t) + x : (x - t) + sum;
     sum = t;
   };
+  std::uint32_t rk0[10], rk1[10];
+  rng::philox4x32_10_round_keys(seed, chain, rk0, rk1);
   const std::int64_t last_block = (i1 - 1) >> 2;
   for (std::int64_t b0 = i0 >> 2; b0 <= last_block; b0 += kTile) {
     const int blocks = static_cast<int>(std::min<std::int64_t>(kTile, last_block - b0 + 1));
@@ -36,7 +38,7 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
     for (int b = 0; b < blocks; ++b) {
       const std::uint64_t index = static_cast<std::uint64_t>(b0 + b);
       std::uint64_t c0 = index & 0xFFFFFFFFull, c1 = index >> 32, c2 = stream, c3 = generation;
-      rng::philox4x32_10_inplace<std::uint64_t>(c0, c1, c2, c3, seed, chain);
+      rng::philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, rk0, rk1);
       w0[b] = c0;
       w1[b] = c1;
       w2[b] = c2;

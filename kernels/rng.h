@@ -40,34 +40,48 @@ struct Block {
   std::uint32_t v[4];
 };
 
-// Philox4x32-10 on four 32-bit counter words under a two-word key, in place.
-// `Word` is std::uint32_t on the device and in scalar code; the cpu
-// backend's vectorised loops instantiate it with std::uint64_t lanes that hold
-// 32-bit values, so the 32x32->64-bit products map straight onto AVX2's
+// The ten round keys (Weyl key schedule, mod 2^32) of one key. Loops that
+// apply the same key to many counters compute them once (the cpu backend
+// hoists them out of its vectorised loop).
+OURO_HD OURO_FORCEINLINE void philox4x32_10_round_keys(std::uint32_t k0, std::uint32_t k1, std::uint32_t* rk0,
+                                                       std::uint32_t* rk1) {
+  for (int r = 0; r < 10; ++r) {
+    rk0[r] = k0;
+    rk1[r] = k1;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+}
+
+// The ten Philox rounds on four 32-bit counter words, in place, under round
+// keys rk0/rk1. `Word` is std::uint32_t on the device and in scalar code; the
+// cpu backend's vectorised loops instantiate it with std::uint64_t lanes that
+// hold 32-bit values, so the 32x32->64-bit products map straight onto AVX2's
 // vpmuludq without shuffles. The masks make both instantiations compute the
 // same function.
 template <class Word>
-OURO_HD OURO_FORCEINLINE void philox4x32_10_inplace(Word& c0, Word& c1, Word& c2, Word& c3, Word k0, Word k1) {
+OURO_HD OURO_FORCEINLINE void philox4x32_10_keyed(Word& c0, Word& c1, Word& c2, Word& c3, const std::uint32_t* rk0,
+                                                  const std::uint32_t* rk1) {
   constexpr std::uint64_t kLow = 0xFFFFFFFFull;
   OURO_UNROLL
   for (int r = 0; r < 10; ++r) {
     const std::uint64_t p0 = static_cast<std::uint64_t>(0xD2511F53u) * static_cast<std::uint64_t>(c0);
     const std::uint64_t p1 = static_cast<std::uint64_t>(0xCD9E8D57u) * static_cast<std::uint64_t>(c2);
-    const Word n0 = static_cast<Word>(p1 >> 32) ^ c1 ^ k0;
-    const Word n2 = static_cast<Word>(p0 >> 32) ^ c3 ^ k1;
+    const Word n0 = static_cast<Word>(p1 >> 32) ^ c1 ^ static_cast<Word>(rk0[r]);
+    const Word n2 = static_cast<Word>(p0 >> 32) ^ c3 ^ static_cast<Word>(rk1[r]);
     c1 = static_cast<Word>(p1 & kLow);
     c3 = static_cast<Word>(p0 & kLow);
     c0 = n0;
     c2 = n2;
-    k0 = static_cast<Word>((k0 + 0x9E3779B9u) & kLow);  // Weyl key schedule, mod 2^32
-    k1 = static_cast<Word>((k1 + 0xBB67AE85u) & kLow);
   }
 }
 
 // Philox4x32-10 of one counter under one key.
 OURO_HD OURO_FORCEINLINE Block philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
                                              std::uint32_t c3, std::uint32_t k0, std::uint32_t k1) {
-  philox4x32_10_inplace(c0, c1, c2, c3, k0, k1);
+  std::uint32_t rk0[10], rk1[10];
+  philox4x32_10_round_keys(k0, k1, rk0, rk1);
+  philox4x32_10_keyed(c0, c1, c2, c3, rk0, rk1);
   return Block{{c0, c1, c2, c3}};
 }
 

@@ -162,7 +162,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       std::vector<Summary> summaries(M);
 #pragma omp parallel for schedule(static) num_threads(aggregate_threads)
       for (int m = 0; m < M; ++m) {
-        std::vector<double> scratch;
+        thread_local std::vector<double> scratch;
         summaries[m] = summarize(metrics.data() + static_cast<std::size_t>(m) * c.chains, c.chains, scratch);
       }
       std::vector<std::vector<std::string>> rows;

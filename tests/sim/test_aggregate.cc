@@ -51,15 +51,25 @@ namespace {
 TEST(Quantiles, AgreeWithFullSortInterpolation) {
   std::mt19937_64 g(1);
   std::normal_distribution<double> nd;
-  for (std::size_t n : {1u, 2u, 3u, 20u, 21u, 1001u}) {
+  for (std::size_t n : {1u, 2u, 3u, 20u, 21u, 1001u, 10000u, 20001u}) {
     std::vector<double> v(n);
     for (auto& x : v) x = nd(g);
+    // Large samples: heavy tails of both signs, exact zeros, ties, tiny and
+    // subnormal values, which exercise every level of the radix selection.
+    if (n >= 10000)
+      for (std::size_t i = 0; i < n; ++i) {
+        if (i % 7 == 0) v[i] = 0.0;
+        if (i % 11 == 0) v[i] = 3.25;
+        if (i % 13 == 0) v[i] = std::exp(40 * nd(g));
+        if (i % 17 == 0) v[i] = -std::exp(40 * nd(g));
+        if (i % 19 == 0) v[i] = 4.9e-324 * (i % 5);
+      }
     std::vector<double> sorted = v;
     std::sort(sorted.begin(), sorted.end());
-    const double q[3] = {0.05, 0.5, 0.95};
-    double out[3];
-    ouro::quantiles_type7(v, q, out, 3);
-    for (int i = 0; i < 3; ++i) {
+    const double q[5] = {0.0, 0.05, 0.5, 0.95, 1.0};
+    double out[5];
+    ouro::quantiles_type7(v, q, out, 5);
+    for (int i = 0; i < 5; ++i) {
       const double h = (n - 1.0) * q[i];
       const std::size_t lo = static_cast<std::size_t>(h);
       const double expect = lo + 1 < n ? sorted[lo] + (h - lo) * (sorted[lo + 1] - sorted[lo]) : sorted[lo];
