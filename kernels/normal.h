@@ -7,7 +7,7 @@
 // of the first pair, words 2, 3 of the second. A 32-bit u1 = (k + 1/2) 2^-32
 // bounds |z| by sqrt(-2 ln 2^-33) = 6.77: the mass beyond, 1.3e-11 per draw,
 // is left out. Philox is the larger half of the cost of a normal; four normals
-// per block rather than two make the sampler 1.4x faster on the cpu.
+// per block rather than two make the sampler 1.3x faster on the cpu.
 //
 // The logarithm and sin/cos(2 pi u) are written here as branch-free
 // polynomials in basic IEEE operations rather than taken from libm/CUDA's math
