@@ -262,8 +262,9 @@ OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_sh
     data_age = 0.0;
     return;
   }
-  double synthetic = 0.0;
-  for (int k = 1; k <= t; ++k) synthetic += s.samples - real_points_of(k, s.samples, s.real_count);
+  // Generation 1 adds only real points, every later one samples - real_count
+  // synthetic ones.
+  const double synthetic = static_cast<double>(t - 1) * (s.samples - s.real_count);
   synthetic_share = synthetic / (static_cast<double>(t) * s.samples);
   data_age = 0.5 * (t - 1);  // every generation adds the same number of points
 }
@@ -271,16 +272,14 @@ OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_sh
 // All Gaussian metrics of one model against the truth (definitions in README):
 // closed forms for KL(truth || model), cross-entropy and W2 (Givens & Shortt
 // 1984 / Olkin & Pukelsheim 1982 for Gaussians), tail mass by
-// kernels/quadform.h. `ok` false (a failed fit) gives NaN everywhere, which
-// the aggregation counts as a degenerate chain.
+// kernels/quadform.h. `ok` false (a failed fit) gives NaN in every metric,
+// which the aggregation leaves out (the `chains` column counts the rest).
 OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, const double* cov,
                                      const double* chol, bool ok, double synthetic_share,
-                                     double data_age, double* out, int stride) {
+                                     double data_age, double* out, std::int64_t stride) {
   const int d = tr.d;
-  if (!ok) {
+  if (!ok) {  // a degenerate chain: left out of every metric's aggregate alike
     for (int k = 0; k < kNumGaussianMetrics; ++k) out[k * stride] = NAN;
-    out[kSyntheticShare * stride] = synthetic_share;
-    out[kDataAge * stride] = data_age;
     return;
   }
   double trace = 0.0, logdet = 0.0, det_ratio = 1.0, msq = 0.0;
@@ -376,7 +375,7 @@ OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c
     c.pool_m2[i * d * d + a] = 0.0;
   }
   c.ok[i] = 1;
-  gaussian_metrics(tr, tr.mu, tr.cov, tr.chol, true, 0.0, 0.0, c.metrics + i, static_cast<int>(c.batch));
+  gaussian_metrics(tr, tr.mu, tr.cov, tr.chol, true, 0.0, 0.0, c.metrics + i, c.batch);
 }
 
 // Fits generation s.generation of local chain i from this generation's
@@ -385,7 +384,7 @@ OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c
 OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr, const GaussianChains& c,
                                  std::int64_t i) {
   const int d = s.d;
-  const int stride = static_cast<int>(c.batch);
+  const std::int64_t stride = c.batch;
   double* mu = c.mu + i * d;
   double* cov = c.cov + i * d * d;
   double* chol = c.chol + i * d * d;

@@ -51,14 +51,22 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
     }
     const std::int64_t lo = std::max<std::int64_t>(i0 - 4 * b0, 0);
     const std::int64_t hi = std::min<std::int64_t>(i1 - 4 * b0, 4 * kTile);
-    double t1 = 0.0, t2 = 0.0;
-#pragma omp simd reduction(+ : t1, t2)
-    for (std::int64_t m = lo; m < hi; ++m) {
-      t1 += z[m];
-      t2 += z[m] * z[m];
+    // Four explicit lanes combined in a fixed order, not an OpenMP simd
+    // reduction: the order of a simd reduction follows the vector width the
+    // compiler picked, which would make the sums differ between machines.
+    double a1[4] = {0.0, 0.0, 0.0, 0.0}, a2[4] = {0.0, 0.0, 0.0, 0.0};
+    std::int64_t m = lo;
+    for (; m + 4 <= hi; m += 4)
+      for (int l = 0; l < 4; ++l) {
+        a1[l] += z[m + l];
+        a2[l] += z[m + l] * z[m + l];
+      }
+    for (int l = 0; m < hi; ++m, ++l) {
+      a1[l] += z[m];
+      a2[l] += z[m] * z[m];
     }
-    neumaier(s1, c1, t1);
-    neumaier(s2, c2, t2);
+    neumaier(s1, c1, (a1[0] + a1[1]) + (a1[2] + a1[3]));
+    neumaier(s2, c2, (a2[0] + a2[1]) + (a2[2] + a2[3]));
   }
   zsum += s1 + c1;
   zsq += s2 + c2;

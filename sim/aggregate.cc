@@ -122,13 +122,15 @@ void quantiles_type7(std::vector<double>& v, const double* q, double* out, int k
 }
 
 Summary summarize(const double* values, std::int64_t n, std::vector<double>& scratch) {
-  // One pass: keep the finite values, their sum, minimum and maximum.
+  // One pass: keep the non-NaN values (NaN marks a degenerate chain, in
+  // every metric alike), their sum, minimum and maximum. Infinite values are
+  // real results (e.g. kl of a model collapsed below double range) and stay.
   scratch.resize(static_cast<std::size_t>(n));
   std::size_t kept = 0;
   double sum = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (std::int64_t i = 0; i < n; ++i) {
     const double x = values[i];
-    if (!std::isfinite(x)) continue;
+    if (std::isnan(x)) continue;
     scratch[kept++] = x;
     sum += x;
     lo = x < lo ? x : lo;
@@ -142,16 +144,17 @@ Summary summarize(const double* values, std::int64_t n, std::vector<double>& scr
     s.mean = s.se = s.std = s.q05 = s.q50 = s.q95 = nan;
     return s;
   }
+  if (lo == hi) {  // every chain has the same value (e.g. synthetic_share): exact
+    s.mean = s.q05 = s.q50 = s.q95 = lo;
+    s.std = s.se = s.chains > 1 ? 0.0 : nan;
+    return s;
+  }
   // Two-pass variance around the mean, in chain order (deterministic).
   s.mean = sum / s.chains;
   double ss = 0.0;
   for (double x : scratch) ss += (x - s.mean) * (x - s.mean);
   s.std = s.chains > 1 ? std::sqrt(ss / (s.chains - 1)) : nan;
   s.se = s.chains > 1 ? s.std / std::sqrt(static_cast<double>(s.chains)) : nan;
-  if (lo == hi) {  // every chain has the same value (e.g. synthetic_share): nothing to select
-    s.q05 = s.q50 = s.q95 = lo;
-    return s;
-  }
   const double probs[3] = {0.05, 0.50, 0.95};
   double qs[3];
   quantiles_type7(scratch, probs, qs, 3);

@@ -9,7 +9,7 @@ namespace ouro {
 
 struct Summary {
   double mean, se, std, q05, q50, q95;
-  std::int64_t chains;  // chains with a finite value; NaN/Inf (degenerate chains) are left out
+  std::int64_t chains;  // chains with a value; NaN (a degenerate chain) is left out, +-inf stays
 };
 
 // mean; std with n - 1; se = std / sqrt(chains); quantiles by linear

@@ -42,7 +42,13 @@ void CsvWriter::flush() {
   if (std::fflush(f_) != 0) throw std::runtime_error(fmt::format("flush of {} failed", path_));
 }
 
-std::string number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : std::string(); }
+// NaN (no value: no chains, or a spread of infinities) is an empty cell;
+// infinities are written as inf / -inf.
+std::string number(double v) {
+  if (std::isnan(v)) return {};
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return fmt::format("{}", v);
+}
 std::string number(std::optional<double> v) { return v ? number(*v) : std::string(); }
 
 std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths) {

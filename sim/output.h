@@ -30,7 +30,7 @@ class CsvWriter {
   std::string path_;
 };
 
-// Shortest text that reads back as the same double ("" for NaN/Inf).
+// Shortest text that reads back as the same double; "" for NaN, inf/-inf.
 std::string number(double v);
 std::string number(std::optional<double> v);
 

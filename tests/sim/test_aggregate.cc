@@ -26,12 +26,29 @@ TEST(Summarize, MatchesNumpyOnASmallSample) {
   EXPECT_EQ(s.chains, 6);
 }
 
-TEST(Summarize, LeavesOutNonFiniteChainsAndCountsTheRest) {
-  const std::vector<double> x = {1, NAN, 3, INFINITY};
+TEST(Summarize, LeavesOutDegenerateChainsAndKeepsInfinities) {
+  // NaN marks a degenerate chain and is left out; an infinite value is a
+  // real result (dropping it would bias the mean low) and stays.
+  const std::vector<double> x = {1, NAN, 3};
   std::vector<double> scratch;
-  const auto s = summarize(x.data(), 4, scratch);
+  const auto s = summarize(x.data(), 3, scratch);
   EXPECT_EQ(s.chains, 2);
   EXPECT_DOUBLE_EQ(s.mean, 2.0);
+  const std::vector<double> y = {1, INFINITY, 3, NAN};
+  const auto t = summarize(y.data(), 4, scratch);
+  EXPECT_EQ(t.chains, 3);
+  EXPECT_EQ(t.mean, INFINITY);
+  EXPECT_EQ(t.q95, INFINITY);
+  EXPECT_DOUBLE_EQ(t.q05, 1.2);
+}
+
+TEST(Summarize, ConstantColumnsAreExact) {
+  const std::vector<double> x(20001, 0.35);
+  std::vector<double> scratch;
+  const auto s = summarize(x.data(), 20001, scratch);
+  EXPECT_EQ(s.mean, 0.35);
+  EXPECT_EQ(s.std, 0.0);
+  EXPECT_EQ(s.q50, 0.35);
 }
 
 TEST(Summarize, AllDegenerateGivesNaNAndZeroChains) {
