@@ -72,6 +72,7 @@ void check_keys(const YAML::Node& node, const std::string& section) {
   std::vector<std::string> siblings;
   for (const auto& k : schema().at(section)) siblings.push_back(join(section, k));
   for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) throw ConfigError(section.empty() ? "<top level>" : section, "keys must be plain names");
     const std::string key = kv.first.as<std::string>();
     const std::string path = join(section, key);
     if (std::find(siblings.begin(), siblings.end(), path) == siblings.end()) unknown_key(path, siblings);
@@ -85,6 +86,13 @@ std::vector<std::string> split_path(const std::string& path) {
   std::string part;
   while (std::getline(ss, part, '.')) parts.push_back(part);
   return parts;
+}
+
+std::string scalar_text(const YAML::Node& n) {
+  if (n.IsScalar()) return n.Scalar();
+  YAML::Emitter e;
+  e << YAML::Flow << n;
+  return e.c_str();
 }
 
 // yaml-cpp's operator[] on a non-const node inserts; these walk without
@@ -101,12 +109,15 @@ YAML::Node find(const YAML::Node& root, const std::string& path) {
 void assign(YAML::Node root, const std::string& path, const YAML::Node& value) {
   const auto parts = split_path(path);
   std::vector<YAML::Node> chain{root};
+  std::string prefix;
   for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+    prefix += (i ? "." : "") + parts[i];
     YAML::Node next = chain.back()[parts[i]];
     if (!next.IsDefined() || next.IsNull()) {
       chain.back()[parts[i]] = YAML::Node(YAML::NodeType::Map);
       next = chain.back()[parts[i]];
     }
+    if (!next.IsMap()) throw ConfigError(prefix, "expected a mapping of keys, got " + scalar_text(next));
     chain.push_back(next);
   }
   chain.back()[parts.back()] = value;
@@ -115,13 +126,6 @@ void assign(YAML::Node root, const std::string& path, const YAML::Node& value) {
 bool is_leaf_path(const std::string& path) {
   const auto leaves = leaf_paths();
   return std::find(leaves.begin(), leaves.end(), path) != leaves.end();
-}
-
-std::string scalar_text(const YAML::Node& n) {
-  if (n.IsScalar()) return n.Scalar();
-  YAML::Emitter e;
-  e << YAML::Flow << n;
-  return e.c_str();
 }
 
 // ---- typed reads -----------------------------------------------------------
@@ -189,6 +193,7 @@ PointConfig parse_point(const YAML::Node& root) {
   PointConfig c;
   {
     YAML::Node n = find(root, "name");
+    if (n && !n.IsNull() && !n.IsScalar()) throw ConfigError("name", "expected a name, got " + scalar_text(n));
     c.name = (n && n.IsScalar()) ? n.Scalar() : "experiment";
     for (char ch : c.name)
       if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.'))
@@ -238,6 +243,16 @@ PointConfig parse_point(const YAML::Node& root) {
   }
   if (static_cast<int>(c.truth_mean.size()) != d)
     throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
+  // Scales far outside these overflow the sums of squares or lose the mean
+  // against its spread in double precision.
+  for (int i = 0; i < d; ++i) {
+    const double v = c.truth_cov[i * d + i];
+    if (!(v >= 1e-100 && v <= 1e100))
+      throw ConfigError("truth", fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
+    if (std::abs(c.truth_mean[i]) > 1e12 * std::sqrt(v))
+      throw ConfigError("truth.mean", fmt::format("mean {} in dimension {} is more than 1e12 standard deviations from 0",
+                                                  c.truth_mean[i], i));
+  }
 
   const std::int64_t min_samples = std::max(2, d + 1);
   c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
@@ -269,6 +284,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
       throw ConfigError("--set " + s, "expected key.path=value");
     const std::string path = s.substr(0, eq);
     if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
+    if (s.find_first_not_of(" \t", eq + 1) == std::string::npos)
+      throw ConfigError(path, "--set " + s + " gives no value");
     YAML::Node value;
     try {
       value = YAML::Load(s.substr(eq + 1));
@@ -325,6 +342,20 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
 
 }  // namespace
 
+namespace {
+
+// Any yaml-cpp exception that escapes the checks above (an odd document
+// shape) is still a refusal of the config, never a crash.
+Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets) {
+  try {
+    return build(root, sets);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError("", fmt::format("unexpected config structure: {}", e.what()));
+  }
+}
+
+}  // namespace
+
 Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets) {
   YAML::Node root;
   try {
@@ -332,7 +363,7 @@ Experiment load_experiment_text(const std::string& yaml_text, const std::vector<
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("not valid YAML: {}", e.what()));
   }
-  return build(root, sets);
+  return build_checked(root, sets);
 }
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets) {
@@ -344,7 +375,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("{} is not valid YAML: {}", path, e.what()));
   }
-  return build(root, sets);
+  return build_checked(root, sets);
 }
 
 const char* regime_name(kernels::Regime r) {

@@ -2,6 +2,7 @@
 // running it. Bad input (an unknown option, a config error) exits with code 2
 // before any work is done.
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -109,6 +110,22 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ouroboros: output folder %s already has files; choose another --out or pass --force\n",
                  opt.out_dir.c_str());
     return kExitBadInput;
+  }
+  {
+    // Refuse a run that cannot fit before doing any of it.
+    double need = 0.0;
+    const ouro::PointConfig* biggest = nullptr;
+    for (const auto& p : ex.points)
+      if (ouro::estimate_point_bytes(p.config) > need) need = ouro::estimate_point_bytes(p.config), biggest = &p.config;
+    const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+    if (biggest && need > 0.8 * have) {
+      std::fprintf(stderr,
+                   "ouroboros: config error: chains: %lld chains of this point need about %.1f GiB of memory, "
+                   "more than this machine can give (%.1f GiB); lower chains%s\n",
+                   static_cast<long long>(biggest->chains), need / 1073741824.0, have / 1073741824.0,
+                   biggest->regime == ouro::kernels::Regime::kAccumulateSubsample ? ", generations or model.dim" : " or model.dim");
+      return kExitBadInput;
+    }
   }
   if (opt.backend == "cpu" && threads > 0) omp_set_num_threads(threads);
 

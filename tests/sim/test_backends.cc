@@ -24,8 +24,12 @@ void compare(const std::string& yaml) {
       const double a = cpu.values[t][i], b = gpu.values[t][i];
       if (std::isnan(a) && std::isnan(b)) continue;
       // Mixed tolerance: relative 1e-9 (rounding differences grow slowly
-      // through generations of refitting), absolute 1e-12 near zero.
-      if (!(std::abs(a - b) <= 1e-12 + 1e-9 * std::abs(a))) {
+      // through generations of refitting), absolute 1e-12 near zero. The
+      // d > 1 tail mass comes from an adaptive quadrature that stops at a
+      // relative 1e-8 (kernels/quadform.h): a last-bit difference in its
+      // input can move its result by that much, so it gets 1e-7.
+      const bool tail = static_cast<int>(i / cpu.config.chains) == kernels::kTailMass && cpu.config.dim > 1;
+      if (!(std::abs(a - b) <= 1e-12 + (tail ? 1e-7 : 1e-9) * std::abs(a))) {
         ++mismatches;
         if (shown++ < 10)
           ADD_FAILURE() << "generation " << t << " metric " << i / cpu.config.chains << " chain "

@@ -209,6 +209,19 @@ TEST_P(GaussianOracle, AccumulateSubsampleMatchesBruteForce) {
   }
 }
 
+// Old generations' real and synthetic points must both be regenerated from
+// the right source: accumulate and accumulate_subsample with fresh real data.
+// Planted bug: real draws ignored after generation 1.
+TEST_P(GaussianOracle, AccumulateRegimesWithRealDataMatchBruteForce) {
+  const int chains = 20000, G = 6, n = 10;
+  for (const char* regime : {"accumulate", "accumulate_subsample"}) {
+    const auto c = run_curves(gaussian_yaml(chains, G, 1, n, regime, "mle", 0.3), GetParam());
+    const auto ref = reference_var_ratio(chains, G, n, regime, 0.3, false, false, 41);
+    const auto bug = reference_var_ratio(chains, G, n, regime, 0.3, false, true, 42);
+    check_against_reference(c, ref, bug, {1, 2, 4, 6}, "real draws ignored after generation 1");
+  }
+}
+
 TEST_P(GaussianOracle, FreshRealFractionMatchesBruteForce) {
   const int chains = 20000, G = 10, n = 10;
   const auto c = run_curves(gaussian_yaml(chains, G, 1, n, "replace", "mle", 0.3), GetParam());
@@ -231,7 +244,7 @@ TEST_P(GaussianOracle, GenerationZeroIsTheTruth) {
   EXPECT_EQ(r0[kVarRatio].std, 0.0);
 }
 
-// tail_mass in d = 2 (the Ruben-series path) at generation 1 against a
+// tail_mass in d = 2 (the quadratic-form path of kernels/quadform.h) at generation 1 against a
 // brute-force reference: fit n = 10 points of N(0, I) by MLE, then estimate
 // the fitted model's mass outside the truth's 99% circle (radius^2 =
 // -2 ln 0.01 in 2-D) from 400 fresh model draws per chain. The mean over
