@@ -201,7 +201,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     for (const auto& w : backend->workers())
       workers.push_back({{"worker", w.worker}, {"first_chain", w.first_chain}, {"last_chain", w.last_chain},
                          {"chains", w.chains}});
-    points_json.push_back({{"point", pj}, {"chains", c.chains}, {"workers", workers}});
+    points_json.push_back({{"point", pj}, {"seed", c.seed}, {"chains", c.chains}, {"workers", workers}});
   }
 
   result.wall_seconds = seconds_since(t_start);
