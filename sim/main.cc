@@ -35,6 +35,24 @@ std::string describe_points(const ouro::Experiment& ex) {
   return s;
 }
 
+// A run whose largest sweep point needs more than 80% of this machine's
+// memory is refused before any work; the message names the point's size.
+std::string memory_problem(const ouro::Experiment& ex) {
+  double need = 0.0;
+  const ouro::PointConfig* biggest = nullptr;
+  for (const auto& p : ex.points) {
+    const double bytes = ouro::estimate_point_bytes(p.config);
+    if (bytes > need) need = bytes, biggest = &p.config;
+  }
+  const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
+  if (!biggest || need <= 0.8 * have) return {};
+  const bool history = biggest->regime == ouro::kernels::Regime::kAccumulateSubsample;
+  return fmt::format("chains: {} chains of this point need about {:.1f} GiB of memory, more than this machine can "
+                     "give ({:.1f} GiB); lower chains{}",
+                     biggest->chains, need / 1073741824.0, have / 1073741824.0,
+                     history ? ", generations or model.dim" : " or model.dim");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,21 +129,9 @@ int main(int argc, char** argv) {
                  opt.out_dir.c_str());
     return kExitBadInput;
   }
-  {
-    // Refuse a run that cannot fit before doing any of it.
-    double need = 0.0;
-    const ouro::PointConfig* biggest = nullptr;
-    for (const auto& p : ex.points)
-      if (ouro::estimate_point_bytes(p.config) > need) need = ouro::estimate_point_bytes(p.config), biggest = &p.config;
-    const double have = static_cast<double>(sysconf(_SC_PHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGE_SIZE));
-    if (biggest && need > 0.8 * have) {
-      std::fprintf(stderr,
-                   "ouroboros: config error: chains: %lld chains of this point need about %.1f GiB of memory, "
-                   "more than this machine can give (%.1f GiB); lower chains%s\n",
-                   static_cast<long long>(biggest->chains), need / 1073741824.0, have / 1073741824.0,
-                   biggest->regime == ouro::kernels::Regime::kAccumulateSubsample ? ", generations or model.dim" : " or model.dim");
-      return kExitBadInput;
-    }
+  if (const std::string problem = memory_problem(ex); !problem.empty()) {
+    std::fprintf(stderr, "ouroboros: config error: %s\n", problem.c_str());
+    return kExitBadInput;
   }
   if (opt.backend == "cpu" && threads > 0) omp_set_num_threads(threads);
 
