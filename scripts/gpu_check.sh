@@ -17,7 +17,7 @@ if [ "${1:-}" = "--bundle" ]; then
   # Copy the shared libraries of our Debian dependencies into build/lib.
   mkdir -p build/lib
   for bin in build/ouroboros build/bench_gaussian build/tests/test_sim build/tests/test_kernels; do
-    ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'libbenchmark|libgomp|libyaml|libfmt' | sort -u | xargs -r -I{} cp -L {} build/lib/
+    ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'libbenchmark|libgomp|libyaml|libfmt|libstdc\+\+|libgcc_s' | sort -u | xargs -r -I{} cp -L {} build/lib/
   done
   ls build/lib
   exit 0
@@ -27,6 +27,8 @@ if [ -z "${OUROBOROS_PREBUILT:-}" ]; then
   scripts/setup.sh
 fi
 export LD_LIBRARY_PATH="$PWD/build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# The CLI tests find the binary and the sources here, not where they were built.
+export OUROBOROS_BINARY="$PWD/build/ouroboros" OUROBOROS_SOURCE_DIR="$PWD"
 log=${OUT:-/tmp}/gpu_check.txt
 exec > >(tee "$log") 2>&1
 

@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -21,8 +22,17 @@ struct Result {
   std::string out;  // stdout and stderr
 };
 
+// Where the binary and the sources are: compiled in, overridable from the
+// environment for a build folder carried to another machine (gpu_check.sh).
+std::string from_env(const char* name, const char* fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+const std::string kBinary = from_env("OUROBOROS_BINARY", OUROBOROS_BINARY);
+const std::string kSourceDir = from_env("OUROBOROS_SOURCE_DIR", OUROBOROS_SOURCE_DIR);
+
 Result run(const std::string& args) {
-  const std::string cmd = std::string(OUROBOROS_BINARY) + " " + args + " 2>&1";
+  const std::string cmd = kBinary + " " + args + " 2>&1";
   Result r{0, {}};
   FILE* p = popen(cmd.c_str(), "r");
   char buf[4096];
@@ -162,7 +172,7 @@ TEST(Cli, RefusesToOverwriteAnOutputFolderWithoutForce) {
 }
 
 TEST(Cli, ValidateHelpAndVersion) {
-  const Result v = run("validate " + std::string(OUROBOROS_SOURCE_DIR) + "/experiments/quickstart.yaml");
+  const Result v = run("validate " + kSourceDir + "/experiments/quickstart.yaml");
   EXPECT_EQ(v.code, 0) << v.out;
   EXPECT_NE(v.out.find("valid"), std::string::npos);
   const Result h = run("--help");
