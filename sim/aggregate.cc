@@ -8,12 +8,6 @@
 
 namespace ouro {
 
-double quantile_type7(std::vector<double>& v, double q) {
-  double out;
-  quantiles_type7(v, &q, &out, 1);
-  return out;
-}
-
 namespace {
 
 // Order-preserving map of a non-NaN double to an unsigned integer.
@@ -31,8 +25,8 @@ double from_key(std::uint64_t k) {
 }
 
 // The elements of ranks `ranks` (ascending, relative to `keys`) by MSD radix
-// selection on `bits`-bit digits starting below bit shift + bits: a
-// histogram per level, one pass that gathers the buckets holding a wanted
+// selection on 11-bit digits whose lowest bit is `shift`: a histogram per
+// level, one pass that gathers the buckets holding a wanted
 // rank, recursion into those only. Linear time, exact, and insensitive to
 // ties and heavy tails (where introselect slows down).
 void radix_select(std::vector<std::uint64_t>& keys, int shift, const std::size_t* ranks, std::uint64_t* out,
@@ -78,7 +72,7 @@ void radix_select(std::vector<std::uint64_t>& keys, int shift, const std::size_t
 
 }  // namespace
 
-void quantiles_type7(std::vector<double>& v, const double* q, double* out, int k) {
+void quantiles_type7(const std::vector<double>& v, const double* q, double* out, int k) {
   const std::size_t n = v.size();
   if (n == 0) {
     for (int i = 0; i < k; ++i) out[i] = std::numeric_limits<double>::quiet_NaN();

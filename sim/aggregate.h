@@ -14,14 +14,12 @@ struct Summary {
 
 // mean; std with n - 1; se = std / sqrt(chains); quantiles by linear
 // interpolation between order statistics (Hyndman & Fan 1996, type 7, the
-// default of R and numpy). `scratch` is reordered.
+// default of R and numpy). `scratch` holds the non-NaN values afterwards.
 Summary summarize(const double* values, std::int64_t n, std::vector<double>& scratch);
 
-// Quantile q of unsorted data by linear interpolation (type 7), using
-// selection rather than a full sort; v is reordered.
-double quantile_type7(std::vector<double>& v, double q);
-// k quantiles at once, q in increasing order: each selection works on what
-// lies above the previous one.
-void quantiles_type7(std::vector<double>& v, const double* q, double* out, int k);
+// k quantiles of unsorted, NaN-free data by linear interpolation (type 7),
+// by exact radix selection on order-preserving integer keys rather than a
+// full sort; v is left as it is.
+void quantiles_type7(const std::vector<double>& v, const double* q, double* out, int k);
 
 }  // namespace ouro
