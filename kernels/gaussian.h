@@ -21,11 +21,11 @@
 #include "kernels/normal.h"
 #include "kernels/portability.h"
 #include "kernels/quadform.h"
+#include "kernels/regime.h"
 #include "kernels/rng.h"
 
 namespace ouro::kernels {
 
-enum class Regime : int { kReplace = 0, kAccumulate = 1, kAccumulateSubsample = 2 };
 enum class Estimator : int { kMle = 0, kUnbiased = 1 };
 
 // Metric slots of the Gaussian family, in metrics.csv order.
@@ -177,37 +177,6 @@ OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, 
   return cholesky(d, cov, chol);
 }
 
-// Uniform in (0,1) number j of the subsample stream (two per block).
-OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
-                                        std::uint32_t generation, std::uint64_t j) {
-  const rng::Block b = rng::draw_block(seed, chain, generation, rng::kStreamSubsample, j >> 1);
-  return (j & 1) ? rng::u01_open(b.v[2], b.v[3]) : rng::u01_open(b.v[0], b.v[1]);
-}
-
-// Real draws among generation k's new points: all n at k = 1, then
-// `real_count` (round(real_fraction * n)) from k = 2 on.
-OURO_HD inline int real_points_of(int k, int samples, int real_count) {
-  return k == 1 ? samples : real_count;
-}
-
-// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): calls
-// f(j) for `take` distinct positions j of [0, total), in increasing order,
-// every subset equally likely. Candidate j is taken with probability
-// (still needed) / (total - j), decided by uniform j of the chain's subsample
-// stream of this generation: O(total) work, no memory.
-template <class F>
-OURO_HD inline void for_each_selected(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
-                                      std::int64_t total, std::int64_t take, F&& f) {
-  std::int64_t needed = take;
-  for (std::int64_t j = 0; j < total && needed > 0; ++j) {
-    const double u = subsample_uniform(seed, chain, generation, static_cast<std::uint64_t>(j));
-    if (static_cast<double>(total - j) * u < static_cast<double>(needed)) {
-      --needed;
-      f(j);
-    }
-  }
-}
-
 // accumulate_subsample: the training set of generation t is `samples` points
 // drawn uniformly without replacement from the pool of all t * samples points
 // produced so far. Pool position j is point i = j % n of generation
@@ -256,17 +225,7 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
 // Synthetic share and mean data age of the training set under replace and
 // accumulate, where they are the same for every chain.
 OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_share, double& data_age) {
-  const int t = s.generation;
-  if (s.regime == Regime::kReplace) {
-    synthetic_share = static_cast<double>(s.samples - real_points_of(t, s.samples, s.real_count)) / s.samples;
-    data_age = 0.0;
-    return;
-  }
-  // Generation 1 adds only real points, every later one samples - real_count
-  // synthetic ones.
-  const double synthetic = static_cast<double>(t - 1) * (s.samples - s.real_count);
-  synthetic_share = synthetic / (static_cast<double>(t) * s.samples);
-  data_age = 0.5 * (t - 1);  // every generation adds the same number of points
+  regime_composition(s.regime, s.samples, s.real_count, s.generation, synthetic_share, data_age);
 }
 
 // All Gaussian metrics of one model against the truth (definitions in README):

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/gaussian.h"
+#include "kernels/workers.h"
 
 namespace ouro::kernels {
 
@@ -21,14 +22,6 @@ struct GaussianBatchSpec {
   std::uint32_t chain_begin;  // global id of the batch's first chain
   std::int64_t batch;         // number of chains
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
-};
-
-// Which chains one worker (an OpenMP thread, a CUDA device) ran.
-struct WorkerRange {
-  std::string worker;
-  std::int64_t first_chain;  // global ids, inclusive
-  std::int64_t last_chain;
-  std::int64_t chains;
 };
 
 class GaussianBackend {

@@ -117,7 +117,8 @@ class GaussianCpu final : public GaussianBackend {
     std::vector<WorkerRange> seen(threads_);
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (std::int64_t i = 0; i < n; ++i) {
-      note(seen[omp_get_thread_num()], i);
+      note_chain(seen[omp_get_thread_num()], "omp-thread-" + std::to_string(omp_get_thread_num()),
+                 spec_.chain_begin + i);
       start_chain(spec_.truth, c, i);
     }
     workers_ = seen;
@@ -157,16 +158,6 @@ class GaussianCpu final : public GaussianBackend {
   std::vector<WorkerRange> workers() const override { return workers_; }
 
  private:
-  void note(WorkerRange& w, std::int64_t i) const {
-    const std::int64_t global = spec_.chain_begin + i;
-    if (w.chains == 0) {
-      w.worker = "omp-thread-" + std::to_string(omp_get_thread_num());
-      w.first_chain = global;
-    }
-    w.last_chain = global;
-    ++w.chains;
-  }
-
   GaussianBatchSpec spec_;
   int threads_;
   std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_;

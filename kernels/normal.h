@@ -152,4 +152,16 @@ OURO_HD OURO_FORCEINLINE double stream_normal(std::uint32_t seed, std::uint32_t 
   return (which & 1) ? z1 : z0;
 }
 
+// Normals first .. first+count-1 of a chain's stream into z, each block drawn
+// once (the same values as stream_normal).
+OURO_HD OURO_FORCEINLINE void stream_normals(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                             std::uint32_t stream, std::uint64_t first, int count, double* z) {
+  double quad[4];
+  for (int a = 0; a < count; ++a) {
+    const std::uint64_t m = first + static_cast<std::uint64_t>(a);
+    if (a == 0 || (m & 3) == 0) box_muller(rng::draw_block(seed, chain, generation, stream, m >> 2), quad);
+    z[a] = quad[m & 3];
+  }
+}
+
 }  // namespace ouro::kernels

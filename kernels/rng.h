@@ -34,7 +34,15 @@ enum Stream : std::uint32_t {
   kStreamRealDraw = 1,       // points drawn from the truth
   kStreamSyntheticDraw = 2,  // points drawn from the previous generation's model
   kStreamSubsample = 3,      // selection of the accumulate_subsample training set
+  kStreamRealComponent = 4,       // mixtures: the component of each real draw
+  kStreamSyntheticComponent = 5,  // mixtures: the component of each synthetic draw
+  kStreamEmInit = 6,              // mixtures: k-means++ seeding of EM restarts
 };
+
+// The held-out evaluation set is the same for every chain: the real draws of
+// generation 0 under this chain id, which no chain has (chain ids are
+// < 2^32 - 1, and no chain draws at generation 0).
+inline constexpr std::uint32_t kHeldoutChain = 0xFFFFFFFFu;
 
 struct Block {
   std::uint32_t v[4];

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kernels/gaussian_backend.h"
+#include "kernels/gmm_backend.h"
 
 namespace ouro {
 
@@ -22,5 +23,6 @@ std::string resolve_backend(const std::string& requested);
 
 std::unique_ptr<kernels::GaussianBackend> make_gaussian_backend(const std::string& backend,
                                                                 const kernels::GaussianBatchSpec& spec);
+std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec);
 
 }  // namespace ouro

@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "kernels/gmm.h"
 #include "kernels/linalg.h"
 
 namespace ouro {
@@ -17,10 +18,12 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sweep"}},
-      {"model", {"family", "dim", "estimator"}},
-      {"truth", {"mean", "cov", "isotropic"}},
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "metrics", "sweep"}},
+      {"model", {"family", "dim", "estimator", "components", "covariance", "em"}},
+      {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
+      {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs"}},
       {"data", {"samples", "regime", "real_fraction"}},
+      {"metrics", {"heldout", "dead_weight"}},
   };
   return s;
 }
@@ -187,6 +190,146 @@ std::vector<double> read_vector(const YAML::Node& n, const std::string& path) {
   return v;
 }
 
+// A symmetric positive definite d x d matrix, or (allow_diagonal) a list of
+// d positive variances for a diagonal one; row-major into out.
+std::vector<double> read_covariance(const YAML::Node& n, const std::string& path, int d, bool allow_diagonal) {
+  const std::string expected = fmt::format("a {0} x {0} symmetric positive definite matrix{1}", d,
+                                           allow_diagonal ? fmt::format(" or a list of {} variances", d) : "");
+  if (!n.IsSequence() || static_cast<int>(n.size()) != d)
+    throw ConfigError(path, fmt::format("expected {} (model.dim = {}), got {}", expected, d, scalar_text(n)));
+  std::vector<double> m;
+  if (allow_diagonal && d > 0 && n[0].IsScalar()) {
+    const auto v = read_vector(n, path);
+    m.assign(d * d, 0.0);
+    for (int i = 0; i < d; ++i) m[i * d + i] = v[i];
+  } else {
+    for (int i = 0; i < d; ++i) {
+      auto row = read_vector(n[i], fmt::format("{}[{}]", path, i));
+      if (static_cast<int>(row.size()) != d)
+        throw ConfigError(fmt::format("{}[{}]", path, i), fmt::format("expected {} numbers (model.dim), got {}", d, row.size()));
+      m.insert(m.end(), row.begin(), row.end());
+    }
+    for (int i = 0; i < d; ++i)
+      for (int j = 0; j < i; ++j) {
+        const double a = m[i * d + j], b = m[j * d + i];
+        if (std::abs(a - b) > 1e-12 * std::max(std::abs(a), std::abs(b)))
+          throw ConfigError(path, fmt::format("not symmetric: [{0}][{1}] = {2} but [{1}][{0}] = {3}", i, j, a, b));
+      }
+  }
+  std::vector<double> l(d * d);
+  if (!kernels::cholesky(d, m.data(), l.data())) throw ConfigError(path, "not positive definite");
+  return m;
+}
+
+// Scales far outside these overflow the sums of squares or lose the mean
+// against its spread in double precision.
+void check_scales(const std::string& var_path, const std::string& mean_path, int d, const double* mean,
+                  const double* cov) {
+  for (int i = 0; i < d; ++i) {
+    const double v = cov[i * d + i];
+    if (!(v >= 1e-100 && v <= 1e100))
+      throw ConfigError(var_path, fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
+    if (std::abs(mean[i]) > 1e12 * std::sqrt(v))
+      throw ConfigError(mean_path, fmt::format("mean {} in dimension {} is more than 1e12 standard deviations from 0",
+                                          mean[i], i));
+  }
+}
+
+// Keys that belong to one family only are refused in the other's config.
+void refuse_other_family(const YAML::Node& root, const std::string& family) {
+  static const std::vector<std::pair<std::string, std::string>> owned = {
+      {"model.estimator", "gaussian"}, {"truth.mean", "gaussian"},    {"truth.cov", "gaussian"},
+      {"truth.isotropic", "gaussian"}, {"model.components", "gmm"},    {"model.covariance", "gmm"},
+      {"model.em", "gmm"},             {"truth.weights", "gmm"},       {"truth.means", "gmm"},
+      {"truth.covs", "gmm"},           {"metrics.heldout", "gmm"},     {"metrics.dead_weight", "gmm"}};
+  for (const auto& [path, owner] : owned) {
+    const YAML::Node n = find(root, path);
+    if (n && !n.IsNull() && owner != family)
+      throw ConfigError(path, fmt::format("applies to model.family {} only (this config has {})", owner, family));
+  }
+}
+
+double read_number(const YAML::Node& root, const std::string& path, double lo, double hi, double fallback,
+                   const std::string& expected) {
+  YAML::Node n = find(root, path);
+  if (!n || n.IsNull()) return fallback;
+  const double v = as_number(n, path, expected);
+  if (!(v >= lo && v <= hi)) throw ConfigError(path, fmt::format("expected {}, got {}", expected, n.Scalar()));
+  return v;
+}
+
+void parse_gaussian_truth(const YAML::Node& root, PointConfig& c) {
+  const int d = c.dim;
+  // truth: {mean, cov} or {isotropic: s}.
+  YAML::Node truth = required(root, "truth", "{mean: [...], cov: [[...]]} or {isotropic: variance}");
+  if (!truth.IsMap()) throw ConfigError("truth", "expected {mean: [...], cov: [[...]]} or {isotropic: variance}");
+  if (truth["isotropic"]) {
+    if (truth["cov"]) throw ConfigError("truth.isotropic", "give either truth.isotropic or truth.cov, not both");
+    const double s = as_number(truth["isotropic"], "truth.isotropic", "a variance > 0");
+    if (!(s > 0.0)) throw ConfigError("truth.isotropic", fmt::format("expected a variance > 0, got {}", s));
+    c.truth_cov.assign(d * d, 0.0);
+    for (int i = 0; i < d; ++i) c.truth_cov[i * d + i] = s;
+    c.truth_mean.assign(d, 0.0);
+    if (truth["mean"]) c.truth_mean = read_vector(truth["mean"], "truth.mean");
+  } else {
+    c.truth_mean = read_vector(required(root, "truth.mean", "a list of model.dim numbers"), "truth.mean");
+    c.truth_cov = read_covariance(required(root, "truth.cov", "a model.dim x model.dim symmetric positive definite matrix"),
+                                  "truth.cov", d, false);
+  }
+  if (static_cast<int>(c.truth_mean.size()) != d)
+    throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
+  check_scales("truth", "truth.mean", d, c.truth_mean.data(), c.truth_cov.data());
+}
+
+// The mixture family: model.components, model.covariance, model.em and a truth
+// {weights, means, covs}.
+void parse_gmm(const YAML::Node& root, PointConfig& c) {
+  const int d = c.dim;
+  c.components = static_cast<int>(read_int(root, "model.components", 1, kernels::kGmmMaxComponents, 0, false));
+  c.em.diag = read_enum(root, "model.covariance", {"full", "diag"}, "full") == "diag";
+  c.em.max_iter = static_cast<int>(read_int(root, "model.em.max_iter", 1, 100000, 100, true));
+  c.em.tol = read_number(root, "model.em.tol", 0.0, 1e300, 1e-3, "a tolerance >= 0");
+  c.em.init = read_enum(root, "model.em.init", {"warm", "kmeans++"}, "warm") == "warm" ? kernels::EmInit::kWarm
+                                                                                    : kernels::EmInit::kKmeansPP;
+  c.em.restarts = static_cast<int>(read_int(root, "model.em.restarts", 1, 1000, 1, true));
+  c.em.reg_covar = read_number(root, "model.em.reg_covar", 0.0, 1e300, 1e-6, "a ridge >= 0");
+
+  const std::string shape = "{weights: [...], means: [[...], ...], covs: [...]}";
+  YAML::Node truth = required(root, "truth", shape);
+  if (!truth.IsMap()) throw ConfigError("truth", "expected " + shape);
+  c.truth_weights = read_vector(required(root, "truth.weights", "a list of component weights"), "truth.weights");
+  const int K0 = static_cast<int>(c.truth_weights.size());
+  if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
+    throw ConfigError("truth.weights", fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
+  double sum = 0.0;
+  for (int k = 0; k < K0; ++k) {
+    if (!(c.truth_weights[k] > 0.0))
+      throw ConfigError(fmt::format("truth.weights[{}]", k), fmt::format("expected a weight > 0, got {}", c.truth_weights[k]));
+    sum += c.truth_weights[k];
+  }
+  if (std::abs(sum - 1.0) > 1e-6) throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
+  for (auto& w : c.truth_weights) w /= sum;
+  YAML::Node means = required(root, "truth.means", fmt::format("{} lists of {} numbers", K0, d));
+  YAML::Node covs = required(root, "truth.covs", fmt::format("{} covariances", K0));
+  if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
+    throw ConfigError("truth.means", fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
+  if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
+    throw ConfigError("truth.covs", fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
+  for (int k = 0; k < K0; ++k) {
+    const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
+    const auto mu = read_vector(means[k], mp);
+    if (static_cast<int>(mu.size()) != d)
+      throw ConfigError(mp, fmt::format("expected {} numbers (model.dim), got {}", d, mu.size()));
+    const auto cov = read_covariance(covs[k], cp, d, true);
+    check_scales(cp, mp, d, mu.data(), cov.data());
+    c.truth_means.insert(c.truth_means.end(), mu.begin(), mu.end());
+    c.truth_covs.insert(c.truth_covs.end(), cov.begin(), cov.end());
+  }
+  c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 10000000, 1000, true));
+  c.dead_weight = read_number(root, "metrics.dead_weight", 0.0, 1.0, 1e-3, "a weight in [0, 1]");
+}
+
+
 // ---- one point ---------------------------------------------------------------
 
 PointConfig parse_point(const YAML::Node& root) {
@@ -202,59 +345,17 @@ PointConfig parse_point(const YAML::Node& root) {
   c.seed = static_cast<std::uint32_t>(read_int(root, "seed", 0, 0xFFFFFFFFll, 1, true));
   c.chains = read_int(root, "chains", 1, 0xFFFFFFFFll, 0, false);
   c.generations = static_cast<int>(read_int(root, "generations", 1, 1000000, 0, false));
-  c.family = read_enum(root, "model.family", {"gaussian"}, "");
-  c.dim = static_cast<int>(read_int(root, "model.dim", 1, OURO_MAX_DIM, 1, true));
+  c.family = read_enum(root, "model.family", {"gaussian", "gmm"}, "");
+  refuse_other_family(root, c.family);
+  c.dim = static_cast<int>(read_int(root, "model.dim", 1, c.family == "gmm" ? kernels::kGmmMaxDim : OURO_MAX_DIM, 1, true));
   c.estimator = read_enum(root, "model.estimator", {"mle", "unbiased"}, "mle") == "unbiased"
                     ? kernels::Estimator::kUnbiased
                     : kernels::Estimator::kMle;
-  const int d = c.dim;
 
-  // truth: {mean, cov} or {isotropic: s}.
-  YAML::Node truth = required(root, "truth", "{mean: [...], cov: [[...]]} or {isotropic: variance}");
-  if (!truth.IsMap()) throw ConfigError("truth", "expected {mean: [...], cov: [[...]]} or {isotropic: variance}");
-  if (truth["isotropic"]) {
-    if (truth["cov"]) throw ConfigError("truth.isotropic", "give either truth.isotropic or truth.cov, not both");
-    const double s = as_number(truth["isotropic"], "truth.isotropic", "a variance > 0");
-    if (!(s > 0.0)) throw ConfigError("truth.isotropic", fmt::format("expected a variance > 0, got {}", s));
-    c.truth_cov.assign(d * d, 0.0);
-    for (int i = 0; i < d; ++i) c.truth_cov[i * d + i] = s;
-    c.truth_mean.assign(d, 0.0);
-    if (truth["mean"]) c.truth_mean = read_vector(truth["mean"], "truth.mean");
-  } else {
-    c.truth_mean = read_vector(required(root, "truth.mean", "a list of model.dim numbers"), "truth.mean");
-    YAML::Node cov = required(root, "truth.cov", "a model.dim x model.dim symmetric positive definite matrix");
-    if (!cov.IsSequence() || static_cast<int>(cov.size()) != d)
-      throw ConfigError("truth.cov", fmt::format("expected a {0} x {0} matrix (model.dim = {0}), got {1}", d, scalar_text(cov)));
-    for (int i = 0; i < d; ++i) {
-      auto row = read_vector(cov[i], fmt::format("truth.cov[{}]", i));
-      if (static_cast<int>(row.size()) != d)
-        throw ConfigError(fmt::format("truth.cov[{}]", i), fmt::format("expected {} numbers (model.dim), got {}", d, row.size()));
-      c.truth_cov.insert(c.truth_cov.end(), row.begin(), row.end());
-    }
-    for (int i = 0; i < d; ++i)
-      for (int j = 0; j < i; ++j) {
-        const double a = c.truth_cov[i * d + j], b = c.truth_cov[j * d + i];
-        if (std::abs(a - b) > 1e-12 * std::max(std::abs(a), std::abs(b)))
-          throw ConfigError("truth.cov", fmt::format("not symmetric: [{0}][{1}] = {2} but [{1}][{0}] = {3}", i, j, a, b));
-      }
-    std::vector<double> l(d * d);
-    if (!kernels::cholesky(d, c.truth_cov.data(), l.data()))
-      throw ConfigError("truth.cov", "not positive definite");
-  }
-  if (static_cast<int>(c.truth_mean.size()) != d)
-    throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
-  // Scales far outside these overflow the sums of squares or lose the mean
-  // against its spread in double precision.
-  for (int i = 0; i < d; ++i) {
-    const double v = c.truth_cov[i * d + i];
-    if (!(v >= 1e-100 && v <= 1e100))
-      throw ConfigError("truth", fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
-    if (std::abs(c.truth_mean[i]) > 1e12 * std::sqrt(v))
-      throw ConfigError("truth.mean", fmt::format("mean {} in dimension {} is more than 1e12 standard deviations from 0",
-                                                  c.truth_mean[i], i));
-  }
+  if (c.family == "gaussian") parse_gaussian_truth(root, c);
+  else parse_gmm(root, c);
 
-  const std::int64_t min_samples = std::max(2, d + 1);
+  const std::int64_t min_samples = c.family == "gaussian" ? std::max(2, c.dim + 1) : 2;
   c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
   const std::string regime = read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
   c.regime = regime == "accumulate"             ? kernels::Regime::kAccumulate

@@ -14,6 +14,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "kernels/gaussian.h"
+#include "kernels/gmm.h"
 
 namespace ouro {
 
@@ -33,11 +34,20 @@ struct PointConfig {
   std::uint32_t seed = 1;
   std::int64_t chains = 0;
   int generations = 0;
-  std::string family;  // gaussian
+  std::string family;  // gaussian | gmm
   int dim = 1;
+  // family gaussian
   kernels::Estimator estimator = kernels::Estimator::kMle;
   std::vector<double> truth_mean;  // dim
   std::vector<double> truth_cov;   // dim * dim, row-major, symmetric positive definite
+  // family gmm
+  int components = 0;                   // K of the fitted mixtures
+  kernels::EmSettings em{100, 1e-3, 1e-6, kernels::EmInit::kWarm, 1, false};
+  std::vector<double> truth_weights;    // K0, summing to 1
+  std::vector<double> truth_means;      // K0 * dim
+  std::vector<double> truth_covs;       // K0 * dim * dim, each symmetric positive definite
+  int heldout = 1000;                   // metrics.heldout: points of the fixed held-out set
+  double dead_weight = 1e-3;            // metrics.dead_weight
   int samples = 0;
   kernels::Regime regime = kernels::Regime::kReplace;
   double real_fraction = 0.0;

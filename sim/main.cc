@@ -15,6 +15,7 @@
 
 #include "sim/backend.h"
 #include "sim/config.h"
+#include "sim/family.h"
 #include "sim/provenance.h"
 #include "sim/run.h"
 

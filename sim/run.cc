@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,29 +16,13 @@
 #include "kernels/rng.h"
 #include "sim/aggregate.h"
 #include "sim/backend.h"
-#include "sim/gaussian_truth.h"
+#include "sim/family.h"
 #include "sim/output.h"
 #include "sim/provenance.h"
 
 namespace ouro {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
-
-const std::vector<std::string>& gaussian_metric_names() {
-  static const std::vector<std::string> names = {"var_ratio", "det_ratio", "mean_sq_err",
-                                                 "w2",        "kl",        "xent",
-                                                 "tail_mass", "synthetic_share", "data_age"};
-  return names;
-}
-
-double estimate_point_bytes(const PointConfig& c) {
-  const double d = c.dim, chains = static_cast<double>(c.chains);
-  double per_chain = 3 * d * d + 2 * d          // mu, cov, chol, pooled mean and M2
-                     + 2 * d + 2 * d * d + 1      // z-sums, degenerate flag
-                     + kernels::kNumGaussianMetrics;
-  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d);
-  return 8.0 * per_chain * chains;
-}
 
 namespace {
 
@@ -109,8 +94,16 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
 
   std::vector<std::string> axis_paths;
   for (const auto& a : ex.axes) axis_paths.push_back(a.path);
-  const auto& names = gaussian_metric_names();
-  const int M = kernels::kNumGaussianMetrics;
+  // Metric names of every point (families, and a mixture's component count,
+  // may differ between points); per_chain.csv has a column for each name
+  // that any point has, empty where a point lacks it.
+  std::vector<std::vector<std::string>> point_names;
+  std::vector<std::string> all_names;
+  for (const auto& p : ex.points) {
+    point_names.push_back(metric_names(p.config));
+    for (const auto& n : point_names.back())
+      if (std::find(all_names.begin(), all_names.end(), n) == all_names.end()) all_names.push_back(n);
+  }
 
   nlohmann::json manifest;
   manifest["ouroboros_version"] = provenance::version();
@@ -137,7 +130,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     std::vector<std::string> h = axis_paths;
     h.emplace_back("generation");
     h.emplace_back("chain");
-    for (const auto& n : names) h.push_back(n);
+    for (const auto& n : all_names) h.push_back(n);
     per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", h);
   }
 
@@ -151,9 +144,13 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   for (std::size_t p = 0; p < ex.points.size(); ++p) {
     const SweepPoint& point = ex.points[p];
     const PointConfig& c = point.config;
-    kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, opt.threads};
+    const std::vector<std::string>& names = point_names[p];
+    const int M = static_cast<int>(names.size());
+    std::vector<int> column(M);  // metric m's column in per_chain.csv
+    for (int m = 0; m < M; ++m)
+      column[m] = static_cast<int>(std::find(all_names.begin(), all_names.end(), names[m]) - all_names.begin());
     auto t0 = Clock::now();
-    auto backend = make_gaussian_backend(result.backend, spec);
+    auto backend = make_family_run(c, result.backend, opt.threads);
     std::vector<double> metrics(static_cast<std::size_t>(M) * c.chains);
     backend->start(metrics.data());
     t_backend += seconds_since(t0);
@@ -161,8 +158,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     for (int g = 0; g <= c.generations; ++g) {
       if (g > 0) {
         t0 = Clock::now();
-        const kernels::GaussianStep step{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator};
-        backend->advance(step, metrics.data());
+        backend->advance(g, metrics.data());
         t_backend += seconds_since(t0);
       }
       t0 = Clock::now();
@@ -177,7 +173,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         summaries[m] = summarize(metrics.data() + static_cast<std::size_t>(m) * c.chains, c.chains, scratch);
       }
       std::vector<std::vector<std::string>> rows;
-      for (int m = 0; m < M; ++m) rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], gaussian_theory(c, m, g)));
+      for (int m = 0; m < M; ++m) rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
       t_aggregate += seconds_since(t0);
       t0 = Clock::now();
       for (const auto& r : rows) csv.row(r);
@@ -188,7 +184,9 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
           std::vector<std::string> r = point.labels;
           r.push_back(std::to_string(g));
           r.push_back(std::to_string(i));
-          for (int m = 0; m < M; ++m) r.push_back(number(metrics[static_cast<std::size_t>(m) * c.chains + i]));
+          r.resize(r.size() + all_names.size());
+          for (int m = 0; m < M; ++m)
+            r[point.labels.size() + 2 + column[m]] = number(metrics[static_cast<std::size_t>(m) * c.chains + i]);
           per_chain->row(r);
         }
         per_chain->flush();

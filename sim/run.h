@@ -29,13 +29,4 @@ struct RunResult {
 
 RunResult run_experiment(const Experiment& ex, const RunOptions& opt);
 
-// Memory one sweep point's batch needs (backend state, model history for
-// accumulate_subsample, the per-chain metric block), in bytes: checked
-// against the machine before any work. (Splitting chains into batches that
-// fit is planned; until then a point must fit whole.)
-double estimate_point_bytes(const PointConfig& c);
-
-// The names of the Gaussian metrics, in metrics.csv order.
-const std::vector<std::string>& gaussian_metric_names();
-
 }  // namespace ouro

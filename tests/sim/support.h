@@ -13,6 +13,7 @@
 #include "sim/aggregate.h"
 #include "sim/backend.h"
 #include "sim/config.h"
+#include "sim/family.h"
 #include "sim/gaussian_truth.h"
 
 namespace ouro::test {
@@ -41,6 +42,44 @@ inline Curves run_curves(const std::string& yaml, const std::string& backend, in
       b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator}, m.data());
     Row row;
     for (int k = 0; k < kernels::kNumGaussianMetrics; ++k) row[k] = summarize(m.data() + k * c.chains, c.chains, scratch);
+    out.gen.push_back(row);
+    if (keep_values) out.values.push_back(m);
+  }
+  return out;
+}
+
+// Any family's curves through the loop's family interface: gen[t][metric]
+// (metric in metric_names order), and every generation's per-chain values
+// when keep_values.
+struct FamilyCurves {
+  PointConfig config;
+  std::vector<std::string> names;
+  std::vector<std::vector<Summary>> gen;
+  std::vector<std::vector<double>> values;
+  int metric(const std::string& name) const {
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return static_cast<int>(i);
+    ADD_FAILURE() << "no metric " << name;
+    return 0;
+  }
+  const Summary& at(int t, const std::string& name) const { return gen[t][metric(name)]; }
+};
+
+inline FamilyCurves run_family(const std::string& yaml, const std::string& backend, int threads = 0,
+                               bool keep_values = false) {
+  const Experiment ex = load_experiment_text(yaml, {});
+  FamilyCurves out;
+  out.config = ex.points.front().config;
+  const PointConfig& c = out.config;
+  out.names = metric_names(c);
+  const int M = static_cast<int>(out.names.size());
+  auto run = make_family_run(c, backend, threads);
+  std::vector<double> m(static_cast<std::size_t>(M) * c.chains), scratch;
+  for (int g = 0; g <= c.generations; ++g) {
+    if (g == 0) run->start(m.data());
+    else run->advance(g, m.data());
+    std::vector<Summary> row;
+    for (int k = 0; k < M; ++k) row.push_back(summarize(m.data() + k * c.chains, c.chains, scratch));
     out.gen.push_back(row);
     if (keep_values) out.values.push_back(m);
   }

@@ -183,4 +183,45 @@ TEST(Cli, ValidateHelpAndVersion) {
   EXPECT_NE(ver.out.find("ouroboros 0."), std::string::npos);
 }
 
+// Degenerate mixtures: more components than points (K = 6, n = 4), with the
+// default ridge (a finite fit) and without (every fit fails: em_failures = 1,
+// the other metrics have no chains). metrics.csv never holds a NaN; a sweep
+// over model.components also gives each point its own component_std columns.
+TEST(Cli, DegenerateMixturesNeverWriteNan) {
+  const fs::path dir = temp_dir("gmm-degenerate");
+  const fs::path cfg = write_config(dir, R"(
+seed: 1
+chains: 20
+generations: 3
+model: {family: gmm, components: 6, dim: 2, em: {init: kmeans++}}
+truth: {weights: [0.5, 0.5], means: [[0, 0], [3, 3]], covs: [[1, 1], [1, 1]]}
+data: {samples: 4}
+sweep: {model.em.reg_covar: [1.0e-6, 0], model.components: [6, 2]}
+)");
+  const Result r = run("run " + cfg.string() + " --out " + (dir / "out").string() + " --no-progress --per-chain");
+  ASSERT_EQ(r.code, 0) << r.out;
+  const std::string csv = slurp(dir / "out" / "metrics.csv");
+  EXPECT_EQ(csv.find("nan"), std::string::npos);
+  EXPECT_EQ(csv.find("NaN"), std::string::npos);
+  std::istringstream lines(csv);
+  std::string line;
+  int failures_rows = 0;
+  while (std::getline(lines, line)) {
+    // reg_covar,components,generation,metric,mean,...
+    if (line.rfind("1.0e-6,6,3,em_failures,", 0) == 0) {
+      EXPECT_EQ(line.rfind("1.0e-6,6,3,em_failures,0,", 0), 0u) << line;
+      ++failures_rows;
+    }
+    if (line.rfind("0,6,3,em_failures,", 0) == 0) {
+      EXPECT_EQ(line.rfind("0,6,3,em_failures,1,", 0), 0u) << line;
+      ++failures_rows;
+    }
+    if (line.rfind("1.0e-6,2,", 0) == 0) EXPECT_EQ(line.find("component_std_3"), std::string::npos);
+  }
+  EXPECT_EQ(failures_rows, 2);
+  const std::string per_chain = slurp(dir / "out" / "per_chain.csv");
+  EXPECT_NE(per_chain.find("component_std_6"), std::string::npos);
+  EXPECT_EQ(per_chain.find("nan"), std::string::npos);
+}
+
 }  // namespace

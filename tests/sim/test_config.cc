@@ -138,4 +138,56 @@ TEST(Config, MissingRequiredKeys) {
                  "missing");
 }
 
+const char* kGmm = R"(
+seed: 3
+chains: 10
+generations: 5
+model: {family: gmm, components: 2, dim: 2}
+truth:
+  weights: [0.7, 0.3]
+  means: [[0, 0], [3, 3]]
+  covs: [[1, 2], [[1, 0.2], [0.2, 0.5]]]
+data: {samples: 50}
+)";
+
+TEST(Config, GmmParsesWithDefaults) {
+  const auto ex = load_experiment_text(kGmm, {});
+  const auto& c = ex.points.front().config;
+  EXPECT_EQ(c.family, "gmm");
+  EXPECT_EQ(c.components, 2);
+  EXPECT_EQ(c.em.max_iter, 100);
+  EXPECT_EQ(c.em.tol, 1e-3);
+  EXPECT_EQ(c.em.reg_covar, 1e-6);
+  EXPECT_EQ(c.em.restarts, 1);
+  EXPECT_FALSE(c.em.diag);
+  EXPECT_EQ(c.heldout, 1000);
+  EXPECT_EQ(c.dead_weight, 1e-3);
+  // A list of variances is a diagonal covariance.
+  EXPECT_EQ(c.truth_covs, (std::vector<double>{1, 0, 0, 2, 1, 0.2, 0.2, 0.5}));
+}
+
+TEST(Config, GmmRefusalsNameTheKey) {
+  expect_refused(kGmm, {"model.components=0"}, "model.components", "expected an integer in [1, 16]");
+  expect_refused(kGmm, {"model.components=17"}, "model.components", "expected an integer in [1, 16]");
+  expect_refused(kGmm, {"model.dim=9"}, "model.dim", "expected an integer in [1, 8]");
+  expect_refused(kGmm, {"model.covariance=spherical"}, "model.covariance", "one of full diag");
+  expect_refused(kGmm, {"model.em.init=random"}, "model.em.init", "one of warm kmeans++");
+  expect_refused(kGmm, {"model.em.tol=-1"}, "model.em.tol", "tolerance >= 0");
+  expect_refused(kGmm, {"model.em.restarts=0"}, "model.em.restarts", "expected an integer in [1,");
+  expect_refused(kGmm, {"truth.weights=[0.7, 0.4]"}, "truth.weights", "sum to 1.1");
+  expect_refused(kGmm, {"truth.weights=[1.2, -0.2]"}, "truth.weights[1]", "weight > 0");
+  expect_refused(kGmm, {"truth.means=[[0, 0]]"}, "truth.means", "expected 2 means");
+  expect_refused(kGmm, {"truth.means=[[0, 0], [1]]"}, "truth.means[1]", "expected 2 numbers");
+  expect_refused(kGmm, {"truth.covs=[[1, 2], [[1, 2], [2, 1]]]"}, "truth.covs[1]", "not positive definite");
+  expect_refused(kGmm, {"truth.covs=[[1, 2], [0, 1]]"}, "truth.covs[1]", "not positive definite");
+  expect_refused(kGmm, {"truth.covs=[[1, 2], [1e-200, 1]]"}, "truth.covs[1]", "outside [1e-100, 1e100]");
+  expect_refused(kGmm, {"metrics.dead_weight=2"}, "metrics.dead_weight", "weight in [0, 1]");
+  expect_refused(kGmm, {"metrics.heldout=0"}, "metrics.heldout", "expected an integer in [1,");
+  // Keys of the other family are refused, not ignored.
+  expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator", "applies to model.family gaussian only");
+  expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
+  expect_refused(kBase, {"model.components=2"}, "model.components", "applies to model.family gmm only");
+  expect_refused(kBase, {"metrics.heldout=10"}, "metrics.heldout", "applies to model.family gmm only");
+}
+
 }  // namespace

@@ -1,0 +1,54 @@
+// The interface between the loop (sim/) and a backend's launch code for the
+// Gaussian-mixture family. Plain C++: the cuda implementation lives in
+// gmm_cuda.cu and only nvcc compiles it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/gmm.h"
+#include "kernels/workers.h"
+
+namespace ouro::kernels {
+
+// One batch of chains of one sweep point, resident on a backend for all
+// generations.
+struct GmmBatchSpec {
+  GmmTruth truth;
+  std::vector<double> heldout;  // metrics.heldout real points (x d), the same for every chain
+  int K;                        // model components
+  EmSettings em;
+  Regime regime;
+  int generations;
+  int samples;
+  int real_count;
+  std::uint32_t seed;
+  std::uint32_t chain_begin;  // global id of the batch's first chain
+  std::int64_t batch;         // number of chains
+  int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
+};
+
+class GmmBackend {
+ public:
+  virtual ~GmmBackend() = default;
+  // Generation 0 (every chain is the truth); metrics to h_metrics as
+  // [gmm_num_metrics(K)][batch].
+  virtual void start(double* h_metrics) = 0;
+  // Fits generation `generation` (>= 1) of every chain from the previous one.
+  virtual void advance(int generation, double* h_metrics) = 0;
+  virtual std::vector<WorkerRange> workers() const = 0;
+};
+
+// The cpu backend's vectorised E-step: the statistics of em_estep_serial
+// (bit-identical; exposed for its test), or only the log-likelihood sum
+// (stats[em_stats_size - 1]). acc: kEmLanes * em_stats_size doubles.
+enum class CpuPass : int { kSoft, kHard, kLoglikOnly };
+void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std::int64_t count, double* acc,
+               double* stats);
+
+std::unique_ptr<GmmBackend> make_gmm_cpu(const GmmBatchSpec& spec);
+// Defined only in builds with the cuda backend (OUROBOROS_HAVE_CUDA).
+std::unique_ptr<GmmBackend> make_gmm_cuda(const GmmBatchSpec& spec);
+
+}  // namespace ouro::kernels

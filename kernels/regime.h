@@ -1,0 +1,71 @@
+// The data regimes shared by every family: which points make up generation
+// t's training set, written once for both backends.
+//
+// Generation k >= 1 produces `samples` new points: point i < real_points_of(k)
+// is a real draw (from the truth, stream kStreamRealDraw), the rest are
+// synthetic draws from generation k-1's model (kStreamSyntheticDraw).
+//   replace               trains generation t on generation t's points
+//   accumulate            on every point of generations 1..t
+//   accumulate_subsample  on `samples` points drawn without replacement from
+//                         that pool (positions chosen by Algorithm S below)
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/portability.h"
+#include "kernels/rng.h"
+
+namespace ouro::kernels {
+
+enum class Regime : int { kReplace = 0, kAccumulate = 1, kAccumulateSubsample = 2 };
+
+// Uniform in (0,1) number j of the subsample stream (two per block).
+OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
+                                        std::uint32_t generation, std::uint64_t j) {
+  const rng::Block b = rng::draw_block(seed, chain, generation, rng::kStreamSubsample, j >> 1);
+  return (j & 1) ? rng::u01_open(b.v[2], b.v[3]) : rng::u01_open(b.v[0], b.v[1]);
+}
+
+// Real draws among generation k's new points: all n at k = 1, then
+// `real_count` (round(real_fraction * n)) from k = 2 on.
+OURO_HD inline int real_points_of(int k, int samples, int real_count) {
+  return k == 1 ? samples : real_count;
+}
+
+// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): calls
+// f(j) for `take` distinct positions j of [0, total), in increasing order,
+// every subset equally likely. Candidate j is taken with probability
+// (still needed) / (total - j), decided by uniform j of the chain's subsample
+// stream of this generation: O(total) work, no memory.
+template <class F>
+OURO_HD inline void for_each_selected(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                      std::int64_t total, std::int64_t take, F&& f) {
+  std::int64_t needed = take;
+  for (std::int64_t j = 0; j < total && needed > 0; ++j) {
+    const double u = subsample_uniform(seed, chain, generation, static_cast<std::uint64_t>(j));
+    if (static_cast<double>(total - j) * u < static_cast<double>(needed)) {
+      --needed;
+      f(j);
+    }
+  }
+}
+
+// Synthetic share and mean data age (generations between a point's drawing
+// and generation t) of the training set under replace and accumulate, where
+// they are the same for every chain; under accumulate_subsample they are
+// the expectation of the per-chain values.
+OURO_HD inline void regime_composition(Regime regime, int samples, int real_count, int t,
+                                       double& synthetic_share, double& data_age) {
+  if (regime == Regime::kReplace) {
+    synthetic_share = static_cast<double>(samples - real_points_of(t, samples, real_count)) / samples;
+    data_age = 0.0;
+    return;
+  }
+  // Generation 1 adds only real points, every later one samples - real_count
+  // synthetic ones.
+  const double synthetic = static_cast<double>(t - 1) * (samples - real_count);
+  synthetic_share = synthetic / (static_cast<double>(t) * samples);
+  data_age = 0.5 * (t - 1);  // every generation adds the same number of points
+}
+
+}  // namespace ouro::kernels

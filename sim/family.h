@@ -1,0 +1,44 @@
+// The part of the one loop (sim/run.cc) that differs between model families:
+// each family names its metrics, gives their closed-form expectations where
+// the literature has them, estimates its memory, and runs one sweep point's
+// chains on a backend. The loop itself never looks at the family.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/workers.h"
+#include "sim/config.h"
+
+namespace ouro {
+
+// One sweep point's chains of one family, resident on one backend.
+class FamilyRun {
+ public:
+  virtual ~FamilyRun() = default;
+  // Generation 0 (every chain is the truth); metrics as [metric][chain].
+  virtual void start(double* metrics) = 0;
+  // Fits generation `generation` (>= 1) of every chain from the previous one.
+  virtual void advance(int generation, double* metrics) = 0;
+  virtual std::vector<kernels::WorkerRange> workers() const = 0;
+};
+
+// The point's metric names, in metrics.csv order.
+std::vector<std::string> metric_names(const PointConfig& c);
+
+// E[metric at generation t] where a closed form is known, else nothing
+// (the "theory" column; README, "Theory").
+std::optional<double> theory(const PointConfig& c, int metric, int generation);
+
+// Memory one sweep point needs (backend state, model history, scratch, the
+// per-chain metric block), in bytes: checked against the machine before any
+// work. (Splitting chains into batches that fit is planned; until then a
+// point must fit whole.)
+double estimate_point_bytes(const PointConfig& c);
+
+// backend: "cpu" or "cuda" (resolved); threads: cpu OpenMP threads, 0 = all.
+std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads);
+
+}  // namespace ouro

@@ -1,0 +1,127 @@
+// The Gaussian-mixture family in the one loop: its truth (computed once per
+// sweep point), metric names, theory column and backends.
+#include "sim/gmm_family.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "kernels/quadform.h"
+#include "sim/backend.h"
+
+namespace ouro {
+
+kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
+  using namespace kernels;
+  GmmTruth t{};
+  const int K0 = static_cast<int>(c.truth_weights.size()), d = c.dim;
+  t.K0 = K0;
+  t.d = d;
+  const GmmView v = gmm_view(K0, d, t.params);
+  std::copy(c.truth_weights.begin(), c.truth_weights.end(), v.w);
+  std::copy(c.truth_means.begin(), c.truth_means.end(), v.mu);
+  std::copy(c.truth_covs.begin(), c.truth_covs.end(), v.cov);
+  gmm_complete(v);  // every covariance was checked positive definite by the config
+  const GmmCView tv = truth_view(t);
+  gmm_moments(tv, t.mean, t.cov);
+  cholesky(d, t.cov, t.chol);  // a mixture's covariance is at least its components' average
+  t.trace = 0.0;
+  for (int a = 0; a < d; ++a) t.trace += t.cov[a * d + a];
+
+  // The 99th percentile of the truth's squared Mahalanobis radius w.r.t. its
+  // overall mean and covariance: the mixture's mass outside radius r2 falls
+  // from 1 to 0 as r2 grows, so bisection on a bracket finds where it is
+  // 0.01, to a relative 1e-12 in r2.
+  auto outside = [&](double r2) { return mixture_outside(tv, t.mean, t.chol, r2); };
+  double lo = 0.0, hi = chi2_quantile(0.99, d);
+  while (outside(hi) > 0.01) lo = hi, hi *= 2.0;
+  while (hi - lo > 1e-12 * hi) {
+    const double mid = 0.5 * (lo + hi);
+    (outside(mid) > 0.01 ? lo : hi) = mid;
+  }
+  t.tail_r2 = 0.5 * (lo + hi);
+
+  t.rare = static_cast<int>(std::min_element(c.truth_weights.begin(), c.truth_weights.end()) - c.truth_weights.begin());
+  t.rare_mass = 1.0 - mixture_outside(tv, tv.mu + t.rare * d, tv.chol + t.rare * d * d, 4.0);
+  t.self_overlap = mixture_overlap(tv, tv);
+  t.dead_weight = c.dead_weight;
+  return t;
+}
+
+std::vector<double> make_gmm_heldout(const PointConfig& c) {
+  const kernels::GmmTruth t = make_gmm_truth(c);
+  std::vector<double> x(static_cast<std::size_t>(c.heldout) * c.dim);
+  for (int i = 0; i < c.heldout; ++i)
+    kernels::gmm_draw(c.seed, rng::kHeldoutChain, 0, true, i, kernels::truth_view(t), x.data() + i * c.dim);
+  return x;
+}
+
+std::vector<std::string> gmm_metric_names(const PointConfig& c) {
+  std::vector<std::string> names = {"var_ratio",  "tail_mass",      "xent",     "l2_density",
+                                    "dead_components", "min_weight", "rare_mode_mass", "em_iters",
+                                    "em_failures", "em_unconverged", "synthetic_share", "data_age"};
+  for (int k = 1; k <= c.components; ++k) names.push_back(fmt::format("component_std_{}", k));
+  return names;
+}
+
+std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
+  using namespace kernels;
+  if (t == 0) {
+    switch (metric) {
+      case kGmmVarRatio: case kGmmTailMass: case kGmmRareModeMass: return 1.0;
+      case kGmmL2Density: case kGmmEmIters: case kGmmEmFailures: case kGmmEmUnconverged:
+      case kGmmSyntheticShare: case kGmmDataAge: return 0.0;
+      default: return std::nullopt;
+    }
+  }
+  // The training set's composition is fixed by the regime; under
+  // accumulate_subsample it is random, with the pool's values as expectation.
+  if (metric == kGmmSyntheticShare || metric == kGmmDataAge) {
+    const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
+    double share, age;
+    regime_composition(r, c.samples, c.real_count, t, share, age);
+    return metric == kGmmSyntheticShare ? share : age;
+  }
+  return std::nullopt;
+}
+
+double gmm_point_bytes(const PointConfig& c) {
+  const double P = kernels::gmm_block_size(c.components, c.dim);
+  const double chains = static_cast<double>(c.chains);
+  double per_chain = P + 1 + kernels::gmm_num_metrics(c.components);
+  if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
+  // Per-thread training set and lane partials.
+  const double train = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
+                                                                 : c.samples;
+  const double scratch = omp_get_max_threads() *
+                         (train * c.dim + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
+  return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
+}
+
+namespace {
+
+class GmmRun final : public FamilyRun {
+ public:
+  GmmRun(const PointConfig& c, const std::string& backend, int threads) {
+    kernels::GmmBatchSpec spec{make_gmm_truth(c), make_gmm_heldout(c), c.components, c.em, c.regime,
+                               c.generations, c.samples, c.real_count, c.seed, 0, c.chains, threads};
+    backend_ = make_gmm_backend(backend, spec);
+  }
+  void start(double* metrics) override { backend_->start(metrics); }
+  void advance(int generation, double* metrics) override { backend_->advance(generation, metrics); }
+  std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
+
+ private:
+  std::unique_ptr<kernels::GmmBackend> backend_;
+};
+
+}  // namespace
+
+std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads) {
+  return std::make_unique<GmmRun>(c, backend, threads);
+}
+
+}  // namespace ouro

@@ -1,0 +1,27 @@
+// The Gaussian-mixture family's entries for sim/family.h, and its truth.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kernels/gmm.h"
+#include "sim/family.h"
+
+namespace ouro {
+
+// The truth mixture and what every chain's metrics reuse (overall moments,
+// the 99% radius, the rare component and its mass, the L2 self-overlap).
+kernels::GmmTruth make_gmm_truth(const PointConfig& c);
+
+// The fixed held-out set: metrics.heldout real points (x dim, row-major),
+// the same for every chain (kernels/rng.h, kHeldoutChain).
+std::vector<double> make_gmm_heldout(const PointConfig& c);
+
+std::vector<std::string> gmm_metric_names(const PointConfig& c);
+std::optional<double> gmm_theory(const PointConfig& c, int metric, int generation);
+double gmm_point_bytes(const PointConfig& c);
+std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads);
+
+}  // namespace ouro
