@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--bundle" ]; then
   # Copy the shared libraries of our Debian dependencies into build/lib.
   mkdir -p build/lib
-  for bin in build/ouroboros build/bench_gaussian build/tests/test_sim build/tests/test_kernels; do
+  for bin in build/ouroboros build/bench_gaussian build/bench_gmm build/tests/test_sim build/tests/test_kernels; do
     ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'libbenchmark|libgomp|libyaml|libfmt|libstdc\+\+|libgcc_s' | sort -u | xargs -r -I{} cp -L {} build/lib/
   done
   ls build/lib
@@ -37,13 +37,14 @@ echo "== tests (cuda instances must run, not skip)"
 status=0
 build/tests/test_kernels || status=1
 build/tests/test_sim || status=1
-if build/tests/test_sim --gtest_filter='*cuda*:CpuVsCuda*' 2>&1 | grep -q SKIPPED; then
+if build/tests/test_sim --gtest_filter='*cuda*:CpuVsCuda*:GmmCpuVsCuda*' 2>&1 | grep -q SKIPPED; then
   echo "FAIL: cuda tests were skipped on a GPU machine"
   status=1
 fi
 
 echo "== benchmarks"
 build/bench_gaussian --benchmark_min_time=0.5 || status=1
+build/bench_gmm --benchmark_min_time=0.5 || status=1
 
 echo "== the benchmark experiment, whole process, cuda vs cpu vs PyTorch on the GPU"
 for backend in cuda cpu; do

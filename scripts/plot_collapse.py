@@ -2,7 +2,7 @@
 """Plot the per-generation metrics of an ouroboros run.
 
 Usage:
-    scripts/plot_collapse.py DIR [--out FILE] [--metrics m1,m2,...]
+    scripts/plot_collapse.py DIR [--out FILE] [--metrics m1,m2,...] [--center mean|median]
 
 Reads DIR/metrics.csv (tidy: one row per sweep point, generation and metric)
 and, if present, DIR/manifest.json (for the run's name), and writes a grid of
@@ -13,7 +13,12 @@ Every column of metrics.csv before `generation` is a sweep axis; each unique
 combination of axis values is one line.  For each line the figure shows the
 chain mean (solid), mean +/- one standard error (dark band), the 5-95 %
 spread across chains (light band) and, where the run supplies it, the
-closed-form expectation of the mean (dashed).
+closed-form expectation of the mean (dashed).  With --center median the line
+is the median over chains (no standard-error band, no theory: the theory
+column is an expectation), for metrics whose mean is carried by a few chains
+(a rare mode's mass is a martingale that dies in most chains).  The config's
+`plot: {metrics: [...], center: ...}` section, recorded in manifest.json,
+gives the defaults; the options override it.
 
 Only the standard library, numpy and matplotlib are used (run it with
 Debian's /usr/bin/python3).
@@ -107,15 +112,20 @@ def read_metrics(path):
     return table
 
 
-def run_name(directory):
+def run_config(directory):
+    """The run's resolved config from manifest.json ({} if unreadable)."""
     try:
         with open(os.path.join(directory, "manifest.json")) as f:
-            manifest = json.load(f)
-        name = manifest.get("config", {}).get("name")
-        if name:
-            return str(name)
+            config = json.load(f).get("config", {})
+        return config if isinstance(config, dict) else {}
     except (OSError, ValueError, AttributeError):
-        pass
+        return {}
+
+
+def run_name(directory):
+    name = run_config(directory).get("name")
+    if name:
+        return str(name)
     return os.path.basename(os.path.normpath(os.path.abspath(directory)))
 
 
@@ -156,7 +166,17 @@ def main():
     ap.add_argument("dir", help="run directory containing metrics.csv")
     ap.add_argument("--out", help="output image (default DIR/collapse.png)")
     ap.add_argument("--metrics", help="comma-separated metrics to plot, in order")
+    ap.add_argument("--center", choices=("mean", "median"),
+                    help="line drawn per sweep point (default: the config's plot.center, else mean)")
     args = ap.parse_args()
+    plot_cfg = run_config(args.dir).get("plot") or {}
+    if not isinstance(plot_cfg, dict):
+        plot_cfg = {}
+    if args.metrics is None and isinstance(plot_cfg.get("metrics"), list):
+        args.metrics = ",".join(str(m) for m in plot_cfg["metrics"])
+    if args.center is None:
+        args.center = plot_cfg.get("center") if plot_cfg.get("center") in ("mean", "median") else "mean"
+    median = args.center == "median"
 
     csv_path = os.path.join(args.dir, "metrics.csv")
     if not os.path.isfile(csv_path):
@@ -226,7 +246,8 @@ def main():
         segs = [(p, groups.get((mi, p))) for p in range(len(points))]
         segs = [(p, s) for p, s in segs if s is not None]
 
-        centre = np.concatenate([np.concatenate([t["mean"][s], t["theory"][s]])
+        line_col = "q50" if median else "mean"
+        centre = np.concatenate([np.concatenate([t[line_col][s], t["theory"][s]])
                                  for _, s in segs]) if segs else np.array([])
         pos = centre[np.isfinite(centre) & (centre > 0)]
         log = pos.size > 0 and pos.max() / pos.min() > LOG_SPAN
@@ -234,9 +255,11 @@ def main():
         for p, s in segs:
             c = colours[p]
             x = gen[s]
-            mean, se = t["mean"][s], t["se"][s]
+            mean, se = t[line_col][s], t["se"][s]
             q05, q95, th = t["q05"][s], t["q95"][s], t["theory"][s]
             lo_se, hi_se = mean - se, mean + se
+            if median:  # no standard error for a median; theory is a mean
+                lo_se = hi_se = th = np.full(len(s), np.nan)
             if log:
                 def pos_only(a):
                     return np.where(a > 0, a, np.nan)
@@ -296,9 +319,13 @@ def main():
     sup = fig.suptitle(title, fontsize=12, y=0.995, va="top")
 
     grey = "0.35"
-    style_handles = [Line2D([], [], color=grey, lw=1.6, label="mean over chains"),
-                     Patch(color=grey, alpha=0.45, lw=0, label="\u00b11 s.e. of the mean"),
-                     Patch(color=grey, alpha=0.15, lw=0, label="5\u201395% of chains")]
+    if median:
+        style_handles = [Line2D([], [], color=grey, lw=1.6, label="median over chains"),
+                         Patch(color=grey, alpha=0.15, lw=0, label="5\u201395% of chains")]
+    else:
+        style_handles = [Line2D([], [], color=grey, lw=1.6, label="mean over chains"),
+                         Patch(color=grey, alpha=0.45, lw=0, label="\u00b11 s.e. of the mean"),
+                         Patch(color=grey, alpha=0.15, lw=0, label="5\u201395% of chains")]
     if any_theory:
         style_handles.append(Line2D([], [], color="0.15", lw=1.0, ls=(0, (4, 2)),
                                     label="dashed: theory (expectation)"))

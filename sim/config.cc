@@ -10,6 +10,7 @@
 
 #include "kernels/gmm.h"
 #include "kernels/linalg.h"
+#include "sim/family.h"
 
 namespace ouro {
 namespace {
@@ -18,12 +19,13 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "metrics", "sweep"}},
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "metrics", "plot", "sweep"}},
       {"model", {"family", "dim", "estimator", "components", "covariance", "em"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs"}},
       {"data", {"samples", "regime", "real_fraction"}},
       {"metrics", {"heldout", "dead_weight"}},
+      {"plot", {"metrics", "center"}},
   };
   return s;
 }
@@ -376,6 +378,27 @@ PointConfig parse_point(const YAML::Node& root) {
   return c;
 }
 
+// plot: {metrics: [names], center: mean|median}, read by
+// scripts/plot_collapse.py from manifest.json; checked here so that a typo
+// in a metric's name is refused before the run, not after it.
+void check_plot(const YAML::Node& root, const Experiment& ex) {
+  read_enum(root, "plot.center", {"mean", "median"}, "mean");
+  const YAML::Node m = find(root, "plot.metrics");
+  if (!m || m.IsNull()) return;
+  if (!m.IsSequence()) throw ConfigError("plot.metrics", "expected a list of metric names, got " + scalar_text(m));
+  std::vector<std::string> known;
+  for (const auto& p : ex.points)
+    for (const auto& n : metric_names(p.config))
+      if (std::find(known.begin(), known.end(), n) == known.end()) known.push_back(n);
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    const std::string path = fmt::format("plot.metrics[{}]", i);
+    if (!m[i].IsScalar()) throw ConfigError(path, "expected a metric name, got " + scalar_text(m[i]));
+    const std::string name = m[i].Scalar();
+    if (std::find(known.begin(), known.end(), name) == known.end())
+      throw ConfigError(path, fmt::format("no metric \"{}\" in this experiment (did you mean {}?)", name, nearest(name, known)));
+  }
+}
+
 Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
   // --set overrides, each fixing (and un-sweeping) its key.
@@ -405,6 +428,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
       for (const auto& kv : sweep) {
         const std::string path = kv.first.as<std::string>();
         if (!is_leaf_path(path) || path == "name") unknown_key("sweep." + path, leaf_paths());
+        if (path.rfind("plot.", 0) == 0) throw ConfigError("sweep." + path, "plot settings cannot be swept");
         if (!kv.second.IsSequence() || kv.second.size() == 0)
           throw ConfigError("sweep." + path, "expected a non-empty list of values");
         SweepAxis axis{path, {}};
@@ -438,6 +462,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
       throw ConfigError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
     }
   }
+  check_plot(root, ex);
   return ex;
 }
 

@@ -190,4 +190,13 @@ TEST(Config, GmmRefusalsNameTheKey) {
   expect_refused(kBase, {"metrics.heldout=10"}, "metrics.heldout", "applies to model.family gmm only");
 }
 
+TEST(Config, PlotSectionNamesExistingMetrics) {
+  EXPECT_NO_THROW(load_experiment_text(kGmm, {"plot.metrics=[rare_mode_mass, component_std_2]", "plot.center=median"}));
+  expect_refused(kGmm, {"plot.metrics=[rare_mode_mas]"}, "plot.metrics[0]", "did you mean rare_mode_mass?");
+  expect_refused(kGmm, {"plot.metrics=[component_std_3]"}, "plot.metrics[0]", "no metric");
+  expect_refused(kGmm, {"plot.center=mode"}, "plot.center", "one of mean median");
+  expect_refused(std::string(kGmm) + "sweep: {plot.center: [mean, median]}\n", {}, "sweep.plot.center",
+                 "cannot be swept");
+}
+
 }  // namespace
