@@ -18,20 +18,13 @@ if ! /usr/bin/python3 -c "import sklearn" 2>/dev/null; then
 fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-now() { date +%s.%N; }
-ours=() peer=()
-for ((i = 1; i <= repeats; i++)); do
-  t0=$(now)
+source bench/timing.sh
+run_ours() {
   build/ouroboros run experiments/gmm/bench_k4.yaml --backend cpu --no-progress --force --out "$tmp/o" \
     --set chains=$chains --set generations=$generations >/dev/null
-  t1=$(now)
-  /usr/bin/python3 bench/peers/sklearn_gmm.py --chains $chains --generations $generations >"$tmp/peer.json"
-  t2=$(now)
-  ours+=("$(awk "BEGIN {print $t1 - $t0}")")
-  peer+=("$(awk "BEGIN {print $t2 - $t1}")")
-  printf 'run %d: ouroboros %.3f s   scikit-learn %.3f s\n' "$i" "${ours[-1]}" "${peer[-1]}"
-done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+}
+run_peer() { /usr/bin/python3 bench/peers/sklearn_gmm.py --chains $chains --generations $generations >"$tmp/peer.json"; }
+alternate "$repeats" ouroboros scikit-learn
 mo=$(median "${ours[@]}") mp=$(median "${peer[@]}")
 cg=$((chains * generations))
 iters_ours=$(awk -F, '$2 == "em_iters" && $1 > 0 {s += $3; n++} END {printf "%.3f", s / n}' "$tmp/o/metrics.csv")
