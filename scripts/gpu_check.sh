@@ -6,7 +6,7 @@
 # Two ways to use it:
 #   - on a GPU machine with our Debian packages: it builds into build/ first;
 #   - on a GPU machine without them (the lent device machine): build here with
-#     scripts/setup.sh, carry build/ along, and run it there with
+#     scripts/setup.sh, carry build/ and data/kjv.txt along, and run it there with
 #     OUROBOROS_PREBUILT=1; shared libraries the binaries need that the machine
 #     lacks are looked up in build/lib (scripts/gpu_check.sh --bundle fills it).
 # Results go to stdout and, when $OUT is set, to $OUT/gpu_check.txt.

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev python3-numpy python3-matplotlib)
+          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev python3-numpy python3-matplotlib bible-kjv)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,6 +17,16 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# The King James text for the n-gram family, cached once as one verse per line
+# (a fixed line width, so the text never depends on the terminal; chapter
+# headings dropped). data/ is never committed.
+if [ ! -s data/kjv.txt ]; then
+  mkdir -p data
+  bible -l100000 gen1:1-rev22:21 | sed -n 's/^  *[0-9][0-9]* //p' > data/kjv.txt.partial
+  [ "$(wc -l < data/kjv.txt.partial)" -eq 31102 ] || { echo "setup: expected 31102 verses from bible-kjv" >&2; exit 1; }
+  mv data/kjv.txt.partial data/kjv.txt
 fi
 
 build=${OUROBOROS_BUILD_DIR:-build}

@@ -1,0 +1,64 @@
+// The corpus reader: tokenizer rules, the fixed split, the vocabulary, and a
+// checksum of the King James token stream (so that any change to the
+// tokenizer, the split or the extraction shows).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "sim/corpus.h"
+
+namespace {
+
+using namespace ouro;
+namespace fs = std::filesystem;
+
+TEST(Tokenizer, LowerCasesWordsAndSplitsPunctuation) {
+  EXPECT_EQ(tokenize("In the beginning God created; the LORD's house."),
+            (std::vector<std::string>{"in", "the", "beginning", "god", "created", ";", "the", "lord's", "house", "."}));
+  EXPECT_EQ(tokenize("  'Hello,' (he said)  "),
+            (std::vector<std::string>{"'", "hello", ",", "'", "(", "he", "said", ")"}));
+  EXPECT_EQ(tokenize("Caf\xc3\xa9 42 x-y"), (std::vector<std::string>{"caf\xc3\xa9", "42", "x", "-", "y"}));
+  EXPECT_TRUE(tokenize(" \t ").empty());
+}
+
+fs::path write(const std::string& name, const std::string& text) {
+  const fs::path p = fs::temp_directory_path() / ("ouroboros-corpus-" + name + "-" + std::to_string(getpid()));
+  std::ofstream(p) << text;
+  return p;
+}
+
+TEST(Corpus, EveryTenthSentenceIsHeldOutAndUnknownWordsBecomeUnk) {
+  std::string text;
+  for (int i = 0; i < 20; ++i) text += (i == 9 ? "a zebra b\n" : (i % 2 ? "a b\n\n" : "b c c\n"));
+  const Corpus c = load_corpus(write("split", text).string());
+  ASSERT_EQ(c.train.size(), 18u);
+  ASSERT_EQ(c.heldout.size(), 2u);
+  // Vocabulary: </s>, <unk>, then by training count: c (18), b (18) ... ties by bytes.
+  EXPECT_EQ(c.vocab[0], "</s>");
+  EXPECT_EQ(c.vocab[1], "<unk>");
+  EXPECT_EQ(c.train_count[0], 18u);  // one end marker per training sentence
+  // Held-out sentence 0 is line 10 ("a zebra b"): zebra is not in the training split.
+  const auto& h = c.heldout;
+  std::vector<std::string> first;
+  for (auto i = h.start[0]; i < h.start[1]; ++i) first.push_back(c.vocab[h.tokens[i]]);
+  EXPECT_EQ(first, (std::vector<std::string>{"a", "<unk>", "b", "</s>"}));
+}
+
+TEST(Corpus, BadFilesAreRefusedByName) {
+  EXPECT_THROW(load_corpus("/nonexistent/corpus.txt"), CorpusError);
+  EXPECT_THROW(load_corpus(write("empty", "\n \n").string()), CorpusError);
+  EXPECT_THROW(load_corpus(write("short", "one line\n").string()), CorpusError);
+}
+
+TEST(Corpus, KingJamesTokenStreamIsPinned) {
+  const Corpus c = load_corpus(kjv_path());
+  EXPECT_EQ(c.train.size() + c.heldout.size(), 31102u);  // verses
+  EXPECT_EQ(c.heldout.size(), 3110u);
+  EXPECT_EQ(c.vocab[2], ",");
+  EXPECT_EQ(c.vocab.size(), 12359u);
+  EXPECT_EQ(c.train.tokens.size(), 849757u);
+  EXPECT_EQ(token_checksum(c), 6489715647392629882ull);
+}
+
+}  // namespace
