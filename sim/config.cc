@@ -10,6 +10,7 @@
 
 #include "kernels/gmm.h"
 #include "kernels/linalg.h"
+#include "sim/corpus.h"
 #include "sim/family.h"
 
 namespace ouro {
@@ -19,12 +20,14 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "metrics", "plot", "sweep"}},
-      {"model", {"family", "dim", "estimator", "components", "covariance", "em"}},
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "sweep"}},
+      {"model", {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
-      {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs"}},
+      {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
+      {"truth.zipf", {"vocab", "exponent"}},
+      {"sampler", {"temperature", "top_k", "top_p"}},
       {"data", {"samples", "regime", "real_fraction"}},
-      {"metrics", {"heldout", "dead_weight"}},
+      {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
   };
   return s;
@@ -237,17 +240,33 @@ void check_scales(const std::string& var_path, const std::string& mean_path, int
   }
 }
 
+std::string kjv_path_or_error() {
+  try {
+    return kjv_path();
+  } catch (const CorpusError& e) {
+    throw ConfigError("truth.corpus", e.what());
+  }
+}
+
 // Keys that belong to one family only are refused in the other's config.
 void refuse_other_family(const YAML::Node& root, const std::string& family) {
   static const std::vector<std::pair<std::string, std::string>> owned = {
-      {"model.estimator", "gaussian"}, {"truth.mean", "gaussian"},    {"truth.cov", "gaussian"},
-      {"truth.isotropic", "gaussian"}, {"model.components", "gmm"},    {"model.covariance", "gmm"},
-      {"model.em", "gmm"},             {"truth.weights", "gmm"},       {"truth.means", "gmm"},
-      {"truth.covs", "gmm"},           {"metrics.heldout", "gmm"},     {"metrics.dead_weight", "gmm"}};
-  for (const auto& [path, owner] : owned) {
+      {"model.estimator", "gaussian"}, {"truth.mean", "gaussian"},       {"truth.cov", "gaussian"},
+      {"truth.isotropic", "gaussian"}, {"model.components", "gmm"},       {"model.covariance", "gmm"},
+      {"model.em", "gmm"},             {"truth.weights", "gmm"},          {"truth.means", "gmm"},
+      {"truth.covs", "gmm"},           {"metrics.heldout", "gmm ngram"},  {"metrics.dead_weight", "gmm"},
+      {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
+      {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
+      {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
+      {"model.dim", "gaussian gmm"}};
+  for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
-    if (n && !n.IsNull() && owner != family)
-      throw ConfigError(path, fmt::format("applies to model.family {} only (this config has {})", owner, family));
+    if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
+    {
+      std::string who = owners;
+      for (std::size_t at = who.find(' '); at != std::string::npos; at = who.find(' ', at + 4)) who.replace(at, 1, " or ");
+      throw ConfigError(path, fmt::format("applies to model.family {} only (this config has {})", who, family));
+    }
   }
 }
 
@@ -332,6 +351,49 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
 }
 
 
+// The n-gram family: model.order, model.smoothing, a corpus or zipf truth,
+// the sampler.
+void parse_ngram(const YAML::Node& root, PointConfig& c) {
+  c.order = static_cast<int>(read_int(root, "model.order", 1, 3, 1, true));
+  if (c.order == 3) throw ConfigError("model.order", "order 3 is not implemented yet (1 or 2)");
+  c.smoothing = read_enum(root, "model.smoothing", {"mle", "add_k", "kneser_ney"}, "mle");
+  c.add_k = read_number(root, "model.k", 1e-300, 1e300, 1.0, "a pseudo-count k > 0");
+  if (!(c.add_k > 0.0)) throw ConfigError("model.k", "expected a pseudo-count k > 0");
+  c.discount = read_number(root, "model.discount", 0.0, 1.0, 0.75, "a discount in (0, 1]");
+  if (!(c.discount > 0.0)) throw ConfigError("model.discount", "expected a discount in (0, 1]");
+  c.temperature = read_number(root, "sampler.temperature", 1e-3, 1e3, 1.0, "a temperature in [0.001, 1000]");
+  c.top_k = static_cast<int>(read_int(root, "sampler.top_k", 0, 100000000, 0, true));
+  c.top_p = read_number(root, "sampler.top_p", 0.0, 1.0, 1.0, "a probability in (0, 1]");
+  if (!(c.top_p > 0.0)) throw ConfigError("sampler.top_p", "expected a probability in (0, 1], got 0");
+  c.tail_count = static_cast<int>(read_int(root, "metrics.tail_count", 0, 1000000000, 5, true));
+  c.tail_share = read_number(root, "metrics.tail_share", 0.0, 1.0, 0.1, "a share in (0, 1)");
+  if (!(c.tail_share > 0.0 && c.tail_share < 1.0)) throw ConfigError("metrics.tail_share", "expected a share in (0, 1)");
+  c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 100000000, 10000, true));
+
+  const std::string shape = "{corpus: kjv}, {corpus: PATH} or {zipf: {vocab: V, exponent: s}}";
+  YAML::Node truth = required(root, "truth", shape);
+  if (!truth.IsMap()) throw ConfigError("truth", "expected " + shape);
+  const YAML::Node corpus = find(root, "truth.corpus"), zipf = find(root, "truth.zipf");
+  if ((corpus && !corpus.IsNull()) == (zipf && !zipf.IsNull()))
+    throw ConfigError("truth", "expected exactly one of truth.corpus and truth.zipf");
+  if (corpus && !corpus.IsNull()) {
+    if (!corpus.IsScalar() || corpus.Scalar().empty())
+      throw ConfigError("truth.corpus", "expected kjv or the path of a text file, got " + scalar_text(corpus));
+    const std::string path = corpus.Scalar() == "kjv" ? kjv_path_or_error() : corpus.Scalar();
+    try {
+      load_corpus_cached(path);  // refused now (exit 2), not after the run has started
+    } catch (const CorpusError& e) {
+      throw ConfigError("truth.corpus", e.what());
+    }
+    c.corpus = path;
+  } else {
+    c.zipf_vocab = static_cast<int>(read_int(root, "truth.zipf.vocab", 2, 100000000, 0, false));
+    c.zipf_exponent = read_number(root, "truth.zipf.exponent", 0.0, 100.0, 1.0, "an exponent in (0, 100]");
+    if (!(c.zipf_exponent > 0.0)) throw ConfigError("truth.zipf.exponent", "expected an exponent in (0, 100]");
+    if (c.order != 1) throw ConfigError("model.order", "a zipf truth of order 2 (a Zipfian Markov chain) is not implemented yet");
+  }
+}
+
 // ---- one point ---------------------------------------------------------------
 
 PointConfig parse_point(const YAML::Node& root) {
@@ -347,7 +409,7 @@ PointConfig parse_point(const YAML::Node& root) {
   c.seed = static_cast<std::uint32_t>(read_int(root, "seed", 0, 0xFFFFFFFFll, 1, true));
   c.chains = read_int(root, "chains", 1, 0xFFFFFFFFll, 0, false);
   c.generations = static_cast<int>(read_int(root, "generations", 1, 1000000, 0, false));
-  c.family = read_enum(root, "model.family", {"gaussian", "gmm"}, "");
+  c.family = read_enum(root, "model.family", {"gaussian", "gmm", "ngram"}, "");
   refuse_other_family(root, c.family);
   c.dim = static_cast<int>(read_int(root, "model.dim", 1, c.family == "gmm" ? kernels::kGmmMaxDim : OURO_MAX_DIM, 1, true));
   c.estimator = read_enum(root, "model.estimator", {"mle", "unbiased"}, "mle") == "unbiased"
@@ -355,11 +417,14 @@ PointConfig parse_point(const YAML::Node& root) {
                     : kernels::Estimator::kMle;
 
   if (c.family == "gaussian") parse_gaussian_truth(root, c);
-  else parse_gmm(root, c);
+  else if (c.family == "gmm") parse_gmm(root, c);
+  else parse_ngram(root, c);
 
   const std::int64_t min_samples = c.family == "gaussian" ? std::max(2, c.dim + 1) : 2;
   c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
   const std::string regime = read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
+  if (c.family == "ngram" && regime == "accumulate_subsample")
+    throw ConfigError("data.regime", "accumulate_subsample is not implemented for model.family ngram yet (replace or accumulate)");
   c.regime = regime == "accumulate"             ? kernels::Regime::kAccumulate
              : regime == "accumulate_subsample" ? kernels::Regime::kAccumulateSubsample
                                                 : kernels::Regime::kReplace;

@@ -46,8 +46,21 @@ struct PointConfig {
   std::vector<double> truth_weights;    // K0, summing to 1
   std::vector<double> truth_means;      // K0 * dim
   std::vector<double> truth_covs;       // K0 * dim * dim, each symmetric positive definite
-  int heldout = 1000;                   // metrics.heldout: points of the fixed held-out set
+  int heldout = 1000;                   // metrics.heldout: points (gmm) or tokens (ngram, zipf) held out
   double dead_weight = 1e-3;            // metrics.dead_weight
+  // family ngram
+  int order = 1;
+  std::string smoothing = "mle";        // mle | add_k | kneser_ney
+  double add_k = 1.0;                   // model.k
+  double discount = 0.75;               // model.discount
+  double temperature = 1.0;             // sampler
+  int top_k = 0;
+  double top_p = 1.0;
+  std::string corpus;                   // truth.corpus: kjv or a path ("" for a zipf truth)
+  int zipf_vocab = 0;                   // truth.zipf.vocab
+  double zipf_exponent = 0.0;           // truth.zipf.exponent
+  int tail_count = 5;                   // metrics.tail_count
+  double tail_share = 0.1;              // metrics.tail_share
   int samples = 0;
   kernels::Regime regime = kernels::Regime::kReplace;
   double real_fraction = 0.0;

@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
@@ -96,6 +99,15 @@ Corpus load_corpus(const std::string& path) {
     append_sentence(c.heldout, ids);
   }
   return c;
+}
+
+const Corpus& load_corpus_cached(const std::string& path) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<Corpus>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = cache[path];
+  if (!slot) slot = std::make_unique<Corpus>(load_corpus(path));
+  return *slot;
 }
 
 std::string kjv_path() {

@@ -51,6 +51,9 @@ std::vector<std::string> tokenize(const std::string& line);
 // be read, is empty, or yields no training or no held-out sentence.
 Corpus load_corpus(const std::string& path);
 
+// load_corpus, read once per path and process (sweep points share it).
+const Corpus& load_corpus_cached(const std::string& path);
+
 // The cached King James text (data/kjv.txt under the source folder, or under
 // $OUROBOROS_SOURCE_DIR; one verse per line), extracted from Debian's
 // bible-kjv by scripts/setup.sh. CorpusError if it is missing.

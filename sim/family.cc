@@ -3,22 +3,27 @@
 #include "sim/gaussian_family.h"
 #include "sim/gaussian_truth.h"
 #include "sim/gmm_family.h"
+#include "sim/ngram_family.h"
 
 namespace ouro {
 
 std::vector<std::string> metric_names(const PointConfig& c) {
+  if (c.family == "ngram") return ngram_metric_names();
   return c.family == "gmm" ? gmm_metric_names(c) : gaussian_metric_names();
 }
 
 std::optional<double> theory(const PointConfig& c, int metric, int generation) {
+  if (c.family == "ngram") return ngram_theory(c, metric, generation);
   return c.family == "gmm" ? gmm_theory(c, metric, generation) : gaussian_theory(c, metric, generation);
 }
 
 double estimate_point_bytes(const PointConfig& c) {
+  if (c.family == "ngram") return ngram_point_bytes(c);
   return c.family == "gmm" ? gmm_point_bytes(c) : gaussian_point_bytes(c);
 }
 
 std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads) {
+  if (c.family == "ngram") return make_ngram_run(c, backend, threads);
   return c.family == "gmm" ? make_gmm_run(c, backend, threads) : make_gaussian_run(c, backend, threads);
 }
 

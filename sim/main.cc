@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -123,6 +124,17 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "ouroboros: %s\n", e.what());
     return kExitBadInput;
+  }
+  // The n-gram family has only the cpu backend so far: auto runs it there,
+  // an explicit --backend cuda is refused before any work.
+  const bool has_ngram = std::any_of(ex.points.begin(), ex.points.end(),
+                                     [](const auto& p) { return p.config.family == "ngram"; });
+  if (has_ngram && opt.backend == "cuda") {
+    if (backend == "cuda") {
+      std::fprintf(stderr, "ouroboros: --backend cuda: the ngram family has no cuda backend yet; use --backend cpu\n");
+      return kExitBadInput;
+    }
+    opt.backend = "cpu";
   }
   namespace fs = std::filesystem;
   if (fs::exists(opt.out_dir) && !fs::is_empty(opt.out_dir) && !force) {

@@ -187,7 +187,7 @@ TEST(Config, GmmRefusalsNameTheKey) {
   expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator", "applies to model.family gaussian only");
   expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
   expect_refused(kBase, {"model.components=2"}, "model.components", "applies to model.family gmm only");
-  expect_refused(kBase, {"metrics.heldout=10"}, "metrics.heldout", "applies to model.family gmm only");
+  expect_refused(kBase, {"metrics.heldout=10"}, "metrics.heldout", "applies to model.family gmm or ngram only");
 }
 
 TEST(Config, PlotSectionNamesExistingMetrics) {
@@ -197,6 +197,31 @@ TEST(Config, PlotSectionNamesExistingMetrics) {
   expect_refused(kGmm, {"plot.center=mode"}, "plot.center", "one of mean median");
   expect_refused(std::string(kGmm) + "sweep: {plot.center: [mean, median]}\n", {}, "sweep.plot.center",
                  "cannot be swept");
+}
+
+const char* kNgram = R"(
+seed: 3
+chains: 2
+generations: 2
+model: {family: ngram, order: 1}
+truth: {zipf: {vocab: 100, exponent: 1.1}}
+data: {samples: 50}
+)";
+
+TEST(Config, NgramRefusalsNameTheKey) {
+  EXPECT_NO_THROW(load_experiment_text(kNgram, {}));
+  expect_refused(kNgram, {"model.order=0"}, "model.order", "expected an integer in [1, 3]");
+  expect_refused(kNgram, {"model.order=4"}, "model.order", "expected an integer in [1, 3]");
+  expect_refused(kNgram, {"sampler.top_p=0"}, "sampler.top_p", "(0, 1]");
+  expect_refused(kNgram, {"sampler.top_p=1.5"}, "sampler.top_p", "(0, 1]");
+  expect_refused(kNgram, {"model.smoothing=laplace"}, "model.smoothing", "one of mle add_k kneser_ney");
+  expect_refused(kNgram, {"truth={corpus: /nonexistent/text.txt}"}, "truth.corpus", "cannot read corpus file");
+  expect_refused(kNgram, {"truth={corpus: /dev/null}"}, "truth.corpus", "holds no sentence");
+  expect_refused(kNgram, {"truth={corpus: kjv, zipf: {vocab: 5, exponent: 1}}"}, "truth", "exactly one of");
+  expect_refused(kNgram, {"data.regime=accumulate_subsample"}, "data.regime", "not implemented for model.family ngram");
+  expect_refused(kNgram, {"model.order=2"}, "model.order", "zipf truth of order 2");
+  expect_refused(kNgram, {"model.dim=2"}, "model.dim", "applies to model.family gaussian or gmm only");
+  expect_refused(kBase, {"sampler.top_k=5"}, "sampler", "applies to model.family ngram only");
 }
 
 }  // namespace

@@ -1,0 +1,84 @@
+// The interface between the loop (sim/) and the n-gram family's launch code.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "kernels/ngram.h"
+#include "kernels/regime.h"
+#include "kernels/workers.h"
+
+namespace ouro::kernels {
+
+// Metric slots of the n-gram family, in metrics.csv order.
+enum NgramMetric : int {
+  kNgHeldoutPpl = 0,
+  kNgZeroProbRate,
+  kNgTailPpl,
+  kNgSupport,
+  kNgVocabSurvival,
+  kNgEntropy,
+  kNgGiniSimpson,
+  kNgKl,
+  kNgTv,
+  kNgKlInfChains,
+  kNgTailMass,
+  kNgDistinct2,
+  kNgCutSentences,
+  kNgSyntheticShare,
+  kNgDataAge,
+  kNumNgramMetrics
+};
+
+struct SamplerSettings {
+  double temperature = 1.0;
+  int top_k = 0;        // 0: no cut
+  double top_p = 1.0;   // 1: no cut
+  bool plain() const { return temperature == 1.0 && top_k == 0 && top_p == 1.0; }
+};
+
+// Sentences as token ids, each ending with the end marker 0, concatenated.
+struct TokenText {
+  std::vector<std::uint32_t> tokens;
+  std::vector<std::uint64_t> start;  // size = sentences + 1
+  std::size_t sentences() const { return start.empty() ? 0 : start.size() - 1; }
+};
+
+// One batch of chains of one sweep point.
+struct NgramBatchSpec {
+  int order;  // 1 or 2
+  Smoothing smoothing;
+  double k, discount;
+  SamplerSettings sampler;
+  std::uint32_t V;  // predicted vocabulary size (ids 0..V-1; <s> is V)
+  // The truth: a corpus (sentences of its training split) or, when `zipf`, an
+  // order-1 distribution whose samples are single tokens.
+  bool zipf;
+  TokenText train;                 // corpus: training sentences (real draws)
+  std::vector<double> truth_p;     // [V] zipf: the truth; corpus: training unigram frequencies
+  std::vector<double> truth_cum;   // [V] zipf: inclusive prefix sums of truth_p (sampling)
+  std::vector<unsigned char> word; // [V] 1 for the truth's word types (vocab_survival counts these)
+  std::vector<unsigned char> tail; // [V] 1 for the tail set
+  TokenText heldout;               // corpus: held-out sentences; zipf: one "sentence" of held-out tokens
+  Regime regime;
+  int generations;
+  int samples;          // tokens per generation
+  double real_fraction; // share of tokens filled with real data from generation 2 on
+  std::uint32_t seed;
+  std::uint32_t chain_begin;
+  std::int64_t batch;
+  int threads;
+};
+
+class NgramBackend {
+ public:
+  virtual ~NgramBackend() = default;
+  virtual void start(double* h_metrics) = 0;
+  virtual void advance(int generation, double* h_metrics) = 0;
+  virtual std::vector<WorkerRange> workers() const = 0;
+};
+
+std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec);
+
+}  // namespace ouro::kernels

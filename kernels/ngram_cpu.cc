@@ -1,0 +1,435 @@
+// The cpu backend of the n-gram family: OpenMP over chains, each chain's
+// generation done whole by one thread. A generation t: compose the training
+// text (real sentences drawn from the corpus, synthetic sentences drawn from
+// generation t-1's model), count its n-grams (sort and reduce), build model
+// t's tables, measure it against the held-out text and the truth, and draw
+// the sample from model t that generation t+1 trains on (also used for the
+// sample-based metrics of generation t).
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "kernels/ngram_backend.h"
+
+namespace ouro::kernels {
+namespace {
+
+// n-gram counts of a text: order 1 dense per token, order 2 sorted
+// (context << 32 | word) keys with their counts.
+struct Counts {
+  std::vector<double> uni;
+  std::vector<std::uint64_t> key;
+  std::vector<double> c;
+};
+
+void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t first_sentence,
+                std::uint64_t end_sentence, bool bos, Counts& out) {
+  if (order == 1) {
+    out.uni.assign(V, 0.0);
+    for (std::uint64_t i = text.start[first_sentence]; i < text.start[end_sentence]; ++i) out.uni[text.tokens[i]] += 1.0;
+    return;
+  }
+  std::vector<std::uint64_t> keys;
+  keys.reserve(text.start[end_sentence] - text.start[first_sentence]);
+  for (std::uint64_t s = first_sentence; s < end_sentence; ++s) {
+    std::uint64_t prev = bos ? V : text.tokens[text.start[s]];
+    for (std::uint64_t i = text.start[s] + (bos ? 0 : 1); i < text.start[s + 1]; ++i) {
+      keys.push_back(prev << 32 | text.tokens[i]);
+      prev = text.tokens[i];
+    }
+  }
+  std::sort(keys.begin(), keys.end());
+  out.key.clear();
+  out.c.clear();
+  for (std::size_t i = 0; i < keys.size();) {
+    std::size_t j = i;
+    while (j < keys.size() && keys[j] == keys[i]) ++j;
+    out.key.push_back(keys[i]);
+    out.c.push_back(static_cast<double>(j - i));
+    i = j;
+  }
+}
+
+// a += b (accumulate).
+void add_counts(int order, Counts& a, const Counts& b) {
+  if (order == 1) {
+    if (a.uni.empty()) a.uni.assign(b.uni.size(), 0.0);
+    for (std::size_t i = 0; i < b.uni.size(); ++i) a.uni[i] += b.uni[i];
+    return;
+  }
+  Counts m;
+  std::size_t i = 0, j = 0;
+  while (i < a.key.size() || j < b.key.size()) {
+    if (j == b.key.size() || (i < a.key.size() && a.key[i] < b.key[j])) {
+      m.key.push_back(a.key[i]), m.c.push_back(a.c[i]), ++i;
+    } else if (i == a.key.size() || b.key[j] < a.key[i]) {
+      m.key.push_back(b.key[j]), m.c.push_back(b.c[j]), ++j;
+    } else {
+      m.key.push_back(a.key[i]), m.c.push_back(a.c[i] + b.c[j]), ++i, ++j;
+    }
+  }
+  a = std::move(m);
+}
+
+// A model's tables (see NgramView).
+struct Model {
+  std::vector<double> uni, uni_cum, uni_cumd;
+  double uni_total = 0.0, uni_types = 0.0;
+  std::vector<std::uint32_t> ctx, ent_w;
+  std::vector<std::uint64_t> ctx_start;
+  std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
+
+  void build(const NgramBatchSpec& s, const Counts& counts) {
+    const double d = s.discount;
+    const std::uint32_t V = s.V;
+    if (s.order == 1) {
+      uni = counts.uni;
+    } else {
+      ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
+      uni.assign(V, 0.0);  // continuation counts N(. w)
+      for (std::size_t i = 0; i < counts.key.size(); ++i) {
+        const auto v = static_cast<std::uint32_t>(counts.key[i] >> 32);
+        const auto w = static_cast<std::uint32_t>(counts.key[i] & 0xFFFFFFFFu);
+        const double c = counts.c[i];
+        if (ctx.empty() || ctx.back() != v) {
+          ctx.push_back(v);
+          ctx_start.push_back(ent_w.size());
+          ctx_total.push_back(0.0);
+        }
+        const bool first = ent_w.size() == ctx_start.back();
+        ent_w.push_back(w);
+        ent_c.push_back(c);
+        ctx_total.back() += c;
+        ent_cum.push_back((first ? 0.0 : ent_cum.back()) + c);
+        ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
+        uni[w] += 1.0;
+      }
+      ctx_start.push_back(ent_w.size());
+    }
+    uni_cum.resize(V);
+    uni_cumd.resize(V);
+    double run = 0.0, rund = 0.0;
+    uni_types = 0.0;
+    for (std::uint32_t w = 0; w < V; ++w) {
+      run += uni[w];
+      rund += uni[w] > d ? uni[w] - d : 0.0;
+      uni_cum[w] = run;
+      uni_cumd[w] = rund;
+      uni_types += uni[w] > 0.0 ? 1.0 : 0.0;
+    }
+    uni_total = run;
+  }
+
+  NgramView view(const NgramBatchSpec& s) const {
+    return NgramView{s.order,          s.smoothing,      s.k,
+                     s.discount,       s.V,              uni.data(),
+                     uni_cum.data(),   uni_cumd.data(),  uni_total,
+                     uni_types,        static_cast<std::uint32_t>(ctx.size()), ctx.data(),
+                     ctx_start.data(), ctx_total.data(), ent_w.data(),
+                     ent_c.data(),     ent_cum.data(),   ent_cumd.data()};
+  }
+};
+
+// The sampler's cut of p(. | v): temperature, then top-k, then top-p, over
+// the whole vocabulary (O(V log V) per context, cached for the generation).
+struct Cut {
+  std::vector<std::uint32_t> w;
+  std::vector<double> cum;
+};
+
+Cut make_cut(const NgramView& m, std::uint32_t v, const SamplerSettings& s) {
+  std::vector<std::pair<double, std::uint32_t>> q;
+  auto add = [&](std::uint32_t w) {
+    const double p = ngram_prob(m, v, w);
+    if (p > 0.0) q.emplace_back(s.temperature == 1.0 ? p : std::exp(std::log(p) / s.temperature), w);
+  };
+  const std::int64_t ci = m.order == 2 ? find_context(m, v) : -1;
+  if (m.smoothing == Smoothing::kMle && ci >= 0) {
+    // Only the context's observed continuations have probability > 0.
+    for (std::uint64_t e = m.ctx_start[ci]; e < m.ctx_start[ci + 1]; ++e) add(m.ent_w[e]);
+  } else {
+    for (std::uint32_t w = 0; w < m.V; ++w) add(w);
+  }
+  std::stable_sort(q.begin(), q.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  if (s.top_k > 0 && q.size() > static_cast<std::size_t>(s.top_k)) q.resize(s.top_k);
+  double total = 0.0;
+  for (const auto& e : q) total += e.first;
+  Cut cut;
+  double run = 0.0;
+  for (const auto& e : q) {
+    run += e.first;
+    cut.w.push_back(e.second);
+    cut.cum.push_back(run);
+    if (run >= s.top_p * total) break;  // the smallest prefix holding top_p of the mass
+  }
+  return cut;
+}
+
+// The state and scratch of one chain.
+struct Chain {
+  Counts pool;        // accumulate: every generation's counts so far
+  Model model;        // the current generation's model
+  TokenText sample;   // drawn from the current model: the next generation's synthetic text
+  double cut_sentences = 0.0;
+  std::unordered_map<std::uint32_t, Cut> cuts;  // per generation
+  double pool_tokens = 0.0, pool_synthetic = 0.0, pool_age_weight = 0.0;  // accumulate composition
+  std::vector<double> tokens_of;  // accumulate: tokens added at each generation
+};
+
+class NgramCpu final : public NgramBackend {
+ public:
+  explicit NgramCpu(const NgramBatchSpec& spec) : s_(spec) {
+    threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
+    chains_.resize(spec.batch);
+  }
+
+  void start(double* h_metrics) override {
+    // Generation 0: the truth (zipf) or the model of the configured order and
+    // smoothing fitted to the whole training split (a corpus).
+    Counts counts;
+    Model m0;
+    if (!s_.zipf) {
+      count_text(s_.order, s_.V, s_.train, 0, s_.train.sentences(), true, counts);
+      m0.build(s_, counts);
+    }
+    std::vector<WorkerRange> seen(threads_);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (std::int64_t i = 0; i < s_.batch; ++i) {
+      note_chain(seen[omp_get_thread_num()], "omp-thread-" + std::to_string(omp_get_thread_num()), s_.chain_begin + i);
+      Chain& c = chains_[i];
+      c.model = m0;
+      const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
+      draw_sample(c, chain, 1, /*truth=*/s_.zipf);
+      measure(c, 0, 0.0, 0.0, h_metrics + i);
+    }
+    workers_ = seen;
+  }
+
+  void advance(int t, double* h_metrics) override {
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (std::int64_t i = 0; i < s_.batch; ++i) generation(i, t, h_metrics + i);
+  }
+
+  std::vector<WorkerRange> workers() const override { return workers_; }
+
+ private:
+  // Generation t of chain i.
+  void generation(std::int64_t i, int t, double* out) {
+    Chain& c = chains_[i];
+    const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
+    const auto gen = static_cast<std::uint32_t>(t);
+    // The training text: real sentences first, then synthetic ones from the
+    // previous model's sample, each part filled up to its token target
+    // (whole sentences; the last may overshoot).
+    const double n = s_.samples;
+    const double real_target = t == 1 ? n : std::round(s_.real_fraction * n);
+    TokenText text;
+    text.start.push_back(0);
+    double real_tokens = 0.0;
+    if (s_.zipf) {
+      for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(real_target); ++j)
+        text.tokens.push_back(truth_token(chain, gen, rng::kStreamRealDraw, j));
+      real_tokens = real_target;
+      const std::uint64_t syn = s_.samples - static_cast<std::uint64_t>(real_target);
+      text.tokens.insert(text.tokens.end(), c.sample.tokens.begin(), c.sample.tokens.begin() + syn);
+      text.start.push_back(text.tokens.size());
+    } else {
+      const std::uint64_t S = s_.train.sentences();
+      for (std::uint64_t j = 0; real_tokens < real_target; ++j) {
+        const rng::Block b = rng::draw_block(s_.seed, chain, gen, rng::kStreamRealDraw, j);
+        const auto pick = static_cast<std::uint64_t>(std::floor(rng::u01_open(b.v[0], b.v[1]) * static_cast<double>(S)));
+        const std::uint64_t sj = pick < S ? pick : S - 1;
+        text.tokens.insert(text.tokens.end(), s_.train.tokens.begin() + s_.train.start[sj],
+                           s_.train.tokens.begin() + s_.train.start[sj + 1]);
+        text.start.push_back(text.tokens.size());
+        real_tokens += static_cast<double>(s_.train.start[sj + 1] - s_.train.start[sj]);
+      }
+      for (std::uint64_t j = 0; static_cast<double>(text.tokens.size()) < n && j < c.sample.sentences(); ++j) {
+        text.tokens.insert(text.tokens.end(), c.sample.tokens.begin() + c.sample.start[j],
+                           c.sample.tokens.begin() + c.sample.start[j + 1]);
+        text.start.push_back(text.tokens.size());
+      }
+    }
+    const double total = static_cast<double>(text.tokens.size());
+    Counts counts;
+    count_text(s_.order, s_.V, text, 0, text.sentences(), !s_.zipf, counts);
+    double share, age;
+    if (s_.regime == Regime::kAccumulate) {
+      add_counts(s_.order, c.pool, counts);
+      c.tokens_of.push_back(total);
+      c.pool_tokens += total;
+      c.pool_synthetic += total - real_tokens;
+      double weighted = 0.0;
+      for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
+      share = c.pool_synthetic / c.pool_tokens;
+      age = weighted / c.pool_tokens;
+      c.model.build(s_, c.pool);
+    } else {
+      share = (total - real_tokens) / total;
+      age = 0.0;
+      c.model.build(s_, counts);
+    }
+    c.cuts.clear();
+    draw_sample(c, chain, gen + 1, false);
+    measure(c, t, share, age, out);
+  }
+
+  // Token j of a zipf truth's stream (one block per token).
+  std::uint32_t truth_token(std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, std::uint64_t j) const {
+    const rng::Block b = rng::draw_block(s_.seed, chain, gen, stream, j);
+    const double u = rng::u01_open(b.v[0], b.v[1]);
+    return static_cast<std::uint32_t>(first_above(s_.truth_cum.data(), 0, s_.V, u * s_.truth_cum[s_.V - 1]));
+  }
+
+  // The sample of the chain's current model (or of the zipf truth itself at
+  // generation 0): `samples` tokens, whole sentences for text.
+  void draw_sample(Chain& c, std::uint32_t chain, std::uint32_t gen, bool truth) {
+    TokenText& out = c.sample;
+    out.tokens.clear();
+    out.start.assign(1, 0);
+    c.cut_sentences = 0.0;
+    const NgramView m = c.model.view(s_);
+    const bool third = s_.smoothing == Smoothing::kKneserNey;
+    auto next = [&](std::uint32_t v, std::uint64_t j, std::uint32_t i) {
+      double u, u2, u3;
+      token_uniforms(s_.seed, chain, gen, rng::kStreamSyntheticDraw, j, i, third, u, u2, u3);
+      if (s_.sampler.plain()) return sample_next(m, v, u, u2, u3);
+      auto it = c.cuts.find(v);
+      if (it == c.cuts.end()) it = c.cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
+      const Cut& cut = it->second;
+      return cut.w[first_above(cut.cum.data(), 0, cut.w.size(), u * cut.cum.back())];
+    };
+    if (s_.zipf) {
+      for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(s_.samples); ++j) {
+        if (truth) out.tokens.push_back(truth_token(chain, gen, rng::kStreamSyntheticDraw, j));
+        else out.tokens.push_back(next(0, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence)));
+      }
+      out.start.push_back(out.tokens.size());
+      return;
+    }
+    for (std::uint64_t j = 0; static_cast<double>(out.tokens.size()) < s_.samples; ++j) {
+      std::uint32_t v = s_.V;  // <s>
+      for (std::uint32_t i = 0;; ++i) {
+        if (i == kMaxSentence - 1) {  // cut: end the sentence
+          out.tokens.push_back(0);
+          c.cut_sentences += 1.0;
+          break;
+        }
+        const std::uint32_t w = next(v, j, i);
+        out.tokens.push_back(w);
+        if (w == 0) break;
+        v = w;
+      }
+      out.start.push_back(out.tokens.size());
+    }
+  }
+
+  void measure(Chain& c, int t, double share, double age, double* out) const {
+    const std::int64_t stride = s_.batch;
+    const NgramView m = c.model.view(s_);
+    const bool truth0 = s_.zipf && t == 0;  // generation 0 of a zipf truth is the truth itself
+    auto prob = [&](std::uint32_t v, std::uint32_t w) { return truth0 ? s_.truth_p[w] : ngram_prob(m, v, w); };
+    const std::uint32_t V = s_.V;
+    // Held-out text.
+    double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
+    const TokenText& h = s_.heldout;
+    for (std::size_t sj = 0; sj < h.sentences(); ++sj) {
+      std::uint32_t v = V;
+      for (std::uint64_t i = h.start[sj]; i < h.start[sj + 1]; ++i) {
+        const std::uint32_t w = h.tokens[i];
+        const double p = prob(v, w);
+        all += 1.0;
+        if (p > 0.0) {
+          const double b = -std::log2(p);
+          bits += b, nz += 1.0;
+          if (s_.tail[w]) tail_bits += b, tail_nz += 1.0;
+        } else {
+          zeros += 1.0;
+        }
+        v = w;
+      }
+    }
+    out[kNgHeldoutPpl * stride] = nz > 0.0 ? std::exp2(bits / nz) : NAN;
+    out[kNgZeroProbRate * stride] = zeros / all;
+    out[kNgTailPpl * stride] = tail_nz > 0.0 ? std::exp2(tail_bits / tail_nz) : NAN;
+    // Support and surviving word types (before the sampler's cut).
+    const bool smoothed = s_.smoothing != Smoothing::kMle;
+    double support, alive = 0.0, words = 0.0;
+    if (truth0) support = V;
+    else if (smoothed) support = std::pow(static_cast<double>(V), s_.order);
+    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model.ent_w.size());
+    for (std::uint32_t w = 0; w < V; ++w) {
+      if (!s_.word[w]) continue;
+      words += 1.0;
+      alive += (truth0 || smoothed || m.uni[w] > 0.0) ? 1.0 : 0.0;
+    }
+    out[kNgSupport * stride] = support;
+    out[kNgVocabSurvival * stride] = alive / words;
+    // Unigram-level comparisons with the truth (order 1).
+    double gini = NAN, kl = NAN, tv = NAN, tail_mass = NAN;
+    if (s_.order == 1) {
+      double sq = 0.0, tail_model = 0.0, tail_truth = 0.0;
+      kl = s_.zipf ? 0.0 : NAN;
+      tv = s_.zipf ? 0.0 : NAN;
+      for (std::uint32_t w = 0; w < V; ++w) {
+        const double p = prob(0, w), p0 = s_.truth_p[w];
+        sq += p * p;
+        if (s_.tail[w]) tail_model += p, tail_truth += p0;
+        if (s_.zipf) {
+          if (p0 > 0.0) kl += p > 0.0 ? p0 * std::log2(p0 / p) : INFINITY;
+          tv += 0.5 * std::abs(p0 - p);
+        }
+      }
+      gini = 1.0 - sq;
+      tail_mass = tail_model / tail_truth;
+    }
+    // Sample-based metrics: entropy rate, distinct bigrams, tail share (order 2).
+    double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
+    std::vector<std::uint64_t> bigrams;
+    const TokenText& x = c.sample;
+    for (std::size_t sj = 0; sj < x.sentences(); ++sj) {
+      std::uint32_t v = V;
+      for (std::uint64_t i = x.start[sj]; i < x.start[sj + 1]; ++i) {
+        const std::uint32_t w = x.tokens[i];
+        ent_bits += -std::log2(prob(v, w));
+        ent_n += 1.0;
+        tail_tokens += s_.tail[w] ? 1.0 : 0.0;
+        if (i > x.start[sj]) bigrams.push_back(static_cast<std::uint64_t>(v) << 32 | w);
+        v = w;
+      }
+    }
+    std::sort(bigrams.begin(), bigrams.end());
+    const double distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
+    if (s_.order == 2) {
+      double tail_truth = 0.0;
+      for (std::uint32_t w = 0; w < V; ++w) tail_truth += s_.tail[w] ? s_.truth_p[w] : 0.0;
+      tail_mass = (tail_tokens / ent_n) / tail_truth;
+    }
+    out[kNgEntropy * stride] = ent_bits / ent_n;
+    out[kNgGiniSimpson * stride] = gini;
+    out[kNgKl * stride] = kl;
+    out[kNgTv * stride] = tv;
+    out[kNgKlInfChains * stride] = s_.zipf && s_.order == 1 ? (std::isinf(kl) ? 1.0 : 0.0) : NAN;
+    out[kNgTailMass * stride] = tail_mass;
+    out[kNgDistinct2 * stride] = bigrams.empty() ? NAN : distinct / static_cast<double>(bigrams.size());
+    out[kNgCutSentences * stride] = c.cut_sentences;
+    out[kNgSyntheticShare * stride] = share;
+    out[kNgDataAge * stride] = age;
+  }
+
+  NgramBatchSpec s_;
+  int threads_;
+  std::vector<Chain> chains_;
+  std::vector<WorkerRange> workers_;
+};
+
+}  // namespace
+
+std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec) { return std::make_unique<NgramCpu>(spec); }
+
+}  // namespace ouro::kernels

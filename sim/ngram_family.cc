@@ -1,0 +1,165 @@
+// The n-gram family in the one loop: its truths, metric names, theory column
+// and backend.
+#include "sim/ngram_family.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "sim/corpus.h"
+
+namespace ouro {
+
+namespace {
+
+kernels::TokenText to_text(const Sentences& s) { return kernels::TokenText{s.tokens, s.start}; }
+
+// p_r proportional to r^-s, r = 1..V (token id r - 1).
+std::vector<double> zipf_probabilities(int V, double s) {
+  std::vector<double> p(V);
+  double z = 0.0;
+  for (int r = V; r >= 1; --r) z += std::pow(static_cast<double>(r), -s);  // small terms first
+  for (int r = 1; r <= V; ++r) p[r - 1] = std::pow(static_cast<double>(r), -s) / z;
+  return p;
+}
+
+}  // namespace
+
+kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
+  using namespace kernels;
+  NgramBatchSpec s;
+  s.order = c.order;
+  s.smoothing = c.smoothing == "add_k" ? Smoothing::kAddK : c.smoothing == "kneser_ney" ? Smoothing::kKneserNey : Smoothing::kMle;
+  s.k = c.add_k;
+  s.discount = c.discount;
+  s.sampler = SamplerSettings{c.temperature, c.top_k, c.top_p};
+  s.regime = c.regime;
+  s.generations = c.generations;
+  s.samples = c.samples;
+  s.real_fraction = c.real_fraction;
+  s.seed = c.seed;
+  s.chain_begin = 0;
+  s.batch = c.chains;
+  s.threads = threads;
+  s.zipf = c.corpus.empty();
+  if (!s.zipf) {
+    const Corpus& corpus = load_corpus_cached(c.corpus);
+    s.V = static_cast<std::uint32_t>(corpus.vocab.size());
+    s.train = to_text(corpus.train);
+    s.heldout = to_text(corpus.heldout);
+    double total = 0.0;
+    for (auto k : corpus.train_count) total += static_cast<double>(k);
+    s.truth_p.resize(s.V);
+    s.word.assign(s.V, 0);
+    s.tail.assign(s.V, 0);
+    for (std::uint32_t w = 0; w < s.V; ++w) {
+      s.truth_p[w] = static_cast<double>(corpus.train_count[w]) / total;
+      s.word[w] = w >= 2 ? 1 : 0;  // not </s>, not <unk>
+      // The tail: word types seen at most tail_count times in training, and
+      // <unk> (held-out words never seen).
+      s.tail[w] = (w == kUnkToken || (w >= 2 && corpus.train_count[w] <= static_cast<std::uint64_t>(c.tail_count))) ? 1 : 0;
+    }
+    return s;
+  }
+  s.V = static_cast<std::uint32_t>(c.zipf_vocab);
+  s.truth_p = zipf_probabilities(c.zipf_vocab, c.zipf_exponent);
+  s.truth_cum.resize(s.V);
+  double run = 0.0;
+  for (std::uint32_t w = 0; w < s.V; ++w) s.truth_cum[w] = run += s.truth_p[w];
+  s.word.assign(s.V, 1);
+  // The tail: the lowest-probability types that together hold tail_share of
+  // the mass (the fewest from the bottom whose mass reaches it).
+  s.tail.assign(s.V, 0);
+  double mass = 0.0;
+  for (std::uint32_t w = s.V; w-- > 0 && mass < c.tail_share;) {
+    s.tail[w] = 1;
+    mass += s.truth_p[w];
+  }
+  // The held-out sample: real draws of generation 0 under the reserved chain id.
+  s.heldout.start = {0};
+  for (int j = 0; j < c.heldout; ++j) {
+    const rng::Block b = rng::draw_block(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, j);
+    const double u = rng::u01_open(b.v[0], b.v[1]);
+    s.heldout.tokens.push_back(static_cast<std::uint32_t>(first_above(s.truth_cum.data(), 0, s.V, u * run)));
+  }
+  s.heldout.start.push_back(s.heldout.tokens.size());
+  return s;
+}
+
+std::vector<std::string> ngram_metric_names() {
+  return {"heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival",
+          "entropy",     "gini_simpson",   "kl",       "tv",      "kl_inf_chains",
+          "tail_mass",   "distinct_2",     "cut_sentences", "synthetic_share", "data_age"};
+}
+
+std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
+  using namespace kernels;
+  const bool zipf = c.corpus.empty();
+  if (!zipf) return std::nullopt;  // text: sentence lengths make every quantity random
+  const double n = c.samples;
+  if (metric == kNgSyntheticShare || metric == kNgDataAge) {
+    if (t == 0) return 0.0;
+    double share, age;
+    regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, share, age);
+    return metric == kNgSyntheticShare ? share : age;
+  }
+  if (t == 0) {
+    if (metric == kNgKl || metric == kNgTv || metric == kNgKlInfChains || metric == kNgZeroProbRate) return 0.0;
+    if (metric == kNgVocabSurvival || metric == kNgTailMass) return 1.0;
+  }
+  const bool wright_fisher = c.smoothing == "mle" && c.regime == Regime::kReplace && c.real_fraction == 0.0 &&
+                             c.order == 1 && c.temperature == 1.0 && c.top_k == 0 && c.top_p == 1.0;
+  if (!wright_fisher) return std::nullopt;
+  const auto p = zipf_probabilities(c.zipf_vocab, c.zipf_exponent);
+  if (metric == kNgGiniSimpson) {
+    // E[1 - sum p_t^2] = (1 - sum p_0^2)(1 - 1/n)^t for multinomial resampling
+    // of n tokens per generation (each generation's heterozygosity shrinks by 1 - 1/n).
+    double sq = 0.0;
+    for (double q : p) sq += q * q;
+    return (1.0 - sq) * std::pow(1.0 - 1.0 / n, t);
+  }
+  if (metric == kNgVocabSurvival && t >= 1) {
+    // Suresh et al. 2024: P(type of probability p alive at t) ~ 1 - exp(-n p g_t),
+    // g_1 = 1, g_{t+1} = 1 - exp(-g_t) (a Poisson approximation, not exact).
+    double g = 1.0;
+    for (int k = 1; k < t; ++k) g = 1.0 - std::exp(-g);
+    double alive = 0.0;
+    for (double q : p) alive += 1.0 - std::exp(-n * q * g);
+    return alive / static_cast<double>(p.size());
+  }
+  return std::nullopt;
+}
+
+double ngram_point_bytes(const PointConfig& c) {
+  // Per chain: the training text and the sample (tokens + sentence starts),
+  // counts and tables (at most one entry per token), the pool under accumulate.
+  const double n = c.samples;
+  double per_chain = 2.0 * n * 12.0 + n * 60.0;
+  if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * std::min(n * c.generations, 1e8);
+  const double V = c.corpus.empty() ? c.zipf_vocab : 2e4;
+  per_chain += 40.0 * V;
+  return per_chain * static_cast<double>(c.chains);
+}
+
+namespace {
+
+class NgramRun final : public FamilyRun {
+ public:
+  NgramRun(const PointConfig& c, const std::string& backend, int threads) {
+    if (backend != "cpu") throw std::invalid_argument("the ngram family has no cuda backend yet; use --backend cpu");
+    backend_ = kernels::make_ngram_cpu(make_ngram_spec(c, threads));
+  }
+  void start(double* metrics) override { backend_->start(metrics); }
+  void advance(int generation, double* metrics) override { backend_->advance(generation, metrics); }
+  std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
+
+ private:
+  std::unique_ptr<kernels::NgramBackend> backend_;
+};
+
+}  // namespace
+
+std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads) {
+  return std::make_unique<NgramRun>(c, backend, threads);
+}
+
+}  // namespace ouro

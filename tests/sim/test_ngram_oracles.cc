@@ -1,0 +1,202 @@
+// The n-gram family against exact and published results: Wright-Fisher
+// heterozygosity (Gini-Simpson) under multinomial resampling, the survival of
+// rare types (Suresh et al. 2024, Poisson approximation), monotone support
+// under mle replace, add_k keeping every type, normalised smoothed
+// distributions, the sampler's cuts, thread invariance, refusals.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "kernels/ngram.h"
+#include "kernels/ngram_backend.h"
+#include "sim/ngram_family.h"
+#include "support.h"
+
+namespace {
+
+using namespace ouro;
+
+std::string zipf(const std::string& extra, int V, double s, int n, int chains, int gens) {
+  return "seed: 4\nchains: " + std::to_string(chains) + "\ngenerations: " + std::to_string(gens) +
+         "\nmodel: {family: ngram, order: 1" + extra + "}\ntruth: {zipf: {vocab: " + std::to_string(V) +
+         ", exponent: " + std::to_string(s) + "}}\ndata: {samples: " + std::to_string(n) + ", regime: replace}\n";
+}
+
+// Under mle and replace, generation t+1 is n tokens drawn from generation t's
+// frequencies (Wright-Fisher), and E[1 - sum p_{t+1}^2 | p_t] = (1 - 1/n)(1 -
+// sum p_t^2) exactly, so E[gini_simpson_t] = gini_simpson_0 (1 - 1/n)^t (the
+// theory column). 2000 chains, |z| < 4.5 at every generation.
+TEST(NgramOracle, GiniSimpsonDecaysExactly) {
+  const auto c = test::run_family(zipf(", smoothing: mle", 200, 1.1, 50, 2000, 20), "cpu");
+  for (int t = 1; t <= 20; ++t) {
+    const auto th = theory(c.config, kernels::kNgGiniSimpson, t);
+    ASSERT_TRUE(th.has_value());
+    const Summary& s = c.at(t, "gini_simpson");
+    EXPECT_LT(std::abs(s.mean - *th) / s.se, 4.5) << "generation " << t << ": " << s.mean << " vs " << *th;
+  }
+  // The decay is visible: with n = 50 the theory falls by 1 - (49/50)^20 = 33%.
+  EXPECT_LT(c.at(20, "gini_simpson").mean, 0.75 * c.at(0, "gini_simpson").mean);
+}
+
+// Suresh et al. 2024: a type of probability p is alive at generation t with
+// probability ~ 1 - exp(-n p g_t), g_1 = 1, g_{t+1} = 1 - exp(-g_t) (the
+// theory column of vocab_survival is its mean over the vocabulary). It
+// replaces Binomial(n, q) resampling by Poisson(n q); their total variation
+// distance is at most n q^2 (Le Cam 1960), so over t generations the
+// survival of a type errs by at most sum_k E[n q_k^2] = sum_k E[c_k^2] / n
+// with c_k its count, E[c_k^2] <= n p (1 + k) + (n p)^2. A flat Zipf
+// (exponent 0.3) over 4000 types with n = 2000 keeps every n p small (<= 3.3);
+// the test allows 4.5 standard errors plus that bound.
+TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
+  const int V = 4000, n = 2000, gens = 8;
+  const double s = 0.3;
+  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 400, gens), "cpu");
+  std::vector<double> p(V);
+  double z = 0.0;
+  for (int r = 1; r <= V; ++r) z += std::pow(r, -s);
+  for (int r = 1; r <= V; ++r) p[r - 1] = std::pow(r, -s) / z;
+  for (int t = 1; t <= gens; ++t) {
+    double bound = 0.0;
+    for (double q : p)
+      for (int k = 0; k < t; ++k) bound += (n * q * (1.0 + k) + (n * q) * (n * q)) / n;
+    bound /= V;
+    const double th = *theory(c.config, kernels::kNgVocabSurvival, t);
+    const Summary& v = c.at(t, "vocab_survival");
+    EXPECT_LT(std::abs(v.mean - th), 4.5 * v.se + bound) << "generation " << t << ": " << v.mean << " vs " << th
+                                                          << " (se " << v.se << ", bound " << bound << ")";
+  }
+  // And forgetting happens: about a third of the types die in 8 generations.
+  EXPECT_LT(c.at(gens, "vocab_survival").mean, 0.8);
+}
+
+// With mle and no real data, a type that is gone never comes back, so the
+// support of every chain never grows (checked per chain, unigram and bigram).
+TEST(NgramOracle, MleSupportNeverGrowsUnderReplace) {
+  for (const std::string& yaml :
+       {zipf(", smoothing: mle", 300, 1.1, 200, 50, 15),
+        std::string("seed: 2\nchains: 4\ngenerations: 6\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+                    "truth: {corpus: kjv}\ndata: {samples: 20000, regime: replace}\n")}) {
+    const auto c = test::run_family(yaml, "cpu", 0, true);
+    const int m = c.metric("support");
+    const std::int64_t n = c.config.chains;
+    for (std::size_t t = 2; t < c.values.size(); ++t)
+      for (std::int64_t i = 0; i < n; ++i)
+        EXPECT_LE(c.values[t][m * n + i], c.values[t - 1][m * n + i]) << "generation " << t << " chain " << i;
+    EXPECT_LT(c.at(static_cast<int>(c.values.size()) - 1, "support").mean, c.at(1, "support").mean);
+  }
+}
+
+// add_k gives every type probability > 0: nothing is forgotten.
+TEST(NgramOracle, AddKKeepsEveryTypeAlive) {
+  const auto c = test::run_family(zipf(", smoothing: add_k, k: 0.5", 300, 1.1, 200, 20, 10), "cpu");
+  for (int t = 0; t <= 10; ++t) {
+    EXPECT_EQ(c.at(t, "vocab_survival").mean, 1.0);
+    EXPECT_EQ(c.at(t, "zero_prob_rate").mean, 0.0);
+    EXPECT_EQ(c.at(t, "kl_inf_chains").mean, 0.0);
+  }
+}
+
+// Every chain whole on one thread: per-chain values are bit-identical for 1
+// and 2 threads (bigram on the King James text, kneser_ney, with real data
+// and accumulate; with the sampler's cuts on an mle bigram and on a smoothed
+// unigram).
+TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
+  for (const std::string& yaml :
+       {std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
+                    "model: {family: ngram, order: 2, smoothing: kneser_ney}\ndata: {samples: 5000, regime: accumulate, real_fraction: 0.2}\n"),
+        std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
+                    "model: {family: ngram, order: 2, smoothing: mle}\nsampler: {top_p: 0.9, temperature: 0.8}\ndata: {samples: 3000}\n"),
+        zipf(", smoothing: add_k}\nsampler: {top_p: 0.8, top_k: 50", 300, 1.1, 500, 6, 4)}) {
+    const auto one = test::run_family(yaml, "cpu", 1, true);
+    const auto two = test::run_family(yaml, "cpu", 2, true);
+    for (std::size_t t = 0; t < one.values.size(); ++t)
+      for (std::size_t i = 0; i < one.values[t].size(); ++i) {
+        const double a = one.values[t][i], b = two.values[t][i];
+        ASSERT_TRUE((std::isnan(a) && std::isnan(b)) || a == b) << "generation " << t << " value " << i;
+      }
+  }
+}
+
+// A small bigram model from explicit counts, to check the distributions.
+struct Toy {
+  std::vector<double> uni, uni_cum, uni_cumd, ctx_total, ent_c, ent_cum, ent_cumd;
+  std::vector<std::uint32_t> ctx, ent_w;
+  std::vector<std::uint64_t> ctx_start;
+  kernels::NgramView view(kernels::Smoothing sm) {
+    // V = 5; contexts 0 (none: </s> ends sentences), 2 and 5 (= <s>): c(<s> 2) = 3, c(<s> 3) = 1,
+    // c(2 0) = 2, c(2 4) = 1, c(2 2) = 1.
+    ctx = {2, 5};
+    ctx_start = {0, 3, 5};
+    ent_w = {0, 2, 4, 2, 3};
+    ent_c = {2, 1, 1, 3, 1};
+    ctx_total = {4, 4};
+    ent_cum = {2, 3, 4, 3, 4};
+    const double d = 0.75;
+    ent_cumd = {1.25, 1.5, 1.75, 2.25, 2.5};
+    uni = {1, 0, 2, 1, 1};  // continuation counts N(. w)
+    uni_cum = {1, 1, 3, 4, 5};
+    uni_cumd = {0.25, 0.25, 1.5, 1.75, 2.0};
+    (void)d;
+    return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, 2,
+                              ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(), ent_c.data(),
+                              ent_cum.data(), ent_cumd.data()};
+  }
+};
+
+TEST(NgramMath, SmoothedDistributionsSumToOne) {
+  Toy toy;
+  for (auto sm : {kernels::Smoothing::kMle, kernels::Smoothing::kAddK, kernels::Smoothing::kKneserNey}) {
+    const kernels::NgramView m = toy.view(sm);
+    for (std::uint32_t v : {2u, 5u, 3u}) {  // seen, seen (<s>), unseen context
+      double sum = 0.0;
+      for (std::uint32_t w = 0; w < 5; ++w) sum += kernels::ngram_prob(m, v, w);
+      if (sm == kernels::Smoothing::kMle && v == 3u) EXPECT_EQ(sum, 0.0);
+      else EXPECT_NEAR(sum, 1.0, 1e-15) << "smoothing " << static_cast<int>(sm) << " context " << v;
+    }
+  }
+  // Kneser-Ney by hand: p(4 | 2) = (1 - 0.75)/4 + 0.75*3/4 * p_c(4),
+  // p_c(4) = (1 - 0.75)/5 + 0.75*4/5/5.
+  const double pc4 = 0.25 / 5 + 0.75 * 4 / 5 / 5;
+  EXPECT_NEAR(kernels::ngram_prob(toy.view(kernels::Smoothing::kKneserNey), 2, 4), 0.25 / 4 + 0.75 * 3 / 4 * pc4, 1e-15);
+}
+
+// Sampling at the defaults draws from ngram_prob: 2e5 draws per context,
+// every token's frequency within 4.5 binomial standard errors.
+TEST(NgramMath, SamplingMatchesTheDistribution) {
+  Toy toy;
+  for (auto sm : {kernels::Smoothing::kMle, kernels::Smoothing::kAddK, kernels::Smoothing::kKneserNey}) {
+    const kernels::NgramView m = toy.view(sm);
+    for (std::uint32_t v : {2u, 5u}) {
+      const int draws = 200000;
+      std::vector<double> count(5, 0.0);
+      for (int j = 0; j < draws; ++j) {
+        double u, u2, u3;
+        kernels::token_uniforms(3, 1, 1, 2, j, 0, true, u, u2, u3);
+        count[kernels::sample_next(m, v, u, u2, u3)] += 1.0;
+      }
+      for (std::uint32_t w = 0; w < 5; ++w) {
+        const double p = kernels::ngram_prob(m, v, w);
+        const double se = std::sqrt(draws * p * (1 - p));
+        if (p == 0.0) EXPECT_EQ(count[w], 0.0);
+        else EXPECT_LT(std::abs(count[w] - draws * p) / se, 4.5) << "smoothing " << static_cast<int>(sm) << " " << v << " " << w;
+      }
+    }
+  }
+}
+
+// top_k = 1 always emits the most probable continuation; a tiny top_p too.
+TEST(NgramSampler, TopKOneAndTinyTopPAreGreedy) {
+  for (const char* sampler : {"{top_k: 1}", "{top_p: 0.001}"}) {
+    const std::string yaml = std::string("seed: 6\nchains: 2\ngenerations: 2\ntruth: {corpus: kjv}\n") +
+                             "model: {family: ngram, order: 2, smoothing: mle}\nsampler: " + sampler +
+                             "\ndata: {samples: 2000}\n";
+    const auto c = test::run_family(yaml, "cpu");
+    // A greedy sampler from <s> repeats one deterministic path: the sample's
+    // bigrams are nearly all repeats.
+    EXPECT_LT(c.at(1, "distinct_2").mean, 0.05) << sampler;
+  }
+}
+
+}  // namespace
