@@ -29,16 +29,8 @@ struct GmmBatchSpec {
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
 };
 
-class GmmBackend {
- public:
-  virtual ~GmmBackend() = default;
-  // Generation 0 (every chain is the truth); metrics to h_metrics as
-  // [gmm_num_metrics(K)][batch].
-  virtual void start(double* h_metrics) = 0;
-  // Fits generation `generation` (>= 1) of every chain from the previous one.
-  virtual void advance(int generation, double* h_metrics) = 0;
-  virtual std::vector<WorkerRange> workers() const = 0;
-};
+// Metrics as [gmm_num_metrics(K)][batch].
+using GmmBackend = ChainBackend;
 
 // The cpu backend's vectorised E-step: the statistics of em_estep_serial
 // (bit-identical; exposed for its test), or only the log-likelihood sum

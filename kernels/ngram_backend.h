@@ -71,13 +71,8 @@ struct NgramBatchSpec {
   int threads;
 };
 
-class NgramBackend {
- public:
-  virtual ~NgramBackend() = default;
-  virtual void start(double* h_metrics) = 0;
-  virtual void advance(int generation, double* h_metrics) = 0;
-  virtual std::vector<WorkerRange> workers() const = 0;
-};
+// Metrics as [kNumNgramMetrics][batch].
+using NgramBackend = ChainBackend;
 
 std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec);
 

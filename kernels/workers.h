@@ -1,9 +1,12 @@
-// Which chains each worker of a backend ran (an OpenMP thread, a CUDA
-// device), recorded in manifest.json so a reader can see how work was split.
+// What every family's backend offers the loop (one batch of chains of one
+// sweep point, resident on the backend for all generations), and which chains
+// each of its workers ran (an OpenMP thread, a CUDA device), recorded in
+// manifest.json so a reader can see how work was split.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace ouro::kernels {
 
@@ -24,5 +27,15 @@ inline void note_chain(WorkerRange& w, const std::string& worker, std::int64_t c
   w.last_chain = chain;
   ++w.chains;
 }
+
+class ChainBackend {
+ public:
+  virtual ~ChainBackend() = default;
+  // Generation 0 (every chain is the truth); metrics as [metric][chain].
+  virtual void start(double* h_metrics) = 0;
+  // Fits generation `generation` (>= 1) of every chain from the previous one.
+  virtual void advance(int generation, double* h_metrics) = 0;
+  virtual std::vector<WorkerRange> workers() const = 0;
+};
 
 }  // namespace ouro::kernels

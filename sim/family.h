@@ -14,16 +14,10 @@
 
 namespace ouro {
 
-// One sweep point's chains of one family, resident on one backend.
-class FamilyRun {
- public:
-  virtual ~FamilyRun() = default;
-  // Generation 0 (every chain is the truth); metrics as [metric][chain].
-  virtual void start(double* metrics) = 0;
-  // Fits generation `generation` (>= 1) of every chain from the previous one.
-  virtual void advance(int generation, double* metrics) = 0;
-  virtual std::vector<kernels::WorkerRange> workers() const = 0;
-};
+// One sweep point's chains of one family, resident on one backend: the
+// backends of the mixture and n-gram families are runs as they are; the
+// Gaussian one is wrapped (its step carries the point's settings).
+using FamilyRun = kernels::ChainBackend;
 
 // The point's metric names, in metrics.csv order.
 std::vector<std::string> metric_names(const PointConfig& c);

@@ -101,27 +101,10 @@ double gmm_point_bytes(const PointConfig& c) {
   return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
 }
 
-namespace {
-
-class GmmRun final : public FamilyRun {
- public:
-  GmmRun(const PointConfig& c, const std::string& backend, int threads) {
-    kernels::GmmBatchSpec spec{make_gmm_truth(c), make_gmm_heldout(c), c.components, c.em, c.regime,
-                               c.generations, c.samples, c.real_count, c.seed, 0, c.chains, threads};
-    backend_ = make_gmm_backend(backend, spec);
-  }
-  void start(double* metrics) override { backend_->start(metrics); }
-  void advance(int generation, double* metrics) override { backend_->advance(generation, metrics); }
-  std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
-
- private:
-  std::unique_ptr<kernels::GmmBackend> backend_;
-};
-
-}  // namespace
-
 std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads) {
-  return std::make_unique<GmmRun>(c, backend, threads);
+  const kernels::GmmBatchSpec spec{make_gmm_truth(c), make_gmm_heldout(c), c.components, c.em, c.regime,
+                                   c.generations, c.samples, c.real_count, c.seed, 0, c.chains, threads};
+  return make_gmm_backend(backend, spec);
 }
 
 }  // namespace ouro

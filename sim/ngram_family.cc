@@ -140,26 +140,9 @@ double ngram_point_bytes(const PointConfig& c) {
   return per_chain * static_cast<double>(c.chains);
 }
 
-namespace {
-
-class NgramRun final : public FamilyRun {
- public:
-  NgramRun(const PointConfig& c, const std::string& backend, int threads) {
-    if (backend != "cpu") throw std::invalid_argument("the ngram family has no cuda backend yet; use --backend cpu");
-    backend_ = kernels::make_ngram_cpu(make_ngram_spec(c, threads));
-  }
-  void start(double* metrics) override { backend_->start(metrics); }
-  void advance(int generation, double* metrics) override { backend_->advance(generation, metrics); }
-  std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
-
- private:
-  std::unique_ptr<kernels::NgramBackend> backend_;
-};
-
-}  // namespace
-
 std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads) {
-  return std::make_unique<NgramRun>(c, backend, threads);
+  if (backend != "cpu") throw std::invalid_argument("the ngram family has no cuda backend yet; use --backend cpu");
+  return kernels::make_ngram_cpu(make_ngram_spec(c, threads));
 }
 
 }  // namespace ouro
