@@ -55,6 +55,7 @@ struct NgramView {
   const double* ent_c;             // [entries] c(v w)
   const double* ent_cum;           // [entries] inclusive prefix of c within its context
   const double* ent_cumd;          // [entries] inclusive prefix of max(c - D, 0) within its context
+  const std::int32_t* ctx_of;      // [V + 1] index of context v, or -1 (a dense lookup; may be null)
 };
 
 // First index i in [lo, hi) with a[i] > x (hi - 1 if none: guards rounding).
@@ -70,6 +71,7 @@ OURO_HD inline std::uint64_t first_above(const double* a, std::uint64_t lo, std:
 
 // Index of context v among the model's contexts, or -1.
 OURO_HD inline std::int64_t find_context(const NgramView& m, std::uint32_t v) {
+  if (m.ctx_of) return v <= m.V ? m.ctx_of[v] : -1;
   std::int64_t l = 0, h = static_cast<std::int64_t>(m.contexts) - 1;
   while (l <= h) {
     const std::int64_t mid = l + (h - l) / 2;

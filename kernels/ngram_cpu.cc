@@ -19,13 +19,38 @@
 namespace ouro::kernels {
 namespace {
 
-// n-gram counts of a text: order 1 dense per token, order 2 sorted
-// (context << 32 | word) keys with their counts.
+// n-gram counts of a text: order 1 dense per token, order 2 sorted keys
+// context * (V + 1) + word (context V is <s>) with their counts.
 struct Counts {
   std::vector<double> uni;
   std::vector<std::uint64_t> key;
   std::vector<double> c;
 };
+
+// Sorts keys below 2^bits (LSD radix sort, 16-bit digits): the counting
+// step's sort of packed (context, word) keys, O(n) per digit.
+void radix_sort(std::vector<std::uint64_t>& keys, int bits, std::vector<std::uint64_t>& tmp) {
+  tmp.resize(keys.size());
+  std::vector<std::size_t> count(1 << 16);
+  for (int shift = 0; shift < bits; shift += 16) {
+    std::fill(count.begin(), count.end(), 0);
+    for (auto k : keys) ++count[(k >> shift) & 0xFFFF];
+    std::size_t run = 0;
+    for (auto& c : count) {
+      const std::size_t here = c;
+      c = run;
+      run += here;
+    }
+    for (auto k : keys) tmp[count[(k >> shift) & 0xFFFF]++] = k;
+    keys.swap(tmp);
+  }
+}
+
+// Bits needed for a packed key (context * (V + 1) + word).
+int key_bits(std::uint32_t V) {
+  const double top = (static_cast<double>(V) + 1.0) * (V + 1.0);
+  return static_cast<int>(std::ceil(std::log2(top)));
+}
 
 void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t first_sentence,
                 std::uint64_t end_sentence, bool bos, Counts& out) {
@@ -39,11 +64,12 @@ void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t
   for (std::uint64_t s = first_sentence; s < end_sentence; ++s) {
     std::uint64_t prev = bos ? V : text.tokens[text.start[s]];
     for (std::uint64_t i = text.start[s] + (bos ? 0 : 1); i < text.start[s + 1]; ++i) {
-      keys.push_back(prev << 32 | text.tokens[i]);
+      keys.push_back(prev * (V + 1) + text.tokens[i]);
       prev = text.tokens[i];
     }
   }
-  std::sort(keys.begin(), keys.end());
+  std::vector<std::uint64_t> tmp;
+  radix_sort(keys, key_bits(V), tmp);
   out.key.clear();
   out.c.clear();
   for (std::size_t i = 0; i < keys.size();) {
@@ -81,6 +107,7 @@ struct Model {
   std::vector<double> uni, uni_cum, uni_cumd;
   double uni_total = 0.0, uni_types = 0.0;
   std::vector<std::uint32_t> ctx, ent_w;
+  std::vector<std::int32_t> ctx_of;
   std::vector<std::uint64_t> ctx_start;
   std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
 
@@ -93,8 +120,8 @@ struct Model {
       ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
       uni.assign(V, 0.0);  // continuation counts N(. w)
       for (std::size_t i = 0; i < counts.key.size(); ++i) {
-        const auto v = static_cast<std::uint32_t>(counts.key[i] >> 32);
-        const auto w = static_cast<std::uint32_t>(counts.key[i] & 0xFFFFFFFFu);
+        const auto v = static_cast<std::uint32_t>(counts.key[i] / (V + 1));
+        const auto w = static_cast<std::uint32_t>(counts.key[i] % (V + 1));
         const double c = counts.c[i];
         if (ctx.empty() || ctx.back() != v) {
           ctx.push_back(v);
@@ -110,6 +137,8 @@ struct Model {
         uni[w] += 1.0;
       }
       ctx_start.push_back(ent_w.size());
+      ctx_of.assign(V + 1, -1);
+      for (std::size_t i = 0; i < ctx.size(); ++i) ctx_of[ctx[i]] = static_cast<std::int32_t>(i);
     }
     uni_cum.resize(V);
     uni_cumd.resize(V);
@@ -131,7 +160,8 @@ struct Model {
                      uni_cum.data(),   uni_cumd.data(),  uni_total,
                      uni_types,        static_cast<std::uint32_t>(ctx.size()), ctx.data(),
                      ctx_start.data(), ctx_total.data(), ent_w.data(),
-                     ent_c.data(),     ent_cum.data(),   ent_cumd.data()};
+                     ent_c.data(),     ent_cum.data(),   ent_cumd.data(),
+                     ctx_of.empty() ? nullptr : ctx_of.data()};
   }
 };
 
@@ -399,11 +429,12 @@ class NgramCpu final : public NgramBackend {
         ent_bits += -std::log2(prob(v, w));
         ent_n += 1.0;
         tail_tokens += s_.tail[w] ? 1.0 : 0.0;
-        if (i > x.start[sj]) bigrams.push_back(static_cast<std::uint64_t>(v) << 32 | w);
+        if (i > x.start[sj]) bigrams.push_back(static_cast<std::uint64_t>(v) * (V + 1) + w);
         v = w;
       }
     }
-    std::sort(bigrams.begin(), bigrams.end());
+    std::vector<std::uint64_t> tmp;
+    radix_sort(bigrams, key_bits(V), tmp);
     const double distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
     if (s_.order == 2) {
       double tail_truth = 0.0;

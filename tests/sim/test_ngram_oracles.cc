@@ -141,7 +141,7 @@ struct Toy {
     (void)d;
     return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, 2,
                               ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(), ent_c.data(),
-                              ent_cum.data(), ent_cumd.data()};
+                              ent_cum.data(), ent_cumd.data(), nullptr};
   }
 };
 
