@@ -205,6 +205,7 @@ struct Chain {
   Counts pool;        // accumulate: every generation's counts so far
   Model model;        // the current generation's model
   TokenText sample;   // drawn from the current model: the next generation's synthetic text
+  Counts sample_counts;  // order 2, text: the sample's bigram counts (reused when it is the whole next training text)
   double cut_sentences = 0.0;
   std::unordered_map<std::uint32_t, Cut> cuts;  // per generation
   double pool_tokens = 0.0, pool_synthetic = 0.0, pool_age_weight = 0.0;  // accumulate composition
@@ -215,6 +216,10 @@ class NgramCpu final : public NgramBackend {
  public:
   explicit NgramCpu(const NgramBatchSpec& spec) : s_(spec) {
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
+    // Fewer chains than threads: chains one after another, each using every
+    // thread inside (its sentences are independent given their counters).
+    outer_ = spec.batch >= threads_ ? threads_ : 1;
+    inner_ = outer_ == 1 ? threads_ : 1;
     chains_.resize(spec.batch);
   }
 
@@ -228,9 +233,11 @@ class NgramCpu final : public NgramBackend {
       m0.build(s_, counts);
     }
     std::vector<WorkerRange> seen(threads_);
-#pragma omp parallel for schedule(static) num_threads(threads_)
+#pragma omp parallel for schedule(static) num_threads(outer_)
     for (std::int64_t i = 0; i < s_.batch; ++i) {
-      note_chain(seen[omp_get_thread_num()], "omp-thread-" + std::to_string(omp_get_thread_num()), s_.chain_begin + i);
+      note_chain(seen[omp_get_thread_num()],
+                 inner_ > 1 ? fmt_threads(inner_) : "omp-thread-" + std::to_string(omp_get_thread_num()),
+                 s_.chain_begin + i);
       Chain& c = chains_[i];
       c.model = m0;
       const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
@@ -241,7 +248,7 @@ class NgramCpu final : public NgramBackend {
   }
 
   void advance(int t, double* h_metrics) override {
-#pragma omp parallel for schedule(static) num_threads(threads_)
+#pragma omp parallel for schedule(static) num_threads(outer_)
     for (std::int64_t i = 0; i < s_.batch; ++i) generation(i, t, h_metrics + i);
   }
 
@@ -261,6 +268,7 @@ class NgramCpu final : public NgramBackend {
     TokenText text;
     text.start.push_back(0);
     double real_tokens = 0.0;
+    bool text_is_sample = false;
     if (s_.zipf) {
       for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(real_target); ++j)
         text.tokens.push_back(truth_token(chain, gen, rng::kStreamRealDraw, j));
@@ -279,15 +287,22 @@ class NgramCpu final : public NgramBackend {
         text.start.push_back(text.tokens.size());
         real_tokens += static_cast<double>(s_.train.start[sj + 1] - s_.train.start[sj]);
       }
-      for (std::uint64_t j = 0; static_cast<double>(text.tokens.size()) < n && j < c.sample.sentences(); ++j) {
-        text.tokens.insert(text.tokens.end(), c.sample.tokens.begin() + c.sample.start[j],
-                           c.sample.tokens.begin() + c.sample.start[j + 1]);
-        text.start.push_back(text.tokens.size());
+      if (real_tokens == 0.0 && s_.order == 2) {
+        // The training text is the whole sample (drawn until n tokens),
+        // already counted when it was measured.
+        text_is_sample = true;
+      } else {
+        for (std::uint64_t j = 0; static_cast<double>(text.tokens.size()) < n && j < c.sample.sentences(); ++j) {
+          text.tokens.insert(text.tokens.end(), c.sample.tokens.begin() + c.sample.start[j],
+                             c.sample.tokens.begin() + c.sample.start[j + 1]);
+          text.start.push_back(text.tokens.size());
+        }
       }
     }
-    const double total = static_cast<double>(text.tokens.size());
+    const double total = static_cast<double>(text_is_sample ? c.sample.tokens.size() : text.tokens.size());
     Counts counts;
-    count_text(s_.order, s_.V, text, 0, text.sentences(), !s_.zipf, counts);
+    if (text_is_sample) counts = std::move(c.sample_counts);
+    else count_text(s_.order, s_.V, text, 0, text.sentences(), !s_.zipf, counts);
     double share, age;
     if (s_.regime == Regime::kAccumulate) {
       add_counts(s_.order, c.pool, counts);
@@ -342,48 +357,79 @@ class NgramCpu final : public NgramBackend {
       out.start.push_back(out.tokens.size());
       return;
     }
-    for (std::uint64_t j = 0; static_cast<double>(out.tokens.size()) < s_.samples; ++j) {
+    // Sentence j into buf; true if it was cut at kMaxSentence tokens.
+    auto sentence = [&](std::uint64_t j, std::vector<std::uint32_t>& buf) {
       std::uint32_t v = s_.V;  // <s>
       for (std::uint32_t i = 0;; ++i) {
         if (i == kMaxSentence - 1) {  // cut: end the sentence
-          out.tokens.push_back(0);
-          c.cut_sentences += 1.0;
-          break;
+          buf.push_back(0);
+          return true;
         }
         const std::uint32_t w = next(v, j, i);
-        out.tokens.push_back(w);
-        if (w == 0) break;
+        buf.push_back(w);
+        if (w == 0) return false;
         v = w;
       }
-      out.start.push_back(out.tokens.size());
+    };
+    // Sentences j = 0, 1, ... until the text holds `samples` tokens, drawn in
+    // rounds of a fixed number of sentences, in parallel when the sampler is
+    // plain (the cut cache is shared); appended in order, so the text does not
+    // depend on the thread count.
+    constexpr std::uint64_t kRound = 512;
+    std::vector<std::vector<std::uint32_t>> buf(kRound);
+    std::vector<unsigned char> was_cut(kRound);
+    const int threads = s_.sampler.plain() ? inner_ : 1;
+    for (std::uint64_t j0 = 0; static_cast<double>(out.tokens.size()) < s_.samples; j0 += kRound) {
+#pragma omp parallel for schedule(static) num_threads(threads)
+      for (std::uint64_t r = 0; r < kRound; ++r) {
+        buf[r].clear();
+        was_cut[r] = sentence(j0 + r, buf[r]) ? 1 : 0;
+      }
+      for (std::uint64_t r = 0; r < kRound && static_cast<double>(out.tokens.size()) < s_.samples; ++r) {
+        out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
+        out.start.push_back(out.tokens.size());
+        c.cut_sentences += was_cut[r];
+      }
     }
   }
 
-  void measure(Chain& c, int t, double share, double age, double* out) const {
+  void measure(Chain& c, int t, double share, double age, double* out) {
     const std::int64_t stride = s_.batch;
     const NgramView m = c.model.view(s_);
     const bool truth0 = s_.zipf && t == 0;  // generation 0 of a zipf truth is the truth itself
     auto prob = [&](std::uint32_t v, std::uint32_t w) { return truth0 ? s_.truth_p[w] : ngram_prob(m, v, w); };
     const std::uint32_t V = s_.V;
-    // Held-out text.
-    double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
+    // Held-out text, summed over a fixed set of sentence chunks (in
+    // parallel when the chain has the threads to itself), the chunks then
+    // added in order: the sums do not depend on the thread count.
+    constexpr int kChunks = 64;
+    struct Held { double all = 0, zeros = 0, bits = 0, nz = 0, tail_bits = 0, tail_nz = 0; };
+    std::vector<Held> hc(kChunks);
     const TokenText& h = s_.heldout;
-    for (std::size_t sj = 0; sj < h.sentences(); ++sj) {
-      std::uint32_t v = V;
-      for (std::uint64_t i = h.start[sj]; i < h.start[sj + 1]; ++i) {
-        const std::uint32_t w = h.tokens[i];
-        const double p = prob(v, w);
-        all += 1.0;
-        if (p > 0.0) {
-          const double b = -std::log2(p);
-          bits += b, nz += 1.0;
-          if (s_.tail[w]) tail_bits += b, tail_nz += 1.0;
-        } else {
-          zeros += 1.0;
+#pragma omp parallel for schedule(static) num_threads(inner_)
+    for (int k = 0; k < kChunks; ++k) {
+      Held& a = hc[k];
+      const std::size_t s0 = h.sentences() * k / kChunks, s1 = h.sentences() * (k + 1) / kChunks;
+      for (std::size_t sj = s0; sj < s1; ++sj) {
+        std::uint32_t v = V;
+        for (std::uint64_t i = h.start[sj]; i < h.start[sj + 1]; ++i) {
+          const std::uint32_t w = h.tokens[i];
+          const double p = prob(v, w);
+          a.all += 1.0;
+          if (p > 0.0) {
+            const double b = -std::log2(p);
+            a.bits += b, a.nz += 1.0;
+            if (s_.tail[w]) a.tail_bits += b, a.tail_nz += 1.0;
+          } else {
+            a.zeros += 1.0;
+          }
+          v = w;
         }
-        v = w;
       }
     }
+    double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
+    for (const Held& a : hc)
+      all += a.all, zeros += a.zeros, bits += a.bits, nz += a.nz, tail_bits += a.tail_bits, tail_nz += a.tail_nz;
     out[kNgHeldoutPpl * stride] = nz > 0.0 ? std::exp2(bits / nz) : NAN;
     out[kNgZeroProbRate * stride] = zeros / all;
     out[kNgTailPpl * stride] = tail_nz > 0.0 ? std::exp2(tail_bits / tail_nz) : NAN;
@@ -418,24 +464,49 @@ class NgramCpu final : public NgramBackend {
       gini = 1.0 - sq;
       tail_mass = tail_model / tail_truth;
     }
-    // Sample-based metrics: entropy rate, distinct bigrams, tail share (order 2).
-    double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
-    std::vector<std::uint64_t> bigrams;
+    // Sample-based metrics: entropy rate, distinct bigrams, tail share
+    // (order 2); chunked like the held-out sums.
+    struct Own { double bits = 0, n = 0, tail = 0; std::vector<std::uint64_t> bigrams; };
+    std::vector<Own> oc(kChunks);
     const TokenText& x = c.sample;
-    for (std::size_t sj = 0; sj < x.sentences(); ++sj) {
-      std::uint32_t v = V;
-      for (std::uint64_t i = x.start[sj]; i < x.start[sj + 1]; ++i) {
-        const std::uint32_t w = x.tokens[i];
-        ent_bits += -std::log2(prob(v, w));
-        ent_n += 1.0;
-        tail_tokens += s_.tail[w] ? 1.0 : 0.0;
-        if (i > x.start[sj]) bigrams.push_back(static_cast<std::uint64_t>(v) * (V + 1) + w);
-        v = w;
+#pragma omp parallel for schedule(static) num_threads(inner_)
+    for (int k = 0; k < kChunks; ++k) {
+      Own& a = oc[k];
+      const std::size_t s0 = x.sentences() * k / kChunks, s1 = x.sentences() * (k + 1) / kChunks;
+      for (std::size_t sj = s0; sj < s1; ++sj) {
+        std::uint32_t v = V;
+        for (std::uint64_t i = x.start[sj]; i < x.start[sj + 1]; ++i) {
+          const std::uint32_t w = x.tokens[i];
+          a.bits += -std::log2(prob(v, w));
+          a.n += 1.0;
+          a.tail += s_.tail[w] ? 1.0 : 0.0;
+          if (!(s_.order == 2 && !s_.zipf) && i > x.start[sj])
+            a.bigrams.push_back(static_cast<std::uint64_t>(v) * (V + 1) + w);
+          v = w;
+        }
       }
     }
-    std::vector<std::uint64_t> tmp;
-    radix_sort(bigrams, key_bits(V), tmp);
-    const double distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
+    double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
+    std::vector<std::uint64_t> bigrams;
+    for (const Own& a : oc) {
+      ent_bits += a.bits, ent_n += a.n, tail_tokens += a.tail;
+      bigrams.insert(bigrams.end(), a.bigrams.begin(), a.bigrams.end());
+    }
+    double distinct = 0.0, pairs = 0.0;
+    if (s_.order == 2 && !s_.zipf) {
+      // Count the sample once: distinct_2 from its counts (bigrams inside
+      // sentences, i.e. not from <s>), and the counts kept for the next
+      // generation, which trains on exactly this text under replace without
+      // real data.
+      count_text(2, V, x, 0, x.sentences(), true, c.sample_counts);
+      for (std::size_t e = 0; e < c.sample_counts.key.size(); ++e)
+        if (c.sample_counts.key[e] / (V + 1) != V) distinct += 1.0, pairs += c.sample_counts.c[e];
+    } else {
+      std::vector<std::uint64_t> tmp;
+      radix_sort(bigrams, key_bits(V), tmp);
+      distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
+      pairs = static_cast<double>(bigrams.size());
+    }
     if (s_.order == 2) {
       double tail_truth = 0.0;
       for (std::uint32_t w = 0; w < V; ++w) tail_truth += s_.tail[w] ? s_.truth_p[w] : 0.0;
@@ -447,14 +518,16 @@ class NgramCpu final : public NgramBackend {
     out[kNgTv * stride] = tv;
     out[kNgKlInfChains * stride] = s_.zipf && s_.order == 1 ? (std::isinf(kl) ? 1.0 : 0.0) : NAN;
     out[kNgTailMass * stride] = tail_mass;
-    out[kNgDistinct2 * stride] = bigrams.empty() ? NAN : distinct / static_cast<double>(bigrams.size());
+    out[kNgDistinct2 * stride] = pairs > 0.0 ? distinct / pairs : NAN;
     out[kNgCutSentences * stride] = c.cut_sentences;
     out[kNgSyntheticShare * stride] = share;
     out[kNgDataAge * stride] = age;
   }
 
+  static std::string fmt_threads(int n) { return "omp-threads-0-" + std::to_string(n - 1); }
+
   NgramBatchSpec s_;
-  int threads_;
+  int threads_, outer_, inner_;
   std::vector<Chain> chains_;
   std::vector<WorkerRange> workers_;
 };

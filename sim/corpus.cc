@@ -7,7 +7,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
+#include <string_view>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -19,19 +19,11 @@ namespace {
 
 bool word_byte(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
 
-// Sentence s of a split's ids from token texts.
-void append_sentence(Sentences& out, const std::vector<std::uint32_t>& ids) {
-  if (out.start.empty()) out.start.push_back(0);
-  out.tokens.insert(out.tokens.end(), ids.begin(), ids.end());
-  out.tokens.push_back(kEndToken);
-  out.start.push_back(out.tokens.size());
-}
-
-}  // namespace
-
-std::vector<std::string> tokenize(const std::string& line) {
-  std::vector<std::string> out;
-  std::string cur;
+// Calls f(token) for every token of a line (see corpus.h); word tokens are
+// lower-cased into a reused buffer, so there is no allocation per token.
+template <class F>
+void for_each_token(std::string_view line, std::string& cur, F&& f) {
+  cur.clear();
   const std::size_t n = line.size();
   for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(line[i]);
@@ -42,62 +34,99 @@ std::vector<std::string> tokenize(const std::string& line) {
       cur.push_back(static_cast<char>(c < 0x80 ? std::tolower(c) : c));
       continue;
     }
-    if (!cur.empty()) out.push_back(std::move(cur)), cur.clear();
-    if (!std::isspace(c) && c >= 0x20) out.emplace_back(1, static_cast<char>(c));
+    if (!cur.empty()) f(std::string_view(cur)), cur.clear();
+    if (!std::isspace(c) && c >= 0x20) {
+      const char one = static_cast<char>(c);
+      f(std::string_view(&one, 1));
+    }
   }
-  if (!cur.empty()) out.push_back(std::move(cur));
+  if (!cur.empty()) f(std::string_view(cur));
+}
+
+}  // namespace
+
+std::vector<std::string> tokenize(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cur;
+  for_each_token(line, cur, [&](std::string_view t) { out.emplace_back(t); });
   return out;
 }
 
 Corpus load_corpus(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
-  std::vector<std::vector<std::string>> train_text, heldout_text;
-  std::string line;
-  std::size_t j = 0;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    auto toks = tokenize(line);
-    if (toks.empty()) continue;
-    (j % 10 == 9 ? heldout_text : train_text).push_back(std::move(toks));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Tokens as provisional ids (in order of first appearance), sentences split
+  // 1 in 10, training counts per provisional id.
+  std::unordered_map<std::string, std::uint32_t> provisional;
+  provisional.reserve(1 << 16);
+  std::vector<std::string> type_text;
+  std::vector<std::uint64_t> type_count;
+  constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional streams
+  std::vector<std::uint32_t> train_ids, heldout_ids, line_ids;
+  std::size_t j = 0, train_sentences = 0, heldout_sentences = 0;
+  std::string cur, key;
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string_view line(text.data() + pos, eol - pos);
+    pos = eol + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    line_ids.clear();
+    for_each_token(line, cur, [&](std::string_view t) {
+      key.assign(t);
+      auto it = provisional.find(key);
+      if (it == provisional.end()) {
+        it = provisional.emplace(key, static_cast<std::uint32_t>(type_text.size())).first;
+        type_text.push_back(key);
+        type_count.push_back(0);
+      }
+      line_ids.push_back(it->second);
+    });
+    if (line_ids.empty()) continue;
+    const bool held = j % 10 == 9;
+    auto& ids = held ? heldout_ids : train_ids;
+    ids.insert(ids.end(), line_ids.begin(), line_ids.end());
+    ids.push_back(kEnd);
+    if (held) {
+      ++heldout_sentences;
+    } else {
+      ++train_sentences;
+      for (auto id : line_ids) ++type_count[id];
+    }
     ++j;
   }
   if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", path));
-  if (train_text.empty() || heldout_text.empty())
+  if (train_sentences == 0 || heldout_sentences == 0)
     throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
                                   path, j));
   // Vocabulary: training types by decreasing count, ties by bytes.
-  std::unordered_map<std::string, std::uint64_t> count;
-  for (const auto& s : train_text)
-    for (const auto& w : s) ++count[w];
-  std::vector<std::pair<std::string, std::uint64_t>> types(count.begin(), count.end());
-  std::sort(types.begin(), types.end(), [](const auto& a, const auto& b) {
-    return a.second != b.second ? a.second > b.second : a.first < b.first;
+  std::vector<std::uint32_t> order;
+  for (std::uint32_t t = 0; t < type_text.size(); ++t)
+    if (type_count[t] > 0) order.push_back(t);
+  std::sort(order.begin(), order.end(), [&](std::uint32_t a, std::uint32_t b) {
+    return type_count[a] != type_count[b] ? type_count[a] > type_count[b] : type_text[a] < type_text[b];
   });
   Corpus c;
   c.source = path;
   c.vocab = {"</s>", "<unk>"};
-  c.train_count = {train_text.size(), 0};
-  std::unordered_map<std::string, std::uint32_t> id;
-  for (const auto& [w, k] : types) {
-    id.emplace(w, static_cast<std::uint32_t>(c.vocab.size()));
-    c.vocab.push_back(w);
-    c.train_count.push_back(k);
+  c.train_count = {train_sentences, 0};
+  std::vector<std::uint32_t> final_id(type_text.size(), kUnkToken);  // held-out-only types: <unk>
+  for (std::uint32_t t : order) {
+    final_id[t] = static_cast<std::uint32_t>(c.vocab.size());
+    c.vocab.push_back(type_text[t]);
+    c.train_count.push_back(type_count[t]);
   }
-  std::vector<std::uint32_t> ids;
-  for (const auto& s : train_text) {
-    ids.clear();
-    for (const auto& w : s) ids.push_back(id.at(w));
-    append_sentence(c.train, ids);
-  }
-  for (const auto& s : heldout_text) {
-    ids.clear();
-    for (const auto& w : s) {
-      const auto it = id.find(w);
-      ids.push_back(it == id.end() ? kUnkToken : it->second);
+  auto emit = [&](const std::vector<std::uint32_t>& ids, Sentences& out) {
+    out.tokens.reserve(ids.size());
+    out.start.push_back(0);
+    for (auto id : ids) {
+      out.tokens.push_back(id == kEnd ? kEndToken : final_id[id]);
+      if (id == kEnd) out.start.push_back(out.tokens.size());
     }
-    append_sentence(c.heldout, ids);
-  }
+  };
+  emit(train_ids, c.train);
+  emit(heldout_ids, c.heldout);
   return c;
 }
 
