@@ -98,17 +98,20 @@ TEST(NgramOracle, AddKKeepsEveryTypeAlive) {
   }
 }
 
-// Every chain whole on one thread: per-chain values are bit-identical for 1
-// and 2 threads (bigram on the King James text, kneser_ney, with real data
-// and accumulate; with the sampler's cuts on an mle bigram and on a smoothed
-// unigram).
+// Per-chain values are bit-identical for 1 and 2 threads: with many chains
+// (each whole on one thread; bigram on the King James text, kneser_ney, real
+// data and accumulate; the sampler's cuts on an mle bigram and on a smoothed
+// unigram) and with one chain (its sentences drawn in parallel rounds, its
+// sums over fixed chunks).
 TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
   for (const std::string& yaml :
        {std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: kneser_ney}\ndata: {samples: 5000, regime: accumulate, real_fraction: 0.2}\n"),
         std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\nsampler: {top_p: 0.9, temperature: 0.8}\ndata: {samples: 3000}\n"),
-        zipf(", smoothing: add_k}\nsampler: {top_p: 0.8, top_k: 50", 300, 1.1, 500, 6, 4)}) {
+        zipf(", smoothing: add_k}\nsampler: {top_p: 0.8, top_k: 50", 300, 1.1, 500, 6, 4),
+        std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
+                    "model: {family: ngram, order: 2, smoothing: mle}\ndata: {samples: 50000, real_fraction: 0.1}\n")}) {
     const auto one = test::run_family(yaml, "cpu", 1, true);
     const auto two = test::run_family(yaml, "cpu", 2, true);
     for (std::size_t t = 0; t < one.values.size(); ++t)
