@@ -189,6 +189,11 @@ OURO_HD inline double gmm_log_terms(const GmmCView& m, bool diag, const double* 
   return top;
 }
 
+// ln of the log-sum-exp's sum s: s >= 1 whenever the largest term is finite;
+// anything else (NaN from a degenerate component) stays NaN rather than
+// reaching log_positive, which is defined for positive normal inputs only.
+OURO_HD OURO_FORCEINLINE double log_sum(double s) { return s >= 1.0 ? log_positive(s) : NAN; }
+
 // ln p(x) under the mixture (log-sum-exp); lp[k] becomes e^{lp_k - top}.
 OURO_HD inline double gmm_log_density(const GmmCView& m, bool diag, const double* x, double* lp) {
   const double top = gmm_log_terms(m, diag, x, lp);
@@ -197,7 +202,7 @@ OURO_HD inline double gmm_log_density(const GmmCView& m, bool diag, const double
     lp[k] = exp_poly(lp[k] - top);
     s += lp[k];
   }
-  return top + log_positive(s);
+  return top + log_sum(s);
 }
 
 // Sufficient statistics of one E-step: per component k, at offset
@@ -233,7 +238,7 @@ OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, co
         lp[k] = exp_poly(lp[k] - top);
         s += lp[k];
       }
-      acc[S - 1] += top + log_positive(s);
+      acc[S - 1] += top + log_sum(s);
       inv = 1.0 / s;
     } else {
       double best = INFINITY;
@@ -434,8 +439,9 @@ struct SerialPolicy {
   }
 };
 
-// k-means++ centres, then one M-step from the hard assignment to them (what
-// scikit-learn's init_params="k-means++" does). False if that fails.
+// k-means++ centres, then one M-step from the hard assignment of every point
+// to its nearest centre (scikit-learn's init_params="k-means++" instead starts
+// each component from its seed point alone). False if that fails.
 // estep(mode, mixture, X, count, stats) computes one E-step's statistics in
 // the fixed lane order (em_estep_serial, or a backend's parallel version).
 template <class EStep, class Policy>
@@ -549,6 +555,21 @@ struct GmmTruth {
 
 OURO_HD inline GmmCView truth_view(const GmmTruth& t) { return gmm_view(t.K0, t.d, static_cast<const double*>(t.params)); }
 
+// Generation 0's parameters as the warm start of generation 1 (used when the
+// model has the truth's K0 components): the truth's block, with diagonal
+// covariances its diagonal projection.
+OURO_HD inline void gmm_warm_start_block(const GmmTruth& t, bool diag, double* out) {
+  const int P = gmm_block_size(t.K0, t.d), d = t.d;
+  for (int i = 0; i < P; ++i) out[i] = t.params[i];
+  if (!diag) return;
+  const GmmView v = gmm_view(t.K0, d, out);
+  for (int k = 0; k < t.K0; ++k)
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b)
+        if (a != b) v.cov[k * d * d + a * d + b] = 0.0;
+  gmm_complete(v);
+}
+
 // Overall mean and covariance of a mixture: sum_k w_k (Sigma_k + mu_k mu_k^T) - mu mu^T.
 OURO_HD inline void gmm_moments(const GmmCView& m, double* mean, double* cov) {
   const int d = m.d;
@@ -633,7 +654,7 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
   out[kGmmVarRatio * stride] = trace / tr.trace;
   out[kGmmTailMass * stride] = mixture_outside(m, tr.mean, tr.chol, tr.tail_r2) / 0.01;
   out[kGmmXent * stride] = xent;
-  out[kGmmL2Density * stride] = sqrt(l2sq > 0.0 ? l2sq : 0.0);
+  out[kGmmL2Density * stride] = l2sq < 0.0 ? 0.0 : sqrt(l2sq);  // rounding below 0 is 0; NaN stays NaN
   out[kGmmDeadComponents * stride] = dead;
   out[kGmmMinWeight * stride] = min_w;
   out[kGmmRareModeMass * stride] = rare_in / tr.rare_mass;

@@ -84,7 +84,7 @@ void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std:
       }
 #pragma omp simd
       for (int l = 0; l < L; ++l) {
-        ll[l] += valid[l] * (top[l] + log_positive(sum[l]));
+        ll[l] += valid[l] != 0.0 ? top[l] + log_sum(sum[l]) : 0.0;
         inv[l] = valid[l] / sum[l];  // 1/s on live lanes, 0 past the end
       }
       if (!stats_wanted) continue;
@@ -182,12 +182,14 @@ class GmmCpu final : public GmmBackend {
     const int M = gmm_num_metrics(K);
     std::vector<double> first(M);
     gmm_metrics(tr, truth_view(tr), K, false, 0, false, xent, 0.0, 0.0, first.data(), 1);
+    std::vector<double> warm(P_);
+    if (K == tr.K0) gmm_warm_start_block(tr, spec_.em.diag, warm.data());
     std::vector<WorkerRange> seen(threads_);
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (std::int64_t i = 0; i < n; ++i) {
       note_chain(seen[omp_get_thread_num()], "omp-thread-" + std::to_string(omp_get_thread_num()),
                  spec_.chain_begin + i);
-      if (K == tr.K0) std::copy(tr.params, tr.params + P_, params_.begin() + i * P_);
+      if (K == tr.K0) std::copy(warm.begin(), warm.end(), params_.begin() + i * P_);
       for (int m = 0; m < M; ++m) h_metrics[m * n + i] = first[m];
     }
     workers_ = seen;

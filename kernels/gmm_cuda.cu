@@ -7,10 +7,13 @@
 // memory. One launch per generation (per slice of chains whose training sets
 // fit the scratch budget), one copy of the metric block to the host.
 //
-// This is the register-resident path for small d (d <= kGmmMaxDim = 8):
-// each thread keeps its lane's statistics in a local array sized by a
-// template bound on their count. A cuBLAS batched-GEMM E-step for large d is
-// not implemented.
+// This is the per-thread path for small d (d <= kGmmMaxDim = 8): each thread
+// keeps its lane's statistics in an array sized by a template bound on their
+// count (indexed at run time, so it lives in local memory, cached in L1).
+// ptxas reports 8 KB of stack per thread for the small bounds (the
+// quadratic-form workspaces of the metrics, inlined), 15 KB for the largest.
+// Not yet done: a cuBLAS batched-GEMM E-step for large d, k-means++ seeding
+// and Algorithm S parallel over the block (thread 0 runs them alone).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -93,9 +96,9 @@ struct GmmDevice {
   EmSettings em;
 };
 
-__global__ void init_kernel(double* params, const GmmTruth* truth, int P, std::int64_t batch) {
+__global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < batch * P) params[i] = truth->params[i % P];
+  if (i < batch * P) params[i] = first[i % P];
 }
 
 template <int MaxS>
@@ -203,9 +206,14 @@ class GmmCuda final : public GmmBackend {
     gmm_metrics(tr, truth_view(tr), spec_.K, false, 0, false, xent, 0.0, 0.0, first.data(), 1);
     for (int m = 0; m < M_; ++m) std::fill(h_metrics + m * spec_.batch, h_metrics + (m + 1) * spec_.batch, first[m]);
     if (spec_.K == tr.K0) {
+      std::vector<double> warm(P_);
+      gmm_warm_start_block(tr, spec_.em.diag, warm.data());
+      DeviceBuffer<double> first(P_);
+      OURO_CUDA_CHECK(cudaMemcpy(first.get(), warm.data(), P_ * sizeof(double), cudaMemcpyHostToDevice));
       const std::int64_t total = spec_.batch * P_;
-      init_kernel<<<static_cast<unsigned>((total + 255) / 256), 256>>>(params_.get(), truth_.get(), P_, spec_.batch);
+      init_kernel<<<static_cast<unsigned>((total + 255) / 256), 256>>>(params_.get(), first.get(), P_, spec_.batch);
       OURO_CUDA_CHECK(cudaGetLastError());
+      OURO_CUDA_CHECK(cudaDeviceSynchronize());
     }
     OURO_CUDA_CHECK(cudaDeviceSynchronize());
   }

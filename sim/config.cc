@@ -12,6 +12,7 @@
 #include "kernels/linalg.h"
 #include "sim/corpus.h"
 #include "sim/family.h"
+#include "sim/gmm_family.h"
 
 namespace ouro {
 namespace {
@@ -348,6 +349,10 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
   }
   c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 10000000, 1000, true));
   c.dead_weight = read_number(root, "metrics.dead_weight", 0.0, 1.0, 1e-3, "a weight in [0, 1]");
+  if (const std::string problem = gmm_truth_problem(c); !problem.empty()) {
+    const auto colon = problem.find(": ");
+    throw ConfigError(problem.substr(0, colon), problem.substr(colon + 2));
+  }
 }
 
 

@@ -51,12 +51,28 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
   return t;
 }
 
-std::vector<double> make_gmm_heldout(const PointConfig& c) {
-  const kernels::GmmTruth t = make_gmm_truth(c);
+std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& t) {
   std::vector<double> x(static_cast<std::size_t>(c.heldout) * c.dim);
   for (int i = 0; i < c.heldout; ++i)
     kernels::gmm_draw(c.seed, rng::kHeldoutChain, 0, true, i, kernels::truth_view(t), x.data() + i * c.dim);
   return x;
+}
+
+std::string gmm_truth_problem(const PointConfig& c) {
+  const kernels::GmmTruth t = make_gmm_truth(c);
+  if (!std::isfinite(t.self_overlap))
+    return "truth.covs: a component is so narrow that the integral of the squared density overflows (l2_density "
+           "could not be computed)";
+  if (!(t.rare_mass > 1e-9))
+    return fmt::format("truth.weights: the lowest-weight component and its surroundings hold {:g} of the mass "
+                       "(below 1e-9), so rare_mode_mass would be undefined", t.rare_mass);
+  double smallest = INFINITY;
+  for (std::size_t k = 0; k < c.truth_weights.size(); ++k)
+    for (int a = 0; a < c.dim; ++a) smallest = std::min(smallest, c.truth_covs[k * c.dim * c.dim + a * c.dim + a]);
+  if (c.em.reg_covar > 0.01 * smallest)
+    return fmt::format("model.em.reg_covar: the ridge {:g} is not small against the truth's smallest variance {:g} "
+                       "(it must be at most 1% of it)", c.em.reg_covar, smallest);
+  return "";
 }
 
 std::vector<std::string> gmm_metric_names(const PointConfig& c) {
@@ -102,7 +118,8 @@ double gmm_point_bytes(const PointConfig& c) {
 }
 
 std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads) {
-  const kernels::GmmBatchSpec spec{make_gmm_truth(c), make_gmm_heldout(c), c.components, c.em, c.regime,
+  const kernels::GmmTruth truth = make_gmm_truth(c);
+  const kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime,
                                    c.generations, c.samples, c.real_count, c.seed, 0, c.chains, threads};
   return make_gmm_backend(backend, spec);
 }

@@ -17,7 +17,13 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c);
 
 // The fixed held-out set: metrics.heldout real points (x dim, row-major),
 // the same for every chain (kernels/rng.h, kHeldoutChain).
-std::vector<double> make_gmm_heldout(const PointConfig& c);
+std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& truth);
+
+// Why the truth cannot be measured in double precision, or "" (checked by
+// the config, so the run is refused before any work): an L2 self-overlap
+// that overflows, a rare component with no mass to speak of, a ridge that is
+// not small against the truth's variances.
+std::string gmm_truth_problem(const PointConfig& c);
 
 std::vector<std::string> gmm_metric_names(const PointConfig& c);
 std::optional<double> gmm_theory(const PointConfig& c, int metric, int generation);

@@ -49,7 +49,7 @@ std::vector<double> draw(const Mixture& m, std::int64_t n, std::uint32_t seed) {
 
 TEST(ExpPoly, MatchesStdExpToTwoUlp) {
   std::mt19937_64 rng(1);
-  std::uniform_real_distribution<double> u(-707.0, 708.0);
+  std::uniform_real_distribution<double> u(-708.0, 709.0);
   double worst = 0.0;
   for (int i = 0; i < 200000; ++i) {
     const double x = i < 100000 ? u(rng) : u(rng) / 700.0;  // and the range EM uses most
@@ -62,6 +62,28 @@ TEST(ExpPoly, MatchesStdExpToTwoUlp) {
   EXPECT_EQ(exp_poly(-708.5), 0.0);
   EXPECT_EQ(exp_poly(710.0), INFINITY);
   EXPECT_TRUE(std::isnan(exp_poly(NAN)));
+}
+
+// gmm_draw's own indexing (word i of the component stream): points of three
+// components 100 apart, classified by their nearest mean, in proportion to
+// the weights (|z| < 4.5); real and synthetic draws are different streams.
+TEST(GmmDraw, DrawnPointsFollowTheWeights) {
+  const Mixture m({0.5, 0.3, 0.2}, {0, 0, 100, 0, 0, 100}, {1, 0, 0, 1, 1, 0, 0, 1, 1, 0, 0, 1});
+  const std::int64_t n = 100000;
+  std::vector<double> count(3, 0.0);
+  int same = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    double x[2], y[2];
+    gmm_draw(5, 2, 3, false, i, m.cview(), x);
+    gmm_draw(5, 2, 3, true, i, m.cview(), y);
+    same += x[0] == y[0] ? 1 : 0;
+    count[x[0] > 50 ? 1 : (x[1] > 50 ? 2 : 0)] += 1.0;
+  }
+  EXPECT_EQ(same, 0);
+  for (int k = 0; k < 3; ++k) {
+    const double w = m.cview().w[k];
+    EXPECT_LT(std::abs(count[k] - n * w) / std::sqrt(n * w * (1 - w)), 4.5) << "component " << k;
+  }
 }
 
 TEST(GmmDraw, ComponentFrequenciesMatchTheWeights) {
@@ -82,6 +104,35 @@ TEST(GmmDraw, ComponentFrequenciesMatchTheWeights) {
 
 // The vectorised cpu E-step performs, per lane, the same operations as
 // em_lane_pass: equal bits, for counts that do and do not fill the last row.
+// Shapes beyond the 2-D case: K up to 16, d up to 8, counts around a row,
+// components 40 standard deviations apart (responsibilities underflow to 0,
+// the serial pass's skip of zero responsibilities).
+TEST(CpuEStep, BitIdenticalAcrossShapes) {
+  for (int K : {1, 5, 16})
+    for (int d : {1, 3, 8})
+      for (bool diag : {false, true}) {
+        std::vector<double> w(K, 1.0 / K), mu(K * d), cov(K * d * d, 0.0);
+        for (int k = 0; k < K; ++k)
+          for (int a = 0; a < d; ++a) {
+            mu[k * d + a] = 40.0 * k + 0.5 * a;
+            cov[k * d * d + a * d + a] = 1.0 + 0.1 * a;
+            if (!diag && a > 0) cov[k * d * d + a * d + a - 1] = cov[k * d * d + (a - 1) * d + a] = 0.3;
+          }
+        const Mixture m(w, mu, cov);
+        for (std::int64_t n : {1, 127, 129, 1000}) {
+          const auto x = draw(m, n, 7);
+          const int S = em_stats_size(K, d);
+          std::vector<double> lanes(kEmLanes * S), serial(S), tiled(S);
+          for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
+            em_estep_serial(mode, m.cview(), diag, x.data(), n, EmScratch{lanes.data(), serial.data()});
+            cpu_estep(pass, m.cview(), diag, x.data(), n, lanes.data(), tiled.data());
+            for (int st = 0; st < S; ++st)
+              ASSERT_EQ(serial[st], tiled[st]) << "K " << K << " d " << d << " n " << n << " diag " << diag << " stat " << st;
+          }
+        }
+      }
+}
+
 TEST(CpuEStep, BitIdenticalToTheSerialLaneOrder) {
   for (bool diag : {false, true})
     for (std::int64_t n : {1000, 77, 128}) {
@@ -308,6 +359,22 @@ TEST(GmmTruth, RadiusAndRareMassMatchMonteCarlo) {
   }
   EXPECT_LT(std::abs(out / n - p_out) / std::sqrt(p_out * (1 - p_out) / n), 4.5);
   EXPECT_LT(std::abs(rare / n - p_rare) / std::sqrt(p_rare * (1 - p_rare) / n), 4.5);
+}
+
+// In 2-D, the overlap E_{x ~ p}[q(x)] by Monte Carlo: 4e5 draws from p,
+// q evaluated by its log-density, |z| < 4.5 with the sample's standard error.
+TEST(GmmTruth, L2OverlapMatchesMonteCarloIn2D) {
+  const Mixture p = three();
+  const Mixture q({0.6, 0.4}, {1, 0.5, 4, 2}, {2.0, 0.5, 0.5, 1.0, 0.7, -0.1, -0.1, 0.9});
+  const std::int64_t n = 400000;
+  const auto x = draw(p, n, 44);
+  double s1 = 0, s2 = 0, lp[kGmmMaxComponents];
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double v = std::exp(gmm_log_density(q.cview(), false, x.data() + 2 * i, lp));
+    s1 += v, s2 += v * v;
+  }
+  const double mean = s1 / n, se = std::sqrt((s2 / n - mean * mean) / n);
+  EXPECT_LT(std::abs(mixture_overlap(p.cview(), q.cview()) - mean) / se, 4.5);
 }
 
 TEST(GmmTruth, L2OverlapMatchesQuadratureIn1D) {

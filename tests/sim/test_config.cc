@@ -183,6 +183,15 @@ TEST(Config, GmmRefusalsNameTheKey) {
   expect_refused(kGmm, {"truth.covs=[[1, 2], [1e-200, 1]]"}, "truth.covs[1]", "outside [1e-100, 1e100]");
   expect_refused(kGmm, {"metrics.dead_weight=2"}, "metrics.dead_weight", "weight in [0, 1]");
   expect_refused(kGmm, {"metrics.heldout=0"}, "metrics.heldout", "expected an integer in [1,");
+  // Truths that cannot be measured in double precision, and a ridge that is
+  // not small against the truth.
+  expect_refused(kGmm, {"truth.weights=[1.0e-300, 1]", "truth.means=[[50, 50], [0, 0]]"}, "truth.weights",
+                 "rare_mode_mass would be undefined");
+  expect_refused(kGmm, {"model.em.reg_covar=0.1"}, "model.em.reg_covar", "not small against");
+  expect_refused(kGmm, {"model.dim=8", "model.em.reg_covar=0",
+                        "truth.means=[[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]]",
+                        "truth.covs=[[1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80], [1, 1, 1, 1, 1, 1, 1, 1]]"},
+                 "truth.covs", "overflows");
   // Keys of the other family are refused, not ignored.
   expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator", "applies to model.family gaussian only");
   expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
