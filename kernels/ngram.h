@@ -1,5 +1,5 @@
-// The n-gram family's per-token math: a fitted model of order 1 or 2 as flat
-// count tables, its probability under each smoothing, and exact sampling.
+// The n-gram family's per-token math: a fitted model of order 1, 2 or 3 as
+// flat count tables, its probability under each smoothing, and exact sampling.
 //
 // Token ids: 0..V-1 are the predicted vocabulary (for text: 0 the end marker
 // </s>, 1 <unk>, then words); the begin marker <s> is the context id V.
@@ -14,7 +14,9 @@
 //               number of contexts w was seen after, N(. .) the number of
 //               bigram types, T_c the number of w with N(. w) > 0; an unseen
 //               context uses p_c. Order 1: p(w) = max(c(w) - D, 0) / N +
-//               D T / N / V.
+//               D T / N / V. Order 3 interpolates three levels: the
+//               trigram counts, the continuation counts N(. v w) (distinct u
+//               before v w) per context v, and N(. w) over bigram types.
 // Sampling with the sampler at its defaults (temperature 1, no top-k/top-p)
 // is exact and O(log) per token: each smoothed distribution is a mixture of
 // a (discounted) count table and a simpler distribution, so a uniform picks
@@ -33,30 +35,48 @@ namespace ouro::kernels {
 
 enum class Smoothing : int { kMle = 0, kAddK = 1, kKneserNey = 2 };
 
+// One level of a model: its contexts (sorted keys) and, per context, the
+// words seen after it (sorted) with their counts.
+struct NgramLevel {
+  std::uint64_t contexts;
+  const std::uint64_t* ctx;        // [contexts] context keys
+  const std::uint64_t* ctx_start;  // [contexts + 1] into the entries
+  const double* ctx_total;         // [contexts] c(context)
+  const std::uint32_t* ent_w;      // [entries]
+  const double* ent_c;             // [entries] c(context w)
+  const double* ent_cum;           // [entries] inclusive prefix of c within its context
+  const double* ent_cumd;          // [entries] inclusive prefix of max(c - D, 0) within its context
+  const std::int32_t* ctx_of;      // [V + 1] dense index of single-token contexts, or null
+};
+
 // A fitted model of one chain: pointers into flat arrays (host or device).
+// Context keys: order 2, the previous token v (<s> = V); order 3, the two
+// previous tokens u v as u (V + 1) + v.
 struct NgramView {
-  int order;  // 1 or 2
+  int order;  // 1, 2 or 3
   Smoothing smoothing;
   double k;         // add_k
   double discount;  // kneser_ney
   std::uint32_t V;  // predicted vocabulary size
-  // order 1 (and the order-2 continuation distribution): per token id
-  const double* uni;      // [V] counts c(w) (order 1) or continuation counts N(. w) (order 2)
+  // Order 1: the counts c(w). Orders 2 and 3: continuation counts N(. w),
+  // the number of distinct contexts w was seen after (at the level below
+  // the top), the lowest level of kneser_ney.
+  const double* uni;      // [V]
   const double* uni_cum;  // [V] inclusive prefix sums of uni
-  const double* uni_cumd; // [V] inclusive prefix sums of max(uni - D, 0) (kneser_ney)
+  const double* uni_cumd; // [V] inclusive prefix sums of max(uni - D, 0)
   double uni_total;       // sum of uni
   double uni_types;       // number of w with uni > 0
-  // order 2: contexts (sorted ids) and their entries (sorted by word)
-  std::uint32_t contexts;
-  const std::uint32_t* ctx;        // [contexts]
-  const std::uint64_t* ctx_start;  // [contexts + 1] into the entries
-  const double* ctx_total;         // [contexts] c(v)
-  const std::uint32_t* ent_w;      // [entries]
-  const double* ent_c;             // [entries] c(v w)
-  const double* ent_cum;           // [entries] inclusive prefix of c within its context
-  const double* ent_cumd;          // [entries] inclusive prefix of max(c - D, 0) within its context
-  const std::int32_t* ctx_of;      // [V + 1] index of context v, or -1 (a dense lookup; may be null)
+  NgramLevel top;         // orders 2 and 3: the model's own counts
+  NgramLevel mid;         // order 3, kneser_ney: N(. v w) per context v
 };
+
+// The context before a sentence's first token, and after token w.
+OURO_HD inline std::uint64_t start_context(int order, std::uint32_t V) {
+  return order == 3 ? static_cast<std::uint64_t>(V) * (V + 1) + V : (order == 2 ? V : 0);
+}
+OURO_HD inline std::uint64_t next_context(int order, std::uint32_t V, std::uint64_t ctx, std::uint32_t w) {
+  return order == 3 ? (ctx % (V + 1)) * (V + 1) + w : (order == 2 ? w : 0);
+}
 
 // First index i in [lo, hi) with a[i] > x (hi - 1 if none: guards rounding).
 OURO_HD inline std::uint64_t first_above(const double* a, std::uint64_t lo, std::uint64_t hi, double x) {
@@ -69,33 +89,33 @@ OURO_HD inline std::uint64_t first_above(const double* a, std::uint64_t lo, std:
   return l;
 }
 
-// Index of context v among the model's contexts, or -1.
-OURO_HD inline std::int64_t find_context(const NgramView& m, std::uint32_t v) {
-  if (m.ctx_of) return v <= m.V ? m.ctx_of[v] : -1;
-  std::int64_t l = 0, h = static_cast<std::int64_t>(m.contexts) - 1;
+// Index of a context in a level, or -1.
+OURO_HD inline std::int64_t find_context(const NgramLevel& L, std::uint32_t V, std::uint64_t key) {
+  if (L.ctx_of) return key <= V ? L.ctx_of[key] : -1;
+  std::int64_t l = 0, h = static_cast<std::int64_t>(L.contexts) - 1;
   while (l <= h) {
     const std::int64_t mid = l + (h - l) / 2;
-    if (m.ctx[mid] == v) return mid;
-    if (m.ctx[mid] < v) l = mid + 1;
+    if (L.ctx[mid] == key) return mid;
+    if (L.ctx[mid] < key) l = mid + 1;
     else h = mid - 1;
   }
   return -1;
 }
 
-// c(v w) for context index ci.
-OURO_HD inline double entry_count(const NgramView& m, std::int64_t ci, std::uint32_t w) {
-  std::uint64_t l = m.ctx_start[ci], h = m.ctx_start[ci + 1];
+// c(context w) for context index ci.
+OURO_HD inline double entry_count(const NgramLevel& L, std::int64_t ci, std::uint32_t w) {
+  std::uint64_t l = L.ctx_start[ci], h = L.ctx_start[ci + 1];
   while (l < h) {
     const std::uint64_t mid = l + (h - l) / 2;
-    if (m.ent_w[mid] == w) return m.ent_c[mid];
-    if (m.ent_w[mid] < w) l = mid + 1;
+    if (L.ent_w[mid] == w) return L.ent_c[mid];
+    if (L.ent_w[mid] < w) l = mid + 1;
     else h = mid;
   }
   return 0.0;
 }
 
-// The order-1 distribution (order 1) or the continuation distribution
-// (order 2, kneser_ney), under the model's smoothing.
+// The lowest level: order 1's distribution, or the continuation
+// distribution of kneser_ney.
 OURO_HD inline double unigram_prob(const NgramView& m, std::uint32_t w) {
   const double c = m.uni[w], n = m.uni_total;
   switch (m.smoothing) {
@@ -109,74 +129,94 @@ OURO_HD inline double unigram_prob(const NgramView& m, std::uint32_t w) {
   }
 }
 
-// p(w | context v); v is ignored for order 1. Unseen contexts: mle gives 0,
-// add_k the uniform distribution, kneser_ney the continuation distribution.
-OURO_HD inline double ngram_prob(const NgramView& m, std::uint32_t v, std::uint32_t w) {
+// Interpolated Kneser-Ney at one level: the discounted counts of the
+// context, plus the discounted mass times the level below (`lower`).
+OURO_HD inline double kn_level(const NgramLevel& L, std::uint32_t V, double d, std::uint64_t key, std::uint32_t w,
+                               double lower) {
+  const std::int64_t ci = find_context(L, V, key);
+  if (ci < 0) return lower;
+  const double cv = L.ctx_total[ci], cvw = entry_count(L, ci, w);
+  const double types = static_cast<double>(L.ctx_start[ci + 1] - L.ctx_start[ci]);
+  return (cvw > d ? cvw - d : 0.0) / cv + d * types / cv * lower;
+}
+
+// p(w | context); the context is ignored for order 1. Unseen contexts: mle
+// gives 0, add_k the uniform distribution, kneser_ney the level below.
+OURO_HD inline double ngram_prob(const NgramView& m, std::uint64_t ctx, std::uint32_t w) {
   if (m.order == 1) return unigram_prob(m, w);
-  const std::int64_t ci = find_context(m, v);
-  const double cv = ci >= 0 ? m.ctx_total[ci] : 0.0;
-  const double cvw = ci >= 0 ? entry_count(m, ci, w) : 0.0;
-  switch (m.smoothing) {
-    case Smoothing::kMle: return cv > 0.0 ? cvw / cv : 0.0;
-    case Smoothing::kAddK: return (cvw + m.k) / (cv + m.k * m.V);
-    default: {
-      const double pc = unigram_prob(m, w);
-      if (!(cv > 0.0)) return pc;
-      const double d = m.discount;
-      const double types = static_cast<double>(m.ctx_start[ci + 1] - m.ctx_start[ci]);
-      return (cvw > d ? cvw - d : 0.0) / cv + d * types / cv * pc;
-    }
+  if (m.smoothing == Smoothing::kKneserNey) {
+    double p = unigram_prob(m, w);
+    if (m.order == 3) p = kn_level(m.mid, m.V, m.discount, ctx % (m.V + 1), w, p);
+    return kn_level(m.top, m.V, m.discount, ctx, w, p);
   }
+  const std::int64_t ci = find_context(m.top, m.V, ctx);
+  const double cv = ci >= 0 ? m.top.ctx_total[ci] : 0.0;
+  const double cvw = ci >= 0 ? entry_count(m.top, ci, w) : 0.0;
+  if (m.smoothing == Smoothing::kMle) return cv > 0.0 ? cvw / cv : 0.0;
+  return (cvw + m.k) / (cv + m.k * m.V);
 }
 
-// A token from the order-1 (or continuation) distribution, given uniforms
-// u, u2 in (0, 1).
-OURO_HD inline std::uint32_t sample_unigram(const NgramView& m, double u, double u2) {
+// The uniforms of one token: u picks at the top level, u2 one level down,
+// u3 and u4 below that (kneser_ney's fall-backs only).
+struct TokenUniforms {
+  double u, u2, u3, u4;
+};
+
+OURO_HD inline std::uint32_t uniform_token(const NgramView& m, double x) {
+  const double j = floor(x * m.V);
+  return static_cast<std::uint32_t>(j < m.V - 1 ? j : m.V - 1);
+}
+
+// A token from the lowest level, with uniforms a (component) and b (uniform part).
+OURO_HD inline std::uint32_t sample_unigram(const NgramView& m, double a, double b) {
   const double n = m.uni_total;
-  const auto uniform = [&](double x) {
-    const double j = floor(x * m.V);
-    return static_cast<std::uint32_t>(j < m.V - 1 ? j : m.V - 1);
-  };
   switch (m.smoothing) {
-    case Smoothing::kMle: return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(u * n)));
+    case Smoothing::kMle: return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(a * n)));
     case Smoothing::kAddK: {
-      const double x = u * (n + m.k * m.V);
-      return x < n ? static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(x))) : uniform(u2);
+      const double x = a * (n + m.k * m.V);
+      return x < n ? static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(x))) : uniform_token(m, b);
     }
     default: {
-      if (!(n > 0.0)) return uniform(u2);
-      const double kept = m.uni_cumd[m.V - 1];  // n - D T, up to rounding
-      const double x = u * n;
-      return x < kept ? static_cast<std::uint32_t>(first_above(m.uni_cumd, 0, m.V, x)) : uniform(u2);
+      if (!(n > 0.0)) return uniform_token(m, b);
+      const double x = a * n;
+      return x < m.uni_cumd[m.V - 1] ? static_cast<std::uint32_t>(first_above(m.uni_cumd, 0, m.V, x))
+                                      : uniform_token(m, b);
     }
   }
 }
 
-// A token w ~ p(. | v) at the sampler's defaults, from uniforms u, u2, u3.
-OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint32_t v, double u, double u2, double u3) {
-  if (m.order == 1) return sample_unigram(m, u, u2);
-  const std::int64_t ci = find_context(m, v);
-  const double cv = ci >= 0 ? m.ctx_total[ci] : 0.0;
-  const std::uint64_t lo = ci >= 0 ? m.ctx_start[ci] : 0, hi = ci >= 0 ? m.ctx_start[ci + 1] : 0;
-  switch (m.smoothing) {
-    case Smoothing::kMle:
-      // An unseen context cannot be reached by sampling from an mle model
-      // (every token it emits was seen followed by something); </s> if it is.
-      return cv > 0.0 ? m.ent_w[first_above(m.ent_cum, lo, hi, floor(u * cv))] : 0u;
-    case Smoothing::kAddK: {
-      const double x = u * (cv + m.k * m.V);
-      if (x < cv) return m.ent_w[first_above(m.ent_cum, lo, hi, floor(x))];
-      const double j = floor(u2 * m.V);
-      return static_cast<std::uint32_t>(j < m.V - 1 ? j : m.V - 1);
+// Kneser-Ney at one level: the token from the context's discounted counts
+// when the uniform falls in their mass, else -1 (go one level down).
+OURO_HD inline std::int64_t kn_pick(const NgramLevel& L, std::uint32_t V, std::uint64_t key, double u) {
+  const std::int64_t ci = find_context(L, V, key);
+  if (ci < 0) return -1;
+  const std::uint64_t lo = L.ctx_start[ci], hi = L.ctx_start[ci + 1];
+  const double x = u * L.ctx_total[ci];
+  return x < L.ent_cumd[hi - 1] ? static_cast<std::int64_t>(L.ent_w[first_above(L.ent_cumd, lo, hi, x)]) : -1;
+}
+
+// A token w ~ p(. | context) at the sampler's defaults.
+OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r) {
+  if (m.order == 1) return sample_unigram(m, r.u, r.u2);
+  if (m.smoothing == Smoothing::kKneserNey) {
+    std::int64_t w = kn_pick(m.top, m.V, ctx, r.u);
+    if (w >= 0) return static_cast<std::uint32_t>(w);
+    if (m.order == 3) {
+      w = kn_pick(m.mid, m.V, ctx % (m.V + 1), r.u2);
+      if (w >= 0) return static_cast<std::uint32_t>(w);
+      return sample_unigram(m, r.u3, r.u4);
     }
-    default: {
-      if (cv > 0.0) {
-        const double x = u * cv;
-        if (x < m.ent_cumd[hi - 1]) return m.ent_w[first_above(m.ent_cumd, lo, hi, x)];
-      }
-      return sample_unigram(m, u2, u3);
-    }
+    return sample_unigram(m, r.u2, r.u3);
   }
+  const std::int64_t ci = find_context(m.top, m.V, ctx);
+  const double cv = ci >= 0 ? m.top.ctx_total[ci] : 0.0;
+  const std::uint64_t lo = ci >= 0 ? m.top.ctx_start[ci] : 0, hi = ci >= 0 ? m.top.ctx_start[ci + 1] : 0;
+  if (m.smoothing == Smoothing::kMle)
+    // An unseen context cannot be reached by sampling from an mle model
+    // (every token it emits was seen followed by something); </s> if it is.
+    return cv > 0.0 ? m.top.ent_w[first_above(m.top.ent_cum, lo, hi, floor(r.u * cv))] : 0u;
+  const double x = r.u * (cv + m.k * m.V);
+  return x < cv ? m.top.ent_w[first_above(m.top.ent_cum, lo, hi, floor(x))] : uniform_token(m, r.u2);
 }
 
 // Sentences are at most kMaxSentence tokens long (a longer one is cut and
@@ -184,22 +224,22 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint32_t v, do
 inline constexpr std::uint32_t kMaxSentence = 4096;
 
 // The uniforms of token i of sentence j of a generation's stream: u and u2
-// from block 2 (j * kMaxSentence + i), and a third, only for kneser_ney's
-// second fall-back, from the next block.
+// from block 2 (j * kMaxSentence + i), u3 and u4 (kneser_ney's lower
+// fall-backs only) from the next block.
 OURO_HD inline std::uint64_t token_block(std::uint64_t sentence, std::uint32_t i) {
   return 2 * (sentence * kMaxSentence + i);
 }
-OURO_HD inline void token_uniforms(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream,
-                                   std::uint64_t sentence, std::uint32_t i, bool third, double& u, double& u2,
-                                   double& u3) {
+OURO_HD inline TokenUniforms token_uniforms(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen,
+                                            std::uint32_t stream, std::uint64_t sentence, std::uint32_t i,
+                                            bool more) {
   const rng::Block b = rng::draw_block(seed, chain, gen, stream, token_block(sentence, i));
-  u = rng::u01_open(b.v[0], b.v[1]);
-  u2 = rng::u01_open(b.v[2], b.v[3]);
-  u3 = 0.5;
-  if (third) {
+  TokenUniforms r{rng::u01_open(b.v[0], b.v[1]), rng::u01_open(b.v[2], b.v[3]), 0.5, 0.5};
+  if (more) {
     const rng::Block c = rng::draw_block(seed, chain, gen, stream, token_block(sentence, i) + 1);
-    u3 = rng::u01_open(c.v[0], c.v[1]);
+    r.u3 = rng::u01_open(c.v[0], c.v[1]);
+    r.u4 = rng::u01_open(c.v[2], c.v[3]);
   }
+  return r;
 }
 
 }  // namespace ouro::kernels

@@ -76,4 +76,19 @@ using NgramBackend = ChainBackend;
 
 std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec);
 
+// The model of the spec's order and smoothing fitted to a text (whole
+// sentences, counted from <s>), on the host: what the cpu backend builds each
+// generation, exposed for tests and benchmarks.
+class NgramFit {
+ public:
+  NgramFit(const NgramBatchSpec& spec, const TokenText& text);
+  ~NgramFit();
+  NgramView view() const;
+
+ private:
+  struct Tables;
+  std::unique_ptr<Tables> tables_;
+  const NgramBatchSpec* spec_;
+};
+
 }  // namespace ouro::kernels

@@ -46,30 +46,13 @@ void radix_sort(std::vector<std::uint64_t>& keys, int bits, std::vector<std::uin
   }
 }
 
-// Bits needed for a packed key (context * (V + 1) + word).
-int key_bits(std::uint32_t V) {
-  const double top = (static_cast<double>(V) + 1.0) * (V + 1.0);
-  return static_cast<int>(std::ceil(std::log2(top)));
+// Bits needed for a packed key of n tokens (each < V + 1).
+int key_bits(std::uint32_t V, int n = 2) {
+  return static_cast<int>(std::ceil(n * std::log2(static_cast<double>(V) + 1.0)));
 }
 
-void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t first_sentence,
-                std::uint64_t end_sentence, bool bos, Counts& out) {
-  if (order == 1) {
-    out.uni.assign(V, 0.0);
-    for (std::uint64_t i = text.start[first_sentence]; i < text.start[end_sentence]; ++i) out.uni[text.tokens[i]] += 1.0;
-    return;
-  }
-  std::vector<std::uint64_t> keys;
-  keys.reserve(text.start[end_sentence] - text.start[first_sentence]);
-  for (std::uint64_t s = first_sentence; s < end_sentence; ++s) {
-    std::uint64_t prev = bos ? V : text.tokens[text.start[s]];
-    for (std::uint64_t i = text.start[s] + (bos ? 0 : 1); i < text.start[s + 1]; ++i) {
-      keys.push_back(prev * (V + 1) + text.tokens[i]);
-      prev = text.tokens[i];
-    }
-  }
-  std::vector<std::uint64_t> tmp;
-  radix_sort(keys, key_bits(V), tmp);
+// Sorted keys -> unique keys and their counts.
+void run_lengths(const std::vector<std::uint64_t>& keys, Counts& out) {
   out.key.clear();
   out.c.clear();
   for (std::size_t i = 0; i < keys.size();) {
@@ -79,6 +62,30 @@ void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t
     out.c.push_back(static_cast<double>(j - i));
     i = j;
   }
+}
+
+void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t first_sentence,
+                std::uint64_t end_sentence, bool bos, Counts& out) {
+  if (order == 1) {
+    out.uni.assign(V, 0.0);
+    for (std::uint64_t i = text.start[first_sentence]; i < text.start[end_sentence]; ++i) out.uni[text.tokens[i]] += 1.0;
+    return;
+  }
+  // Keys context * (V + 1) + word, the context starting at <s> (<s> <s> for
+  // order 3); without `bos` the first token(s) of a sequence are context only.
+  std::vector<std::uint64_t> keys;
+  keys.reserve(text.start[end_sentence] - text.start[first_sentence]);
+  for (std::uint64_t s = first_sentence; s < end_sentence; ++s) {
+    std::uint64_t ctx = start_context(order, V);
+    for (std::uint64_t i = text.start[s]; i < text.start[s + 1]; ++i) {
+      const std::uint32_t w = text.tokens[i];
+      if (bos || i >= text.start[s] + static_cast<std::uint64_t>(order - 1)) keys.push_back(ctx * (V + 1) + w);
+      ctx = next_context(order, V, ctx, w);
+    }
+  }
+  std::vector<std::uint64_t> tmp;
+  radix_sort(keys, key_bits(V, order), tmp);
+  run_lengths(keys, out);
 }
 
 // a += b (accumulate).
@@ -102,14 +109,50 @@ void add_counts(int order, Counts& a, const Counts& b) {
   a = std::move(m);
 }
 
+// One level's tables (see NgramLevel), from sorted keys context * (V + 1) + w.
+struct Level {
+  std::vector<std::uint64_t> ctx, ctx_start;
+  std::vector<std::uint32_t> ent_w;
+  std::vector<std::int32_t> ctx_of;
+  std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
+
+  void build(const Counts& counts, std::uint32_t V, double d, bool dense) {
+    ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
+    for (std::size_t i = 0; i < counts.key.size(); ++i) {
+      const std::uint64_t v = counts.key[i] / (V + 1);
+      const auto w = static_cast<std::uint32_t>(counts.key[i] % (V + 1));
+      const double c = counts.c[i];
+      if (ctx.empty() || ctx.back() != v) {
+        ctx.push_back(v);
+        ctx_start.push_back(ent_w.size());
+        ctx_total.push_back(0.0);
+      }
+      const bool first = ent_w.size() == ctx_start.back();
+      ent_w.push_back(w);
+      ent_c.push_back(c);
+      ctx_total.back() += c;
+      ent_cum.push_back((first ? 0.0 : ent_cum.back()) + c);
+      ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
+    }
+    ctx_start.push_back(ent_w.size());
+    ctx_of.clear();
+    if (dense) {
+      ctx_of.assign(V + 1, -1);
+      for (std::size_t i = 0; i < ctx.size(); ++i) ctx_of[ctx[i]] = static_cast<std::int32_t>(i);
+    }
+  }
+
+  NgramLevel view() const {
+    return NgramLevel{ctx.size(),    ctx.data(),    ctx_start.data(), ctx_total.data(), ent_w.data(),
+                      ent_c.data(),  ent_cum.data(), ent_cumd.data(), ctx_of.empty() ? nullptr : ctx_of.data()};
+  }
+};
+
 // A model's tables (see NgramView).
 struct Model {
   std::vector<double> uni, uni_cum, uni_cumd;
   double uni_total = 0.0, uni_types = 0.0;
-  std::vector<std::uint32_t> ctx, ent_w;
-  std::vector<std::int32_t> ctx_of;
-  std::vector<std::uint64_t> ctx_start;
-  std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
+  Level top, mid;
 
   void build(const NgramBatchSpec& s, const Counts& counts) {
     const double d = s.discount;
@@ -117,28 +160,26 @@ struct Model {
     if (s.order == 1) {
       uni = counts.uni;
     } else {
-      ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
-      uni.assign(V, 0.0);  // continuation counts N(. w)
-      for (std::size_t i = 0; i < counts.key.size(); ++i) {
-        const auto v = static_cast<std::uint32_t>(counts.key[i] / (V + 1));
-        const auto w = static_cast<std::uint32_t>(counts.key[i] % (V + 1));
-        const double c = counts.c[i];
-        if (ctx.empty() || ctx.back() != v) {
-          ctx.push_back(v);
-          ctx_start.push_back(ent_w.size());
-          ctx_total.push_back(0.0);
-        }
-        const bool first = ent_w.size() == ctx_start.back();
-        ent_w.push_back(w);
-        ent_c.push_back(c);
-        ctx_total.back() += c;
-        ent_cum.push_back((first ? 0.0 : ent_cum.back()) + c);
-        ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
-        uni[w] += 1.0;
+      top.build(counts, V, d, s.order == 2);
+      // The level below the top: continuation counts N(. v w), the number of
+      // distinct u seen before v w (order 3, kneser_ney), and N(. w) over the
+      // lowest context level's types.
+      const Level* lowest = &top;
+      if (s.order == 3 && s.smoothing == Smoothing::kKneserNey) {
+        std::vector<std::uint64_t> keys;
+        keys.reserve(top.ent_w.size());
+        for (std::size_t ci = 0; ci + 1 < top.ctx_start.size(); ++ci)
+          for (std::uint64_t e = top.ctx_start[ci]; e < top.ctx_start[ci + 1]; ++e)
+            keys.push_back((top.ctx[ci] % (V + 1)) * (V + 1) + top.ent_w[e]);
+        std::vector<std::uint64_t> tmp;
+        radix_sort(keys, key_bits(V, 2), tmp);
+        Counts cont;
+        run_lengths(keys, cont);
+        mid.build(cont, V, d, true);
+        lowest = &mid;
       }
-      ctx_start.push_back(ent_w.size());
-      ctx_of.assign(V + 1, -1);
-      for (std::size_t i = 0; i < ctx.size(); ++i) ctx_of[ctx[i]] = static_cast<std::int32_t>(i);
+      uni.assign(V, 0.0);
+      for (std::uint32_t w : lowest->ent_w) uni[w] += 1.0;
     }
     uni_cum.resize(V);
     uni_cumd.resize(V);
@@ -155,13 +196,8 @@ struct Model {
   }
 
   NgramView view(const NgramBatchSpec& s) const {
-    return NgramView{s.order,          s.smoothing,      s.k,
-                     s.discount,       s.V,              uni.data(),
-                     uni_cum.data(),   uni_cumd.data(),  uni_total,
-                     uni_types,        static_cast<std::uint32_t>(ctx.size()), ctx.data(),
-                     ctx_start.data(), ctx_total.data(), ent_w.data(),
-                     ent_c.data(),     ent_cum.data(),   ent_cumd.data(),
-                     ctx_of.empty() ? nullptr : ctx_of.data()};
+    return NgramView{s.order,        s.smoothing, s.k,       s.discount, s.V,        uni.data(), uni_cum.data(),
+                     uni_cumd.data(), uni_total,  uni_types, top.view(), mid.view()};
   }
 };
 
@@ -172,16 +208,16 @@ struct Cut {
   std::vector<double> cum;
 };
 
-Cut make_cut(const NgramView& m, std::uint32_t v, const SamplerSettings& s) {
+Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
   std::vector<std::pair<double, std::uint32_t>> q;
   auto add = [&](std::uint32_t w) {
     const double p = ngram_prob(m, v, w);
     if (p > 0.0) q.emplace_back(s.temperature == 1.0 ? p : std::exp(std::log(p) / s.temperature), w);
   };
-  const std::int64_t ci = m.order == 2 ? find_context(m, v) : -1;
+  const std::int64_t ci = m.order >= 2 ? find_context(m.top, m.V, v) : -1;
   if (m.smoothing == Smoothing::kMle && ci >= 0) {
     // Only the context's observed continuations have probability > 0.
-    for (std::uint64_t e = m.ctx_start[ci]; e < m.ctx_start[ci + 1]; ++e) add(m.ent_w[e]);
+    for (std::uint64_t e = m.top.ctx_start[ci]; e < m.top.ctx_start[ci + 1]; ++e) add(m.top.ent_w[e]);
   } else {
     for (std::uint32_t w = 0; w < m.V; ++w) add(w);
   }
@@ -207,7 +243,7 @@ struct Chain {
   TokenText sample;   // drawn from the current model: the next generation's synthetic text
   Counts sample_counts;  // order 2, text: the sample's bigram counts (reused when it is the whole next training text)
   double cut_sentences = 0.0;
-  std::unordered_map<std::uint32_t, Cut> cuts;  // per generation
+  std::unordered_map<std::uint64_t, Cut> cuts;  // per generation
   double pool_tokens = 0.0, pool_synthetic = 0.0, pool_age_weight = 0.0;  // accumulate composition
   std::vector<double> tokens_of;  // accumulate: tokens added at each generation
 };
@@ -340,10 +376,10 @@ class NgramCpu final : public NgramBackend {
     c.cut_sentences = 0.0;
     const NgramView m = c.model.view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
-    auto next = [&](std::uint32_t v, std::uint64_t j, std::uint32_t i) {
-      double u, u2, u3;
-      token_uniforms(s_.seed, chain, gen, rng::kStreamSyntheticDraw, j, i, third, u, u2, u3);
-      if (s_.sampler.plain()) return sample_next(m, v, u, u2, u3);
+    auto next = [&](std::uint64_t v, std::uint64_t j, std::uint32_t i) {
+      const TokenUniforms r = token_uniforms(s_.seed, chain, gen, rng::kStreamSyntheticDraw, j, i, third);
+      const double u = r.u;
+      if (s_.sampler.plain()) return sample_next(m, v, r);
       auto it = c.cuts.find(v);
       if (it == c.cuts.end()) it = c.cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
       const Cut& cut = it->second;
@@ -359,7 +395,7 @@ class NgramCpu final : public NgramBackend {
     }
     // Sentence j into buf; true if it was cut at kMaxSentence tokens.
     auto sentence = [&](std::uint64_t j, std::vector<std::uint32_t>& buf) {
-      std::uint32_t v = s_.V;  // <s>
+      std::uint64_t v = start_context(s_.order, s_.V);  // <s>
       for (std::uint32_t i = 0;; ++i) {
         if (i == kMaxSentence - 1) {  // cut: end the sentence
           buf.push_back(0);
@@ -368,7 +404,7 @@ class NgramCpu final : public NgramBackend {
         const std::uint32_t w = next(v, j, i);
         buf.push_back(w);
         if (w == 0) return false;
-        v = w;
+        v = next_context(s_.order, s_.V, v, w);
       }
     };
     // Sentences j = 0, 1, ... until the text holds `samples` tokens, drawn in
@@ -397,7 +433,7 @@ class NgramCpu final : public NgramBackend {
     const std::int64_t stride = s_.batch;
     const NgramView m = c.model.view(s_);
     const bool truth0 = s_.zipf && t == 0;  // generation 0 of a zipf truth is the truth itself
-    auto prob = [&](std::uint32_t v, std::uint32_t w) { return truth0 ? s_.truth_p[w] : ngram_prob(m, v, w); };
+    auto prob = [&](std::uint64_t v, std::uint32_t w) { return truth0 ? s_.truth_p[w] : ngram_prob(m, v, w); };
     const std::uint32_t V = s_.V;
     // Held-out text, summed over a fixed set of sentence chunks (in
     // parallel when the chain has the threads to itself), the chunks then
@@ -411,7 +447,7 @@ class NgramCpu final : public NgramBackend {
       Held& a = hc[k];
       const std::size_t s0 = h.sentences() * k / kChunks, s1 = h.sentences() * (k + 1) / kChunks;
       for (std::size_t sj = s0; sj < s1; ++sj) {
-        std::uint32_t v = V;
+        std::uint64_t v = start_context(s_.order, V);
         for (std::uint64_t i = h.start[sj]; i < h.start[sj + 1]; ++i) {
           const std::uint32_t w = h.tokens[i];
           const double p = prob(v, w);
@@ -423,7 +459,7 @@ class NgramCpu final : public NgramBackend {
           } else {
             a.zeros += 1.0;
           }
-          v = w;
+          v = next_context(s_.order, V, v, w);
         }
       }
     }
@@ -438,7 +474,7 @@ class NgramCpu final : public NgramBackend {
     double support, alive = 0.0, words = 0.0;
     if (truth0) support = V;
     else if (smoothed) support = std::pow(static_cast<double>(V), s_.order);
-    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model.ent_w.size());
+    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model.top.ent_w.size());
     for (std::uint32_t w = 0; w < V; ++w) {
       if (!s_.word[w]) continue;
       words += 1.0;
@@ -474,15 +510,17 @@ class NgramCpu final : public NgramBackend {
       Own& a = oc[k];
       const std::size_t s0 = x.sentences() * k / kChunks, s1 = x.sentences() * (k + 1) / kChunks;
       for (std::size_t sj = s0; sj < s1; ++sj) {
-        std::uint32_t v = V;
+        std::uint64_t v = start_context(s_.order, V);
+        std::uint32_t prev = V;  // the previous token, for distinct bigrams
         for (std::uint64_t i = x.start[sj]; i < x.start[sj + 1]; ++i) {
           const std::uint32_t w = x.tokens[i];
           a.bits += -std::log2(prob(v, w));
           a.n += 1.0;
           a.tail += s_.tail[w] ? 1.0 : 0.0;
           if (!(s_.order == 2 && !s_.zipf) && i > x.start[sj])
-            a.bigrams.push_back(static_cast<std::uint64_t>(v) * (V + 1) + w);
-          v = w;
+            a.bigrams.push_back(static_cast<std::uint64_t>(prev) * (V + 1) + w);
+          v = next_context(s_.order, V, v, w);
+          prev = w;
         }
       }
     }
@@ -507,7 +545,7 @@ class NgramCpu final : public NgramBackend {
       distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
       pairs = static_cast<double>(bigrams.size());
     }
-    if (s_.order == 2) {
+    if (s_.order >= 2) {
       double tail_truth = 0.0;
       for (std::uint32_t w = 0; w < V; ++w) tail_truth += s_.tail[w] ? s_.truth_p[w] : 0.0;
       tail_mass = (tail_tokens / ent_n) / tail_truth;
@@ -535,5 +573,19 @@ class NgramCpu final : public NgramBackend {
 }  // namespace
 
 std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec) { return std::make_unique<NgramCpu>(spec); }
+
+struct NgramFit::Tables {
+  Model model;
+};
+
+NgramFit::NgramFit(const NgramBatchSpec& spec, const TokenText& text) : tables_(new Tables), spec_(&spec) {
+  Counts counts;
+  count_text(spec.order, spec.V, text, 0, text.sentences(), true, counts);
+  tables_->model.build(spec, counts);
+}
+
+NgramFit::~NgramFit() = default;
+
+NgramView NgramFit::view() const { return tables_->model.view(*spec_); }
 
 }  // namespace ouro::kernels

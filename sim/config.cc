@@ -360,7 +360,6 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
 // the sampler.
 void parse_ngram(const YAML::Node& root, PointConfig& c) {
   c.order = static_cast<int>(read_int(root, "model.order", 1, 3, 1, true));
-  if (c.order == 3) throw ConfigError("model.order", "order 3 is not implemented yet (1 or 2)");
   c.smoothing = read_enum(root, "model.smoothing", {"mle", "add_k", "kneser_ney"}, "mle");
   c.add_k = read_number(root, "model.k", 1e-300, 1e300, 1.0, "a pseudo-count k > 0");
   if (!(c.add_k > 0.0)) throw ConfigError("model.k", "expected a pseudo-count k > 0");
@@ -395,7 +394,7 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
     c.zipf_vocab = static_cast<int>(read_int(root, "truth.zipf.vocab", 2, 100000000, 0, false));
     c.zipf_exponent = read_number(root, "truth.zipf.exponent", 0.0, 100.0, 1.0, "an exponent in (0, 100]");
     if (!(c.zipf_exponent > 0.0)) throw ConfigError("truth.zipf.exponent", "expected an exponent in (0, 100]");
-    if (c.order != 1) throw ConfigError("model.order", "a zipf truth of order 2 (a Zipfian Markov chain) is not implemented yet");
+    if (c.order != 1) throw ConfigError("model.order", "a zipf truth is of order 1 (a Zipfian Markov chain truth is not implemented yet)");
   }
 }
 

@@ -5,12 +5,14 @@
 // distributions, the sampler's cuts, thread invariance, refusals.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "kernels/ngram.h"
 #include "kernels/ngram_backend.h"
+#include "sim/corpus.h"
 #include "sim/ngram_family.h"
 #include "support.h"
 
@@ -125,26 +127,25 @@ TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
 // A small bigram model from explicit counts, to check the distributions.
 struct Toy {
   std::vector<double> uni, uni_cum, uni_cumd, ctx_total, ent_c, ent_cum, ent_cumd;
-  std::vector<std::uint32_t> ctx, ent_w;
-  std::vector<std::uint64_t> ctx_start;
+  std::vector<std::uint64_t> ctx, ctx_start;
+  std::vector<std::uint32_t> ent_w;
   kernels::NgramView view(kernels::Smoothing sm) {
-    // V = 5; contexts 0 (none: </s> ends sentences), 2 and 5 (= <s>): c(<s> 2) = 3, c(<s> 3) = 1,
-    // c(2 0) = 2, c(2 4) = 1, c(2 2) = 1.
+    // V = 5; contexts 2 and 5 (= <s>): c(<s> 2) = 3, c(<s> 3) = 1,
+    // c(2 0) = 2, c(2 2) = 1, c(2 4) = 1.
     ctx = {2, 5};
     ctx_start = {0, 3, 5};
     ent_w = {0, 2, 4, 2, 3};
     ent_c = {2, 1, 1, 3, 1};
     ctx_total = {4, 4};
     ent_cum = {2, 3, 4, 3, 4};
-    const double d = 0.75;
-    ent_cumd = {1.25, 1.5, 1.75, 2.25, 2.5};
+    ent_cumd = {1.25, 1.5, 1.75, 2.25, 2.5};  // discount 0.75
     uni = {1, 0, 2, 1, 1};  // continuation counts N(. w)
     uni_cum = {1, 1, 3, 4, 5};
     uni_cumd = {0.25, 0.25, 1.5, 1.75, 2.0};
-    (void)d;
-    return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, 2,
-                              ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(), ent_c.data(),
-                              ent_cum.data(), ent_cumd.data(), nullptr};
+    const kernels::NgramLevel top{2, ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(),
+                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr};
+    return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, top,
+                              kernels::NgramLevel{}};
   }
 };
 
@@ -165,6 +166,66 @@ TEST(NgramMath, SmoothedDistributionsSumToOne) {
   EXPECT_NEAR(kernels::ngram_prob(toy.view(kernels::Smoothing::kKneserNey), 2, 4), 0.25 / 4 + 0.75 * 3 / 4 * pc4, 1e-15);
 }
 
+// Fitted to real text (5000 King James verses), every order and smoothing
+// gives a distribution over the V predictable tokens that sums to 1 (mle: or
+// 0 for an unseen context), for contexts seen at every level, seen only below
+// the top, and unseen; and sampling at the defaults follows it (2e5 draws at
+// a seen and an unseen context, every token with p > 1e-3 within 4.5
+// binomial standard errors, tokens with p = 0 never drawn).
+TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
+  const Corpus& corpus = load_corpus_cached(kjv_path());
+  kernels::TokenText text;
+  text.start.push_back(0);
+  for (std::size_t sj = 0; sj < 5000; ++sj) {
+    text.tokens.insert(text.tokens.end(), corpus.train.tokens.begin() + corpus.train.start[sj],
+                       corpus.train.tokens.begin() + corpus.train.start[sj + 1]);
+    text.start.push_back(text.tokens.size());
+  }
+  const std::uint32_t V = static_cast<std::uint32_t>(corpus.vocab.size());
+  auto id = [&](const std::string& word) {
+    return static_cast<std::uint32_t>(std::find(corpus.vocab.begin(), corpus.vocab.end(), word) - corpus.vocab.begin());
+  };
+  const std::uint32_t the = id("the"), lord = id("lord");  // "the lord": a context seen at every order
+  std::vector<unsigned char> present(corpus.vocab.size(), 0);
+  for (auto w : text.tokens) present[w] = 1;
+  const auto absent = static_cast<std::uint32_t>(std::find(present.begin() + 2, present.end(), 0) - present.begin());
+  for (int order : {1, 2, 3})
+    for (auto sm : {kernels::Smoothing::kMle, kernels::Smoothing::kAddK, kernels::Smoothing::kKneserNey}) {
+      kernels::NgramBatchSpec spec;
+      spec.order = order;
+      spec.smoothing = sm;
+      spec.k = 0.5;
+      spec.discount = 0.75;
+      spec.V = V;
+      const kernels::NgramFit fit(spec, text);
+      const kernels::NgramView m = fit.view();
+      const std::uint64_t bos = kernels::start_context(order, V);
+      const std::uint64_t seen = kernels::next_context(order, V, kernels::next_context(order, V, bos, the), lord);
+      const std::uint64_t unseen = kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), absent);
+      for (std::uint64_t ctx : {bos, seen, unseen}) {
+        double sum = 0.0;
+        for (std::uint32_t w = 0; w < V; ++w) sum += kernels::ngram_prob(m, ctx, w);
+        if (sm == kernels::Smoothing::kMle && order > 1 && ctx == unseen) EXPECT_EQ(sum, 0.0);
+        else EXPECT_NEAR(sum, 1.0, 1e-12) << "order " << order << " smoothing " << static_cast<int>(sm) << " context " << ctx;
+      }
+      for (std::uint64_t ctx : {seen, unseen}) {
+        if (sm == kernels::Smoothing::kMle && order > 1 && ctx == unseen) continue;
+        const int draws = 200000;
+        std::vector<double> count(V, 0.0);
+        for (int j = 0; j < draws; ++j) count[kernels::sample_next(m, ctx, kernels::token_uniforms(8, 1, 1, 2, j, 0, true))] += 1.0;
+        for (std::uint32_t w = 0; w < V; ++w) {
+          const double p = kernels::ngram_prob(m, ctx, w);
+          if (p == 0.0) {
+            EXPECT_EQ(count[w], 0.0) << "order " << order << " token " << w;
+          } else if (p > 1e-3) {
+            EXPECT_LT(std::abs(count[w] - draws * p) / std::sqrt(draws * p * (1 - p)), 4.5)
+                << "order " << order << " smoothing " << static_cast<int>(sm) << " token " << w;
+          }
+        }
+      }
+    }
+}
+
 // Sampling at the defaults draws from ngram_prob: 2e5 draws per context,
 // every token's frequency within 4.5 binomial standard errors.
 TEST(NgramMath, SamplingMatchesTheDistribution) {
@@ -175,9 +236,7 @@ TEST(NgramMath, SamplingMatchesTheDistribution) {
       const int draws = 200000;
       std::vector<double> count(5, 0.0);
       for (int j = 0; j < draws; ++j) {
-        double u, u2, u3;
-        kernels::token_uniforms(3, 1, 1, 2, j, 0, true, u, u2, u3);
-        count[kernels::sample_next(m, v, u, u2, u3)] += 1.0;
+        count[kernels::sample_next(m, v, kernels::token_uniforms(3, 1, 1, 2, j, 0, true))] += 1.0;
       }
       for (std::uint32_t w = 0; w < 5; ++w) {
         const double p = kernels::ngram_prob(m, v, w);
