@@ -58,6 +58,11 @@ struct NgramBatchSpec {
   TokenText train;                 // corpus: training sentences (real draws)
   std::vector<double> truth_p;     // [V] zipf: the truth; corpus: training unigram frequencies
   std::vector<double> truth_cum;   // [V] zipf: inclusive prefix sums of truth_p (sampling)
+  // zipf, order 2 (a Zipfian Markov chain): p0(w | v) for contexts v = 0..V
+  // (V = <s>), row-major, and each row's tokens by decreasing probability;
+  // truth_p is then the chain's stationary distribution.
+  std::vector<double> truth_cond;       // [(V + 1) * V]
+  std::vector<std::uint32_t> truth_perm;  // [(V + 1) * V] rank -> token
   std::vector<unsigned char> word; // [V] 1 for the truth's word types (vocab_survival counts these)
   std::vector<unsigned char> tail; // [V] 1 for the tail set
   TokenText heldout;               // corpus: held-out sentences; zipf: one "sentence" of held-out tokens

@@ -306,12 +306,25 @@ class NgramCpu final : public NgramBackend {
     double real_tokens = 0.0;
     bool text_is_sample = false;
     if (s_.zipf) {
-      for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(real_target); ++j)
-        text.tokens.push_back(truth_token(chain, gen, rng::kStreamRealDraw, j));
+      // Real tokens (a sequence from <s> for a Markov chain), then the first
+      // synthetic ones of the sample, as two sequences.
+      std::uint32_t ctx = s_.V;
+      for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(real_target); ++j) {
+        ctx = truth_token(chain, gen, rng::kStreamRealDraw, j, ctx);
+        text.tokens.push_back(ctx);
+      }
+      if (!text.tokens.empty()) text.start.push_back(text.tokens.size());
       real_tokens = real_target;
+      // The sample's sequences in order, the last one cut at the target.
       const std::uint64_t syn = s_.samples - static_cast<std::uint64_t>(real_target);
-      text.tokens.insert(text.tokens.end(), c.sample.tokens.begin(), c.sample.tokens.begin() + syn);
-      text.start.push_back(text.tokens.size());
+      for (std::size_t sj = 0; sj < c.sample.sentences(); ++sj) {
+        const std::uint64_t have = text.tokens.size() - static_cast<std::uint64_t>(real_target);
+        if (have >= syn) break;
+        const std::uint64_t len = std::min<std::uint64_t>(c.sample.start[sj + 1] - c.sample.start[sj], syn - have);
+        text.tokens.insert(text.tokens.end(), c.sample.tokens.begin() + c.sample.start[sj],
+                           c.sample.tokens.begin() + c.sample.start[sj] + len);
+        text.start.push_back(text.tokens.size());
+      }
     } else {
       const std::uint64_t S = s_.train.sentences();
       for (std::uint64_t j = 0; real_tokens < real_target; ++j) {
@@ -338,7 +351,7 @@ class NgramCpu final : public NgramBackend {
     const double total = static_cast<double>(text_is_sample ? c.sample.tokens.size() : text.tokens.size());
     Counts counts;
     if (text_is_sample) counts = std::move(c.sample_counts);
-    else count_text(s_.order, s_.V, text, 0, text.sentences(), !s_.zipf, counts);
+    else count_text(s_.order, s_.V, text, 0, text.sentences(), true, counts);
     double share, age;
     if (s_.regime == Regime::kAccumulate) {
       add_counts(s_.order, c.pool, counts);
@@ -360,11 +373,14 @@ class NgramCpu final : public NgramBackend {
     measure(c, t, share, age, out);
   }
 
-  // Token j of a zipf truth's stream (one block per token).
-  std::uint32_t truth_token(std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, std::uint64_t j) const {
+  // Token j of a zipf truth's stream (one block per token), after context
+  // ctx for a Markov chain: the Zipf rank, mapped by the context's permutation.
+  std::uint32_t truth_token(std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, std::uint64_t j,
+                            std::uint32_t ctx) const {
     const rng::Block b = rng::draw_block(s_.seed, chain, gen, stream, j);
     const double u = rng::u01_open(b.v[0], b.v[1]);
-    return static_cast<std::uint32_t>(first_above(s_.truth_cum.data(), 0, s_.V, u * s_.truth_cum[s_.V - 1]));
+    const auto r = static_cast<std::uint32_t>(first_above(s_.truth_cum.data(), 0, s_.V, u * s_.truth_cum[s_.V - 1]));
+    return s_.order == 2 ? s_.truth_perm[static_cast<std::size_t>(ctx) * s_.V + r] : r;
   }
 
   // The sample of the chain's current model (or of the zipf truth itself at
@@ -386,9 +402,18 @@ class NgramCpu final : public NgramBackend {
       return cut.w[first_above(cut.cum.data(), 0, cut.w.size(), u * cut.cum.back())];
     };
     if (s_.zipf) {
+      // One sequence from <s>. A Markov model fitted by mle can reach a
+      // context it never saw followed (the end of its training sequences):
+      // a new sequence then starts at <s>.
+      std::uint32_t ctx = s_.V;
       for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(s_.samples); ++j) {
-        if (truth) out.tokens.push_back(truth_token(chain, gen, rng::kStreamSyntheticDraw, j));
-        else out.tokens.push_back(next(0, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence)));
+        if (!truth && s_.order == 2 && s_.smoothing == Smoothing::kMle && find_context(m.top, s_.V, ctx) < 0) {
+          out.start.push_back(out.tokens.size());
+          ctx = s_.V;
+        }
+        ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
+                    : next(ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence));
+        out.tokens.push_back(ctx);
       }
       out.start.push_back(out.tokens.size());
       return;
@@ -433,7 +458,11 @@ class NgramCpu final : public NgramBackend {
     const std::int64_t stride = s_.batch;
     const NgramView m = c.model.view(s_);
     const bool truth0 = s_.zipf && t == 0;  // generation 0 of a zipf truth is the truth itself
-    auto prob = [&](std::uint64_t v, std::uint32_t w) { return truth0 ? s_.truth_p[w] : ngram_prob(m, v, w); };
+    const bool markov = s_.zipf && s_.order == 2;
+    auto truth_prob = [&](std::uint64_t v, std::uint32_t w) {
+      return markov ? s_.truth_cond[v * s_.V + w] : s_.truth_p[w];
+    };
+    auto prob = [&](std::uint64_t v, std::uint32_t w) { return truth0 ? truth_prob(v, w) : ngram_prob(m, v, w); };
     const std::uint32_t V = s_.V;
     // Held-out text, summed over a fixed set of sentence chunks (in
     // parallel when the chain has the threads to itself), the chunks then
@@ -472,7 +501,7 @@ class NgramCpu final : public NgramBackend {
     // Support and surviving word types (before the sampler's cut).
     const bool smoothed = s_.smoothing != Smoothing::kMle;
     double support, alive = 0.0, words = 0.0;
-    if (truth0) support = V;
+    if (truth0) support = markov ? static_cast<double>(V) * V : V;
     else if (smoothed) support = std::pow(static_cast<double>(V), s_.order);
     else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model.top.ent_w.size());
     for (std::uint32_t w = 0; w < V; ++w) {
@@ -499,6 +528,22 @@ class NgramCpu final : public NgramBackend {
       }
       gini = 1.0 - sq;
       tail_mass = tail_model / tail_truth;
+    }
+    if (markov) {
+      // Rates per token under the truth's stationary law pi:
+      // KL = sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p_t(w|v)), TV likewise.
+      kl = 0.0;
+      tv = 0.0;
+      for (std::uint32_t v = 0; v < V; ++v) {
+        double klv = 0.0, tvv = 0.0;
+        for (std::uint32_t w = 0; w < V; ++w) {
+          const double p0 = truth_prob(v, w), p = prob(v, w);
+          if (p0 > 0.0) klv += p > 0.0 ? p0 * std::log2(p0 / p) : INFINITY;
+          tvv += 0.5 * std::abs(p0 - p);
+        }
+        kl += s_.truth_p[v] * klv;
+        tv += s_.truth_p[v] * tvv;
+      }
     }
     // Sample-based metrics: entropy rate, distinct bigrams, tail share
     // (order 2); chunked like the held-out sums.
@@ -554,7 +599,7 @@ class NgramCpu final : public NgramBackend {
     out[kNgGiniSimpson * stride] = gini;
     out[kNgKl * stride] = kl;
     out[kNgTv * stride] = tv;
-    out[kNgKlInfChains * stride] = s_.zipf && s_.order == 1 ? (std::isinf(kl) ? 1.0 : 0.0) : NAN;
+    out[kNgKlInfChains * stride] = s_.zipf ? (std::isinf(kl) ? 1.0 : 0.0) : NAN;
     out[kNgTailMass * stride] = tail_mass;
     out[kNgDistinct2 * stride] = pairs > 0.0 ? distinct / pairs : NAN;
     out[kNgCutSentences * stride] = c.cut_sentences;

@@ -37,6 +37,7 @@ enum Stream : std::uint32_t {
   kStreamRealComponent = 4,       // mixtures: the component of each real draw
   kStreamSyntheticComponent = 5,  // mixtures: the component of each synthetic draw
   kStreamEmInit = 6,              // mixtures: k-means++ seeding of EM restarts
+  kStreamTruth = 7,               // a truth's own random construction (key: seed, kHeldoutChain)
 };
 
 // The held-out evaluation set is the same for every chain: the real draws of

@@ -394,7 +394,9 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
     c.zipf_vocab = static_cast<int>(read_int(root, "truth.zipf.vocab", 2, 100000000, 0, false));
     c.zipf_exponent = read_number(root, "truth.zipf.exponent", 0.0, 100.0, 1.0, "an exponent in (0, 100]");
     if (!(c.zipf_exponent > 0.0)) throw ConfigError("truth.zipf.exponent", "expected an exponent in (0, 100]");
-    if (c.order != 1) throw ConfigError("model.order", "a zipf truth is of order 1 (a Zipfian Markov chain truth is not implemented yet)");
+    if (c.order == 3) throw ConfigError("model.order", "a zipf truth is of order 1 or 2 (a Zipfian Markov chain)");
+    if (c.order == 2 && c.zipf_vocab > 5000)
+      throw ConfigError("truth.zipf.vocab", fmt::format("at most 5000 types for a Zipfian Markov chain (its table is V^2), got {}", c.zipf_vocab));
   }
 }
 

@@ -61,25 +61,65 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
     return s;
   }
   s.V = static_cast<std::uint32_t>(c.zipf_vocab);
+  const std::uint32_t V = s.V;
   s.truth_p = zipf_probabilities(c.zipf_vocab, c.zipf_exponent);
-  s.truth_cum.resize(s.V);
+  s.truth_cum.resize(V);
   double run = 0.0;
-  for (std::uint32_t w = 0; w < s.V; ++w) s.truth_cum[w] = run += s.truth_p[w];
-  s.word.assign(s.V, 1);
-  // The tail: the lowest-probability types that together hold tail_share of
-  // the mass (the fewest from the bottom whose mass reaches it).
-  s.tail.assign(s.V, 0);
-  double mass = 0.0;
-  for (std::uint32_t w = s.V; w-- > 0 && mass < c.tail_share;) {
-    s.tail[w] = 1;
-    mass += s.truth_p[w];
+  for (std::uint32_t w = 0; w < V; ++w) s.truth_cum[w] = run += s.truth_p[w];
+  if (c.order == 2) {
+    // A Zipfian Markov chain: the next-token distribution of context v is the
+    // Zipf law over its own permutation of the vocabulary (Fisher-Yates with
+    // the truth's stream, key (seed, kHeldoutChain), generation v).
+    s.truth_perm.resize(static_cast<std::size_t>(V + 1) * V);
+    s.truth_cond.resize(static_cast<std::size_t>(V + 1) * V);
+    for (std::uint32_t v = 0; v <= V; ++v) {
+      std::uint32_t* perm = s.truth_perm.data() + static_cast<std::size_t>(v) * V;
+      for (std::uint32_t r = 0; r < V; ++r) perm[r] = r;
+      for (std::uint32_t i = V - 1; i > 0; --i) {
+        const rng::Block b = rng::draw_block(c.seed, rng::kHeldoutChain, v, rng::kStreamTruth, i);
+        const auto j = static_cast<std::uint32_t>(std::floor(rng::u01_open(b.v[0], b.v[1]) * (i + 1.0)));
+        std::swap(perm[i], perm[j < i ? j : i]);
+      }
+      for (std::uint32_t r = 0; r < V; ++r) s.truth_cond[static_cast<std::size_t>(v) * V + perm[r]] = s.truth_p[r];
+    }
+    // Its stationary distribution (power iteration; the chain is irreducible
+    // and aperiodic, every transition having probability > 0).
+    std::vector<double> pi(V, 1.0 / V), next(V);
+    for (int it = 0; it < 10000; ++it) {
+      std::fill(next.begin(), next.end(), 0.0);
+      for (std::uint32_t v = 0; v < V; ++v)
+        for (std::uint32_t w = 0; w < V; ++w) next[w] += pi[v] * s.truth_cond[static_cast<std::size_t>(v) * V + w];
+      double change = 0.0;
+      for (std::uint32_t w = 0; w < V; ++w) change += std::abs(next[w] - pi[w]);
+      pi.swap(next);
+      if (change < 1e-14) break;
+    }
+    s.truth_p = pi;
   }
-  // The held-out sample: real draws of generation 0 under the reserved chain id.
+  s.word.assign(s.V, 1);
+  // The tail: the lowest-probability types (under the stationary law for a
+  // Markov chain) that together hold tail_share of the mass (the fewest from
+  // the bottom whose mass reaches it).
+  s.tail.assign(V, 0);
+  std::vector<std::uint32_t> by_p(V);
+  for (std::uint32_t w = 0; w < V; ++w) by_p[w] = w;
+  std::stable_sort(by_p.begin(), by_p.end(), [&](std::uint32_t a, std::uint32_t b) { return s.truth_p[a] < s.truth_p[b]; });
+  double mass = 0.0;
+  for (std::uint32_t k = 0; k < V && mass < c.tail_share; ++k) {
+    s.tail[by_p[k]] = 1;
+    mass += s.truth_p[by_p[k]];
+  }
+  // The held-out sample: generation 0's real draws under the reserved chain
+  // id (a sequence from <s> for a Markov chain).
   s.heldout.start = {0};
+  std::uint32_t ctx = V;
   for (int j = 0; j < c.heldout; ++j) {
     const rng::Block b = rng::draw_block(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, j);
     const double u = rng::u01_open(b.v[0], b.v[1]);
-    s.heldout.tokens.push_back(static_cast<std::uint32_t>(first_above(s.truth_cum.data(), 0, s.V, u * run)));
+    const auto r = static_cast<std::uint32_t>(first_above(s.truth_cum.data(), 0, V, u * run));
+    const std::uint32_t w = c.order == 2 ? s.truth_perm[static_cast<std::size_t>(ctx) * V + r] : r;
+    s.heldout.tokens.push_back(w);
+    ctx = w;
   }
   s.heldout.start.push_back(s.heldout.tokens.size());
   return s;

@@ -228,7 +228,8 @@ TEST(Config, NgramRefusalsNameTheKey) {
   expect_refused(kNgram, {"truth={corpus: /dev/null}"}, "truth.corpus", "holds no sentence");
   expect_refused(kNgram, {"truth={corpus: kjv, zipf: {vocab: 5, exponent: 1}}"}, "truth", "exactly one of");
   expect_refused(kNgram, {"data.regime=accumulate_subsample"}, "data.regime", "not implemented for model.family ngram");
-  expect_refused(kNgram, {"model.order=2"}, "model.order", "a zipf truth is of order 1");
+  expect_refused(kNgram, {"model.order=3"}, "model.order", "a zipf truth is of order 1 or 2");
+  expect_refused(kNgram, {"model.order=2", "truth.zipf.vocab=6000"}, "truth.zipf.vocab", "at most 5000");
   expect_refused(kNgram, {"model.dim=2"}, "model.dim", "applies to model.family gaussian or gmm only");
   expect_refused(kBase, {"sampler.top_k=5"}, "sampler", "applies to model.family ngram only");
 }

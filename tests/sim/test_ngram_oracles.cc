@@ -124,6 +124,40 @@ TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
   }
 }
 
+// The Zipfian Markov chain truth: every row a distribution (the Zipf law
+// over its own permutation), the stationary law invariant (pi P = pi to
+// 1e-12), generation 0 the truth itself (kl = tv = 0); a smoothed model keeps
+// its KL finite, an mle one loses transitions at once.
+TEST(NgramOracle, ZipfMarkovTruth) {
+  const std::string yaml = zipf(", smoothing: add_k", 150, 1.1, 5000, 10, 3);
+  std::string markov = yaml;
+  markov.replace(markov.find("order: 1"), 8, "order: 2");
+  const PointConfig c = load_experiment_text(markov, {}).points.front().config;
+  const kernels::NgramBatchSpec spec = make_ngram_spec(c, 1);
+  const std::uint32_t V = spec.V;
+  std::vector<double> next(V, 0.0);
+  double total = 0.0;
+  for (std::uint32_t v = 0; v <= V; ++v) {
+    double row = 0.0;
+    for (std::uint32_t w = 0; w < V; ++w) row += spec.truth_cond[static_cast<std::size_t>(v) * V + w];
+    EXPECT_NEAR(row, 1.0, 1e-12) << "context " << v;
+  }
+  for (std::uint32_t v = 0; v < V; ++v) {
+    total += spec.truth_p[v];
+    for (std::uint32_t w = 0; w < V; ++w) next[w] += spec.truth_p[v] * spec.truth_cond[static_cast<std::size_t>(v) * V + w];
+  }
+  EXPECT_NEAR(total, 1.0, 1e-12);
+  for (std::uint32_t w = 0; w < V; ++w) EXPECT_NEAR(next[w], spec.truth_p[w], 1e-12);
+  const auto smooth = test::run_family(markov, "cpu");
+  EXPECT_EQ(smooth.at(0, "kl").mean, 0.0);
+  EXPECT_EQ(smooth.at(0, "tv").mean, 0.0);
+  EXPECT_EQ(smooth.at(3, "kl_inf_chains").mean, 0.0);
+  EXPECT_GT(smooth.at(3, "kl").mean, smooth.at(1, "kl").mean);  // drifting away
+  std::string mle = markov;
+  mle.replace(mle.find("add_k"), 5, "mle");
+  EXPECT_EQ(test::run_family(mle, "cpu").at(1, "kl_inf_chains").mean, 1.0);  // 5000 tokens miss some of 150^2 transitions
+}
+
 // A small bigram model from explicit counts, to check the distributions.
 struct Toy {
   std::vector<double> uni, uni_cum, uni_cumd, ctx_total, ent_c, ent_cum, ent_cumd;
