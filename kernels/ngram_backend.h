@@ -64,7 +64,7 @@ struct NgramBatchSpec {
   std::vector<double> truth_cond;       // [(V + 1) * V]
   std::vector<std::uint32_t> truth_perm;  // [(V + 1) * V] rank -> token
   std::vector<unsigned char> word; // [V] 1 for the truth's word types (vocab_survival counts these)
-  std::vector<unsigned char> tail; // [V] 1 for the tail set
+  std::vector<unsigned char> tail; // [V] 1 for the tail set (tail_ppl; tail_mass leaves <unk> out)
   TokenText heldout;               // corpus: held-out sentences; zipf: one "sentence" of held-out tokens
   Regime regime;
   int generations;

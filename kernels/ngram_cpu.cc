@@ -209,10 +209,12 @@ struct Cut {
 };
 
 Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
+  // Temperature: q = (p / p_max)^(1/T), computed from logarithms so that a
+  // low temperature cannot underflow every q of a context to 0.
   std::vector<std::pair<double, std::uint32_t>> q;
   auto add = [&](std::uint32_t w) {
     const double p = ngram_prob(m, v, w);
-    if (p > 0.0) q.emplace_back(s.temperature == 1.0 ? p : std::exp(std::log(p) / s.temperature), w);
+    if (p > 0.0) q.emplace_back(p, w);
   };
   const std::int64_t ci = m.order >= 2 ? find_context(m.top, m.V, v) : -1;
   if (m.smoothing == Smoothing::kMle && ci >= 0) {
@@ -220,6 +222,12 @@ Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
     for (std::uint64_t e = m.top.ctx_start[ci]; e < m.top.ctx_start[ci + 1]; ++e) add(m.top.ent_w[e]);
   } else {
     for (std::uint32_t w = 0; w < m.V; ++w) add(w);
+  }
+  if (s.temperature != 1.0 && !q.empty()) {
+    double top = 0.0;
+    for (const auto& e : q) top = std::max(top, e.first);
+    const double log_top = std::log(top);
+    for (auto& e : q) e.first = std::exp((std::log(e.first) - log_top) / s.temperature);
   }
   std::stable_sort(q.begin(), q.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   if (s.top_k > 0 && q.size() > static_cast<std::size_t>(s.top_k)) q.resize(s.top_k);
@@ -239,13 +247,19 @@ Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
 // The state and scratch of one chain.
 struct Chain {
   Counts pool;        // accumulate: every generation's counts so far
-  Model model;        // the current generation's model
+  Model own;          // the chain's model from generation 1 on
+  const Model* model = nullptr;  // the current model: the shared generation-0 model, then `own`
   TokenText sample;   // drawn from the current model: the next generation's synthetic text
   Counts sample_counts;  // order 2, text: the sample's bigram counts (reused when it is the whole next training text)
   double cut_sentences = 0.0;
-  std::unordered_map<std::uint64_t, Cut> cuts;  // per generation
-  double pool_tokens = 0.0, pool_synthetic = 0.0, pool_age_weight = 0.0;  // accumulate composition
+  std::vector<unsigned char> sample_cut;  // per sentence of the sample: cut at kMaxSentence (its last </s> forced)
+  double pool_tokens = 0.0, pool_synthetic = 0.0;  // accumulate composition
   std::vector<double> tokens_of;  // accumulate: tokens added at each generation
+  struct PoolText {
+    TokenText text;             // a generation's new text
+    std::size_t real_sentences;  // its first sentences are real
+  };
+  std::vector<PoolText> pool_texts;  // accumulate_subsample
 };
 
 class NgramCpu final : public NgramBackend {
@@ -263,10 +277,9 @@ class NgramCpu final : public NgramBackend {
     // Generation 0: the truth (zipf) or the model of the configured order and
     // smoothing fitted to the whole training split (a corpus).
     Counts counts;
-    Model m0;
     if (!s_.zipf) {
       count_text(s_.order, s_.V, s_.train, 0, s_.train.sentences(), true, counts);
-      m0.build(s_, counts);
+      model0_.build(s_, counts);  // shared, read-only, by every chain at generation 0
     }
     std::vector<WorkerRange> seen(threads_);
 #pragma omp parallel for schedule(static) num_threads(outer_)
@@ -275,7 +288,7 @@ class NgramCpu final : public NgramBackend {
                  inner_ > 1 ? fmt_threads(inner_) : "omp-thread-" + std::to_string(omp_get_thread_num()),
                  s_.chain_begin + i);
       Chain& c = chains_[i];
-      c.model = m0;
+      c.model = &model0_;
       const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
       draw_sample(c, chain, 1, /*truth=*/s_.zipf);
       measure(c, 0, 0.0, 0.0, h_metrics + i);
@@ -304,6 +317,7 @@ class NgramCpu final : public NgramBackend {
     TokenText text;
     text.start.push_back(0);
     double real_tokens = 0.0;
+    std::size_t real_sentences = 0;
     bool text_is_sample = false;
     if (s_.zipf) {
       // Real tokens (a sequence from <s> for a Markov chain), then the first
@@ -313,7 +327,7 @@ class NgramCpu final : public NgramBackend {
         ctx = truth_token(chain, gen, rng::kStreamRealDraw, j, ctx);
         text.tokens.push_back(ctx);
       }
-      if (!text.tokens.empty()) text.start.push_back(text.tokens.size());
+      if (!text.tokens.empty()) text.start.push_back(text.tokens.size()), real_sentences = 1;
       real_tokens = real_target;
       // The sample's sequences in order, the last one cut at the target.
       const std::uint64_t syn = s_.samples - static_cast<std::uint64_t>(real_target);
@@ -335,8 +349,9 @@ class NgramCpu final : public NgramBackend {
                            s_.train.tokens.begin() + s_.train.start[sj + 1]);
         text.start.push_back(text.tokens.size());
         real_tokens += static_cast<double>(s_.train.start[sj + 1] - s_.train.start[sj]);
+        ++real_sentences;
       }
-      if (real_tokens == 0.0 && s_.order == 2) {
+      if (real_tokens == 0.0 && s_.order == 2 && s_.regime != Regime::kAccumulateSubsample) {
         // The training text is the whole sample (drawn until n tokens),
         // already counted when it was measured.
         text_is_sample = true;
@@ -348,11 +363,56 @@ class NgramCpu final : public NgramBackend {
         }
       }
     }
+    double share, age;
+    if (s_.regime == Regime::kAccumulateSubsample) {
+      // The new text joins the pool (kept: every generation's text, O(t n)
+      // tokens per chain); the training text is pool sentences in the order
+      // of uniform keys from the subsample stream (uniformly without
+      // replacement) until it holds n tokens.
+      if (s_.zipf) {
+        // Order-1 Zipf samples are single tokens: the pool holds them one by one.
+        TokenText tokens;
+        tokens.tokens = std::move(text.tokens);
+        tokens.start.resize(tokens.tokens.size() + 1);
+        for (std::size_t k = 0; k < tokens.start.size(); ++k) tokens.start[k] = k;
+        text = std::move(tokens);
+        real_sentences = static_cast<std::size_t>(real_tokens);
+      }
+      c.pool_texts.push_back(Chain::PoolText{std::move(text), real_sentences});
+      struct Ref { double key; std::uint32_t k; std::uint64_t j; };
+      std::vector<Ref> refs;
+      std::uint64_t g = 0;
+      for (std::uint32_t k = 0; k < c.pool_texts.size(); ++k)
+        for (std::uint64_t j = 0; j < c.pool_texts[k].text.sentences(); ++j, ++g)
+          refs.push_back(Ref{subsample_uniform(s_.seed, chain, gen, g), k, j});
+      std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.key < b.key; });
+      TokenText train;
+      train.start.push_back(0);
+      double synthetic = 0.0, weighted_age = 0.0;
+      for (const Ref& r : refs) {
+        if (static_cast<double>(train.tokens.size()) >= n) break;
+        const TokenText& from = c.pool_texts[r.k].text;
+        const double len = static_cast<double>(from.start[r.j + 1] - from.start[r.j]);
+        train.tokens.insert(train.tokens.end(), from.tokens.begin() + from.start[r.j], from.tokens.begin() + from.start[r.j + 1]);
+        train.start.push_back(train.tokens.size());
+        synthetic += r.j >= c.pool_texts[r.k].real_sentences ? len : 0.0;
+        weighted_age += (t - 1 - static_cast<int>(r.k)) * len;
+      }
+      const double total = static_cast<double>(train.tokens.size());
+      share = synthetic / total;
+      age = weighted_age / total;
+      Counts counts;
+      count_text(s_.order, s_.V, train, 0, train.sentences(), true, counts);
+      c.own.build(s_, counts);
+      c.model = &c.own;
+      draw_sample(c, chain, gen + 1, false);
+      measure(c, t, share, age, out);
+      return;
+    }
     const double total = static_cast<double>(text_is_sample ? c.sample.tokens.size() : text.tokens.size());
     Counts counts;
     if (text_is_sample) counts = std::move(c.sample_counts);
     else count_text(s_.order, s_.V, text, 0, text.sentences(), true, counts);
-    double share, age;
     if (s_.regime == Regime::kAccumulate) {
       add_counts(s_.order, c.pool, counts);
       c.tokens_of.push_back(total);
@@ -362,13 +422,13 @@ class NgramCpu final : public NgramBackend {
       for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
       share = c.pool_synthetic / c.pool_tokens;
       age = weighted / c.pool_tokens;
-      c.model.build(s_, c.pool);
+      c.own.build(s_, c.pool);
     } else {
       share = (total - real_tokens) / total;
       age = 0.0;
-      c.model.build(s_, counts);
+      c.own.build(s_, counts);
     }
-    c.cuts.clear();
+    c.model = &c.own;
     draw_sample(c, chain, gen + 1, false);
     measure(c, t, share, age, out);
   }
@@ -390,14 +450,16 @@ class NgramCpu final : public NgramBackend {
     out.tokens.clear();
     out.start.assign(1, 0);
     c.cut_sentences = 0.0;
-    const NgramView m = c.model.view(s_);
+    c.sample_cut.clear();
+    const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
+    std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
     auto next = [&](std::uint64_t v, std::uint64_t j, std::uint32_t i) {
       const TokenUniforms r = token_uniforms(s_.seed, chain, gen, rng::kStreamSyntheticDraw, j, i, third);
       const double u = r.u;
       if (s_.sampler.plain()) return sample_next(m, v, r);
-      auto it = c.cuts.find(v);
-      if (it == c.cuts.end()) it = c.cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
+      auto it = cuts.find(v);
+      if (it == cuts.end()) it = cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
       const Cut& cut = it->second;
       return cut.w[first_above(cut.cum.data(), 0, cut.w.size(), u * cut.cum.back())];
     };
@@ -436,10 +498,10 @@ class NgramCpu final : public NgramBackend {
     // rounds of a fixed number of sentences, in parallel when the sampler is
     // plain (the cut cache is shared); appended in order, so the text does not
     // depend on the thread count.
-    constexpr std::uint64_t kRound = 512;
+    const int threads = s_.sampler.plain() ? inner_ : 1;
+    const std::uint64_t kRound = threads > 1 ? 512 : 1;  // one at a time on one thread: nothing drawn in vain
     std::vector<std::vector<std::uint32_t>> buf(kRound);
     std::vector<unsigned char> was_cut(kRound);
-    const int threads = s_.sampler.plain() ? inner_ : 1;
     for (std::uint64_t j0 = 0; static_cast<double>(out.tokens.size()) < s_.samples; j0 += kRound) {
 #pragma omp parallel for schedule(static) num_threads(threads)
       for (std::uint64_t r = 0; r < kRound; ++r) {
@@ -450,13 +512,14 @@ class NgramCpu final : public NgramBackend {
         out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
         out.start.push_back(out.tokens.size());
         c.cut_sentences += was_cut[r];
+        c.sample_cut.push_back(was_cut[r]);
       }
     }
   }
 
   void measure(Chain& c, int t, double share, double age, double* out) {
     const std::int64_t stride = s_.batch;
-    const NgramView m = c.model.view(s_);
+    const NgramView m = c.model->view(s_);
     const bool truth0 = s_.zipf && t == 0;  // generation 0 of a zipf truth is the truth itself
     const bool markov = s_.zipf && s_.order == 2;
     auto truth_prob = [&](std::uint64_t v, std::uint32_t w) {
@@ -502,8 +565,10 @@ class NgramCpu final : public NgramBackend {
     const bool smoothed = s_.smoothing != Smoothing::kMle;
     double support, alive = 0.0, words = 0.0;
     if (truth0) support = markov ? static_cast<double>(V) * V : V;
-    else if (smoothed) support = std::pow(static_cast<double>(V), s_.order);
-    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model.top.ent_w.size());
+    // Smoothed: every word after every context that can occur (order 3: the
+    // V^2 - V + 1 pairs other than (u, <s>) with u != <s>).
+    else if (smoothed) support = s_.order == 3 ? V * (static_cast<double>(V) * V - V + 1.0) : std::pow(static_cast<double>(V), s_.order);
+    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model->top.ent_w.size());
     for (std::uint32_t w = 0; w < V; ++w) {
       if (!s_.word[w]) continue;
       words += 1.0;
@@ -520,7 +585,7 @@ class NgramCpu final : public NgramBackend {
       for (std::uint32_t w = 0; w < V; ++w) {
         const double p = prob(0, w), p0 = s_.truth_p[w];
         sq += p * p;
-        if (s_.tail[w]) tail_model += p, tail_truth += p0;
+        if (in_tail_mass(w)) tail_model += p, tail_truth += p0;
         if (s_.zipf) {
           if (p0 > 0.0) kl += p > 0.0 ? p0 * std::log2(p0 / p) : INFINITY;
           tv += 0.5 * std::abs(p0 - p);
@@ -557,11 +622,13 @@ class NgramCpu final : public NgramBackend {
       for (std::size_t sj = s0; sj < s1; ++sj) {
         std::uint64_t v = start_context(s_.order, V);
         std::uint32_t prev = V;  // the previous token, for distinct bigrams
-        for (std::uint64_t i = x.start[sj]; i < x.start[sj + 1]; ++i) {
+        // A cut sentence's last token is the forced </s>, not a draw: left out.
+        const std::uint64_t end = x.start[sj + 1] - (sj < c.sample_cut.size() && c.sample_cut[sj] ? 1 : 0);
+        for (std::uint64_t i = x.start[sj]; i < end; ++i) {
           const std::uint32_t w = x.tokens[i];
           a.bits += -std::log2(prob(v, w));
           a.n += 1.0;
-          a.tail += s_.tail[w] ? 1.0 : 0.0;
+          a.tail += in_tail_mass(w) ? 1.0 : 0.0;
           if (!(s_.order == 2 && !s_.zipf) && i > x.start[sj])
             a.bigrams.push_back(static_cast<std::uint64_t>(prev) * (V + 1) + w);
           v = next_context(s_.order, V, v, w);
@@ -592,7 +659,7 @@ class NgramCpu final : public NgramBackend {
     }
     if (s_.order >= 2) {
       double tail_truth = 0.0;
-      for (std::uint32_t w = 0; w < V; ++w) tail_truth += s_.tail[w] ? s_.truth_p[w] : 0.0;
+      for (std::uint32_t w = 0; w < V; ++w) tail_truth += in_tail_mass(w) ? s_.truth_p[w] : 0.0;
       tail_mass = (tail_tokens / ent_n) / tail_truth;
     }
     out[kNgEntropy * stride] = ent_bits / ent_n;
@@ -607,9 +674,15 @@ class NgramCpu final : public NgramBackend {
     out[kNgDataAge * stride] = age;
   }
 
+  // The tail set as tail_mass counts it: without <unk> for a corpus (the
+  // truth gives it no mass; a smoothed model does).
+  bool in_tail_mass(std::uint32_t w) const { return s_.tail[w] && (s_.zipf || w != kUnkId); }
+  static constexpr std::uint32_t kUnkId = 1;
+
   static std::string fmt_threads(int n) { return "omp-threads-0-" + std::to_string(n - 1); }
 
   NgramBatchSpec s_;
+  Model model0_;  // generation 0 of a corpus truth, shared by every chain
   int threads_, outer_, inner_;
   std::vector<Chain> chains_;
   std::vector<WorkerRange> workers_;

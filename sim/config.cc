@@ -361,6 +361,10 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
 void parse_ngram(const YAML::Node& root, PointConfig& c) {
   c.order = static_cast<int>(read_int(root, "model.order", 1, 3, 1, true));
   c.smoothing = read_enum(root, "model.smoothing", {"mle", "add_k", "kneser_ney"}, "mle");
+  if (const YAML::Node n = find(root, "model.k"); n && !n.IsNull() && c.smoothing != "add_k")
+    throw ConfigError("model.k", "applies to smoothing add_k only");
+  if (const YAML::Node n = find(root, "model.discount"); n && !n.IsNull() && c.smoothing != "kneser_ney")
+    throw ConfigError("model.discount", "applies to smoothing kneser_ney only");
   c.add_k = read_number(root, "model.k", 1e-300, 1e300, 1.0, "a pseudo-count k > 0");
   if (!(c.add_k > 0.0)) throw ConfigError("model.k", "expected a pseudo-count k > 0");
   c.discount = read_number(root, "model.discount", 0.0, 1.0, 0.75, "a discount in (0, 1]");
@@ -369,7 +373,7 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
   c.top_k = static_cast<int>(read_int(root, "sampler.top_k", 0, 100000000, 0, true));
   c.top_p = read_number(root, "sampler.top_p", 0.0, 1.0, 1.0, "a probability in (0, 1]");
   if (!(c.top_p > 0.0)) throw ConfigError("sampler.top_p", "expected a probability in (0, 1], got 0");
-  c.tail_count = static_cast<int>(read_int(root, "metrics.tail_count", 0, 1000000000, 5, true));
+  c.tail_count = static_cast<int>(read_int(root, "metrics.tail_count", 1, 1000000000, 5, true));
   c.tail_share = read_number(root, "metrics.tail_share", 0.0, 1.0, 0.1, "a share in (0, 1)");
   if (!(c.tail_share > 0.0 && c.tail_share < 1.0)) throw ConfigError("metrics.tail_share", "expected a share in (0, 1)");
   c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 100000000, 10000, true));
@@ -390,11 +394,28 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
       throw ConfigError("truth.corpus", e.what());
     }
     c.corpus = path;
+    const Corpus& text = load_corpus_cached(path);
+    const double V = static_cast<double>(text.vocab.size());
+    if (std::pow(V + 1.0, c.order) >= 9.2e18)
+      throw ConfigError("model.order", fmt::format("a vocabulary of {} types is too large for order {} (packed keys)", text.vocab.size(), c.order));
+    bool tail = false;
+    for (std::size_t w = 2; w < text.train_count.size() && !tail; ++w)
+      tail = text.train_count[w] <= static_cast<std::uint64_t>(c.tail_count);
+    if (!tail)
+      throw ConfigError("metrics.tail_count", fmt::format("no word of the corpus occurs at most {} times in training: the tail set would be empty", c.tail_count));
+    for (const char* key : {"metrics.heldout", "metrics.tail_share"})
+      if (const YAML::Node n = find(root, key); n && !n.IsNull())
+        throw ConfigError(key, "applies to a zipf truth only (a corpus has its own held-out text and a tail set by count)");
   } else {
     c.zipf_vocab = static_cast<int>(read_int(root, "truth.zipf.vocab", 2, 100000000, 0, false));
     c.zipf_exponent = read_number(root, "truth.zipf.exponent", 0.0, 100.0, 1.0, "an exponent in (0, 100]");
     if (!(c.zipf_exponent > 0.0)) throw ConfigError("truth.zipf.exponent", "expected an exponent in (0, 100]");
     if (c.order == 3) throw ConfigError("model.order", "a zipf truth is of order 1 or 2 (a Zipfian Markov chain)");
+    if (c.order == 2 && find(root, "data.regime") && find(root, "data.regime").IsScalar() &&
+        find(root, "data.regime").Scalar() == "accumulate_subsample")
+      throw ConfigError("data.regime", "accumulate_subsample is not implemented for a Zipfian Markov chain truth (one sequence per generation)");
+    if (const YAML::Node n = find(root, "metrics.tail_count"); n && !n.IsNull())
+      throw ConfigError("metrics.tail_count", "applies to a corpus truth only (a zipf truth's tail set is by metrics.tail_share)");
     if (c.order == 2 && c.zipf_vocab > 5000)
       throw ConfigError("truth.zipf.vocab", fmt::format("at most 5000 types for a Zipfian Markov chain (its table is V^2), got {}", c.zipf_vocab));
   }
@@ -429,8 +450,6 @@ PointConfig parse_point(const YAML::Node& root) {
   const std::int64_t min_samples = c.family == "gaussian" ? std::max(2, c.dim + 1) : 2;
   c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
   const std::string regime = read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
-  if (c.family == "ngram" && regime == "accumulate_subsample")
-    throw ConfigError("data.regime", "accumulate_subsample is not implemented for model.family ngram yet (replace or accumulate)");
   c.regime = regime == "accumulate"             ? kernels::Regime::kAccumulate
              : regime == "accumulate_subsample" ? kernels::Regime::kAccumulateSubsample
                                                 : kernels::Regime::kReplace;

@@ -53,9 +53,17 @@ std::vector<std::string> tokenize(const std::string& line) {
 }
 
 Corpus load_corpus(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw CorpusError(fmt::format("cannot read corpus file \"{}\" (not a regular file)", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  try {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {
+    throw CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, e.what()));
+  }
+  if (in.bad()) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
   // Tokens as provisional ids (in order of first appearance), sentences split
   // 1 in 10, training counts per provisional id.
   std::unordered_map<std::string, std::uint32_t> provisional;

@@ -3,7 +3,7 @@
 //
 // Tokenizer (documented in README, "N-gram language models"): ASCII letters
 // are lower-cased; a token is a maximal run of letters, digits, apostrophes
-// between letters, and bytes >= 0x80 (so UTF-8 words stay whole); every other
+// between two such characters, and bytes >= 0x80 (so UTF-8 words stay whole); every other
 // non-space ASCII character (punctuation) is a token of its own; whitespace
 // separates. A line is a sentence; empty lines are skipped.
 //

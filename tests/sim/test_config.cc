@@ -225,9 +225,13 @@ TEST(Config, NgramRefusalsNameTheKey) {
   expect_refused(kNgram, {"sampler.top_p=1.5"}, "sampler.top_p", "(0, 1]");
   expect_refused(kNgram, {"model.smoothing=laplace"}, "model.smoothing", "one of mle add_k kneser_ney");
   expect_refused(kNgram, {"truth={corpus: /nonexistent/text.txt}"}, "truth.corpus", "cannot read corpus file");
-  expect_refused(kNgram, {"truth={corpus: /dev/null}"}, "truth.corpus", "holds no sentence");
+  expect_refused(kNgram, {"truth={corpus: /dev/null}"}, "truth.corpus", "not a regular file");
+  expect_refused(kNgram, {"truth={corpus: /tmp}"}, "truth.corpus", "not a regular file");
+  expect_refused(kNgram, {"model.k=2"}, "model.k", "applies to smoothing add_k only");
+  expect_refused(kNgram, {"metrics.tail_count=3"}, "metrics.tail_count", "applies to a corpus truth only");
+  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.heldout=50"}, "metrics.heldout", "applies to a zipf truth only");
+  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.tail_count=0"}, "metrics.tail_count", "expected an integer in [1,");
   expect_refused(kNgram, {"truth={corpus: kjv, zipf: {vocab: 5, exponent: 1}}"}, "truth", "exactly one of");
-  expect_refused(kNgram, {"data.regime=accumulate_subsample"}, "data.regime", "not implemented for model.family ngram");
   expect_refused(kNgram, {"model.order=3"}, "model.order", "a zipf truth is of order 1 or 2");
   expect_refused(kNgram, {"model.order=2", "truth.zipf.vocab=6000"}, "truth.zipf.vocab", "at most 5000");
   expect_refused(kNgram, {"model.dim=2"}, "model.dim", "applies to model.family gaussian or gmm only");

@@ -48,6 +48,7 @@ TEST(Corpus, EveryTenthSentenceIsHeldOutAndUnknownWordsBecomeUnk) {
 TEST(Corpus, BadFilesAreRefusedByName) {
   EXPECT_THROW(load_corpus("/nonexistent/corpus.txt"), CorpusError);
   EXPECT_THROW(load_corpus(write("empty", "\n \n").string()), CorpusError);
+  EXPECT_THROW(load_corpus(fs::temp_directory_path().string()), CorpusError);  // a directory
   EXPECT_THROW(load_corpus(write("short", "one line\n").string()), CorpusError);
 }
 

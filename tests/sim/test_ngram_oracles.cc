@@ -49,7 +49,7 @@ TEST(NgramOracle, GiniSimpsonDecaysExactly) {
 // distance is at most n q^2 (Le Cam 1960), so over t generations the
 // survival of a type errs by at most sum_k E[n q_k^2] = sum_k E[c_k^2] / n
 // with c_k its count, E[c_k^2] <= n p (1 + k) + (n p)^2. A flat Zipf
-// (exponent 0.3) over 4000 types with n = 2000 keeps every n p small (<= 3.3);
+// (exponent 0.3) over 4000 types with n = 2000 keeps every n p small (<= 4.3);
 // the test allows 4.5 standard errors plus that bound.
 TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
   const int V = 4000, n = 2000, gens = 8;
@@ -71,6 +71,22 @@ TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
   }
   // And forgetting happens: about a third of the types die in 8 generations.
   EXPECT_LT(c.at(gens, "vocab_survival").mean, 0.8);
+}
+
+// accumulate_subsample on single tokens: the training set is n tokens drawn
+// without replacement from every token so far, so its synthetic share and
+// mean age have the pool's values as expectation (the theory column):
+// |z| < 4.5 over 300 chains at every generation.
+TEST(NgramOracle, AccumulateSubsampleComposition) {
+  std::string yaml = zipf(", smoothing: mle", 100, 1.1, 200, 300, 6);
+  yaml.replace(yaml.find("regime: replace"), 15, "regime: accumulate_subsample");
+  const auto c = test::run_family(yaml, "cpu");
+  for (int t = 2; t <= 6; ++t)
+    for (const char* m : {"synthetic_share", "data_age"}) {
+      const double th = *theory(c.config, c.metric(m), t);
+      const Summary& s = c.at(t, m);
+      EXPECT_LT(std::abs(s.mean - th) / s.se, 4.5) << m << " generation " << t << ": " << s.mean << " vs " << th;
+    }
 }
 
 // With mle and no real data, a type that is gone never comes back, so the
@@ -236,14 +252,17 @@ TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
       const std::uint64_t bos = kernels::start_context(order, V);
       const std::uint64_t seen = kernels::next_context(order, V, kernels::next_context(order, V, bos, the), lord);
       const std::uint64_t unseen = kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), absent);
-      for (std::uint64_t ctx : {bos, seen, unseen}) {
+      // Order 3: "<absent> the" is unseen at the top level, "the" is seen below.
+      const std::uint64_t partly = kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), the);
+      for (std::uint64_t ctx : {bos, seen, partly, unseen}) {
+        if (sm == kernels::Smoothing::kMle && order == 3 && ctx == partly) continue;  // unseen for mle
         double sum = 0.0;
         for (std::uint32_t w = 0; w < V; ++w) sum += kernels::ngram_prob(m, ctx, w);
         if (sm == kernels::Smoothing::kMle && order > 1 && ctx == unseen) EXPECT_EQ(sum, 0.0);
         else EXPECT_NEAR(sum, 1.0, 1e-12) << "order " << order << " smoothing " << static_cast<int>(sm) << " context " << ctx;
       }
-      for (std::uint64_t ctx : {seen, unseen}) {
-        if (sm == kernels::Smoothing::kMle && order > 1 && ctx == unseen) continue;
+      for (std::uint64_t ctx : {seen, partly, unseen}) {
+        if (sm == kernels::Smoothing::kMle && order > 1 && (ctx == unseen || (order == 3 && ctx == partly))) continue;
         const int draws = 200000;
         std::vector<double> count(V, 0.0);
         for (int j = 0; j < draws; ++j) count[kernels::sample_next(m, ctx, kernels::token_uniforms(8, 1, 1, 2, j, 0, true))] += 1.0;
@@ -290,8 +309,11 @@ TEST(NgramSampler, TopKOneAndTinyTopPAreGreedy) {
                              "\ndata: {samples: 2000}\n";
     const auto c = test::run_family(yaml, "cpu");
     // A greedy sampler from <s> repeats one deterministic path: the sample's
-    // bigrams are nearly all repeats.
+    // bigrams are nearly all repeats; its tokens are the most probable ones,
+    // so their entropy is finite and below the unrestricted sampler's.
     EXPECT_LT(c.at(1, "distinct_2").mean, 0.05) << sampler;
+    EXPECT_TRUE(std::isfinite(c.at(1, "entropy").mean)) << sampler;
+    EXPECT_LT(c.at(0, "entropy").mean, 3.0) << sampler;  // the unrestricted model's is 5.4 bits
   }
 }
 
