@@ -170,14 +170,26 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
 }
 
 double ngram_point_bytes(const PointConfig& c) {
-  // Per chain: the training text and the sample (tokens + sentence starts),
-  // counts and tables (at most one entry per token), the pool under accumulate.
-  const double n = c.samples;
-  double per_chain = 2.0 * n * 12.0 + n * 60.0;
-  if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * std::min(n * c.generations, 1e8);
-  const double V = c.corpus.empty() ? c.zipf_vocab : 2e4;
-  per_chain += 40.0 * V;
-  return per_chain * static_cast<double>(c.chains);
+  // Per chain: the training text and the sample (4-byte tokens, 8-byte
+  // sentence starts), their counts and the model's tables (at most one entry
+  // per token, ~70 bytes each with the sort's scratch), per-token arrays of
+  // the vocabulary; the pool under accumulate (counts) and
+  // accumulate_subsample (the text itself). A corpus adds its generation-0
+  // model once (shared) and its text.
+  const double n = c.samples, G = c.generations;
+  double V = c.zipf_vocab, shared = 0.0;
+  if (!c.corpus.empty()) {
+    const Corpus& corpus = load_corpus_cached(c.corpus);
+    V = static_cast<double>(corpus.vocab.size());
+    const double train = static_cast<double>(corpus.train.tokens.size());
+    shared = 16.0 * train + 70.0 * train * c.order;
+  } else if (c.order == 2) {
+    shared = 12.0 * (V + 1.0) * V;  // the Markov chain's tables
+  }
+  double per_chain = 2.0 * n * 12.0 + 70.0 * n * c.order + 40.0 * V;
+  if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * std::min(n * G * c.order, 1e9);
+  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += 12.0 * n * G;
+  return per_chain * static_cast<double>(c.chains) + shared;
 }
 
 std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads) {
