@@ -133,6 +133,10 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
   const fs::path dir = temp_dir("bad");
   const fs::path cfg = write_config(dir, kSweep);
   const std::string c = cfg.string();
+  const fs::path ngram_cfg = dir / "ngram.yaml";
+  std::ofstream(ngram_cfg) << "chains: 2\ngenerations: 2\nmodel: {family: ngram, order: 1}\n"
+                              "truth: {zipf: {vocab: 50, exponent: 1}}\ndata: {samples: 20}\n";
+  const std::string g = ngram_cfg.string();
   const BadInput cases[] = {
       {"run " + c + " --set data.samples=-3", "data.samples"},
       {"run " + c + " --set data.real_fraction=2", "data.real_fraction"},
@@ -148,6 +152,13 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
       {"run " + c + " --set seed=", "gives no value"},
       {"run " + c + " --set data.regime.x=1", "data.regime"},
       {"run " + c + " --set \"truth={isotropic: 1e300}\"", "outside [1e-100, 1e100]"},
+      // The n-gram family's refusals (a bad corpus path, an empty corpus,
+      // an order outside 1..3, top_p outside (0, 1]).
+      {"run " + g + " --set \"truth={corpus: /nonexistent.txt}\"", "cannot read corpus file"},
+      {"run " + g + " --set \"truth={corpus: /dev/null}\"", "not a regular file"},
+      {"run " + g + " --set model.order=4", "model.order"},
+      {"run " + g + " --set sampler.top_p=0", "sampler.top_p"},
+      {"run " + g + " --backend cuda", "--backend"},
   };
   for (const auto& bad : cases) {
     const bool is_run = bad.args.rfind("run ", 0) == 0;
