@@ -112,7 +112,7 @@ void add_counts(int order, Counts& a, const Counts& b) {
 // One level's tables (see NgramLevel), from sorted keys context * (V + 1) + w.
 struct Level {
   std::vector<std::uint64_t> ctx, ctx_start;
-  std::vector<std::uint32_t> ent_w;
+  std::vector<std::uint32_t> ent_w, guide;
   std::vector<std::int32_t> ctx_of;
   std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
 
@@ -135,6 +135,19 @@ struct Level {
       ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
     }
     ctx_start.push_back(ent_w.size());
+    // Guide tables (pick_count): bucket b of a context with T entries and
+    // total c starts at its first entry whose cumulative count exceeds b c / T.
+    guide.resize(ent_w.size());
+    for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
+      const std::uint64_t lo = ctx_start[ci], hi = ctx_start[ci + 1];
+      const double T = static_cast<double>(hi - lo), c = ctx_total[ci];
+      std::uint64_t e = lo;
+      for (std::uint64_t b = 0; b < hi - lo; ++b) {
+        const double edge = static_cast<double>(b) * c / T;
+        while (e + 1 < hi && ent_cum[e] <= edge) ++e;
+        guide[lo + b] = static_cast<std::uint32_t>(e - lo);
+      }
+    }
     ctx_of.clear();
     if (dense) {
       ctx_of.assign(V + 1, -1);
@@ -143,8 +156,9 @@ struct Level {
   }
 
   NgramLevel view() const {
-    return NgramLevel{ctx.size(),    ctx.data(),    ctx_start.data(), ctx_total.data(), ent_w.data(),
-                      ent_c.data(),  ent_cum.data(), ent_cumd.data(), ctx_of.empty() ? nullptr : ctx_of.data()};
+    return NgramLevel{ctx.size(),   ctx.data(),     ctx_start.data(), ctx_total.data(),
+                      ent_w.data(), ent_c.data(),   ent_cum.data(),   ent_cumd.data(),
+                      ctx_of.empty() ? nullptr : ctx_of.data(), guide.empty() ? nullptr : guide.data()};
   }
 };
 

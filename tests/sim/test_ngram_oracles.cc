@@ -193,7 +193,7 @@ struct Toy {
     uni_cum = {1, 1, 3, 4, 5};
     uni_cumd = {0.25, 0.25, 1.5, 1.75, 2.0};
     const kernels::NgramLevel top{2, ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(),
-                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr};
+                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr, nullptr};
     return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, top,
                               kernels::NgramLevel{}};
   }
