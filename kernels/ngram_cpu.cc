@@ -544,31 +544,20 @@ class NgramCpu final : public NgramBackend {
     // Held-out text, summed over a fixed set of sentence chunks (in
     // parallel when the chain has the threads to itself), the chunks then
     // added in order: the sums do not depend on the thread count.
-    constexpr int kChunks = 64;
     struct Held { double all = 0, zeros = 0, bits = 0, nz = 0, tail_bits = 0, tail_nz = 0; };
     std::vector<Held> hc(kChunks);
-    const TokenText& h = s_.heldout;
-#pragma omp parallel for schedule(static) num_threads(inner_)
-    for (int k = 0; k < kChunks; ++k) {
+    over_tokens(s_.heldout, nullptr, [&](int k, std::uint64_t v, std::uint32_t, std::uint32_t w, bool) {
       Held& a = hc[k];
-      const std::size_t s0 = h.sentences() * k / kChunks, s1 = h.sentences() * (k + 1) / kChunks;
-      for (std::size_t sj = s0; sj < s1; ++sj) {
-        std::uint64_t v = start_context(s_.order, V);
-        for (std::uint64_t i = h.start[sj]; i < h.start[sj + 1]; ++i) {
-          const std::uint32_t w = h.tokens[i];
-          const double p = prob(v, w);
-          a.all += 1.0;
-          if (p > 0.0) {
-            const double b = -std::log2(p);
-            a.bits += b, a.nz += 1.0;
-            if (s_.tail[w]) a.tail_bits += b, a.tail_nz += 1.0;
-          } else {
-            a.zeros += 1.0;
-          }
-          v = next_context(s_.order, V, v, w);
-        }
+      const double p = prob(v, w);
+      a.all += 1.0;
+      if (p > 0.0) {
+        const double b = -std::log2(p);
+        a.bits += b, a.nz += 1.0;
+        if (s_.tail[w]) a.tail_bits += b, a.tail_nz += 1.0;
+      } else {
+        a.zeros += 1.0;
       }
-    }
+    });
     double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
     for (const Held& a : hc)
       all += a.all, zeros += a.zeros, bits += a.bits, nz += a.nz, tail_bits += a.tail_bits, tail_nz += a.tail_nz;
@@ -625,31 +614,18 @@ class NgramCpu final : public NgramBackend {
       }
     }
     // Sample-based metrics: entropy rate, distinct bigrams, tail share
-    // (order 2); chunked like the held-out sums.
+    // (orders 2 and 3); chunked like the held-out sums. A cut sentence's
+    // last token is the forced </s>, not a draw: left out.
     struct Own { double bits = 0, n = 0, tail = 0; std::vector<std::uint64_t> bigrams; };
     std::vector<Own> oc(kChunks);
-    const TokenText& x = c.sample;
-#pragma omp parallel for schedule(static) num_threads(inner_)
-    for (int k = 0; k < kChunks; ++k) {
+    const bool own_bigrams = !(s_.order == 2 && !s_.zipf);  // else counted from the sample's counts below
+    over_tokens(c.sample, &c.sample_cut, [&](int k, std::uint64_t v, std::uint32_t prev, std::uint32_t w, bool first) {
       Own& a = oc[k];
-      const std::size_t s0 = x.sentences() * k / kChunks, s1 = x.sentences() * (k + 1) / kChunks;
-      for (std::size_t sj = s0; sj < s1; ++sj) {
-        std::uint64_t v = start_context(s_.order, V);
-        std::uint32_t prev = V;  // the previous token, for distinct bigrams
-        // A cut sentence's last token is the forced </s>, not a draw: left out.
-        const std::uint64_t end = x.start[sj + 1] - (sj < c.sample_cut.size() && c.sample_cut[sj] ? 1 : 0);
-        for (std::uint64_t i = x.start[sj]; i < end; ++i) {
-          const std::uint32_t w = x.tokens[i];
-          a.bits += -std::log2(prob(v, w));
-          a.n += 1.0;
-          a.tail += in_tail_mass(w) ? 1.0 : 0.0;
-          if (!(s_.order == 2 && !s_.zipf) && i > x.start[sj])
-            a.bigrams.push_back(static_cast<std::uint64_t>(prev) * (V + 1) + w);
-          v = next_context(s_.order, V, v, w);
-          prev = w;
-        }
-      }
-    }
+      a.bits += -std::log2(prob(v, w));
+      a.n += 1.0;
+      a.tail += in_tail_mass(w) ? 1.0 : 0.0;
+      if (own_bigrams && !first) a.bigrams.push_back(static_cast<std::uint64_t>(prev) * (V + 1) + w);
+    });
     double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
     std::vector<std::uint64_t> bigrams;
     for (const Own& a : oc) {
@@ -662,7 +638,7 @@ class NgramCpu final : public NgramBackend {
       // sentences, i.e. not from <s>), and the counts kept for the next
       // generation, which trains on exactly this text under replace without
       // real data.
-      count_text(2, V, x, 0, x.sentences(), true, c.sample_counts);
+      count_text(2, V, c.sample, 0, c.sample.sentences(), true, c.sample_counts);
       for (std::size_t e = 0; e < c.sample_counts.key.size(); ++e)
         if (c.sample_counts.key[e] / (V + 1) != V) distinct += 1.0, pairs += c.sample_counts.c[e];
     } else {
@@ -686,6 +662,33 @@ class NgramCpu final : public NgramBackend {
     out[kNgCutSentences * stride] = c.cut_sentences;
     out[kNgSyntheticShare * stride] = share;
     out[kNgDataAge * stride] = age;
+  }
+
+  // Calls f(chunk, context, previous token, token, first in its sentence)
+  // for every token of a text, the sentences split into kChunks fixed
+  // chunks processed in parallel when the chain has the threads to itself
+  // (callers sum per chunk, then over chunks in order: no bit depends on the
+  // thread count). `cut` marks sentences whose last token is left out.
+  static constexpr int kChunks = 64;
+  template <class F>
+  void over_tokens(const TokenText& x, const std::vector<unsigned char>* cut, F&& f) const {
+    const std::uint32_t V = s_.V;
+#pragma omp parallel for schedule(static) num_threads(inner_)
+    for (int k = 0; k < kChunks; ++k) {
+      const std::size_t s0 = x.sentences() * k / kChunks, s1 = x.sentences() * (k + 1) / kChunks;
+      for (std::size_t sj = s0; sj < s1; ++sj) {
+        std::uint64_t v = start_context(s_.order, V);
+        std::uint32_t prev = V;
+        const bool drop = cut && sj < cut->size() && (*cut)[sj];
+        const std::uint64_t end = x.start[sj + 1] - (drop ? 1 : 0);
+        for (std::uint64_t i = x.start[sj]; i < end; ++i) {
+          const std::uint32_t w = x.tokens[i];
+          f(k, v, prev, w, i == x.start[sj]);
+          v = next_context(s_.order, V, v, w);
+          prev = w;
+        }
+      }
+    }
   }
 
   // The tail set as tail_mass counts it: without <unk> for a corpus (the
