@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/ngram_backend.h"
+
 namespace ouro {
 
 class CorpusError : public std::runtime_error {
@@ -31,12 +33,9 @@ class CorpusError : public std::runtime_error {
 inline constexpr std::uint32_t kEndToken = 0;
 inline constexpr std::uint32_t kUnkToken = 1;
 
-// Sentences as token ids, each ending with kEndToken, concatenated.
-struct Sentences {
-  std::vector<std::uint32_t> tokens;
-  std::vector<std::uint64_t> start;  // sentence s is tokens[start[s], start[s+1]); start.size() = sentences + 1
-  std::size_t size() const { return start.empty() ? 0 : start.size() - 1; }
-};
+// Sentences as token ids, each ending with kEndToken, concatenated (the
+// n-gram family's text type, kernels/ngram_backend.h).
+using Sentences = kernels::TokenText;
 
 struct Corpus {
   std::string source;               // what was read (path)

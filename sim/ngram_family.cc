@@ -11,8 +11,6 @@ namespace ouro {
 
 namespace {
 
-kernels::TokenText to_text(const Sentences& s) { return kernels::TokenText{s.tokens, s.start}; }
-
 // p_r proportional to r^-s, r = 1..V (token id r - 1).
 std::vector<double> zipf_probabilities(int V, double s) {
   std::vector<double> p(V);
@@ -44,8 +42,8 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   if (!s.zipf) {
     const Corpus& corpus = load_corpus_cached(c.corpus);
     s.V = static_cast<std::uint32_t>(corpus.vocab.size());
-    s.train = to_text(corpus.train);
-    s.heldout = to_text(corpus.heldout);
+    s.train = corpus.train;
+    s.heldout = corpus.heldout;
     double total = 0.0;
     for (auto k : corpus.train_count) total += static_cast<double>(k);
     s.truth_p.resize(s.V);

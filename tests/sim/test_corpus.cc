@@ -32,8 +32,8 @@ TEST(Corpus, EveryTenthSentenceIsHeldOutAndUnknownWordsBecomeUnk) {
   std::string text;
   for (int i = 0; i < 20; ++i) text += (i == 9 ? "a zebra b\n" : (i % 2 ? "a b\n\n" : "b c c\n"));
   const Corpus c = load_corpus(write("split", text).string());
-  ASSERT_EQ(c.train.size(), 18u);
-  ASSERT_EQ(c.heldout.size(), 2u);
+  ASSERT_EQ(c.train.sentences(), 18u);
+  ASSERT_EQ(c.heldout.sentences(), 2u);
   // Vocabulary: </s>, <unk>, then by training count: c (18), b (18) ... ties by bytes.
   EXPECT_EQ(c.vocab[0], "</s>");
   EXPECT_EQ(c.vocab[1], "<unk>");
@@ -54,8 +54,8 @@ TEST(Corpus, BadFilesAreRefusedByName) {
 
 TEST(Corpus, KingJamesTokenStreamIsPinned) {
   const Corpus c = load_corpus(kjv_path());
-  EXPECT_EQ(c.train.size() + c.heldout.size(), 31102u);  // verses
-  EXPECT_EQ(c.heldout.size(), 3110u);
+  EXPECT_EQ(c.train.sentences() + c.heldout.sentences(), 31102u);  // verses
+  EXPECT_EQ(c.heldout.sentences(), 3110u);
   EXPECT_EQ(c.vocab[2], ",");
   EXPECT_EQ(c.vocab.size(), 12359u);
   EXPECT_EQ(c.train.tokens.size(), 849757u);
