@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/test.sh: sets up, builds and runs every test; non-zero on failure.
-# Two builds: build/ with the cuda backend whenever nvcc is found (its tests
-# are reported as skipped where no device exists) and build-cpu/ with CUDA
-# switched off, proving the cpu-only build a researcher's laptop would make.
+# Three builds: build/ with the cuda backend whenever nvcc is found (its tests
+# are reported as skipped where no device exists), build-cpu/ with CUDA
+# switched off, proving the cpu-only build a researcher's laptop would make,
+# and build-sanitize/, the cpu build under AddressSanitizer and
+# UndefinedBehaviorSanitizer (any finding aborts its test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -12,3 +14,8 @@ ctest --test-dir build --output-on-failure -j"$jobs"
 
 OUROBOROS_BUILD_DIR=build-cpu scripts/setup.sh -DOUROBOROS_CUDA=OFF -DOUROBOROS_BENCH=OFF
 ctest --test-dir build-cpu --output-on-failure -j"$jobs"
+
+OUROBOROS_BUILD_DIR=build-sanitize scripts/setup.sh -DOUROBOROS_CUDA=OFF -DOUROBOROS_BENCH=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+ctest --test-dir build-sanitize --output-on-failure -j"$jobs"
