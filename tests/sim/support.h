@@ -26,28 +26,6 @@ struct Curves {
   std::vector<std::vector<double>> values;   // values[t] = [metric][chain] of the last run
 };
 
-inline Curves run_curves(const std::string& yaml, const std::string& backend, int threads = 0,
-                         bool keep_values = false) {
-  const Experiment ex = load_experiment_text(yaml, {});
-  Curves out;
-  out.config = ex.points.front().config;
-  const PointConfig& c = out.config;
-  kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, threads};
-  auto b = make_gaussian_backend(backend, spec);
-  std::vector<double> m(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * c.chains), scratch;
-  for (int g = 0; g <= c.generations; ++g) {
-    if (g == 0)
-      b->start(m.data());
-    else
-      b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator}, m.data());
-    Row row;
-    for (int k = 0; k < kernels::kNumGaussianMetrics; ++k) row[k] = summarize(m.data() + k * c.chains, c.chains, scratch);
-    out.gen.push_back(row);
-    if (keep_values) out.values.push_back(m);
-  }
-  return out;
-}
-
 // Any family's curves through the loop's family interface: gen[t][metric]
 // (metric in metric_names order), and every generation's per-chain values
 // when keep_values.
@@ -82,6 +60,20 @@ inline FamilyCurves run_family(const std::string& yaml, const std::string& backe
     for (int k = 0; k < M; ++k) row.push_back(summarize(m.data() + k * c.chains, c.chains, scratch));
     out.gen.push_back(row);
     if (keep_values) out.values.push_back(m);
+  }
+  return out;
+}
+
+// A Gaussian config's curves, each generation's row indexed by the
+// GaussianMetric slots (run_family's order for that family).
+inline Curves run_curves(const std::string& yaml, const std::string& backend, int threads = 0,
+                         bool keep_values = false) {
+  FamilyCurves f = run_family(yaml, backend, threads, keep_values);
+  Curves out{f.config, {}, std::move(f.values)};
+  for (const auto& g : f.gen) {
+    Row row;
+    for (int k = 0; k < kernels::kNumGaussianMetrics; ++k) row[k] = g[k];
+    out.gen.push_back(row);
   }
   return out;
 }
