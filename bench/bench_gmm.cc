@@ -69,7 +69,7 @@ void BM_Generation(benchmark::State& state, const std::string& backend) {
   const std::int64_t chains = state.range(0);
   const PointConfig c = bench_config(chains);
   const auto names = metric_names(c);
-  auto run = make_family_run(c, backend, 0);
+  auto run = make_family_run(c, backend, 0, ouro::ChainBlock{0, c.chains});
   std::vector<double> metrics(names.size() * chains), scratch;
   run->start(metrics.data());
   int g = 1;

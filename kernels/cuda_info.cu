@@ -19,6 +19,25 @@ std::string cuda_device_name(int device) {
   return p.name;
 }
 
+int cuda_current_device() {
+  int d = 0;
+  cudaGetDevice(&d);
+  return d;
+}
+
+void cuda_use_device(int device) { cudaSetDevice(device); }
+
+double cuda_free_bytes() {
+  std::size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) != cudaSuccess) return 0.0;
+  return static_cast<double>(free);
+}
+
+std::string cuda_worker_name() {
+  const int d = cuda_current_device();
+  return "cuda:" + std::to_string(d) + " " + cuda_device_name(d);
+}
+
 std::string cuda_runtime_version() {
   int v = 0;
   cudaRuntimeGetVersion(&v);

@@ -5,9 +5,12 @@
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "kernels/cuda_check.h"
+#include "kernels/state.h"
 
 namespace ouro::kernels {
 
@@ -30,10 +33,24 @@ class DeviceBuffer {
     return *this;
   }
   T* get() const { return p_; }
+  std::size_t size() const { return n_; }
 
  private:
   T* p_ = nullptr;
   std::size_t n_ = 0;
 };
+
+// Saves or restores a device array through host memory (a checkpoint's
+// state() on the cuda backends).
+template <typename T>
+void archive(StateArchive& ar, const char* name, DeviceBuffer<T>& b) {
+  std::vector<T> host(b.size());
+  if (!ar.loading() && b.size())
+    OURO_CUDA_CHECK(cudaMemcpy(host.data(), b.get(), b.size() * sizeof(T), cudaMemcpyDeviceToHost));
+  ar.vec(name, host);
+  if (!ar.loading()) return;
+  if (host.size() != b.size()) throw std::runtime_error(std::string("checkpoint: array ") + name + " has another size");
+  if (b.size()) OURO_CUDA_CHECK(cudaMemcpy(b.get(), host.data(), b.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
 
 }  // namespace ouro::kernels

@@ -33,6 +33,8 @@ class GaussianBackend {
   // Fits generation step.generation (>= 1) from the previous one.
   virtual void advance(const GaussianStep& step, double* h_metrics) = 0;
   virtual std::vector<WorkerRange> workers() const = 0;
+  // As ChainBackend::state (kernels/workers.h).
+  virtual void state(StateArchive& ar) = 0;
 };
 
 // The cpu backend's vectorised d = 1 z-sums over normals [i0, i1) of one

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/gaussian_backend.h"
+#include "kernels/state.h"
 
 namespace ouro::kernels {
 
@@ -156,6 +157,20 @@ class GaussianCpu final : public GaussianBackend {
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
+
+  // The models, degenerate flags, pooled moments and model history (z-sums
+  // are rebuilt every generation).
+  void state(StateArchive& ar) override {
+    ar.vec("mu", mu_);
+    ar.vec("cov", cov_);
+    ar.vec("chol", chol_);
+    ar.vec("ok", ok_);
+    ar.vec("pool_mean", pool_mean_);
+    ar.vec("pool_m2", pool_m2_);
+    ar.vec("hist_mu", hist_mu_);
+    ar.vec("hist_chol", hist_chol_);
+    ar.workers(workers_);
+  }
 
  private:
   GaussianBatchSpec spec_;

@@ -136,8 +136,19 @@ class GaussianCuda final : public GaussianBackend {
   }
 
   std::vector<WorkerRange> workers() const override {
-    return {WorkerRange{"cuda:0 " + cuda_device_name(0), spec_.chain_begin,
+    return {WorkerRange{cuda_worker_name(), spec_.chain_begin,
                         spec_.chain_begin + spec_.batch - 1, spec_.batch}};
+  }
+
+  void state(StateArchive& ar) override {
+    archive(ar, "mu", mu_);
+    archive(ar, "cov", cov_);
+    archive(ar, "chol", chol_);
+    archive(ar, "ok", ok_);
+    archive(ar, "pool_mean", pool_mean_);
+    archive(ar, "pool_m2", pool_m2_);
+    archive(ar, "hist_mu", hist_mu_);
+    archive(ar, "hist_chol", hist_chol_);
   }
 
  private:

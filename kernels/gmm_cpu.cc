@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/gmm_backend.h"
+#include "kernels/state.h"
 
 namespace ouro::kernels {
 
@@ -202,6 +203,14 @@ class GmmCpu final : public GmmBackend {
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
+
+  // The current fits, failure flags and model history.
+  void state(StateArchive& ar) override {
+    ar.vec("params", params_);
+    ar.vec("hist", hist_);
+    ar.vec("failed", failed_);
+    ar.workers(workers_);
+  }
 
  private:
   void chain_generation(int t, std::int64_t i, double* metrics, Scratch& sc) {

@@ -228,8 +228,14 @@ class GmmCuda final : public GmmBackend {
   }
 
   std::vector<WorkerRange> workers() const override {
-    return {WorkerRange{"cuda:0 " + cuda_device_name(0), spec_.chain_begin,
+    return {WorkerRange{cuda_worker_name(), spec_.chain_begin,
                         static_cast<std::int64_t>(spec_.chain_begin) + spec_.batch - 1, spec_.batch}};
+  }
+
+  void state(StateArchive& ar) override {
+    archive(ar, "params", params_);
+    archive(ar, "hist", hist_);
+    archive(ar, "failed", failed_);
   }
 
  private:

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "kernels/ngram_backend.h"
+#include "kernels/state.h"
 
 namespace ouro::kernels {
 namespace {
@@ -316,6 +317,40 @@ class NgramCpu final : public NgramBackend {
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
+
+  // Per chain, what the next generation reads: the sample of the current
+  // model (and its counts), the accumulated pool (counts or texts) and its
+  // composition. The model itself is rebuilt from the next training text
+  // before it is used, so it is not kept.
+  void state(StateArchive& ar) override {
+    auto text = [](StateArchive& a, TokenText& t) {
+      a.vec("tokens", t.tokens);
+      a.vec("start", t.start);
+    };
+    auto counts = [](StateArchive& a, Counts& k) {
+      a.vec("uni", k.uni);
+      a.vec("key", k.key);
+      a.vec("c", k.c);
+    };
+    ar.each("chains", chains_, [&](StateArchive& a, Chain& c) {
+      counts(a, c.pool);
+      text(a, c.sample);
+      counts(a, c.sample_counts);
+      a.value("cut_sentences", c.cut_sentences);
+      a.vec("sample_cut", c.sample_cut);
+      a.value("pool_tokens", c.pool_tokens);
+      a.value("pool_synthetic", c.pool_synthetic);
+      a.vec("tokens_of", c.tokens_of);
+      a.each("pool_texts", c.pool_texts, [&](StateArchive& b, Chain::PoolText& p) {
+        text(b, p.text);
+        std::uint64_t real = p.real_sentences;
+        b.value("real_sentences", real);
+        p.real_sentences = static_cast<std::size_t>(real);
+      });
+      if (a.loading()) c.model = nullptr;  // rebuilt by the next generation before any use
+    });
+    ar.workers(workers_);
+  }
 
  private:
   // Generation t of chain i.

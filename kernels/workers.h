@@ -10,6 +10,8 @@
 
 namespace ouro::kernels {
 
+class StateArchive;  // kernels/state.h
+
 struct WorkerRange {
   std::string worker;
   std::int64_t first_chain;  // global ids, inclusive
@@ -36,6 +38,10 @@ class ChainBackend {
   // Fits generation `generation` (>= 1) of every chain from the previous one.
   virtual void advance(int generation, double* h_metrics) = 0;
   virtual std::vector<WorkerRange> workers() const = 0;
+  // Saves, or restores into a backend built from the same spec on which
+  // start() was not called, everything advance() needs to go on from the
+  // last generation done (a checkpoint; kernels/state.h).
+  virtual void state(StateArchive& ar) = 0;
 };
 
 }  // namespace ouro::kernels

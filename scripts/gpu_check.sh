@@ -17,7 +17,10 @@ if [ "${1:-}" = "--bundle" ]; then
   # Copy the shared libraries of our Debian dependencies into build/lib.
   mkdir -p build/lib
   for bin in build/ouroboros build/bench_gaussian build/bench_gmm build/tests/test_sim build/tests/test_kernels; do
-    ldd "$bin" | awk '/=> \// {print $3}' | grep -E 'libbenchmark|libgomp|libyaml|libfmt|libstdc\+\+|libgcc_s' | sort -u | xargs -r -I{} cp -L {} build/lib/
+    # Everything but the C library itself and the GPU driver (Open MPI's
+    # libraries included: they load without mpirun, which then runs one rank).
+    ldd "$bin" | awk '/=> \// {print $3}' | grep -vE '/(libc|libm|libdl|librt|libpthread|ld-linux[^/]*|libcuda)\.so' \
+      | sort -u | xargs -r -I{} cp -L {} build/lib/
   done
   ls build/lib
   exit 0

@@ -104,7 +104,7 @@ def read_metrics(path):
         "metric": [v.strip() for v in cols[header.index("metric")]],
         "generation": to_float(cols[gi]),
     }
-    for name in ("mean", "se", "std", "q05", "q50", "q95", "chains", "theory"):
+    for name in ("mean", "se", "std", "q05", "q50", "q95", "chains", "degenerate_chains", "theory"):
         if name in header:
             table[name] = to_float(cols[header.index(name)])
         else:

@@ -134,6 +134,7 @@ Summary summarize(const double* values, std::int64_t n, std::vector<double>& scr
   Summary s{};
   const double nan = std::numeric_limits<double>::quiet_NaN();
   s.chains = static_cast<std::int64_t>(kept);
+  s.degenerate = n - s.chains;
   if (s.chains == 0) {
     s.mean = s.se = s.std = s.q05 = s.q50 = s.q95 = nan;
     return s;

@@ -9,7 +9,8 @@ namespace ouro {
 
 struct Summary {
   double mean, se, std, q05, q50, q95;
-  std::int64_t chains;  // chains with a value; NaN (a degenerate chain) is left out, +-inf stays
+  std::int64_t chains;      // chains with a value; NaN (a degenerate chain) is left out, +-inf stays
+  std::int64_t degenerate;  // chains left out (NaN: a failed fit, a metric without a value)
 };
 
 // mean; std with n - 1; se = std / sqrt(chains); quantiles by linear

@@ -20,9 +20,25 @@ int cuda_devices() {
 
 std::string cuda_device_name() {
 #if OUROBOROS_HAVE_CUDA
-  return cuda_devices() > 0 ? kernels::cuda_device_name(0) : std::string();
+  return cuda_devices() > 0 ? kernels::cuda_device_name(kernels::cuda_current_device()) : std::string();
 #else
   return {};
+#endif
+}
+
+void cuda_select_device(int local_rank) {
+#if OUROBOROS_HAVE_CUDA
+  if (const int n = cuda_devices(); n > 0) kernels::cuda_use_device(local_rank % n);
+#else
+  (void)local_rank;
+#endif
+}
+
+double cuda_free_bytes() {
+#if OUROBOROS_HAVE_CUDA
+  return cuda_devices() > 0 ? kernels::cuda_free_bytes() : 0.0;
+#else
+  return 0.0;
 #endif
 }
 

@@ -15,6 +15,9 @@ bool cuda_built();
 int cuda_devices();             // 0 without the cuda backend or without a device
 std::string cuda_device_name();  // "" when none
 std::string cuda_runtime_version();
+// One GPU per MPI rank: device local_rank modulo the visible devices.
+void cuda_select_device(int local_rank);
+double cuda_free_bytes();  // of the selected device; 0 without one
 
 // "auto" -> cuda when built and a device is present, else cpu. Throws
 // std::invalid_argument with a message for an unknown name or cuda without a

@@ -22,9 +22,10 @@ double estimate_point_bytes(const PointConfig& c) {
   return c.family == "gmm" ? gmm_point_bytes(c) : gaussian_point_bytes(c);
 }
 
-std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads) {
-  if (c.family == "ngram") return make_ngram_run(c, backend, threads);
-  return c.family == "gmm" ? make_gmm_run(c, backend, threads) : make_gaussian_run(c, backend, threads);
+std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads,
+                                           ChainBlock block) {
+  if (c.family == "ngram") return make_ngram_run(c, backend, threads, block);
+  return c.family == "gmm" ? make_gmm_run(c, backend, threads, block) : make_gaussian_run(c, backend, threads, block);
 }
 
 }  // namespace ouro

@@ -4,6 +4,7 @@
 // chains on a backend. The loop itself never looks at the family.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,7 +33,16 @@ std::optional<double> theory(const PointConfig& c, int metric, int generation);
 // point must fit whole.)
 double estimate_point_bytes(const PointConfig& c);
 
+// A block of a point's chains, global ids [first, first + count): what one
+// MPI rank runs, or one memory batch of it. The ids key the random streams,
+// so a chain's values do not depend on which block ran it.
+struct ChainBlock {
+  std::int64_t first = 0;
+  std::int64_t count = 0;
+};
+
 // backend: "cpu" or "cuda" (resolved); threads: cpu OpenMP threads, 0 = all.
-std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads);
+std::unique_ptr<FamilyRun> make_family_run(const PointConfig& c, const std::string& backend, int threads,
+                                           ChainBlock block);
 
 }  // namespace ouro

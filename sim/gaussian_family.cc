@@ -10,8 +10,9 @@ namespace {
 
 class GaussianRun final : public FamilyRun {
  public:
-  GaussianRun(const PointConfig& c, const std::string& backend, int threads) : c_(c) {
-    const kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, threads};
+  GaussianRun(const PointConfig& c, const std::string& backend, int threads, ChainBlock block) : c_(c) {
+    const kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations,
+                                          static_cast<std::uint32_t>(block.first), block.count, threads};
     backend_ = make_gaussian_backend(backend, spec);
   }
   void start(double* metrics) override { backend_->start(metrics); }
@@ -20,6 +21,7 @@ class GaussianRun final : public FamilyRun {
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
+  void state(kernels::StateArchive& ar) override { backend_->state(ar); }
 
  private:
   PointConfig c_;
@@ -44,8 +46,9 @@ double gaussian_point_bytes(const PointConfig& c) {
   return 8.0 * per_chain * chains;
 }
 
-std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads) {
-  return std::make_unique<GaussianRun>(c, backend, threads);
+std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads,
+                                          ChainBlock block) {
+  return std::make_unique<GaussianRun>(c, backend, threads, block);
 }
 
 }  // namespace ouro

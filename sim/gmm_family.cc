@@ -117,10 +117,12 @@ double gmm_point_bytes(const PointConfig& c) {
   return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
 }
 
-std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads) {
+std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
+                                          ChainBlock block) {
   const kernels::GmmTruth truth = make_gmm_truth(c);
   const kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime,
-                                   c.generations, c.samples, c.real_count, c.seed, 0, c.chains, threads};
+                                   c.generations, c.samples, c.real_count, c.seed,
+                                   static_cast<std::uint32_t>(block.first), block.count, threads};
   return make_gmm_backend(backend, spec);
 }
 

@@ -28,6 +28,7 @@ std::string gmm_truth_problem(const PointConfig& c);
 std::vector<std::string> gmm_metric_names(const PointConfig& c);
 std::optional<double> gmm_theory(const PointConfig& c, int metric, int generation);
 double gmm_point_bytes(const PointConfig& c);
-std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads);
+std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
+                                          ChainBlock block);
 
 }  // namespace ouro

@@ -190,9 +190,13 @@ double ngram_point_bytes(const PointConfig& c) {
   return per_chain * static_cast<double>(c.chains) + shared;
 }
 
-std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads) {
+std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads,
+                                          ChainBlock block) {
   if (backend != "cpu") throw std::invalid_argument("the ngram family has no cuda backend yet; use --backend cpu");
-  return kernels::make_ngram_cpu(make_ngram_spec(c, threads));
+  kernels::NgramBatchSpec spec = make_ngram_spec(c, threads);
+  spec.chain_begin = static_cast<std::uint32_t>(block.first);
+  spec.batch = block.count;
+  return kernels::make_ngram_cpu(spec);
 }
 
 }  // namespace ouro

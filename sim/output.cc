@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 
@@ -14,6 +15,23 @@ CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& he
   if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   row(header);
   flush();
+}
+
+CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size < bytes)
+    throw std::runtime_error(fmt::format("{} is shorter than its checkpoint says ({} of {} bytes)", path,
+                                         ec ? 0 : size, bytes));
+  std::filesystem::resize_file(path, bytes);
+  f_ = std::fopen(path.c_str(), "ab");
+  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
+
+std::uint64_t CsvWriter::bytes() const {
+  const long at = std::ftell(f_);
+  if (at < 0) throw std::runtime_error(fmt::format("cannot tell the size of {}", path_));
+  return static_cast<std::uint64_t>(at);
 }
 
 CsvWriter::~CsvWriter() {
@@ -53,7 +71,7 @@ std::string number(std::optional<double> v) { return v ? number(*v) : std::strin
 
 std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths) {
   std::vector<std::string> h = axis_paths;
-  for (const char* c : {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "theory"})
+  for (const char* c : {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "degenerate_chains", "theory"})
     h.emplace_back(c);
   return h;
 }
@@ -65,6 +83,7 @@ std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int
   r.push_back(metric);
   for (double v : {s.mean, s.se, s.std, s.q05, s.q50, s.q95}) r.push_back(number(v));
   r.push_back(std::to_string(s.chains));
+  r.push_back(std::to_string(s.degenerate));
   r.push_back(number(theory));
   return r;
 }

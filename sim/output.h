@@ -3,6 +3,7 @@
 // per_chain.csv, and manifest.json (provenance).
 #pragma once
 
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <string>
@@ -19,11 +20,16 @@ namespace ouro {
 class CsvWriter {
  public:
   CsvWriter(const std::string& path, const std::vector<std::string>& header);
+  // Continues a file written by an earlier process (a resumed run): cut back
+  // to its first `bytes` bytes (what that process had flushed at its last
+  // checkpoint), then appended to.
+  CsvWriter(const std::string& path, std::uint64_t bytes);
   ~CsvWriter();
   CsvWriter(const CsvWriter&) = delete;
   CsvWriter& operator=(const CsvWriter&) = delete;
   void row(const std::vector<std::string>& fields);
   void flush();
+  std::uint64_t bytes() const;  // written so far (after flush(): in the file)
 
  private:
   std::FILE* f_;

@@ -3,10 +3,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <fmt/format.h>
@@ -16,6 +19,8 @@
 #include "kernels/rng.h"
 #include "sim/aggregate.h"
 #include "sim/backend.h"
+#include "sim/checkpoint.h"
+#include "sim/comm.h"
 #include "sim/family.h"
 #include "sim/output.h"
 #include "sim/provenance.h"
@@ -83,14 +88,59 @@ class Progress {
   Clock::time_point last_{};
 };
 
+volatile std::sig_atomic_t g_stop = 0;
+
+// FNV-1a (64-bit) of the config text, in hex: ties a checkpoint to its config.
+std::string fingerprint(const std::string& text) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ULL;
+  return fmt::format("{:016x}", h);
+}
+
+std::string version_text() { return provenance::version() + " (" + provenance::git_commit() + ")"; }
+
+std::string checkpoint_path(const std::string& dir, std::uint64_t seq, int rank) {
+  return fmt::format("{}/ckpt-{}-rank{}.bin", dir, seq, rank);
+}
+
 }  // namespace
+
+std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
+  const Comm& comm = Comm::world();
+  const double budget = opt.max_memory > 0 ? opt.max_memory : default_memory_budget(opt.backend, comm.local_size());
+  std::vector<PointPlan> plans;
+  for (const auto& p : ex.points) plans.push_back(plan_point(p.config, comm.size(), budget, opt.backend == "cuda"));
+  return plans;
+}
+
+std::string config_text(const Experiment& ex) {
+  YAML::Emitter e;
+  e << ex.resolved;
+  return std::string(e.c_str()) + "\n";
+}
+
+void request_stop() { g_stop = 1; }
 
 RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   const auto t_start = Clock::now();
+  const Comm& comm = Comm::world();
+  const bool root = comm.root();
   RunResult result;
-  result.backend = resolve_backend(opt.backend);
+  result.backend = opt.backend;
   result.out_dir = opt.out_dir;
-  fs::create_directories(opt.out_dir);
+  const std::vector<PointPlan> plans = plan_run(ex, opt);
+  const std::string config_path = opt.out_dir + "/config.yaml";
+  // A resumed run compares the checkpoint's hash with config.yaml's bytes as
+  // they are on disk (the experiment was loaded from them).
+  std::string text = config_text(ex);
+  if (opt.resume) {
+    std::ifstream in(config_path, std::ios::binary);
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string ckdir = opt.out_dir + "/checkpoint";
+  const std::string manifest_path = opt.out_dir + "/manifest.json";
+  nlohmann::json plan_json = nlohmann::json::array();
+  for (const auto& pl : plans) plan_json.push_back({pl.batch, pl.batches});
 
   std::vector<std::string> axis_paths;
   for (const auto& a : ex.axes) axis_paths.push_back(a.path);
@@ -104,114 +154,317 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     for (const auto& n : point_names.back())
       if (std::find(all_names.begin(), all_names.end(), n) == all_names.end()) all_names.push_back(n);
   }
+  std::vector<std::string> per_chain_header = axis_paths;
+  per_chain_header.emplace_back("generation");
+  per_chain_header.emplace_back("chain");
+  for (const auto& n : all_names) per_chain_header.push_back(n);
 
-  nlohmann::json manifest;
-  manifest["ouroboros_version"] = provenance::version();
-  manifest["git_commit"] = provenance::git_commit();
-  manifest["command"] = {{"config", opt.config_path}, {"set", opt.sets}};
-  manifest["config"] = yaml_to_json(ex.resolved);
-  manifest["seed"] = ex.points.front().config.seed;
-  manifest["rng"] = {{"generator", "Philox4x32-10"},
-                     {"layout_version", rng::kRngLayoutVersion},
-                     {"key", "seed, chain"},
-                     {"counter", "index_lo, index_hi, stream, generation"}};
-  manifest["backend"] = result.backend;
-  manifest["device"] = result.backend == "cuda" ? cuda_device_name() : provenance::cpu_model();
-  manifest["cpu_model"] = provenance::cpu_model();
-  manifest["dependencies"] = provenance::dependencies();
-  if (cuda_built()) manifest["dependencies"]["cuda_runtime"] = cuda_runtime_version();
-  manifest["status"] = "running";
-  const std::string manifest_path = opt.out_dir + "/manifest.json";
-  write_json_atomic(manifest_path, manifest);
-
-  CsvWriter csv(opt.out_dir + "/metrics.csv", metrics_header(axis_paths));
-  std::unique_ptr<CsvWriter> per_chain;
-  if (opt.per_chain) {
-    std::vector<std::string> h = axis_paths;
-    h.emplace_back("generation");
-    h.emplace_back("chain");
-    for (const auto& n : all_names) h.push_back(n);
-    per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", h);
+  // Where a resumed run goes on: the checkpoint set latest.json names.
+  std::unique_ptr<CheckpointReader> reader;
+  std::size_t resume_point = 0;
+  int resume_batch = 0, resume_generation = 0;
+  std::uint64_t seq = 0;
+  nlohmann::json saved;  // rank 0's header of that checkpoint
+  if (opt.resume) {
+    std::ifstream in(ckdir + "/latest.json");
+    nlohmann::json latest;
+    try {
+      in >> latest;
+      seq = latest.at("seq").get<std::uint64_t>();
+    } catch (const std::exception&) {
+      throw CheckpointError(fmt::format("{} holds no checkpoint (the run stopped before its first one: run it again "
+                                        "with --force)", opt.out_dir));
+    }
+    reader = std::make_unique<CheckpointReader>(checkpoint_path(ckdir, seq, comm.rank()));
+    const nlohmann::json& h = reader->header();
+    const std::string file = checkpoint_path(ckdir, seq, comm.rank());
+    if (h.value("version", "") != version_text())
+      throw CheckpointError(fmt::format("checkpoint {} was written by ouroboros {}; this is {}", file,
+                                        h.value("version", "?"), version_text()));
+    if (h.value("config", "") != fingerprint(text))
+      throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path));
+    if (h.value("ranks", 0) != comm.size() || h.value("rank", -1) != comm.rank())
+      throw CheckpointError(fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number of "
+                                        "ranks (mpirun -n {})", file, h.value("rank", -1), h.value("ranks", 0),
+                                        h.value("ranks", 0)));
+    if (h.value("plans", nlohmann::json()) != plan_json)
+      throw CheckpointError(fmt::format("checkpoint {} was written with other chain batches than this process plans "
+                                        "(another --max-memory?)", file));
+    resume_point = h.at("point").get<std::size_t>();
+    resume_batch = h.at("batch").get<int>();
+    resume_generation = h.at("generation").get<int>();
+    saved = h;
   }
 
-  std::size_t total_steps = 0;
-  for (const auto& p : ex.points) total_steps += p.config.generations + 1;
-  Progress progress(opt.progress, total_steps);
-
-  double t_backend = 0.0, t_aggregate = 0.0, t_write = 0.0;
+  nlohmann::json manifest;
+  std::unique_ptr<CsvWriter> csv, per_chain;
   nlohmann::json points_json = nlohmann::json::array();
+  double t_backend = 0.0, t_gather = 0.0, t_aggregate = 0.0, t_write = 0.0, t_checkpoint = 0.0;
+  if (root) {
+    if (opt.resume) {
+      std::ifstream in(manifest_path);
+      in >> manifest;
+      manifest["resumed"].push_back({{"checkpoint", seq},
+                                     {"point", resume_point},
+                                     {"batch", resume_batch},
+                                     {"generation", resume_generation}});
+      result.rows = saved.at("rows").get<std::size_t>();
+      points_json = saved.at("points");
+      const auto& st = saved.at("stage_seconds");
+      t_backend = st.at("sample_fit_metrics");
+      t_gather = st.at("gather");
+      t_aggregate = st.at("aggregate");
+      t_write = st.at("write");
+      t_checkpoint = st.at("checkpoint");
+      csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", saved.at("metrics_bytes").get<std::uint64_t>());
+      if (opt.per_chain)
+        per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv",
+                                                saved.at("per_chain_bytes").get<std::uint64_t>());
+    } else {
+      fs::create_directories(opt.out_dir);
+      write_file_atomic(config_path, text);
+      manifest["ouroboros_version"] = provenance::version();
+      manifest["git_commit"] = provenance::git_commit();
+      manifest["command"] = {{"config", opt.config_path}, {"set", opt.sets}};
+      manifest["config"] = yaml_to_json(ex.resolved);
+      manifest["seed"] = ex.points.front().config.seed;
+      manifest["rng"] = {{"generator", "Philox4x32-10"},
+                         {"layout_version", rng::kRngLayoutVersion},
+                         {"key", "seed, chain"},
+                         {"counter", "index_lo, index_hi, stream, generation"}};
+      manifest["backend"] = result.backend;
+      manifest["device"] = result.backend == "cuda" ? cuda_device_name() : provenance::cpu_model();
+      manifest["cpu_model"] = provenance::cpu_model();
+      manifest["dependencies"] = provenance::dependencies();
+      if (cuda_built()) manifest["dependencies"]["cuda_runtime"] = cuda_runtime_version();
+      manifest["ranks"] = comm.size();
+      manifest["run_options"] = {{"backend", opt.backend},
+                                 {"per_chain", opt.per_chain},
+                                 {"checkpoint_every", opt.checkpoint_every},
+                                 {"max_memory_bytes", plans.front().budget}};
+      csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", metrics_header(axis_paths));
+      if (opt.per_chain) per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", per_chain_header);
+    }
+    manifest["status"] = "running";
+    write_json_atomic(manifest_path, manifest);
+  }
+  comm.barrier();  // the folder exists before any rank writes a checkpoint into it
+  auto stage_seconds = [&] {
+    return nlohmann::json{{"sample_fit_metrics", t_backend}, {"gather", t_gather},     {"aggregate", t_aggregate},
+                          {"write", t_write},                {"checkpoint", t_checkpoint}};
+  };
+
+  std::size_t total_steps = 0;
+  for (std::size_t p = 0; p < ex.points.size(); ++p)
+    total_steps += static_cast<std::size_t>(plans[p].batches) * (ex.points[p].config.generations + 1);
+  Progress progress(opt.progress && root, total_steps);
   const int aggregate_threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
+  // Fault injection for the tests (tests/sim/test_scaleout.cc):
+  // OUROBOROS_FAULT=kill@S or term@S sends this process SIGKILL or SIGTERM
+  // right after its S-th generation step (counted over points and batches,
+  // after that step's rows and any checkpoint are written; a SIGTERM then
+  // stops the run at the next step's boundary).
+  int fault_signal = 0;
+  long fault_step = 0;
+  if (const char* f = std::getenv("OUROBOROS_FAULT")) {
+    const std::string spec = f;
+    const auto at = spec.find('@');
+    if (at != std::string::npos) {
+      fault_step = std::atol(spec.c_str() + at + 1);
+      fault_signal = spec.compare(0, at, "kill") == 0 ? SIGKILL : spec.compare(0, at, "term") == 0 ? SIGTERM : 0;
+    }
+  }
+  long steps = 0;
+
   for (std::size_t p = 0; p < ex.points.size(); ++p) {
+    if (reader && p < resume_point) continue;
     const SweepPoint& point = ex.points[p];
     const PointConfig& c = point.config;
+    const PointPlan& plan = plans[p];
     const std::vector<std::string>& names = point_names[p];
     const int M = static_cast<int>(names.size());
+    const std::int64_t N = c.chains;
+    const std::size_t MN = static_cast<std::size_t>(M) * N;
     std::vector<int> column(M);  // metric m's column in per_chain.csv
     for (int m = 0; m < M; ++m)
       column[m] = static_cast<int>(std::find(all_names.begin(), all_names.end(), names[m]) - all_names.begin());
-    auto t0 = Clock::now();
-    auto backend = make_family_run(c, result.backend, opt.threads);
-    std::vector<double> metrics(static_cast<std::size_t>(M) * c.chains);
-    backend->start(metrics.data());
-    t_backend += seconds_since(t0);
+    // Rank 0's values of every chain: one generation's when a rank's chains
+    // are one batch, else every generation's until the last batch has run.
+    const bool whole = plan.batches == 1;
+    std::vector<double> table(root ? (whole ? 1 : c.generations + 1) * MN : 0);
+    nlohmann::json point_workers = nlohmann::json::array();
 
-    for (int g = 0; g <= c.generations; ++g) {
-      if (g > 0) {
-        t0 = Clock::now();
-        backend->advance(g, metrics.data());
-        t_backend += seconds_since(t0);
+    for (int b = 0; b < plan.batches; ++b) {
+      if (reader && p == resume_point && b < resume_batch) continue;
+      const ChainBlock block = plan.block(comm.rank(), b);
+      auto t0 = Clock::now();
+      std::unique_ptr<FamilyRun> backend;
+      if (block.count > 0) backend = make_family_run(c, opt.backend, opt.threads, block);
+      t_backend += seconds_since(t0);
+      std::vector<double> local(static_cast<std::size_t>(M) * block.count), gathered;
+      std::vector<std::int64_t> counts(comm.size());
+      for (int r = 0; r < comm.size(); ++r) counts[r] = M * plan.block(r, b).count;
+      int g0 = 0;
+      if (reader) {  // this is the batch the checkpoint stopped in
+        if (root && !whole) reader->vec("table", table);
+        if (backend) backend->state(*reader);
+        reader->finish();
+        reader.reset();
+        if (root) point_workers = saved.at("point_workers");
+        g0 = resume_generation + 1;
       }
-      t0 = Clock::now();
-      // Metrics are summarised independently, so in parallel without
-      // changing a bit; handed out one at a time because the constant ones
-      // (synthetic_share, data_age) cost nothing and would unbalance a
-      // static split.
-      std::vector<Summary> summaries(M);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(aggregate_threads)
-      for (int m = 0; m < M; ++m) {
-        thread_local std::vector<double> scratch;
-        summaries[m] = summarize(metrics.data() + static_cast<std::size_t>(m) * c.chains, c.chains, scratch);
-      }
-      std::vector<std::vector<std::string>> rows;
-      for (int m = 0; m < M; ++m) rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
-      t_aggregate += seconds_since(t0);
-      t0 = Clock::now();
-      for (const auto& r : rows) csv.row(r);
-      csv.flush();
-      result.rows += rows.size();
-      if (per_chain) {
-        for (std::int64_t i = 0; i < c.chains; ++i) {
-          std::vector<std::string> r = point.labels;
-          r.push_back(std::to_string(g));
-          r.push_back(std::to_string(i));
-          r.resize(r.size() + all_names.size());
-          for (int m = 0; m < M; ++m)
-            r[point.labels.size() + 2 + column[m]] = number(metrics[static_cast<std::size_t>(m) * c.chains + i]);
-          per_chain->row(r);
+      auto checkpoint = [&](int g) {
+        const auto tc = Clock::now();
+        fs::create_directories(ckdir);
+        ++seq;
+        nlohmann::json h = {{"format", kCheckpointFormat},
+                            {"version", version_text()},
+                            {"config", fingerprint(text)},
+                            {"rank", comm.rank()},
+                            {"ranks", comm.size()},
+                            {"plans", plan_json},
+                            {"point", p},
+                            {"batch", b},
+                            {"generation", g},
+                            {"seq", seq}};
+        if (root) {
+          h["rows"] = result.rows;
+          h["metrics_bytes"] = csv->bytes();
+          h["per_chain_bytes"] = per_chain ? per_chain->bytes() : 0;
+          h["points"] = points_json;
+          h["point_workers"] = point_workers;
+          h["stage_seconds"] = stage_seconds();
         }
-        per_chain->flush();
+        write_checkpoint(checkpoint_path(ckdir, seq, comm.rank()), h, [&](kernels::StateArchive& ar) {
+          if (root && !whole) ar.vec("table", table);
+          if (backend) backend->state(ar);
+        });
+        comm.barrier();  // every rank's file is in place: commit the set
+        if (root)
+          write_file_atomic(ckdir + "/latest.json",
+                            nlohmann::json{{"seq", seq}, {"point", p}, {"batch", b}, {"generation", g}}.dump() + "\n");
+        comm.barrier();
+        std::error_code ec;
+        if (seq > 1) fs::remove(checkpoint_path(ckdir, seq - 1, comm.rank()), ec);
+        t_checkpoint += seconds_since(tc);
+      };
+
+      for (int g = g0; g <= c.generations; ++g) {
+        t0 = Clock::now();
+        if (backend) {
+          if (g == 0) backend->start(local.data());
+          else backend->advance(g, local.data());
+        }
+        t_backend += seconds_since(t0);
+        t0 = Clock::now();
+        comm.gather(local, counts, gathered);
+        t_gather += seconds_since(t0);
+        if (root) {
+          // Each rank's values, [metric][its chains], into [metric][chain].
+          double* slot = table.data() + (whole ? 0 : static_cast<std::size_t>(g) * MN);
+          std::size_t at = 0;
+          for (int r = 0; r < comm.size(); ++r) {
+            const ChainBlock rb = plan.block(r, b);
+            for (int m = 0; m < M; ++m, at += rb.count)
+              std::copy(gathered.begin() + at, gathered.begin() + at + rb.count,
+                        slot + static_cast<std::size_t>(m) * N + rb.first);
+          }
+          if (b == plan.batches - 1) {  // every chain has generation g
+            t0 = Clock::now();
+            // Metrics are summarised independently, so in parallel without
+            // changing a bit; handed out one at a time because the constant
+            // ones (synthetic_share, data_age) cost nothing and would
+            // unbalance a static split.
+            std::vector<Summary> summaries(M);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(aggregate_threads)
+            for (int m = 0; m < M; ++m) {
+              thread_local std::vector<double> scratch;
+              summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
+            }
+            std::vector<std::vector<std::string>> rows;
+            for (int m = 0; m < M; ++m)
+              rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
+            t_aggregate += seconds_since(t0);
+            t0 = Clock::now();
+            for (const auto& r : rows) csv->row(r);
+            csv->flush();
+            result.rows += rows.size();
+            if (per_chain) {
+              for (std::int64_t i = 0; i < N; ++i) {
+                std::vector<std::string> r = point.labels;
+                r.push_back(std::to_string(g));
+                r.push_back(std::to_string(i));
+                r.resize(r.size() + all_names.size());
+                for (int m = 0; m < M; ++m)
+                  r[point.labels.size() + 2 + column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
+                per_chain->row(r);
+              }
+              per_chain->flush();
+            }
+            t_write += seconds_since(t0);
+          }
+          progress.tick(p, ex.points.size(), g, c.generations);
+        }
+        const bool stop = comm.any(g_stop != 0);
+        const bool due = opt.checkpoint_every > 0 && g > 0 && g % opt.checkpoint_every == 0;
+        if (due || stop) checkpoint(g);
+        if (fault_signal && ++steps == fault_step) std::raise(fault_signal);
+        if (stop) {
+          result.interrupted = true;
+          result.wall_seconds = seconds_since(t_start);
+          if (root) {
+            manifest["status"] = "interrupted";
+            manifest["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
+            manifest["rows"] = result.rows;
+            write_json_atomic(manifest_path, manifest);
+          }
+          return result;
+        }
       }
-      t_write += seconds_since(t0);
-      progress.tick(p, ex.points.size(), g, c.generations);
+
+      // Which worker of which rank ran which chains of this batch.
+      nlohmann::json mine = nlohmann::json::array();
+      if (backend)
+        for (const auto& w : backend->workers())
+          mine.push_back({{"rank", comm.rank()}, {"batch", b}, {"worker", w.worker}, {"first_chain", w.first_chain},
+                          {"last_chain", w.last_chain}, {"chains", w.chains}});
+      const std::vector<std::string> all = comm.gather_text(mine.dump());
+      if (root)
+        for (const auto& t : all)
+          for (const auto& w : nlohmann::json::parse(t)) point_workers.push_back(w);
     }
 
     nlohmann::json pj;
     for (std::size_t a = 0; a < ex.axes.size(); ++a) pj[ex.axes[a].path] = point.labels[a];
-    nlohmann::json workers = nlohmann::json::array();
-    for (const auto& w : backend->workers())
-      workers.push_back({{"worker", w.worker}, {"first_chain", w.first_chain}, {"last_chain", w.last_chain},
-                         {"chains", w.chains}});
-    points_json.push_back({{"point", pj}, {"seed", c.seed}, {"chains", c.chains}, {"workers", workers}});
+    nlohmann::json ranks = nlohmann::json::array();
+    for (int r = 0; r < comm.size(); ++r)
+      ranks.push_back({{"rank", r}, {"first_chain", plan.ranks[r].first}, {"chains", plan.ranks[r].count}});
+    points_json.push_back({{"point", pj},
+                           {"seed", c.seed},
+                           {"chains", c.chains},
+                           {"ranks", ranks},
+                           {"batch_chains", plan.batch},
+                           {"batches", plan.batches},
+                           {"workers", point_workers}});
   }
 
   result.wall_seconds = seconds_since(t_start);
-  manifest["threads"] = result.backend == "cpu" ? (opt.threads > 0 ? opt.threads : omp_get_max_threads()) : 0;
-  manifest["points"] = points_json;
-  manifest["wall_seconds"] = result.wall_seconds;
-  manifest["stage_seconds"] = {{"sample_fit_metrics", t_backend}, {"aggregate", t_aggregate}, {"write", t_write}};
-  manifest["rows"] = result.rows;
-  manifest["status"] = "complete";
-  write_json_atomic(manifest_path, manifest);
+  if (root) {
+    manifest["threads"] = result.backend == "cpu" ? (opt.threads > 0 ? opt.threads : omp_get_max_threads()) : 0;
+    manifest["points"] = points_json;
+    manifest["wall_seconds"] = result.wall_seconds;
+    manifest["stage_seconds"] = stage_seconds();
+    manifest["rows"] = result.rows;
+    manifest["status"] = "complete";
+    write_json_atomic(manifest_path, manifest);
+  }
+  // A complete run needs no checkpoint (they can be as large as the state of
+  // every chain).
+  comm.barrier();
+  if (root) {
+    std::error_code ec;
+    fs::remove_all(ckdir, ec);
+  }
   return result;
 }
 

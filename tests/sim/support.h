@@ -51,7 +51,7 @@ inline FamilyCurves run_family(const std::string& yaml, const std::string& backe
   const PointConfig& c = out.config;
   out.names = metric_names(c);
   const int M = static_cast<int>(out.names.size());
-  auto run = make_family_run(c, backend, threads);
+  auto run = make_family_run(c, backend, threads, ChainBlock{0, c.chains});
   std::vector<double> m(static_cast<std::size_t>(M) * c.chains), scratch;
   for (int g = 0; g <= c.generations; ++g) {
     if (g == 0) run->start(m.data());

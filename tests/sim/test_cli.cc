@@ -13,55 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/sim/cli_support.h"
+
 namespace {
 
-namespace fs = std::filesystem;
-
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr
-};
-
-// Where the binary and the sources are: compiled in, overridable from the
-// environment for a build folder carried to another machine (gpu_check.sh).
-std::string from_env(const char* name, const char* fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : fallback;
-}
-const std::string kBinary = from_env("OUROBOROS_BINARY", OUROBOROS_BINARY);
-const std::string kSourceDir = from_env("OUROBOROS_SOURCE_DIR", OUROBOROS_SOURCE_DIR);
-
-Result run(const std::string& args) {
-  const std::string cmd = kBinary + " " + args + " 2>&1";
-  Result r{0, {}};
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  std::size_t k;
-  while ((k = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, k);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-fs::path temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("ouroboros-test-" + name + "-" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
-
-fs::path write_config(const fs::path& dir, const std::string& text) {
-  const fs::path p = dir / "config.yaml";
-  std::ofstream(p) << text;
-  return p;
-}
+using namespace ouro::test;
 
 const char* kSweep = R"(
 name: determinism
@@ -116,7 +72,7 @@ TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
   std::ifstream f(dir / "o" / "metrics.csv");
   std::string header;
   std::getline(f, header);
-  EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,theory");
+  EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,degenerate_chains,theory");
   int rows = 0;
   for (std::string line; std::getline(f, line);) ++rows;
   EXPECT_EQ(rows, 3 * 7 * 9);  // points x generations (0..6) x metrics
@@ -148,7 +104,7 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
       {"run " + c + " --backend gpu", "--backend"},
       {"run " + c + " --threads -1", "--threads"},
       {"frobnicate", "subcommand"},
-      {"run " + c + " --set chains=4000000000 --set model.dim=2", "GiB of memory"},
+      {"run " + c + " --set chains=4000000000 --set model.dim=2", "GiB for every chain's values of every generation"},
       {"run " + c + " --set seed=", "gives no value"},
       {"run " + c + " --set data.regime.x=1", "data.regime"},
       {"run " + c + " --set \"truth={isotropic: 1e300}\"", "outside [1e-100, 1e100]"},
@@ -227,7 +183,9 @@ sweep: {model.em.reg_covar: [1.0e-6, 0], model.components: [6, 2]}
       EXPECT_EQ(line.rfind("0,6,3,em_failures,1,", 0), 0u) << line;
       ++failures_rows;
     }
-    if (line.rfind("1.0e-6,2,", 0) == 0) EXPECT_EQ(line.find("component_std_3"), std::string::npos);
+    if (line.rfind("1.0e-6,2,", 0) == 0) {
+      EXPECT_EQ(line.find("component_std_3"), std::string::npos);
+    }
   }
   EXPECT_EQ(failures_rows, 2);
   const std::string per_chain = slurp(dir / "out" / "per_chain.csv");
