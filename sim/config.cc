@@ -13,6 +13,7 @@
 #include "sim/corpus.h"
 #include "sim/family.h"
 #include "sim/gmm_family.h"
+#include "sim/summary.h"
 
 namespace ouro {
 namespace {
@@ -21,7 +22,7 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "sweep"}},
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary", "sweep"}},
       {"model", {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
@@ -30,6 +31,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"data", {"samples", "regime", "real_fraction"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
+      {"summary", {"metric", "threshold"}},
   };
   return s;
 }
@@ -489,6 +491,37 @@ void check_plot(const YAML::Node& root, const Experiment& ex) {
   }
 }
 
+// summary: {metric, threshold} (sim/summary.h): one metric that every point
+// has and that moves one way under collapse, and a finite threshold; the
+// family's default when absent.
+void check_summary(const YAML::Node& root, Experiment& ex) {
+  auto given = [&](const char* path) {
+    const YAML::Node n = find(root, path);
+    return n && !n.IsNull();
+  };
+  const YAML::Node m = find(root, "summary.metric");
+  if (!given("summary.metric")) {
+    if (given("summary.threshold")) throw ConfigError("summary.metric", "missing (summary.threshold needs it)");
+    ex.summary = default_summary(ex.points.front().config);
+  } else {
+    if (!m.IsScalar()) throw ConfigError("summary.metric", "expected a metric name, got " + scalar_text(m));
+    ex.summary.metric = m.Scalar();
+    if (!given("summary.threshold")) throw ConfigError("summary.threshold", "missing (the value that counts as collapse)");
+    ex.summary.threshold = read_number(root, "summary.threshold", -1e300, 1e300, 0.0, "a finite number");
+  }
+  for (const auto& p : ex.points) {
+    const auto names = metric_names(p.config);
+    if (std::find(names.begin(), names.end(), ex.summary.metric) == names.end())
+      throw ConfigError("summary.metric", fmt::format("no metric \"{}\" in this experiment's {} points (did you mean "
+                                                      "{}?)", ex.summary.metric, p.config.family,
+                                                      nearest(ex.summary.metric, names)));
+  }
+  if (collapse_direction(ex.summary.metric) == Direction::kNone)
+    throw ConfigError("summary.metric", fmt::format("{} does not move one way under collapse; choose a metric such as "
+                                                    "var_ratio, tail_mass, vocab_survival, kl or heldout_ppl",
+                                                    ex.summary.metric));
+}
+
 Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
   // --set overrides, each fixing (and un-sweeping) its key.
@@ -519,6 +552,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
         const std::string path = kv.first.as<std::string>();
         if (!is_leaf_path(path) || path == "name") unknown_key("sweep." + path, leaf_paths());
         if (path.rfind("plot.", 0) == 0) throw ConfigError("sweep." + path, "plot settings cannot be swept");
+        if (path.rfind("summary.", 0) == 0)
+          throw ConfigError("sweep." + path, "summary settings cannot be swept (one definition for every point)");
         if (!kv.second.IsSequence() || kv.second.size() == 0)
           throw ConfigError("sweep." + path, "expected a non-empty list of values");
         SweepAxis axis{path, {}};
@@ -528,9 +563,22 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   }
   ex.resolved = YAML::Clone(root);
 
-  // Cross product, first axis slowest.
+  // Cross product, first axis slowest. Its size is bounded before anything is
+  // multiplied out: a few lines of YAML can ask for 10^8 points (validating
+  // them would exhaust memory, not refuse the config), and 32 axes of 4 values
+  // would wrap a size_t product to 0 points, accepting a config none of whose
+  // values was checked.
+  constexpr std::size_t kMaxSweepPoints = 10000;
   std::size_t total = 1;
-  for (const auto& a : ex.axes) total *= a.labels.size();
+  for (const auto& a : ex.axes) {
+    if (a.labels.size() > kMaxSweepPoints / total) {
+      double asked = 1.0;
+      for (const auto& b : ex.axes) asked *= static_cast<double>(b.labels.size());
+      throw ConfigError("sweep", fmt::format("{:.4g} points; at most {} in one run (split the sweep)", asked,
+                                             kMaxSweepPoints));
+    }
+    total *= a.labels.size();
+  }
   for (std::size_t p = 0; p < total; ++p) {
     YAML::Node point = YAML::Clone(root);
     point.remove("sweep");
@@ -553,6 +601,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
     }
   }
   check_plot(root, ex);
+  check_summary(root, ex);
   return ex;
 }
 

@@ -77,10 +77,18 @@ struct SweepPoint {
   PointConfig config;
 };
 
+// summary: {metric, threshold}: the metric and threshold of summary.csv's
+// collapse_generation (sim/summary.h); empty metric: the family's default.
+struct SummarySettings {
+  std::string metric;
+  double threshold = 0.0;
+};
+
 struct Experiment {
   YAML::Node resolved;  // the config after --set, sweep included (for the manifest)
   std::vector<SweepAxis> axes;
   std::vector<SweepPoint> points;  // cross product, first axis slowest
+  SummarySettings summary;         // not swept: one definition for every point
 };
 
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is

@@ -24,6 +24,7 @@
 #include "sim/config.h"
 #include "sim/family.h"
 #include "sim/provenance.h"
+#include "sim/report.h"
 #include "sim/run.h"
 
 namespace {
@@ -134,6 +135,10 @@ int main(int argc, char** argv) {
                   "are run in batches that fit");
   run->add_flag("--dry-run", dry_run, "print the plan (batches, memory, a runtime estimate) and stop");
 
+  std::string report_dir;
+  CLI::App* report = app.add_subcommand("report", "write DIR/report.md: the sweep points ranked, with paired intervals");
+  report->add_option("dir", report_dir, "a complete run's output folder")->required();
+
   CLI::App* resume = app.add_subcommand("resume", "continue a stopped or killed run from its last checkpoint");
   resume->add_option("dir", resume_dir, "the run's output folder")->required();
   resume->add_option("--threads", threads, "cpu threads (default: all cores)")->check(CLI::NonNegativeNumber);
@@ -154,6 +159,18 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return kExitBadInput;
+  }
+
+  if (report->parsed()) {
+    if (!root) return 0;
+    try {
+      ouro::write_report(report_dir);
+    } catch (const ouro::ReportError& e) {
+      std::fprintf(stderr, "ouroboros: report: %s\n", e.what());
+      return kExitBadInput;
+    }
+    std::printf("ouroboros: %s/report.md\n", report_dir.c_str());
+    return 0;
   }
 
   namespace fs = std::filesystem;

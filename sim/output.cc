@@ -8,6 +8,8 @@
 
 #include <fmt/format.h>
 
+#include "sim/summary.h"
+
 namespace ouro {
 
 CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& header) : path_(path) {
@@ -85,6 +87,37 @@ std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int
   r.push_back(std::to_string(s.chains));
   r.push_back(std::to_string(s.degenerate));
   r.push_back(number(theory));
+  return r;
+}
+
+std::vector<std::string> summary_header(const std::vector<std::string>& axis_paths) {
+  std::vector<std::string> h = axis_paths;
+  for (const char* c : {"point", "metric", "direction", "threshold", "generations", "collapse_generation", "last_mean",
+                        "last_lo", "last_hi", "auc_mean", "auc_lo", "auc_hi", "chains", "degenerate_chains",
+                        "real_samples"})
+    h.emplace_back(c);
+  return h;
+}
+
+std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point, const std::string& metric,
+                                     const PointSummary& s, double real_samples, int generations) {
+  std::vector<double> auc = s.chain_auc();
+  std::vector<double> scratch;
+  const Interval last = interval95(s.last());
+  const Summary a = summarize(auc.data(), static_cast<std::int64_t>(auc.size()), scratch);
+  const Interval area = interval95(a);
+  std::vector<std::string> r = labels;
+  r.push_back(std::to_string(point));
+  r.push_back(metric);
+  r.push_back(direction_name(collapse_direction(metric)));
+  r.push_back(number(s.threshold()));
+  r.push_back(std::to_string(generations));
+  const auto cg = s.collapse_generation();
+  r.push_back(cg ? std::to_string(*cg) : std::string());
+  for (double v : {last.mean, last.lo, last.hi, area.mean, area.lo, area.hi}) r.push_back(number(v));
+  r.push_back(std::to_string(s.last().chains));
+  r.push_back(std::to_string(s.last().degenerate));
+  r.push_back(number(real_samples));
   return r;
 }
 

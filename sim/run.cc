@@ -24,6 +24,7 @@
 #include "sim/family.h"
 #include "sim/output.h"
 #include "sim/provenance.h"
+#include "sim/summary.h"
 
 namespace ouro {
 namespace fs = std::filesystem;
@@ -197,7 +198,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   }
 
   nlohmann::json manifest;
-  std::unique_ptr<CsvWriter> csv, per_chain;
+  std::unique_ptr<CsvWriter> csv, per_chain, summary_csv, summary_chains;
   nlohmann::json points_json = nlohmann::json::array();
   double t_backend = 0.0, t_gather = 0.0, t_aggregate = 0.0, t_write = 0.0, t_checkpoint = 0.0;
   if (root) {
@@ -217,6 +218,9 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       t_write = st.at("write");
       t_checkpoint = st.at("checkpoint");
       csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", saved.at("metrics_bytes").get<std::uint64_t>());
+      summary_csv = std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", saved.at("summary_bytes").get<std::uint64_t>());
+      summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv",
+                                                   saved.at("summary_chains_bytes").get<std::uint64_t>());
       if (opt.per_chain)
         per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv",
                                                 saved.at("per_chain_bytes").get<std::uint64_t>());
@@ -243,6 +247,10 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
                                  {"checkpoint_every", opt.checkpoint_every},
                                  {"max_memory_bytes", plans.front().budget}};
       csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", metrics_header(axis_paths));
+      summary_csv = std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", summary_header(axis_paths));
+      std::vector<std::string> h = axis_paths;
+      for (const char* c : {"point", "chain", "last", "auc"}) h.emplace_back(c);
+      summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv", h);
       if (opt.per_chain) per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", per_chain_header);
     }
     manifest["status"] = "running";
@@ -292,6 +300,9 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     // are one batch, else every generation's until the last batch has run.
     const bool whole = plan.batches == 1;
     std::vector<double> table(root ? (whole ? 1 : c.generations + 1) * MN : 0);
+    // The point's summary (rank 0): its metric's curve, chain by chain.
+    const int sm = static_cast<int>(std::find(names.begin(), names.end(), ex.summary.metric) - names.begin());
+    PointSummary summary(sm, collapse_direction(ex.summary.metric), ex.summary.threshold, root ? N : 0);
     nlohmann::json point_workers = nlohmann::json::array();
 
     for (int b = 0; b < plan.batches; ++b) {
@@ -307,6 +318,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       int g0 = 0;
       if (reader) {  // this is the batch the checkpoint stopped in
         if (root && !whole) reader->vec("table", table);
+        if (root) summary.archive(*reader);
         if (backend) backend->state(*reader);
         reader->finish();
         reader.reset();
@@ -330,6 +342,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         if (root) {
           h["rows"] = result.rows;
           h["metrics_bytes"] = csv->bytes();
+          h["summary_bytes"] = summary_csv->bytes();
+          h["summary_chains_bytes"] = summary_chains->bytes();
           h["per_chain_bytes"] = per_chain ? per_chain->bytes() : 0;
           h["points"] = points_json;
           h["point_workers"] = point_workers;
@@ -337,6 +351,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         }
         write_checkpoint(checkpoint_path(ckdir, seq, comm.rank()), h, [&](kernels::StateArchive& ar) {
           if (root && !whole) ar.vec("table", table);
+          if (root) summary.archive(ar);
           if (backend) backend->state(ar);
         });
         comm.barrier();  // every rank's file is in place: commit the set
@@ -381,6 +396,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
               thread_local std::vector<double> scratch;
               summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
             }
+            summary.add(g, slot + static_cast<std::size_t>(sm) * N, summaries[sm]);
             std::vector<std::vector<std::string>> rows;
             for (int m = 0; m < M; ++m)
               rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
@@ -439,6 +455,18 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     nlohmann::json ranks = nlohmann::json::array();
     for (int r = 0; r < comm.size(); ++r)
       ranks.push_back({{"rank", r}, {"first_chain", plan.ranks[r].first}, {"chains", plan.ranks[r].count}});
+    if (root) {
+      summary_csv->row(summary_row(point.labels, p, names[sm], summary, real_samples_per_chain(c), c.generations));
+      for (std::int64_t i = 0; i < N; ++i) {
+        std::vector<std::string> r = point.labels;
+        for (const std::string& v : {std::to_string(p), std::to_string(i), number(summary.chain_last()[i]),
+                                     number(summary.chain_auc()[i])})
+          r.push_back(v);
+        summary_chains->row(r);
+      }
+      summary_csv->flush();
+      summary_chains->flush();
+    }
     points_json.push_back({{"point", pj},
                            {"seed", c.seed},
                            {"chains", c.chains},

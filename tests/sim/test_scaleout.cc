@@ -62,12 +62,14 @@ std::string opts(const fs::path& out) { return " --backend cpu --no-progress --p
 
 json manifest_of(const fs::path& out) { return json::parse(slurp(out / "manifest.json")); }
 
-// metrics.csv and per_chain.csv of two runs, byte for byte.
+// metrics.csv, per_chain.csv and the summaries of two runs, byte for byte.
 void expect_same_output(const fs::path& a, const fs::path& b, const std::string& what) {
   const std::string ma = slurp(a / "metrics.csv"), pa = slurp(a / "per_chain.csv");
   ASSERT_GT(ma.size(), 500u) << what;
   EXPECT_TRUE(ma == slurp(b / "metrics.csv")) << what << ": metrics.csv differs";
   EXPECT_TRUE(pa == slurp(b / "per_chain.csv")) << what << ": per_chain.csv differs";
+  for (const char* f : {"summary.csv", "summary_chains.csv"})
+    EXPECT_TRUE(slurp(a / f) == slurp(b / f)) << what << ": " << f << " differs";
 }
 
 int max_batches(const json& m) {

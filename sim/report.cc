@@ -1,0 +1,177 @@
+#include "sim/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sim/output.h"
+#include "sim/summary.h"
+
+namespace ouro {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A CSV as written by CsvWriter: a header, then rows; fields with a comma,
+// quote or newline are quoted with doubled quotes.
+struct Table {
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+  int column(const std::string& name, const std::string& file) const {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end()) throw ReportError(fmt::format("{} has no column \"{}\"", file, name));
+    return static_cast<int>(it - header.begin());
+  }
+};
+
+Table read_csv(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ReportError(fmt::format("cannot read {}", path));
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Table t;
+  std::vector<std::string> row;
+  std::string field;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') field += '"', ++i;
+      else if (c == '"') quoted = false;
+      else field += c;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      row.push_back(field), field.clear();
+    } else if (c == '\n') {
+      row.push_back(field), field.clear();
+      t.rows.push_back(row);
+      row.clear();
+    } else {
+      field += c;
+    }
+  }
+  if (t.rows.empty()) throw ReportError(fmt::format("{} is empty", path));
+  t.header = t.rows.front();
+  t.rows.erase(t.rows.begin());
+  return t;
+}
+
+double value(const std::string& s) {
+  if (s.empty()) return std::numeric_limits<double>::quiet_NaN();
+  if (s == "inf") return std::numeric_limits<double>::infinity();
+  if (s == "-inf") return -std::numeric_limits<double>::infinity();
+  return std::stod(s);
+}
+
+// "0.42 [0.40, 0.44]"; an interval without a spread prints its mean only.
+std::string with_interval(double mean, double lo, double hi) {
+  if (std::isnan(mean)) return "–";
+  if (!std::isfinite(lo) || !std::isfinite(hi)) return fmt::format("{:.4g}", mean);
+  return fmt::format("{:.4g} [{:.4g}, {:.4g}]", mean, lo, hi);
+}
+
+}  // namespace
+
+std::string write_report(const std::string& dir) {
+  nlohmann::json manifest;
+  {
+    std::ifstream in(dir + "/manifest.json");
+    if (!in) throw ReportError(fmt::format("{} is not an ouroboros run folder (no manifest.json)", dir));
+    try {
+      in >> manifest;
+    } catch (const std::exception&) {
+      throw ReportError(fmt::format("{}/manifest.json is not readable JSON", dir));
+    }
+  }
+  if (manifest.value("status", "") != "complete")
+    throw ReportError(fmt::format("the run in {} is not complete (status {}); finish it with `ouroboros resume {}`",
+                                  dir, manifest.value("status", "?"), dir));
+  const Table points = read_csv(dir + "/summary.csv");
+  const Table chains = read_csv(dir + "/summary_chains.csv");
+  const std::string sp = dir + "/summary.csv", sc = dir + "/summary_chains.csv";
+  const int c_point = points.column("point", sp), c_metric = points.column("metric", sp),
+            c_dir = points.column("direction", sp), c_thr = points.column("threshold", sp),
+            c_coll = points.column("collapse_generation", sp), c_last = points.column("last_mean", sp),
+            c_lo = points.column("last_lo", sp), c_hi = points.column("last_hi", sp),
+            c_auc = points.column("auc_mean", sp), c_alo = points.column("auc_lo", sp),
+            c_ahi = points.column("auc_hi", sp), c_real = points.column("real_samples", sp),
+            c_gen = points.column("generations", sp);
+  // The swept keys: the columns before "point".
+  const std::vector<std::string> axes(points.header.begin(), points.header.begin() + c_point);
+
+  // Per point, every chain's last value, in chain order.
+  std::map<int, std::vector<double>> last_of;
+  const int k_point = chains.column("point", sc), k_chain = chains.column("chain", sc),
+            k_last = chains.column("last", sc);
+  for (const auto& r : chains.rows) {
+    auto& v = last_of[std::stoi(r.at(k_point))];
+    const auto i = static_cast<std::size_t>(std::stoll(r.at(k_chain)));
+    if (v.size() <= i) v.resize(i + 1, std::numeric_limits<double>::quiet_NaN());
+    v[i] = value(r.at(k_last));
+  }
+
+  // Rank: the last generation's mean, best first (high for a metric that
+  // shrinks under collapse, low for one that grows); no value ranks last.
+  const std::string metric = points.rows.front().at(c_metric), direction = points.rows.front().at(c_dir);
+  const bool down = direction == "down";
+  std::vector<std::size_t> order(points.rows.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  auto score = [&](std::size_t i) {
+    const double v = value(points.rows[i].at(c_last));
+    if (std::isnan(v)) return -std::numeric_limits<double>::infinity();
+    return down ? v : -v;
+  };
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return score(a) > score(b); });
+  const int best = std::stoi(points.rows[order.front()].at(c_point));
+
+  std::string md = fmt::format("# Report: {}\n\n", manifest["config"].value("name", dir));
+  md += fmt::format(
+      "Summary metric `{}` ({}), collapse threshold {}: a point has collapsed at the first generation whose mean "
+      "over chains is {} the threshold. {} chains per point, {} generations; backend {}. Definitions: README, "
+      "\"Summaries and the report\".\n\n",
+      metric, down ? "shrinks under collapse: higher is better" : "grows under collapse: lower is better",
+      points.rows.front().at(c_thr), down ? "at or below" : "at or above",
+      manifest["points"].empty() ? 0 : manifest["points"][0].value("chains", 0),
+      points.rows.front().at(c_gen), manifest.value("backend", "?"));
+  md += fmt::format("Ranked by `{}` at the last generation. *vs best*: the mean over chains of (this point − the "
+                    "best point), chain by chain on common random numbers, with its 95% interval; ≈ marks a point "
+                    "whose interval contains 0 (not distinguishable from the best with these chains).\n\n",
+                    metric);
+  md += "| rank |";
+  for (const auto& a : axes) md += fmt::format(" {} |", a);
+  md += fmt::format(" collapse generation | {} at last generation [95% CI] | area under curve [95% CI] | real samples "
+                    "per chain | vs best [95% CI] |\n|---|",
+                    metric);
+  for (std::size_t a = 0; a < axes.size(); ++a) md += "---|";
+  md += "---|---|---|---|---|\n";
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const auto& r = points.rows[order[k]];
+    const int p = std::stoi(r.at(c_point));
+    md += fmt::format("| {} |", k + 1);
+    for (std::size_t a = 0; a < axes.size(); ++a) md += fmt::format(" {} |", r.at(a));
+    std::string vs = "(best)";
+    if (p != best) {
+      const Interval d = paired_difference(last_of[p], last_of[best]);
+      vs = with_interval(d.mean, d.lo, d.hi) + fmt::format(" (n = {})", d.n);
+      if (d.lo <= 0.0 && d.hi >= 0.0) vs = "≈ " + vs;
+    }
+    md += fmt::format(" {} | {} | {} | {} | {} |\n", r.at(c_coll).empty() ? "never" : r.at(c_coll),
+                      with_interval(value(r.at(c_last)), value(r.at(c_lo)), value(r.at(c_hi))),
+                      with_interval(value(r.at(c_auc)), value(r.at(c_alo)), value(r.at(c_ahi))), r.at(c_real), vs);
+  }
+  for (const char* png : {"collapse.png"})
+    if (fs::exists(fs::path(dir) / png)) md += fmt::format("\n![the collapse curves of every point]({})\n", png);
+  md += fmt::format("\nWritten by ouroboros {} from {}/summary.csv and summary_chains.csv.\n",
+                    manifest.value("ouroboros_version", "?"), dir);
+  std::ofstream(dir + "/report.md") << md;
+  return md;
+}
+
+}  // namespace ouro
