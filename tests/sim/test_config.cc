@@ -239,3 +239,19 @@ TEST(Config, NgramRefusalsNameTheKey) {
 }
 
 }  // namespace
+
+// A sweep's size is bounded before it is multiplied out: five axes of ten
+// values (10^5 points) would take the memory of 10^5 validated points, and
+// enough axes would wrap the product to 0 points, accepting unchecked values.
+TEST(Config, HugeSweepsAreRefusedBeforeExpansion) {
+  std::string axes = "sweep:\n";
+  for (const char* key : {"seed", "chains", "generations", "data.samples", "data.real_fraction"}) {
+    axes += std::string("  ") + key + ": [";
+    for (int v = 0; v < 10; ++v) {
+      const bool share = std::string(key) == "data.real_fraction";
+      axes += (v ? ", " : "") + (share ? "0." + std::to_string(v) : std::to_string(v + 2));
+    }
+    axes += "]\n";
+  }
+  expect_refused(std::string(kBase) + axes, {}, "sweep", "at most 10000");
+}
