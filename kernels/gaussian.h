@@ -64,6 +64,7 @@ struct GaussianStep {
   int generation;   // t >= 1, the generation being fitted
   Regime regime;
   Estimator estimator;
+  RealSource real_source = RealSource::kFresh;
 };
 
 // Running sufficient statistics of a group of points in x-space.
@@ -204,9 +205,10 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
     const double* m = real ? truth.mu : hist_mu + slot * d;
     const double* l = real ? truth.chol : hist_chol + slot * d * d;
     const std::uint32_t stream = real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw;
+    const std::uint32_t drawn = real ? real_draw_generation(s.real_source, k) : static_cast<std::uint32_t>(k);
     double z[OURO_MAX_DIM], x[OURO_MAX_DIM], delta[OURO_MAX_DIM];
     for (int a = 0; a < d; ++a)
-      z[a] = stream_normal(s.seed, chain, static_cast<std::uint32_t>(k), stream, static_cast<std::uint64_t>(i) * d + a);
+      z[a] = stream_normal(s.seed, chain, drawn, stream, static_cast<std::uint64_t>(i) * d + a);
     affine_lower(d, m, l, z, x);
     out.n += 1.0;
     for (int a = 0; a < d; ++a) {

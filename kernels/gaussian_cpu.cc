@@ -132,6 +132,7 @@ class GaussianCpu final : public GaussianBackend {
     const int d = s.d;
     const int real = real_points_of(s.generation, s.samples, s.real_count);
     const auto gen = static_cast<std::uint32_t>(s.generation);
+    const std::uint32_t real_gen = real_draw_generation(s.real_source, s.generation);
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (std::int64_t i = 0; i < n; ++i) {
       const std::uint32_t chain = c.chain0 + static_cast<std::uint32_t>(i);
@@ -145,10 +146,10 @@ class GaussianCpu final : public GaussianBackend {
         std::fill(ss, ss + d, 0.0);
         std::fill(sq, sq + d * d, 0.0);
         if (d == 1) {
-          cpu_zsums_1d(s.seed, chain, gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
+          cpu_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
           cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
         } else {
-          accumulate_zsums(s.seed, chain, gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
+          accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
           accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
       }

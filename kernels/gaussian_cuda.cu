@@ -47,6 +47,7 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   if (i >= c.batch) return;  // whole warps exit together
   const std::uint32_t chain = c.chain0 + static_cast<std::uint32_t>(i);
   const auto gen = static_cast<std::uint32_t>(s.generation);
+  const std::uint32_t real_gen = real_draw_generation(s.real_source, s.generation);
   const std::int64_t chunk = (s.samples + kWarp - 1) / kWarp;
   const std::int64_t p0 = imin(lane * chunk, s.samples);
   const std::int64_t p1 = imin(p0 + chunk, s.samples);
@@ -55,7 +56,7 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   const int d = s.d;
   if (d == 1) {
     double rs = 0.0, rq = 0.0, ys = 0.0, yq = 0.0;
-    accumulate_zsums_1d(s.seed, chain, gen, rng::kStreamRealDraw, r0, r1, rs, rq);
+    accumulate_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, r0, r1, rs, rq);
     accumulate_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, y0, y1, ys, yq);
     rs = warp_sum(rs);
     rq = warp_sum(rq);
@@ -72,7 +73,7 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   for (int part = 0; part < 2; ++part) {
     double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
     if (part == 0)
-      accumulate_zsums(s.seed, chain, gen, rng::kStreamRealDraw, d, r0, r1, sum, sq);
+      accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, r0, r1, sum, sq);
     else
       accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, y0, y1, sum, sq);
     const std::int64_t row = part * c.batch + i;

@@ -687,6 +687,7 @@ struct GmmStep {
   int real_count;  // real draws among them from generation 2 on
   int generation;  // t >= 1
   Regime regime;
+  RealSource real_source = RealSource::kFresh;
 };
 
 // Size of generation t's training set.
@@ -728,7 +729,7 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
   const int k = static_cast<int>(j / s.samples) + 1;
   const std::int64_t i = j % s.samples;
   const bool real = i < real_points_of(k, s.samples, s.real_count);
-  if (real) gmm_draw(s.seed, chain, static_cast<std::uint32_t>(k), true, i, truth_view(tr), x);
+  if (real) gmm_draw(s.seed, chain, real_draw_generation(s.real_source, k), true, i, truth_view(tr), x);
   else gmm_draw(s.seed, chain, static_cast<std::uint32_t>(k), false, i, gmm_view(s.K, s.d, model_of(k - 1)), x);
   return real;
 }

@@ -20,6 +20,7 @@ struct GmmBatchSpec {
   int K;                        // model components
   EmSettings em;
   Regime regime;
+  RealSource real_source;
   int generations;
   int samples;
   int real_count;

@@ -225,7 +225,7 @@ class GmmCpu final : public GmmBackend {
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, metrics + i, n);
       return;
     }
-    const GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime};
+    const GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source};
     auto model_of = [&](int g) -> const double* {
       return s.regime == Regime::kReplace ? params : hist_.data() + (static_cast<std::int64_t>(g) * n + i) * P_;
     };

@@ -94,6 +94,7 @@ struct GmmDevice {
   std::uint32_t seed;
   Regime regime;
   EmSettings em;
+  RealSource real_source;
 };
 
 __global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {
@@ -120,7 +121,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, g.metrics + i, g.batch);
     return;
   }
-  const GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime};
+  const GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source};
   auto model_of = [&](int gen) -> const double* {
     return s.regime == Regime::kReplace ? params : g.hist + (static_cast<std::int64_t>(gen) * g.batch + i) * P;
   };
@@ -252,7 +253,8 @@ class GmmCuda final : public GmmBackend {
                       pos_.get(),    spec_.batch,     train_max_,
                       spec_.chain_begin, spec_.K,     spec_.truth.d,
                       spec_.samples, spec_.real_count, spec_.generations,
-                      spec_.seed,    spec_.regime,    spec_.em};
+                      spec_.seed,    spec_.regime,    spec_.em,
+                      spec_.real_source};
     for (std::int64_t first = 0; first < spec_.batch; first += slice_) {
       const auto blocks = static_cast<unsigned>(std::min(slice_, spec_.batch - first));
       generation_kernel<MaxS><<<blocks, kEmLanes, shared>>>(g, generation, first);

@@ -67,6 +67,7 @@ struct NgramBatchSpec {
   std::vector<unsigned char> tail; // [V] 1 for the tail set (tail_ppl; tail_mass leaves <unk> out)
   TokenText heldout;               // corpus: held-out sentences; zipf: one "sentence" of held-out tokens
   Regime regime;
+  RealSource real_source;
   int generations;
   int samples;          // tokens per generation
   double real_fraction; // share of tokens filled with real data from generation 2 on

@@ -358,6 +358,7 @@ class NgramCpu final : public NgramBackend {
     Chain& c = chains_[i];
     const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
     const auto gen = static_cast<std::uint32_t>(t);
+    const std::uint32_t real_gen = real_draw_generation(s_.real_source, t);
     // The training text: real sentences first, then synthetic ones from the
     // previous model's sample, each part filled up to its token target
     // (whole sentences; the last may overshoot).
@@ -373,7 +374,7 @@ class NgramCpu final : public NgramBackend {
       // synthetic ones of the sample, as two sequences.
       std::uint32_t ctx = s_.V;
       for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(real_target); ++j) {
-        ctx = truth_token(chain, gen, rng::kStreamRealDraw, j, ctx);
+        ctx = truth_token(chain, real_gen, rng::kStreamRealDraw, j, ctx);
         text.tokens.push_back(ctx);
       }
       if (!text.tokens.empty()) text.start.push_back(text.tokens.size()), real_sentences = 1;
@@ -391,7 +392,7 @@ class NgramCpu final : public NgramBackend {
     } else {
       const std::uint64_t S = s_.train.sentences();
       for (std::uint64_t j = 0; real_tokens < real_target; ++j) {
-        const rng::Block b = rng::draw_block(s_.seed, chain, gen, rng::kStreamRealDraw, j);
+        const rng::Block b = rng::draw_block(s_.seed, chain, real_gen, rng::kStreamRealDraw, j);
         const auto pick = static_cast<std::uint64_t>(std::floor(rng::u01_open(b.v[0], b.v[1]) * static_cast<double>(S)));
         const std::uint64_t sj = pick < S ? pick : S - 1;
         text.tokens.insert(text.tokens.end(), s_.train.tokens.begin() + s_.train.start[sj],

@@ -19,6 +19,18 @@ namespace ouro::kernels {
 
 enum class Regime : int { kReplace = 0, kAccumulate = 1, kAccumulateSubsample = 2 };
 
+// Where generation k's real points come from (data.real_source): fresh draws
+// from the truth at every generation, or one fixed real sample drawn once —
+// generation 1's n real points, of which every later generation reuses the
+// first real_count (the same points each time).
+enum class RealSource : int { kFresh = 0, kFixed = 1 };
+
+// The generation whose real draws (counter and all) generation k's real
+// points are.
+OURO_HD inline std::uint32_t real_draw_generation(RealSource source, int k) {
+  return source == RealSource::kFixed ? 1u : static_cast<std::uint32_t>(k);
+}
+
 // Uniform in (0,1) number j of the subsample stream (two per block).
 OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
                                         std::uint32_t generation, std::uint64_t j) {

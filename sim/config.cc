@@ -28,7 +28,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
-      {"data", {"samples", "regime", "real_fraction"}},
+      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
       {"summary", {"metric", "threshold"}},
@@ -461,6 +461,14 @@ PointConfig parse_point(const YAML::Node& root) {
     if (c.real_fraction < 0.0 || c.real_fraction > 1.0)
       throw ConfigError("data.real_fraction", fmt::format("expected a fraction in [0, 1], got {}", c.real_fraction));
   }
+  // Mitigations on the real data (README, "Mitigation strategies"): a cap on
+  // the synthetic share raises the real share to 1 - cap where it is lower;
+  // a fixed real source reuses generation 1's real sample.
+  c.synthetic_cap = read_number(root, "data.synthetic_cap", 0.0, 1.0, 1.0, "a share in [0, 1]");
+  c.real_fraction = std::max(c.real_fraction, 1.0 - c.synthetic_cap);
+  c.real_source = read_enum(root, "data.real_source", {"fresh", "fixed"}, "fresh") == "fixed"
+                      ? kernels::RealSource::kFixed
+                      : kernels::RealSource::kFresh;
   c.real_count = static_cast<int>(std::lround(c.real_fraction * c.samples));
   // The pool of accumulate_subsample holds generations * samples points; their
   // positions must fit the selection counter.

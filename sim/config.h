@@ -63,7 +63,9 @@ struct PointConfig {
   double tail_share = 0.1;              // metrics.tail_share
   int samples = 0;
   kernels::Regime regime = kernels::Regime::kReplace;
-  double real_fraction = 0.0;
+  kernels::RealSource real_source = kernels::RealSource::kFresh;  // data.real_source
+  double synthetic_cap = 1.0;  // data.synthetic_cap: at most this share of a generation's new points is synthetic
+  double real_fraction = 0.0;  // effective: max(data.real_fraction, 1 - synthetic_cap)
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };
 

@@ -120,7 +120,7 @@ double gmm_point_bytes(const PointConfig& c) {
 std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
                                           ChainBlock block) {
   const kernels::GmmTruth truth = make_gmm_truth(c);
-  const kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime,
+  const kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime, c.real_source,
                                    c.generations, c.samples, c.real_count, c.seed,
                                    static_cast<std::uint32_t>(block.first), block.count, threads};
   return make_gmm_backend(backend, spec);

@@ -31,6 +31,7 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.discount = c.discount;
   s.sampler = SamplerSettings{c.temperature, c.top_k, c.top_p};
   s.regime = c.regime;
+  s.real_source = c.real_source;
   s.generations = c.generations;
   s.samples = c.samples;
   s.real_fraction = c.real_fraction;

@@ -31,8 +31,10 @@ SummarySettings default_summary(const PointConfig& c) {
 
 double real_samples_per_chain(const PointConfig& c) {
   // Generation 1 trains on n real samples; every later one draws its
-  // real_count afresh (every regime keeps drawing real data).
+  // real_count afresh (every regime keeps drawing real data), unless the real
+  // source is fixed: then generation 1's sample is all there is.
   if (c.generations < 1) return 0.0;
+  if (c.real_source == kernels::RealSource::kFixed) return c.samples;
   return static_cast<double>(c.samples) + static_cast<double>(c.generations - 1) * c.real_count;
 }
 
