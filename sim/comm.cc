@@ -102,6 +102,15 @@ bool Comm::any(bool flag) const {
   return out != 0;
 }
 
+double Comm::min(double value) const {
+  if (!mpi_) return value;
+  double out = value;
+#if OUROBOROS_HAVE_MPI
+  MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MIN, MPI_COMM_WORLD);
+#endif
+  return out;
+}
+
 void Comm::barrier() const {
 #if OUROBOROS_HAVE_MPI
   if (mpi_) MPI_Barrier(MPI_COMM_WORLD);

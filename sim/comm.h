@@ -35,6 +35,9 @@ class Comm {
   std::vector<std::string> gather_text(const std::string& mine) const;
   // True on every rank when it is true on any.
   bool any(bool flag) const;
+  // The smallest of every rank's value, on every rank (a decision all ranks
+  // must share, such as the memory budget their common plan is made for).
+  double min(double value) const;
   void barrier() const;
   // Ends every rank of the job (an error on one rank would leave the others
   // waiting in a collective).

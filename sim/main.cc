@@ -262,6 +262,7 @@ int main(int argc, char** argv) {
   std::vector<ouro::PointPlan> plans;
   try {
     plans = ouro::plan_run(ex, opt);
+    opt.max_memory = plans.front().budget;  // the run plans with exactly this budget
   } catch (const ouro::ConfigError& e) {
     say(fmt::format("config error: {}", e.what()));
     return kExitBadInput;

@@ -108,7 +108,10 @@ std::string checkpoint_path(const std::string& dir, std::uint64_t seq, int rank)
 
 std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
   const Comm& comm = Comm::world();
-  const double budget = opt.max_memory > 0 ? opt.max_memory : default_memory_budget(opt.backend, comm.local_size());
+  // Every rank plans with the same budget (the smallest any rank has), so
+  // all run the same batches in lockstep.
+  const double budget =
+      comm.min(opt.max_memory > 0 ? opt.max_memory : default_memory_budget(opt.backend, comm.local_size()));
   std::vector<PointPlan> plans;
   for (const auto& p : ex.points) plans.push_back(plan_point(p.config, comm.size(), budget, opt.backend == "cuda"));
   return plans;

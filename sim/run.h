@@ -40,7 +40,8 @@ struct RunResult {
 };
 
 // The plan of every sweep point for this job's ranks (ConfigError when a
-// point cannot fit). opt.backend must be resolved.
+// point cannot fit), for the smallest budget of any rank (a collective: every
+// rank calls it). opt.backend must be resolved.
 std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt);
 
 RunResult run_experiment(const Experiment& ex, const RunOptions& opt);
