@@ -65,6 +65,11 @@ struct GaussianStep {
   Regime regime;
   Estimator estimator;
   RealSource real_source = RealSource::kFresh;
+  // data.estimator_weight w (replace): the fitted mean is w * (mean of the
+  // generation's real points) + (1 - w) * (mean of its synthetic points)
+  // wherever it has both; negative: the pooled mean. The covariance is the
+  // pooled estimate either way.
+  double mean_weight = -1.0;
 };
 
 // Running sufficient statistics of a group of points in x-space.
@@ -362,7 +367,11 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     Moments part;
     moments_from_zsums(d, real, c.zsum + i * d, c.zsq + i * d * d, tr.mu, tr.chol, train);
     moments_from_zsums(d, syn, c.zsum + (c.batch + i) * d, c.zsq + (c.batch + i) * d * d, mu, chol, part);
+    double real_mean[OURO_MAX_DIM];
+    for (int a = 0; a < d; ++a) real_mean[a] = train.mean[a];
     moments_merge(d, train, part);
+    if (s.mean_weight >= 0.0 && real > 0.0 && syn > 0.0)
+      for (int a = 0; a < d; ++a) train.mean[a] = s.mean_weight * real_mean[a] + (1.0 - s.mean_weight) * part.mean[a];
     if (s.regime == Regime::kAccumulate) {
       Moments pool;
       pool.n = static_cast<double>(t - 1) * s.samples;

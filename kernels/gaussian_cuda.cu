@@ -96,7 +96,6 @@ __global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianC
 class GaussianCuda final : public GaussianBackend {
  public:
   explicit GaussianCuda(const GaussianBatchSpec& spec) : spec_(spec) {
-    OURO_CUDA_CHECK(cudaSetDevice(0));
     const std::size_t n = static_cast<std::size_t>(spec.batch);
     const std::size_t d = spec.truth.d;
     truth_ = DeviceBuffer<GaussianTruth>(1);

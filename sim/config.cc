@@ -28,7 +28,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
-      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap"}},
+      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
       {"summary", {"metric", "threshold"}},
@@ -261,7 +261,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
-      {"model.dim", "gaussian gmm"}};
+      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -470,6 +470,10 @@ PointConfig parse_point(const YAML::Node& root) {
                       ? kernels::RealSource::kFixed
                       : kernels::RealSource::kFresh;
   c.real_count = static_cast<int>(std::lround(c.real_fraction * c.samples));
+  c.estimator_weight = read_number(root, "data.estimator_weight", 0.0, 1.0, -1.0, "a weight in [0, 1]");
+  if (c.estimator_weight >= 0.0 && c.regime != kernels::Regime::kReplace)
+    throw ConfigError("data.estimator_weight", "is defined for data.regime replace (one generation's real and "
+                                               "synthetic points) only");
   // The pool of accumulate_subsample holds generations * samples points; their
   // positions must fit the selection counter.
   if (c.regime == kernels::Regime::kAccumulateSubsample &&

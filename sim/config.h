@@ -66,6 +66,7 @@ struct PointConfig {
   kernels::RealSource real_source = kernels::RealSource::kFresh;  // data.real_source
   double synthetic_cap = 1.0;  // data.synthetic_cap: at most this share of a generation's new points is synthetic
   double real_fraction = 0.0;  // effective: max(data.real_fraction, 1 - synthetic_cap)
+  double estimator_weight = -1.0;  // data.estimator_weight (gaussian, replace); < 0: not set
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };
 

@@ -17,8 +17,8 @@ class GaussianRun final : public FamilyRun {
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
-    const kernels::GaussianStep step{c_.seed,  c_.dim,    c_.samples,   c_.real_count, generation,
-                                     c_.regime, c_.estimator, c_.real_source};
+    const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
+                                     c_.regime, c_.estimator, c_.real_source, c_.estimator_weight};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }

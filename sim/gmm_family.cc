@@ -107,7 +107,7 @@ std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
 double gmm_point_bytes(const PointConfig& c) {
   const double P = kernels::gmm_block_size(c.components, c.dim);
   const double chains = static_cast<double>(c.chains);
-  double per_chain = P + 1 + kernels::gmm_num_metrics(c.components);
+  double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
   if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
   // Per-thread training set and lane partials.
   const double train = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples

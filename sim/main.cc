@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
       say(fmt::format("resume: {} is missing", config_path));
       return kExitBadInput;
     }
-    if (recorded.value("status", "") == "complete") {
+    if (recorded.is_object() && recorded["status"].is_string() && recorded["status"] == "complete") {
       if (root) std::printf("ouroboros: %s is complete; nothing to resume\n", resume_dir.c_str());
       return 0;
     }
@@ -223,14 +223,19 @@ int main(int argc, char** argv) {
   opt.checkpoint_every = checkpoint_every;
   opt.out_dir = out_dir.empty() ? default_out_dir(ex.points.front().config.name) : out_dir;
   if (resume->parsed()) {
-    const auto& ro = recorded["run_options"];
-    backend = ro.value("backend", "cpu");
-    opt.per_chain = ro.value("per_chain", false);
-    opt.checkpoint_every = ro.value("checkpoint_every", 0);
-    opt.max_memory = ro.value("max_memory_bytes", 0.0);
+    try {
+      const auto& ro = recorded.at("run_options");
+      backend = ro.at("backend").get<std::string>();
+      opt.per_chain = ro.at("per_chain").get<bool>();
+      opt.checkpoint_every = ro.at("checkpoint_every").get<int>();
+      opt.max_memory = ro.at("max_memory_bytes").get<double>();
+      opt.config_path = recorded.at("command").at("config").get<std::string>();
+    } catch (const std::exception& e) {
+      say(fmt::format("resume: {}/manifest.json lacks the run options resume needs ({})", resume_dir, e.what()));
+      return kExitBadInput;
+    }
     opt.out_dir = resume_dir;
     opt.resume = true;
-    opt.config_path = recorded["command"].value("config", "");
   }
   try {
     if (!max_memory.empty()) opt.max_memory = ouro::parse_bytes(max_memory);
@@ -269,7 +274,12 @@ int main(int argc, char** argv) {
   }
 
   if (dry_run) {
-    if (root) std::printf("%s", dry_run_report(ex, plans, opt, comm.size()).c_str());
+    try {
+      if (root) std::printf("%s", dry_run_report(ex, plans, opt, comm.size()).c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ouroboros: --dry-run: the calibration failed: %s\n", e.what());
+      return 1;
+    }
     return 0;
   }
 
@@ -282,6 +292,7 @@ int main(int argc, char** argv) {
   try {
     const ouro::RunResult r = ouro::run_experiment(ex, opt);
     if (r.interrupted) {
+      g_signal = static_cast<int>(-comm.min(-static_cast<double>(g_signal)));  // the signal any rank received
       say(fmt::format("stopped by signal {} at a generation boundary; every finished generation is in {}/metrics.csv "
                       "and `ouroboros resume {}` continues the run",
                       static_cast<int>(g_signal), r.out_dir, r.out_dir));

@@ -1,5 +1,7 @@
 #include "sim/output.h"
 
+#include <unistd.h>
+
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -28,6 +30,11 @@ CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path)
   std::filesystem::resize_file(path, bytes);
   f_ = std::fopen(path.c_str(), "ab");
   if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
+
+void CsvWriter::sync() {
+  flush();
+  if (::fsync(fileno(f_)) != 0) throw std::runtime_error(fmt::format("fsync of {} failed: {}", path_, std::strerror(errno)));
 }
 
 std::uint64_t CsvWriter::bytes() const {

@@ -30,6 +30,8 @@ class CsvWriter {
   void row(const std::vector<std::string>& fields);
   void flush();
   std::uint64_t bytes() const;  // written so far (after flush(): in the file)
+  // flush(), then fsync: on disk before a checkpoint records the length.
+  void sync();
 
  private:
   std::FILE* f_;

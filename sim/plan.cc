@@ -21,7 +21,7 @@ ChainBlock PointPlan::block(int rank, int b) const {
   return ChainBlock{r.first + std::min(first, r.count), count};
 }
 
-PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory) {
+PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes) {
   PointPlan p;
   p.chains = c.chains;
   p.budget = budget_bytes;
@@ -60,6 +60,11 @@ PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool 
                                             format_bytes(budget_bytes)));
   p.batches = static_cast<int>((most + batch - 1) / batch);
   p.batch = (most + p.batches - 1) / p.batches;  // balanced batches
+  if (device_memory && p.table_bytes > host_bytes)
+    throw ConfigError("chains", fmt::format("every chain's values of every generation, which rank 0 keeps in host "
+                                            "memory when chains run in batches, need {}, more than the {} of host "
+                                            "memory this process may use; lower chains or generations",
+                                            format_bytes(p.table_bytes), format_bytes(host_bytes)));
   return p;
 }
 

@@ -32,8 +32,9 @@ struct PointPlan {
   ChainBlock block(int rank, int b) const;
 };
 
-// Throws ConfigError (path "chains") when not even one chain per batch fits.
-PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory);
+// Throws ConfigError (path "chains") when not even one chain per batch fits,
+// or (device memory) when rank 0's values do not fit host_bytes.
+PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes);
 
 // What one process may use by default: the device's free memory (cuda), or
 // the host's available memory shared by the ranks on this node (cpu); 80% of

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <thread>
 
 #include <fmt/format.h>
@@ -112,8 +113,10 @@ std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
   // all run the same batches in lockstep.
   const double budget =
       comm.min(opt.max_memory > 0 ? opt.max_memory : default_memory_budget(opt.backend, comm.local_size()));
+  const bool device = opt.backend == "cuda";
+  const double host = device ? comm.min(default_memory_budget("cpu", comm.local_size())) : budget;
   std::vector<PointPlan> plans;
-  for (const auto& p : ex.points) plans.push_back(plan_point(p.config, comm.size(), budget, opt.backend == "cuda"));
+  for (const auto& p : ex.points) plans.push_back(plan_point(p.config, comm.size(), budget, device, host));
   return plans;
 }
 
@@ -132,7 +135,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   RunResult result;
   result.backend = opt.backend;
   result.out_dir = opt.out_dir;
-  const std::vector<PointPlan> plans = plan_run(ex, opt);
+  std::vector<PointPlan> plans = plan_run(ex, opt);
   const std::string config_path = opt.out_dir + "/config.yaml";
   // A resumed run compares the checkpoint's hash with config.yaml's bytes as
   // they are on disk (the experiment was loaded from them).
@@ -143,8 +146,6 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   }
   const std::string ckdir = opt.out_dir + "/checkpoint";
   const std::string manifest_path = opt.out_dir + "/manifest.json";
-  nlohmann::json plan_json = nlohmann::json::array();
-  for (const auto& pl : plans) plan_json.push_back({pl.batch, pl.batches});
 
   std::vector<std::string> axis_paths;
   for (const auto& a : ex.axes) axis_paths.push_back(a.path);
@@ -169,36 +170,78 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   int resume_batch = 0, resume_generation = 0;
   std::uint64_t seq = 0;
   nlohmann::json saved;  // rank 0's header of that checkpoint
+  // The run's identity (manifest.json's run_id), in every checkpoint header:
+  // a checkpoint left by an earlier run in a folder reused with --force is
+  // never taken for this run's.
+  std::string run_id;
+  auto manifest_run_id = [&] {
+    std::ifstream in(manifest_path);
+    nlohmann::json m;
+    in >> m;
+    return m.at("run_id").get<std::string>();
+  };
   if (opt.resume) {
-    std::ifstream in(ckdir + "/latest.json");
-    nlohmann::json latest;
+    // Every rank checks its own file; all agree on the verdict before rank 0
+    // touches anything in the folder.
+    std::string problem;
     try {
-      in >> latest;
-      seq = latest.at("seq").get<std::uint64_t>();
-    } catch (const std::exception&) {
-      throw CheckpointError(fmt::format("{} holds no checkpoint (the run stopped before its first one: run it again "
-                                        "with --force)", opt.out_dir));
+      run_id = manifest_run_id();
+      std::ifstream in(ckdir + "/latest.json");
+      nlohmann::json latest;
+      try {
+        in >> latest;
+        seq = latest.at("seq").get<std::uint64_t>();
+      } catch (const std::exception&) {
+        throw CheckpointError(fmt::format("{} holds no checkpoint (the run stopped before its first one: run it "
+                                          "again with --force)", opt.out_dir));
+      }
+      const std::string file = checkpoint_path(ckdir, seq, comm.rank());
+      reader = std::make_unique<CheckpointReader>(file);
+      const nlohmann::json& h = reader->header();
+      if (h.value("version", "") != version_text())
+        throw CheckpointError(fmt::format("checkpoint {} was written by ouroboros {}; this is {}", file,
+                                          h.value("version", "?"), version_text()));
+      if (h.value("config", "") != fingerprint(text))
+        throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path));
+      if (h.value("run", "") != run_id)
+        throw CheckpointError(fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
+                                          "run in this folder?)", file, opt.out_dir));
+      if (h.value("ranks", 0) != comm.size() || h.value("rank", -1) != comm.rank())
+        throw CheckpointError(fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number "
+                                          "of ranks (mpirun -n {})", file, h.value("rank", -1), h.value("ranks", 0),
+                                          h.value("ranks", 0)));
+      // The chains' batches as they were run (the plan of this process may
+      // differ: another thread count, another machine's memory).
+      const nlohmann::json& hp = h.at("plans");
+      if (!hp.is_array() || hp.size() != plans.size())
+        throw CheckpointError(fmt::format("checkpoint {} has the plans of another sweep", file));
+      for (std::size_t p = 0; p < plans.size(); ++p) {
+        const auto batch = hp[p].at(0).get<std::int64_t>();
+        const int batches = hp[p].at(1).get<int>();
+        if (batch < 1 || batches < 1 || batch * batches < plans[p].ranks.front().count)
+          throw CheckpointError(fmt::format("checkpoint {} has a damaged plan", file));
+        plans[p].batch = batch;
+        plans[p].batches = batches;
+      }
+      resume_point = h.at("point").get<std::size_t>();
+      resume_batch = h.at("batch").get<int>();
+      resume_generation = h.at("generation").get<int>();
+      if (resume_point >= plans.size() || resume_batch >= plans[resume_point].batches || resume_generation < 0 ||
+          resume_generation > ex.points[resume_point].config.generations)
+        throw CheckpointError(fmt::format("checkpoint {} has a damaged position", file));
+      saved = h;
+    } catch (const CheckpointError& e) {
+      problem = e.what();
+    } catch (const std::exception& e) {
+      problem = fmt::format("{}: unreadable run state ({})", opt.out_dir, e.what());
     }
-    reader = std::make_unique<CheckpointReader>(checkpoint_path(ckdir, seq, comm.rank()));
-    const nlohmann::json& h = reader->header();
-    const std::string file = checkpoint_path(ckdir, seq, comm.rank());
-    if (h.value("version", "") != version_text())
-      throw CheckpointError(fmt::format("checkpoint {} was written by ouroboros {}; this is {}", file,
-                                        h.value("version", "?"), version_text()));
-    if (h.value("config", "") != fingerprint(text))
-      throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path));
-    if (h.value("ranks", 0) != comm.size() || h.value("rank", -1) != comm.rank())
-      throw CheckpointError(fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number of "
-                                        "ranks (mpirun -n {})", file, h.value("rank", -1), h.value("ranks", 0),
-                                        h.value("ranks", 0)));
-    if (h.value("plans", nlohmann::json()) != plan_json)
-      throw CheckpointError(fmt::format("checkpoint {} was written with other chain batches than this process plans "
-                                        "(another --max-memory?)", file));
-    resume_point = h.at("point").get<std::size_t>();
-    resume_batch = h.at("batch").get<int>();
-    resume_generation = h.at("generation").get<int>();
-    saved = h;
+    if (comm.any(!problem.empty())) {
+      if (!problem.empty() && !root) std::fprintf(stderr, "ouroboros: resume, rank %d: %s\n", comm.rank(), problem.c_str());
+      throw CheckpointError(problem.empty() ? "another rank's checkpoint was refused (its message above)" : problem);
+    }
   }
+  nlohmann::json plan_json = nlohmann::json::array();
+  for (const auto& pl : plans) plan_json.push_back({pl.batch, pl.batches});
 
   nlohmann::json manifest;
   std::unique_ptr<CsvWriter> csv, per_chain, summary_csv, summary_chains;
@@ -229,7 +272,11 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
                                                 saved.at("per_chain_bytes").get<std::uint64_t>());
     } else {
       fs::create_directories(opt.out_dir);
+      fs::remove_all(ckdir);  // an earlier run's, in a folder reused with --force
       write_file_atomic(config_path, text);
+      std::random_device entropy;
+      run_id = fmt::format("{:08x}{:08x}", entropy(), entropy());
+      manifest["run_id"] = run_id;
       manifest["ouroboros_version"] = provenance::version();
       manifest["git_commit"] = provenance::git_commit();
       manifest["command"] = {{"config", opt.config_path}, {"set", opt.sets}};
@@ -259,7 +306,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     manifest["status"] = "running";
     write_json_atomic(manifest_path, manifest);
   }
-  comm.barrier();  // the folder exists before any rank writes a checkpoint into it
+  comm.barrier();  // the folder and manifest exist before any rank writes a checkpoint into it
+  if (!root && !opt.resume) run_id = manifest_run_id();
   auto stage_seconds = [&] {
     return nlohmann::json{{"sample_fit_metrics", t_backend}, {"gather", t_gather},     {"aggregate", t_aggregate},
                           {"write", t_write},                {"checkpoint", t_checkpoint}};
@@ -335,6 +383,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         nlohmann::json h = {{"format", kCheckpointFormat},
                             {"version", version_text()},
                             {"config", fingerprint(text)},
+                            {"run", run_id},
                             {"rank", comm.rank()},
                             {"ranks", comm.size()},
                             {"plans", plan_json},
@@ -344,6 +393,11 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
                             {"seq", seq}};
         if (root) {
           h["rows"] = result.rows;
+          // On disk before the checkpoint that records their lengths.
+          csv->sync();
+          summary_csv->sync();
+          summary_chains->sync();
+          if (per_chain) per_chain->sync();
           h["metrics_bytes"] = csv->bytes();
           h["summary_bytes"] = summary_csv->bytes();
           h["summary_chains_bytes"] = summary_chains->bytes();

@@ -215,6 +215,9 @@ std::string with_hash(std::string bytes) {
   return bytes;
 }
 
+// What a refused resume must leave exactly as it was.
+const char* const kRunFiles[] = {"metrics.csv", "per_chain.csv", "summary.csv", "summary_chains.csv", "manifest.json"};
+
 // Damaged and foreign checkpoints are refused before any work, with exit
 // code 2 and a message naming the problem; the run folder is left as it was.
 TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
@@ -230,11 +233,13 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
     const fs::path out = dir / name;
     fs::copy(dir / "base", out, fs::copy_options::recursive);
     damage(out);
-    const std::string before = slurp(out / "metrics.csv");
+    std::vector<std::string> before;
+    for (const char* f : kRunFiles) before.push_back(slurp(out / f));
     const Result r = run("resume " + out.string() + " --no-progress");
     EXPECT_EQ(r.code, 2) << name << ": " << r.out;
     EXPECT_NE(r.out.find(expect), std::string::npos) << name << ": " << r.out;
-    EXPECT_TRUE(slurp(out / "metrics.csv") == before) << name << ": metrics.csv was touched";
+    for (std::size_t i = 0; i < before.size(); ++i)
+      EXPECT_TRUE(slurp(out / kRunFiles[i]) == before[i]) << name << ": " << kRunFiles[i] << " was touched";
   };
   refused("truncated", [&](const fs::path& out) {
     fs::resize_file(out / ckpt, fs::file_size(out / ckpt) / 2);
@@ -269,8 +274,61 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("same number of ranks"), std::string::npos) << r.out;
   }
+  // A folder reused with --force: the earlier run's checkpoint is gone and
+  // never taken for the new run's (which stopped before its first).
+  {
+    const fs::path out = dir / "reused";
+    fs::copy(dir / "base", out, fs::copy_options::recursive);
+    ASSERT_EQ(run_command("OUROBOROS_FAULT=kill@1 " + kBinary + " run " + cfg.string() + opts(out) +
+                          " --checkpoint-every 5 --force").code, 128 + 9);
+    const Result r = run("resume " + out.string() + " --no-progress");
+    EXPECT_EQ(r.code, 2) << r.out;
+    EXPECT_NE(r.out.find("holds no checkpoint"), std::string::npos) << r.out;
+  }
   // The undamaged copy resumes.
   EXPECT_EQ(run("resume " + (dir / "base").string() + " --no-progress").code, 0);
+  fs::remove_all(dir);
+}
+
+// Under MPI: a run killed mid-way resumes to the same bytes; a damaged
+// checkpoint of one rank (not rank 0) is refused on every rank, with its
+// reason printed, before rank 0 touches the folder.
+TEST(Resume, MpiRunsResumeAndRefuseTogether) {
+  if (!mpi_available()) GTEST_SKIP() << "this build has no MPI, or mpirun is not on the PATH";
+  const fs::path dir = temp_dir("mpiresume");
+  const fs::path cfg = write_config(dir, kNgram);
+  const std::string extra = " --threads 1 --checkpoint-every 2 --max-memory 600K";
+  ASSERT_EQ(run("run " + cfg.string() + opts(dir / "whole") + extra).code, 0);
+  const Result killed = run_mpi(2, "run " + cfg.string() + opts(dir / "k") + extra);  // (reference for K = 2)
+  ASSERT_EQ(killed.code, 0) << killed.out;
+  expect_same_output(dir / "whole", dir / "k", "K = 2");
+  fs::remove_all(dir / "k");
+  const Result r = run_command("OUROBOROS_FAULT=kill@9 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+                               "mpirun --oversubscribe -n 2 " + kBinary + " run " + cfg.string() + opts(dir / "k") + extra);
+  ASSERT_NE(r.code, 0) << r.out;
+  fs::copy(dir / "k", dir / "bad", fs::copy_options::recursive);
+  const Result resumed = run_mpi(2, "resume " + (dir / "k").string() + " --no-progress --threads 1");
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  expect_same_output(dir / "whole", dir / "k", "K = 2, killed and resumed");
+
+  std::string seq;
+  {
+    const json latest = json::parse(slurp(dir / "bad" / "checkpoint" / "latest.json"));
+    seq = std::to_string(latest["seq"].get<int>());
+  }
+  const fs::path ckpt = dir / "bad" / "checkpoint" / ("ckpt-" + seq + "-rank1.bin");
+  std::string b = slurp(ckpt);
+  ASSERT_GT(b.size(), 100u);
+  b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 1);
+  std::ofstream(ckpt, std::ios::binary | std::ios::trunc) << b;
+  std::vector<std::string> before;
+  for (const char* f : kRunFiles) before.push_back(slurp(dir / "bad" / f));
+  const Result refused = run_mpi(2, "resume " + (dir / "bad").string() + " --no-progress --threads 1");
+  EXPECT_NE(refused.code, 0) << refused.out;
+  EXPECT_NE(refused.out.find("rank 1: checkpoint"), std::string::npos) << refused.out;
+  EXPECT_NE(refused.out.find("corrupted or truncated"), std::string::npos) << refused.out;
+  for (std::size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(slurp(dir / "bad" / kRunFiles[i]) == before[i]) << kRunFiles[i] << " was touched";
   fs::remove_all(dir);
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -98,6 +99,28 @@ TEST_P(Strategies, SyntheticCapRaisesTheRealShare) {
   for (int g = 0; g <= 5; ++g) EXPECT_TRUE(same_bits(values_at(loose, g), values_at(plain, g))) << g;
 }
 
+// estimator_weight w = 1 (replace): the fitted mean is the mean of the
+// generation's r fresh real points alone, whatever the chain's history, so
+// E[mean_sq_err_t] = tr(Sigma_0) / r exactly at every t >= 2 (here 2 / 10).
+// 4000 chains: mean_sq_err is 0.2 chi^2_1, sd 0.2 sqrt(2), se 0.0045; |z| <
+// 4.5 at each of 4 generations. Power: the pooled mean (no weight) and the
+// synthetic mean alone (w = 0) carry the drift of earlier generations and sit
+// far from 0.2 by generation 10.
+TEST_P(Strategies, EstimatorWeightOneFitsTheRealMean) {
+  const std::string base =
+      "seed: 8\nchains: 4000\ngenerations: 10\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 2.0}\n"
+      "data: {samples: 20, regime: replace, real_fraction: 0.5";
+  const FamilyCurves real_only = run_family(base + ", estimator_weight: 1}\n", GetParam());
+  for (int t : {2, 4, 7, 10}) EXPECT_LT(std::abs(zscore(real_only.at(t, "mean_sq_err"), 0.2)), 4.5) << t;
+  const FamilyCurves pooled = run_family(base + "}\n", GetParam());
+  const FamilyCurves synthetic_only = run_family(base + ", estimator_weight: 0}\n", GetParam());
+  EXPECT_GT(std::abs(zscore(pooled.at(10, "mean_sq_err"), 0.2)), 10.0);
+  EXPECT_GT(std::abs(zscore(synthetic_only.at(10, "mean_sq_err"), 0.2)), 10.0);
+  // The covariance is the pooled estimate whatever the weight of the mean:
+  // generation 2's spread is the same bits with w = 1 and without.
+  EXPECT_EQ(real_only.at(2, "var_ratio").mean, pooled.at(2, "var_ratio").mean);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"));
 
 // Mixtures: a real point of a later generation is, under a fixed source, the
@@ -135,7 +158,10 @@ TEST(Strategies, BadValuesAreRefused) {
   const std::string base = "seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
                            "data: {samples: 10";
   for (const auto& [extra, path] : std::vector<std::pair<std::string, std::string>>{
-           {", real_source: stale}\n", "data.real_source"}, {", synthetic_cap: 1.5}\n", "data.synthetic_cap"}}) {
+           {", real_source: stale}\n", "data.real_source"},
+           {", synthetic_cap: 1.5}\n", "data.synthetic_cap"},
+           {", estimator_weight: 1.2}\n", "data.estimator_weight"},
+           {", regime: accumulate, estimator_weight: 0.618}\n", "data.estimator_weight"}}) {
     try {
       load_experiment_text(base + extra, {});
       ADD_FAILURE() << extra << " was accepted";
