@@ -88,6 +88,10 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
   }
 };
 
+// Names each instance by its backend (Suite.Test/cuda), so that
+// --gtest_filter='*cuda*' selects every cuda instance (scripts/gpu_check.sh).
+inline std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
 // The z-score of an observed mean against an expectation.
 inline double zscore(const Summary& s, double expected) { return (s.mean - expected) / s.se; }
 

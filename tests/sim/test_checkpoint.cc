@@ -200,6 +200,6 @@ TEST_P(Restore, NgramContinuesBitForBit) {
                               GetParam(), 2);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Restore, ::testing::Values("cpu", "cuda"));
+INSTANTIATE_TEST_SUITE_P(Backends, Restore, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 }  // namespace

@@ -104,7 +104,7 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
       {"run " + c + " --backend gpu", "--backend"},
       {"run " + c + " --threads -1", "--threads"},
       {"frobnicate", "subcommand"},
-      {"run " + c + " --set chains=4000000000 --set model.dim=2", "GiB for every chain's values of every generation"},
+      {"run " + c + " --set chains=4000000000 --set model.dim=2", "every chain's values of every generation"},
       {"run " + c + " --set seed=", "gives no value"},
       {"run " + c + " --set data.regime.x=1", "data.regime"},
       {"run " + c + " --set \"truth={isotropic: 1e300}\"", "outside [1e-100, 1e100]"},

@@ -299,7 +299,6 @@ TEST_P(GaussianOracle, TailMassMatchesBruteForceThenDecays) {
   EXPECT_LT(c.gen[30][kTailMass].q50, 0.01 * c.gen[1][kTailMass].q50);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, GaussianOracle, ::testing::Values("cpu", "cuda"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Backends, GaussianOracle, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 }  // namespace

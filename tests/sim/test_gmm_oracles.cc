@@ -99,7 +99,7 @@ TEST_P(Gmm, GenerationZeroIsTheTruth) {
   EXPECT_EQ(c.at(0, "component_std_2").mean, std::sqrt(0.5));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Gmm, ::testing::Values("cpu", "cuda"));
+INSTANTIATE_TEST_SUITE_P(Backends, Gmm, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 // A three-component mixture with real data, in one regime, for the
 // comparisons of runs below.

@@ -121,7 +121,7 @@ TEST_P(Strategies, EstimatorWeightOneFitsTheRealMean) {
   EXPECT_EQ(real_only.at(2, "var_ratio").mean, pooled.at(2, "var_ratio").mean);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"));
+INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 // Mixtures: a real point of a later generation is, under a fixed source, the
 // same point of generation 1 (bit for bit), and under a fresh one another.
