@@ -7,17 +7,7 @@ cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
           nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib bible-kjv)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "setup: installing ${missing[*]}" >&2
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
-fi
+scripts/install_packages.sh "${packages[@]}"
 
 # The King James text for the n-gram family, cached once as one verse per line
 # (a fixed line width, so the text never depends on the terminal; chapter

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# scripts/test.sh: sets up, builds and runs every test; non-zero on failure.
-# Three builds: build/ with the cuda backend whenever nvcc is found (its tests
+# scripts/test.sh: sets up, builds and runs every test, then the fuzzers;
+# non-zero on failure. Three builds of the test suite: build/ with the cuda backend whenever nvcc is found (its tests
 # are reported as skipped where no device exists), build-cpu/ with CUDA
 # switched off, proving the cpu-only build a researcher's laptop would make,
 # and build-sanitize/, the cpu build under AddressSanitizer and
@@ -21,3 +21,7 @@ OUROBOROS_BUILD_DIR=build-sanitize scripts/setup.sh -DOUROBOROS_CUDA=OFF -DOUROB
   -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   "-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 ctest --test-dir build-sanitize --output-on-failure -j"$jobs"
+
+# Hostile input: the config parser and the corpus reader under libFuzzer (clang,
+# ASan + UBSan), at least 10^5 executions each.
+scripts/fuzz.sh

@@ -64,6 +64,10 @@ Corpus load_corpus(const std::string& path) {
     throw CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, e.what()));
   }
   if (in.bad()) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
+  return parse_corpus(text, path);
+}
+
+Corpus parse_corpus(const std::string& text, const std::string& source) {
   // Tokens as provisional ids (in order of first appearance), sentences split
   // 1 in 10, training counts per provisional id.
   std::unordered_map<std::string, std::uint32_t> provisional;
@@ -104,10 +108,10 @@ Corpus load_corpus(const std::string& path) {
     }
     ++j;
   }
-  if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", path));
+  if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", source));
   if (train_sentences == 0 || heldout_sentences == 0)
     throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
-                                  path, j));
+                                  source, j));
   // Vocabulary: training types by decreasing count, ties by bytes.
   std::vector<std::uint32_t> order;
   for (std::uint32_t t = 0; t < type_text.size(); ++t)
@@ -116,7 +120,7 @@ Corpus load_corpus(const std::string& path) {
     return type_count[a] != type_count[b] ? type_count[a] > type_count[b] : type_text[a] < type_text[b];
   });
   Corpus c;
-  c.source = path;
+  c.source = source;
   c.vocab = {"</s>", "<unk>"};
   c.train_count = {train_sentences, 0};
   std::vector<std::uint32_t> final_id(type_text.size(), kUnkToken);  // held-out-only types: <unk>

@@ -50,6 +50,11 @@ std::vector<std::string> tokenize(const std::string& line);
 // be read, is empty, or yields no training or no held-out sentence.
 Corpus load_corpus(const std::string& path);
 
+// What load_corpus does with the file's bytes, for text already in memory
+// (the fuzz target tests/fuzz/fuzz_corpus.cc); `source` is what the errors
+// name and what Corpus::source records.
+Corpus parse_corpus(const std::string& text, const std::string& source);
+
 // load_corpus, read once per path and process (sweep points share it).
 const Corpus& load_corpus_cached(const std::string& path);
 
