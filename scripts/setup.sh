@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib bible-kjv)
+          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib python3-yaml bible-kjv)
 scripts/install_packages.sh "${packages[@]}"
 
 # The King James text for the n-gram family, cached once as one verse per line

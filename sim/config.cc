@@ -22,7 +22,8 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary", "sweep"}},
+      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary", "sweep",
+           "reproduction"}},
       {"model", {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
@@ -543,6 +544,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
       throw ConfigError("--set " + s, "expected key.path=value");
     const std::string path = s.substr(0, eq);
     if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
+    if (path == "reproduction" || path.rfind("reproduction.", 0) == 0)
+      throw ConfigError(path, "the reproduction section cannot be set from the command line");
     if (s.find_first_not_of(" \t", eq + 1) == std::string::npos)
       throw ConfigError(path, "--set " + s + " gives no value");
     YAML::Node value;
@@ -555,6 +558,11 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
     if (root["sweep"] && root["sweep"].IsMap() && root["sweep"][path]) root["sweep"].remove(path);
   }
   check_keys(root, "");
+  // reproduction: a paper's claims about this experiment (experiments/papers/),
+  // read by scripts/reproduce.py, carried into the manifest, never read by the
+  // engine; only its shape is checked here.
+  if (const YAML::Node r = root["reproduction"]; r && !r.IsMap())
+    throw ConfigError("reproduction", "expected a mapping (paper, source, claims; see experiments/papers/)");
 
   Experiment ex;
   if (YAML::Node sweep = root["sweep"]) {
@@ -564,6 +572,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
         const std::string path = kv.first.as<std::string>();
         if (!is_leaf_path(path) || path == "name") unknown_key("sweep." + path, leaf_paths());
         if (path.rfind("plot.", 0) == 0) throw ConfigError("sweep." + path, "plot settings cannot be swept");
+        if (path == "reproduction") throw ConfigError("sweep." + path, "the reproduction section cannot be swept");
         if (path.rfind("summary.", 0) == 0)
           throw ConfigError("sweep." + path, "summary settings cannot be swept (one definition for every point)");
         if (!kv.second.IsSequence() || kv.second.size() == 0)

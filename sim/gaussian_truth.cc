@@ -70,10 +70,26 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
     if (metric == kVarRatio) return 1.0;
     if (metric == kMeanSqErr) return t * trace0 / n;
   }
-  if (c.regime == Regime::kAccumulate && c.estimator == Estimator::kMle && metric == kVarRatio) {
-    double v = 1.0 - 1.0 / n;
-    for (int j = 2; j <= t; ++j) v *= 1.0 - 1.0 / (n * j * j);
-    return v;
+  if (c.regime == Regime::kAccumulate && c.estimator == Estimator::kMle) {
+    // E[Sigma_k] = v_k Sigma_0 with v_0 = 1, v_1 = 1 - 1/n, v_k = v_{k-1} (1 - 1/(n k^2)) (README).
+    auto v = [&](int k) {
+      double f = k == 0 ? 1.0 : 1.0 - 1.0 / n;
+      for (int j = 2; j <= k; ++j) f *= 1.0 - 1.0 / (n * j * j);
+      return f;
+    };
+    if (metric == kVarRatio) return v(t);
+    if (metric == kMeanSqErr) {
+      // The pooled mean moves by (mean of generation k's points - mu_{k-1}) / k,
+      // whose conditional variance is tr Sigma_{k-1} / (n k^2), independent of
+      // the past: E||mu_t - mu_0||^2 = tr Sigma_0 / n * sum_k v_{k-1} / k^2,
+      // below (pi^2/6) tr Sigma_0 / n (cf. Gerstgrasser et al. 2024).
+      double sum = 0.0, vk = 1.0;
+      for (int k = 1; k <= t; ++k) {
+        sum += vk / (static_cast<double>(k) * k);
+        vk *= k == 1 ? 1.0 - 1.0 / n : 1.0 - 1.0 / (n * k * k);  // now v_k
+      }
+      return trace0 / n * sum;
+    }
   }
   return std::nullopt;
 }

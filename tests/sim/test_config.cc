@@ -54,6 +54,18 @@ data: {sampels: 20}
                  {}, "data.sampels", "did you mean data.samples?");
 }
 
+// reproduction: a paper's claims (experiments/papers/): any mapping is carried
+// along untouched; it is never swept or set from the command line.
+TEST(Config, ReproductionSectionIsCarriedButNeverSweptOrSet) {
+  const std::string with = std::string(kBase) + "reproduction: {paper: P, claims: [{source: S, metric: m}]}\n";
+  const auto ex = load_experiment_text(with, {});
+  ASSERT_EQ(ex.points.size(), 1u);
+  EXPECT_EQ(ex.resolved["reproduction"]["paper"].as<std::string>(), "P");
+  expect_refused(std::string(kBase) + "reproduction: [1, 2]\n", {}, "reproduction", "expected a mapping");
+  expect_refused(with + "sweep: {reproduction: [a, b]}\n", {}, "sweep.reproduction", "cannot be swept");
+  expect_refused(with, {"reproduction=x"}, "reproduction", "cannot be set");
+}
+
 TEST(Config, OutOfRangeValuesNameTheKey) {
   expect_refused(kBase, {"data.samples=-5"}, "data.samples", "expected an integer in [2,");
   expect_refused(kBase, {"chains=-1"}, "chains", "expected an integer in [1,");

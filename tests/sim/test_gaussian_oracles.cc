@@ -115,6 +115,17 @@ TEST_P(GaussianOracle, AccumulateMleVarianceIsBounded) {
   };
   check_oracle(c, kVarRatio, {1, 2, 4, 8, 12}, theory, [&](int t) { return std::pow((n - 1.0) / n, t); },
                "replace instead of accumulate");
+  // The mean's error: e_t = e_{t-1} + (mean of generation t's points - mu_{t-1}) / t, so
+  // E e_t^2 = sum_{k=1..t} E[var_{k-1}] / (n k^2) <= (pi^2/6) / n (Gerstgrasser et al. 2024's
+  // bound, here for the mean of a Gaussian); replace would give 1 - ((n-1)/n)^t.
+  auto mse = [&](int t) {
+    double sum = 0.0;
+    for (int k = 1; k <= t; ++k) sum += (k == 1 ? 1.0 : theory(k - 1)) / (k * k);
+    return sum / n;
+  };
+  check_oracle(c, kMeanSqErr, {1, 2, 4, 8, 12}, mse, [&](int t) { return 1.0 - std::pow((n - 1.0) / n, t); },
+               "replace instead of accumulate");
+  EXPECT_LT(mse(12), M_PI * M_PI / 6.0 / n);
   // Composition: no real data after generation 1, pool grows by n each time.
   for (int t : {1, 3, 12}) {
     // The same value in every chain; the mean over 20000 chains rounds.
