@@ -18,6 +18,7 @@ enum NgramMetric : int {
   kNgTailPpl,
   kNgSupport,
   kNgVocabSurvival,
+  kNgMissingMass,
   kNgEntropy,
   kNgGiniSimpson,
   kNgKl,

@@ -602,7 +602,7 @@ class NgramCpu final : public NgramBackend {
     out[kNgTailPpl * stride] = tail_nz > 0.0 ? std::exp2(tail_bits / tail_nz) : NAN;
     // Support and surviving word types (before the sampler's cut).
     const bool smoothed = s_.smoothing != Smoothing::kMle;
-    double support, alive = 0.0, words = 0.0;
+    double support, alive = 0.0, words = 0.0, missing = 0.0;
     if (truth0) support = markov ? static_cast<double>(V) * V : V;
     // Smoothed: every word after every context that can occur (order 3: the
     // V^2 - V + 1 pairs other than (u, <s>) with u != <s>).
@@ -611,10 +611,13 @@ class NgramCpu final : public NgramBackend {
     for (std::uint32_t w = 0; w < V; ++w) {
       if (!s_.word[w]) continue;
       words += 1.0;
-      alive += (truth0 || smoothed || m.uni[w] > 0.0) ? 1.0 : 0.0;
+      const bool lives = truth0 || smoothed || m.uni[w] > 0.0;
+      alive += lives ? 1.0 : 0.0;
+      missing += lives ? 0.0 : s_.truth_p[w];
     }
     out[kNgSupport * stride] = support;
     out[kNgVocabSurvival * stride] = alive / words;
+    out[kNgMissingMass * stride] = missing;
     // Unigram-level comparisons with the truth (order 1).
     double gini = NAN, kl = NAN, tv = NAN, tail_mass = NAN;
     if (s_.order == 1) {

@@ -36,8 +36,8 @@ limit, where no finite run can show a strict inequality); `near` asks |value / x
 `theory` asks |mean - theory column| <= z se with the z given. Quantiles carry no se here and
 are compared as they are.
 
-Writes DIR/NAME/ (the run), DIR/NAME.png (its curves) and, without --reduced, the write-up FILE
-(default docs/reproductions.md) with every claim's expected and measured value and the pictures
+Writes DIR/NAME/ (the run), DIR/NAME.png (its curves) and the write-up FILE (by default
+docs/reproductions.md, written when every reproduction runs at full size) with every claim's expected and measured value and the pictures
 copied to docs/img/. Exit status: 0 when every claim holds, 1 when one does not, 2 on a bad
 reproduction file.
 
@@ -314,7 +314,8 @@ def main(argv=None):
     ap.add_argument("--reduced", action="store_true", help="the CI-sized runs (each file's reduced: overrides)")
     ap.add_argument("--binary", default=os.path.join(ROOT, "build", "ouroboros"))
     ap.add_argument("--out-dir", default=os.path.join(ROOT, "runs", "reproductions"))
-    ap.add_argument("--doc", default=os.path.join(ROOT, "docs", "reproductions.md"))
+    ap.add_argument("--doc", default=None,
+                    help="the write-up (default: docs/reproductions.md when every reproduction runs at full size)")
     ap.add_argument("--papers", default=os.path.join(ROOT, "experiments", "papers"),
                     help="the folder of reproduction configs")
     ap.add_argument("--no-plot", action="store_true")
@@ -338,9 +339,10 @@ def main(argv=None):
     except (BadReproduction, yaml.YAMLError, OSError) as e:
         sys.stderr.write(f"reproduce: error: {e}\n")
         return 2
-    if not args.reduced:
-        write_doc(args.doc, entries)
-        print(f"write-up: {os.path.relpath(args.doc, ROOT)}")
+    doc = args.doc or (None if args.reduced or args.names else os.path.join(ROOT, "docs", "reproductions.md"))
+    if doc:
+        write_doc(doc, entries)
+        print(f"write-up: {os.path.relpath(doc, ROOT)}")
     return 1 if failed else 0
 
 

@@ -125,7 +125,7 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
 }
 
 std::vector<std::string> ngram_metric_names() {
-  return {"heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival",
+  return {"heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival", "missing_mass",
           "entropy",     "gini_simpson",   "kl",       "tv",      "kl_inf_chains",
           "tail_mass",   "distinct_2",     "cut_sentences", "synthetic_share", "data_age"};
 }
@@ -142,7 +142,9 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
     return metric == kNgSyntheticShare ? share : age;
   }
   if (t == 0) {
-    if (metric == kNgKl || metric == kNgTv || metric == kNgKlInfChains || metric == kNgZeroProbRate) return 0.0;
+    if (metric == kNgKl || metric == kNgTv || metric == kNgKlInfChains || metric == kNgZeroProbRate ||
+        metric == kNgMissingMass)
+      return 0.0;
     if (metric == kNgVocabSurvival || metric == kNgTailMass) return 1.0;
   }
   const bool wright_fisher = c.smoothing == "mle" && c.regime == Regime::kReplace && c.real_fraction == 0.0 &&
@@ -156,14 +158,19 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
     for (double q : p) sq += q * q;
     return (1.0 - sq) * std::pow(1.0 - 1.0 / n, t);
   }
-  if (metric == kNgVocabSurvival && t >= 1) {
+  if ((metric == kNgVocabSurvival || metric == kNgMissingMass) && t >= 1) {
     // Suresh et al. 2024: P(type of probability p alive at t) ~ 1 - exp(-n p g_t),
-    // g_1 = 1, g_{t+1} = 1 - exp(-g_t) (a Poisson approximation, not exact).
+    // g_1 = 1, g_{t+1} = 1 - exp(-g_t) (a Poisson approximation, not exact);
+    // the missing mass weighs each type's death by its true probability.
     double g = 1.0;
     for (int k = 1; k < t; ++k) g = 1.0 - std::exp(-g);
-    double alive = 0.0;
-    for (double q : p) alive += 1.0 - std::exp(-n * q * g);
-    return alive / static_cast<double>(p.size());
+    double alive = 0.0, missing = 0.0;
+    for (double q : p) {
+      const double dead = std::exp(-n * q * g);
+      alive += 1.0 - dead;
+      missing += q * dead;
+    }
+    return metric == kNgMissingMass ? missing : alive / static_cast<double>(p.size());
   }
   return std::nullopt;
 }

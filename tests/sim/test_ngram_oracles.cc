@@ -73,6 +73,37 @@ TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
   EXPECT_LT(c.at(gens, "vocab_survival").mean, 0.8);
 }
 
+// missing_mass, the truth's mass on dead types. Generation 1 is n independent
+// draws from the truth, so a type of probability p is unseen with probability
+// (1 - p)^n exactly and E[missing_mass_1] = sum p (1 - p)^n. 4000 chains, |z| < 4.5.
+// Power: the unweighted share of dead types (1 - E[vocab_survival_1]) is the
+// planted bug, more than 2 * 4.5 standard errors away. Per chain the mass is 0
+// exactly when every type is alive, and it never falls under mle replace.
+TEST(NgramOracle, MissingMassIsExactAtGenerationOne) {
+  const int V = 100, n = 200;
+  const double s = 1.1;
+  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 4000, 5), "cpu", 0, true);
+  double z = 0.0, expected = 0.0, dead_share = 0.0;
+  for (int r = 1; r <= V; ++r) z += std::pow(r, -s);
+  for (int r = 1; r <= V; ++r) {
+    const double p = std::pow(r, -s) / z;
+    expected += p * std::pow(1.0 - p, n);
+    dead_share += std::pow(1.0 - p, n) / V;
+  }
+  const Summary& m = c.at(1, "missing_mass");
+  EXPECT_LT(std::abs(m.mean - expected) / m.se, 4.5) << m.mean << " vs " << expected;
+  EXPECT_GT(std::abs(m.mean - dead_share) / m.se, 9.0) << "the planted bug is not distinguishable";
+  EXPECT_EQ(c.at(0, "missing_mass").mean, 0.0);
+  const int mm = c.metric("missing_mass"), vs = c.metric("vocab_survival");
+  const std::int64_t chains = c.config.chains;
+  for (std::size_t t = 1; t < c.values.size(); ++t)
+    for (std::int64_t i = 0; i < chains; ++i) {
+      const double mass = c.values[t][mm * chains + i], alive = c.values[t][vs * chains + i];
+      EXPECT_EQ(mass == 0.0, alive == 1.0) << "generation " << t << " chain " << i;
+      if (t >= 2) EXPECT_GE(mass, c.values[t - 1][mm * chains + i]) << "generation " << t << " chain " << i;
+    }
+}
+
 // accumulate_subsample on single tokens: the training set is n tokens drawn
 // without replacement from every token so far, so its synthetic share and
 // mean age have the pool's values as expectation (the theory column):
