@@ -39,6 +39,7 @@ enum GaussianMetric : int {
   kTailMass,
   kSyntheticShare,
   kDataAge,
+  kDrawsPerKept,
   kNumGaussianMetrics
 };
 
@@ -53,6 +54,22 @@ struct GaussianTruth {
   double trace;                                    // tr Sigma0
   double logdet;                                   // ln det Sigma0
   double tail_r2;  // squared Mahalanobis radius holding 99% of the truth's mass
+};
+
+// data.verifier (a filter on synthetic data after Feng et al. 2024): a synthetic
+// candidate is plausible when the truth's log-density at it is at least the
+// truth's own q-quantile of log-density -- for a Gaussian truth, when its
+// squared Mahalanobis radius under the truth is at most the chi-square_d
+// quantile at 1 - q -- and is kept with probability phi if plausible, psi if
+// not. Kept or not is decided by 32-bit word j of the verify stream against an
+// integer threshold (keep iff word < threshold; 2^32 keeps always), so both
+// backends take the same decisions. Dropped candidates are replaced by further
+// draws, at most max_draw_factor times the synthetic points a generation needs.
+struct Verifier {
+  int on = 0;
+  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+  double r2_max = 0.0;
+  int max_draw_factor = 10;
 };
 
 // Everything one generation step needs besides the per-chain arrays.
@@ -70,6 +87,7 @@ struct GaussianStep {
   // wherever it has both; negative: the pooled mean. The covariance is the
   // pooled estimate either way.
   double mean_weight = -1.0;
+  Verifier verifier;  // replace only
 };
 
 // Running sufficient statistics of a group of points in x-space.
@@ -171,6 +189,71 @@ OURO_HD inline void accumulate_zsums_1d(std::uint32_t seed, std::uint32_t chain,
     s1 += z;
     s2 += z * z;
   }
+}
+
+// The truth's squared Mahalanobis radius of x: |L0^{-1} (x - mu0)|^2 by
+// forward substitution.
+OURO_HD inline double truth_r2(const GaussianTruth& tr, const double* x) {
+  const int d = tr.d;
+  double y[OURO_MAX_DIM], r2 = 0.0;
+  for (int a = 0; a < d; ++a) {
+    double v = x[a] - tr.mu[a];
+    for (int b = 0; b < a; ++b) v -= tr.chol[a * d + b] * y[b];
+    y[a] = v / tr.chol[a * d + a];
+    r2 += y[a] * y[a];
+  }
+  return r2;
+}
+
+// The synthetic points of a generation under the verifier. Candidate j =
+// 0, 1, ... is point first + j of the synthetic stream (the point that stands
+// there without a verifier), x = m + L z, kept or dropped as Verifier says;
+// candidates are examined in order until `need` are kept or need *
+// max_draw_factor have been drawn. Adds the kept points' z-sums (in the
+// model's z-space, as accumulate_zsums) and returns how many were kept and
+// drawn. With phi = psi = 1 it keeps exactly the points a run without a
+// verifier uses.
+OURO_HD inline void verified_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
+                                   const double* m, const double* L, std::int64_t first, std::int64_t need,
+                                   double* zsum, double* zsq, double& kept, double& drawn) {
+  const int d = s.d;
+  const auto gen = static_cast<std::uint32_t>(s.generation);
+  const std::int64_t cap = need * s.verifier.max_draw_factor;
+  double z[OURO_MAX_DIM], x[OURO_MAX_DIM], quad[4];
+  std::uint64_t quad_block = ~0ull, word_block = ~0ull;
+  rng::Block words{};
+  std::int64_t k = 0, j = 0;
+  for (; j < cap && k < need; ++j) {
+    const std::uint64_t n0 = static_cast<std::uint64_t>(first + j) * d;
+    for (int a = 0; a < d; ++a) {
+      const std::uint64_t n = n0 + a;
+      if ((n >> 2) != quad_block) {
+        quad_block = n >> 2;
+        box_muller(rng::draw_block(s.seed, chain, gen, rng::kStreamSyntheticDraw, quad_block), quad);
+      }
+      z[a] = quad[n & 3];
+    }
+    for (int a = 0; a < d; ++a) {
+      double v = m[a];
+      for (int b = 0; b <= a; ++b) v += L[a * d + b] * z[b];
+      x[a] = v;
+    }
+    const auto w = static_cast<std::uint64_t>(j);
+    if ((w >> 2) != word_block) {
+      word_block = w >> 2;
+      words = rng::draw_block(s.seed, chain, gen, rng::kStreamVerify, word_block);
+    }
+    const bool plausible = truth_r2(tr, x) <= s.verifier.r2_max;
+    if (words.v[w & 3] < (plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible)) {
+      ++k;
+      for (int a = 0; a < d; ++a) {
+        zsum[a] += z[a];
+        for (int b = 0; b < d; ++b) zsq[a * d + b] += z[a] * z[b];
+      }
+    }
+  }
+  kept = static_cast<double>(k);
+  drawn = static_cast<double>(j);
 }
 
 // The fitted covariance from pooled moments, its Cholesky factor, and
@@ -325,6 +408,7 @@ struct GaussianChains {
   double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model
   double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
   double* zsq;        // [2 * batch * d * d]
+  double* kept;       // [2 * batch]  verifier: synthetic points kept, then candidates drawn
   double* metrics;    // [kNumGaussianMetrics * batch]
 };
 
@@ -342,6 +426,7 @@ OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c
   }
   c.ok[i] = 1;
   gaussian_metrics(tr, tr.mu, tr.cov, tr.chol, true, 0.0, 0.0, c.metrics + i, c.batch);
+  c.metrics[kDrawsPerKept * c.batch + i] = 1.0;
 }
 
 // Fits generation s.generation of local chain i from this generation's
@@ -356,14 +441,21 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
   double* chol = c.chol + i * d * d;
   const int t = s.generation;
   Moments train;
-  double synthetic_share, data_age;
+  double synthetic_share, data_age, draws_per_kept = 1.0;
   if (s.regime == Regime::kAccumulateSubsample) {
     subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.batch, i,
                       train, synthetic_share, data_age);
   } else {
     pool_composition(s, synthetic_share, data_age);
     const double real = real_points_of(t, s.samples, s.real_count);
-    const double syn = s.samples - real;
+    double syn = s.samples - real;
+    if (s.verifier.on && syn > 0.0) {
+      // Under replace: the kept synthetic points, fewer than asked where the
+      // draw budget ran out.
+      syn = c.kept[i];
+      draws_per_kept = syn > 0.0 ? c.kept[c.batch + i] / syn : INFINITY;
+      synthetic_share = syn / (real + syn);
+    }
     Moments part;
     moments_from_zsums(d, real, c.zsum + i * d, c.zsq + i * d * d, tr.mu, tr.chol, train);
     moments_from_zsums(d, syn, c.zsum + (c.batch + i) * d, c.zsq + (c.batch + i) * d * d, mu, chol, part);
@@ -392,6 +484,7 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     for (int a = 0; a < d * d; ++a) c.hist_chol[slot * d * d + a] = chol[a];
   }
   gaussian_metrics(tr, mu, cov, chol, ok, synthetic_share, data_age, c.metrics + i, stride);
+  if (ok) c.metrics[kDrawsPerKept * stride + i] = draws_per_kept;
 }
 
 }  // namespace ouro::kernels

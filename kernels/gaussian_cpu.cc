@@ -95,6 +95,7 @@ class GaussianCpu final : public GaussianBackend {
     }
     zsum_.assign(2 * n * d, 0.0);
     zsq_.assign(2 * n * d * d, 0.0);
+    kept_.assign(2 * n, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
     chains_ = GaussianChains{n,
                              spec.chain_begin,
@@ -108,6 +109,7 @@ class GaussianCpu final : public GaussianBackend {
                              hist_chol_.empty() ? nullptr : hist_chol_.data(),
                              zsum_.data(),
                              zsq_.data(),
+                             kept_.data(),
                              nullptr};
   }
 
@@ -145,13 +147,19 @@ class GaussianCpu final : public GaussianBackend {
         std::fill(rq, rq + d * d, 0.0);
         std::fill(ss, ss + d, 0.0);
         std::fill(sq, sq + d * d, 0.0);
+        // Under the verifier the synthetic points are the kept candidates
+        // (one chain's candidates in order: no tiling).
+        const bool verify = s.verifier.on && s.samples > real;
         if (d == 1) {
           cpu_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
-          cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
+          if (!verify) cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
         } else {
           accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
-          accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
+          if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
+        if (verify)
+          verified_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real, ss, sq,
+                         c.kept[i], c.kept[n + i]);
       }
       finish_chain(s, spec_.truth, c, i);
     }
@@ -176,7 +184,7 @@ class GaussianCpu final : public GaussianBackend {
  private:
   GaussianBatchSpec spec_;
   int threads_;
-  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_;
+  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, kept_;
   std::vector<unsigned char> ok_;
   GaussianChains chains_;
   std::vector<WorkerRange> workers_;

@@ -52,7 +52,8 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   const std::int64_t p0 = imin(lane * chunk, s.samples);
   const std::int64_t p1 = imin(p0 + chunk, s.samples);
   const std::int64_t r0 = p0, r1 = imin(p1, real);
-  const std::int64_t y0 = imax(p0, real), y1 = p1;
+  // Under the verifier the synthetic points are left to verified_kernel.
+  const std::int64_t y0 = imax(p0, real), y1 = s.verifier.on ? y0 : p1;
   const int d = s.d;
   if (d == 1) {
     double rs = 0.0, rq = 0.0, ys = 0.0, yq = 0.0;
@@ -88,6 +89,21 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   }
 }
 
+// The verifier's synthetic points: one thread per chain examines its
+// candidates in order (verified_zsums), writing the synthetic z-sums and the
+// kept and drawn counts.
+__global__ void verified_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= c.batch) return;
+  const int d = s.d;
+  double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
+  verified_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
+                 s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i]);
+  const std::int64_t row = c.batch + i;
+  for (int a = 0; a < d; ++a) c.zsum[row * d + a] = sum[a];
+  for (int a = 0; a < d * d; ++a) c.zsq[row * d * d + a] = sq[a];
+}
+
 __global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < c.batch) finish_chain(s, *tr, c, i);
@@ -112,10 +128,11 @@ class GaussianCuda final : public GaussianBackend {
     }
     zsum_ = DeviceBuffer<double>(2 * n * d);
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
+    kept_ = DeviceBuffer<double>(2 * n);
     metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
     chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),      cov_.get(),     chol_.get(),
                              ok_.get(),       pool_mean_.get(), pool_m2_.get(), hist_mu_.get(), hist_chol_.get(),
-                             zsum_.get(),     zsq_.get(),       metrics_.get()};
+                             zsum_.get(),     zsq_.get(),       kept_.get(),    metrics_.get()};
   }
 
   void start(double* h_metrics) override {
@@ -129,6 +146,10 @@ class GaussianCuda final : public GaussianBackend {
       const int real = real_points_of(s.generation, s.samples, s.real_count);
       zsums_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, chains_, real);
       OURO_CUDA_CHECK(cudaGetLastError());
+      if (s.verifier.on && s.samples > real) {
+        verified_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_, real);
+        OURO_CUDA_CHECK(cudaGetLastError());
+      }
     }
     finish_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_);
     OURO_CUDA_CHECK(cudaGetLastError());
@@ -163,7 +184,7 @@ class GaussianCuda final : public GaussianBackend {
 
   GaussianBatchSpec spec_;
   DeviceBuffer<GaussianTruth> truth_;
-  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, metrics_;
+  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, kept_, metrics_;
   DeviceBuffer<unsigned char> ok_;
   GaussianChains chains_{};
 };

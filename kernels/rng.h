@@ -38,6 +38,7 @@ enum Stream : std::uint32_t {
   kStreamSyntheticComponent = 5,  // mixtures: the component of each synthetic draw
   kStreamEmInit = 6,              // mixtures: k-means++ seeding of EM restarts
   kStreamTruth = 7,               // a truth's own random construction (key: seed, kHeldoutChain)
+  kStreamVerify = 8,              // data.verifier: the keep decision of synthetic candidate j (word j)
 };
 
 // The held-out evaluation set is the same for every chain: the real draws of

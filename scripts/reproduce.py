@@ -2,7 +2,8 @@
 """Run the paper reproductions in experiments/papers/ and check each against its declared claims.
 
 Usage:
-    scripts/reproduce.py [--reduced] [--binary PATH] [--out-dir DIR] [--doc FILE] [--papers DIR] [--no-plot] [NAME ...]
+    scripts/reproduce.py [--reduced] [--binary PATH] [--out-dir DIR] [--doc FILE] [--papers DIR] [--backend B]
+                         [--no-plot] [NAME ...]
 
 Each experiments/papers/NAME.yaml is an ouroboros config with a `reproduction:` section, written
 before the run: the paper, and a list of claims, each naming where it comes from (theorem, figure,
@@ -23,6 +24,8 @@ metrics.csv and checks every claim:
         expect: {below: 0.1}                # one of: {below: x}, {above: x}, {at_most: x},
                                             #   {at_least: x}, {near: x, within: r}, {theory: z}
         note: why ouroboros and the paper may differ (optional, shown in the write-up)
+        disagrees: the reason found (optional, with below/above only): ouroboros contradicts this
+                   claim of the paper, and the check is that the opposite inequality holds
       reduced: {chains: 500}                # --set overrides for the CI-sized run (--reduced)
 
 Tolerances. A mean is a statistic with a standard error (se from metrics.csv; for a ratio of two
@@ -84,6 +87,8 @@ def load(path):
             raise BadReproduction(f"{where}: expect must hold exactly one of {', '.join(EXPECTS)}")
         if "near" in e and "within" not in e:
             raise BadReproduction(f"{where}: expect near needs within (a relative tolerance)")
+        if c.get("disagrees") and not ("below" in e or "above" in e):
+            raise BadReproduction(f"{where}: disagrees goes with expect below or above")
         if "theory" in e and ("relative_to" in c or c.get("stat", "mean") != "mean"):
             raise BadReproduction(f"{where}: expect theory compares a mean with the theory column, alone")
     return cfg, rep
@@ -215,6 +220,13 @@ def evaluate(claim, table, axes, last, where, chains=None, chain_metric=None):
             se = abs(ratio) * math.hypot(se / v if v else 0.0, rse / rv if rv else 0.0)
         v = ratio
     spread = Z * se
+    if claim.get("disagrees"):
+        # The paper's inequality, contradicted: the whole interval on the other side.
+        if "below" in e:
+            x = float(e["below"])
+            return v - spread > x, _fmt(v, se) + tag, f"< {x:g} (paper); ouroboros finds the opposite", gen
+        x = float(e["above"])
+        return v + spread < x, _fmt(v, se) + tag, f"> {x:g} (paper); ouroboros finds the opposite", gen
     if "below" in e:
         x = float(e["below"])
         return v + spread < x, _fmt(v, se) + tag, f"< {x:g}", gen
@@ -240,7 +252,7 @@ def run_one(path, args):
     cfg, rep = load(path)
     name = os.path.splitext(os.path.basename(path))[0]
     out = os.path.join(args.out_dir, name)
-    cmd = [args.binary, "run", path, "--out", out, "--force", "--no-progress"]
+    cmd = [args.binary, "run", path, "--out", out, "--force", "--no-progress", "--backend", args.backend]
     if args.reduced:
         for k, v in (rep.get("reduced") or {}).items():
             cmd += ["--set", f"{k}={v}"]
@@ -261,7 +273,7 @@ def run_one(path, args):
         if plot.returncode != 0:
             raise BadReproduction(f"{path}: the plot failed: {plot.stderr.strip()}")
     return name, cfg, rep, results, picture, " ".join(os.path.relpath(a, ROOT) if os.path.isabs(a) else a
-                                                       for a in cmd[1:3] + cmd[7:])
+                                                       for a in cmd[1:3] + cmd[9:])
 
 
 def write_doc(doc, entries):
@@ -276,7 +288,11 @@ def write_doc(doc, entries):
              "A reduced-size run of every file is checked in CI (tests/scripts/test_reproduce.sh).", ""]
     held = sum(ok for e in entries for (_, ok, _, _) in e[3])
     total = sum(len(e[3]) for e in entries)
-    lines += [f"**{held} of {total} claims hold.**", ""]
+    contradicted = sum(ok and bool(c.get("disagrees")) for e in entries for (c, ok, _, _) in e[3])
+    confirms = "confirms" if contradicted == 1 else "confirm"
+    lines += [f"**{held} of {total} checks pass**" + (f" ({contradicted} of them {confirms} a documented disagreement "
+                                                      "with its paper, whose reason the section gives)."
+                                                      if contradicted else "."), ""]
     for name, cfg, rep, results, picture, cmd in entries:
         lines += [f"## {cfg.get('name', name)}", "", rep["paper"].strip(), ""]
         if rep.get("summary"):
@@ -293,12 +309,13 @@ def write_doc(doc, entries):
                 ref = [f"generation {r['generation']}"] if "generation" in r else []
                 ref += [f"{k}={v}" for k, v in (r.get("at") or {}).items()]
                 stat += " ÷ the same at " + ", ".join(ref)
+            verdict = ("contradicted, as found" if c.get("disagrees") else "yes") if ok else "**no**"
             lines.append(f"| {c['source']} | {' '.join(str(c['says']).split())} | {at} | {stat} | {expected} | "
-                         f"{measured} | {'yes' if ok else '**no**'} |")
-        notes = [c for c, _, _, _ in results if c.get("note")]
+                         f"{measured} | {verdict} |")
+        notes = [c for c, _, _, _ in results if c.get("note") or c.get("disagrees")]
         if notes:
             lines.append("")
-            lines += [f"- {' '.join(str(c['note']).split())}" for c in notes]
+            lines += [f"- {' '.join(str(c.get('disagrees') or c['note']).split())}" for c in notes]
         if picture:
             dest = os.path.join(img_dir, f"repro_{name}.png")
             shutil.copyfile(picture, dest)
@@ -318,6 +335,7 @@ def main(argv=None):
                     help="the write-up (default: docs/reproductions.md when every reproduction runs at full size)")
     ap.add_argument("--papers", default=os.path.join(ROOT, "experiments", "papers"),
                     help="the folder of reproduction configs")
+    ap.add_argument("--backend", default="auto", help="auto (default), cpu or cuda, for every run")
     ap.add_argument("--no-plot", action="store_true")
     args = ap.parse_args(argv)
     files = sorted(glob.glob(os.path.join(args.papers, "*.yaml")))

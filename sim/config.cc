@@ -29,7 +29,9 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
-      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight"}},
+      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
+                "max_draw_factor"}},
+      {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
       {"summary", {"metric", "threshold"}},
@@ -262,7 +264,8 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
-      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}};
+      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian"},
+      {"data.max_draw_factor", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -475,6 +478,26 @@ PointConfig parse_point(const YAML::Node& root) {
   if (c.estimator_weight >= 0.0 && c.regime != kernels::Regime::kReplace)
     throw ConfigError("data.estimator_weight", "is defined for data.regime replace (one generation's real and "
                                                "synthetic points) only");
+  // The verifier (README, "Mitigation strategies"): every key given, a keep
+  // probability somewhere above 0, replace only (for now).
+  if (const YAML::Node v = find(root, "data.verifier"); v && !v.IsNull()) {
+    for (const char* key : {"keep_plausible", "keep_implausible", "quantile"})
+      if (const YAML::Node k = find(root, std::string("data.verifier.") + key); !k || k.IsNull())
+        throw ConfigError(std::string("data.verifier.") + key, "missing (the verifier needs keep_plausible, "
+                                                               "keep_implausible and quantile)");
+    c.verifier = true;
+    c.keep_plausible = read_number(root, "data.verifier.keep_plausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
+    c.keep_implausible =
+        read_number(root, "data.verifier.keep_implausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
+    c.verifier_quantile = read_number(root, "data.verifier.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
+    if (c.keep_plausible == 0.0 && c.keep_implausible == 0.0)
+      throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
+    if (c.regime != kernels::Regime::kReplace)
+      throw ConfigError("data.verifier", "is implemented for data.regime replace only so far");
+  }
+  c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
+  if (!c.verifier && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
+    throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier");
   // The pool of accumulate_subsample holds generations * samples points; their
   // positions must fit the selection counter.
   if (c.regime == kernels::Regime::kAccumulateSubsample &&

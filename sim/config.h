@@ -67,6 +67,12 @@ struct PointConfig {
   double synthetic_cap = 1.0;  // data.synthetic_cap: at most this share of a generation's new points is synthetic
   double real_fraction = 0.0;  // effective: max(data.real_fraction, 1 - synthetic_cap)
   double estimator_weight = -1.0;  // data.estimator_weight (gaussian, replace); < 0: not set
+  // data.verifier (gaussian, replace): keep a plausible synthetic candidate
+  // with probability keep_plausible, an implausible one with keep_implausible;
+  // plausible = the truth's log-density at least its own verifier_quantile.
+  bool verifier = false;
+  double keep_plausible = 1.0, keep_implausible = 1.0, verifier_quantile = 0.0;
+  int max_draw_factor = 10;  // data.max_draw_factor: candidate draws per needed point, at most
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };
 

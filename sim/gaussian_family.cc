@@ -2,6 +2,9 @@
 // sim/gaussian_truth.cc and the backends of kernels/gaussian_backend.h.
 #include "sim/gaussian_family.h"
 
+#include <cmath>
+
+#include "kernels/quadform.h"
 #include "sim/backend.h"
 #include "sim/gaussian_truth.h"
 
@@ -14,11 +17,20 @@ class GaussianRun final : public FamilyRun {
     const kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations,
                                           static_cast<std::uint32_t>(block.first), block.count, threads};
     backend_ = make_gaussian_backend(backend, spec);
+    if (c.verifier) {
+      // Keep iff a 32-bit word < p * 2^32 (rounded; 2^32 for p = 1 keeps always).
+      auto threshold = [](double p) { return static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32))); };
+      verifier_.on = 1;
+      verifier_.keep_plausible = threshold(c.keep_plausible);
+      verifier_.keep_implausible = threshold(c.keep_implausible);
+      verifier_.r2_max = kernels::chi2_quantile(1.0 - c.verifier_quantile, c.dim);
+      verifier_.max_draw_factor = c.max_draw_factor;
+    }
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
     const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
-                                     c_.regime, c_.estimator, c_.real_source, c_.estimator_weight};
+                                     c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -26,6 +38,7 @@ class GaussianRun final : public FamilyRun {
 
  private:
   PointConfig c_;
+  kernels::Verifier verifier_;
   std::unique_ptr<kernels::GaussianBackend> backend_;
 };
 
@@ -34,14 +47,15 @@ class GaussianRun final : public FamilyRun {
 const std::vector<std::string>& gaussian_metric_names() {
   static const std::vector<std::string> names = {"var_ratio", "det_ratio", "mean_sq_err",
                                                  "w2",        "kl",        "xent",
-                                                 "tail_mass", "synthetic_share", "data_age"};
+                                                 "tail_mass", "synthetic_share", "data_age",
+                                                 "draws_per_kept"};
   return names;
 }
 
 double gaussian_point_bytes(const PointConfig& c) {
   const double d = c.dim, chains = static_cast<double>(c.chains);
   double per_chain = 3 * d * d + 2 * d          // mu, cov, chol, pooled mean and M2
-                     + 2 * d + 2 * d * d + 1      // z-sums, degenerate flag
+                     + 2 * d + 2 * d * d + 1 + 2  // z-sums, degenerate flag, verifier counts
                      + kernels::kNumGaussianMetrics;
   if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d);
   return 8.0 * per_chain * chains;

@@ -41,11 +41,23 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   for (int i = 0; i < d; ++i) trace0 += c.truth_cov[i * d + i];
   if (t == 0) {
     switch (metric) {
-      case kVarRatio: case kDetRatio: case kTailMass: return 1.0;
+      case kVarRatio: case kDetRatio: case kTailMass: case kDrawsPerKept: return 1.0;
       case kMeanSqErr: case kW2: case kKl: case kSyntheticShare: case kDataAge: return 0.0;
       default: return std::nullopt;
     }
   }
+  // A verifier that keeps every candidate with the same probability phi keeps
+  // an iid sample of the model: the same law as no verifier, at 1/phi draws
+  // per kept point (a negative binomial; the draw budget, which binds with
+  // negligible probability when max_draw_factor * phi >= 2, is ignored).
+  // One that prefers plausible points changes every law.
+  if (metric == kDrawsPerKept) {
+    if (!c.verifier || t == 1 || c.real_count >= c.samples) return 1.0;
+    if (c.keep_plausible == c.keep_implausible && c.max_draw_factor * c.keep_plausible >= 2.0)
+      return 1.0 / c.keep_plausible;
+    return std::nullopt;
+  }
+  if (c.verifier && c.keep_plausible != c.keep_implausible && t >= 2) return std::nullopt;
   // The training set's composition is fixed by the regime; under
   // accumulate_subsample it is random, with the pool's values as expectation.
   if (metric == kSyntheticShare || metric == kDataAge) {

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "kernels/gaussian.h"
 #include "tests/sim/cli_support.h"
 
 namespace {
@@ -75,7 +76,8 @@ TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
   EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,degenerate_chains,theory");
   int rows = 0;
   for (std::string line; std::getline(f, line);) ++rows;
-  EXPECT_EQ(rows, 3 * 7 * 9);  // points x generations (0..6) x metrics
+  // points x generations (0..6) x the Gaussian family's metrics
+  EXPECT_EQ(rows, 3 * 7 * static_cast<int>(ouro::kernels::kNumGaussianMetrics));
   EXPECT_NE(r.out.find((dir / "o").string()), std::string::npos) << "summary must name the output folder";
   fs::remove_all(dir);
 }

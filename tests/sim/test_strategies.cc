@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kernels/gmm.h"
+#include "kernels/quadform.h"
 #include "sim/config.h"
 #include "sim/gmm_family.h"
 #include "sim/summary.h"
@@ -121,6 +122,57 @@ TEST_P(Strategies, EstimatorWeightOneFitsTheRealMean) {
   EXPECT_EQ(real_only.at(2, "var_ratio").mean, pooled.at(2, "var_ratio").mean);
 }
 
+// data.verifier (Gaussians, replace). Three exact consequences of its rule:
+//  - phi = psi = 1 keeps every candidate, which is the point a run without a
+//    verifier uses: the same model in every chain, up to the order of the
+//    sums (the cpu's 1-D path tiles them), and draws_per_kept 1;
+//  - phi = psi keeps an iid sample of the model, so the law is the one
+//    without a verifier: var_ratio and mean_sq_err follow the replace theory
+//    ((n-1)/n)^t and 1 - ((n-1)/n)^t (4000 chains, |z| < 4.5), at 1/phi draws
+//    per kept point (the theory column, |z| < 4.5);
+//  - phi = 1, psi = 0 keeps only plausible points, inside the truth's central
+//    interval |x| <= r (r^2 the chi-square_1 quantile at 1 - q): every fitted
+//    mean lies inside it and every fitted variance is at most r^2, in every
+//    chain and generation. Power: without the verifier some chains leave it.
+TEST_P(Strategies, VerifierKeepsWhatItsRuleSays) {
+  const std::string base =
+      "seed: 5\nchains: 4000\ngenerations: 12\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
+      "data: {samples: 20, regime: replace";
+  auto with = [&](double phi, double psi) {
+    return base + ", verifier: {keep_plausible: " + std::to_string(phi) + ", keep_implausible: " +
+           std::to_string(psi) + ", quantile: 0.1}}\n";
+  };
+  const FamilyCurves none = run_family(base + "}\n", GetParam(), 0, true);
+  const FamilyCurves all = run_family(with(1.0, 1.0), GetParam(), 0, true);
+  for (int t : {1, 2, 12}) {
+    EXPECT_NEAR(all.at(t, "var_ratio").mean, none.at(t, "var_ratio").mean, 1e-12 * none.at(t, "var_ratio").mean);
+    EXPECT_EQ(all.at(t, "draws_per_kept").mean, 1.0);
+  }
+  const FamilyCurves half = run_family(with(0.5, 0.5), GetParam());
+  const double a = 19.0 / 20.0;
+  for (int t : {2, 6, 12}) {
+    EXPECT_LT(std::abs(zscore(half.at(t, "var_ratio"), std::pow(a, t))), 4.5) << t;
+    EXPECT_LT(std::abs(zscore(half.at(t, "mean_sq_err"), 1.0 - std::pow(a, t))), 4.5) << t;
+    EXPECT_LT(std::abs(zscore(half.at(t, "draws_per_kept"), 2.0)), 4.5) << t;
+  }
+  const FamilyCurves strict = run_family(with(1.0, 0.0), GetParam(), 0, true);
+  const double r2 = kernels::chi2_quantile(0.9, 1);
+  const int mse = strict.metric("mean_sq_err"), var = strict.metric("var_ratio");
+  const std::int64_t n = strict.config.chains;
+  bool none_left = false;
+  for (int t = 2; t <= 12; ++t)
+    for (std::int64_t i = 0; i < n; ++i) {
+      EXPECT_LE(strict.values[t][mse * n + i], r2) << "generation " << t << " chain " << i;
+      EXPECT_LE(strict.values[t][var * n + i], r2) << "generation " << t << " chain " << i;
+      none_left = none_left || none.values[t][mse * n + i] > r2;
+    }
+  EXPECT_TRUE(none_left) << "no chain left the interval without the verifier: the check has no power";
+  // At generation 2 the model (generation 1's fit) is near the truth, whose
+  // plausible share is 1 - q = 0.9: about 1/0.9 draws per kept point (the
+  // fits of generation 1 spread it by a few percent).
+  EXPECT_NEAR(strict.at(2, "draws_per_kept").mean, 1.0 / 0.9, 0.05);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 // Mixtures: a real point of a later generation is, under a fixed source, the
@@ -161,7 +213,16 @@ TEST(Strategies, BadValuesAreRefused) {
            {", real_source: stale}\n", "data.real_source"},
            {", synthetic_cap: 1.5}\n", "data.synthetic_cap"},
            {", estimator_weight: 1.2}\n", "data.estimator_weight"},
-           {", regime: accumulate, estimator_weight: 0.618}\n", "data.estimator_weight"}}) {
+           {", regime: accumulate, estimator_weight: 0.618}\n", "data.estimator_weight"},
+           {", verifier: {keep_plausible: 1, keep_implausible: 0}}\n", "data.verifier.quantile"},
+           {", verifier: {keep_plausible: 0, keep_implausible: 0, quantile: 0.1}}\n", "data.verifier"},
+           {", verifier: {keep_plausible: 1.5, keep_implausible: 0, quantile: 0.1}}\n", "data.verifier.keep_plausible"},
+           {", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 1}}\n", "data.verifier.quantile"},
+           {", regime: accumulate, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n",
+            "data.verifier"},
+           {", max_draw_factor: 5}\n", "data.max_draw_factor"},
+           {", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}, max_draw_factor: 0}\n",
+            "data.max_draw_factor"}}) {
     try {
       load_experiment_text(base + extra, {});
       ADD_FAILURE() << extra << " was accepted";
