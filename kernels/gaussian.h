@@ -72,6 +72,17 @@ struct Verifier {
   int max_draw_factor = 10;
 };
 
+// data.tail_upsample: a synthetic point in the truth's tail set -- the
+// lowest-density q share of the truth: squared Mahalanobis radius under the
+// truth above the chi-square_d quantile at 1 - q -- counts `factor` times in
+// the fit (a frequency weight: weighted mean and M2, the count being the total
+// weight).
+struct TailUpsample {
+  int on = 0;
+  double factor = 1.0;
+  double r2_min = 0.0;
+};
+
 // Everything one generation step needs besides the per-chain arrays.
 struct GaussianStep {
   std::uint32_t seed;
@@ -87,7 +98,10 @@ struct GaussianStep {
   // wherever it has both; negative: the pooled mean. The covariance is the
   // pooled estimate either way.
   double mean_weight = -1.0;
-  Verifier verifier;  // replace only
+  Verifier verifier;      // replace only
+  TailUpsample upsample;  // replace only
+  // Whether the synthetic points go through filtered_zsums.
+  OURO_HD bool filtered() const { return verifier.on || upsample.on; }
 };
 
 // Running sufficient statistics of a group of points in x-space.
@@ -205,20 +219,23 @@ OURO_HD inline double truth_r2(const GaussianTruth& tr, const double* x) {
   return r2;
 }
 
-// The synthetic points of a generation under the verifier. Candidate j =
-// 0, 1, ... is point first + j of the synthetic stream (the point that stands
-// there without a verifier), x = m + L z, kept or dropped as Verifier says;
-// candidates are examined in order until `need` are kept or need *
-// max_draw_factor have been drawn. Adds the kept points' z-sums (in the
-// model's z-space, as accumulate_zsums) and returns how many were kept and
-// drawn. With phi = psi = 1 it keeps exactly the points a run without a
-// verifier uses.
-OURO_HD inline void verified_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
+// The synthetic points of a generation under the verifier and/or tail
+// upsampling. Candidate j = 0, 1, ... is point first + j of the synthetic
+// stream (the point that stands there without a filter), x = m + L z, kept or
+// dropped as Verifier says (kept always without a verifier); candidates are
+// examined in order until `need` are kept or need * max_draw_factor have been
+// drawn. Adds the kept points' z-sums (in the model's z-space, as
+// accumulate_zsums), each weighted by TailUpsample's factor where it lies in
+// the truth's tail, and returns how many were kept and drawn and their total
+// weight. With phi = psi = 1 and no upsampling it keeps exactly the points a
+// run without a filter uses, with weight 1.
+OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
                                    const double* m, const double* L, std::int64_t first, std::int64_t need,
-                                   double* zsum, double* zsq, double& kept, double& drawn) {
+                                   double* zsum, double* zsq, double& kept, double& drawn, double& weight) {
   const int d = s.d;
   const auto gen = static_cast<std::uint32_t>(s.generation);
-  const std::int64_t cap = need * s.verifier.max_draw_factor;
+  const std::int64_t cap = s.verifier.on ? need * s.verifier.max_draw_factor : need;
+  double total = 0.0;
   double z[OURO_MAX_DIM], x[OURO_MAX_DIM], quad[4];
   std::uint64_t quad_block = ~0ull, word_block = ~0ull;
   rng::Block words{};
@@ -238,22 +255,27 @@ OURO_HD inline void verified_zsums(const GaussianStep& s, std::uint32_t chain, c
       for (int b = 0; b <= a; ++b) v += L[a * d + b] * z[b];
       x[a] = v;
     }
-    const auto w = static_cast<std::uint64_t>(j);
-    if ((w >> 2) != word_block) {
-      word_block = w >> 2;
-      words = rng::draw_block(s.seed, chain, gen, rng::kStreamVerify, word_block);
-    }
-    const bool plausible = truth_r2(tr, x) <= s.verifier.r2_max;
-    if (words.v[w & 3] < (plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible)) {
-      ++k;
-      for (int a = 0; a < d; ++a) {
-        zsum[a] += z[a];
-        for (int b = 0; b < d; ++b) zsq[a * d + b] += z[a] * z[b];
+    const double r2 = truth_r2(tr, x);
+    if (s.verifier.on) {
+      const auto w = static_cast<std::uint64_t>(j);
+      if ((w >> 2) != word_block) {
+        word_block = w >> 2;
+        words = rng::draw_block(s.seed, chain, gen, rng::kStreamVerify, word_block);
       }
+      const bool plausible = r2 <= s.verifier.r2_max;
+      if (words.v[w & 3] >= (plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible)) continue;
+    }
+    ++k;
+    const double wt = (s.upsample.on && r2 > s.upsample.r2_min) ? s.upsample.factor : 1.0;
+    total += wt;
+    for (int a = 0; a < d; ++a) {
+      zsum[a] += wt * z[a];
+      for (int b = 0; b < d; ++b) zsq[a * d + b] += wt * z[a] * z[b];
     }
   }
   kept = static_cast<double>(k);
   drawn = static_cast<double>(j);
+  weight = total;
 }
 
 // The fitted covariance from pooled moments, its Cholesky factor, and
@@ -408,7 +430,7 @@ struct GaussianChains {
   double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model
   double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
   double* zsq;        // [2 * batch * d * d]
-  double* kept;       // [2 * batch]  verifier: synthetic points kept, then candidates drawn
+  double* kept;       // [3 * batch]  filters: synthetic points kept, candidates drawn, total weight
   double* metrics;    // [kNumGaussianMetrics * batch]
 };
 
@@ -449,12 +471,14 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     pool_composition(s, synthetic_share, data_age);
     const double real = real_points_of(t, s.samples, s.real_count);
     double syn = s.samples - real;
-    if (s.verifier.on && syn > 0.0) {
-      // Under replace: the kept synthetic points, fewer than asked where the
-      // draw budget ran out.
-      syn = c.kept[i];
-      draws_per_kept = syn > 0.0 ? c.kept[c.batch + i] / syn : INFINITY;
-      synthetic_share = syn / (real + syn);
+    if (s.filtered() && syn > 0.0) {
+      // Under replace: the kept synthetic points (fewer than asked where the
+      // verifier's draw budget ran out) count with their total weight; the
+      // composition counts points.
+      const double points = c.kept[i];
+      draws_per_kept = points > 0.0 ? c.kept[c.batch + i] / points : INFINITY;
+      synthetic_share = points / (real + points);
+      syn = c.kept[2 * c.batch + i];
     }
     Moments part;
     moments_from_zsums(d, real, c.zsum + i * d, c.zsq + i * d * d, tr.mu, tr.chol, train);

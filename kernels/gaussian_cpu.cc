@@ -95,7 +95,7 @@ class GaussianCpu final : public GaussianBackend {
     }
     zsum_.assign(2 * n * d, 0.0);
     zsq_.assign(2 * n * d * d, 0.0);
-    kept_.assign(2 * n, 0.0);
+    kept_.assign(3 * n, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
     chains_ = GaussianChains{n,
                              spec.chain_begin,
@@ -147,9 +147,9 @@ class GaussianCpu final : public GaussianBackend {
         std::fill(rq, rq + d * d, 0.0);
         std::fill(ss, ss + d, 0.0);
         std::fill(sq, sq + d * d, 0.0);
-        // Under the verifier the synthetic points are the kept candidates
-        // (one chain's candidates in order: no tiling).
-        const bool verify = s.verifier.on && s.samples > real;
+        // Under a filter the synthetic points are the kept candidates (one
+        // chain's candidates in order: no tiling).
+        const bool verify = s.filtered() && s.samples > real;
         if (d == 1) {
           cpu_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
           if (!verify) cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
@@ -158,8 +158,8 @@ class GaussianCpu final : public GaussianBackend {
           if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
         if (verify)
-          verified_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real, ss, sq,
-                         c.kept[i], c.kept[n + i]);
+          filtered_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real, ss, sq,
+                         c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
       }
       finish_chain(s, spec_.truth, c, i);
     }

@@ -52,8 +52,8 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   const std::int64_t p0 = imin(lane * chunk, s.samples);
   const std::int64_t p1 = imin(p0 + chunk, s.samples);
   const std::int64_t r0 = p0, r1 = imin(p1, real);
-  // Under the verifier the synthetic points are left to verified_kernel.
-  const std::int64_t y0 = imax(p0, real), y1 = s.verifier.on ? y0 : p1;
+  // Under a filter the synthetic points are left to filtered_kernel.
+  const std::int64_t y0 = imax(p0, real), y1 = s.filtered() ? y0 : p1;
   const int d = s.d;
   if (d == 1) {
     double rs = 0.0, rq = 0.0, ys = 0.0, yq = 0.0;
@@ -89,16 +89,16 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   }
 }
 
-// The verifier's synthetic points: one thread per chain examines its
-// candidates in order (verified_zsums), writing the synthetic z-sums and the
-// kept and drawn counts.
-__global__ void verified_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real) {
+// The filtered synthetic points (verifier, tail upsampling): one thread per
+// chain examines its candidates in order (filtered_zsums), writing the
+// synthetic z-sums and the kept and drawn counts and total weight.
+__global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= c.batch) return;
   const int d = s.d;
   double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
-  verified_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
-                 s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i]);
+  filtered_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
+                 s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i], c.kept[2 * c.batch + i]);
   const std::int64_t row = c.batch + i;
   for (int a = 0; a < d; ++a) c.zsum[row * d + a] = sum[a];
   for (int a = 0; a < d * d; ++a) c.zsq[row * d * d + a] = sq[a];
@@ -128,7 +128,7 @@ class GaussianCuda final : public GaussianBackend {
     }
     zsum_ = DeviceBuffer<double>(2 * n * d);
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
-    kept_ = DeviceBuffer<double>(2 * n);
+    kept_ = DeviceBuffer<double>(3 * n);
     metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
     chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),      cov_.get(),     chol_.get(),
                              ok_.get(),       pool_mean_.get(), pool_m2_.get(), hist_mu_.get(), hist_chol_.get(),
@@ -146,8 +146,8 @@ class GaussianCuda final : public GaussianBackend {
       const int real = real_points_of(s.generation, s.samples, s.real_count);
       zsums_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, chains_, real);
       OURO_CUDA_CHECK(cudaGetLastError());
-      if (s.verifier.on && s.samples > real) {
-        verified_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_, real);
+      if (s.filtered() && s.samples > real) {
+        filtered_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_, real);
         OURO_CUDA_CHECK(cudaGetLastError());
       }
     }

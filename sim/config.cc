@@ -30,7 +30,8 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
       {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
-                "max_draw_factor"}},
+                "max_draw_factor", "tail_upsample"}},
+      {"data.tail_upsample", {"factor", "quantile"}},
       {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
@@ -265,7 +266,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian"},
-      {"data.max_draw_factor", "gaussian"}};
+      {"data.max_draw_factor", "gaussian"}, {"data.tail_upsample", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -496,6 +497,16 @@ PointConfig parse_point(const YAML::Node& root) {
       throw ConfigError("data.verifier", "is implemented for data.regime replace only so far");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
+  if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {
+    for (const char* key : {"factor", "quantile"})
+      if (const YAML::Node k = find(root, std::string("data.tail_upsample.") + key); !k || k.IsNull())
+        throw ConfigError(std::string("data.tail_upsample.") + key, "missing (tail_upsample needs factor and quantile)");
+    c.tail_upsample = true;
+    c.tail_factor = read_number(root, "data.tail_upsample.factor", 1e-6, 1e6, 1.0, "a weight in [1e-6, 1e6]");
+    c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
+    if (c.regime != kernels::Regime::kReplace)
+      throw ConfigError("data.tail_upsample", "is implemented for data.regime replace only so far");
+  }
   if (!c.verifier && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
     throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier");
   // The pool of accumulate_subsample holds generations * samples points; their

@@ -73,6 +73,10 @@ struct PointConfig {
   bool verifier = false;
   double keep_plausible = 1.0, keep_implausible = 1.0, verifier_quantile = 0.0;
   int max_draw_factor = 10;  // data.max_draw_factor: candidate draws per needed point, at most
+  // data.tail_upsample (gaussian, replace): synthetic points in the truth's
+  // lowest-density tail_quantile share count tail_factor times in the fit.
+  bool tail_upsample = false;
+  double tail_factor = 1.0, tail_quantile = 0.0;
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };
 

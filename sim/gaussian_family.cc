@@ -26,11 +26,17 @@ class GaussianRun final : public FamilyRun {
       verifier_.r2_max = kernels::chi2_quantile(1.0 - c.verifier_quantile, c.dim);
       verifier_.max_draw_factor = c.max_draw_factor;
     }
+    if (c.tail_upsample) {
+      upsample_.on = 1;
+      upsample_.factor = c.tail_factor;
+      upsample_.r2_min = kernels::chi2_quantile(1.0 - c.tail_quantile, c.dim);
+    }
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
     const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
-                                     c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_};
+                                     c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_,
+                                     upsample_};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -39,6 +45,7 @@ class GaussianRun final : public FamilyRun {
  private:
   PointConfig c_;
   kernels::Verifier verifier_;
+  kernels::TailUpsample upsample_;
   std::unique_ptr<kernels::GaussianBackend> backend_;
 };
 

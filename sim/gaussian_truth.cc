@@ -58,6 +58,7 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
     return std::nullopt;
   }
   if (c.verifier && c.keep_plausible != c.keep_implausible && t >= 2) return std::nullopt;
+  if (c.tail_upsample && c.tail_factor != 1.0 && t >= 2) return std::nullopt;
   // The training set's composition is fixed by the regime; under
   // accumulate_subsample it is random, with the pool's values as expectation.
   if (metric == kSyntheticShare || metric == kDataAge) {
