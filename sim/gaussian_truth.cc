@@ -63,7 +63,7 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   // accumulate_subsample it is random, with the pool's values as expectation.
   if (metric == kSyntheticShare || metric == kDataAge) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
-    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator};
+    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {}};
     double share, age;
     pool_composition(s, share, age);
     return metric == kSyntheticShare ? share : age;

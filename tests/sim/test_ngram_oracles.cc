@@ -100,7 +100,9 @@ TEST(NgramOracle, MissingMassIsExactAtGenerationOne) {
     for (std::int64_t i = 0; i < chains; ++i) {
       const double mass = c.values[t][mm * chains + i], alive = c.values[t][vs * chains + i];
       EXPECT_EQ(mass == 0.0, alive == 1.0) << "generation " << t << " chain " << i;
-      if (t >= 2) EXPECT_GE(mass, c.values[t - 1][mm * chains + i]) << "generation " << t << " chain " << i;
+      if (t >= 2) {
+        EXPECT_GE(mass, c.values[t - 1][mm * chains + i]) << "generation " << t << " chain " << i;
+      }
     }
 }
 
