@@ -150,6 +150,7 @@ class GaussianCpu final : public GaussianBackend {
         // Under a filter the synthetic points are the kept candidates (one
         // chain's candidates in order: no tiling).
         const bool verify = s.filtered() && s.samples > real;
+        if (verify) c.kept[i] = c.kept[n + i] = c.kept[2 * n + i] = 0.0;
         if (d == 1) {
           cpu_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
           if (!verify) cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
@@ -157,7 +158,7 @@ class GaussianCpu final : public GaussianBackend {
           accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
           if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
-        if (verify)
+        if (verify && c.ok[i])  // a degenerate chain's model cannot be sampled
           filtered_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real, ss, sq,
                          c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
       }

@@ -3,7 +3,9 @@
 //   zsums_kernel   one warp per chain, lanes split the generation's points,
 //                  shuffle-reduce the z-sums (no sample is written to memory)
 //   finish_kernel  one thread per chain: merge, fit, Cholesky, metrics
-// A generation is two launches and one copy of the metric block to the host;
+// Under a synthetic-data filter, filtered_kernel (one thread per chain) adds
+// the synthetic points between the two.
+// A generation is two launches (three with a filter) and one copy of the metric block to the host;
 // no per-chain launches and no host round-trips inside a generation.
 #include <cub/warp/warp_reduce.cuh>
 
@@ -97,8 +99,10 @@ __global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, Gaussia
   if (i >= c.batch) return;
   const int d = s.d;
   double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
-  filtered_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
-                 s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i], c.kept[2 * c.batch + i]);
+  c.kept[i] = c.kept[c.batch + i] = c.kept[2 * c.batch + i] = 0.0;
+  if (c.ok[i])  // a degenerate chain's model cannot be sampled
+    filtered_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
+                   s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i], c.kept[2 * c.batch + i]);
   const std::int64_t row = c.batch + i;
   for (int a = 0; a < d; ++a) c.zsum[row * d + a] = sum[a];
   for (int a = 0; a < d * d; ++a) c.zsq[row * d * d + a] = sq[a];

@@ -46,6 +46,10 @@ export LD_LIBRARY_PATH="$PWD/$build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export OUROBOROS_BINARY="$PWD/$build/ouroboros" OUROBOROS_SOURCE_DIR="$PWD"
 logs=${OUT:-/tmp}
 exec > >(tee "$logs/gpu_check.txt") 2>&1
+tee_pid=$!
+# Let tee write the last lines before the script's exit status is returned.
+finish() { local rc=$?; exec >&- 2>&-; wait "$tee_pid" 2>/dev/null || true; exit "$rc"; }
+trap finish EXIT
 
 echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo 'no nvidia-smi')"
 echo "== host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"

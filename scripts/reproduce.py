@@ -31,7 +31,9 @@ metrics.csv and checks every claim:
 Tolerances. A mean is a statistic with a standard error (se from metrics.csv; for a ratio of two
 means the delta-method se: paired chain by chain when the two are points of the sweep compared on
 the run's summary metric at the last generation, whose per-chain values summary_chains.csv holds
-and whose points share their random streams; otherwise treating the two as independent), and `below`/`above` hold only when
+and whose points share their random streams; otherwise treating the two as independent, which for
+two generations of the same chains (positively correlated) overstates the se and makes bounds
+lenient: such a claim is best paired with a `theory` claim on the same metric), and `below`/`above` hold only when
 the whole interval value +/- Z se lies on the claimed side (Z = 3, one-sided false-claim rate
 1.3e-3 per claim); `at_most`/`at_least` state a bound, which the run refutes only when the whole
 interval lies beyond it (for bounds that the truth approaches, such as a sum converging to its
@@ -356,6 +358,12 @@ def main(argv=None):
                       f"(expected {expected})")
     except (BadReproduction, yaml.YAMLError, OSError) as e:
         sys.stderr.write(f"reproduce: error: {e}\n")
+        return 2
+    except (ArithmeticError, LookupError, ValueError, TypeError, StopIteration) as e:
+        # A claim that the run's tables cannot answer (a zero reference, a
+        # point without chains, a label that matches nothing): the file's
+        # fault, never a failed claim.
+        sys.stderr.write(f"reproduce: error: a claim could not be evaluated: {type(e).__name__}: {e}\n")
         return 2
     doc = args.doc or (None if args.reduced or args.names else os.path.join(ROOT, "docs", "reproductions.md"))
     if doc:

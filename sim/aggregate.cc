@@ -111,7 +111,15 @@ void quantiles_type7(const std::vector<double>& v, const double* q, double* out,
   for (int i = 0; i < k; ++i) {
     const double h = (static_cast<double>(n) - 1.0) * q[i];
     const double a = value_at(ranks[2 * i]), b = value_at(ranks[2 * i + 1]);
-    out[i] = a + (h - std::floor(h)) * (b - a);
+    const double f = h - std::floor(h);
+    // Linear interpolation, with its limits where an end is infinite (a
+    // quantile falling on or next to infinite values is infinite, never
+    // inf - inf or 0 * inf = NaN).
+    if (f == 0.0 || a == b) out[i] = a;
+    else if (std::isinf(a) && std::isinf(b)) out[i] = f < 0.5 ? a : b;
+    else if (std::isinf(a)) out[i] = a;
+    else if (std::isinf(b)) out[i] = b;
+    else out[i] = a + f * (b - a);
   }
 }
 

@@ -491,6 +491,11 @@ PointConfig parse_point(const YAML::Node& root) {
     c.keep_implausible =
         read_number(root, "data.verifier.keep_implausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
     c.verifier_quantile = read_number(root, "data.verifier.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
+    for (const auto& [key, p] : {std::pair<const char*, double>{"keep_plausible", c.keep_plausible},
+                                 std::pair<const char*, double>{"keep_implausible", c.keep_implausible}})
+      if (p > 0.0 && p < std::ldexp(1.0, -32))
+        throw ConfigError(std::string("data.verifier.") + key,
+                          fmt::format("{} is below 2^-32, the resolution of the keep decision (use 0 or more)", p));
     if (c.keep_plausible == 0.0 && c.keep_implausible == 0.0)
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
     if (c.regime != kernels::Regime::kReplace)

@@ -48,17 +48,28 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   }
   // A verifier that keeps every candidate with the same probability phi keeps
   // an iid sample of the model: the same law as no verifier, at 1/phi draws
-  // per kept point (a negative binomial; the draw budget, which binds with
-  // negligible probability when max_draw_factor * phi >= 2, is ignored).
-  // One that prefers plausible points changes every law.
+  // per kept point (a negative binomial), as long as the draw budget does not
+  // bind: with need synthetic points a generation draws at most need * f
+  // candidates, and falls short when Binomial(need * f, phi) < need, whose
+  // probability is at most exp(-need f D(1/f || phi)) (Chernoff, D the
+  // Bernoulli relative entropy). The theory is given where that bound is below
+  // 1e-9. A verifier that prefers plausible points changes every law.
+  const bool filtered = (c.verifier || c.tail_upsample) && t >= 2 && c.real_count < c.samples;
+  auto budget_may_bind = [&] {
+    const double p = c.keep_plausible, need = c.samples - c.real_count, f = c.max_draw_factor;
+    if (p >= 1.0) return false;
+    const double a = 1.0 / f;
+    if (a >= p) return true;
+    const double rel = a * std::log(a / p) + (1.0 - a) * std::log((1.0 - a) / (1.0 - p));
+    return std::exp(-need * f * rel) > 1e-9;
+  };
+  const bool same_law = !filtered || ((!c.verifier || (c.keep_plausible == c.keep_implausible && !budget_may_bind())) &&
+                                      (!c.tail_upsample || c.tail_factor == 1.0));
   if (metric == kDrawsPerKept) {
-    if (!c.verifier || t == 1 || c.real_count >= c.samples) return 1.0;
-    if (c.keep_plausible == c.keep_implausible && c.max_draw_factor * c.keep_plausible >= 2.0)
-      return 1.0 / c.keep_plausible;
-    return std::nullopt;
+    if (!filtered || !c.verifier) return 1.0;
+    return same_law ? std::optional<double>(1.0 / c.keep_plausible) : std::nullopt;
   }
-  if (c.verifier && c.keep_plausible != c.keep_implausible && t >= 2) return std::nullopt;
-  if (c.tail_upsample && c.tail_factor != 1.0 && t >= 2) return std::nullopt;
+  if (!same_law) return std::nullopt;
   // The training set's composition is fixed by the regime; under
   // accumulate_subsample it is random, with the pool's values as expectation.
   if (metric == kSyntheticShare || metric == kDataAge) {

@@ -40,6 +40,15 @@ TEST(Summarize, LeavesOutDegenerateChainsAndKeepsInfinities) {
   EXPECT_EQ(t.mean, INFINITY);
   EXPECT_EQ(t.q95, INFINITY);
   EXPECT_DOUBLE_EQ(t.q05, 1.2);
+  // Quantiles on and between infinite values are infinite, never NaN (an
+  // interpolation inf - inf or 0 * inf would be).
+  const std::vector<double> z = {1, INFINITY, INFINITY, INFINITY, 2};
+  const auto u = summarize(z.data(), 5, scratch);
+  EXPECT_EQ(u.q50, INFINITY);
+  EXPECT_EQ(u.q95, INFINITY);
+  EXPECT_DOUBLE_EQ(u.q05, 1.2);
+  const std::vector<double> w = {-INFINITY, 0, 1};
+  EXPECT_EQ(summarize(w.data(), 3, scratch).q05, -INFINITY);
 }
 
 TEST(Summarize, ConstantColumnsAreExact) {

@@ -53,4 +53,16 @@ TEST(CpuVsCuda, Replace1D) { compare(cfg("1", "replace")); }
 TEST(CpuVsCuda, Accumulate3D) { compare(cfg("3", "accumulate")); }
 TEST(CpuVsCuda, AccumulateSubsample2D) { compare(cfg("2", "accumulate_subsample")); }
 
+// The synthetic-data filters (verifier with its refill, tail upsampling): the
+// same candidates kept with the same weights on both backends.
+TEST(CpuVsCuda, Filters1DAnd2D) {
+  for (const char* dim : {"1", "2"}) {
+    std::string s = cfg(dim, "replace");
+    s.replace(s.find("real_fraction: 0.2}"), 19,
+              "real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
+              "tail_upsample: {factor: 2, quantile: 0.1}}");
+    compare(s);
+  }
+}
+
 }  // namespace
