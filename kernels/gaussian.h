@@ -100,6 +100,9 @@ struct GaussianStep {
   double mean_weight = -1.0;
   Verifier verifier;      // replace only
   TailUpsample upsample;  // replace only
+  // data.age_decay (accumulate): a point added k generations before the fit
+  // weighs decay^k (1: every point alike).
+  double age_decay = 1.0;
   // Whether the synthetic points go through filtered_zsums.
   OURO_HD bool filtered() const { return verifier.on || upsample.on; }
 };
@@ -338,6 +341,26 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
 // accumulate, where they are the same for every chain.
 OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_share, double& data_age) {
   regime_composition(s.regime, s.samples, s.real_count, s.generation, synthetic_share, data_age);
+  const double q = s.age_decay;
+  if (s.regime != Regime::kAccumulate || q == 1.0) return;
+  // Weighted by age: generation k's n points weigh q^(t-k). With S0 =
+  // sum_{j<t} q^j = (1 - q^t)/(1 - q) and S1 = sum_{j<t} j q^j =
+  // q (1 - t q^(t-1) + (t-1) q^t)/(1 - q)^2, the synthetic share is
+  // (n - r)(S0 - q^(t-1)) / (n S0) (generation 1 is all real) and the mean age S1 / S0.
+  const int t = s.generation;
+  const double qt = pow(q, t), qt1 = pow(q, t - 1);
+  const double s0 = (1.0 - qt) / (1.0 - q);
+  const double s1 = q * (1.0 - t * qt1 + (t - 1.0) * qt) / ((1.0 - q) * (1.0 - q));
+  synthetic_share = static_cast<double>(s.samples - s.real_count) * (s0 - qt1) / (static_cast<double>(s.samples) * s0);
+  data_age = s1 / s0;
+}
+
+// The total weight of the accumulated pool after `generations` generations of
+// n points under age decay q, seen from the next generation's fit before its
+// own points join: n (q + q^2 + ... + q^generations) (n * generations at q = 1).
+OURO_HD inline double decayed_pool_weight(double n, double q, int generations) {
+  if (q == 1.0) return n * generations;
+  return n * q * (1.0 - pow(q, generations)) / (1.0 - q);
 }
 
 // All Gaussian metrics of one model against the truth (definitions in README):
@@ -489,10 +512,12 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     if (s.mean_weight >= 0.0 && real > 0.0 && syn > 0.0)
       for (int a = 0; a < d; ++a) train.mean[a] = s.mean_weight * real_mean[a] + (1.0 - s.mean_weight) * part.mean[a];
     if (s.regime == Regime::kAccumulate) {
+      // The pool of generations 1..t-1, each point aged one more generation:
+      // its weights (and so its total and M2) scale by the decay, its mean not.
       Moments pool;
-      pool.n = static_cast<double>(t - 1) * s.samples;
+      pool.n = decayed_pool_weight(s.samples, s.age_decay, t - 1);
       for (int a = 0; a < d; ++a) pool.mean[a] = c.pool_mean[i * d + a];
-      for (int a = 0; a < d * d; ++a) pool.m2[a] = c.pool_m2[i * d * d + a];
+      for (int a = 0; a < d * d; ++a) pool.m2[a] = s.age_decay * c.pool_m2[i * d * d + a];
       moments_merge(d, pool, train);
       for (int a = 0; a < d; ++a) c.pool_mean[i * d + a] = pool.mean[a];
       for (int a = 0; a < d * d; ++a) c.pool_m2[i * d * d + a] = pool.m2[a];

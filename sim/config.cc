@@ -30,7 +30,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
       {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
-                "max_draw_factor", "tail_upsample"}},
+                "max_draw_factor", "tail_upsample", "age_decay"}},
       {"data.tail_upsample", {"factor", "quantile"}},
       {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
@@ -266,7 +266,8 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian"},
-      {"data.max_draw_factor", "gaussian"}, {"data.tail_upsample", "gaussian"}};
+      {"data.max_draw_factor", "gaussian"}, {"data.tail_upsample", "gaussian"},
+      {"data.age_decay", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -512,6 +513,11 @@ PointConfig parse_point(const YAML::Node& root) {
     if (c.regime != kernels::Regime::kReplace)
       throw ConfigError("data.tail_upsample", "is implemented for data.regime replace only so far");
   }
+  c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
+  if (c.age_decay != 1.0 && c.regime != kernels::Regime::kAccumulate)
+    throw ConfigError("data.age_decay", c.regime == kernels::Regime::kReplace
+                                            ? "weighs old data, which data.regime replace does not keep (use accumulate)"
+                                            : "is implemented for data.regime accumulate only so far");
   if (!c.verifier && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
     throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier");
   // The pool of accumulate_subsample holds generations * samples points; their

@@ -36,7 +36,7 @@ class GaussianRun final : public FamilyRun {
   void advance(int generation, double* metrics) override {
     const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
                                      c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_,
-                                     upsample_};
+                                     upsample_, c_.age_decay};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }

@@ -74,12 +74,13 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   // accumulate_subsample it is random, with the pool's values as expectation.
   if (metric == kSyntheticShare || metric == kDataAge) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
-    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {}};
+    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {},
+                         c.age_decay};
     double share, age;
     pool_composition(s, share, age);
     return metric == kSyntheticShare ? share : age;
   }
-  if (c.real_fraction != 0.0) return std::nullopt;
+  if (c.real_fraction != 0.0 || c.age_decay != 1.0) return std::nullopt;
   const double a = (n - 1.0) / n;
   if (c.regime == Regime::kReplace && c.estimator == Estimator::kMle) {
     if (metric == kVarRatio) return std::pow(a, t);

@@ -229,6 +229,67 @@ TEST_P(Strategies, TailUpsampleWeightsTheTruthsTail) {
   EXPECT_GT(differs, chains / 2) << "upsampling barely changed the fits: the check has little power";
 }
 
+// data.age_decay under accumulate against a reference written from the
+// definitions, chain by chain: every point drawn so far is kept (generation
+// 1's from the N(0, 1) truth, generation k's from generation k-1's fit, with
+// the chain's normals), a point of generation k weighs q^(t-k) in the fit of
+// generation t (weighted MLE mean and variance), and the composition is the
+// weighted share of synthetic points and weighted mean age. 40 chains x 6
+// generations, 1e-9 relative. Planted bug: the unweighted pool (q ignored),
+// which differs in most chains.
+TEST_P(Strategies, AgeDecayWeighsOldData) {
+  const int n = 20, chains = 40, generations = 6;
+  const double q = 0.6;
+  const FamilyCurves c = run_family(
+      "seed: 21\nchains: 40\ngenerations: 6\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
+      "data: {samples: 20, regime: accumulate, age_decay: 0.6}\n",
+      GetParam(), 0, true);
+  auto normal = [](std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
+    double quad[4];
+    kernels::box_muller(rng::draw_block(21, chain, gen, stream, static_cast<std::uint64_t>(m) >> 2), quad);
+    return quad[m & 3];
+  };
+  const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err"), age = c.metric("data_age"),
+            share = c.metric("synthetic_share");
+  int differs = 0;
+  for (int ch = 0; ch < chains; ++ch) {
+    std::vector<std::vector<double>> points;  // points[k - 1]: generation k's
+    double mu = 0.0, sd = 1.0;
+    for (int t = 1; t <= generations; ++t) {
+      std::vector<double> x(n);
+      for (int i = 0; i < n; ++i)
+        x[i] = t == 1 ? normal(ch, 1, rng::kStreamRealDraw, i) : mu + sd * normal(ch, t, rng::kStreamSyntheticDraw, i);
+      points.push_back(x);
+      auto fit = [&](double decay, double& mean, double& variance, double& mean_age, double& syn_share) {
+        double w = 0.0, wx = 0.0, wxx = 0.0, wage = 0.0, wsyn = 0.0;
+        for (int k = 1; k <= t; ++k)
+          for (double v : points[k - 1]) {
+            const double wk = std::pow(decay, t - k);
+            w += wk, wx += wk * v, wage += wk * (t - k), wsyn += k >= 2 ? wk : 0.0;
+          }
+        mean = wx / w;
+        for (int k = 1; k <= t; ++k)
+          for (double v : points[k - 1]) wxx += std::pow(decay, t - k) * (v - mean) * (v - mean);
+        variance = wxx / w;
+        mean_age = wage / w;
+        syn_share = wsyn / w;
+      };
+      double mean, variance, mean_age, syn_share, m0, v0, a0, s0;
+      fit(q, mean, variance, mean_age, syn_share);
+      fit(1.0, m0, v0, a0, s0);
+      const auto at = [&](int metric) { return c.values[t][metric * chains + ch]; };
+      EXPECT_NEAR(at(var), variance, 1e-9 * variance) << "generation " << t << " chain " << ch;
+      EXPECT_NEAR(std::sqrt(at(mse)), std::abs(mean), 1e-9 * sd) << "generation " << t << " chain " << ch;
+      EXPECT_NEAR(at(age), mean_age, 1e-12) << "generation " << t;
+      EXPECT_NEAR(at(share), syn_share, 1e-12) << "generation " << t;
+      differs += t >= 3 && std::abs(at(var) - v0) > 1e-6 * v0;
+      mu = mean;
+      sd = std::sqrt(variance);
+    }
+  }
+  EXPECT_GT(differs, chains) << "the decay barely changed the fits: the check has little power";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 // Mixtures: a real point of a later generation is, under a fixed source, the
@@ -281,7 +342,11 @@ TEST(Strategies, BadValuesAreRefused) {
             "data.max_draw_factor"},
            {", tail_upsample: {factor: 3}}\n", "data.tail_upsample.quantile"},
            {", tail_upsample: {factor: 0, quantile: 0.1}}\n", "data.tail_upsample.factor"},
-           {", regime: accumulate, tail_upsample: {factor: 3, quantile: 0.1}}\n", "data.tail_upsample"}}) {
+           {", regime: accumulate, tail_upsample: {factor: 3, quantile: 0.1}}\n", "data.tail_upsample"},
+           {", age_decay: 0.5}\n", "data.age_decay"},
+           {", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
+           {", regime: accumulate, age_decay: 0}\n", "data.age_decay"},
+           {", regime: accumulate, age_decay: 1.5}\n", "data.age_decay"}}) {
     try {
       load_experiment_text(base + extra, {});
       ADD_FAILURE() << extra << " was accepted";
