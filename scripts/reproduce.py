@@ -14,8 +14,8 @@ metrics.csv and checks every claim:
     claims:
       - source: Theorem 3.1                 # where in the paper
         says: the fitted variance collapses # the paper's statement, in our words
-        at: {data.regime: replace}          # sweep labels of the point (every axis not named is free
-                                            # only when it has one value)
+        at: {data.regime: replace}          # sweep labels naming one point (every axis with more
+                                            # than one value)
         metric: var_ratio
         generation: 200                     # or: last
         stat: mean                          # mean | q05 | q50 | q95
@@ -28,22 +28,23 @@ metrics.csv and checks every claim:
                    claim of the paper, and the check is that the opposite inequality holds
       reduced: {chains: 500}                # --set overrides for the CI-sized run (--reduced)
 
-Tolerances. A mean is a statistic with a standard error (se from metrics.csv; for a ratio of two
-means the delta-method se: paired chain by chain when the two are points of the sweep compared on
-the run's summary metric at the last generation, whose per-chain values summary_chains.csv holds
-and whose points share their random streams; otherwise treating the two as independent, which for
-two generations of the same chains (positively correlated) overstates the se and makes bounds
-lenient: such a claim is best paired with a `theory` claim on the same metric), and `below`/`above` hold only when
-the whole interval value +/- Z se lies on the claimed side (Z = 3, one-sided false-claim rate
-1.3e-3 per claim); `at_most`/`at_least` state a bound, which the run refutes only when the whole
-interval lies beyond it (for bounds that the truth approaches, such as a sum converging to its
-limit, where no finite run can show a strict inequality); `near` asks |value / x - 1| <= within, plus Z se of the value relative to x;
-`theory` asks |mean - theory column| <= z se with the z given. Quantiles carry no se here and
-are compared as they are.
+Tolerances. A mean carries its standard error over chains (se in metrics.csv); quantiles carry
+none and are compared as they are. A ratio of two means (relative_to) gets the delta-method se:
+paired chain by chain when the two are sweep points compared on the run's summary metric at the
+last generation (summary_chains.csv holds those per-chain values, and sweep points share their
+random streams); otherwise the two are treated as independent, which overstates the se of a ratio
+between two generations of the same chains (they are positively correlated) and so makes bounds
+lenient there: pair such a claim with a `theory` claim on the same metric. With Z = 3 (a one-sided
+false-claim rate of 1.3e-3 per claim):
+  below / above x      the whole interval value +/- Z se lies on the claimed side of x;
+  at_most / at_least x a bound, refuted only when the whole interval lies beyond it (for limits the
+                       truth approaches, where no finite run can show a strict inequality);
+  near x within r      |value / x - 1| <= r + Z se / |x|;
+  theory z             |mean - theory column| <= z se.
 
 Writes DIR/NAME/ (the run), DIR/NAME.png (its curves) and the write-up FILE (by default
-docs/reproductions.md, written when every reproduction runs at full size) with every claim's expected and measured value and the pictures
-copied to docs/img/. Exit status: 0 when every claim holds, 1 when one does not, 2 on a bad
+docs/reproductions.md, written when every reproduction runs at full size) with every claim's
+expected and measured value and the pictures copied to docs/img/. Exit status: 0 when every claim holds, 1 when one does not, 2 on a bad
 reproduction file.
 
 Only the standard library and Debian's python3-yaml are used (plots by scripts/plot_collapse.py).
