@@ -28,6 +28,15 @@ class Strategies : public BackendTest {};
 // Every metric of every chain, generation g.
 const std::vector<double>& values_at(const FamilyCurves& c, int g) { return c.values.at(g); }
 
+// Normal m of a chain's stream, as the engine draws it (kernels/normal.h):
+// number m mod 4 of Box-Muller block m / 4. For references written from the
+// definitions.
+double stream_normal(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
+  double quad[4];
+  kernels::box_muller(rng::draw_block(seed, chain, gen, stream, static_cast<std::uint64_t>(m) >> 2), quad);
+  return quad[m & 3];
+}
+
 bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
 }
@@ -193,9 +202,7 @@ TEST_P(Strategies, TailUpsampleWeightsTheTruthsTail) {
       GetParam(), 0, true);
   const double r2_min = kernels::chi2_quantile(1.0 - q, 1);
   auto normal = [](std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
-    double quad[4];
-    kernels::box_muller(rng::draw_block(12, chain, gen, stream, static_cast<std::uint64_t>(m) >> 2), quad);
-    return quad[m & 3];
+    return stream_normal(12, chain, gen, stream, m);
   };
   const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err");
   int differs = 0;
@@ -245,9 +252,7 @@ TEST_P(Strategies, AgeDecayWeighsOldData) {
       "data: {samples: 20, regime: accumulate, age_decay: 0.6}\n",
       GetParam(), 0, true);
   auto normal = [](std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
-    double quad[4];
-    kernels::box_muller(rng::draw_block(21, chain, gen, stream, static_cast<std::uint64_t>(m) >> 2), quad);
-    return quad[m & 3];
+    return stream_normal(21, chain, gen, stream, m);
   };
   const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err"), age = c.metric("data_age"),
             share = c.metric("synthetic_share");
