@@ -40,6 +40,7 @@ enum GaussianMetric : int {
   kSyntheticShare,
   kDataAge,
   kDrawsPerKept,
+  kHeldoutNll,
   kNumGaussianMetrics
 };
 
@@ -54,6 +55,11 @@ struct GaussianTruth {
   double trace;                                    // tr Sigma0
   double logdet;                                   // ln det Sigma0
   double tail_r2;  // squared Mahalanobis radius holding 99% of the truth's mass
+  // The fixed held-out set of metrics.heldout real points (heldout_nll) by its
+  // mean and a square root R of its covariance (R R^T, divisor H): the mean
+  // -ln N(x; mu, Sigma) over the set needs nothing else.
+  double heldout_mean[OURO_MAX_DIM];
+  double heldout_root[OURO_MAX_DIM * OURO_MAX_DIM];
 };
 
 // data.verifier (a filter on synthetic data after Feng et al. 2024): a synthetic
@@ -363,6 +369,23 @@ OURO_HD inline double decayed_pool_weight(double n, double q, int generations) {
   return n * q * (1.0 - pow(q, generations)) / (1.0 - q);
 }
 
+// tr(Sigma^{-1} R R^T) + (m - mu)^T Sigma^{-1} (m - mu) for Sigma = L L^T: the
+// mean squared Mahalanobis radius, under N(mu, Sigma), of a distribution or a
+// sample with mean m and covariance R R^T, as ||L^{-1} R||_F^2 + ||L^{-1}(m - mu)||^2.
+OURO_HD inline double mean_mahalanobis_sq(int d, const double* mu, const double* chol, const double* m,
+                                          const double* root) {
+  double col[OURO_MAX_DIM], y[OURO_MAX_DIM], s = 0.0;
+  for (int j = 0; j < d; ++j) {
+    for (int i = 0; i < d; ++i) col[i] = root[i * d + j];
+    lower_solve(d, chol, col, y);
+    for (int i = 0; i < d; ++i) s += y[i] * y[i];
+  }
+  for (int i = 0; i < d; ++i) col[i] = m[i] - mu[i];
+  lower_solve(d, chol, col, y);
+  for (int i = 0; i < d; ++i) s += y[i] * y[i];
+  return s;
+}
+
 // All Gaussian metrics of one model against the truth (definitions in README):
 // closed forms for KL(truth || model), cross-entropy and W2 (Givens & Shortt
 // 1984 / Olkin & Pukelsheim 1982 for Gaussians), tail mass by
@@ -377,7 +400,6 @@ OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, 
     return;
   }
   double trace = 0.0, logdet = 0.0, det_ratio = 1.0, msq = 0.0;
-  double dm[OURO_MAX_DIM], y[OURO_MAX_DIM];
   for (int i = 0; i < d; ++i) {
     trace += cov[i * d + i];
     logdet += 2.0 * log(chol[i * d + i]);
@@ -385,20 +407,11 @@ OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, 
     // overflow where det itself would leave the double range.
     const double r = chol[i * d + i] / tr.chol[i * d + i];
     det_ratio *= r * r;
-    dm[i] = mu[i] - tr.mu[i];
-    msq += dm[i] * dm[i];
+    const double dm = mu[i] - tr.mu[i];
+    msq += dm * dm;
   }
-  // tr(Sigma^{-1} Sigma0) = ||L^{-1} L0||_F^2 ; (dm)^T Sigma^{-1} dm = ||L^{-1} dm||^2.
-  double trace_inv = 0.0;
-  double col[OURO_MAX_DIM];
-  for (int j = 0; j < d; ++j) {
-    for (int i = 0; i < d; ++i) col[i] = tr.chol[i * d + j];
-    lower_solve(d, chol, col, y);
-    for (int i = 0; i < d; ++i) trace_inv += y[i] * y[i];
-  }
-  lower_solve(d, chol, dm, y);
-  double maha = 0.0;
-  for (int i = 0; i < d; ++i) maha += y[i] * y[i];
+  // tr(Sigma^{-1} Sigma0) + (dm)^T Sigma^{-1} dm.
+  const double xent_quad = mean_mahalanobis_sq(d, mu, chol, tr.mu, tr.chol);
 
   // W2^2 = ||dm||^2 + tr S0 + tr S - 2 tr (S0^{1/2} S S0^{1/2})^{1/2}.
   double cross_trace;
@@ -430,11 +443,13 @@ OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, 
   out[kDetRatio * stride] = det_ratio;
   out[kMeanSqErr * stride] = msq;
   out[kW2 * stride] = sqrt(w2sq > 0.0 ? w2sq : 0.0);
-  out[kKl * stride] = 0.5 * (trace_inv + maha - d + logdet - tr.logdet);
-  out[kXent * stride] = 0.5 * (d * log2pi + logdet + trace_inv + maha);
+  out[kKl * stride] = 0.5 * (xent_quad - d + logdet - tr.logdet);
+  out[kXent * stride] = 0.5 * (d * log2pi + logdet + xent_quad);
   out[kTailMass * stride] = gaussian_tail_mass(d, tr.mu, tr.chol, mu, cov, tr.tail_r2) / 0.01;
   out[kSyntheticShare * stride] = synthetic_share;
   out[kDataAge * stride] = data_age;
+  out[kHeldoutNll * stride] =
+      0.5 * (d * log2pi + logdet + mean_mahalanobis_sq(d, mu, chol, tr.heldout_mean, tr.heldout_root));
 }
 
 // The arrays of a batch of chains, structure of arrays, in the backend's memory

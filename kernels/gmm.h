@@ -533,6 +533,7 @@ enum GmmMetric : int {
   kGmmEmUnconverged,
   kGmmSyntheticShare,
   kGmmDataAge,
+  kGmmFitNll,
   kGmmComponentStd1,
 };
 OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
@@ -625,10 +626,11 @@ OURO_HD inline double mixture_outside(const GmmCView& m, const double* c, const 
 // family with `slots` components (m.K == slots except at generation 0, where
 // m is the truth: component_std_k beyond its K0 components is NaN). A failed
 // chain (`failed`) has em_failures = 1 and NaN everywhere else, which the
-// aggregation leaves out of those metrics.
+// aggregation leaves out of those metrics. fit_nll is minus the kept fit's
+// final mean log-likelihood on its training set (NaN for the truth).
 OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots, bool failed, int iters,
-                                bool unconverged, double xent, double synthetic_share, double data_age,
-                                double* out, std::int64_t stride) {
+                                bool unconverged, double xent, double fit_nll, double synthetic_share,
+                                double data_age, double* out, std::int64_t stride) {
   const int K = m.K, d = m.d;
   for (int k = 0; k < gmm_num_metrics(slots); ++k) out[k * stride] = NAN;
   if (failed) {
@@ -663,6 +665,7 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
   out[kGmmEmUnconverged * stride] = unconverged ? 1.0 : 0.0;
   out[kGmmSyntheticShare * stride] = synthetic_share;
   out[kGmmDataAge * stride] = data_age;
+  out[kGmmFitNll * stride] = fit_nll;
   // Components by decreasing weight (ties: lower index first), so that
   // label switching cannot exchange the columns.
   bool used[kGmmMaxComponents] = {};

@@ -182,7 +182,7 @@ class GmmCpu final : public GmmBackend {
                                             static_cast<std::int64_t>(spec_.heldout.size() / d), lanes.data());
     const int M = gmm_num_metrics(K);
     std::vector<double> first(M);
-    gmm_metrics(tr, truth_view(tr), K, false, 0, false, xent, 0.0, 0.0, first.data(), 1);
+    gmm_metrics(tr, truth_view(tr), K, false, 0, false, xent, NAN, 0.0, 0.0, first.data(), 1);
     std::vector<double> warm(P_);
     if (K == tr.K0) gmm_warm_start_block(tr, spec_.em.diag, warm.data());
     std::vector<WorkerRange> seen(threads_);
@@ -222,7 +222,7 @@ class GmmCpu final : public GmmBackend {
     const auto gen = static_cast<std::uint32_t>(t);
     double* params = params_.data() + i * P_;
     if (failed_[i]) {  // a failed chain stays failed: its model cannot be sampled
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, metrics + i, n);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
     }
     const GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source};
@@ -262,7 +262,7 @@ class GmmCpu final : public GmmBackend {
                                   sc.x.data(), m, sc.stats.data(), estep, SerialPolicy{}, K, d, have);
     if (!have) {
       failed_[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, metrics + i, n);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
     }
     std::copy(sc.best.begin(), sc.best.end(), params);
@@ -272,7 +272,7 @@ class GmmCpu final : public GmmBackend {
     const std::int64_t h = static_cast<std::int64_t>(spec_.heldout.size() / d);
     cpu_estep(CpuPass::kLoglikOnly, fit, em.diag, spec_.heldout.data(), h, sc.lanes.data(), sc.stats.data());
     const double xent = -sc.stats[S - 1] / static_cast<double>(h);
-    gmm_metrics(tr, fit, K, false, best.iters, !best.converged, xent, share, age, metrics + i, n);
+    gmm_metrics(tr, fit, K, false, best.iters, !best.converged, xent, -best.loglik, share, age, metrics + i, n);
   }
 
   GmmBatchSpec spec_;

@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   const std::uint32_t chain = g.chain0 + static_cast<std::uint32_t>(i);
   if (g.failed[i]) {  // a failed chain stays failed
     if (threadIdx.x == 0)
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, g.metrics + i, g.batch);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
     return;
   }
   const GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source};
@@ -151,7 +151,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (!have) {
     if (threadIdx.x == 0) {
       g.failed[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, g.metrics + i, g.batch);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
     }
     return;
   }
@@ -166,7 +166,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   block_reduce(1, &v, parts, stats);
   if (threadIdx.x == 0)
     gmm_metrics(tr, fit, K, false, best.iters, !best.converged, -stats[0] / static_cast<double>(g.heldout_count),
-                composition[0], composition[1], g.metrics + i, g.batch);
+                -best.loglik, composition[0], composition[1], g.metrics + i, g.batch);
 }
 
 class GmmCuda final : public GmmBackend {
@@ -204,7 +204,7 @@ class GmmCuda final : public GmmBackend {
     const double xent = -mean_loglik_serial(truth_view(tr), false, spec_.heldout.data(),
                                             static_cast<std::int64_t>(spec_.heldout.size() / d), lanes.data());
     std::vector<double> first(M_);
-    gmm_metrics(tr, truth_view(tr), spec_.K, false, 0, false, xent, 0.0, 0.0, first.data(), 1);
+    gmm_metrics(tr, truth_view(tr), spec_.K, false, 0, false, xent, NAN, 0.0, 0.0, first.data(), 1);
     for (int m = 0; m < M_; ++m) std::fill(h_metrics + m * spec_.batch, h_metrics + (m + 1) * spec_.batch, first[m]);
     if (spec_.K == tr.K0) {
       std::vector<double> warm(P_);

@@ -7,10 +7,12 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "kernels/gmm.h"
 #include "kernels/linalg.h"
 #include "sim/corpus.h"
+#include "sim/early_warning.h"
 #include "sim/family.h"
 #include "sim/gmm_family.h"
 #include "sim/summary.h"
@@ -23,7 +25,7 @@ namespace {
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
       {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary", "sweep",
-           "reproduction"}},
+           "early_warning", "reproduction"}},
       {"model", {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
@@ -36,6 +38,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
       {"plot", {"metrics", "center"}},
       {"summary", {"metric", "threshold"}},
+      {"early_warning", {"detectors", "false_alarm", "horizon", "calibration_share", "baseline"}},
   };
   return s;
 }
@@ -261,7 +264,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.estimator", "gaussian"}, {"truth.mean", "gaussian"},       {"truth.cov", "gaussian"},
       {"truth.isotropic", "gaussian"}, {"model.components", "gmm"},       {"model.covariance", "gmm"},
       {"model.em", "gmm"},             {"truth.weights", "gmm"},          {"truth.means", "gmm"},
-      {"truth.covs", "gmm"},           {"metrics.heldout", "gmm ngram"},  {"metrics.dead_weight", "gmm"},
+      {"truth.covs", "gmm"},           {"metrics.heldout", "gaussian gmm ngram"},  {"metrics.dead_weight", "gmm"},
       {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
@@ -309,6 +312,7 @@ void parse_gaussian_truth(const YAML::Node& root, PointConfig& c) {
   if (static_cast<int>(c.truth_mean.size()) != d)
     throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
   check_scales("truth", "truth.mean", d, c.truth_mean.data(), c.truth_cov.data());
+  c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 100000000, 1000, true));
 }
 
 // The mixture family: model.components, model.covariance, model.em and a truth
@@ -580,6 +584,49 @@ void check_summary(const YAML::Node& root, Experiment& ex) {
                                                     ex.summary.metric));
 }
 
+// early_warning (sim/early_warning.h): detectors the family has, a target
+// false-alarm rate in (0, 1), a horizon >= 0, and a calibration share that
+// leaves at least one chain on each side at every point.
+void check_early_warning(const YAML::Node& root, Experiment& ex) {
+  const YAML::Node n = find(root, "early_warning");
+  if (!n || n.IsNull()) return;
+  if (!n.IsMap()) throw ConfigError("early_warning", "expected a mapping such as {detectors: [diversity, canary]}");
+  EarlyWarningSettings& s = ex.early_warning;
+  s.on = true;
+  const PointConfig& first = ex.points.front().config;
+  std::vector<std::string> offered;
+  for (const auto& d : family_detectors(first)) offered.push_back(d.name);
+  if (const YAML::Node d = n["detectors"]; d && !d.IsNull()) {
+    if (!d.IsSequence() || d.size() == 0)
+      throw ConfigError("early_warning.detectors", "expected a list of detectors, some of " + fmt::format("{}", fmt::join(offered, ", ")));
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      const std::string path = fmt::format("early_warning.detectors[{}]", i);
+      if (!d[i].IsScalar()) throw ConfigError(path, "expected a detector name, got " + scalar_text(d[i]));
+      const std::string name = d[i].Scalar();
+      if (std::find(offered.begin(), offered.end(), name) == offered.end())
+        throw ConfigError(path, fmt::format("no detector \"{}\" (the {} family has {})", name, first.family,
+                                            fmt::join(offered, ", ")));
+      if (std::find(s.detectors.begin(), s.detectors.end(), name) != s.detectors.end())
+        throw ConfigError(path, fmt::format("{} is listed twice", name));
+      s.detectors.push_back(name);
+    }
+  }
+  s.false_alarm = read_number(root, "early_warning.false_alarm", 1e-300, 0.999999, 0.05, "a rate in (0, 1)");
+  s.horizon = static_cast<int>(read_int(root, "early_warning.horizon", 0, 1000000, 5, true));
+  s.calibration_share = read_number(root, "early_warning.calibration_share", 1e-300, 0.999999, 0.5,
+                                    "a share in (0, 1)");
+  s.previous = read_enum(root, "early_warning.baseline", {"first", "previous"}, "first") == "previous";
+  for (const auto& p : ex.points) {
+    const auto cal = static_cast<std::int64_t>(std::floor(s.calibration_share * static_cast<double>(p.config.chains)));
+    if (cal < 1 || cal >= p.config.chains)
+      throw ConfigError("early_warning.calibration_share",
+                        fmt::format("{} of {} chains leaves no chain to {} (each side needs at least one)",
+                                    s.calibration_share, p.config.chains, cal < 1 ? "calibrate on" : "evaluate"));
+    if (p.config.generations < 2)
+      throw ConfigError("early_warning", "needs generations >= 2 (a detector compares a generation with an earlier one)");
+  }
+}
+
 Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
   // --set overrides, each fixing (and un-sweeping) its key.
@@ -620,6 +667,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
         if (path == "reproduction") throw ConfigError("sweep." + path, "the reproduction section cannot be swept");
         if (path.rfind("summary.", 0) == 0)
           throw ConfigError("sweep." + path, "summary settings cannot be swept (one definition for every point)");
+        if (path.rfind("early_warning.", 0) == 0)
+          throw ConfigError("sweep." + path, "early_warning settings cannot be swept (one definition for every point)");
         if (!kv.second.IsSequence() || kv.second.size() == 0)
           throw ConfigError("sweep." + path, "expected a non-empty list of values");
         SweepAxis axis{path, {}};
@@ -668,6 +717,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   }
   check_plot(root, ex);
   check_summary(root, ex);
+  check_early_warning(root, ex);
   return ex;
 }
 

@@ -98,11 +98,22 @@ struct SummarySettings {
   double threshold = 0.0;
 };
 
+// early_warning: the detectors of sim/early_warning.h, calibrated per point.
+struct EarlyWarningSettings {
+  bool on = false;
+  std::vector<std::string> detectors;  // empty: every detector of the family
+  double false_alarm = 0.05;           // target false-alarm rate of the calibration
+  int horizon = 5;                     // an alarm more than this many generations early is false
+  double calibration_share = 0.5;      // chains [0, share * chains) calibrate, the rest evaluate
+  bool previous = false;               // baseline: the previous generation (else generation 1)
+};
+
 struct Experiment {
   YAML::Node resolved;  // the config after --set, sweep included (for the manifest)
   std::vector<SweepAxis> axes;
   std::vector<SweepPoint> points;  // cross product, first axis slowest
   SummarySettings summary;         // not swept: one definition for every point
+  EarlyWarningSettings early_warning;  // not swept either
 };
 
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is

@@ -55,7 +55,7 @@ const std::vector<std::string>& gaussian_metric_names() {
   static const std::vector<std::string> names = {"var_ratio", "det_ratio", "mean_sq_err",
                                                  "w2",        "kl",        "xent",
                                                  "tail_mass", "synthetic_share", "data_age",
-                                                 "draws_per_kept"};
+                                                 "draws_per_kept", "heldout_nll"};
   return names;
 }
 

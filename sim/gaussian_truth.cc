@@ -1,9 +1,11 @@
 #include "sim/gaussian_truth.h"
 
 #include <cmath>
+#include <vector>
 
 #include <Eigen/Dense>
 
+#include "kernels/gaussian.h"
 #include "kernels/linalg.h"
 #include "kernels/quadform.h"
 
@@ -30,6 +32,25 @@ kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
   // Under the truth the squared Mahalanobis radius is chi-square with d
   // degrees of freedom, so its 99th percentile is the chi-square quantile.
   t.tail_r2 = kernels::chi2_quantile(0.99, d);
+  // The held-out set: metrics.heldout real points under a chain id no chain
+  // has (the mixture family's convention), summarised by their moments.
+  std::vector<double> zsum(d, 0.0), zsq(static_cast<std::size_t>(d) * d, 0.0);
+  kernels::accumulate_zsums(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, d, 0, c.heldout, zsum.data(),
+                            zsq.data());
+  kernels::Moments h;
+  kernels::moments_from_zsums(d, c.heldout, zsum.data(), zsq.data(), t.mu, t.chol, h);
+  Eigen::MatrixXd s(d, d);
+  for (int i = 0; i < d; ++i) {
+    t.heldout_mean[i] = h.mean[i];
+    for (int j = 0; j < d; ++j) s(i, j) = h.m2[i * d + j] / c.heldout;
+  }
+  // The symmetric square root of the positive semi-definite covariance (any
+  // R with R R^T = S serves; this one exists even when H <= d).
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> heig(s);
+  const Eigen::VectorXd ev = heig.eigenvalues().cwiseMax(0.0).cwiseSqrt();
+  const Eigen::MatrixXd hroot = heig.eigenvectors() * ev.asDiagonal() * heig.eigenvectors().transpose();
+  for (int i = 0; i < d; ++i)
+    for (int j = 0; j < d; ++j) t.heldout_root[i * d + j] = hroot(i, j);
   return t;
 }
 

@@ -78,7 +78,7 @@ std::string gmm_truth_problem(const PointConfig& c) {
 std::vector<std::string> gmm_metric_names(const PointConfig& c) {
   std::vector<std::string> names = {"var_ratio",  "tail_mass",      "xent",     "l2_density",
                                     "dead_components", "min_weight", "rare_mode_mass", "em_iters",
-                                    "em_failures", "em_unconverged", "synthetic_share", "data_age"};
+                                    "em_failures", "em_unconverged", "synthetic_share", "data_age", "fit_nll"};
   for (int k = 1; k <= c.components; ++k) names.push_back(fmt::format("component_std_{}", k));
   return names;
 }

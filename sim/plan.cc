@@ -21,7 +21,8 @@ ChainBlock PointPlan::block(int rank, int b) const {
   return ChainBlock{r.first + std::min(first, r.count), count};
 }
 
-PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes) {
+PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes,
+                     double root_bytes) {
   PointPlan p;
   p.chains = c.chains;
   p.budget = budget_bytes;
@@ -46,9 +47,21 @@ PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool 
   };
   p.batch = std::max<std::int64_t>(most, 1);
   p.batches = 1;
-  p.table_bytes = 2.0 * values;  // one generation, and its gathered copy
-  if (fits(p.batch, p.table_bytes)) return p;
-  p.table_bytes = values * (c.generations + 1.0) + values;
+  p.table_bytes = 2.0 * values + root_bytes;  // one generation, and its gathered copy
+  // Rank 0's values live in host memory; on the cpu backend fits() counts them.
+  auto check_host = [&] {
+    if (device_memory && p.table_bytes > host_bytes)
+      throw ConfigError("chains", fmt::format("the per-chain values rank 0 keeps in host memory (every generation's "
+                                              "when chains run in batches, and the early-warning detectors' view) "
+                                              "need {}, more than the {} of host memory this process may use; lower "
+                                              "chains or generations",
+                                              format_bytes(p.table_bytes), format_bytes(host_bytes)));
+  };
+  if (fits(p.batch, p.table_bytes)) {
+    check_host();
+    return p;
+  }
+  p.table_bytes = values * (c.generations + 1.0) + values + root_bytes;
   const double room = budget_bytes - p.fixed_bytes - (device_memory ? 0.0 : p.table_bytes);
   const auto batch = static_cast<std::int64_t>(std::floor(room / std::max(p.chain_bytes, 1.0)));
   if (batch < 1)
@@ -60,11 +73,7 @@ PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool 
                                             format_bytes(budget_bytes)));
   p.batches = static_cast<int>((most + batch - 1) / batch);
   p.batch = (most + p.batches - 1) / p.batches;  // balanced batches
-  if (device_memory && p.table_bytes > host_bytes)
-    throw ConfigError("chains", fmt::format("every chain's values of every generation, which rank 0 keeps in host "
-                                            "memory when chains run in batches, need {}, more than the {} of host "
-                                            "memory this process may use; lower chains or generations",
-                                            format_bytes(p.table_bytes), format_bytes(host_bytes)));
+  check_host();
   return p;
 }
 

@@ -34,7 +34,8 @@ struct PointPlan {
 
 // Throws ConfigError (path "chains") when not even one chain per batch fits,
 // or (device memory) when rank 0's values do not fit host_bytes.
-PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes);
+PointPlan plan_point(const PointConfig& c, int ranks, double budget_bytes, bool device_memory, double host_bytes,
+                     double root_bytes = 0.0);
 
 // What one process may use by default: the device's free memory (cuda), or
 // the host's available memory shared by the ranks on this node (cpu); 80% of

@@ -22,6 +22,7 @@
 #include "sim/backend.h"
 #include "sim/checkpoint.h"
 #include "sim/comm.h"
+#include "sim/early_warning.h"
 #include "sim/family.h"
 #include "sim/output.h"
 #include "sim/provenance.h"
@@ -116,7 +117,14 @@ std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
   const bool device = opt.backend == "cuda";
   const double host = device ? comm.min(default_memory_budget("cpu", comm.local_size())) : budget;
   std::vector<PointPlan> plans;
-  for (const auto& p : ex.points) plans.push_back(plan_point(p.config, comm.size(), budget, device, host));
+  for (const auto& p : ex.points) {
+    // Rank 0 also holds the early-warning detectors' view of every chain.
+    const double early = ex.early_warning.on
+                             ? EarlyWarningTracker::bytes(p.config.chains, p.config.generations,
+                                                          static_cast<int>(chosen_detectors(p.config, ex.early_warning).size()))
+                             : 0.0;
+    plans.push_back(plan_point(p.config, comm.size(), budget, device, host, early));
+  }
   return plans;
 }
 
@@ -244,7 +252,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   for (const auto& pl : plans) plan_json.push_back({pl.batch, pl.batches});
 
   nlohmann::json manifest;
-  std::unique_ptr<CsvWriter> csv, per_chain, summary_csv, summary_chains;
+  std::unique_ptr<CsvWriter> csv, per_chain, summary_csv, summary_chains, early_csv;
   nlohmann::json points_json = nlohmann::json::array();
   double t_backend = 0.0, t_gather = 0.0, t_aggregate = 0.0, t_write = 0.0, t_checkpoint = 0.0;
   if (root) {
@@ -270,6 +278,9 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       if (opt.per_chain)
         per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv",
                                                 saved.at("per_chain_bytes").get<std::uint64_t>());
+      if (ex.early_warning.on)
+        early_csv = std::make_unique<CsvWriter>(opt.out_dir + "/early_warning.csv",
+                                                saved.at("early_warning_bytes").get<std::uint64_t>());
     } else {
       fs::create_directories(opt.out_dir);
       fs::remove_all(ckdir);  // an earlier run's, in a folder reused with --force
@@ -302,6 +313,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       for (const char* c : {"point", "chain", "last", "auc"}) h.emplace_back(c);
       summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv", h);
       if (opt.per_chain) per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", per_chain_header);
+      if (ex.early_warning.on)
+        early_csv = std::make_unique<CsvWriter>(opt.out_dir + "/early_warning.csv", early_warning_header(axis_paths));
     }
     manifest["status"] = "running";
     write_json_atomic(manifest_path, manifest);
@@ -354,6 +367,17 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     // The point's summary (rank 0): its metric's curve, chain by chain.
     const int sm = static_cast<int>(std::find(names.begin(), names.end(), ex.summary.metric) - names.begin());
     PointSummary summary(sm, collapse_direction(ex.summary.metric), ex.summary.threshold, root ? N : 0);
+    // The early-warning detectors' view of every chain (rank 0).
+    std::unique_ptr<EarlyWarningTracker> early;
+    if (root && ex.early_warning.on) {
+      std::vector<DetectorSpec> detectors = chosen_detectors(c, ex.early_warning);
+      std::vector<int> index;
+      for (const auto& d : detectors)
+        index.push_back(static_cast<int>(std::find(names.begin(), names.end(), d.metric) - names.begin()));
+      early = std::make_unique<EarlyWarningTracker>(ex.early_warning, std::move(detectors), std::move(index), sm,
+                                                    collapse_direction(ex.summary.metric), ex.summary.threshold, N,
+                                                    c.generations);
+    }
     nlohmann::json point_workers = nlohmann::json::array();
 
     for (int b = 0; b < plan.batches; ++b) {
@@ -370,6 +394,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       if (reader) {  // this is the batch the checkpoint stopped in
         if (root && !whole) reader->vec("table", table);
         if (root) summary.archive(*reader);
+        if (early) early->archive(*reader);
         if (backend) backend->state(*reader);
         reader->finish();
         reader.reset();
@@ -398,10 +423,12 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
           summary_csv->sync();
           summary_chains->sync();
           if (per_chain) per_chain->sync();
+          if (early_csv) early_csv->sync();
           h["metrics_bytes"] = csv->bytes();
           h["summary_bytes"] = summary_csv->bytes();
           h["summary_chains_bytes"] = summary_chains->bytes();
           h["per_chain_bytes"] = per_chain ? per_chain->bytes() : 0;
+          h["early_warning_bytes"] = early_csv ? early_csv->bytes() : 0;
           h["points"] = points_json;
           h["point_workers"] = point_workers;
           h["stage_seconds"] = stage_seconds();
@@ -409,6 +436,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         write_checkpoint(checkpoint_path(ckdir, seq, comm.rank()), h, [&](kernels::StateArchive& ar) {
           if (root && !whole) ar.vec("table", table);
           if (root) summary.archive(ar);
+          if (early) early->archive(ar);
           if (backend) backend->state(ar);
         });
         comm.barrier();  // every rank's file is in place: commit the set
@@ -454,6 +482,7 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
               summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
             }
             summary.add(g, slot + static_cast<std::size_t>(sm) * N, summaries[sm]);
+            if (early) early->add(g, slot);
             std::vector<std::vector<std::string>> rows;
             for (int m = 0; m < M; ++m)
               rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
@@ -523,6 +552,11 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       }
       summary_csv->flush();
       summary_chains->flush();
+      if (early) {
+        for (const auto& r : early->evaluate())
+          early_csv->row(early_warning_row(point.labels, p, ex.early_warning, r, summary.collapse_generation()));
+        early_csv->flush();
+      }
     }
     points_json.push_back({{"point", pj},
                            {"seed", c.seed},

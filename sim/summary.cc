@@ -13,7 +13,7 @@ Direction collapse_direction(const std::string& m) {
   if (m.rfind("component_std_", 0) == 0) return Direction::kDown;
   // Grow as the model drifts from the truth.
   for (const char* u : {"mean_sq_err", "w2", "kl", "xent", "l2_density", "dead_components", "heldout_ppl",
-                        "zero_prob_rate", "tail_ppl", "tv", "kl_inf_chains", "missing_mass"})
+                        "zero_prob_rate", "tail_ppl", "tv", "kl_inf_chains", "missing_mass", "heldout_nll"})
     if (m == u) return Direction::kUp;
   return Direction::kNone;  // bookkeeping: synthetic_share, data_age, em_*, cut_sentences
 }

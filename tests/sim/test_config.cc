@@ -208,7 +208,7 @@ TEST(Config, GmmRefusalsNameTheKey) {
   expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator", "applies to model.family gaussian only");
   expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
   expect_refused(kBase, {"model.components=2"}, "model.components", "applies to model.family gmm only");
-  expect_refused(kBase, {"metrics.heldout=10"}, "metrics.heldout", "applies to model.family gmm or ngram only");
+  expect_refused(kBase, {"metrics.dead_weight=0.01"}, "metrics.dead_weight", "applies to model.family gmm only");
 }
 
 TEST(Config, PlotSectionNamesExistingMetrics) {

@@ -45,6 +45,7 @@ generations: 5
 model: {family: gmm, components: 2, dim: 1, em: {max_iter: 20}}
 truth: {weights: [0.7, 0.3], means: [[0], [3]], covs: [[1], [0.5]]}
 data: {samples: 60, regime: accumulate, real_fraction: 0.2}
+early_warning: {horizon: 1}
 )";
 
 // A Zipfian Markov chain: per-chain state is the pooled counts and a sample.
@@ -57,6 +58,7 @@ model: {family: ngram, order: 2, smoothing: mle}
 truth: {zipf: {vocab: 50, exponent: 1.1}}
 metrics: {heldout: 500}
 data: {samples: 400, regime: accumulate, real_fraction: 0.1}
+early_warning: {horizon: 1, detectors: [canary, diversity]}
 )";
 
 std::string opts(const fs::path& out) { return " --backend cpu --no-progress --per-chain --out " + out.string(); }
@@ -71,6 +73,9 @@ void expect_same_output(const fs::path& a, const fs::path& b, const std::string&
   EXPECT_TRUE(pa == slurp(b / "per_chain.csv")) << what << ": per_chain.csv differs";
   for (const char* f : {"summary.csv", "summary_chains.csv"})
     EXPECT_TRUE(slurp(a / f) == slurp(b / f)) << what << ": " << f << " differs";
+  EXPECT_EQ(fs::exists(a / "early_warning.csv"), fs::exists(b / "early_warning.csv")) << what;
+  if (fs::exists(a / "early_warning.csv"))
+    EXPECT_TRUE(slurp(a / "early_warning.csv") == slurp(b / "early_warning.csv")) << what << ": early_warning.csv differs";
 }
 
 int max_batches(const json& m) {
@@ -90,7 +95,7 @@ TEST(ScaleOut, MemoryBatchesGiveTheSameBytes) {
   };
   // (The mixture's cpu backend keeps little per chain, less than the values
   // rank 0 would keep for batches: it never needs them.)
-  for (const Case& k : {Case{kGaussian, "70K"}, Case{kNgram, "600K"}}) {
+  for (const Case& k : {Case{kGaussian, "84K"}, Case{kNgram, "600K"}}) {
     const fs::path cfg = write_config(dir, k.yaml);
     fs::remove_all(dir / "whole");
     fs::remove_all(dir / "batched");
@@ -153,7 +158,7 @@ TEST(Resume, AfterSigkillTheOutputIsBitIdentical) {
   // right after one, step 96 (the last) after the last one. Mixture: 6 steps,
   // checkpoints at generations 2 and 4. N-gram: 4 batches of 7 steps,
   // checkpoints at generations 2, 4, 6 of each; step 28 writes the last.
-  const std::vector<Case> cases = {{kGaussian, " --checkpoint-every 3 --max-memory 70K", {5, 12, 96}},
+  const std::vector<Case> cases = {{kGaussian, " --checkpoint-every 3 --max-memory 84K", {5, 12, 96}},
                                    {kMixture, " --checkpoint-every 2", {4, 6}},
                                    {kNgram, " --checkpoint-every 2 --max-memory 600K", {4, 11, 27, 28}}};
   for (const Case& k : cases) {
