@@ -626,8 +626,9 @@ OURO_HD inline double mixture_outside(const GmmCView& m, const double* c, const 
 // family with `slots` components (m.K == slots except at generation 0, where
 // m is the truth: component_std_k beyond its K0 components is NaN). A failed
 // chain (`failed`) has em_failures = 1 and NaN everywhere else, which the
-// aggregation leaves out of those metrics. fit_nll is minus the kept fit's
-// final mean log-likelihood on its training set (NaN for the truth).
+// aggregation leaves out of those metrics. fit_nll is minus the mean
+// log-likelihood of the kept fit's last E-step on its training set (EM's own
+// number, before its last M-step; NaN for the truth).
 OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots, bool failed, int iters,
                                 bool unconverged, double xent, double fit_nll, double synthetic_share,
                                 double data_age, double* out, std::int64_t stride) {

@@ -27,6 +27,7 @@ enum NgramMetric : int {
   kNgTailMass,
   kNgDistinct2,
   kNgCutSentences,
+  kNgDrawsPerKept,
   kNgSyntheticShare,
   kNgDataAge,
   kNumNgramMetrics
@@ -72,6 +73,11 @@ struct NgramBatchSpec {
   int generations;
   int samples;          // tokens per generation
   double real_fraction; // share of tokens filled with real data from generation 2 on
+  // data.dedup (corpus truths): a synthetic sentence identical to one
+  // already in the sample is dropped and drawing goes on, until the sample
+  // holds `samples` tokens or max_draw_factor * samples tokens were drawn.
+  bool dedup = false;
+  int max_draw_factor = 10;
   std::uint32_t seed;
   std::uint32_t chain_begin;
   std::int64_t batch;

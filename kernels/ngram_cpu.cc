@@ -12,6 +12,7 @@
 #include <numeric>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "kernels/ngram_backend.h"
@@ -19,6 +20,15 @@
 
 namespace ouro::kernels {
 namespace {
+
+// FNV-1a over a sentence's token ids (data.dedup's set of sentences).
+struct SentenceHash {
+  std::size_t operator()(const std::vector<std::uint32_t>& v) const {
+    std::uint64_t h = 1469598103934665603ull;
+    for (std::uint32_t w : v) h = (h ^ w) * 1099511628211ull;
+    return static_cast<std::size_t>(h);
+  }
+};
 
 // n-gram counts of a text: order 1 dense per token, order 2 sorted keys
 // context * (V + 1) + word (context V is <s>) with their counts.
@@ -267,6 +277,7 @@ struct Chain {
   TokenText sample;   // drawn from the current model: the next generation's synthetic text
   Counts sample_counts;  // order 2, text: the sample's bigram counts (reused when it is the whole next training text)
   double cut_sentences = 0.0;
+  double draws_per_kept = 1.0;  // tokens drawn per token kept in the sample (data.dedup)
   std::vector<unsigned char> sample_cut;  // per sentence of the sample: cut at kMaxSentence (its last </s> forced)
   double pool_tokens = 0.0, pool_synthetic = 0.0;  // accumulate composition
   std::vector<double> tokens_of;  // accumulate: tokens added at each generation
@@ -337,6 +348,7 @@ class NgramCpu final : public NgramBackend {
       text(a, c.sample);
       counts(a, c.sample_counts);
       a.value("cut_sentences", c.cut_sentences);
+      a.value("draws_per_kept", c.draws_per_kept);
       a.vec("sample_cut", c.sample_cut);
       a.value("pool_tokens", c.pool_tokens);
       a.value("pool_synthetic", c.pool_synthetic);
@@ -500,6 +512,7 @@ class NgramCpu final : public NgramBackend {
     out.tokens.clear();
     out.start.assign(1, 0);
     c.cut_sentences = 0.0;
+    c.draws_per_kept = 1.0;
     c.sample_cut.clear();
     const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
@@ -552,19 +565,31 @@ class NgramCpu final : public NgramBackend {
     const std::uint64_t kRound = threads > 1 ? 512 : 1;  // one at a time on one thread: nothing drawn in vain
     std::vector<std::vector<std::uint32_t>> buf(kRound);
     std::vector<unsigned char> was_cut(kRound);
-    for (std::uint64_t j0 = 0; static_cast<double>(out.tokens.size()) < s_.samples; j0 += kRound) {
+    // data.dedup: the sentences kept so far (examined in order, so the
+    // sample does not depend on the thread count either), and the tokens
+    // drawn, kept or not, against the budget.
+    std::unordered_set<std::vector<std::uint32_t>, SentenceHash> seen;
+    const double budget = static_cast<double>(s_.max_draw_factor) * s_.samples;
+    double drawn = 0.0;
+    auto more = [&] {
+      return static_cast<double>(out.tokens.size()) < s_.samples && (!s_.dedup || drawn < budget);
+    };
+    for (std::uint64_t j0 = 0; more(); j0 += kRound) {
 #pragma omp parallel for schedule(static) num_threads(threads)
       for (std::uint64_t r = 0; r < kRound; ++r) {
         buf[r].clear();
         was_cut[r] = sentence(j0 + r, buf[r]) ? 1 : 0;
       }
-      for (std::uint64_t r = 0; r < kRound && static_cast<double>(out.tokens.size()) < s_.samples; ++r) {
+      for (std::uint64_t r = 0; r < kRound && more(); ++r) {
+        drawn += static_cast<double>(buf[r].size());
+        if (s_.dedup && !seen.insert(buf[r]).second) continue;
         out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
         out.start.push_back(out.tokens.size());
         c.cut_sentences += was_cut[r];
         c.sample_cut.push_back(was_cut[r]);
       }
     }
+    if (s_.dedup) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
   }
 
   void measure(Chain& c, int t, double share, double age, double* out) {
@@ -699,6 +724,7 @@ class NgramCpu final : public NgramBackend {
     out[kNgTailMass * stride] = tail_mass;
     out[kNgDistinct2 * stride] = pairs > 0.0 ? distinct / pairs : NAN;
     out[kNgCutSentences * stride] = c.cut_sentences;
+    out[kNgDrawsPerKept * stride] = c.draws_per_kept;
     out[kNgSyntheticShare * stride] = share;
     out[kNgDataAge * stride] = age;
   }

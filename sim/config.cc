@@ -32,7 +32,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
       {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
-                "max_draw_factor", "tail_upsample", "age_decay"}},
+                "max_draw_factor", "tail_upsample", "age_decay", "dedup"}},
       {"data.tail_upsample", {"factor", "quantile"}},
       {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
@@ -269,7 +269,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian"},
-      {"data.max_draw_factor", "gaussian"}, {"data.tail_upsample", "gaussian"},
+      {"data.max_draw_factor", "gaussian ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian"},
       {"data.age_decay", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
@@ -312,7 +312,7 @@ void parse_gaussian_truth(const YAML::Node& root, PointConfig& c) {
   if (static_cast<int>(c.truth_mean.size()) != d)
     throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
   check_scales("truth", "truth.mean", d, c.truth_mean.data(), c.truth_cov.data());
-  c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 100000000, 1000, true));
+  c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 10000000, 1000, true));
 }
 
 // The mixture family: model.components, model.covariance, model.em and a truth
@@ -522,8 +522,16 @@ PointConfig parse_point(const YAML::Node& root) {
     throw ConfigError("data.age_decay", c.regime == kernels::Regime::kReplace
                                             ? "weighs old data, which data.regime replace does not keep (use accumulate)"
                                             : "is implemented for data.regime accumulate only so far");
-  if (!c.verifier && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
-    throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier");
+  if (const YAML::Node n = find(root, "data.dedup"); n && !n.IsNull()) {
+    const std::string v = n.IsScalar() ? n.Scalar() : "";
+    if (v != "true" && v != "false") throw ConfigError("data.dedup", "expected true or false, got " + scalar_text(n));
+    c.dedup = v == "true";
+    if (c.dedup && c.corpus.empty())
+      throw ConfigError("data.dedup", "drops repeated synthetic sentences, and a zipf truth's samples are single "
+                                      "tokens, not sentences (use a corpus truth)");
+  }
+  if (!c.verifier && !c.dedup && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
+    throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier or data.dedup");
   // The pool of accumulate_subsample holds generations * samples points; their
   // positions must fit the selection counter.
   if (c.regime == kernels::Regime::kAccumulateSubsample &&

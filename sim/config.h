@@ -77,6 +77,7 @@ struct PointConfig {
   // lowest-density tail_quantile share count tail_factor times in the fit.
   bool tail_upsample = false;
   double tail_factor = 1.0, tail_quantile = 0.0;
+  bool dedup = false;      // data.dedup (ngram, corpus truths): drop repeated synthetic sentences
   double age_decay = 1.0;  // data.age_decay (gaussian, accumulate): weight decay^k for data k generations old
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };

@@ -69,10 +69,12 @@ EarlyWarningTracker::EarlyWarningTracker(const EarlyWarningSettings& s, std::vec
       generations_(generations),
       collapse_(chains, -1),
       ref_(det_.size() * chains, std::numeric_limits<double>::quiet_NaN()),
-      runmax_(det_.size() * chains * (generations + 1), -std::numeric_limits<float>::infinity()) {}
+      observed_(det_.size() * chains, 0),
+      runmax_(det_.size() * chains * (generations + 1), -std::numeric_limits<double>::infinity()) {}
 
 double EarlyWarningTracker::bytes(std::int64_t chains, int generations, int detectors) {
-  return static_cast<double>(chains) * (4.0 + detectors * (8.0 + 4.0 * (generations + 1)));
+  // The tracker, and evaluate()'s sorted scores of the calibration chains.
+  return static_cast<double>(chains) * (4.0 + detectors * (9.0 + 8.0 * (generations + 1)) + 8.0 * generations);
 }
 
 void EarlyWarningTracker::add(int g, const double* v) {
@@ -90,14 +92,15 @@ void EarlyWarningTracker::add(int g, const double* v) {
     for (std::int64_t i = 0; i < N; ++i) {
       const double f = d.log ? d.scale * std::log(x[i]) : d.scale * x[i];
       double& ref = ref_[k * N + i];
-      float* run = runmax_.data() + (k * N + i) * G1;
+      double* run = runmax_.data() + (k * N + i) * G1;
       if (g >= 1) run[g] = run[g - 1];
       // Generation 0 is the truth, which no practitioner sees; generation 1
       // (the first fit, on real data) is the first baseline.
       if (g >= 2) {
         const double score = d.sign * (f - ref);
-        if (!std::isnan(score) && static_cast<float>(score) > run[g]) run[g] = static_cast<float>(score);
+        if (!std::isnan(score) && score > run[g]) run[g] = score;
       }
+      if (g == 1) observed_[k * N + i] = std::isfinite(f) ? 1 : 0;
       if (g == 1 || (g >= 2 && s_.previous)) ref = f;
     }
   }
@@ -106,13 +109,14 @@ void EarlyWarningTracker::add(int g, const double* v) {
 void EarlyWarningTracker::archive(kernels::StateArchive& ar) {
   ar.vec("ew_collapse", collapse_);
   ar.vec("ew_ref", ref_);
+  ar.vec("ew_observed", observed_);
   ar.vec("ew_runmax", runmax_);
 }
 
 namespace {
 
 // First generation >= 2 at which chain's running maximum reaches tau, or -1.
-int first_alarm(const float* run, int generations, float tau) {
+int first_alarm(const double* run, int generations, double tau) {
   if (generations < 2 || !(run[generations] >= tau)) return -1;
   int lo = 2, hi = generations;  // run is nondecreasing in g
   while (lo < hi) {
@@ -136,20 +140,25 @@ std::vector<DetectorResult> EarlyWarningTracker::evaluate() const {
   const std::int64_t C = static_cast<std::int64_t>(std::floor(s_.calibration_share * static_cast<double>(N)));
   std::vector<DetectorResult> out;
   for (std::size_t k = 0; k < det_.size(); ++k) {
-    const float* run = runmax_.data() + k * N * G1;
-    auto false_alarm_rate = [&](float tau) {
+    const double* run = runmax_.data() + k * N * G1;
+    const unsigned char* seen = observed_.data() + k * N;
+    std::int64_t cal = 0;
+    for (std::int64_t i = 0; i < C; ++i) cal += seen[i];
+    auto false_alarm_rate = [&](double tau) {
       std::int64_t fa = 0;
-      for (std::int64_t i = 0; i < C; ++i) fa += is_false_alarm(first_alarm(run + i * G1, G, tau), collapse_[i], s_.horizon);
-      return static_cast<double>(fa) / static_cast<double>(C);
+      for (std::int64_t i = 0; i < C; ++i)
+        if (seen[i]) fa += is_false_alarm(first_alarm(run + i * G1, G, tau), collapse_[i], s_.horizon);
+      return cal > 0 ? static_cast<double>(fa) / static_cast<double>(cal) : 0.0;
     };
     // The false-alarm rate falls as the threshold rises (alarms come later
     // or not at all), and changes only at the scores the calibration chains
     // reached: the threshold is the smallest of those whose rate is within
     // the target (above all of them: never fires).
-    std::vector<float> v;
+    std::vector<double> v;
     for (std::int64_t i = 0; i < C; ++i)
-      for (int g = 2; g <= G; ++g)
-        if (run[i * G1 + g] > -std::numeric_limits<float>::infinity()) v.push_back(run[i * G1 + g]);
+      if (seen[i])
+        for (int g = 2; g <= G; ++g)
+          if (run[i * G1 + g] > -std::numeric_limits<double>::infinity()) v.push_back(run[i * G1 + g]);
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
     std::size_t lo = 0, hi = v.size();  // answer index in [0, size]; size: never
@@ -160,13 +169,16 @@ std::vector<DetectorResult> EarlyWarningTracker::evaluate() const {
     }
     DetectorResult r;
     r.spec = det_[k];
-    const float tau = lo < v.size() ? v[lo] : std::numeric_limits<float>::infinity();
     const bool never = lo == v.size();
-    r.threshold = never ? std::numeric_limits<double>::infinity() : static_cast<double>(tau);
+    const double tau = never ? std::numeric_limits<double>::infinity() : v[lo];
+    r.fires = !never;
+    r.threshold = tau;
     r.calibration_false_alarm = never ? 0.0 : false_alarm_rate(tau);
-    r.calibration_chains = C;
-    r.evaluation_chains = N - C;
+    r.calibration_chains = cal;
+    for (std::int64_t i = 0; i < N; ++i) r.unobserved += seen[i] ? 0 : 1;
+    r.evaluation_chains = N - C - (r.unobserved - (C - cal));
     for (std::int64_t i = C; i < N; ++i) {
+      if (!seen[i]) continue;
       const int a = never ? -1 : first_alarm(run + i * G1, G, tau);
       const int c = collapse_[i];
       if (a >= 0) r.alarms.push_back(a);
@@ -187,8 +199,8 @@ std::vector<DetectorResult> EarlyWarningTracker::evaluate() const {
 std::vector<std::string> early_warning_header(const std::vector<std::string>& axis_paths) {
   std::vector<std::string> h = axis_paths;
   for (const char* c : {"point", "detector", "metric", "units", "baseline", "horizon", "target_false_alarm",
-                        "threshold", "calibration_chains", "calibration_false_alarm", "evaluation_chains",
-                        "collapsed_chains", "false_alarm_rate", "false_alarm_lo", "false_alarm_hi", "timely_rate",
+                        "threshold", "fires", "calibration_chains", "calibration_false_alarm", "evaluation_chains",
+                        "unobserved_chains", "collapsed_chains", "false_alarm_rate", "false_alarm_lo", "false_alarm_hi", "timely_rate",
                         "timely_lo", "timely_hi", "late_rate", "miss_rate", "miss_lo", "miss_hi", "lead_mean",
                         "lead_lo", "lead_hi", "lead_q25", "lead_q50", "lead_q75", "alarm_q50", "chain_collapse_q50",
                         "collapse_generation"})
@@ -218,10 +230,13 @@ std::vector<std::string> early_warning_row(const std::vector<std::string>& label
   for (const std::string& v : {std::to_string(point), r.spec.name, r.spec.metric, r.spec.units,
                                std::string(s.previous ? "previous" : "first"), std::to_string(s.horizon)})
     row.push_back(v);
-  for (double v : {s.false_alarm, r.threshold}) row.push_back(number(v));
+  row.push_back(number(s.false_alarm));
+  row.push_back(r.fires ? number(r.threshold) : std::string());  // empty: never fires
+  row.push_back(r.fires ? "1" : "0");
   row.push_back(std::to_string(r.calibration_chains));
   row.push_back(number(r.calibration_false_alarm));
   row.push_back(std::to_string(r.evaluation_chains));
+  row.push_back(std::to_string(r.unobserved));
   row.push_back(std::to_string(r.collapsed));
   for (double v : {rate(r.false_alarms, r.evaluation_chains), fa_lo, fa_hi, rate(r.timely, r.collapsed), ti_lo, ti_hi,
                    rate(r.late, r.collapsed), rate(r.misses, r.collapsed), mi_lo, mi_hi, lead.mean, lead.lo, lead.hi,

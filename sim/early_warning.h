@@ -5,8 +5,16 @@
 // threshold of each detector is calibrated on one share of a point's chains
 // (which have their own random streams: separate seeds in effect) to a target
 // false-alarm rate, and judged on the other share against each chain's true
-// collapse generation (the first generation at which that chain's
-// summary.metric is at or beyond summary.threshold).
+// collapse generation (the first generation t >= 1 -- generation 0 is the
+// truth -- at which that chain's summary.metric is at or beyond
+// summary.threshold). A chain whose statistic has no finite value at
+// generation 1 (a failed fit) cannot be watched: it is left out of both sides
+// and counted as unobserved.
+//
+// The run ends at generation G: a chain that has not collapsed by then counts
+// as never collapsing, so an alarm in its last `horizon` generations counts as
+// false even if the collapse would have come just after. Run well past the
+// collapses of interest.
 //
 // Definitions, per evaluation chain i with collapse generation c_i (or none)
 // and first alarm a_i (or none):
@@ -50,9 +58,11 @@ std::vector<DetectorSpec> chosen_detectors(const PointConfig& c, const EarlyWarn
 // One detector's outcome at one sweep point.
 struct DetectorResult {
   DetectorSpec spec;
-  double threshold = 0.0;      // the calibrated score threshold (inf: never fires)
+  double threshold = 0.0;      // the calibrated score threshold (meaningful when fires)
+  bool fires = true;           // false: no threshold met the target; the detector never fires
   double calibration_false_alarm = 0.0;
   std::int64_t calibration_chains = 0, evaluation_chains = 0, collapsed = 0;
+  std::int64_t unobserved = 0;       // chains left out of both sides (no finite generation-1 statistic)
   std::int64_t false_alarms = 0, timely = 0, late = 0, misses = 0;
   std::vector<double> leads;         // c_i - a_i over evaluation chains with both
   std::vector<double> alarms;        // a_i over evaluation chains with an alarm
@@ -88,10 +98,11 @@ class EarlyWarningTracker {
   int generations_;
   std::vector<std::int32_t> collapse_;  // [chain], -1 until it collapses
   std::vector<double> ref_;             // [detector][chain], f(x) at the baseline
+  std::vector<unsigned char> observed_; // [detector][chain], 1 when generation 1's f(x) is finite
   // [detector][chain][generation]: the running maximum of the score up to g
   // (-inf before the first score), so the first alarm at a threshold is a
   // binary search.
-  std::vector<float> runmax_;
+  std::vector<double> runmax_;
 };
 
 // early_warning.csv: one row per sweep point and detector (columns in README).

@@ -35,6 +35,8 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.generations = c.generations;
   s.samples = c.samples;
   s.real_fraction = c.real_fraction;
+  s.dedup = c.dedup;
+  s.max_draw_factor = c.max_draw_factor;
   s.seed = c.seed;
   s.chain_begin = 0;
   s.batch = c.chains;
@@ -127,7 +129,7 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
 std::vector<std::string> ngram_metric_names() {
   return {"heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival", "missing_mass",
           "entropy",     "gini_simpson",   "kl",       "tv",      "kl_inf_chains",
-          "tail_mass",   "distinct_2",     "cut_sentences", "synthetic_share", "data_age"};
+          "tail_mass",   "distinct_2",     "cut_sentences", "draws_per_kept", "synthetic_share", "data_age"};
 }
 
 std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {

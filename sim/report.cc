@@ -85,7 +85,7 @@ std::string early_warning_section(const std::string& dir, const std::vector<std:
   auto col = [&](const char* name) { return t.column(name, path); };
   const int c_det = col("detector"), c_metric = col("metric"), c_units = col("units"), c_thr = col("threshold"),
             c_base = col("baseline"), c_h = col("horizon"), c_target = col("target_false_alarm"),
-            c_cal = col("calibration_chains"), c_eval = col("evaluation_chains"), c_coll = col("collapsed_chains"),
+            c_coll = col("collapsed_chains"),
             c_fa = col("false_alarm_rate"), c_falo = col("false_alarm_lo"), c_fahi = col("false_alarm_hi"),
             c_ti = col("timely_rate"), c_tilo = col("timely_lo"), c_tihi = col("timely_hi"), c_late = col("late_rate"),
             c_miss = col("miss_rate"), c_lq1 = col("lead_q25"), c_lq2 = col("lead_q50"), c_lq3 = col("lead_q75"),
@@ -95,12 +95,12 @@ std::string early_warning_section(const std::string& dir, const std::vector<std:
   std::string md = fmt::format(
       "\n## Early warning\n\nDetectors see only the generations' own samples and models and a fixed real "
       "validation set, never the truth. Each fires when its score (the move of its statistic from the {} "
-      "generation's value, in the units shown) reaches a threshold calibrated on {} chains per point to a "
-      "false-alarm rate of {}; the other {} chains judge it. A chain collapses at the first generation its summary "
+      "generation's value, in the units shown) reaches a threshold calibrated on the first part of each point's "
+      "chains to a false-alarm rate of {} (early_warning.csv has the counts); the other chains judge it. A chain collapses at the first generation its summary "
       "metric reaches the threshold; an alarm more than {} generations before that (or in a chain that never "
       "collapses) is false, one within them is timely, one after it late; lead = collapse − alarm generation. "
       "Rates with Wilson 95% intervals; definitions: README, \"Early warning\".\n\n",
-      f.at(c_base) == "previous" ? "previous" : "first fitted", f.at(c_cal), f.at(c_target), f.at(c_eval), f.at(c_h));
+      f.at(c_base) == "previous" ? "previous" : "first fitted", f.at(c_target), f.at(c_h));
   md += "|";
   for (const auto& a : axes) md += fmt::format(" {} |", a);
   md += " detector (metric) | threshold | collapsed chains | false alarms | timely | late | missed | lead q25 / median / "
@@ -113,7 +113,7 @@ std::string early_warning_section(const std::string& dir, const std::vector<std:
     md += "|";
     for (std::size_t a = 0; a < axes.size(); ++a) md += fmt::format(" {} |", r.at(a));
     md += fmt::format(" {} (`{}`) | {} {} | {} | {} [{}, {}] | {} [{}, {}] | {} | {} | {} / {} / {} | {} / {} / {} |\n",
-                      r.at(c_det), r.at(c_metric), num(r.at(c_thr)), r.at(c_units), r.at(c_coll), pct(r.at(c_fa)),
+                      r.at(c_det), r.at(c_metric), r.at(c_thr).empty() ? "never fires" : num(r.at(c_thr)), r.at(c_thr).empty() ? "" : r.at(c_units), r.at(c_coll), pct(r.at(c_fa)),
                       pct(r.at(c_falo)), pct(r.at(c_fahi)), pct(r.at(c_ti)), pct(r.at(c_tilo)), pct(r.at(c_tihi)),
                       pct(r.at(c_late)), pct(r.at(c_miss)), num(r.at(c_lq1)), num(r.at(c_lq2)), num(r.at(c_lq3)),
                       num(r.at(c_alarm)), num(r.at(c_chc)), r.at(c_pc).empty() ? "never" : r.at(c_pc));

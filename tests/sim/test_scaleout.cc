@@ -74,8 +74,9 @@ void expect_same_output(const fs::path& a, const fs::path& b, const std::string&
   for (const char* f : {"summary.csv", "summary_chains.csv"})
     EXPECT_TRUE(slurp(a / f) == slurp(b / f)) << what << ": " << f << " differs";
   EXPECT_EQ(fs::exists(a / "early_warning.csv"), fs::exists(b / "early_warning.csv")) << what;
-  if (fs::exists(a / "early_warning.csv"))
+  if (fs::exists(a / "early_warning.csv")) {
     EXPECT_TRUE(slurp(a / "early_warning.csv") == slurp(b / "early_warning.csv")) << what << ": early_warning.csv differs";
+  }
 }
 
 int max_batches(const json& m) {

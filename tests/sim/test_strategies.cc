@@ -2,10 +2,13 @@
 // data.real_source and data.synthetic_cap, on every family and backend, by
 // exact consequences of their rules rather than by statistics.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,7 @@ namespace {
 
 using namespace ouro;
 using namespace ouro::test;
+namespace fs = std::filesystem;
 
 class Strategies : public BackendTest {};
 
@@ -321,6 +325,44 @@ TEST(Strategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
   }
 }
 
+// data.dedup on a corpus whose model can say three sentences only ("a",
+// "b", "c", two tokens each with </s>): a sample keeps each at most once, so
+// drawing stops at the budget of max_draw_factor * samples = 200 tokens
+// (exactly: every sentence has 2 tokens) with 6 tokens kept, or 4 or 2 in a
+// chain whose generation-1 real sample missed a sentence (then its model
+// cannot say it). Without dedup nothing is dropped. The same on 1 and 2
+// threads, bit for bit.
+TEST(Strategies, DedupKeepsEachSentenceOnce) {
+  const fs::path dir = fs::temp_directory_path() / ("ouroboros-dedup-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "abc.txt");
+    for (int j = 0; j < 20; ++j) f << "abc"[j % 3] << "\n";  // lines 9 and 19 are held out
+  }
+  const std::string yaml = "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+                           "truth: {corpus: " + (dir / "abc.txt").string() + "}\nmetrics: {tail_count: 6}\n"
+                           "data: {samples: 20, regime: replace, ";
+  const FamilyCurves on = run_family(yaml + "dedup: true, max_draw_factor: 10}\n", "cpu", 2, true);
+  const FamilyCurves on1 = run_family(yaml + "dedup: true, max_draw_factor: 10}\n", "cpu", 1, true);
+  const FamilyCurves off = run_family(yaml + "dedup: false}\n", "cpu", 2, true);
+  const int k = on.metric("draws_per_kept");
+  const std::int64_t N = on.config.chains;
+  int fewer = 0;
+  for (int g = 0; g <= 3; ++g)
+    for (std::int64_t i = 0; i < N; ++i) {
+      const double v = on.values[g][k * N + i];
+      if (g == 0) EXPECT_EQ(v, 200.0 / 6.0) << "chain " << i;  // the corpus model says all three
+      EXPECT_TRUE(v == 200.0 / 6.0 || v == 200.0 / 4.0 || v == 200.0 / 2.0) << "generation " << g << " chain " << i << ": " << v;
+      fewer += v != 200.0 / 6.0;
+      EXPECT_EQ(off.values[g][k * N + i], 1.0);
+    }
+  // P(a real sample of 10 sentences from 18 lines misses a letter) = 5%:
+  // some chain of 40 shows it (the check sees both cases) with probability 0.87.
+  for (int g = 0; g <= 3; ++g) EXPECT_TRUE(same_bits(on.values[g], on1.values[g])) << "generation " << g;
+  std::printf("chain-generations keeping fewer than three sentences: %d\n", fewer);
+  fs::remove_all(dir);
+}
+
 TEST(Strategies, RealSamplesConsumedFollowTheSource) {
   const std::string base = "seed: 1\nchains: 2\ngenerations: 10\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
                            "data: {samples: 100, real_fraction: 0.25";
@@ -351,7 +393,8 @@ TEST(Strategies, BadValuesAreRefused) {
            {", age_decay: 0.5}\n", "data.age_decay"},
            {", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
            {", regime: accumulate, age_decay: 0}\n", "data.age_decay"},
-           {", regime: accumulate, age_decay: 1.5}\n", "data.age_decay"}}) {
+           {", regime: accumulate, age_decay: 1.5}\n", "data.age_decay"},
+           {", dedup: true}\n", "data.dedup"}}) {
     try {
       load_experiment_text(base + extra, {});
       ADD_FAILURE() << extra << " was accepted";
