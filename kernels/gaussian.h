@@ -246,8 +246,8 @@ OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, c
   const std::int64_t cap = s.verifier.on ? need * s.verifier.max_draw_factor : need;
   double total = 0.0;
   double z[OURO_MAX_DIM], x[OURO_MAX_DIM], quad[4];
-  std::uint64_t quad_block = ~0ull, word_block = ~0ull;
-  rng::Block words{};
+  std::uint64_t quad_block = ~0ull;
+  VerifyWords words;
   std::int64_t k = 0, j = 0;
   for (; j < cap && k < need; ++j) {
     const std::uint64_t n0 = static_cast<std::uint64_t>(first + j) * d;
@@ -266,13 +266,10 @@ OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, c
     }
     const double r2 = truth_r2(tr, x);
     if (s.verifier.on) {
-      const auto w = static_cast<std::uint64_t>(j);
-      if ((w >> 2) != word_block) {
-        word_block = w >> 2;
-        words = rng::draw_block(s.seed, chain, gen, rng::kStreamVerify, word_block);
-      }
       const bool plausible = r2 <= s.verifier.r2_max;
-      if (words.v[w & 3] >= (plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible)) continue;
+      if (!words.keeps(s.seed, chain, gen, static_cast<std::uint64_t>(j),
+                       plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible))
+        continue;
     }
     ++k;
     const double wt = (s.upsample.on && r2 > s.upsample.r2_min) ? s.upsample.factor : 1.0;

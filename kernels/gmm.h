@@ -534,6 +534,7 @@ enum GmmMetric : int {
   kGmmSyntheticShare,
   kGmmDataAge,
   kGmmFitNll,
+  kGmmDrawsPerKept,
   kGmmComponentStd1,
 };
 OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
@@ -667,6 +668,7 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
   out[kGmmSyntheticShare * stride] = synthetic_share;
   out[kGmmDataAge * stride] = data_age;
   out[kGmmFitNll * stride] = fit_nll;
+  out[kGmmDrawsPerKept * stride] = 1.0;  // a caller with a verifier writes its own
   // Components by decreasing weight (ties: lower index first), so that
   // label switching cannot exchange the columns.
   bool used[kGmmMaxComponents] = {};
@@ -683,6 +685,19 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
 
 // ---- one generation of one chain ------------------------------------------------------------------
 
+// data.verifier for mixtures (replace): a synthetic candidate is plausible
+// when the truth's log-density at it is at least log_density_min, the
+// truth's q-quantile of its own log-density (estimated on the host from
+// truth draws, sim/gmm_family.cc); kept with probability phi if plausible,
+// psi if not (VerifyWords). Dropped candidates are replaced by the next ones,
+// at most max_draw_factor times the synthetic points a generation needs.
+struct GmmVerifier {
+  int on = 0;
+  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+  double log_density_min = 0.0;
+  int max_draw_factor = 10;
+};
+
 // Everything one generation step needs besides the per-chain arrays.
 struct GmmStep {
   std::uint32_t seed;
@@ -692,6 +707,7 @@ struct GmmStep {
   int generation;  // t >= 1
   Regime regime;
   RealSource real_source = RealSource::kFresh;
+  GmmVerifier verifier;  // replace only
 };
 
 // Size of generation t's training set.
@@ -736,6 +752,32 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
   if (real) gmm_draw(s.seed, chain, real_draw_generation(s.real_source, k), true, i, truth_view(tr), x);
   else gmm_draw(s.seed, chain, static_cast<std::uint32_t>(k), false, i, gmm_view(s.K, s.d, model_of(k - 1)), x);
   return real;
+}
+
+// Replace with data.verifier: generation t's synthetic candidates, the
+// points real, real + 1, ... of its synthetic draws from `model` (so that
+// phi = psi = 1 keeps exactly the points of a run without a verifier),
+// examined in order; kept ones go to X one after another until `need` are
+// kept or need * max_draw_factor were examined. Returns the number kept;
+// `drawn` gets the number examined.
+OURO_HD inline std::int64_t gmm_verified_points(const GmmStep& s, std::uint32_t chain, const GmmTruth& tr,
+                                                const GmmCView& model, std::int64_t real, std::int64_t need,
+                                                double* X, std::int64_t& drawn) {
+  const auto gen = static_cast<std::uint32_t>(s.generation);
+  const GmmCView truth = truth_view(tr);
+  VerifyWords words;
+  double lp[kGmmMaxComponents];
+  std::int64_t k = 0, j = 0;
+  for (; j < need * s.verifier.max_draw_factor && k < need; ++j) {
+    double* x = X + k * s.d;
+    gmm_draw(s.seed, chain, gen, false, real + j, model, x);
+    const bool plausible = gmm_log_density(truth, false, x, lp) >= s.verifier.log_density_min;
+    if (words.keeps(s.seed, chain, gen, static_cast<std::uint64_t>(j),
+                    plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible))
+      ++k;
+  }
+  drawn = j;
+  return k;
 }
 
 }  // namespace ouro::kernels

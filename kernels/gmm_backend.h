@@ -28,6 +28,7 @@ struct GmmBatchSpec {
   std::uint32_t chain_begin;  // global id of the batch's first chain
   std::int64_t batch;         // number of chains
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
+  GmmVerifier verifier;       // data.verifier (replace)
 };
 
 // Metrics as [gmm_num_metrics(K)][batch].

@@ -225,15 +225,16 @@ class GmmCpu final : public GmmBackend {
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
     }
-    const GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source};
+    GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source};
+    s.verifier = spec_.verifier;
     auto model_of = [&](int g) -> const double* {
       return s.regime == Regime::kReplace ? params : hist_.data() + (static_cast<std::int64_t>(g) * n + i) * P_;
     };
 
     // The training set.
-    const std::int64_t m = gmm_train_size(s);
+    std::int64_t m = gmm_train_size(s);
     sc.x.resize(m * d);
-    double share = 0.0, age = 0.0;
+    double share = 0.0, age = 0.0, draws_per_kept = 1.0;
     const bool subsample = s.regime == Regime::kAccumulateSubsample;
     if (subsample) {
       sc.pos.resize(m);
@@ -241,8 +242,23 @@ class GmmCpu final : public GmmBackend {
     } else {
       regime_composition(s.regime, s.samples, s.real_count, t, share, age);
     }
-    for (std::int64_t p = 0; p < m; ++p)
+    // With a verifier (replace) only the real points come from the pool.
+    const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : m;
+    for (std::int64_t p = 0; p < pooled; ++p)
       gmm_pool_point(s, chain, subsample ? sc.pos[p] : gmm_pool_position(s, p), tr, model_of, sc.x.data() + p * d);
+    if (s.verifier.on && pooled < m) {
+      std::int64_t drawn = 0;
+      const std::int64_t kept = gmm_verified_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
+                                                    pooled, m - pooled, sc.x.data() + pooled * d, drawn);
+      m = pooled + kept;
+      share = m > 0 ? static_cast<double>(kept) / static_cast<double>(m) : NAN;
+      draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
+    }
+    if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
+      failed_[i] = 1;
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
+      return;
+    }
 
     // EM (kernels/gmm.h, em_fit).
     const int S = em_stats_size(K, d);
@@ -273,6 +289,7 @@ class GmmCpu final : public GmmBackend {
     cpu_estep(CpuPass::kLoglikOnly, fit, em.diag, spec_.heldout.data(), h, sc.lanes.data(), sc.stats.data());
     const double xent = -sc.stats[S - 1] / static_cast<double>(h);
     gmm_metrics(tr, fit, K, false, best.iters, !best.converged, xent, -best.loglik, share, age, metrics + i, n);
+    metrics[kGmmDrawsPerKept * n + i] = draws_per_kept;
   }
 
   GmmBatchSpec spec_;

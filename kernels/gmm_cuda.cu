@@ -95,6 +95,7 @@ struct GmmDevice {
   Regime regime;
   EmSettings em;
   RealSource real_source;
+  GmmVerifier verifier;
 };
 
 __global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {
@@ -108,7 +109,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (i >= g.batch) return;  // uniform over the block
   extern __shared__ double shared[];
   __shared__ int flag;
-  __shared__ double composition[2];
+  __shared__ double composition[3];  // synthetic share, data age, draws per kept point
+  __shared__ std::int64_t train_count;
   const int K = g.K, d = g.d, P = gmm_block_size(K, d), S = em_stats_size(K, d);
   double* work = shared;
   double* stats = work + P;
@@ -121,7 +123,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
     return;
   }
-  const GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source};
+  GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source};
+  s.verifier = g.verifier;
   auto model_of = [&](int gen) -> const double* {
     return s.regime == Regime::kReplace ? params : g.hist + (static_cast<std::int64_t>(gen) * g.batch + i) * P;
   };
@@ -129,16 +132,37 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   // The training set.
   double* X = g.x + static_cast<std::int64_t>(blockIdx.x) * g.train_max * d;
   std::int64_t* pos = g.pos + static_cast<std::int64_t>(blockIdx.x) * g.samples;
-  const std::int64_t m = gmm_train_size(s);
+  const std::int64_t full = gmm_train_size(s);
   const bool subsample = s.regime == Regime::kAccumulateSubsample;
+  // With a verifier (replace) only the real points come from the pool; one
+  // thread examines the synthetic candidates in order (kernels/gmm.h).
+  const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : full;
   if (threadIdx.x == 0) {
     if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
     else regime_composition(s.regime, s.samples, s.real_count, t, composition[0], composition[1]);
+    composition[2] = 1.0;
+    train_count = full;
   }
   __syncthreads();
-  for (std::int64_t p = threadIdx.x; p < m; p += blockDim.x)
+  for (std::int64_t p = threadIdx.x; p < pooled; p += blockDim.x)
     gmm_pool_point(s, chain, subsample ? pos[p] : gmm_pool_position(s, p), tr, model_of, X + p * d);
+  if (threadIdx.x == 0 && s.verifier.on && pooled < full) {
+    std::int64_t drawn = 0;
+    const std::int64_t kept = gmm_verified_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
+                                                  pooled, full - pooled, X + pooled * d, drawn);
+    train_count = pooled + kept;
+    composition[0] = train_count > 0 ? static_cast<double>(kept) / static_cast<double>(train_count) : NAN;
+    composition[2] = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
+  }
   __syncthreads();
+  const std::int64_t m = train_count;
+  if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
+    if (threadIdx.x == 0) {
+      g.failed[i] = 1;
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
+    }
+    return;
+  }
 
   // EM (kernels/gmm.h, em_fit), restart 0 warm when the previous generation
   // has K components.
@@ -167,6 +191,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (threadIdx.x == 0)
     gmm_metrics(tr, fit, K, false, best.iters, !best.converged, -stats[0] / static_cast<double>(g.heldout_count),
                 -best.loglik, composition[0], composition[1], g.metrics + i, g.batch);
+  if (threadIdx.x == 0) g.metrics[kGmmDrawsPerKept * g.batch + i] = composition[2];
 }
 
 class GmmCuda final : public GmmBackend {
@@ -254,7 +279,7 @@ class GmmCuda final : public GmmBackend {
                       spec_.chain_begin, spec_.K,     spec_.truth.d,
                       spec_.samples, spec_.real_count, spec_.generations,
                       spec_.seed,    spec_.regime,    spec_.em,
-                      spec_.real_source};
+                      spec_.real_source, spec_.verifier};
     for (std::int64_t first = 0; first < spec_.batch; first += slice_) {
       const auto blocks = static_cast<unsigned>(std::min(slice_, spec_.batch - first));
       generation_kernel<MaxS><<<blocks, kEmLanes, shared>>>(g, generation, first);

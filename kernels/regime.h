@@ -10,6 +10,7 @@
 //                         that pool (positions chosen by Algorithm S below)
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/portability.h"
@@ -79,5 +80,29 @@ OURO_HD inline void regime_composition(Regime regime, int samples, int real_coun
   synthetic_share = synthetic / (static_cast<double>(t) * samples);
   data_age = 0.5 * (t - 1);  // every generation adds the same number of points
 }
+
+// The integer threshold of a keep probability p: keep iff a 32-bit word is
+// below round(p * 2^32) (2^32 for p = 1 keeps always).
+inline std::uint64_t keep_threshold(double p) {
+  return static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32)));
+}
+
+// data.verifier's keep decision for candidate j (every family): word j of
+// the verify stream of (seed, chain, generation) against the integer
+// threshold of the candidate's class (keep iff word < threshold; 2^32 keeps
+// always), so every backend decides alike. Caches the current block of four
+// words for candidates examined in order.
+struct VerifyWords {
+  std::uint64_t block = ~0ull;
+  rng::Block words{};
+  OURO_HD bool keeps(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint64_t j,
+                     std::uint64_t threshold) {
+    if ((j >> 2) != block) {
+      block = j >> 2;
+      words = rng::draw_block(seed, chain, gen, rng::kStreamVerify, block);
+    }
+    return words.v[j & 3] < threshold;
+  }
+};
 
 }  // namespace ouro::kernels

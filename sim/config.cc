@@ -268,8 +268,8 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
-      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian"},
-      {"data.max_draw_factor", "gaussian ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian"},
+      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm"},
+      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian"},
       {"data.age_decay", "gaussian"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);

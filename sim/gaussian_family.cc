@@ -18,11 +18,9 @@ class GaussianRun final : public FamilyRun {
                                           static_cast<std::uint32_t>(block.first), block.count, threads};
     backend_ = make_gaussian_backend(backend, spec);
     if (c.verifier) {
-      // Keep iff a 32-bit word < p * 2^32 (rounded; 2^32 for p = 1 keeps always).
-      auto threshold = [](double p) { return static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32))); };
       verifier_.on = 1;
-      verifier_.keep_plausible = threshold(c.keep_plausible);
-      verifier_.keep_implausible = threshold(c.keep_implausible);
+      verifier_.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+      verifier_.keep_implausible = kernels::keep_threshold(c.keep_implausible);
       verifier_.r2_max = kernels::chi2_quantile(1.0 - c.verifier_quantile, c.dim);
       verifier_.max_draw_factor = c.max_draw_factor;
     }

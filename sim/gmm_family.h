@@ -18,6 +18,9 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c);
 // The fixed held-out set: metrics.heldout real points (x dim, row-major),
 // the same for every chain (kernels/rng.h, kHeldoutChain).
 std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& truth);
+// The truth's q-quantile of its own log-density (data.verifier's plausibility
+// bound), estimated from truth draws.
+double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& truth, double q);
 
 // Why the truth cannot be measured in double precision, or "" (checked by
 // the config, so the run is refused before any work): an L2 self-overlap

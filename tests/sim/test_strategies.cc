@@ -301,6 +301,71 @@ TEST_P(Strategies, AgeDecayWeighsOldData) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
+// The mixture verifier (kernels/gmm.h, gmm_verified_points) against the
+// rule written out here: candidate j is synthetic draw real + j of the
+// generation, plausible when the truth's log-density there reaches the
+// truth's q-quantile, kept iff word j of the verify stream is below
+// round(phi * 2^32) (plausible) or round(psi * 2^32); kept points in order,
+// until need are kept or need * max_draw_factor examined. Then: the estimated
+// quantile leaves a share q of fresh truth draws implausible, and phi = psi =
+// 1 runs bit for bit as no verifier.
+TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
+  const std::string yaml =
+      "seed: 5\nchains: 6\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
+      "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
+      "data: {samples: 50, regime: replace, real_fraction: 0.2";
+  const PointConfig c =
+      load_experiment_text(yaml + ", verifier: {keep_plausible: 0.9, keep_implausible: 0.2, quantile: 0.3}}\n", {})
+          .points.front().config;
+  const kernels::GmmTruth tr = make_gmm_truth(c);
+  const double ll_min = gmm_log_density_quantile(c, tr, 0.3);
+  kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source};
+  s.verifier = {1, kernels::keep_threshold(0.9), kernels::keep_threshold(0.2), ll_min, 10};
+  // A model unlike the truth: the truth's block with its means moved.
+  std::vector<double> block(tr.params, tr.params + kernels::gmm_block_size(2, 2));
+  kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
+  mv.mu[0] += 1.5;
+  mv.mu[3] -= 1.0;
+  const kernels::GmmCView model = kernels::as_const(mv);
+  const std::int64_t real = c.real_count, need = c.samples - real;
+  std::vector<double> X(need * 2);
+  std::int64_t drawn = 0;
+  const std::int64_t kept = kernels::gmm_verified_points(s, 3, tr, model, real, need, X.data(), drawn);
+  std::vector<double> ref;
+  double lp[kernels::kGmmMaxComponents];
+  std::int64_t j = 0;
+  for (; j < need * 10 && static_cast<std::int64_t>(ref.size()) < need * 2; ++j) {
+    double x[2];
+    kernels::gmm_draw(c.seed, 3, 2, false, real + j, model, x);
+    const bool plausible = kernels::gmm_log_density(kernels::truth_view(tr), false, x, lp) >= ll_min;
+    const std::uint32_t word = rng::draw_block(c.seed, 3, 2, rng::kStreamVerify, j >> 2).v[j & 3];
+    const double p = plausible ? 0.9 : 0.2;
+    if (word < std::llround(p * 4294967296.0)) ref.insert(ref.end(), x, x + 2);
+  }
+  ASSERT_EQ(kept * 2, static_cast<std::int64_t>(ref.size()));
+  EXPECT_EQ(kept, need);
+  EXPECT_EQ(drawn, j);
+  EXPECT_GT(drawn, kept);  // the rule drops some (psi = 0.2 on the implausible third)
+  EXPECT_EQ(std::memcmp(X.data(), ref.data(), ref.size() * sizeof(double)), 0);
+
+  // The quantile: 10^5 fresh truth draws (another chain id), implausible with
+  // probability q = 0.3 up to the estimate's own error (2e5 draws): se of the
+  // share sqrt(0.21 (1/1e5 + 1/2e5)) = 0.0018, |z| < 4.5.
+  int low = 0;
+  for (int i = 0; i < 100000; ++i) {
+    double x[2];
+    kernels::gmm_draw(c.seed, 12345, 1, true, i, kernels::truth_view(tr), x);
+    low += kernels::gmm_log_density(kernels::truth_view(tr), false, x, lp) < ll_min;
+  }
+  EXPECT_NEAR(low / 1e5, 0.3, 4.5 * std::sqrt(0.21 * (1 / 1e5 + 1 / 2e5)));
+
+  // phi = psi = 1 keeps every candidate: the run of no verifier, bit for bit.
+  const FamilyCurves off = run_family(yaml + "}\n", "cpu", 2, true);
+  const FamilyCurves on = run_family(
+      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.3}}\n", "cpu", 2, true);
+  for (int g = 0; g <= 4; ++g) EXPECT_TRUE(same_bits(on.values[g], off.values[g])) << "generation " << g;
+}
+
 // Mixtures: a real point of a later generation is, under a fixed source, the
 // same point of generation 1 (bit for bit), and under a fresh one another.
 TEST(Strategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
