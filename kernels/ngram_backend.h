@@ -78,6 +78,13 @@ struct NgramBatchSpec {
   // holds `samples` tokens or max_draw_factor * samples tokens were drawn.
   bool dedup = false;
   int max_draw_factor = 10;
+  // data.verifier (order-1 zipf truths): a synthetic token w is plausible when
+  // p0(w) >= plausible_min_p; kept with the integer thresholds of
+  // kernels/regime.h (VerifyWords), the next token drawn in its place, until
+  // `samples` are kept or max_draw_factor * samples were drawn.
+  bool verifier = false;
+  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+  double plausible_min_p = 0.0;
   std::uint32_t seed;
   std::uint32_t chain_begin;
   std::int64_t batch;

@@ -530,16 +530,27 @@ class NgramCpu final : public NgramBackend {
       // One sequence from <s>. A Markov model fitted by mle can reach a
       // context it never saw followed (the end of its training sequences):
       // a new sequence then starts at <s>.
+      // data.verifier (order 1): token j is candidate j, kept or dropped by
+      // its truth probability and word j of the verify stream.
+      const bool verify = s_.verifier && !truth;
+      const auto n = static_cast<std::uint64_t>(s_.samples);
+      const std::uint64_t budget = verify ? n * static_cast<std::uint64_t>(s_.max_draw_factor) : n;
+      VerifyWords words;
       std::uint32_t ctx = s_.V;
-      for (std::uint64_t j = 0; j < static_cast<std::uint64_t>(s_.samples); ++j) {
+      std::uint64_t j = 0;
+      for (; j < budget && out.tokens.size() < n; ++j) {
         if (!truth && s_.order == 2 && s_.smoothing == Smoothing::kMle && find_context(m.top, s_.V, ctx) < 0) {
           out.start.push_back(out.tokens.size());
           ctx = s_.V;
         }
         ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
                     : next(ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence));
+        if (verify && !words.keeps(s_.seed, chain, gen, j,
+                                   s_.truth_p[ctx] >= s_.plausible_min_p ? s_.keep_plausible : s_.keep_implausible))
+          continue;
         out.tokens.push_back(ctx);
       }
+      if (verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : static_cast<double>(j) / out.tokens.size();
       out.start.push_back(out.tokens.size());
       return;
     }

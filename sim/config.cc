@@ -268,7 +268,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
-      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm"},
+      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
       {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian"},
       {"data.age_decay", "gaussian"}};
   for (const auto& [path, owners] : owned) {
@@ -505,6 +505,9 @@ PointConfig parse_point(const YAML::Node& root) {
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
     if (c.regime != kernels::Regime::kReplace)
       throw ConfigError("data.verifier", "is implemented for data.regime replace only so far");
+    if (c.family == "ngram" && (!c.corpus.empty() || c.order != 1))
+      throw ConfigError("data.verifier", "is implemented for n-grams with an order-1 zipf truth only so far (a "
+                                         "token's plausibility is its truth probability)");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {

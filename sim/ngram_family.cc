@@ -37,6 +37,9 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.real_fraction = c.real_fraction;
   s.dedup = c.dedup;
   s.max_draw_factor = c.max_draw_factor;
+  s.verifier = c.verifier;
+  s.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+  s.keep_implausible = kernels::keep_threshold(c.keep_implausible);
   s.seed = c.seed;
   s.chain_begin = 0;
   s.batch = c.chains;
@@ -67,6 +70,20 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.truth_cum.resize(V);
   double run = 0.0;
   for (std::uint32_t w = 0; w < V; ++w) s.truth_cum[w] = run += s.truth_p[w];
+  if (c.verifier) {
+    // The truth's q-quantile of its own log-probability, exactly: the
+    // probability of the type at which the mass of the least probable types,
+    // taken from the bottom, first reaches q (Zipf probabilities fall with
+    // the rank). Types at least that probable are plausible.
+    double below = 0.0;
+    for (std::uint32_t w = V; w-- > 0;) {
+      below += s.truth_p[w];
+      if (below >= c.verifier_quantile) {
+        s.plausible_min_p = s.truth_p[w];
+        break;
+      }
+    }
+  }
   if (c.order == 2) {
     // A Zipfian Markov chain: the next-token distribution of context v is the
     // Zipf law over its own permutation of the vocabulary (Fisher-Yates with

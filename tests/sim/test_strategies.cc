@@ -18,6 +18,7 @@
 #include "kernels/rng.h"
 #include "sim/config.h"
 #include "sim/gmm_family.h"
+#include "sim/ngram_family.h"
 #include "sim/summary.h"
 #include "tests/sim/support.h"
 
@@ -364,6 +365,46 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
   const FamilyCurves on = run_family(
       yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.3}}\n", "cpu", 2, true);
   for (int g = 0; g <= 4; ++g) EXPECT_TRUE(same_bits(on.values[g], off.values[g])) << "generation " << g;
+}
+
+// The n-gram verifier (order-1 zipf truth): with phi = 1, psi = 0 and no real
+// data after generation 1, every trained token from generation 2 on is
+// plausible (truth probability at least that of the type where the mass of
+// the least probable types reaches q), so no implausible type can be alive:
+// vocab_survival * V <= the plausible types, in every chain (without the
+// verifier some chain exceeds it: the check has power). phi = psi = 1 is no
+// verifier, bit for bit; phi = psi = 1/2 costs 2 draws per kept token
+// (negative binomial), |z| < 4.5.
+TEST(Strategies, NgramVerifierKeepsPlausibleTokens) {
+  const std::string yaml = "seed: 8\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
+                           "truth: {zipf: {vocab: 1000, exponent: 1.1}}\ndata: {samples: 20000, regime: replace";
+  const std::vector<double> p = make_ngram_spec(load_experiment_text(yaml + "}\n", {}).points[0].config, 1).truth_p;
+  double below = 0.0, pmin = 0.0;
+  for (int w = 999; w >= 0; --w)
+    if ((below += p[w]) >= 0.1) {
+      pmin = p[w];
+      break;
+    }
+  int plausible = 0;
+  for (double q : p) plausible += q >= pmin;
+  const FamilyCurves on = run_family(
+      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n", "cpu", 2, true);
+  const FamilyCurves off = run_family(yaml + "}\n", "cpu", 2, true);
+  const int k = on.metric("vocab_survival");
+  const std::int64_t N = on.config.chains;
+  bool exceeded = false;
+  for (int g = 2; g <= 3; ++g)
+    for (std::int64_t i = 0; i < N; ++i) {
+      EXPECT_LE(std::llround(on.values[g][k * N + i] * 1000), plausible) << "generation " << g << " chain " << i;
+      exceeded |= std::llround(off.values[g][k * N + i] * 1000) > plausible;
+    }
+  EXPECT_TRUE(exceeded) << "without the verifier no chain keeps more than the " << plausible << " plausible types";
+  const FamilyCurves all = run_family(
+      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.1}}\n", "cpu", 2, true);
+  for (int g = 0; g <= 3; ++g) EXPECT_TRUE(same_bits(all.values[g], off.values[g])) << "generation " << g;
+  const FamilyCurves half = run_family(
+      yaml + ", verifier: {keep_plausible: 0.5, keep_implausible: 0.5, quantile: 0.1}}\n", "cpu", 2, false);
+  EXPECT_LT(std::abs(zscore(half.at(3, "draws_per_kept"), 2.0)), 4.5);
 }
 
 // Mixtures: a real point of a later generation is, under a fixed source, the
