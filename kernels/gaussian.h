@@ -71,11 +71,8 @@ struct GaussianTruth {
 // integer threshold (keep iff word < threshold; 2^32 keeps always), so both
 // backends take the same decisions. Dropped candidates are replaced by further
 // draws, at most max_draw_factor times the synthetic points a generation needs.
-struct Verifier {
-  int on = 0;
-  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+struct Verifier : KeepRule {
   double r2_max = 0.0;
-  int max_draw_factor = 10;
 };
 
 // data.tail_upsample: a synthetic point in the truth's tail set -- the

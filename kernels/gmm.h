@@ -691,11 +691,8 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
 // truth draws, sim/gmm_family.cc); kept with probability phi if plausible,
 // psi if not (VerifyWords). Dropped candidates are replaced by the next ones,
 // at most max_draw_factor times the synthetic points a generation needs.
-struct GmmVerifier {
-  int on = 0;
-  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+struct GmmVerifier : KeepRule {
   double log_density_min = 0.0;
-  int max_draw_factor = 10;
 };
 
 // Everything one generation step needs besides the per-chain arrays.

@@ -81,6 +81,16 @@ OURO_HD inline void regime_composition(Regime regime, int samples, int real_coun
   data_age = 0.5 * (t - 1);  // every generation adds the same number of points
 }
 
+// data.verifier's settings that every family shares: on, the keep
+// probabilities as integer thresholds (keep_threshold below), and the draw
+// budget (at most max_draw_factor times the synthetic points a generation
+// needs). Each family adds its own plausibility bound.
+struct KeepRule {
+  int on = 0;
+  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+  int max_draw_factor = 10;
+};
+
 // The integer threshold of a keep probability p: keep iff a 32-bit word is
 // below round(p * 2^32) (2^32 for p = 1 keeps always).
 inline std::uint64_t keep_threshold(double p) {

@@ -114,7 +114,8 @@ std::string three_components(const char* regime, int chains, int generations, in
 // values are bit-identical for 1 and 2 threads, in every regime, with
 // restarts from k-means++ seeds and real data.
 TEST(GmmCpu, BitIdenticalForOneAndTwoThreads) {
-  for (const char* regime : {"replace", "accumulate", "accumulate_subsample"}) {
+  for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
+                             "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
     const std::string yaml = three_components(regime, 40, 6, 150, "{init: kmeans++, restarts: 2}");
     const auto one = test::run_family(yaml, "cpu", 1, true);
     const auto two = test::run_family(yaml, "cpu", 2, true);
@@ -135,7 +136,10 @@ TEST(GmmCpu, BitIdenticalForOneAndTwoThreads) {
 TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
   if (!cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
-  for (const char* regime : {"replace", "accumulate", "accumulate_subsample"}) {
+  // The last case is replace with data.verifier (one thread per chain examines
+  // the candidates on cuda).
+  for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
+                             "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
     const std::string yaml = three_components(regime, 500, 8, 300, "{restarts: 2}");
     const auto cpu = test::run_family(yaml, "cpu", 0, true);
     const auto gpu = test::run_family(yaml, "cuda", 0, true);

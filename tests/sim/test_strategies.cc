@@ -321,7 +321,11 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
   const kernels::GmmTruth tr = make_gmm_truth(c);
   const double ll_min = gmm_log_density_quantile(c, tr, 0.3);
   kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source};
-  s.verifier = {1, kernels::keep_threshold(0.9), kernels::keep_threshold(0.2), ll_min, 10};
+  s.verifier.on = 1;
+  s.verifier.keep_plausible = kernels::keep_threshold(0.9);
+  s.verifier.keep_implausible = kernels::keep_threshold(0.2);
+  s.verifier.log_density_min = ll_min;
+  s.verifier.max_draw_factor = 10;
   // A model unlike the truth: the truth's block with its means moved.
   std::vector<double> block(tr.params, tr.params + kernels::gmm_block_size(2, 2));
   kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
