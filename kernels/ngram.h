@@ -20,9 +20,11 @@
 // Sampling with the sampler at its defaults (temperature 1, no top-k/top-p)
 // is exact and O(log) per token: each smoothed distribution is a mixture of
 // a (discounted) count table and a simpler distribution, so a uniform picks
-// the component and then the token by binary search in cumulative tables.
-// Every decision compares a uniform times a total with cumulative sums built
-// by the same sequence of additions, so it does not depend on the backend.
+// the component and then the token: from a context's counts (mle, add_k)
+// by its alias table, O(1); otherwise by binary search in cumulative tables.
+// Every decision compares a uniform times a total with integers or with
+// cumulative sums built by the same sequence of additions, so it does not
+// depend on the backend.
 #pragma once
 
 #include <cmath>
@@ -34,6 +36,18 @@
 namespace ouro::kernels {
 
 enum class Smoothing : int { kMle = 0, kAddK = 1, kKneserNey = 2 };
+
+// One bucket of a context's alias table (see pick_alias): bucket k of a
+// context is shared by the context's entry k (its own) and one other entry.
+struct AliasBucket {
+  std::uint64_t keep;        // units of the bucket's capacity C that go to the own entry
+  std::uint32_t own, alias;  // the two entries' words
+};
+
+// A draw from a context's counts, as a cell of its alias table: 2 (lo + k)
+// + 1 for bucket k's own entry, 2 (lo + k) for its alias; kNoCell for a
+// token not drawn from the top level's counts (see sample_next).
+inline constexpr std::uint64_t kNoCell = ~std::uint64_t{0};
 
 // One level of a model: its contexts (sorted keys) and, per context, the
 // words seen after it (sorted) with their counts.
@@ -47,7 +61,8 @@ struct NgramLevel {
   const double* ent_cum;           // [entries] inclusive prefix of c within its context
   const double* ent_cumd;          // [entries] inclusive prefix of max(c - D, 0) within its context
   const std::int32_t* ctx_of;      // [V + 1] dense index of single-token contexts, or null
-  const std::uint32_t* guide;      // [entries] guide table of ent_cum, or null (see pick_count)
+  const AliasBucket* alias;        // [entries] per context its alias table (see pick_alias), or null
+  const std::uint32_t* alias_entry;  // [entries] bucket k's alias entry, from the context's first (or null)
 };
 
 // A fitted model of one chain: pointers into flat arrays (host or device).
@@ -90,22 +105,32 @@ OURO_HD inline std::uint64_t first_above(const double* a, std::uint64_t lo, std:
   return l;
 }
 
-// The entry of a context whose cumulative count first exceeds x (an integer
-// in [0, c(context))), i.e. first_above(ent_cum, lo, hi, x). With a guide
-// table (guide[lo + b] = the first entry whose cumulative count exceeds
-// b c / T, T the context's entries) the search starts at bucket
-// floor(x T / c) and steps to the exact answer: the same entry, in O(1)
-// expected steps (Chen & Asau 1974's guide tables).
-OURO_HD inline std::uint64_t pick_count(const NgramLevel& L, std::uint64_t lo, std::uint64_t hi, double total,
-                                        double x) {
-  if (!L.guide) return first_above(L.ent_cum, lo, hi, x);
+// A word of a context's counts (entries [lo, hi)), drawn with probability
+// exactly c(v w) / c(v): its alias table (Walker 1977, built as in Vose
+// 1991) picks a bucket with uniform a and decides inside it with uniform b.
+// A context with T entries and total count C has T buckets of capacity C;
+// bucket k holds the context's entry k with `keep` units and entry
+// alias_entry[k] with the other C - keep, and entry e holds c(v w) T of the
+// T C units in all (built from the integer counts with integer arithmetic).
+// Both decisions are integer comparisons after one rounding of a uniform
+// times an integer, so they cannot differ between backends, and a draw
+// reads one bucket, which holds both words: one cache miss per token instead
+// of a search's chain of dependent ones. `cell` is set to the cell drawn
+// (see kNoCell), from which the sample is counted without a sort.
+OURO_HD inline std::uint32_t pick_alias(const NgramLevel& L, std::uint64_t lo, std::uint64_t hi, double total,
+                                        double a, double b, std::uint64_t& cell) {
   const double T = static_cast<double>(hi - lo);
-  double b = floor(x * T / total);
-  b = b < T - 1 ? b : T - 1;
-  std::uint64_t e = lo + L.guide[lo + static_cast<std::uint64_t>(b)];
-  while (e > lo && L.ent_cum[e - 1] > x) --e;
-  while (e + 1 < hi && L.ent_cum[e] <= x) ++e;
-  return e;
+  double k = floor(a * T);
+  k = k < T - 1 ? k : T - 1;
+  const std::uint64_t bucket = lo + static_cast<std::uint64_t>(k);
+  double y = floor(b * total);
+  y = y < total - 1 ? y : total - 1;
+  // A select without a branch: the comparison is a coin flip to a branch
+  // predictor, and a mispredicted branch would stall the draws of other
+  // sentences interleaved with this one (ngram_cpu.cc).
+  const std::uint32_t own = static_cast<std::uint64_t>(y) < L.alias[bucket].keep ? 1u : 0u;
+  cell = 2 * bucket + own;
+  return L.alias[bucket].alias ^ ((L.alias[bucket].own ^ L.alias[bucket].alias) & (0u - own));
 }
 
 // Index of a context in a level, or -1.
@@ -214,8 +239,12 @@ OURO_HD inline std::int64_t kn_pick(const NgramLevel& L, std::uint32_t V, std::u
   return x < L.ent_cumd[hi - 1] ? static_cast<std::int64_t>(L.ent_w[first_above(L.ent_cumd, lo, hi, x)]) : -1;
 }
 
-// A token w ~ p(. | context) at the sampler's defaults.
-OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r) {
+// A token w ~ p(. | context) at the sampler's defaults; `cell` is set to
+// the alias cell it was drawn from when it came from the top level's counts
+// (mle, add_k; see pick_alias), else kNoCell.
+OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r,
+                                         std::uint64_t& cell) {
+  cell = kNoCell;
   if (m.order == 1) return sample_unigram(m, r.u, r.u2);
   if (m.smoothing == Smoothing::kKneserNey) {
     std::int64_t w = kn_pick(m.top, m.V, ctx, r.u);
@@ -233,9 +262,16 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
   if (m.smoothing == Smoothing::kMle)
     // An unseen context cannot be reached by sampling from an mle model
     // (every token it emits was seen followed by something); </s> if it is.
-    return cv > 0.0 ? m.top.ent_w[pick_count(m.top, lo, hi, cv, floor(r.u * cv))] : 0u;
+    return cv > 0.0 ? pick_alias(m.top, lo, hi, cv, r.u, r.u2, cell) : 0u;
+  // add_k: the counts' share of the mass, or a uniform word. Given x < c(v),
+  // x / c(v) is uniform in [0, 1): the bucket's uniform.
   const double x = r.u * (cv + m.k * m.V);
-  return x < cv ? m.top.ent_w[pick_count(m.top, lo, hi, cv, floor(x))] : uniform_token(m, r.u2);
+  return x < cv ? pick_alias(m.top, lo, hi, cv, x / cv, r.u2, cell) : uniform_token(m, r.u2);
+}
+
+OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r) {
+  std::uint64_t cell;
+  return sample_next(m, ctx, r, cell);
 }
 
 // Sentences are at most kMaxSentence tokens long (a longer one is cut and

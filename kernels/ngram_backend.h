@@ -105,6 +105,16 @@ class NgramFit {
   ~NgramFit();
   NgramView view() const;
 
+  // The n-gram counts of a text (sorted keys context * (V + 1) + w, orders
+  // 2 and 3), as the cpu backend counts a training text.
+  static void count(const NgramBatchSpec& spec, const TokenText& text, std::vector<std::uint64_t>& key,
+                    std::vector<double>& c);
+  // The same counts of a text drawn from this model (mle), from the alias
+  // cells sample_next reported for its tokens in order, as the cpu backend
+  // counts its samples; false if some token has no cell.
+  bool count_drawn(const std::vector<std::uint64_t>& cells, std::vector<std::uint64_t>& key,
+                   std::vector<double>& c) const;
+
  private:
   struct Tables;
   std::unique_ptr<Tables> tables_;

@@ -30,6 +30,57 @@ struct SentenceHash {
   }
 };
 
+// The uniforms of consecutive tokens of one sentence (token_uniforms), a
+// tile of kTile at a time in a loop g++ vectorises (rng.h's 64-bit lanes):
+// the same numbers as token_uniforms, bit for bit.
+class TokenTile {
+ public:
+  TokenTile(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, bool more)
+      : gen_(gen), stream_(stream), more_(more) {
+    rng::philox4x32_10_round_keys(seed, chain, rk0_, rk1_);
+  }
+
+  const TokenUniforms& at(std::uint64_t sentence, std::uint32_t i) {
+    if (!filled_ || sentence != sentence_ || i < i0_ || i >= i0_ + kTile) fill(sentence, i);
+    return u_[i - i0_];
+  }
+
+ private:
+  static constexpr std::uint32_t kTile = 16;
+
+  // Blocks token_block(sentence, i0 + b) + offset, b < kTile, as doubles.
+  void blocks(std::uint64_t offset, double* a, double* b) const {
+    alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];
+#pragma omp simd
+    for (std::uint32_t k = 0; k < kTile; ++k) {
+      const std::uint64_t index = token_block(sentence_, i0_ + k) + offset;
+      std::uint64_t c0 = index & 0xFFFFFFFFull, c1 = index >> 32, c2 = stream_, c3 = gen_;
+      rng::philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, rk0_, rk1_);
+      w0[k] = c0, w1[k] = c1, w2[k] = c2, w3[k] = c3;
+    }
+    for (std::uint32_t k = 0; k < kTile; ++k) {
+      a[k] = rng::u01_open(static_cast<std::uint32_t>(w0[k]), static_cast<std::uint32_t>(w1[k]));
+      b[k] = rng::u01_open(static_cast<std::uint32_t>(w2[k]), static_cast<std::uint32_t>(w3[k]));
+    }
+  }
+
+  void fill(std::uint64_t sentence, std::uint32_t i) {
+    sentence_ = sentence, i0_ = i, filled_ = true;
+    double a[kTile], b[kTile], c[kTile], d[kTile];
+    blocks(0, a, b);
+    if (more_) blocks(1, c, d);
+    for (std::uint32_t k = 0; k < kTile; ++k) u_[k] = TokenUniforms{a[k], b[k], more_ ? c[k] : 0.5, more_ ? d[k] : 0.5};
+  }
+
+  std::uint32_t rk0_[10], rk1_[10];
+  std::uint32_t gen_, stream_;
+  bool more_;
+  bool filled_ = false;
+  std::uint64_t sentence_ = 0;
+  std::uint32_t i0_ = 0;
+  TokenUniforms u_[kTile];
+};
+
 // n-gram counts of a text: order 1 dense per token, order 2 sorted keys
 // context * (V + 1) + word (context V is <s>) with their counts.
 struct Counts {
@@ -38,22 +89,44 @@ struct Counts {
   std::vector<double> c;
 };
 
-// Sorts keys below 2^bits (LSD radix sort, 16-bit digits): the counting
-// step's sort of packed (context, word) keys, O(n) per digit.
-void radix_sort(std::vector<std::uint64_t>& keys, int bits, std::vector<std::uint64_t>& tmp) {
-  tmp.resize(keys.size());
-  std::vector<std::size_t> count(1 << 16);
-  for (int shift = 0; shift < bits; shift += 16) {
-    std::fill(count.begin(), count.end(), 0);
-    for (auto k : keys) ++count[(k >> shift) & 0xFFFF];
-    std::size_t run = 0;
-    for (auto& c : count) {
-      const std::size_t here = c;
-      c = run;
-      run += here;
+// Sorts keys below 2^bits (LSD radix sort): passes of at most 11-bit
+// digits, so that a histogram and a pass's write positions stay in the
+// first-level cache, O(n) per pass. With several threads each sorts a
+// contiguous share into places given by the histograms of every share
+// before it: the same stable order, so the result does not depend on the
+// thread count.
+void radix_sort(std::vector<std::uint64_t>& keys, int bits, std::vector<std::uint64_t>& tmp, int threads) {
+  const std::size_t n = keys.size();
+  tmp.resize(n);
+  const int passes = std::max(1, (bits + 10) / 11), digit = (bits + passes - 1) / passes;
+  const std::uint64_t mask = (std::uint64_t{1} << digit) - 1;
+  const std::size_t buckets = std::size_t{1} << digit;
+  if (n < (std::size_t{1} << 16)) threads = 1;  // not worth a team
+  std::vector<std::size_t> count(buckets * static_cast<std::size_t>(threads));
+#pragma omp parallel num_threads(threads)
+  {
+    const auto T = static_cast<std::size_t>(omp_get_num_threads()), me = static_cast<std::size_t>(omp_get_thread_num());
+    const std::size_t i0 = n * me / T, i1 = n * (me + 1) / T;
+    std::size_t* mine = count.data() + me * buckets;
+    for (int shift = 0; shift < bits; shift += digit) {
+      std::fill(mine, mine + buckets, 0);
+      for (std::size_t i = i0; i < i1; ++i) ++mine[(keys[i] >> shift) & mask];
+#pragma omp barrier
+#pragma omp single
+      {
+        std::size_t run = 0;
+        for (std::size_t d = 0; d < buckets; ++d)
+          for (std::size_t t = 0; t < T; ++t) {
+            const std::size_t here = count[t * buckets + d];
+            count[t * buckets + d] = run;
+            run += here;
+          }
+      }  // (implied barrier)
+      for (std::size_t i = i0; i < i1; ++i) tmp[mine[(keys[i] >> shift) & mask]++] = keys[i];
+#pragma omp barrier
+#pragma omp single
+      keys.swap(tmp);
     }
-    for (auto k : keys) tmp[count[(k >> shift) & 0xFFFF]++] = k;
-    keys.swap(tmp);
   }
 }
 
@@ -64,38 +137,47 @@ int key_bits(std::uint32_t V, int n = 2) {
 
 // Sorted keys -> unique keys and their counts.
 void run_lengths(const std::vector<std::uint64_t>& keys, Counts& out) {
-  out.key.clear();
-  out.c.clear();
+  std::size_t unique = 0;
+  for (std::size_t i = 0; i < keys.size(); ++i) unique += (i == 0 || keys[i] != keys[i - 1]) ? 1 : 0;
+  out.key.resize(unique);
+  out.c.resize(unique);
+  std::size_t u = 0;
   for (std::size_t i = 0; i < keys.size();) {
     std::size_t j = i;
     while (j < keys.size() && keys[j] == keys[i]) ++j;
-    out.key.push_back(keys[i]);
-    out.c.push_back(static_cast<double>(j - i));
+    out.key[u] = keys[i];
+    out.c[u++] = static_cast<double>(j - i);
     i = j;
   }
 }
 
-void count_text(int order, std::uint32_t V, const TokenText& text, std::uint64_t first_sentence,
-                std::uint64_t end_sentence, bool bos, Counts& out) {
+// The n-gram counts of a text (every token with its context, the first
+// from <s>), on `threads` threads.
+void count_text(int order, std::uint32_t V, const TokenText& text, Counts& out, int threads) {
   if (order == 1) {
     out.uni.assign(V, 0.0);
-    for (std::uint64_t i = text.start[first_sentence]; i < text.start[end_sentence]; ++i) out.uni[text.tokens[i]] += 1.0;
+    for (std::uint32_t w : text.tokens) out.uni[w] += 1.0;
     return;
   }
   // Keys context * (V + 1) + word, the context starting at <s> (<s> <s> for
-  // order 3); without `bos` the first token(s) of a sequence are context only.
-  std::vector<std::uint64_t> keys;
-  keys.reserve(text.start[end_sentence] - text.start[first_sentence]);
-  for (std::uint64_t s = first_sentence; s < end_sentence; ++s) {
+  // order 3): key i is token i's. The buffers are kept per thread: fresh
+  // ones cost a page fault per 4 KiB every generation.
+  // (The loop below reads them through `key`: inside a team, the name of a
+  // thread_local would be each thread's own.)
+  static thread_local std::vector<std::uint64_t> keys, tmp;
+  keys.resize(text.tokens.size());
+  std::uint64_t* const key = keys.data();
+  const auto sentences = static_cast<std::int64_t>(text.sentences());
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (std::int64_t s = 0; s < sentences; ++s) {
     std::uint64_t ctx = start_context(order, V);
     for (std::uint64_t i = text.start[s]; i < text.start[s + 1]; ++i) {
       const std::uint32_t w = text.tokens[i];
-      if (bos || i >= text.start[s] + static_cast<std::uint64_t>(order - 1)) keys.push_back(ctx * (V + 1) + w);
+      key[i] = ctx * (V + 1) + w;
       ctx = next_context(order, V, ctx, w);
     }
   }
-  std::vector<std::uint64_t> tmp;
-  radix_sort(keys, key_bits(V, order), tmp);
+  radix_sort(keys, key_bits(V, order), tmp, threads);
   run_lengths(keys, out);
 }
 
@@ -123,11 +205,12 @@ void add_counts(int order, Counts& a, const Counts& b) {
 // One level's tables (see NgramLevel), from sorted keys context * (V + 1) + w.
 struct Level {
   std::vector<std::uint64_t> ctx, ctx_start;
-  std::vector<std::uint32_t> ent_w, guide;
+  std::vector<std::uint32_t> ent_w, alias_entry;
+  std::vector<AliasBucket> alias;
   std::vector<std::int32_t> ctx_of;
   std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
 
-  void build(const Counts& counts, std::uint32_t V, double d, bool dense) {
+  void build(const Counts& counts, std::uint32_t V, double d, bool dense, bool with_alias) {
     ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
     for (std::size_t i = 0; i < counts.key.size(); ++i) {
       const std::uint64_t v = counts.key[i] / (V + 1);
@@ -146,17 +229,39 @@ struct Level {
       ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
     }
     ctx_start.push_back(ent_w.size());
-    // Guide tables (pick_count): bucket b of a context with T entries and
-    // total c starts at its first entry whose cumulative count exceeds b c / T.
-    guide.resize(ent_w.size());
-    for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
-      const std::uint64_t lo = ctx_start[ci], hi = ctx_start[ci + 1];
-      const double T = static_cast<double>(hi - lo), c = ctx_total[ci];
-      std::uint64_t e = lo;
-      for (std::uint64_t b = 0; b < hi - lo; ++b) {
-        const double edge = static_cast<double>(b) * c / T;
-        while (e + 1 < hi && ent_cum[e] <= edge) ++e;
-        guide[lo + b] = static_cast<std::uint32_t>(e - lo);
+    // Alias tables (pick_alias), in integers: bucket capacity C = c(v),
+    // word w's units c(v w) T (exact while C T < 2^64: counts are at most
+    // samples times generations). Buckets under capacity ("small") are
+    // topped up from one over it ("large") until all are full (Vose 1991).
+    alias.clear();
+    alias_entry.clear();
+    if (with_alias) {
+      alias.resize(ent_w.size());
+      alias_entry.resize(ent_w.size());
+      std::vector<std::uint64_t> units, small, large;
+      for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
+        const std::uint64_t lo = ctx_start[ci], hi = ctx_start[ci + 1], T = hi - lo;
+        const auto C = static_cast<std::uint64_t>(ctx_total[ci]);
+        units.resize(T);
+        small.clear(), large.clear();
+        for (std::uint64_t b = 0; b < T; ++b) {
+          units[b] = static_cast<std::uint64_t>(ent_c[lo + b]) * T;
+          (units[b] < C ? small : large).push_back(b);
+        }
+        while (!small.empty() && !large.empty()) {
+          const std::uint64_t a = small.back(), b = large.back();
+          small.pop_back();
+          alias[lo + a] = AliasBucket{units[a], ent_w[lo + a], ent_w[lo + b]};
+          alias_entry[lo + a] = static_cast<std::uint32_t>(b);
+          units[b] -= C - units[a];
+          if (units[b] < C) large.pop_back(), small.push_back(b);
+        }
+        // What is left is exactly full (the units add up to T C).
+        for (const auto* rest : {&large, &small})
+          for (std::uint64_t b : *rest) {
+            alias[lo + b] = AliasBucket{C, ent_w[lo + b], ent_w[lo + b]};
+            alias_entry[lo + b] = static_cast<std::uint32_t>(b);
+          }
       }
     }
     ctx_of.clear();
@@ -169,7 +274,8 @@ struct Level {
   NgramLevel view() const {
     return NgramLevel{ctx.size(),   ctx.data(),     ctx_start.data(), ctx_total.data(),
                       ent_w.data(), ent_c.data(),   ent_cum.data(),   ent_cumd.data(),
-                      ctx_of.empty() ? nullptr : ctx_of.data(), guide.empty() ? nullptr : guide.data()};
+                      ctx_of.empty() ? nullptr : ctx_of.data(), alias.empty() ? nullptr : alias.data(),
+                      alias_entry.empty() ? nullptr : alias_entry.data()};
   }
 };
 
@@ -179,13 +285,14 @@ struct Model {
   double uni_total = 0.0, uni_types = 0.0;
   Level top, mid;
 
-  void build(const NgramBatchSpec& s, const Counts& counts) {
+  void build(const NgramBatchSpec& s, const Counts& counts, int threads) {
     const double d = s.discount;
     const std::uint32_t V = s.V;
     if (s.order == 1) {
       uni = counts.uni;
     } else {
-      top.build(counts, V, d, s.order == 2);
+      // Alias tables where counts are sampled directly (mle, add_k).
+      top.build(counts, V, d, s.order == 2, s.smoothing != Smoothing::kKneserNey);
       // The level below the top: continuation counts N(. v w), the number of
       // distinct u seen before v w (order 3, kneser_ney), and N(. w) over the
       // lowest context level's types.
@@ -197,10 +304,10 @@ struct Model {
           for (std::uint64_t e = top.ctx_start[ci]; e < top.ctx_start[ci + 1]; ++e)
             keys.push_back((top.ctx[ci] % (V + 1)) * (V + 1) + top.ent_w[e]);
         std::vector<std::uint64_t> tmp;
-        radix_sort(keys, key_bits(V, 2), tmp);
+        radix_sort(keys, key_bits(V, 2), tmp, threads);
         Counts cont;
         run_lengths(keys, cont);
-        mid.build(cont, V, d, true);
+        mid.build(cont, V, d, true, false);
         lowest = &mid;
       }
       uni.assign(V, 0.0);
@@ -279,6 +386,10 @@ struct Chain {
   double cut_sentences = 0.0;
   double draws_per_kept = 1.0;  // tokens drawn per token kept in the sample (data.dedup)
   std::vector<unsigned char> sample_cut;  // per sentence of the sample: cut at kMaxSentence (its last </s> forced)
+  // Per token of the sample, the alias cell it was drawn from (mle text;
+  // kNoCell32 for none), for measure's counting of the sample (count_cells)
+  // right after the draw: transient, not archived.
+  std::vector<std::uint32_t> sample_cell;
   double pool_tokens = 0.0, pool_synthetic = 0.0;  // accumulate composition
   std::vector<double> tokens_of;  // accumulate: tokens added at each generation
   struct PoolText {
@@ -287,6 +398,40 @@ struct Chain {
   };
   std::vector<PoolText> pool_texts;  // accumulate_subsample
 };
+
+inline constexpr std::uint32_t kNoCell32 = ~std::uint32_t{0};
+
+// The counts of a text drawn from a model with top level `top`, from the
+// alias cells its tokens were drawn from (mle: every drawn token is one of
+// the model's n-grams), in the model's sorted order: what count_text gives,
+// without a sort. False if some token has no cell (kNoCell32).
+bool count_cells(const Level& top, std::uint32_t V, const std::vector<std::uint32_t>& cells, Counts& out) {
+  const std::size_t entries = top.ent_w.size();
+  static thread_local std::vector<std::uint32_t> hist, count;
+  hist.assign(2 * entries, 0);
+  for (std::uint32_t x : cells) {
+    if (x == kNoCell32) return false;
+    ++hist[x];
+  }
+  // Bucket b's own cell counts its entry b, its alias cell the entry
+  // alias_entry[b] of the same context.
+  count.assign(entries, 0);
+  for (std::size_t ci = 0; ci < top.ctx.size(); ++ci)
+    for (std::uint64_t b = top.ctx_start[ci]; b < top.ctx_start[ci + 1]; ++b) {
+      count[b] += hist[2 * b + 1];
+      count[top.ctx_start[ci] + top.alias_entry[b]] += hist[2 * b];
+    }
+  std::size_t types = 0;
+  for (std::uint32_t n : count) types += n > 0 ? 1 : 0;
+  out.key.resize(types);
+  out.c.resize(types);
+  std::size_t u = 0;
+  const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+  for (std::size_t ci = 0; ci < top.ctx.size(); ++ci)
+    for (std::uint64_t e = top.ctx_start[ci]; e < top.ctx_start[ci + 1]; ++e)
+      if (count[e] > 0) out.key[u] = top.ctx[ci] * V1 + top.ent_w[e], out.c[u++] = count[e];
+  return true;
+}
 
 class NgramCpu final : public NgramBackend {
  public:
@@ -297,6 +442,7 @@ class NgramCpu final : public NgramBackend {
     outer_ = spec.batch >= threads_ ? threads_ : 1;
     inner_ = outer_ == 1 ? threads_ : 1;
     chains_.resize(spec.batch);
+    count_text(s_.order, s_.V, s_.heldout, heldout_counts_, threads_);
   }
 
   void start(double* h_metrics) override {
@@ -304,12 +450,11 @@ class NgramCpu final : public NgramBackend {
     // smoothing fitted to the whole training split (a corpus).
     Counts counts;
     if (!s_.zipf) {
-      count_text(s_.order, s_.V, s_.train, 0, s_.train.sentences(), true, counts);
-      model0_.build(s_, counts);  // shared, read-only, by every chain at generation 0
+      count_text(s_.order, s_.V, s_.train, counts, threads_);
+      model0_.build(s_, counts, threads_);  // shared, read-only, by every chain at generation 0
     }
     std::vector<WorkerRange> seen(threads_);
-#pragma omp parallel for schedule(static) num_threads(outer_)
-    for (std::int64_t i = 0; i < s_.batch; ++i) {
+    for_chains([&](std::int64_t i) {
       note_chain(seen[omp_get_thread_num()],
                  inner_ > 1 ? fmt_threads(inner_) : "omp-thread-" + std::to_string(omp_get_thread_num()),
                  s_.chain_begin + i);
@@ -318,13 +463,12 @@ class NgramCpu final : public NgramBackend {
       const std::uint32_t chain = s_.chain_begin + static_cast<std::uint32_t>(i);
       draw_sample(c, chain, 1, /*truth=*/s_.zipf);
       measure(c, 0, 0.0, 0.0, h_metrics + i);
-    }
+    });
     workers_ = seen;
   }
 
   void advance(int t, double* h_metrics) override {
-#pragma omp parallel for schedule(static) num_threads(outer_)
-    for (std::int64_t i = 0; i < s_.batch; ++i) generation(i, t, h_metrics + i);
+    for_chains([&](std::int64_t i) { generation(i, t, h_metrics + i); });
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
@@ -365,6 +509,20 @@ class NgramCpu final : public NgramBackend {
   }
 
  private:
+  // f(i) for every chain i: in parallel over chains, or, with fewer chains
+  // than threads, one after another outside any parallel region, so that a
+  // chain's own parallel loops start first-level teams (a nested team can
+  // cost a thread start per region).
+  template <class F>
+  void for_chains(F&& f) {
+    if (outer_ == 1) {
+      for (std::int64_t i = 0; i < s_.batch; ++i) f(i);
+      return;
+    }
+#pragma omp parallel for schedule(static) num_threads(outer_)
+    for (std::int64_t i = 0; i < s_.batch; ++i) f(i);
+  }
+
   // Generation t of chain i.
   void generation(std::int64_t i, int t, double* out) {
     Chain& c = chains_[i];
@@ -464,8 +622,8 @@ class NgramCpu final : public NgramBackend {
       share = synthetic / total;
       age = weighted_age / total;
       Counts counts;
-      count_text(s_.order, s_.V, train, 0, train.sentences(), true, counts);
-      c.own.build(s_, counts);
+      count_text(s_.order, s_.V, train, counts, inner_);
+      c.own.build(s_, counts, inner_);
       c.model = &c.own;
       draw_sample(c, chain, gen + 1, false);
       measure(c, t, share, age, out);
@@ -474,7 +632,7 @@ class NgramCpu final : public NgramBackend {
     const double total = static_cast<double>(text_is_sample ? c.sample.tokens.size() : text.tokens.size());
     Counts counts;
     if (text_is_sample) counts = std::move(c.sample_counts);
-    else count_text(s_.order, s_.V, text, 0, text.sentences(), true, counts);
+    else count_text(s_.order, s_.V, text, counts, inner_);
     if (s_.regime == Regime::kAccumulate) {
       add_counts(s_.order, c.pool, counts);
       c.tokens_of.push_back(total);
@@ -484,11 +642,11 @@ class NgramCpu final : public NgramBackend {
       for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
       share = c.pool_synthetic / c.pool_tokens;
       age = weighted / c.pool_tokens;
-      c.own.build(s_, c.pool);
+      c.own.build(s_, c.pool, inner_);
     } else {
       share = (total - real_tokens) / total;
       age = 0.0;
-      c.own.build(s_, counts);
+      c.own.build(s_, counts, inner_);
     }
     c.model = &c.own;
     draw_sample(c, chain, gen + 1, false);
@@ -514,13 +672,16 @@ class NgramCpu final : public NgramBackend {
     c.cut_sentences = 0.0;
     c.draws_per_kept = 1.0;
     c.sample_cut.clear();
+    c.sample_cell.clear();
     const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
     std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
-    auto next = [&](std::uint64_t v, std::uint64_t j, std::uint32_t i) {
-      const TokenUniforms r = token_uniforms(s_.seed, chain, gen, rng::kStreamSyntheticDraw, j, i, third);
+    // The token's uniforms come from a TokenTile of its sentence.
+    auto next = [&](TokenTile& tile, std::uint64_t v, std::uint64_t j, std::uint32_t i, std::uint64_t& cell) {
+      const TokenUniforms& r = tile.at(j, i);
       const double u = r.u;
-      if (s_.sampler.plain()) return sample_next(m, v, r);
+      cell = kNoCell;
+      if (s_.sampler.plain()) return sample_next(m, v, r, cell);
       auto it = cuts.find(v);
       if (it == cuts.end()) it = cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
       const Cut& cut = it->second;
@@ -536,6 +697,8 @@ class NgramCpu final : public NgramBackend {
       const auto n = static_cast<std::uint64_t>(s_.samples);
       const std::uint64_t budget = verify ? n * static_cast<std::uint64_t>(s_.max_draw_factor) : n;
       VerifyWords words;
+      TokenTile tile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third);
+      std::uint64_t cell;
       std::uint32_t ctx = s_.V;
       std::uint64_t j = 0;
       for (; j < budget && out.tokens.size() < n; ++j) {
@@ -544,7 +707,7 @@ class NgramCpu final : public NgramBackend {
           ctx = s_.V;
         }
         ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
-                    : next(ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence));
+                    : next(tile, ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence), cell);
         if (verify && !words.keeps(s_.seed, chain, gen, j,
                                    s_.truth_p[ctx] >= s_.plausible_min_p ? s_.keep_plausible : s_.keep_implausible))
           continue;
@@ -554,28 +717,68 @@ class NgramCpu final : public NgramBackend {
       out.start.push_back(out.tokens.size());
       return;
     }
-    // Sentence j into buf; true if it was cut at kMaxSentence tokens.
-    auto sentence = [&](std::uint64_t j, std::vector<std::uint32_t>& buf) {
-      std::uint64_t v = start_context(s_.order, s_.V);  // <s>
-      for (std::uint32_t i = 0;; ++i) {
-        if (i == kMaxSentence - 1) {  // cut: end the sentence
-          buf.push_back(0);
-          return true;
+    // Sentences j0 + r, r in [r0, r1), into buf[r] (was_cut[r]: cut at
+    // kMaxSentence tokens, its last </s> forced), kLanes of them in flight
+    // on one thread, a token of each in turn: each token's lookups are
+    // dependent cache misses, and independent sentences let them overlap. A
+    // sentence's tokens depend only on its own counters, so the order of
+    // work changes nothing drawn.
+    constexpr int kLanes = 8;
+    std::vector<TokenTile> lane_tiles(static_cast<std::size_t>(inner_) * kLanes,
+                                      TokenTile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third));
+    std::vector<std::vector<std::uint32_t>> buf;
+    std::vector<unsigned char> was_cut;
+    // mle text: each token's alias cell as well (see count_cells), in cbuf.
+    const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && s_.sampler.plain() &&
+                         c.model->top.ent_w.size() < kNoCell32 / 2;
+    std::vector<std::vector<std::uint32_t>> cbuf;
+    auto draw_range = [&](std::uint64_t j0, std::uint64_t r0, std::uint64_t r1) {
+      TokenTile* tile = &lane_tiles[static_cast<std::size_t>(omp_get_thread_num()) * kLanes];
+      std::uint64_t r_of[kLanes], v[kLanes];
+      std::uint32_t i[kLanes];
+      bool on[kLanes];
+      std::uint64_t next_r = r0;
+      int live = 0;
+      auto begin = [&](int l) {
+        on[l] = next_r < r1;
+        if (!on[l]) return;
+        r_of[l] = next_r++, v[l] = start_context(s_.order, s_.V), i[l] = 0, ++live;
+        buf[r_of[l]].clear();
+        if (by_cell) cbuf[r_of[l]].clear();
+      };
+      for (int l = 0; l < kLanes; ++l) begin(l);
+      while (live > 0) {
+        for (int l = 0; l < kLanes; ++l) {
+          if (!on[l]) continue;
+          const std::uint64_t r = r_of[l];
+          std::vector<std::uint32_t>& b = buf[r];
+          bool ended = false;
+          std::uint64_t cell = kNoCell;
+          if (i[l] == kMaxSentence - 1) {  // cut: end the sentence
+            b.push_back(0);
+            was_cut[r] = 1, ended = true;
+          } else {
+            const std::uint32_t w = next(tile[l], v[l], j0 + r, i[l]++, cell);
+            b.push_back(w);
+            if (w == 0) was_cut[r] = 0, ended = true;
+            else v[l] = next_context(s_.order, s_.V, v[l], w);
+          }
+          if (by_cell) cbuf[r].push_back(cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell));
+          if (ended) --live, begin(l);
         }
-        const std::uint32_t w = next(v, j, i);
-        buf.push_back(w);
-        if (w == 0) return false;
-        v = next_context(s_.order, s_.V, v, w);
       }
     };
     // Sentences j = 0, 1, ... until the text holds `samples` tokens, drawn in
-    // rounds of a fixed number of sentences, in parallel when the sampler is
-    // plain (the cut cache is shared); appended in order, so the text does not
-    // depend on the thread count.
+    // rounds (in parallel when the sampler is plain: the cut cache is shared)
+    // and appended in order, so the text depends neither on the thread count
+    // nor on the rounds' sizes. A round holds about the sentences still
+    // needed (judged by the mean length so far), at most kRoundMax: what the
+    // size changes is only the sentences drawn in vain after the last one.
+    constexpr std::uint64_t kRoundMax = 512;
     const int threads = s_.sampler.plain() ? inner_ : 1;
-    const std::uint64_t kRound = threads > 1 ? 512 : 1;  // one at a time on one thread: nothing drawn in vain
-    std::vector<std::vector<std::uint32_t>> buf(kRound);
-    std::vector<unsigned char> was_cut(kRound);
+    buf.resize(kRoundMax);
+    was_cut.resize(kRoundMax);
+    if (by_cell) cbuf.resize(kRoundMax);
     // data.dedup: the sentences kept so far (examined in order, so the
     // sample does not depend on the thread count either), and the tokens
     // drawn, kept or not, against the budget.
@@ -585,16 +788,22 @@ class NgramCpu final : public NgramBackend {
     auto more = [&] {
       return static_cast<double>(out.tokens.size()) < s_.samples && (!s_.dedup || drawn < budget);
     };
-    for (std::uint64_t j0 = 0; more(); j0 += kRound) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-      for (std::uint64_t r = 0; r < kRound; ++r) {
-        buf[r].clear();
-        was_cut[r] = sentence(j0 + r, buf[r]) ? 1 : 0;
+    for (std::uint64_t j0 = 0, round = 0; more(); j0 += round) {
+      const double kept = static_cast<double>(out.start.size() - 1);
+      const double mean_len = kept > 0.0 ? static_cast<double>(out.tokens.size()) / kept : 16.0;
+      const double need = std::ceil((s_.samples - static_cast<double>(out.tokens.size())) / mean_len);
+      round = static_cast<std::uint64_t>(std::clamp(need, 1.0, static_cast<double>(kRoundMax)));
+#pragma omp parallel num_threads(threads)
+      {
+        const auto n_threads = static_cast<std::uint64_t>(omp_get_num_threads());
+        const auto me = static_cast<std::uint64_t>(omp_get_thread_num());
+        draw_range(j0, round * me / n_threads, round * (me + 1) / n_threads);
       }
-      for (std::uint64_t r = 0; r < kRound && more(); ++r) {
+      for (std::uint64_t r = 0; r < round && more(); ++r) {
         drawn += static_cast<double>(buf[r].size());
         if (s_.dedup && !seen.insert(buf[r]).second) continue;
         out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
+        if (by_cell) c.sample_cell.insert(c.sample_cell.end(), cbuf[r].begin(), cbuf[r].end());
         out.start.push_back(out.tokens.size());
         c.cut_sentences += was_cut[r];
         c.sample_cut.push_back(was_cut[r]);
@@ -613,21 +822,23 @@ class NgramCpu final : public NgramBackend {
     };
     auto prob = [&](std::uint64_t v, std::uint32_t w) { return truth0 ? truth_prob(v, w) : ngram_prob(m, v, w); };
     const std::uint32_t V = s_.V;
-    // Held-out text, summed over a fixed set of sentence chunks (in
-    // parallel when the chain has the threads to itself), the chunks then
-    // added in order: the sums do not depend on the thread count.
+    // Held-out text, scored once per n-gram type (its count times the
+    // type's score; counted once, in the constructor), summed over a fixed
+    // set of type chunks (in parallel when the chain has the threads to
+    // itself), the chunks then added in order: the sums do not depend on the
+    // thread count.
     struct Held { double all = 0, zeros = 0, bits = 0, nz = 0, tail_bits = 0, tail_nz = 0; };
     std::vector<Held> hc(kChunks);
-    over_tokens(s_.heldout, nullptr, [&](int k, std::uint64_t v, std::uint32_t, std::uint32_t w, bool) {
+    over_types(heldout_counts_, [&](int k, std::uint64_t v, std::uint32_t w, double n) {
       Held& a = hc[k];
       const double p = prob(v, w);
-      a.all += 1.0;
+      a.all += n;
       if (p > 0.0) {
         const double b = -std::log2(p);
-        a.bits += b, a.nz += 1.0;
-        if (s_.tail[w]) a.tail_bits += b, a.tail_nz += 1.0;
+        a.bits += n * b, a.nz += n;
+        if (s_.tail[w]) a.tail_bits += n * b, a.tail_nz += n;
       } else {
-        a.zeros += 1.0;
+        a.zeros += n;
       }
     });
     double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
@@ -689,36 +900,43 @@ class NgramCpu final : public NgramBackend {
       }
     }
     // Sample-based metrics: entropy rate, distinct bigrams, tail share
-    // (orders 2 and 3); chunked like the held-out sums. A cut sentence's
-    // last token is the forced </s>, not a draw: left out.
-    struct Own { double bits = 0, n = 0, tail = 0; std::vector<std::uint64_t> bigrams; };
+    // (orders 2 and 3). The sample is counted once (order 2 text: the counts
+    // are kept, the next generation trains on exactly this text under
+    // replace without real data) and scored per type like the held-out text.
+    // A cut sentence's last token is the forced </s>, not a draw: left out.
+    Counts local;
+    Counts& sc = s_.order == 2 && !s_.zipf ? c.sample_counts : local;
+    if (!count_cells(c, sc)) count_text(s_.order, V, c.sample, sc, inner_);
+    const std::vector<std::uint64_t> forced = forced_ends(c);
+    struct Own { double bits = 0, n = 0, tail = 0; };
     std::vector<Own> oc(kChunks);
-    const bool own_bigrams = !(s_.order == 2 && !s_.zipf);  // else counted from the sample's counts below
-    over_tokens(c.sample, &c.sample_cut, [&](int k, std::uint64_t v, std::uint32_t prev, std::uint32_t w, bool first) {
+    over_types(sc, [&](int k, std::uint64_t v, std::uint32_t w, double n) {
+      if (!forced.empty() && w == 0) {
+        const std::uint64_t key = v * (V + 1);
+        n -= static_cast<double>(std::upper_bound(forced.begin(), forced.end(), key) -
+                                 std::lower_bound(forced.begin(), forced.end(), key));
+        if (n == 0.0) return;
+      }
       Own& a = oc[k];
-      a.bits += -std::log2(prob(v, w));
-      a.n += 1.0;
-      a.tail += in_tail_mass(w) ? 1.0 : 0.0;
-      if (own_bigrams && !first) a.bigrams.push_back(static_cast<std::uint64_t>(prev) * (V + 1) + w);
+      a.bits += n * -std::log2(prob(v, w));
+      a.n += n;
+      a.tail += in_tail_mass(w) ? n : 0.0;
     });
     double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
-    std::vector<std::uint64_t> bigrams;
-    for (const Own& a : oc) {
-      ent_bits += a.bits, ent_n += a.n, tail_tokens += a.tail;
-      bigrams.insert(bigrams.end(), a.bigrams.begin(), a.bigrams.end());
-    }
+    for (const Own& a : oc) ent_bits += a.bits, ent_n += a.n, tail_tokens += a.tail;
+    // distinct_2: bigrams inside sequences (not from <s>). Order 2 text: the
+    // sample's own counts; otherwise the sample's token pairs, sorted.
     double distinct = 0.0, pairs = 0.0;
     if (s_.order == 2 && !s_.zipf) {
-      // Count the sample once: distinct_2 from its counts (bigrams inside
-      // sentences, i.e. not from <s>), and the counts kept for the next
-      // generation, which trains on exactly this text under replace without
-      // real data.
-      count_text(2, V, c.sample, 0, c.sample.sentences(), true, c.sample_counts);
-      for (std::size_t e = 0; e < c.sample_counts.key.size(); ++e)
-        if (c.sample_counts.key[e] / (V + 1) != V) distinct += 1.0, pairs += c.sample_counts.c[e];
+      for (std::size_t e = 0; e < sc.key.size(); ++e)
+        if (sc.key[e] / (V + 1) != V) distinct += 1.0, pairs += sc.c[e];
     } else {
+      std::vector<std::uint64_t> bigrams;
+      for (std::size_t sj = 0; sj < c.sample.sentences(); ++sj)
+        for (std::uint64_t i = c.sample.start[sj] + 1; i < c.sample.start[sj + 1]; ++i)
+          bigrams.push_back(static_cast<std::uint64_t>(c.sample.tokens[i - 1]) * (V + 1) + c.sample.tokens[i]);
       std::vector<std::uint64_t> tmp;
-      radix_sort(bigrams, key_bits(V), tmp);
+      radix_sort(bigrams, key_bits(V), tmp, inner_);
       distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
       pairs = static_cast<double>(bigrams.size());
     }
@@ -740,31 +958,49 @@ class NgramCpu final : public NgramBackend {
     out[kNgDataAge * stride] = age;
   }
 
-  // Calls f(chunk, context, previous token, token, first in its sentence)
-  // for every token of a text, the sentences split into kChunks fixed
-  // chunks processed in parallel when the chain has the threads to itself
-  // (callers sum per chunk, then over chunks in order: no bit depends on the
-  // thread count). `cut` marks sentences whose last token is left out.
+  // Calls f(chunk, context, token, count) for every n-gram type of a
+  // counted text (order 1: every token with a count, context 0), the types
+  // split into kChunks fixed chunks processed in parallel when the chain has
+  // the threads to itself (callers sum per chunk, then over chunks in order:
+  // no bit depends on the thread count).
   static constexpr int kChunks = 64;
   template <class F>
-  void over_tokens(const TokenText& x, const std::vector<unsigned char>* cut, F&& f) const {
+  void over_types(const Counts& k, F&& f) const {
     const std::uint32_t V = s_.V;
+    const std::size_t types = s_.order == 1 ? k.uni.size() : k.key.size();
 #pragma omp parallel for schedule(static) num_threads(inner_)
-    for (int k = 0; k < kChunks; ++k) {
-      const std::size_t s0 = x.sentences() * k / kChunks, s1 = x.sentences() * (k + 1) / kChunks;
-      for (std::size_t sj = s0; sj < s1; ++sj) {
-        std::uint64_t v = start_context(s_.order, V);
-        std::uint32_t prev = V;
-        const bool drop = cut && sj < cut->size() && (*cut)[sj];
-        const std::uint64_t end = x.start[sj + 1] - (drop ? 1 : 0);
-        for (std::uint64_t i = x.start[sj]; i < end; ++i) {
-          const std::uint32_t w = x.tokens[i];
-          f(k, v, prev, w, i == x.start[sj]);
-          v = next_context(s_.order, V, v, w);
-          prev = w;
+    for (int ch = 0; ch < kChunks; ++ch) {
+      const std::size_t e0 = types * ch / kChunks, e1 = types * (ch + 1) / kChunks;
+      for (std::size_t e = e0; e < e1; ++e) {
+        if (s_.order == 1) {
+          if (k.uni[e] > 0.0) f(ch, 0, static_cast<std::uint32_t>(e), k.uni[e]);
+        } else {
+          f(ch, k.key[e] / (V + 1), static_cast<std::uint32_t>(k.key[e] % (V + 1)), k.c[e]);
         }
       }
     }
+  }
+
+  // The sample's counts from its alias cells (count_cells): false when
+  // some token has none or none were kept.
+  bool count_cells(const Chain& c, Counts& out) const {
+    return !c.sample_cell.empty() && c.sample_cell.size() == c.sample.tokens.size() &&
+           ouro::kernels::count_cells(c.model->top, s_.V, c.sample_cell, out);
+  }
+
+  // The keys (context, </s>) of the sample's cut sentences' forced last
+  // tokens, sorted, one per cut sentence.
+  std::vector<std::uint64_t> forced_ends(const Chain& c) const {
+    std::vector<std::uint64_t> keys;
+    for (std::size_t sj = 0; sj < c.sample_cut.size(); ++sj) {
+      if (!c.sample_cut[sj]) continue;
+      std::uint64_t v = start_context(s_.order, s_.V);
+      for (std::uint64_t i = c.sample.start[sj]; i + 1 < c.sample.start[sj + 1]; ++i)
+        v = next_context(s_.order, s_.V, v, c.sample.tokens[i]);
+      keys.push_back(v * (s_.V + 1));
+    }
+    std::sort(keys.begin(), keys.end());
+    return keys;
   }
 
   // The tail set as tail_mass counts it: without <unk> for a corpus (the
@@ -776,6 +1012,7 @@ class NgramCpu final : public NgramBackend {
 
   NgramBatchSpec s_;
   Model model0_;  // generation 0 of a corpus truth, shared by every chain
+  Counts heldout_counts_;  // the held-out text's n-gram counts (scored per type)
   int threads_, outer_, inner_;
   std::vector<Chain> chains_;
   std::vector<WorkerRange> workers_;
@@ -791,12 +1028,31 @@ struct NgramFit::Tables {
 
 NgramFit::NgramFit(const NgramBatchSpec& spec, const TokenText& text) : tables_(new Tables), spec_(&spec) {
   Counts counts;
-  count_text(spec.order, spec.V, text, 0, text.sentences(), true, counts);
-  tables_->model.build(spec, counts);
+  count_text(spec.order, spec.V, text, counts, 1);
+  tables_->model.build(spec, counts, 1);
 }
 
 NgramFit::~NgramFit() = default;
 
 NgramView NgramFit::view() const { return tables_->model.view(*spec_); }
+
+bool NgramFit::count_drawn(const std::vector<std::uint64_t>& cells, std::vector<std::uint64_t>& key,
+                           std::vector<double>& c) const {
+  std::vector<std::uint32_t> narrow;
+  for (std::uint64_t x : cells) narrow.push_back(x == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(x));
+  Counts counts;
+  if (!count_cells(tables_->model.top, spec_->V, narrow, counts)) return false;
+  key = std::move(counts.key);
+  c = std::move(counts.c);
+  return true;
+}
+
+void NgramFit::count(const NgramBatchSpec& spec, const TokenText& text, std::vector<std::uint64_t>& key,
+                     std::vector<double>& c) {
+  Counts counts;
+  count_text(spec.order, spec.V, text, counts, 1);
+  key = std::move(counts.key);
+  c = std::move(counts.c);
+}
 
 }  // namespace ouro::kernels

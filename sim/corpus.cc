@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -17,7 +18,12 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool word_byte(unsigned char c) { return std::isalnum(c) || c >= 0x80; }
+// ASCII letters and digits (std::isalnum in the "C" locale, which ouroboros
+// never changes) and every byte of a multi-byte UTF-8 character.
+bool word_byte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+char lower_ascii(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); }
 
 // Calls f(token) for every token of a line (see corpus.h); word tokens are
 // lower-cased into a reused buffer, so there is no allocation per token.
@@ -31,11 +37,11 @@ void for_each_token(std::string_view line, std::string& cur, F&& f) {
     const bool inner_apostrophe = c == '\'' && !cur.empty() && i + 1 < n &&
                                   word_byte(static_cast<unsigned char>(line[i + 1]));
     if (word_byte(c) || inner_apostrophe) {
-      cur.push_back(static_cast<char>(c < 0x80 ? std::tolower(c) : c));
+      cur.push_back(lower_ascii(c));
       continue;
     }
     if (!cur.empty()) f(std::string_view(cur)), cur.clear();
-    if (!std::isspace(c) && c >= 0x20) {
+    if (c > 0x20) {  // not a space (nor a control character): a one-byte token
       const char one = static_cast<char>(c);
       f(std::string_view(&one, 1));
     }
@@ -57,27 +63,26 @@ Corpus load_corpus(const std::string& path) {
   if (!fs::is_regular_file(path, ec)) throw CorpusError(fmt::format("cannot read corpus file \"{}\" (not a regular file)", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
-  std::string text;
-  try {
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  } catch (const std::exception& e) {
-    throw CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, e.what()));
-  }
-  if (in.bad()) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
+  std::string text(static_cast<std::size_t>(fs::file_size(path, ec)), '\0');
+  if (ec) throw CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, ec.message()));
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad() || in.gcount() != static_cast<std::streamsize>(text.size()))
+    throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
   return parse_corpus(text, path);
 }
 
 Corpus parse_corpus(const std::string& text, const std::string& source) {
   // Tokens as provisional ids (in order of first appearance), sentences split
   // 1 in 10, training counts per provisional id.
-  std::unordered_map<std::string, std::uint32_t> provisional;
+  // The map's keys view the type texts, which a deque never moves.
+  std::unordered_map<std::string_view, std::uint32_t> provisional;
   provisional.reserve(1 << 16);
-  std::vector<std::string> type_text;
+  std::deque<std::string> type_text;
   std::vector<std::uint64_t> type_count;
   constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional streams
   std::vector<std::uint32_t> train_ids, heldout_ids, line_ids;
   std::size_t j = 0, train_sentences = 0, heldout_sentences = 0;
-  std::string cur, key;
+  std::string cur;
   for (std::size_t pos = 0; pos < text.size();) {
     std::size_t eol = text.find('\n', pos);
     if (eol == std::string::npos) eol = text.size();
@@ -86,11 +91,10 @@ Corpus parse_corpus(const std::string& text, const std::string& source) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     line_ids.clear();
     for_each_token(line, cur, [&](std::string_view t) {
-      key.assign(t);
-      auto it = provisional.find(key);
+      auto it = provisional.find(t);
       if (it == provisional.end()) {
-        it = provisional.emplace(key, static_cast<std::uint32_t>(type_text.size())).first;
-        type_text.push_back(key);
+        type_text.emplace_back(t);
+        it = provisional.emplace(std::string_view(type_text.back()), static_cast<std::uint32_t>(type_text.size() - 1)).first;
         type_count.push_back(0);
       }
       line_ids.push_back(it->second);

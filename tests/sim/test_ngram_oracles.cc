@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -212,6 +213,8 @@ struct Toy {
   std::vector<double> uni, uni_cum, uni_cumd, ctx_total, ent_c, ent_cum, ent_cumd;
   std::vector<std::uint64_t> ctx, ctx_start;
   std::vector<std::uint32_t> ent_w;
+  std::vector<kernels::AliasBucket> alias;
+  std::vector<std::uint32_t> alias_entry;
   kernels::NgramView view(kernels::Smoothing sm) {
     // V = 5; contexts 2 and 5 (= <s>): c(<s> 2) = 3, c(<s> 3) = 1,
     // c(2 0) = 2, c(2 2) = 1, c(2 4) = 1.
@@ -225,8 +228,16 @@ struct Toy {
     uni = {1, 0, 2, 1, 1};  // continuation counts N(. w)
     uni_cum = {1, 1, 3, 4, 5};
     uni_cumd = {0.25, 0.25, 1.5, 1.75, 2.0};
-    const kernels::NgramLevel top{2, ctx.data(), ctx_start.data(), ctx_total.data(), ent_w.data(),
-                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr, nullptr};
+    // Alias tables by hand (buckets of capacity c(v), word w holding
+    // c(v w) T units): context 2, T = 3, units 6, 3, 3 for words 0, 2, 4:
+    // buckets {0: 4 of 4}, {2: 3, then 0}, {4: 3, then 0}; context <s>,
+    // T = 2, units 6, 2: {2: 4 of 4}, {3: 2, then 2}. Alias entries counted
+    // from the context's first.
+    alias = {{4, 0, 0}, {3, 2, 0}, {3, 4, 0}, {4, 2, 2}, {2, 3, 2}};
+    alias_entry = {0, 0, 0, 0, 0};
+    const kernels::NgramLevel top{2,          ctx.data(),    ctx_start.data(), ctx_total.data(), ent_w.data(),
+                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr,          alias.data(),
+                                  alias_entry.data()};
     return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, top,
                               kernels::NgramLevel{}};
   }
@@ -249,6 +260,27 @@ TEST(NgramMath, SmoothedDistributionsSumToOne) {
   EXPECT_NEAR(kernels::ngram_prob(toy.view(kernels::Smoothing::kKneserNey), 2, 4), 0.25 / 4 + 0.75 * 3 / 4 * pc4, 1e-15);
 }
 
+// The first n training sentences of a corpus.
+kernels::TokenText first_sentences(const Corpus& corpus, std::size_t n) {
+  kernels::TokenText text;
+  text.start.push_back(0);
+  for (std::size_t sj = 0; sj < n; ++sj) {
+    text.tokens.insert(text.tokens.end(), corpus.train.tokens.begin() + corpus.train.start[sj],
+                       corpus.train.tokens.begin() + corpus.train.start[sj + 1]);
+    text.start.push_back(text.tokens.size());
+  }
+  return text;
+}
+
+// An mle model of the given order over a corpus's vocabulary.
+kernels::NgramBatchSpec mle_spec(const Corpus& corpus, int order) {
+  kernels::NgramBatchSpec spec;
+  spec.order = order;
+  spec.smoothing = kernels::Smoothing::kMle;
+  spec.V = static_cast<std::uint32_t>(corpus.vocab.size());
+  return spec;
+}
+
 // Fitted to real text (5000 King James verses), every order and smoothing
 // gives a distribution over the V predictable tokens that sums to 1 (mle: or
 // 0 for an unseen context), for contexts seen at every level, seen only below
@@ -257,13 +289,7 @@ TEST(NgramMath, SmoothedDistributionsSumToOne) {
 // binomial standard errors, tokens with p = 0 never drawn).
 TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
   const Corpus& corpus = load_corpus_cached(kjv_path());
-  kernels::TokenText text;
-  text.start.push_back(0);
-  for (std::size_t sj = 0; sj < 5000; ++sj) {
-    text.tokens.insert(text.tokens.end(), corpus.train.tokens.begin() + corpus.train.start[sj],
-                       corpus.train.tokens.begin() + corpus.train.start[sj + 1]);
-    text.start.push_back(text.tokens.size());
-  }
+  const kernels::TokenText text = first_sentences(corpus, 5000);
   const std::uint32_t V = static_cast<std::uint32_t>(corpus.vocab.size());
   auto id = [&](const std::string& word) {
     return static_cast<std::uint32_t>(std::find(corpus.vocab.begin(), corpus.vocab.end(), word) - corpus.vocab.begin());
@@ -310,6 +336,85 @@ TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
         }
       }
     }
+}
+
+// The alias tables that sample a context's counts (mle, add_k) are exact:
+// fitted to 5000 King James verses at orders 2 and 3, every context's
+// buckets give word w exactly c(v w) T of the T c(v) units (T its word
+// types), and no bucket keeps more than its capacity or names an entry
+// outside its context. Sampling through them is checked above; this checks
+// the builder on every context, the largest (thousands of types, skewed
+// counts) included.
+TEST(NgramMath, AliasTablesHoldEveryCountExactly) {
+  const Corpus& corpus = load_corpus_cached(kjv_path());
+  const kernels::TokenText text = first_sentences(corpus, 5000);
+  for (int order : {2, 3}) {
+    const kernels::NgramBatchSpec spec = mle_spec(corpus, order);
+    const kernels::NgramFit fit(spec, text);
+    const kernels::NgramLevel& L = fit.view().top;
+    ASSERT_NE(L.alias, nullptr);
+    std::uint64_t largest = 0;
+    for (std::uint64_t ci = 0; ci < L.contexts; ++ci) {
+      const std::uint64_t lo = L.ctx_start[ci], hi = L.ctx_start[ci + 1], T = hi - lo;
+      const auto C = static_cast<std::uint64_t>(L.ctx_total[ci]);
+      largest = std::max(largest, T);
+      std::map<std::uint32_t, std::uint64_t> units;
+      for (std::uint64_t b = lo; b < hi; ++b) {
+        ASSERT_LE(L.alias[b].keep, C);
+        ASSERT_LT(L.alias_entry[b], T);
+        // The bucket's words are its own entry's and its alias entry's.
+        ASSERT_EQ(L.alias[b].own, L.ent_w[b]);
+        ASSERT_EQ(L.alias[b].alias, L.ent_w[lo + L.alias_entry[b]]);
+        units[L.alias[b].own] += L.alias[b].keep;
+        units[L.alias[b].alias] += C - L.alias[b].keep;
+      }
+      for (std::uint64_t e = lo; e < hi; ++e) {
+        ASSERT_EQ(units[L.ent_w[e]], static_cast<std::uint64_t>(L.ent_c[e]) * T)
+            << "order " << order << " context " << L.ctx[ci] << " word " << L.ent_w[e];
+      }
+    }
+    EXPECT_GT(largest, 500u) << "order " << order;  // the test reaches large contexts
+  }
+}
+
+// The cpu backend counts an mle model's sample from the alias cells its
+// tokens were drawn from, without a sort: the counts must be exactly those
+// of counting the text. 2000 sentences drawn from mle fits of orders 2 and
+// 3 to 5000 King James verses; every key and count compared.
+TEST(NgramMath, SampleCountsFromAliasCellsEqualCountingTheText) {
+  const Corpus& corpus = load_corpus_cached(kjv_path());
+  const kernels::TokenText text = first_sentences(corpus, 5000);
+  for (int order : {2, 3}) {
+    const kernels::NgramBatchSpec spec = mle_spec(corpus, order);
+    const kernels::NgramFit fit(spec, text);
+    const kernels::NgramView m = fit.view();
+    kernels::TokenText sample;
+    sample.start.push_back(0);
+    std::vector<std::uint64_t> cells;
+    for (std::uint64_t j = 0; j < 2000; ++j) {
+      std::uint64_t ctx = kernels::start_context(order, spec.V);
+      for (std::uint32_t i = 0; i + 1 < kernels::kMaxSentence; ++i) {
+        std::uint64_t cell;
+        const std::uint32_t w = kernels::sample_next(m, ctx, kernels::token_uniforms(5, 1, 1, 2, j, i, false), cell);
+        sample.tokens.push_back(w);
+        cells.push_back(cell);
+        if (w == 0) break;
+        ctx = kernels::next_context(order, spec.V, ctx, w);
+      }
+      ASSERT_EQ(sample.tokens.back(), 0u);  // no sentence reaches the cut here
+      sample.start.push_back(sample.tokens.size());
+    }
+    std::vector<std::uint64_t> key, key_drawn;
+    std::vector<double> c, c_drawn;
+    kernels::NgramFit::count(spec, sample, key, c);
+    ASSERT_TRUE(fit.count_drawn(cells, key_drawn, c_drawn));
+    EXPECT_EQ(key_drawn, key) << "order " << order;
+    EXPECT_EQ(c_drawn, c) << "order " << order;
+    EXPECT_GT(key.size(), 10000u);  // many types, shared and not
+    // A token without a cell (a cut sentence's forced end) is refused.
+    cells.back() = kernels::kNoCell;
+    EXPECT_FALSE(fit.count_drawn(cells, key_drawn, c_drawn));
+  }
 }
 
 // Sampling at the defaults draws from ngram_prob: 2e5 draws per context,

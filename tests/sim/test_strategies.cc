@@ -320,7 +320,7 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
           .points.front().config;
   const kernels::GmmTruth tr = make_gmm_truth(c);
   const double ll_min = gmm_log_density_quantile(c, tr, 0.3);
-  kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source};
+  kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}};
   s.verifier.on = 1;
   s.verifier.keep_plausible = kernels::keep_threshold(0.9);
   s.verifier.keep_implausible = kernels::keep_threshold(0.2);
@@ -423,7 +423,7 @@ TEST(Strategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
   const kernels::GmmTruth tr = make_gmm_truth(c);
   auto no_model = [](int) -> const double* { return nullptr; };
   for (auto source : {kernels::RealSource::kFixed, kernels::RealSource::kFresh}) {
-    const kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, c.regime, source};
+    const kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, c.regime, source, {}};
     for (int k = 2; k <= 4; ++k)
       for (int i = 0; i < c.real_count; ++i) {
         double first[2], later[2];
@@ -461,7 +461,9 @@ TEST(Strategies, DedupKeepsEachSentenceOnce) {
   for (int g = 0; g <= 3; ++g)
     for (std::int64_t i = 0; i < N; ++i) {
       const double v = on.values[g][k * N + i];
-      if (g == 0) EXPECT_EQ(v, 200.0 / 6.0) << "chain " << i;  // the corpus model says all three
+      if (g == 0) {
+        EXPECT_EQ(v, 200.0 / 6.0) << "chain " << i;  // the corpus model says all three
+      }
       EXPECT_TRUE(v == 200.0 / 6.0 || v == 200.0 / 4.0 || v == 200.0 / 2.0) << "generation " << g << " chain " << i << ": " << v;
       fewer += v != 200.0 / 6.0;
       EXPECT_EQ(off.values[g][k * N + i], 1.0);
