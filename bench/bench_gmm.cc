@@ -52,9 +52,9 @@ void BM_EStep(benchmark::State& state, bool vectorised) {
   std::vector<double> lanes(kernels::kEmLanes * S), stats(S);
   for (auto _ : state) {
     if (vectorised)
-      kernels::cpu_estep(kernels::CpuPass::kSoft, m, false, x.data(), n, lanes.data(), stats.data());
+      kernels::cpu_estep(kernels::CpuPass::kSoft, m, false, x.data(), nullptr, n, lanes.data(), stats.data());
     else
-      kernels::em_estep_serial(kernels::LanePass::kSoft, m, false, x.data(), n, kernels::EmScratch{lanes.data(), stats.data()});
+      kernels::em_estep_serial(kernels::LanePass::kSoft, m, false, x.data(), nullptr, n, kernels::EmScratch{lanes.data(), stats.data()});
     benchmark::DoNotOptimize(stats.data());
   }
   state.counters["points*components/s"] =

@@ -338,21 +338,10 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
 }
 
 // Synthetic share and mean data age of the training set under replace and
-// accumulate, where they are the same for every chain.
+// accumulate, where they are the same for every chain (age-weighted under
+// data.age_decay: regime_composition).
 OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_share, double& data_age) {
-  regime_composition(s.regime, s.samples, s.real_count, s.generation, synthetic_share, data_age);
-  const double q = s.age_decay;
-  if (s.regime != Regime::kAccumulate || q == 1.0) return;
-  // Weighted by age: generation k's n points weigh q^(t-k). With S0 =
-  // sum_{j<t} q^j = (1 - q^t)/(1 - q) and S1 = sum_{j<t} j q^j =
-  // q (1 - t q^(t-1) + (t-1) q^t)/(1 - q)^2, the synthetic share is
-  // (n - r)(S0 - q^(t-1)) / (n S0) (generation 1 is all real) and the mean age S1 / S0.
-  const int t = s.generation;
-  const double qt = pow(q, t), qt1 = pow(q, t - 1);
-  const double s0 = (1.0 - qt) / (1.0 - q);
-  const double s1 = q * (1.0 - t * qt1 + (t - 1.0) * qt) / ((1.0 - q) * (1.0 - q));
-  synthetic_share = static_cast<double>(s.samples - s.real_count) * (s0 - qt1) / (static_cast<double>(s.samples) * s0);
-  data_age = s1 / s0;
+  regime_composition(s.regime, s.samples, s.real_count, s.generation, s.age_decay, synthetic_share, data_age);
 }
 
 // The total weight of the accumulated pool after `generations` generations of
@@ -360,7 +349,7 @@ OURO_HD inline void pool_composition(const GaussianStep& s, double& synthetic_sh
 // own points join: n (q + q^2 + ... + q^generations) (n * generations at q = 1).
 OURO_HD inline double decayed_pool_weight(double n, double q, int generations) {
   if (q == 1.0) return n * generations;
-  return n * q * (1.0 - pow(q, generations)) / (1.0 - q);
+  return n * q * (1.0 - pow_int(q, generations)) / (1.0 - q);
 }
 
 // tr(Sigma^{-1} R R^T) + (m - mu)^T Sigma^{-1} (m - mu) for Sigma = L L^T: the

@@ -210,7 +210,9 @@ OURO_HD inline double gmm_log_density(const GmmCView& m, bool diag, const double
 // r_ik (x_i - c_k)(x_i - c_k)^T (lower triangle; the diagonal only for diag
 // covariances), with c_k the component's current mean (shifting by it keeps
 // the M-step's covariance free of cancellation); the last entry is
-// sum ln p(x_i).
+// sum ln p(x_i). With frequency weights w_i (data.tail_upsample,
+// data.age_decay) every term is weighted: r_ik becomes w_i r_ik and ln p(x_i)
+// w_i ln p(x_i) (exactly the unweighted bits when every w_i is 1).
 OURO_HD inline int em_stats_size(int K, int d) { return K * (1 + d + d * d) + 1; }
 
 enum class LanePass : int {
@@ -219,8 +221,9 @@ enum class LanePass : int {
 };
 
 // Lane `lane`'s partial statistics over points lane, lane + kEmLanes, ... of
-// X (count x d, row-major), into acc[em_stats_size].
-OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, const double* X,
+// X (count x d, row-major), weighted by W[count] (null: every weight 1),
+// into acc[em_stats_size].
+OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, const double* X, const double* W,
                                  std::int64_t count, int lane, double* acc) {
   const int K = m.K, d = m.d;
   const int per = 1 + d + d * d;
@@ -229,7 +232,8 @@ OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, co
   double lp[kGmmMaxComponents];
   for (std::int64_t i = lane; i < count; i += kEmLanes) {
     const double* x = X + i * d;
-    double inv = 1.0;
+    const double w = W ? W[i] : 1.0;
+    double inv = w;
     int nearest = 0;
     if (mode == LanePass::kSoft) {
       double s = 0.0;
@@ -238,8 +242,8 @@ OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, co
         lp[k] = exp_poly(lp[k] - top);
         s += lp[k];
       }
-      acc[S - 1] += top + log_sum(s);
-      inv = 1.0 / s;
+      acc[S - 1] += w != 0.0 ? w * (top + log_sum(s)) : 0.0;  // (as cpu_estep's lanes past the end)
+      inv = w / s;
     } else {
       double best = INFINITY;
       for (int k = 0; k < K; ++k) {
@@ -252,7 +256,7 @@ OURO_HD inline void em_lane_pass(LanePass mode, const GmmCView& m, bool diag, co
       }
     }
     for (int k = 0; k < K; ++k) {
-      const double r = mode == LanePass::kSoft ? lp[k] * inv : (k == nearest ? 1.0 : 0.0);
+      const double r = mode == LanePass::kSoft ? lp[k] * inv : (k == nearest ? w : 0.0);
       if (r == 0.0) continue;
       double* st = acc + k * per;
       const double* c = m.mu + k * d;
@@ -410,10 +414,10 @@ struct EmScratch {
 };
 
 // One E-step over all lanes, reduced in the fixed order.
-OURO_HD inline void em_estep_serial(LanePass mode, const GmmCView& m, bool diag, const double* X,
+OURO_HD inline void em_estep_serial(LanePass mode, const GmmCView& m, bool diag, const double* X, const double* W,
                                     std::int64_t count, const EmScratch& sc) {
   const int S = em_stats_size(m.K, m.d);
-  for (int l = 0; l < kEmLanes; ++l) em_lane_pass(mode, m, diag, X, count, l, sc.lanes + l * S);
+  for (int l = 0; l < kEmLanes; ++l) em_lane_pass(mode, m, diag, X, W, count, l, sc.lanes + l * S);
   em_reduce_lanes(S, sc.lanes, S, 1, sc.stats);
 }
 
@@ -458,16 +462,19 @@ OURO_HD inline bool kmeanspp_init(std::uint32_t seed, std::uint32_t chain, std::
 
 // EM from the parameters in m until the mean log-likelihood changes by less
 // than tol or max_iter M-steps are done (scikit-learn's loop: E-step, M-step,
-// convergence test on the E-step's log-likelihood). trace, if given, gets
-// each E-step's mean log-likelihood (max_iter entries at most).
+// convergence test on the E-step's log-likelihood). The mean is over
+// `total`, the points' total weight (their count when unweighted; the
+// weights themselves are the estep's). trace, if given, gets each E-step's
+// mean log-likelihood (max_iter entries at most).
 template <class EStep, class Policy>
 OURO_HD inline EmOutcome em_run(const EmSettings& s, const GmmView& m, const double* X, std::int64_t count,
-                                double* stats, EStep&& estep, const Policy& policy, double* trace = nullptr) {
+                                double total, double* stats, EStep&& estep, const Policy& policy,
+                                double* trace = nullptr) {
   const int S = em_stats_size(m.K, m.d);
   double prev = -INFINITY;
   for (int it = 1; it <= s.max_iter; ++it) {
     estep(LanePass::kSoft, as_const(m), X, count, stats);
-    const double ll = stats[S - 1] / static_cast<double>(count);
+    const double ll = stats[S - 1] / total;
     if (trace) trace[it - 1] = ll;
     if (!(ll > -INFINITY && ll < INFINITY)) return EmOutcome{it - 1, false, false, ll};
     if (!policy.single([&] { return em_mstep(m, s.diag, s.reg_covar, stats); })) return EmOutcome{it, false, false, ll};
@@ -479,14 +486,15 @@ OURO_HD inline EmOutcome em_run(const EmSettings& s, const GmmView& m, const dou
 
 // One generation's fit of one chain: restart 0 from `warm` (the previous
 // generation's parameters) when warm_ok, every other restart from k-means++
-// seeds (restart r uses seeding stream index r); the restart with the highest
-// final mean log-likelihood is copied to `best` (a block of m's shape).
-// `have` says whether any restart succeeded; the result is that restart's
-// outcome.
+// seeds (restart r uses seeding stream index r; the seeding ignores
+// weights, the M-step from its hard assignment does not); the restart with
+// the highest final mean log-likelihood is copied to `best` (a block of m's
+// shape). `total` is the points' total weight (see em_run). `have` says
+// whether any restart succeeded; the result is that restart's outcome.
 template <class EStep, class Policy>
 OURO_HD inline EmOutcome em_fit(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, const EmSettings& s,
                                 bool warm_ok, const double* warm, double* work, double* best, const double* X,
-                                std::int64_t count, double* stats, EStep&& estep, const Policy& policy,
+                                std::int64_t count, double total, double* stats, EStep&& estep, const Policy& policy,
                                 int K, int d, bool& have) {
   const int P = gmm_block_size(K, d);
   const GmmView m = gmm_view(K, d, work);
@@ -495,7 +503,7 @@ OURO_HD inline EmOutcome em_fit(std::uint32_t seed, std::uint32_t chain, std::ui
   for (int r = 0; r < s.restarts; ++r) {
     if (r == 0 && warm_ok) policy.copy(work, warm, P);
     else if (!kmeanspp_init(seed, chain, gen, r, s, m, X, count, stats, estep, policy)) continue;
-    const EmOutcome out = em_run(s, m, X, count, stats, estep, policy);
+    const EmOutcome out = em_run(s, m, X, count, total, stats, estep, policy);
     if (out.ok && (!have || out.loglik > kept.loglik)) {
       have = true;
       kept = out;
@@ -505,14 +513,15 @@ OURO_HD inline EmOutcome em_fit(std::uint32_t seed, std::uint32_t chain, std::ui
   return kept;
 }
 
-// The serial E-step (lanes in turn) as an estep for the two functions above.
+// The serial E-step (lanes in turn) as an estep for the functions above.
 struct SerialEStep {
   bool diag;
-  double* lanes;  // kEmLanes * em_stats_size
+  double* lanes;                   // kEmLanes * em_stats_size
+  const double* weights = nullptr;  // per point (null: every weight 1)
   OURO_HD void operator()(LanePass mode, const GmmCView& m, const double* X, std::int64_t count,
                           double* stats) const {
     const EmScratch sc{lanes, stats};
-    em_estep_serial(mode, m, diag, X, count, sc);
+    em_estep_serial(mode, m, diag, X, weights, count, sc);
   }
 };
 
@@ -696,6 +705,16 @@ struct GmmVerifier : KeepRule {
 };
 
 // Everything one generation step needs besides the per-chain arrays.
+// data.tail_upsample and data.age_decay for mixtures: frequency weights of
+// the training points (see gmm_point_weights).
+struct GmmWeighting {
+  int tail = 0;                   // tail_upsample on
+  double tail_factor = 1.0;       // a synthetic point in the truth's tail counts this many times
+  double tail_log_density = 0.0;  // the tail: truth log-density below this (its q-quantile)
+  double age_decay = 1.0;         // accumulate: a point added k generations before the fit weighs decay^k
+  OURO_HD bool on() const { return tail != 0 || age_decay != 1.0; }
+};
+
 struct GmmStep {
   std::uint32_t seed;
   int K, d;
@@ -704,7 +723,8 @@ struct GmmStep {
   int generation;  // t >= 1
   Regime regime;
   RealSource real_source = RealSource::kFresh;
-  GmmVerifier verifier;  // replace only
+  GmmVerifier verifier;    // replace only
+  GmmWeighting weighting;  // data.tail_upsample, data.age_decay
 };
 
 // Size of generation t's training set.
@@ -775,6 +795,36 @@ OURO_HD inline std::int64_t gmm_verified_points(const GmmStep& s, std::uint32_t 
   }
   drawn = j;
   return k;
+}
+
+// Frequency weights of generation t's m training points into W, in point
+// order: the pooled points first (pool positions pos[p], or
+// gmm_pool_position(s, p) when pos is null), then the verifier's kept
+// synthetic points (generation t's own). A point added k generations
+// before the fit weighs age_decay^k (pow_int: multiplications only, the
+// same bits on both backends); a synthetic point whose truth log-density is
+// below tail_log_density (the truth's lowest-density q share) counts
+// tail_factor times more. Returns the total weight, summed in point order.
+OURO_HD inline double gmm_point_weights(const GmmStep& s, const GmmTruth& tr, const double* X, std::int64_t m,
+                                        std::int64_t pooled, const std::int64_t* pos, double* W) {
+  const GmmCView truth = truth_view(tr);
+  double lp[kGmmMaxComponents];
+  double total = 0.0;
+  for (std::int64_t p = 0; p < m; ++p) {
+    int k = s.generation;
+    bool real = false;
+    if (p < pooled) {
+      const std::int64_t j = pos ? pos[p] : gmm_pool_position(s, p);
+      k = static_cast<int>(j / s.samples) + 1;
+      real = j % s.samples < real_points_of(k, s.samples, s.real_count);
+    }
+    double w = pow_int(s.weighting.age_decay, s.generation - k);
+    if (s.weighting.tail && !real && gmm_log_density(truth, false, X + p * s.d, lp) < s.weighting.tail_log_density)
+      w *= s.weighting.tail_factor;
+    W[p] = w;
+    total += w;
+  }
+  return total;
 }
 
 }  // namespace ouro::kernels

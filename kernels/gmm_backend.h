@@ -29,6 +29,7 @@ struct GmmBatchSpec {
   std::int64_t batch;         // number of chains
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
   GmmVerifier verifier;       // data.verifier (replace)
+  GmmWeighting weighting;     // data.tail_upsample, data.age_decay
 };
 
 // Metrics as [gmm_num_metrics(K)][batch].
@@ -36,10 +37,11 @@ using GmmBackend = ChainBackend;
 
 // The cpu backend's vectorised E-step: the statistics of em_estep_serial
 // (bit-identical; exposed for its test), or only the log-likelihood sum
-// (stats[em_stats_size - 1]). acc: kEmLanes * em_stats_size doubles.
+// (stats[em_stats_size - 1]), with weights W (null: every weight 1).
+// acc: kEmLanes * em_stats_size doubles.
 enum class CpuPass : int { kSoft, kHard, kLoglikOnly };
-void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std::int64_t count, double* acc,
-               double* stats);
+void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, const double* W, std::int64_t count,
+               double* acc, double* stats);
 
 std::unique_ptr<GmmBackend> make_gmm_cpu(const GmmBatchSpec& spec);
 // Defined only in builds with the cuda backend (OUROBOROS_HAVE_CUDA).

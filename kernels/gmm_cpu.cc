@@ -19,9 +19,10 @@ namespace ouro::kernels {
 // over the lanes of a row, innermost, so g++ vectorises it. Each lane's
 // accumulators receive the same values in the same order as in
 // em_lane_pass, so the statistics are bit-identical to the serial E-step
-// (tested). kLoglikOnly fills only the log-likelihood (stats[S - 1]).
-void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std::int64_t count, double* acc,
-               double* stats) {
+// (tested). kLoglikOnly fills only the log-likelihood (stats[S - 1]). The
+// weights W (null: all 1) ride in `valid`, a live lane's weight.
+void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, const double* W, std::int64_t count,
+               double* acc, double* stats) {
   constexpr int L = kEmLanes;
   const int K = m.K, d = m.d;
   const int per = 1 + d + d * d;
@@ -38,7 +39,7 @@ void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std:
     // the row (finite values) and get weight 0.
     for (int a = 0; a < d; ++a)
       for (int l = 0; l < L; ++l) xt[a][l] = X[(row + (l < live ? l : 0)) * d + a];
-    for (int l = 0; l < L; ++l) valid[l] = l < live ? 1.0 : 0.0;
+    for (int l = 0; l < L; ++l) valid[l] = l < live ? (W ? W[row + l] : 1.0) : 0.0;
     if (soft) {
       for (int l = 0; l < L; ++l) top[l] = -INFINITY;
       for (int k = 0; k < K; ++k) {
@@ -85,8 +86,8 @@ void cpu_estep(CpuPass pass, const GmmCView& m, bool diag, const double* X, std:
       }
 #pragma omp simd
       for (int l = 0; l < L; ++l) {
-        ll[l] += valid[l] != 0.0 ? top[l] + log_sum(sum[l]) : 0.0;
-        inv[l] = valid[l] / sum[l];  // 1/s on live lanes, 0 past the end
+        ll[l] += valid[l] != 0.0 ? valid[l] * (top[l] + log_sum(sum[l])) : 0.0;
+        inv[l] = valid[l] / sum[l];  // w/s on live lanes, 0 past the end
       }
       if (!stats_wanted) continue;
       for (int k = 0; k < K; ++k)
@@ -156,7 +157,7 @@ namespace {
 
 // One thread's working memory, reused across its chains.
 struct Scratch {
-  std::vector<double> x, lanes, stats, work, best;
+  std::vector<double> x, w, lanes, stats, work, best;
   std::vector<std::int64_t> pos;
 };
 
@@ -225,8 +226,9 @@ class GmmCpu final : public GmmBackend {
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
     }
-    GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source};
+    GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source, {}, {}};
     s.verifier = spec_.verifier;
+    s.weighting = spec_.weighting;
     auto model_of = [&](int g) -> const double* {
       return s.regime == Regime::kReplace ? params : hist_.data() + (static_cast<std::int64_t>(g) * n + i) * P_;
     };
@@ -240,7 +242,7 @@ class GmmCpu final : public GmmBackend {
       sc.pos.resize(m);
       gmm_subsample_positions(s, chain, sc.pos.data(), share, age);
     } else {
-      regime_composition(s.regime, s.samples, s.real_count, t, share, age);
+      regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, share, age);
     }
     // With a verifier (replace) only the real points come from the pool.
     const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : m;
@@ -260,6 +262,15 @@ class GmmCpu final : public GmmBackend {
       return;
     }
 
+    // Frequency weights (data.tail_upsample, data.age_decay), or none.
+    const double* W = nullptr;
+    double total = static_cast<double>(m);
+    if (s.weighting.on()) {
+      sc.w.resize(m);
+      total = gmm_point_weights(s, tr, sc.x.data(), m, pooled, subsample ? sc.pos.data() : nullptr, sc.w.data());
+      W = sc.w.data();
+    }
+
     // EM (kernels/gmm.h, em_fit).
     const int S = em_stats_size(K, d);
     sc.lanes.resize(static_cast<std::size_t>(kEmLanes) * S);
@@ -267,15 +278,15 @@ class GmmCpu final : public GmmBackend {
     sc.work.resize(P_);
     sc.best.resize(P_);
     auto estep = [&](LanePass mode, const GmmCView& mix, const double* X, std::int64_t count, double* stats) {
-      cpu_estep(mode == LanePass::kSoft ? CpuPass::kSoft : CpuPass::kHard, mix, em.diag, X, count, sc.lanes.data(),
-                stats);
+      cpu_estep(mode == LanePass::kSoft ? CpuPass::kSoft : CpuPass::kHard, mix, em.diag, X, W, count,
+                sc.lanes.data(), stats);
     };
     // Restart 0 continues from the previous generation's fit when warm
     // (generation 1 from the truth when it has K components).
     const bool warm_ok = em.init == EmInit::kWarm && (t > 1 || K == tr.K0);
     bool have = false;
     const EmOutcome best = em_fit(s.seed, chain, gen, em, warm_ok, params, sc.work.data(), sc.best.data(),
-                                  sc.x.data(), m, sc.stats.data(), estep, SerialPolicy{}, K, d, have);
+                                  sc.x.data(), m, total, sc.stats.data(), estep, SerialPolicy{}, K, d, have);
     if (!have) {
       failed_[i] = 1;
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
@@ -286,7 +297,7 @@ class GmmCpu final : public GmmBackend {
       std::copy(sc.best.begin(), sc.best.end(), hist_.begin() + (static_cast<std::int64_t>(t) * n + i) * P_);
     const GmmCView fit = gmm_view(K, d, static_cast<const double*>(params));
     const std::int64_t h = static_cast<std::int64_t>(spec_.heldout.size() / d);
-    cpu_estep(CpuPass::kLoglikOnly, fit, em.diag, spec_.heldout.data(), h, sc.lanes.data(), sc.stats.data());
+    cpu_estep(CpuPass::kLoglikOnly, fit, em.diag, spec_.heldout.data(), nullptr, h, sc.lanes.data(), sc.stats.data());
     const double xent = -sc.stats[S - 1] / static_cast<double>(h);
     gmm_metrics(tr, fit, K, false, best.iters, !best.converged, xent, -best.loglik, share, age, metrics + i, n);
     metrics[kGmmDrawsPerKept * n + i] = draws_per_kept;

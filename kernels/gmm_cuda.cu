@@ -66,12 +66,13 @@ __device__ void block_reduce(int S, const double* acc, double* parts, double* ou
 template <int MaxS>
 struct BlockEStep {
   bool diag;
-  double* parts;  // shared, 4 * S
+  double* parts;     // shared, 4 * S
+  const double* W;   // per point weights, or null
   __device__ void operator()(LanePass mode, const GmmCView& m, const double* X, std::int64_t count,
                              double* stats) const {
     double acc[MaxS];
     __syncthreads();  // the parameters in shared memory are final
-    em_lane_pass(mode, m, diag, X, count, threadIdx.x, acc);
+    em_lane_pass(mode, m, diag, X, W, count, threadIdx.x, acc);
     block_reduce(em_stats_size(m.K, m.d), acc, parts, stats);
   }
 };
@@ -87,6 +88,7 @@ struct GmmDevice {
   unsigned char* failed;   // [batch]
   double* metrics;         // [M][batch]
   double* x;               // [slice][train_max][d]   training sets
+  double* w;               // [slice][train_max]      their weights (data.tail_upsample, data.age_decay)
   std::int64_t* pos;       // [slice][samples]         subsample positions
   std::int64_t batch, train_max;
   std::uint32_t chain0;
@@ -96,6 +98,7 @@ struct GmmDevice {
   EmSettings em;
   RealSource real_source;
   GmmVerifier verifier;
+  GmmWeighting weighting;
 };
 
 __global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {
@@ -111,6 +114,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   __shared__ int flag;
   __shared__ double composition[3];  // synthetic share, data age, draws per kept point
   __shared__ std::int64_t train_count;
+  __shared__ double weight_total;
   const int K = g.K, d = g.d, P = gmm_block_size(K, d), S = em_stats_size(K, d);
   double* work = shared;
   double* stats = work + P;
@@ -123,8 +127,9 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
     return;
   }
-  GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source};
+  GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source, {}, {}};
   s.verifier = g.verifier;
+  s.weighting = g.weighting;
   auto model_of = [&](int gen) -> const double* {
     return s.regime == Regime::kReplace ? params : g.hist + (static_cast<std::int64_t>(gen) * g.batch + i) * P;
   };
@@ -139,7 +144,7 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : full;
   if (threadIdx.x == 0) {
     if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
-    else regime_composition(s.regime, s.samples, s.real_count, t, composition[0], composition[1]);
+    else regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
     composition[2] = 1.0;
     train_count = full;
   }
@@ -164,14 +169,21 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
     return;
   }
 
+  // Frequency weights, serially on thread 0 (their sum in point order, as on
+  // the cpu).
+  double* W = s.weighting.on() ? g.w + static_cast<std::int64_t>(blockIdx.x) * g.train_max : nullptr;
+  if (threadIdx.x == 0)
+    weight_total = W ? gmm_point_weights(s, tr, X, m, pooled, subsample ? pos : nullptr, W) : static_cast<double>(m);
+  __syncthreads();
+
   // EM (kernels/gmm.h, em_fit), restart 0 warm when the previous generation
   // has K components.
   const BlockPolicy policy{&flag};
-  const BlockEStep<MaxS> estep{g.em.diag, parts};
+  const BlockEStep<MaxS> estep{g.em.diag, parts, W};
   const bool warm_ok = g.em.init == EmInit::kWarm && (t > 1 || K == tr.K0);
   bool have = false;
   const EmOutcome best = em_fit(g.seed, chain, static_cast<std::uint32_t>(t), g.em, warm_ok, params, work,
-                                g.best + i * P, X, m, stats, estep, policy, K, d, have);
+                                g.best + i * P, X, m, weight_total, stats, estep, policy, K, d, have);
   if (!have) {
     if (threadIdx.x == 0) {
       g.failed[i] = 1;
@@ -204,7 +216,7 @@ class GmmCuda final : public GmmBackend {
     train_max_ = spec.regime == Regime::kAccumulate ? static_cast<std::int64_t>(spec.generations) * spec.samples
                                                     : spec.samples;
     slice_ = std::max<std::int64_t>(1, std::min<std::int64_t>(
-                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * d + spec.samples)))));
+                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + spec.samples)))));
     truth_ = DeviceBuffer<GmmTruth>(1);
     OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GmmTruth), cudaMemcpyHostToDevice));
     heldout_ = DeviceBuffer<double>(spec.heldout.size());
@@ -217,6 +229,7 @@ class GmmCuda final : public GmmBackend {
     OURO_CUDA_CHECK(cudaMemset(failed_.get(), 0, n));
     metrics_ = DeviceBuffer<double>(static_cast<std::size_t>(M_) * n);
     x_ = DeviceBuffer<double>(slice_ * train_max_ * d);
+    if (spec.weighting.on()) w_ = DeviceBuffer<double>(slice_ * train_max_);
     pos_ = DeviceBuffer<std::int64_t>(slice_ * spec.samples);
   }
 
@@ -275,11 +288,12 @@ class GmmCuda final : public GmmBackend {
     const GmmDevice g{truth_.get(),  heldout_.get(),  static_cast<std::int64_t>(spec_.heldout.size() / spec_.truth.d),
                       params_.get(), hist_.get(),     best_.get(),
                       failed_.get(), metrics_.get(),  x_.get(),
-                      pos_.get(),    spec_.batch,     train_max_,
-                      spec_.chain_begin, spec_.K,     spec_.truth.d,
-                      spec_.samples, spec_.real_count, spec_.generations,
-                      spec_.seed,    spec_.regime,    spec_.em,
-                      spec_.real_source, spec_.verifier};
+                      w_.get(),      pos_.get(),      spec_.batch,
+                      train_max_,    spec_.chain_begin, spec_.K,
+                      spec_.truth.d, spec_.samples,   spec_.real_count,
+                      spec_.generations, spec_.seed,  spec_.regime,
+                      spec_.em,      spec_.real_source, spec_.verifier,
+                      spec_.weighting};
     for (std::int64_t first = 0; first < spec_.batch; first += slice_) {
       const auto blocks = static_cast<unsigned>(std::min(slice_, spec_.batch - first));
       generation_kernel<MaxS><<<blocks, kEmLanes, shared>>>(g, generation, first);
@@ -292,7 +306,7 @@ class GmmCuda final : public GmmBackend {
   int P_, M_;
   std::int64_t train_max_, slice_;
   DeviceBuffer<GmmTruth> truth_;
-  DeviceBuffer<double> heldout_, params_, best_, hist_, metrics_, x_;
+  DeviceBuffer<double> heldout_, params_, best_, hist_, metrics_, x_, w_;
   DeviceBuffer<unsigned char> failed_;
   DeviceBuffer<std::int64_t> pos_;
 };

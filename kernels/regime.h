@@ -63,15 +63,43 @@ OURO_HD inline void for_each_selected(std::uint32_t seed, std::uint32_t chain, s
   }
 }
 
+// q^k for an integer k >= 0 by repeated squaring: multiplications only, so
+// both backends compute the same bits (libm's pow and CUDA's may differ in
+// the last place).
+OURO_HD inline double pow_int(double q, int k) {
+  double r = 1.0;
+  while (k > 0) {
+    if (k & 1) r *= q;
+    q *= q;
+    k >>= 1;
+  }
+  return r;
+}
+
 // Synthetic share and mean data age (generations between a point's drawing
 // and generation t) of the training set under replace and accumulate, where
 // they are the same for every chain; under accumulate_subsample they are
-// the expectation of the per-chain values.
-OURO_HD inline void regime_composition(Regime regime, int samples, int real_count, int t,
+// the expectation of the per-chain values. Under accumulate with
+// data.age_decay q < 1 both are weighted by age: generation k's points weigh
+// q^(t-k).
+OURO_HD inline void regime_composition(Regime regime, int samples, int real_count, int t, double age_decay,
                                        double& synthetic_share, double& data_age) {
   if (regime == Regime::kReplace) {
     synthetic_share = static_cast<double>(samples - real_points_of(t, samples, real_count)) / samples;
     data_age = 0.0;
+    return;
+  }
+  const double q = age_decay;
+  if (regime == Regime::kAccumulate && q != 1.0) {
+    // With S0 = sum_{j<t} q^j = (1 - q^t)/(1 - q) and S1 = sum_{j<t} j q^j =
+    // q (1 - t q^(t-1) + (t-1) q^t)/(1 - q)^2, the synthetic share is
+    // (n - r)(S0 - q^(t-1)) / (n S0) (generation 1 is all real) and the mean
+    // age S1 / S0.
+    const double qt = pow_int(q, t), qt1 = pow_int(q, t - 1);
+    const double s0 = (1.0 - qt) / (1.0 - q);
+    const double s1 = q * (1.0 - t * qt1 + (t - 1.0) * qt) / ((1.0 - q) * (1.0 - q));
+    synthetic_share = static_cast<double>(samples - real_count) * (s0 - qt1) / (static_cast<double>(samples) * s0);
+    data_age = s1 / s0;
     return;
   }
   // Generation 1 adds only real points, every later one samples - real_count

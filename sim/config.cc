@@ -269,8 +269,8 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
-      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian"},
-      {"data.age_decay", "gaussian"}};
+      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian gmm"},
+      {"data.age_decay", "gaussian gmm"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -517,8 +517,9 @@ PointConfig parse_point(const YAML::Node& root) {
     c.tail_upsample = true;
     c.tail_factor = read_number(root, "data.tail_upsample.factor", 1e-6, 1e6, 1.0, "a weight in [1e-6, 1e6]");
     c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
-    if (c.regime != kernels::Regime::kReplace)
-      throw ConfigError("data.tail_upsample", "is implemented for data.regime replace only so far");
+    // (Mixtures weigh their materialised training points in every regime.)
+    if (c.family == "gaussian" && c.regime != kernels::Regime::kReplace)
+      throw ConfigError("data.tail_upsample", "is implemented for Gaussians under data.regime replace only so far");
   }
   c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
   if (c.age_decay != 1.0 && c.regime != kernels::Regime::kAccumulate)

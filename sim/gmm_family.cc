@@ -118,7 +118,7 @@ std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
   if (metric == kGmmSyntheticShare || metric == kGmmDataAge) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
     double share, age;
-    regime_composition(r, c.samples, c.real_count, t, share, age);
+    regime_composition(r, c.samples, c.real_count, t, c.age_decay, share, age);
     return metric == kGmmSyntheticShare ? share : age;
   }
   return std::nullopt;
@@ -129,11 +129,11 @@ double gmm_point_bytes(const PointConfig& c) {
   const double chains = static_cast<double>(c.chains);
   double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
   if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
-  // Per-thread training set and lane partials.
+  // Per-thread training set (with its weights) and lane partials.
   const double train = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
                                                                  : c.samples;
   const double scratch = omp_get_max_threads() *
-                         (train * c.dim + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
+                         (train * (c.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
   return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
 }
 
@@ -142,7 +142,7 @@ std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string&
   const kernels::GmmTruth truth = make_gmm_truth(c);
   kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime, c.real_source,
                              c.generations, c.samples, c.real_count, c.seed,
-                             static_cast<std::uint32_t>(block.first), block.count, threads};
+                             static_cast<std::uint32_t>(block.first), block.count, threads, {}, {}};
   if (c.verifier) {
     spec.verifier.on = 1;
     spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
@@ -150,6 +150,12 @@ std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string&
     spec.verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
     spec.verifier.max_draw_factor = c.max_draw_factor;
   }
+  if (c.tail_upsample) {
+    spec.weighting.tail = 1;
+    spec.weighting.tail_factor = c.tail_factor;
+    spec.weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
+  }
+  spec.weighting.age_decay = c.age_decay;
   return make_gmm_backend(backend, spec);
 }
 

@@ -157,7 +157,7 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
   if (metric == kNgSyntheticShare || metric == kNgDataAge) {
     if (t == 0) return 0.0;
     double share, age;
-    regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, share, age);
+    regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, 1.0, share, age);
     return metric == kNgSyntheticShare ? share : age;
   }
   if (t == 0) {

@@ -123,12 +123,18 @@ TEST(CpuEStep, BitIdenticalAcrossShapes) {
           const auto x = draw(m, n, 7);
           const int S = em_stats_size(K, d);
           std::vector<double> lanes(kEmLanes * S), serial(S), tiled(S);
-          for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
-            em_estep_serial(mode, m.cview(), diag, x.data(), n, EmScratch{lanes.data(), serial.data()});
-            cpu_estep(pass, m.cview(), diag, x.data(), n, lanes.data(), tiled.data());
-            for (int st = 0; st < S; ++st)
-              ASSERT_EQ(serial[st], tiled[st]) << "K " << K << " d " << d << " n " << n << " diag " << diag << " stat " << st;
-          }
+          // Frequency weights (data.tail_upsample, data.age_decay) too: not
+          // dyadic, so any reordering of their products would show.
+          std::vector<double> weights(n);
+          for (std::int64_t i = 0; i < n; ++i) weights[i] = 0.3 + 0.7 * static_cast<double>(i % 5);
+          for (const double* W : {static_cast<const double*>(nullptr), static_cast<const double*>(weights.data())})
+            for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
+              em_estep_serial(mode, m.cview(), diag, x.data(), W, n, EmScratch{lanes.data(), serial.data()});
+              cpu_estep(pass, m.cview(), diag, x.data(), W, n, lanes.data(), tiled.data());
+              for (int st = 0; st < S; ++st)
+                ASSERT_EQ(serial[st], tiled[st]) << "K " << K << " d " << d << " n " << n << " diag " << diag
+                                                 << " weighted " << (W != nullptr) << " stat " << st;
+            }
         }
       }
 }
@@ -145,13 +151,13 @@ TEST(CpuEStep, BitIdenticalToTheSerialLaneOrder) {
       const int S = em_stats_size(m.K, m.d);
       std::vector<double> lanes(kEmLanes * S), serial(S), tiled(S);
       for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
-        em_estep_serial(mode, m.cview(), diag, x.data(), n, EmScratch{lanes.data(), serial.data()});
-        cpu_estep(pass, m.cview(), diag, x.data(), n, lanes.data(), tiled.data());
+        em_estep_serial(mode, m.cview(), diag, x.data(), nullptr, n, EmScratch{lanes.data(), serial.data()});
+        cpu_estep(pass, m.cview(), diag, x.data(), nullptr, n, lanes.data(), tiled.data());
         for (int s = 0; s < S; ++s)
           EXPECT_EQ(serial[s], tiled[s]) << "n " << n << " diag " << diag << " hard " << (mode == LanePass::kHard)
                                          << " stat " << s;
       }
-      cpu_estep(CpuPass::kLoglikOnly, m.cview(), diag, x.data(), n, lanes.data(), tiled.data());
+      cpu_estep(CpuPass::kLoglikOnly, m.cview(), diag, x.data(), nullptr, n, lanes.data(), tiled.data());
       EXPECT_EQ(mean_loglik_serial(m.cview(), diag, x.data(), n, lanes.data()), tiled[S - 1] / n);
     }
 }
@@ -223,7 +229,7 @@ TEST(Em, AgreesWithAnIndependentEigenReference) {
   const int S = em_stats_size(3, 2);
   std::vector<double> lanes(kEmLanes * S), stats(S);
   for (int it = 1; it <= 30; ++it) {
-    const EmOutcome out = em_run(one_step, ours.view(), x.data(), n, stats.data(), SerialEStep{false, lanes.data()},
+    const EmOutcome out = em_run(one_step, ours.view(), x.data(), n, static_cast<double>(n), stats.data(), SerialEStep{false, lanes.data()},
                                  SerialPolicy{});
     ASSERT_TRUE(out.ok);
     ref.step(X, 1e-6);
@@ -257,13 +263,56 @@ TEST(Em, LogLikelihoodNeverDecreases) {
       std::vector<double> lanes(kEmLanes * S), stats(S), trace(300);
       const SerialEStep estep{diag, lanes.data()};
       ASSERT_TRUE(kmeanspp_init(1, 2, 3, restart, s, m, x.data(), n, stats.data(), estep, SerialPolicy{}));
-      const EmOutcome out = em_run(s, m, x.data(), n, stats.data(), estep, SerialPolicy{}, trace.data());
+      const EmOutcome out = em_run(s, m, x.data(), n, static_cast<double>(n), stats.data(), estep, SerialPolicy{}, trace.data());
       ASSERT_TRUE(out.ok);
       for (int it = 1; it < out.iters; ++it)
         EXPECT_GE(trace[it], trace[it - 1] - 1e-9 * std::abs(trace[it - 1]))
             << "iteration " << it << " diag " << diag << " restart " << restart;
       EXPECT_GT(trace[out.iters - 1], trace[0]);  // and EM did improve the fit
     }
+}
+
+// Frequency weights mean what they say: EM with integer weights w_i (1, 2
+// or 3) runs as EM on the data with point i repeated w_i times. The same
+// iterations and convergence decision, the same parameters to 1e-9 (the
+// sums are added in a different order), from the same start, full and
+// diagonal covariances. Planted bugs, each caught: the count instead of
+// the total weight as the log-likelihood's normaliser (the traces differ),
+// responsibilities without their weight (the fits differ).
+TEST(Em, IntegerWeightsEqualRepeatedPoints) {
+  const Mixture truth = three();
+  const std::int64_t n = 600;
+  const auto x = draw(truth, n, 13);
+  std::vector<double> weights(n), repeated;
+  double total = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    weights[i] = 1.0 + static_cast<double>((i * 7) % 3);
+    total += weights[i];
+    for (int r = 0; r < static_cast<int>(weights[i]); ++r) repeated.insert(repeated.end(), x.begin() + 2 * i, x.begin() + 2 * i + 2);
+  }
+  const auto m_rep = static_cast<std::int64_t>(repeated.size() / 2);
+  ASSERT_EQ(static_cast<double>(m_rep), total);
+  const int P = gmm_block_size(3, 2), S = em_stats_size(3, 2);
+  for (bool diag : {false, true}) {
+    const EmSettings s{50, 1e-8, 1e-6, EmInit::kWarm, 1, diag};
+    std::vector<double> a(truth.block), b(truth.block), lanes(kEmLanes * S), stats(S), ta(50), tb(50);
+    // Start away from the truth: the means moved.
+    for (auto* block : {&a, &b}) {
+      GmmView v = gmm_view(3, 2, block->data());
+      v.mu[0] += 0.7, v.mu[3] -= 0.5;
+      ASSERT_TRUE(gmm_complete(v));
+    }
+    const EmOutcome wa = em_run(s, gmm_view(3, 2, a.data()), x.data(), n, total, stats.data(),
+                                SerialEStep{diag, lanes.data(), weights.data()}, SerialPolicy{}, ta.data());
+    const EmOutcome rb = em_run(s, gmm_view(3, 2, b.data()), repeated.data(), m_rep, static_cast<double>(m_rep),
+                                stats.data(), SerialEStep{diag, lanes.data()}, SerialPolicy{}, tb.data());
+    ASSERT_TRUE(wa.ok && rb.ok);
+    EXPECT_EQ(wa.iters, rb.iters) << "diag " << diag;
+    EXPECT_EQ(wa.converged, rb.converged) << "diag " << diag;
+    for (int it = 0; it < wa.iters; ++it) EXPECT_NEAR(ta[it], tb[it], 1e-11) << "iteration " << it;
+    for (int p = 0; p < P; ++p) EXPECT_NEAR(a[p], b[p], 1e-9 * (1.0 + std::abs(b[p]))) << "diag " << diag << " p " << p;
+    EXPECT_GT(wa.iters, 2);  // EM moved (the start was off)
+  }
 }
 
 TEST(Em, RecoversTheParametersOfAWellSeparatedMixture) {
@@ -279,7 +328,7 @@ TEST(Em, RecoversTheParametersOfAWellSeparatedMixture) {
   const int P = gmm_block_size(3, 2), S = em_stats_size(3, 2);
   std::vector<double> work(P), best(P), lanes(kEmLanes * S), stats(S);
   bool have = false;
-  const EmOutcome out = em_fit(7, 0, 1, s, false, nullptr, work.data(), best.data(), x.data(), n, stats.data(),
+  const EmOutcome out = em_fit(7, 0, 1, s, false, nullptr, work.data(), best.data(), x.data(), n, static_cast<double>(n), stats.data(),
                                SerialEStep{false, lanes.data()}, SerialPolicy{}, 3, 2, have);
   ASSERT_TRUE(have);
   EXPECT_TRUE(out.converged);
@@ -316,7 +365,7 @@ TEST(Em, DegenerateDataGivesAFiniteFitOrAReportedFailure) {
   for (double reg : {1e-6, 0.0}) {
     const EmSettings s{100, 1e-3, reg, EmInit::kKmeansPP, 2, false};
     bool have = false;
-    em_fit(1, 0, 1, s, false, nullptr, work.data(), best.data(), same.data(), 50, stats.data(),
+    em_fit(1, 0, 1, s, false, nullptr, work.data(), best.data(), same.data(), 50, 50.0, stats.data(),
            SerialEStep{false, lanes.data()}, SerialPolicy{}, K, d, have);
     EXPECT_EQ(have, reg > 0.0) << "reg " << reg;
     if (have) {
@@ -327,7 +376,7 @@ TEST(Em, DegenerateDataGivesAFiniteFitOrAReportedFailure) {
   std::vector<double> two = {0.0, 0.0, 1.0, 2.0};
   const EmSettings s{100, 1e-3, 1e-6, EmInit::kKmeansPP, 1, false};
   bool have = false;
-  const EmOutcome out = em_fit(1, 0, 1, s, false, nullptr, work.data(), best.data(), two.data(), 2, stats.data(),
+  const EmOutcome out = em_fit(1, 0, 1, s, false, nullptr, work.data(), best.data(), two.data(), 2, 2.0, stats.data(),
                                SerialEStep{false, lanes.data()}, SerialPolicy{}, K, d, have);
   ASSERT_TRUE(have);
   EXPECT_TRUE(std::isfinite(out.loglik));
