@@ -215,10 +215,12 @@ OURO_HD inline std::uint32_t uniform_token(const NgramView& m, double x) {
 OURO_HD inline std::uint32_t sample_unigram(const NgramView& m, double a, double b) {
   const double n = m.uni_total;
   switch (m.smoothing) {
-    case Smoothing::kMle: return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(a * n)));
+    // (With whole counts "cumulative count > a n" and "> floor(a n)" pick the
+    // same token; weighted counts need the former.)
+    case Smoothing::kMle: return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, a * n));
     case Smoothing::kAddK: {
       const double x = a * (n + m.k * m.V);
-      return x < n ? static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, floor(x))) : uniform_token(m, b);
+      return x < n ? static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, x)) : uniform_token(m, b);
     }
     default: {
       if (!(n > 0.0)) return uniform_token(m, b);
@@ -259,14 +261,21 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
   const std::int64_t ci = find_context(m.top, m.V, ctx);
   const double cv = ci >= 0 ? m.top.ctx_total[ci] : 0.0;
   const std::uint64_t lo = ci >= 0 ? m.top.ctx_start[ci] : 0, hi = ci >= 0 ? m.top.ctx_start[ci + 1] : 0;
-  if (m.smoothing == Smoothing::kMle)
+  // Weighted counts that are not whole numbers have no alias tables: the
+  // entry whose cumulative count first exceeds u c(v), by binary search.
+  if (m.smoothing == Smoothing::kMle) {
     // An unseen context cannot be reached by sampling from an mle model
     // (every token it emits was seen followed by something); </s> if it is.
-    return cv > 0.0 ? pick_alias(m.top, lo, hi, cv, r.u, r.u2, cell) : 0u;
+    if (!(cv > 0.0)) return 0u;
+    if (!m.top.alias) return m.top.ent_w[first_above(m.top.ent_cum, lo, hi, r.u * cv)];
+    return pick_alias(m.top, lo, hi, cv, r.u, r.u2, cell);
+  }
   // add_k: the counts' share of the mass, or a uniform word. Given x < c(v),
   // x / c(v) is uniform in [0, 1): the bucket's uniform.
   const double x = r.u * (cv + m.k * m.V);
-  return x < cv ? pick_alias(m.top, lo, hi, cv, x / cv, r.u2, cell) : uniform_token(m, r.u2);
+  if (!(x < cv)) return uniform_token(m, r.u2);
+  if (!m.top.alias) return m.top.ent_w[first_above(m.top.ent_cum, lo, hi, x)];
+  return pick_alias(m.top, lo, hi, cv, x / cv, r.u2, cell);
 }
 
 OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r) {

@@ -81,10 +81,15 @@ struct NgramBatchSpec {
   // data.verifier (order-1 zipf truths): a synthetic token w is plausible when
   // p0(w) >= plausible_min_p; kept with the integer thresholds of
   // kernels/regime.h (VerifyWords), the next token drawn in its place, until
-  // `samples` are kept or max_draw_factor * samples were drawn.
-  bool verifier = false;
-  std::uint64_t keep_plausible = 0, keep_implausible = 0;
+  // `samples` are kept or verifier.max_draw_factor * samples were drawn.
+  KeepRule verifier;
   double plausible_min_p = 0.0;
+  // Frequency weights of the training text's counts. data.tail_upsample: a
+  // synthetic token of the tail set (`tail`) counts tail_factor times (1:
+  // off). data.age_decay (accumulate): the counts of text added k
+  // generations before the fit weigh age_decay^k.
+  double tail_factor = 1.0;
+  double age_decay = 1.0;
   std::uint32_t seed;
   std::uint32_t chain_begin;
   std::int64_t batch;

@@ -233,8 +233,13 @@ struct Level {
     // word w's units c(v w) T (exact while C T < 2^64: counts are at most
     // samples times generations). Buckets under capacity ("small") are
     // topped up from one over it ("large") until all are full (Vose 1991).
+    // Weighted counts (data.tail_upsample, data.age_decay) need not be whole
+    // numbers: then no alias tables (sampling searches the cumulative counts).
     alias.clear();
     alias_entry.clear();
+    with_alias = with_alias && std::all_of(ent_c.begin(), ent_c.end(), [](double c) {
+                   return c == std::floor(c) && c < 0x1.0p53;
+                 });
     if (with_alias) {
       alias.resize(ent_w.size());
       alias_entry.resize(ent_w.size());
@@ -608,6 +613,7 @@ class NgramCpu final : public NgramBackend {
       std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.key < b.key; });
       TokenText train;
       train.start.push_back(0);
+      std::vector<unsigned char> is_synthetic;  // per sentence of train
       double synthetic = 0.0, weighted_age = 0.0;
       for (const Ref& r : refs) {
         if (static_cast<double>(train.tokens.size()) >= n) break;
@@ -615,14 +621,15 @@ class NgramCpu final : public NgramBackend {
         const double len = static_cast<double>(from.start[r.j + 1] - from.start[r.j]);
         train.tokens.insert(train.tokens.end(), from.tokens.begin() + from.start[r.j], from.tokens.begin() + from.start[r.j + 1]);
         train.start.push_back(train.tokens.size());
-        synthetic += r.j >= c.pool_texts[r.k].real_sentences ? len : 0.0;
+        is_synthetic.push_back(r.j >= c.pool_texts[r.k].real_sentences ? 1 : 0);
+        synthetic += is_synthetic.back() ? len : 0.0;
         weighted_age += (t - 1 - static_cast<int>(r.k)) * len;
       }
       const double total = static_cast<double>(train.tokens.size());
       share = synthetic / total;
       age = weighted_age / total;
       Counts counts;
-      count_text(s_.order, s_.V, train, counts, inner_);
+      count_training(train, [&](std::size_t sj) { return is_synthetic[sj] != 0; }, counts);
       c.own.build(s_, counts, inner_);
       c.model = &c.own;
       draw_sample(c, chain, gen + 1, false);
@@ -631,15 +638,23 @@ class NgramCpu final : public NgramBackend {
     }
     const double total = static_cast<double>(text_is_sample ? c.sample.tokens.size() : text.tokens.size());
     Counts counts;
-    if (text_is_sample) counts = std::move(c.sample_counts);
-    else count_text(s_.order, s_.V, text, counts, inner_);
+    if (text_is_sample) {
+      counts = std::move(c.sample_counts);
+      upweight_tail(counts);  // (all of it synthetic)
+    } else {
+      count_training(text, [&](std::size_t sj) { return sj >= real_sentences; }, counts);
+    }
     if (s_.regime == Regime::kAccumulate) {
+      // data.age_decay: the pool's counts and composition age by one
+      // generation (weight times decay) before the new text joins.
+      const double q = s_.age_decay;
+      if (q != 1.0) scale_counts(c.pool, q);
       add_counts(s_.order, c.pool, counts);
       c.tokens_of.push_back(total);
-      c.pool_tokens += total;
-      c.pool_synthetic += total - real_tokens;
+      c.pool_tokens = q * c.pool_tokens + total;
+      c.pool_synthetic = q * c.pool_synthetic + (total - real_tokens);
       double weighted = 0.0;
-      for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
+      for (int k = 1; k <= t; ++k) weighted += pow_int(q, t - k) * (t - k) * c.tokens_of[k - 1];
       share = c.pool_synthetic / c.pool_tokens;
       age = weighted / c.pool_tokens;
       c.own.build(s_, c.pool, inner_);
@@ -651,6 +666,47 @@ class NgramCpu final : public NgramBackend {
     c.model = &c.own;
     draw_sample(c, chain, gen + 1, false);
     measure(c, t, share, age, out);
+  }
+
+  // The counts of a training text, its synthetic sentences' tail tokens
+  // weighted by data.tail_upsample's factor (synthetic(sj): whether sentence
+  // sj is synthetic). Without upsampling: count_text.
+  template <class IsSynthetic>
+  void count_training(const TokenText& text, IsSynthetic&& synthetic, Counts& out) const {
+    if (s_.tail_factor == 1.0) {
+      count_text(s_.order, s_.V, text, out, inner_);
+      return;
+    }
+    TokenText part[2];  // real, synthetic
+    for (auto& p : part) p.start.push_back(0);
+    for (std::size_t sj = 0; sj < text.sentences(); ++sj) {
+      TokenText& p = part[synthetic(sj) ? 1 : 0];
+      p.tokens.insert(p.tokens.end(), text.tokens.begin() + text.start[sj], text.tokens.begin() + text.start[sj + 1]);
+      p.start.push_back(p.tokens.size());
+    }
+    Counts syn;
+    count_text(s_.order, s_.V, part[0], out, inner_);
+    count_text(s_.order, s_.V, part[1], syn, inner_);
+    upweight_tail(syn);
+    add_counts(s_.order, out, syn);
+  }
+
+  // data.tail_upsample: the counts of tail tokens (n-grams ending in one)
+  // times the factor.
+  void upweight_tail(Counts& k) const {
+    const double f = s_.tail_factor;
+    if (f == 1.0) return;
+    if (s_.order == 1) {
+      for (std::size_t w = 0; w < k.uni.size(); ++w) k.uni[w] *= s_.tail[w] ? f : 1.0;
+      return;
+    }
+    const std::uint64_t V1 = static_cast<std::uint64_t>(s_.V) + 1;
+    for (std::size_t e = 0; e < k.key.size(); ++e) k.c[e] *= s_.tail[k.key[e] % V1] ? f : 1.0;
+  }
+
+  static void scale_counts(Counts& k, double q) {
+    for (double& x : k.uni) x *= q;
+    for (double& x : k.c) x *= q;
   }
 
   // Token j of a zipf truth's stream (one block per token), after context
@@ -693,9 +749,9 @@ class NgramCpu final : public NgramBackend {
       // a new sequence then starts at <s>.
       // data.verifier (order 1): token j is candidate j, kept or dropped by
       // its truth probability and word j of the verify stream.
-      const bool verify = s_.verifier && !truth;
+      const bool verify = s_.verifier.on && !truth;
       const auto n = static_cast<std::uint64_t>(s_.samples);
-      const std::uint64_t budget = verify ? n * static_cast<std::uint64_t>(s_.max_draw_factor) : n;
+      const std::uint64_t budget = verify ? n * static_cast<std::uint64_t>(s_.verifier.max_draw_factor) : n;
       VerifyWords words;
       TokenTile tile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third);
       std::uint64_t cell;
@@ -709,7 +765,8 @@ class NgramCpu final : public NgramBackend {
         ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
                     : next(tile, ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence), cell);
         if (verify && !words.keeps(s_.seed, chain, gen, j,
-                                   s_.truth_p[ctx] >= s_.plausible_min_p ? s_.keep_plausible : s_.keep_implausible))
+                                   s_.truth_p[ctx] >= s_.plausible_min_p ? s_.verifier.keep_plausible
+                                                                         : s_.verifier.keep_implausible))
           continue;
         out.tokens.push_back(ctx);
       }
@@ -730,7 +787,7 @@ class NgramCpu final : public NgramBackend {
     std::vector<unsigned char> was_cut;
     // mle text: each token's alias cell as well (see count_cells), in cbuf.
     const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && s_.sampler.plain() &&
-                         c.model->top.ent_w.size() < kNoCell32 / 2;
+                         !c.model->top.alias.empty() && c.model->top.ent_w.size() < kNoCell32 / 2;
     std::vector<std::vector<std::uint32_t>> cbuf;
     auto draw_range = [&](std::uint64_t j0, std::uint64_t r0, std::uint64_t r1) {
       TokenTile* tile = &lane_tiles[static_cast<std::size_t>(omp_get_thread_num()) * kLanes];

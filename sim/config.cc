@@ -269,8 +269,8 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
-      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian gmm"},
-      {"data.age_decay", "gaussian gmm"}};
+      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian gmm ngram"},
+      {"data.age_decay", "gaussian gmm ngram"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
     if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
@@ -511,12 +511,23 @@ PointConfig parse_point(const YAML::Node& root) {
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {
-    for (const char* key : {"factor", "quantile"})
-      if (const YAML::Node k = find(root, std::string("data.tail_upsample.") + key); !k || k.IsNull())
-        throw ConfigError(std::string("data.tail_upsample.") + key, "missing (tail_upsample needs factor and quantile)");
+    // N-grams weigh the tail token set of the metrics (metrics.tail_count,
+    // metrics.tail_share): no quantile. The continuous families need one.
+    const bool ngram = c.family == "ngram";
+    for (const char* key : {"factor", "quantile"}) {
+      const YAML::Node k = find(root, std::string("data.tail_upsample.") + key);
+      const bool given = k && !k.IsNull();
+      if (ngram && given && std::string(key) == "quantile")
+        throw ConfigError("data.tail_upsample.quantile", "does not apply to n-grams, whose tail is the token set of "
+                                                         "metrics.tail_count (corpus) or metrics.tail_share (zipf)");
+      if (!given && !(ngram && std::string(key) == "quantile"))
+        throw ConfigError(std::string("data.tail_upsample.") + key,
+                          ngram ? "missing (tail_upsample needs a factor)" : "missing (tail_upsample needs factor and quantile)");
+    }
     c.tail_upsample = true;
     c.tail_factor = read_number(root, "data.tail_upsample.factor", 1e-6, 1e6, 1.0, "a weight in [1e-6, 1e6]");
-    c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
+    if (!ngram)
+      c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
     // (Mixtures weigh their materialised training points in every regime.)
     if (c.family == "gaussian" && c.regime != kernels::Regime::kReplace)
       throw ConfigError("data.tail_upsample", "is implemented for Gaussians under data.regime replace only so far");

@@ -37,9 +37,12 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.real_fraction = c.real_fraction;
   s.dedup = c.dedup;
   s.max_draw_factor = c.max_draw_factor;
-  s.verifier = c.verifier;
-  s.keep_plausible = kernels::keep_threshold(c.keep_plausible);
-  s.keep_implausible = kernels::keep_threshold(c.keep_implausible);
+  s.verifier.on = c.verifier ? 1 : 0;
+  s.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+  s.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
+  s.verifier.max_draw_factor = c.max_draw_factor;
+  s.tail_factor = c.tail_upsample ? c.tail_factor : 1.0;
+  s.age_decay = c.age_decay;
   s.seed = c.seed;
   s.chain_begin = 0;
   s.batch = c.chains;

@@ -153,8 +153,9 @@ TEST(NgramOracle, AddKKeepsEveryTypeAlive) {
 // Per-chain values are bit-identical for 1 and 2 threads: with many chains
 // (each whole on one thread; bigram on the King James text, kneser_ney, real
 // data and accumulate; the sampler's cuts on an mle bigram and on a smoothed
-// unigram) and with one chain (its sentences drawn in parallel rounds, its
-// sums over fixed chunks).
+// unigram; weighted counts: tail upsampling with real data, age decay) and
+// with one chain (its sentences drawn in parallel rounds, its sums over fixed
+// chunks).
 TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
   for (const std::string& yaml :
        {std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
@@ -162,6 +163,9 @@ TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
         std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\nsampler: {top_p: 0.9, temperature: 0.8}\ndata: {samples: 3000}\n"),
         zipf(", smoothing: add_k}\nsampler: {top_p: 0.8, top_k: 50", 300, 1.1, 500, 6, 4),
+        std::string("seed: 6\nchains: 4\ngenerations: 3\ntruth: {corpus: kjv}\n"
+                    "model: {family: ngram, order: 2, smoothing: mle}\n"
+                    "data: {samples: 4000, regime: accumulate, real_fraction: 0.2, tail_upsample: {factor: 2.5}, age_decay: 0.7}\n"),
         std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\ndata: {samples: 50000, real_fraction: 0.1}\n")}) {
     const auto one = test::run_family(yaml, "cpu", 1, true);
@@ -418,25 +422,30 @@ TEST(NgramMath, SampleCountsFromAliasCellsEqualCountingTheText) {
 }
 
 // Sampling at the defaults draws from ngram_prob: 2e5 draws per context,
-// every token's frequency within 4.5 binomial standard errors.
+// every token's frequency within 4.5 binomial standard errors, with the
+// alias tables and with the binary search used for weighted counts.
 TEST(NgramMath, SamplingMatchesTheDistribution) {
   Toy toy;
-  for (auto sm : {kernels::Smoothing::kMle, kernels::Smoothing::kAddK, kernels::Smoothing::kKneserNey}) {
-    const kernels::NgramView m = toy.view(sm);
-    for (std::uint32_t v : {2u, 5u}) {
-      const int draws = 200000;
-      std::vector<double> count(5, 0.0);
-      for (int j = 0; j < draws; ++j) {
-        count[kernels::sample_next(m, v, kernels::token_uniforms(3, 1, 1, 2, j, 0, true))] += 1.0;
-      }
-      for (std::uint32_t w = 0; w < 5; ++w) {
-        const double p = kernels::ngram_prob(m, v, w);
-        const double se = std::sqrt(draws * p * (1 - p));
-        if (p == 0.0) EXPECT_EQ(count[w], 0.0);
-        else EXPECT_LT(std::abs(count[w] - draws * p) / se, 4.5) << "smoothing " << static_cast<int>(sm) << " " << v << " " << w;
+  for (auto sm : {kernels::Smoothing::kMle, kernels::Smoothing::kAddK, kernels::Smoothing::kKneserNey})
+    for (const bool alias : {true, false}) {  // without: the binary search of weighted counts
+      kernels::NgramView m = toy.view(sm);
+      if (!alias) m.top.alias = nullptr;
+      for (std::uint32_t v : {2u, 5u}) {
+        const int draws = 200000;
+        std::vector<double> count(5, 0.0);
+        for (int j = 0; j < draws; ++j) count[kernels::sample_next(m, v, kernels::token_uniforms(3, 1, 1, 2, j, 0, true))] += 1.0;
+        for (std::uint32_t w = 0; w < 5; ++w) {
+          const double p = kernels::ngram_prob(m, v, w);
+          const double se = std::sqrt(draws * p * (1 - p));
+          if (p == 0.0) {
+            EXPECT_EQ(count[w], 0.0);
+          } else {
+            EXPECT_LT(std::abs(count[w] - draws * p) / se, 4.5)
+                << "smoothing " << static_cast<int>(sm) << " alias " << alias << " " << v << " " << w;
+          }
+        }
       }
     }
-  }
 }
 
 // top_k = 1 always emits the most probable continuation; a tiny top_p too.
