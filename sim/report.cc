@@ -163,16 +163,34 @@ std::string write_report(const std::string& dir) {
 
   // Rank: the last generation's mean, best first (high for a metric that
   // shrinks under collapse, low for one that grows); no value ranks last.
+  // A ratio to the truth's value is ranked by the median chain's distance
+  // from 1 in ratio, |ln v|: overshooting is no closer to the truth than
+  // falling short, and the mean of such a ratio can stay near 1 while most
+  // chains have collapsed (a few chains that grew carry it).
   const std::string metric = points.rows.front().at(c_metric), direction = points.rows.front().at(c_dir);
-  const bool down = direction == "down";
+  const bool down = direction == "down", ratio = truth_ratio(metric);
+  auto median_log_distance = [&](int p) {
+    std::vector<double> d;
+    for (double v : last_of[p])
+      if (!std::isnan(v)) d.push_back(v > 0.0 ? std::abs(std::log(v)) : std::numeric_limits<double>::infinity());
+    if (d.empty()) return std::numeric_limits<double>::quiet_NaN();
+    std::sort(d.begin(), d.end());
+    const std::size_t m = d.size() / 2;
+    return d.size() % 2 ? d[m] : 0.5 * (d[m - 1] + d[m]);
+  };
   std::vector<std::size_t> order(points.rows.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   auto score = [&](std::size_t i) {
+    if (ratio) return -median_log_distance(std::stoi(points.rows[i].at(c_point)));
     const double v = value(points.rows[i].at(c_last));
     if (std::isnan(v)) return -std::numeric_limits<double>::infinity();
     return down ? v : -v;
   };
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return score(a) > score(b); });
+  auto ranked_before = [&](std::size_t a, std::size_t b) {
+    const double sa = score(a), sb = score(b);
+    return !std::isnan(sa) && (std::isnan(sb) || sa > sb);
+  };
+  std::stable_sort(order.begin(), order.end(), ranked_before);
   const int best = std::stoi(points.rows[order.front()].at(c_point));
 
   std::string md = fmt::format("# Report: {}\n\n", manifest["config"].value("name", dir));
@@ -180,21 +198,24 @@ std::string write_report(const std::string& dir) {
       "Summary metric `{}` ({}), collapse threshold {}: a point has collapsed at the first generation whose mean "
       "over chains is {} the threshold. {} chains per point, {} generations; backend {}. Definitions: README, "
       "\"Summaries and the report\".\n\n",
-      metric, down ? "shrinks under collapse: higher is better" : "grows under collapse: lower is better",
+      metric,
+      ratio ? "a ratio to the truth's value, which shrinks under collapse: closest to 1 is best, measured per "
+              "chain as |ln value|, so that overshooting the truth ranks no better than falling short of it"
+            : down ? "shrinks under collapse: higher is better" : "grows under collapse: lower is better",
       points.rows.front().at(c_thr), down ? "at or below" : "at or above",
       manifest["points"].empty() ? 0 : manifest["points"][0].value("chains", 0),
       points.rows.front().at(c_gen), manifest.value("backend", "?"));
-  md += fmt::format("Ranked by `{}` at the last generation. *vs best*: the mean over chains of (this point − the "
+  md += fmt::format("Ranked by `{}` at the last generation{}. *vs best*: the mean over chains of (this point − the "
                     "best point), chain by chain on common random numbers, with its 95% interval; ≈ marks a point "
                     "whose interval contains 0 (not distinguishable from the best with these chains).\n\n",
-                    metric);
+                    metric, ratio ? ": the median over chains of |ln value|, smallest first (its own column)" : "");
   md += "| rank |";
   for (const auto& a : axes) md += fmt::format(" {} |", a);
-  md += fmt::format(" collapse generation | {} at last generation [95% CI] | area under curve [95% CI] | real samples "
+  md += fmt::format(" collapse generation | {} at last generation [95% CI] |{} area under curve [95% CI] | real samples "
                     "per chain | vs best [95% CI] |\n|---|",
-                    metric);
+                    metric, ratio ? " median chain's \\|ln value\\| |" : "");
   for (std::size_t a = 0; a < axes.size(); ++a) md += "---|";
-  md += "---|---|---|---|---|\n";
+  md += ratio ? "---|---|---|---|---|---|\n" : "---|---|---|---|---|\n";
   for (std::size_t k = 0; k < order.size(); ++k) {
     const auto& r = points.rows[order[k]];
     const int p = std::stoi(r.at(c_point));
@@ -206,8 +227,9 @@ std::string write_report(const std::string& dir) {
       vs = with_interval(d.mean, d.lo, d.hi) + fmt::format(" (n = {})", d.n);
       if (d.lo <= 0.0 && d.hi >= 0.0) vs = "≈ " + vs;
     }
-    md += fmt::format(" {} | {} | {} | {} | {} |\n", r.at(c_coll).empty() ? "never" : r.at(c_coll),
+    md += fmt::format(" {} | {} |{} {} | {} | {} |\n", r.at(c_coll).empty() ? "never" : r.at(c_coll),
                       with_interval(value(r.at(c_last)), value(r.at(c_lo)), value(r.at(c_hi))),
+                      ratio ? fmt::format(" {:.4g} |", median_log_distance(p)) : "",
                       with_interval(value(r.at(c_auc)), value(r.at(c_alo)), value(r.at(c_ahi))), r.at(c_real), vs);
   }
   md += early_warning_section(dir, axes);

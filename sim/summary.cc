@@ -18,6 +18,12 @@ Direction collapse_direction(const std::string& m) {
   return Direction::kNone;  // bookkeeping: synthetic_share, data_age, em_*, cut_sentences
 }
 
+bool truth_ratio(const std::string& m) {
+  for (const char* r : {"var_ratio", "det_ratio", "tail_mass", "rare_mode_mass"})
+    if (m == r) return true;
+  return false;
+}
+
 const char* direction_name(Direction d) {
   return d == Direction::kDown ? "down" : d == Direction::kUp ? "up" : "";
 }

@@ -137,6 +137,47 @@ TEST(Summary, RunWritesSummariesAndTheReportRanksThePoints) {
   fs::remove_all(dir);
 }
 
+// A ratio to the truth's value ranks by the median chain's |ln value|, not
+// by the mean: a run folder written here with three points of 5 chains
+// each -- one that overshoots (every chain at 20), one whose mean is 1.0
+// although three of its chains have collapsed to 0.001 (two carry it at
+// 2.4985), one that stays near the truth (0.8 to 1.1). Ranked: near, then
+// overshoot (|ln 20| = 3.0), then the collapsed one (|ln 0.001| = 6.9).
+// Ranked by the mean, the overshoot would come first ("higher is better"),
+// and by |ln mean| the collapsed one (its mean is exactly 1).
+TEST(Summary, RatioMetricsRankByTheMedianChainsDistanceFromTheTruth) {
+  using namespace ouro::test;
+  const fs::path dir = temp_dir("ratio_rank");
+  std::ofstream(dir / "manifest.json")
+      << R"({"status": "complete", "backend": "cpu", "ouroboros_version": "test", "config": {"name": "ratio"},)"
+      << R"( "points": [{"chains": 5}]})";
+  const std::vector<std::vector<double>> chains = {
+      {20, 20, 20, 20, 20}, {0.001, 0.001, 0.001, 2.4985, 2.4985}, {0.8, 0.9, 1.0, 1.05, 1.1}};
+  std::ofstream sum(dir / "summary.csv"), per(dir / "summary_chains.csv");
+  sum << "case,point,metric,direction,threshold,generations,collapse_generation,last_mean,last_lo,last_hi,auc_mean,"
+         "auc_lo,auc_hi,chains,degenerate_chains,real_samples\n";
+  per << "case,point,chain,last,auc\n";
+  const char* names[] = {"overshoot", "collapsed", "near"};
+  for (int p = 0; p < 3; ++p) {
+    double mean = 0.0;
+    for (double v : chains[p]) mean += v / 5.0;
+    sum << names[p] << "," << p << ",rare_mode_mass,down,0.5,10,," << mean << "," << mean << "," << mean
+        << ",1,1,1,5,0,100\n";
+    for (int i = 0; i < 5; ++i) per << names[p] << "," << p << "," << i << "," << chains[p][i] << ",1\n";
+  }
+  sum.close();
+  per.close();
+  const Result rep = run("report " + dir.string());
+  ASSERT_EQ(rep.code, 0) << rep.out;
+  const std::string md = slurp(dir / "report.md");
+  const auto near = md.find("| 1 | near |"), over = md.find("| 2 | overshoot |"), coll = md.find("| 3 | collapsed |");
+  EXPECT_NE(near, std::string::npos) << md;
+  EXPECT_NE(over, std::string::npos) << md;
+  EXPECT_NE(coll, std::string::npos) << md;
+  EXPECT_NE(md.find("| 2.996 |"), std::string::npos) << md;  // |ln 20|, the median chain of "overshoot"
+  fs::remove_all(dir);
+}
+
 TEST(Summary, ConfigRefusals) {
   auto refused = [](const std::string& set, const std::string& expect) {
     try {
