@@ -158,7 +158,7 @@ namespace {
 // One thread's working memory, reused across its chains.
 struct Scratch {
   std::vector<double> x, w, lanes, stats, work, best;
-  std::vector<std::int64_t> pos;
+  std::vector<std::int64_t> pos, table;  // subsample positions; dedup's table
 };
 
 class GmmCpu final : public GmmBackend {
@@ -226,9 +226,10 @@ class GmmCpu final : public GmmBackend {
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
     }
-    GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source, {}, {}};
+    GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source, {}, {}, {}};
     s.verifier = spec_.verifier;
     s.weighting = spec_.weighting;
+    s.dedup = spec_.dedup;
     auto model_of = [&](int g) -> const double* {
       return s.regime == Regime::kReplace ? params : hist_.data() + (static_cast<std::int64_t>(g) * n + i) * P_;
     };
@@ -244,14 +245,16 @@ class GmmCpu final : public GmmBackend {
     } else {
       regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, share, age);
     }
-    // With a verifier (replace) only the real points come from the pool.
-    const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : m;
+    // With a verifier or dedup (replace) only the real points come from the pool.
+    const std::int64_t pooled = s.filtered() ? real_points_of(t, s.samples, s.real_count) : m;
     for (std::int64_t p = 0; p < pooled; ++p)
       gmm_pool_point(s, chain, subsample ? sc.pos[p] : gmm_pool_position(s, p), tr, model_of, sc.x.data() + p * d);
-    if (s.verifier.on && pooled < m) {
+    if (s.filtered() && pooled < m) {
       std::int64_t drawn = 0;
-      const std::int64_t kept = gmm_verified_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
-                                                    pooled, m - pooled, sc.x.data() + pooled * d, drawn);
+      if (s.dedup.on) sc.table.resize(dedup_table_size(m - pooled));
+      const std::int64_t kept = gmm_filtered_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
+                                                    pooled, m - pooled, sc.x.data() + pooled * d, sc.table.data(),
+                                                    drawn);
       m = pooled + kept;
       share = m > 0 ? static_cast<double>(kept) / static_cast<double>(m) : NAN;
       draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;

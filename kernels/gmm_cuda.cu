@@ -90,6 +90,7 @@ struct GmmDevice {
   double* x;               // [slice][train_max][d]   training sets
   double* w;               // [slice][train_max]      their weights (data.tail_upsample, data.age_decay)
   std::int64_t* pos;       // [slice][samples]         subsample positions
+  std::int64_t* table;     // [slice][dedup_table_size(samples)]  dedup's tables
   std::int64_t batch, train_max;
   std::uint32_t chain0;
   int K, d, samples, real_count, generations;
@@ -99,6 +100,7 @@ struct GmmDevice {
   RealSource real_source;
   GmmVerifier verifier;
   GmmWeighting weighting;
+  GmmDedup dedup;
 };
 
 __global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {
@@ -127,9 +129,10 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
     return;
   }
-  GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source, {}, {}};
+  GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source, {}, {}, {}};
   s.verifier = g.verifier;
   s.weighting = g.weighting;
+  s.dedup = g.dedup;
   auto model_of = [&](int gen) -> const double* {
     return s.regime == Regime::kReplace ? params : g.hist + (static_cast<std::int64_t>(gen) * g.batch + i) * P;
   };
@@ -139,9 +142,9 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   std::int64_t* pos = g.pos + static_cast<std::int64_t>(blockIdx.x) * g.samples;
   const std::int64_t full = gmm_train_size(s);
   const bool subsample = s.regime == Regime::kAccumulateSubsample;
-  // With a verifier (replace) only the real points come from the pool; one
-  // thread examines the synthetic candidates in order (kernels/gmm.h).
-  const std::int64_t pooled = s.verifier.on ? real_points_of(t, s.samples, s.real_count) : full;
+  // With a verifier or dedup (replace) only the real points come from the
+  // pool; one thread examines the synthetic candidates in order (kernels/gmm.h).
+  const std::int64_t pooled = s.filtered() ? real_points_of(t, s.samples, s.real_count) : full;
   if (threadIdx.x == 0) {
     if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
     else regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
@@ -151,10 +154,11 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   __syncthreads();
   for (std::int64_t p = threadIdx.x; p < pooled; p += blockDim.x)
     gmm_pool_point(s, chain, subsample ? pos[p] : gmm_pool_position(s, p), tr, model_of, X + p * d);
-  if (threadIdx.x == 0 && s.verifier.on && pooled < full) {
+  if (threadIdx.x == 0 && s.filtered() && pooled < full) {
     std::int64_t drawn = 0;
-    const std::int64_t kept = gmm_verified_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
-                                                  pooled, full - pooled, X + pooled * d, drawn);
+    std::int64_t* table = g.table + static_cast<std::int64_t>(blockIdx.x) * dedup_table_size(g.samples);
+    const std::int64_t kept = gmm_filtered_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
+                                                  pooled, full - pooled, X + pooled * d, table, drawn);
     train_count = pooled + kept;
     composition[0] = train_count > 0 ? static_cast<double>(kept) / static_cast<double>(train_count) : NAN;
     composition[2] = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
@@ -231,6 +235,7 @@ class GmmCuda final : public GmmBackend {
     x_ = DeviceBuffer<double>(slice_ * train_max_ * d);
     if (spec.weighting.on()) w_ = DeviceBuffer<double>(slice_ * train_max_);
     pos_ = DeviceBuffer<std::int64_t>(slice_ * spec.samples);
+    if (spec.dedup.on) table_ = DeviceBuffer<std::int64_t>(slice_ * dedup_table_size(spec.samples));
   }
 
   void start(double* h_metrics) override {
@@ -288,12 +293,12 @@ class GmmCuda final : public GmmBackend {
     const GmmDevice g{truth_.get(),  heldout_.get(),  static_cast<std::int64_t>(spec_.heldout.size() / spec_.truth.d),
                       params_.get(), hist_.get(),     best_.get(),
                       failed_.get(), metrics_.get(),  x_.get(),
-                      w_.get(),      pos_.get(),      spec_.batch,
+                      w_.get(),      pos_.get(),      table_.get(),      spec_.batch,
                       train_max_,    spec_.chain_begin, spec_.K,
                       spec_.truth.d, spec_.samples,   spec_.real_count,
                       spec_.generations, spec_.seed,  spec_.regime,
                       spec_.em,      spec_.real_source, spec_.verifier,
-                      spec_.weighting};
+                      spec_.weighting, spec_.dedup};
     for (std::int64_t first = 0; first < spec_.batch; first += slice_) {
       const auto blocks = static_cast<unsigned>(std::min(slice_, spec_.batch - first));
       generation_kernel<MaxS><<<blocks, kEmLanes, shared>>>(g, generation, first);
@@ -308,7 +313,7 @@ class GmmCuda final : public GmmBackend {
   DeviceBuffer<GmmTruth> truth_;
   DeviceBuffer<double> heldout_, params_, best_, hist_, metrics_, x_, w_;
   DeviceBuffer<unsigned char> failed_;
-  DeviceBuffer<std::int64_t> pos_;
+  DeviceBuffer<std::int64_t> pos_, table_;
 };
 
 }  // namespace

@@ -32,7 +32,7 @@ const std::map<std::string, std::vector<std::string>>& schema() {
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
       {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
-                "max_draw_factor", "tail_upsample", "age_decay", "dedup"}},
+                "max_draw_factor", "tail_upsample", "age_decay", "dedup", "dedup_resolution"}},
       {"data.tail_upsample", {"factor", "quantile"}},
       {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
@@ -269,7 +269,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
-      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "ngram"}, {"data.tail_upsample", "gaussian gmm ngram"},
+      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "gmm ngram"}, {"data.dedup_resolution", "gmm"}, {"data.tail_upsample", "gaussian gmm ngram"},
       {"data.age_decay", "gaussian gmm ngram"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
@@ -541,9 +541,22 @@ PointConfig parse_point(const YAML::Node& root) {
     const std::string v = n.IsScalar() ? n.Scalar() : "";
     if (v != "true" && v != "false") throw ConfigError("data.dedup", "expected true or false, got " + scalar_text(n));
     c.dedup = v == "true";
-    if (c.dedup && c.corpus.empty())
+    if (c.dedup && c.family == "ngram" && c.corpus.empty())
       throw ConfigError("data.dedup", "drops repeated synthetic sentences, and a zipf truth's samples are single "
                                       "tokens, not sentences (use a corpus truth)");
+    if (c.dedup && c.family == "gmm") {
+      // Continuous points repeat only after rounding: to the grid of spacing
+      // dedup_resolution.
+      if (const YAML::Node r = find(root, "data.dedup_resolution"); !r || r.IsNull())
+        throw ConfigError("data.dedup_resolution", "missing (a continuous sample is a duplicate of another only after "
+                                                   "rounding; give the grid spacing)");
+      if (c.regime != kernels::Regime::kReplace)
+        throw ConfigError("data.dedup", "is implemented for mixtures under data.regime replace only so far");
+    }
+  }
+  if (const YAML::Node r = find(root, "data.dedup_resolution"); r && !r.IsNull()) {
+    if (!c.dedup) throw ConfigError("data.dedup_resolution", "is the grid of data.dedup, which is off");
+    c.dedup_resolution = read_number(root, "data.dedup_resolution", 1e-12, 1e12, 0.0, "a grid spacing in [1e-12, 1e12]");
   }
   if (!c.verifier && !c.dedup && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
     throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier or data.dedup");

@@ -77,7 +77,8 @@ struct PointConfig {
   // lowest-density tail_quantile share count tail_factor times in the fit.
   bool tail_upsample = false;
   double tail_factor = 1.0, tail_quantile = 0.0;
-  bool dedup = false;      // data.dedup (ngram, corpus truths): drop repeated synthetic sentences
+  bool dedup = false;      // data.dedup (ngram, corpus truths; gmm, replace): drop repeated synthetic samples
+  double dedup_resolution = 0.0;  // data.dedup_resolution (gmm): the grid continuous points are rounded to
   double age_decay = 1.0;  // data.age_decay (accumulate): weight decay^k for data k generations old
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };

@@ -128,6 +128,7 @@ double gmm_point_bytes(const PointConfig& c) {
   const double P = kernels::gmm_block_size(c.components, c.dim);
   const double chains = static_cast<double>(c.chains);
   double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
+  if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);            // dedup's table (cuda: per chain of a slice)
   if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
   // Per-thread training set (with its weights) and lane partials.
   const double train = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
@@ -142,7 +143,8 @@ std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string&
   const kernels::GmmTruth truth = make_gmm_truth(c);
   kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime, c.real_source,
                              c.generations, c.samples, c.real_count, c.seed,
-                             static_cast<std::uint32_t>(block.first), block.count, threads, {}, {}};
+                             static_cast<std::uint32_t>(block.first), block.count, threads, {}, {}, {}};
+  spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
   if (c.verifier) {
     spec.verifier.on = 1;
     spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
@@ -156,6 +158,10 @@ std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string&
     spec.weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
   }
   spec.weighting.age_decay = c.age_decay;
+  if (c.dedup) {
+    spec.dedup.on = 1;
+    spec.dedup.resolution = c.dedup_resolution;
+  }
   return make_gmm_backend(backend, spec);
 }
 

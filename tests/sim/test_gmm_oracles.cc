@@ -112,11 +112,13 @@ std::string three_components(const char* regime, int chains, int generations, in
 
 // Every chain is handled whole by one thread, in a fixed order: per-chain
 // values are bit-identical for 1 and 2 threads, in every regime, with
-// restarts from k-means++ seeds and real data, a verifier, frequency weights.
+// restarts from k-means++ seeds and real data, a verifier, frequency weights,
+// dedup.
 TEST(GmmCpu, BitIdenticalForOneAndTwoThreads) {
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
-                             "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}"}) {
+                             "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}",
+                             "replace, dedup: true, dedup_resolution: 0.3"}) {
     const std::string yaml = three_components(regime, 40, 6, 150, "{init: kmeans++, restarts: 2}");
     const auto one = test::run_family(yaml, "cpu", 1, true);
     const auto two = test::run_family(yaml, "cpu", 2, true);
@@ -138,13 +140,14 @@ TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
   if (!cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   // Then replace with data.verifier (one thread per chain examines the
-  // candidates on cuda), and frequency weights (data.tail_upsample,
-  // data.age_decay; thread 0 computes them on cuda).
+  // candidates on cuda), frequency weights (data.tail_upsample,
+  // data.age_decay; thread 0 computes them on cuda), and dedup (thread 0).
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
                              "tail_upsample: {factor: 4, quantile: 0.1}",
-                             "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}"}) {
+                             "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}",
+                             "replace, dedup: true, dedup_resolution: 0.3"}) {
     const std::string yaml = three_components(regime, 500, 8, 300, "{restarts: 2}");
     const auto cpu = test::run_family(yaml, "cpu", 0, true);
     const auto gpu = test::run_family(yaml, "cuda", 0, true);

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -304,7 +305,7 @@ TEST_P(Strategies, AgeDecayWeighsOldData) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
-// The mixture verifier (kernels/gmm.h, gmm_verified_points) against the
+// The mixture verifier (kernels/gmm.h, gmm_filtered_points) against the
 // rule written out here: candidate j is synthetic draw real + j of the
 // generation, plausible when the truth's log-density there reaches the
 // truth's q-quantile, kept iff word j of the verify stream is below
@@ -322,7 +323,7 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
           .points.front().config;
   const kernels::GmmTruth tr = make_gmm_truth(c);
   const double ll_min = gmm_log_density_quantile(c, tr, 0.3);
-  kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}, {}};
+  kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}, {}, {}};
   s.verifier.on = 1;
   s.verifier.keep_plausible = kernels::keep_threshold(0.9);
   s.verifier.keep_implausible = kernels::keep_threshold(0.2);
@@ -337,7 +338,7 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
   const std::int64_t real = c.real_count, need = c.samples - real;
   std::vector<double> X(need * 2);
   std::int64_t drawn = 0;
-  const std::int64_t kept = kernels::gmm_verified_points(s, 3, tr, model, real, need, X.data(), drawn);
+  const std::int64_t kept = kernels::gmm_filtered_points(s, 3, tr, model, real, need, X.data(), nullptr, drawn);
   std::vector<double> ref;
   double lp[kernels::kGmmMaxComponents];
   std::int64_t j = 0;
@@ -425,7 +426,7 @@ TEST(Strategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
   const kernels::GmmTruth tr = make_gmm_truth(c);
   auto no_model = [](int) -> const double* { return nullptr; };
   for (auto source : {kernels::RealSource::kFixed, kernels::RealSource::kFresh}) {
-    const kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, c.regime, source, {}, {}};
+    const kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, c.regime, source, {}, {}, {}};
     for (int k = 2; k <= 4; ++k)
       for (int i = 0; i < c.real_count; ++i) {
         double first[2], later[2];
@@ -484,6 +485,110 @@ TEST(Strategies, RealSamplesConsumedFollowTheSource) {
   EXPECT_EQ(real_samples_per_chain(load_experiment_text(base + ", real_source: fixed}\n", {}).points[0].config), 100);
 }
 
+// Every per-chain value of two runs bit for bit (NaN matching NaN); the
+// first difference is reported.
+void expect_same_values(const FamilyCurves& a, const FamilyCurves& b, const std::string& what) {
+  const std::int64_t n = a.config.chains;
+  for (std::size_t t = 0; t < a.values.size(); ++t)
+    for (std::size_t i = 0; i < a.values[t].size(); ++i)
+      if (!(std::isnan(a.values[t][i]) && std::isnan(b.values[t][i])) && a.values[t][i] != b.values[t][i]) {
+        ADD_FAILURE() << what << ": generation " << t << " " << a.names[i / n] << " chain " << i % n << ": "
+                      << a.values[t][i] << " vs " << b.values[t][i];
+        return;
+      }
+}
+
+// The rule tests' mixture: two 2-D components (0.6, 0.4), the config's
+// data section as given, and the truth's q-quantile of its own log-density.
+std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std::string& data, double q) {
+  const PointConfig c = load_experiment_text("seed: 5\nchains: 2\ngenerations: 6\nmodel: {family: gmm, components: 2, dim: 2}\n"
+                                             "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
+                                             "data: {" + data + "}\n",
+                                             {})
+                            .points.front()
+                            .config;
+  const kernels::GmmTruth tr = make_gmm_truth(c);
+  return {c, tr, gmm_log_density_quantile(c, tr, q)};
+}
+
+// Mixture dedup (kernels/gmm.h, gmm_filtered_points) against the rule
+// written out: candidate j is synthetic draw real + j of the generation; it
+// is dropped when its cell (each coordinate rounded to the grid: floor(x / r
+// + 1/2)) equals the cell of a point already kept; kept points in order until
+// need are kept or need * max_draw_factor examined. On a grid of 0.5 about a
+// third of 150 candidates from a tight model repeat a cell (the check has
+// power); on a grid of 1e3 all fall in one cell, so one point is kept and the
+// whole budget is drawn; with the verifier on as well, both rules apply.
+TEST(Strategies, MixtureDedupKeepsWhatItsRuleSays) {
+  const auto [c, tr, ll_min] = two_component_case(
+      "samples: 150, regime: replace, real_fraction: 0.2, dedup: true, dedup_resolution: 0.5, "
+      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}", 0.2);
+  // A tight model: the truth's block with its covariances shrunk 25 times.
+  std::vector<double> block(tr.params, tr.params + kernels::gmm_block_size(2, 2));
+  kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
+  for (int a = 0; a < 8; ++a) mv.cov[a] /= 25.0;
+  ASSERT_TRUE(kernels::gmm_complete(mv));
+  const kernels::GmmCView model = kernels::as_const(mv);
+  const std::int64_t real = c.real_count, need = c.samples - real;
+  for (const auto& [resolution, verify] : std::vector<std::pair<double, bool>>{{0.5, false}, {1e3, false}, {0.5, true}}) {
+    kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}, {}, {}};
+    s.verifier.max_draw_factor = 10;
+    s.dedup.on = 1;
+    s.dedup.resolution = resolution;
+    if (verify) {
+      s.verifier.on = 1;
+      s.verifier.keep_plausible = kernels::keep_threshold(1.0);
+      s.verifier.keep_implausible = kernels::keep_threshold(0.3);
+      s.verifier.log_density_min = ll_min;
+    }
+    std::vector<double> X(need * 2);
+    std::vector<std::int64_t> table(kernels::dedup_table_size(need));
+    std::int64_t drawn = 0;
+    const std::int64_t kept = kernels::gmm_filtered_points(s, 3, tr, model, real, need, X.data(), table.data(), drawn);
+    std::vector<double> ref;
+    std::set<std::pair<std::int64_t, std::int64_t>> cells;
+    double lp[kernels::kGmmMaxComponents];
+    std::int64_t j = 0, repeats = 0;
+    for (; j < need * 10 && static_cast<std::int64_t>(ref.size()) < need * 2; ++j) {
+      double x[2];
+      kernels::gmm_draw(c.seed, 3, 2, false, real + j, model, x);
+      if (verify) {
+        const bool plausible = kernels::gmm_log_density(kernels::truth_view(tr), false, x, lp) >= ll_min;
+        const rng::Block b = rng::draw_block(c.seed, 3, 2, rng::kStreamVerify, static_cast<std::uint64_t>(j) / 4);
+        if (!(b.v[j % 4] < (plausible ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.3)))) continue;
+      }
+      const auto cell = std::make_pair(static_cast<std::int64_t>(std::floor(x[0] / resolution + 0.5)),
+                                       static_cast<std::int64_t>(std::floor(x[1] / resolution + 0.5)));
+      if (!cells.insert(cell).second) {
+        ++repeats;
+        continue;
+      }
+      ref.insert(ref.end(), x, x + 2);
+    }
+    ASSERT_EQ(kept * 2, static_cast<std::int64_t>(ref.size())) << "resolution " << resolution << " verify " << verify;
+    EXPECT_EQ(drawn, j);
+    for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_EQ(X[i], ref[i]) << "coordinate " << i;
+    if (resolution == 1e3) {
+      EXPECT_EQ(kept, 1);
+      EXPECT_EQ(drawn, need * 10);
+    } else {
+      EXPECT_GT(repeats, need / 4) << "too few repeated cells: the check has little power";
+    }
+  }
+}
+
+// A grid finer than any two draws (1e-9) drops nothing: dedup on runs bit
+// for bit as dedup off (the candidates are the same draws).
+TEST(Strategies, MixtureDedupOnAFineGridChangesNothing) {
+  const std::string base =
+      "seed: 6\nchains: 10\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
+      "truth: {weights: [0.7, 0.3], means: [[0, 0], [3, 2]], covs: [[1, 1], [0.5, 0.5]]}\n"
+      "data: {samples: 80, real_fraction: 0.2, regime: replace";
+  const FamilyCurves off = run_family(base + "}\n", "cpu", 0, true);
+  const FamilyCurves on = run_family(base + ", dedup: true, dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
+  expect_same_values(off, on, "dedup on a fine grid");
+}
+
 // Mixture frequency weights (kernels/gmm.h, gmm_point_weights) against the
 // rule written out: under accumulate at generation 4 (n = 30, 6 real points
 // per generation from generation 2, age_decay 0.7, tail_upsample factor 3
@@ -494,16 +599,11 @@ TEST(Strategies, RealSamplesConsumedFollowTheSource) {
 // generation's own synthetic points. std::pow and the truth's density
 // written out here: 1e-15 relative.
 TEST(Strategies, MixtureWeightsFollowTheirRule) {
-  const std::string yaml =
-      "seed: 5\nchains: 2\ngenerations: 6\nmodel: {family: gmm, components: 2, dim: 2}\n"
-      "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
-      "data: {samples: 30, regime: accumulate, real_fraction: 0.2, age_decay: 0.7, "
-      "tail_upsample: {factor: 3, quantile: 0.1}}\n";
-  const PointConfig c = load_experiment_text(yaml, {}).points.front().config;
-  const kernels::GmmTruth tr = make_gmm_truth(c);
-  const double ll_min = gmm_log_density_quantile(c, tr, 0.1);
+  const auto [c, tr, ll_min] = two_component_case(
+      "samples: 30, regime: accumulate, real_fraction: 0.2, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.1}",
+      0.1);
   for (const auto regime : {kernels::Regime::kAccumulate, kernels::Regime::kReplace}) {
-    kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, regime, c.real_source, {}, {}};
+    kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, regime, c.real_source, {}, {}, {}};
     s.weighting.tail = 1;
     s.weighting.tail_factor = 3.0;
     s.weighting.tail_log_density = ll_min;
@@ -551,11 +651,7 @@ TEST(Strategies, MixtureUnitWeightsChangeNothing) {
     const FamilyCurves off = run_family(base + regime + "}\n", "cpu", 0, true);
     const FamilyCurves on =
         run_family(base + regime + ", tail_upsample: {factor: 1, quantile: 0.2}}\n", "cpu", 0, true);
-    for (std::size_t t = 0; t < off.values.size(); ++t)
-      for (std::size_t i = 0; i < off.values[t].size(); ++i)
-        if (!(std::isnan(off.values[t][i]) && std::isnan(on.values[t][i]))) {
-          ASSERT_EQ(off.values[t][i], on.values[t][i]) << regime << " generation " << t << " " << off.names[i / 12];
-        }
+    expect_same_values(off, on, regime);
   }
 }
 
@@ -720,6 +816,10 @@ TEST(Strategies, BadValuesAreRefused) {
   for (const auto& [yaml, path] : std::vector<std::pair<std::string, std::string>>{
            {gmm + ", age_decay: 0.5}\n", "data.age_decay"},
            {gmm + ", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
+           {gmm + ", dedup: true}\n", "data.dedup_resolution"},
+           {gmm + ", dedup: true, dedup_resolution: 0}\n", "data.dedup_resolution"},
+           {gmm + ", dedup_resolution: 0.1}\n", "data.dedup_resolution"},
+           {gmm + ", regime: accumulate, dedup: true, dedup_resolution: 0.1}\n", "data.dedup"},
            {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
             "data: {samples: 50, tail_upsample: {factor: 2, quantile: 0.1}}\n", "data.tail_upsample.quantile"},
            {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
