@@ -78,12 +78,17 @@ struct NgramBatchSpec {
   // holds `samples` tokens or max_draw_factor * samples tokens were drawn.
   bool dedup = false;
   int max_draw_factor = 10;
-  // data.verifier (order-1 zipf truths): a synthetic token w is plausible when
-  // p0(w) >= plausible_min_p; kept with the integer thresholds of
-  // kernels/regime.h (VerifyWords), the next token drawn in its place, until
-  // `samples` are kept or verifier.max_draw_factor * samples were drawn.
+  // data.verifier. Order-1 zipf truths: a synthetic token w is plausible when
+  // p0(w) >= plausible_min_p. Corpus truths: a synthetic sentence is
+  // plausible when its log-probability under the generation-0 model (the
+  // configured model fitted to the whole training split) is at least that
+  // model's verifier_quantile-quantile over the training split's own
+  // sentences. Kept with the integer thresholds of kernels/regime.h
+  // (VerifyWords), the next token or sentence drawn in its place, until
+  // `samples` tokens are kept or verifier.max_draw_factor * samples drawn.
   KeepRule verifier;
   double plausible_min_p = 0.0;
+  double verifier_quantile = 0.0;
   // Frequency weights of the training text's counts. data.tail_upsample: a
   // synthetic token of the tail set (`tail`) counts tail_factor times (1:
   // off). data.age_decay (accumulate): the counts of text added k

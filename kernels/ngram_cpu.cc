@@ -448,16 +448,20 @@ class NgramCpu final : public NgramBackend {
     inner_ = outer_ == 1 ? threads_ : 1;
     chains_.resize(spec.batch);
     count_text(s_.order, s_.V, s_.heldout, heldout_counts_, threads_);
+    if (!s_.zipf) {
+      // Generation 0 of a corpus: the model of the configured order and
+      // smoothing fitted to the whole training split; shared, read-only, by
+      // every chain at generation 0, and the verifier's reference.
+      Counts counts;
+      count_text(s_.order, s_.V, s_.train, counts, threads_);
+      model0_.build(s_, counts, threads_);
+      if (s_.verifier.on) sentence_logp_min_ = reference_quantile();
+    }
   }
 
   void start(double* h_metrics) override {
-    // Generation 0: the truth (zipf) or the model of the configured order and
-    // smoothing fitted to the whole training split (a corpus).
-    Counts counts;
-    if (!s_.zipf) {
-      count_text(s_.order, s_.V, s_.train, counts, threads_);
-      model0_.build(s_, counts, threads_);  // shared, read-only, by every chain at generation 0
-    }
+    // Generation 0: the truth (zipf) or model0_ (a corpus; built with the
+    // backend).
     std::vector<WorkerRange> seen(threads_);
     for_chains([&](std::int64_t i) {
       note_chain(seen[omp_get_thread_num()],
@@ -842,8 +846,16 @@ class NgramCpu final : public NgramBackend {
     std::unordered_set<std::vector<std::uint32_t>, SentenceHash> seen;
     const double budget = static_cast<double>(s_.max_draw_factor) * s_.samples;
     double drawn = 0.0;
+    // data.verifier (a corpus; the samples that later generations train on):
+    // sentence j is kept by its log-probability under the generation-0 model
+    // and word j of the verify stream, examined in order like dedup (the
+    // verifier first).
+    const bool verify = s_.verifier.on && gen >= 2;
+    VerifyWords words;
+    std::vector<double> logp(verify ? kRoundMax : 0);
+    const NgramView reference = model0_.view(s_);
     auto more = [&] {
-      return static_cast<double>(out.tokens.size()) < s_.samples && (!s_.dedup || drawn < budget);
+      return static_cast<double>(out.tokens.size()) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
     };
     for (std::uint64_t j0 = 0, round = 0; more(); j0 += round) {
       const double kept = static_cast<double>(out.start.size() - 1);
@@ -855,9 +867,18 @@ class NgramCpu final : public NgramBackend {
         const auto n_threads = static_cast<std::uint64_t>(omp_get_num_threads());
         const auto me = static_cast<std::uint64_t>(omp_get_thread_num());
         draw_range(j0, round * me / n_threads, round * (me + 1) / n_threads);
+        if (verify) {
+#pragma omp barrier
+#pragma omp for schedule(static)
+          for (std::int64_t r = 0; r < static_cast<std::int64_t>(round); ++r) logp[r] = sentence_log_prob(reference, buf[r]);
+        }
       }
       for (std::uint64_t r = 0; r < round && more(); ++r) {
         drawn += static_cast<double>(buf[r].size());
+        if (verify && !words.keeps(s_.seed, chain, gen, j0 + r,
+                                   logp[r] >= sentence_logp_min_ ? s_.verifier.keep_plausible
+                                                                 : s_.verifier.keep_implausible))
+          continue;
         if (s_.dedup && !seen.insert(buf[r]).second) continue;
         out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
         if (by_cell) c.sample_cell.insert(c.sample_cell.end(), cbuf[r].begin(), cbuf[r].end());
@@ -866,7 +887,36 @@ class NgramCpu final : public NgramBackend {
         c.sample_cut.push_back(was_cut[r]);
       }
     }
-    if (s_.dedup) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
+    if (s_.dedup || verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
+  }
+
+  // ln p(sentence) under a model: its tokens from <s>, </s> included (-inf
+  // when the model gives a token probability 0).
+  double sentence_log_prob(const NgramView& m, const std::vector<std::uint32_t>& sentence) const {
+    std::uint64_t v = start_context(s_.order, s_.V);
+    double lp = 0.0;
+    for (std::uint32_t w : sentence) {
+      lp += std::log(ngram_prob(m, v, w));
+      v = next_context(s_.order, s_.V, v, w);
+    }
+    return lp;
+  }
+
+  // The generation-0 model's verifier_quantile-quantile of ln p over the
+  // training split's sentences: the value at rank floor(q S) of the S sorted
+  // values (at most a share q of them lies strictly below it).
+  double reference_quantile() const {
+    const NgramView m = model0_.view(s_);
+    const auto S = static_cast<std::int64_t>(s_.train.sentences());
+    std::vector<double> lp(S);
+#pragma omp parallel for schedule(static) num_threads(threads_)
+    for (std::int64_t sj = 0; sj < S; ++sj) {
+      const std::vector<std::uint32_t> sentence(s_.train.tokens.begin() + s_.train.start[sj],
+                                                s_.train.tokens.begin() + s_.train.start[sj + 1]);
+      lp[sj] = sentence_log_prob(m, sentence);
+    }
+    std::sort(lp.begin(), lp.end());
+    return lp[std::min<std::int64_t>(S - 1, static_cast<std::int64_t>(std::floor(s_.verifier_quantile * S)))];
   }
 
   void measure(Chain& c, int t, double share, double age, double* out) {
@@ -1068,7 +1118,8 @@ class NgramCpu final : public NgramBackend {
   static std::string fmt_threads(int n) { return "omp-threads-0-" + std::to_string(n - 1); }
 
   NgramBatchSpec s_;
-  Model model0_;  // generation 0 of a corpus truth, shared by every chain
+  Model model0_;  // generation 0 of a corpus truth, shared by every chain; the verifier's reference
+  double sentence_logp_min_ = -INFINITY;  // data.verifier (corpus): the plausibility bound
   Counts heldout_counts_;  // the held-out text's n-gram counts (scored per type)
   int threads_, outer_, inner_;
   std::vector<Chain> chains_;

@@ -3,7 +3,7 @@
 # benchmark in one command. Sets up (scripts/setup.sh), then for each family runs
 # its strategy sweeps (experiments/mitigations/*.yaml: real data and filters for
 # Gaussians, real data, a verifier, tail weights and dedup for mixtures, real data and
-# weights for n-grams, deduplication on real text), plots
+# weights for n-grams, deduplication and a verifier on real text), plots
 # it and writes its ranked report with paired intervals (`ouroboros report`).
 # Extra options go to every run (for example --backend cpu, --set chains=1000).
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 stamp=$(date -u +%Y%m%d-%H%M%S)
 reports=()
-for family in gaussian gaussian_filters gmm gmm_verifier gmm_weights gmm_dedup ngram ngram_weights ngram_dedup; do
+for family in gaussian gaussian_filters gmm gmm_verifier gmm_weights gmm_dedup ngram ngram_weights ngram_dedup ngram_verifier; do
   out=runs/mitigations-$stamp/$family
   build/ouroboros run "experiments/mitigations/$family.yaml" --out "$out" "$@"
   /usr/bin/python3 scripts/plot_collapse.py "$out" > /dev/null

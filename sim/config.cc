@@ -505,9 +505,9 @@ PointConfig parse_point(const YAML::Node& root) {
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
     if (c.regime != kernels::Regime::kReplace)
       throw ConfigError("data.verifier", "is implemented for data.regime replace only so far");
-    if (c.family == "ngram" && (!c.corpus.empty() || c.order != 1))
-      throw ConfigError("data.verifier", "is implemented for n-grams with an order-1 zipf truth only so far (a "
-                                         "token's plausibility is its truth probability)");
+    if (c.family == "ngram" && c.corpus.empty() && c.order != 1)
+      throw ConfigError("data.verifier", "is implemented for n-grams with a corpus or an order-1 zipf truth only so "
+                                         "far (a Markov chain's tokens are judged in their context)");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {

@@ -41,6 +41,7 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
   s.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
   s.verifier.max_draw_factor = c.max_draw_factor;
+  s.verifier_quantile = c.verifier_quantile;
   s.tail_factor = c.tail_upsample ? c.tail_factor : 1.0;
   s.age_decay = c.age_decay;
   s.seed = c.seed;

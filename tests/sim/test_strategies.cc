@@ -511,6 +511,44 @@ std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std:
   return {c, tr, gmm_log_density_quantile(c, tr, q)};
 }
 
+// data.verifier on a corpus: its training split is 18 verses "a b" and 2
+// "c d" (with every 10th line held out), so the generation-0 mle bigram model
+// gives "a b" probability 0.9 and "c d" 0.1, and with quantile 0.2 the
+// plausibility bound is ln 0.9 (the split's own sentences sorted, rank
+// floor(0.2 * 18) = 3): "c d" is implausible. With phi = 1, psi = 0 no
+// synthetic "c d" survives, so from generation 2 on every chain has lost c
+// and d (vocab_survival exactly 1/2); without the verifier most chains keep
+// them at generation 2. phi = psi = 1 runs bit for bit as no verifier.
+TEST(Strategies, CorpusVerifierDropsImplausibleSentences) {
+  const fs::path dir = fs::temp_directory_path() / ("ouroboros-corpus-verifier-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  {
+    std::ofstream f(dir / "abcd.txt");
+    for (int j = 0; j < 22; ++j) f << (j == 3 || j == 14 || j == 9 ? "c d" : "a b") << "\n";  // line 9 (c d) held out
+  }
+  const std::string yaml = "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+                           "truth: {corpus: " + (dir / "abcd.txt").string() + "}\n"
+                           "data: {samples: 60, regime: replace";
+  const FamilyCurves strict =
+      run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.2}}\n", "cpu", 0, true);
+  const FamilyCurves off = run_family(yaml + "}\n", "cpu", 0, true);
+  const FamilyCurves all =
+      run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.2}}\n", "cpu", 0, true);
+  const int k = strict.metric("vocab_survival");
+  int kept_by_some = 0;
+  for (int ch = 0; ch < 40; ++ch) {
+    for (int t = 2; t <= 3; ++t) EXPECT_EQ(strict.values[t][k * 40 + ch], 0.5) << "generation " << t << " chain " << ch;
+    kept_by_some += off.values[2][k * 40 + ch] == 1.0;
+  }
+  EXPECT_GT(kept_by_some, 20) << "without the verifier c and d should mostly survive generation 2";
+  // Generation 1's sample (generation 2's training text) is the filtered one:
+  // the dropped sentences were drawn; later models cannot say "c d".
+  EXPECT_GT(strict.at(1, "draws_per_kept").mean, 1.0);
+  EXPECT_EQ(strict.at(2, "draws_per_kept").mean, 1.0);
+  expect_same_values(off, all, "phi = psi = 1");
+  fs::remove_all(dir);
+}
+
 // Mixture dedup (kernels/gmm.h, gmm_filtered_points) against the rule
 // written out: candidate j is synthetic draw real + j of the generation; it
 // is dropped when its cell (each coordinate rounded to the grid: floor(x / r
