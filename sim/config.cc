@@ -503,8 +503,10 @@ PointConfig parse_point(const YAML::Node& root) {
                           fmt::format("{} is below 2^-32, the resolution of the keep decision (use 0 or more)", p));
     if (c.keep_plausible == 0.0 && c.keep_implausible == 0.0)
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
-    if (c.regime != kernels::Regime::kReplace)
-      throw ConfigError("data.verifier", "is implemented for data.regime replace only so far");
+    // (An n-gram sample is filtered as it is drawn, whatever the regime does
+    // with it; the continuous families filter replace's training set.)
+    if (c.regime != kernels::Regime::kReplace && c.family != "ngram")
+      throw ConfigError("data.verifier", "is implemented for Gaussians and mixtures under data.regime replace only so far");
     if (c.family == "ngram" && c.corpus.empty() && c.order != 1)
       throw ConfigError("data.verifier", "is implemented for n-grams with a corpus or an order-1 zipf truth only so "
                                          "far (a Markov chain's tokens are judged in their context)");

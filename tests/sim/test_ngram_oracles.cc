@@ -155,7 +155,7 @@ TEST(NgramOracle, AddKKeepsEveryTypeAlive) {
 // data and accumulate; the sampler's cuts on an mle bigram and on a smoothed
 // unigram; weighted counts: tail upsampling with real data, age decay) and
 // with one chain (its sentences drawn in parallel rounds, its sums over fixed
-// chunks).
+// chunks; also with the text verifier and dedup under accumulate_subsample).
 TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
   for (const std::string& yaml :
        {std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
@@ -166,6 +166,10 @@ TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
         std::string("seed: 6\nchains: 4\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\n"
                     "data: {samples: 4000, regime: accumulate, real_fraction: 0.2, tail_upsample: {factor: 2.5}, age_decay: 0.7}\n"),
+        std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
+                    "model: {family: ngram, order: 2, smoothing: mle}\n"
+                    "data: {samples: 20000, regime: accumulate_subsample, real_fraction: 0.1, dedup: true, "
+                    "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.1}}\n"),
         std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\ndata: {samples: 50000, real_fraction: 0.1}\n")}) {
     const auto one = test::run_family(yaml, "cpu", 1, true);

@@ -546,6 +546,16 @@ TEST(Strategies, CorpusVerifierDropsImplausibleSentences) {
   EXPECT_GT(strict.at(1, "draws_per_kept").mean, 1.0);
   EXPECT_EQ(strict.at(2, "draws_per_kept").mean, 1.0);
   expect_same_values(off, all, "phi = psi = 1");
+  // The sample is filtered as it is drawn, so the accumulating regimes filter
+  // the same way (the dropped sentences show in draws_per_kept), while
+  // generation 1's real verses keep c and d alive in the pool.
+  const FamilyCurves pooled = run_family(
+      "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+      "truth: {corpus: " + (dir / "abcd.txt").string() + "}\n"
+      "data: {samples: 60, regime: accumulate, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.2}}\n",
+      "cpu", 0, true);
+  EXPECT_GT(pooled.at(1, "draws_per_kept").mean, 1.0);
+  EXPECT_EQ(pooled.at(3, "vocab_survival").mean, strict.at(1, "vocab_survival").mean);
   fs::remove_all(dir);
 }
 
