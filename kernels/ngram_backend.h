@@ -79,7 +79,8 @@ struct NgramBatchSpec {
   bool dedup = false;
   int max_draw_factor = 10;
   // data.verifier. Order-1 zipf truths: a synthetic token w is plausible when
-  // p0(w) >= plausible_min_p. Corpus truths: a synthetic sentence is
+  // p0(w) >= plausible_min_p; order 2 (a Markov chain): token w after v when
+  // p0(w | v) >= plausible_min_p. Corpus truths: a synthetic sentence is
   // plausible when its log-probability under the generation-0 model (the
   // configured model fitted to the whole training split) is at least that
   // model's verifier_quantile-quantile over the training split's own

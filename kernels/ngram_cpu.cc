@@ -761,17 +761,29 @@ class NgramCpu final : public NgramBackend {
       std::uint64_t cell;
       std::uint32_t ctx = s_.V;
       std::uint64_t j = 0;
+      // Order 2 (a Markov chain truth): candidate j is token w after context
+      // v, plausible when p0(w | v) >= plausible_min_p. A dropped token ends
+      // its sequence in the text (so that no pair of the text skips it) while
+      // the model's chain goes on from it; the next kept token opens a new
+      // sequence, counted after <s> as every sequence's first token is.
+      // (Restarting the chain at <s> instead could loop: an mle model fitted
+      // to one long sequence has a single continuation of <s>.)
       for (; j < budget && out.tokens.size() < n; ++j) {
         if (!truth && s_.order == 2 && s_.smoothing == Smoothing::kMle && find_context(m.top, s_.V, ctx) < 0) {
           out.start.push_back(out.tokens.size());
           ctx = s_.V;
         }
+        const std::uint32_t v = ctx;
         ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
                     : next(tile, ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence), cell);
-        if (verify && !words.keeps(s_.seed, chain, gen, j,
-                                   s_.truth_p[ctx] >= s_.plausible_min_p ? s_.verifier.keep_plausible
-                                                                         : s_.verifier.keep_implausible))
-          continue;
+        if (verify) {
+          const double p0 = s_.order == 2 ? s_.truth_cond[static_cast<std::size_t>(v) * s_.V + ctx] : s_.truth_p[ctx];
+          if (!words.keeps(s_.seed, chain, gen, j,
+                           p0 >= s_.plausible_min_p ? s_.verifier.keep_plausible : s_.verifier.keep_implausible)) {
+            if (s_.order == 2 && out.start.back() != out.tokens.size()) out.start.push_back(out.tokens.size());
+            continue;
+          }
+        }
         out.tokens.push_back(ctx);
       }
       if (verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : static_cast<double>(j) / out.tokens.size();

@@ -507,9 +507,6 @@ PointConfig parse_point(const YAML::Node& root) {
     // with it; the continuous families filter replace's training set.)
     if (c.regime != kernels::Regime::kReplace && c.family != "ngram")
       throw ConfigError("data.verifier", "is implemented for Gaussians and mixtures under data.regime replace only so far");
-    if (c.family == "ngram" && c.corpus.empty() && c.order != 1)
-      throw ConfigError("data.verifier", "is implemented for n-grams with a corpus or an order-1 zipf truth only so "
-                                         "far (a Markov chain's tokens are judged in their context)");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {

@@ -117,6 +117,28 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
       if (change < 1e-14) break;
     }
     s.truth_p = pi;
+    if (c.verifier) {
+      // The truth's q-quantile of its own log p0(w | v) under the stationary
+      // pairs (pi(v) p0(w | v)), exactly: the conditional probability at
+      // which the mass of the least probable pairs, from the bottom, first
+      // reaches q.
+      std::vector<std::pair<double, double>> pairs;  // (p0(w | v), pi(v) p0(w | v))
+      pairs.reserve(static_cast<std::size_t>(V) * V);
+      for (std::uint32_t v = 0; v < V; ++v)
+        for (std::uint32_t w = 0; w < V; ++w) {
+          const double p = s.truth_cond[static_cast<std::size_t>(v) * V + w];
+          pairs.emplace_back(p, pi[v] * p);
+        }
+      std::sort(pairs.begin(), pairs.end());
+      double below = 0.0;
+      for (const auto& [p, mass_vw] : pairs) {
+        below += mass_vw;
+        if (below >= c.verifier_quantile) {
+          s.plausible_min_p = p;
+          break;
+        }
+      }
+    }
   }
   s.word.assign(s.V, 1);
   // The tail: the lowest-probability types (under the stationary law for a
