@@ -24,6 +24,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/linalg.h"
 #include "kernels/normal.h"
@@ -704,7 +705,6 @@ struct GmmVerifier : KeepRule {
   double log_density_min = 0.0;
 };
 
-// Everything one generation step needs besides the per-chain arrays.
 // data.tail_upsample and data.age_decay for mixtures: frequency weights of
 // the training points (see gmm_point_weights).
 struct GmmWeighting {
@@ -723,6 +723,7 @@ struct GmmDedup {
   double resolution = 0.0;
 };
 
+// Everything one generation step needs besides the per-chain arrays.
 struct GmmStep {
   std::uint32_t seed;
   int K, d;
@@ -782,13 +783,18 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
 }
 
 // data.dedup's cells: coordinate a of x falls in cell floor(x_a / r + 1/2)
-// (basic IEEE operations: the same cell on both backends).
-OURO_HD inline std::int64_t dedup_cell(double x, double r) { return static_cast<std::int64_t>(floor(x / r + 0.5)); }
+// (basic IEEE operations: the same cell on both backends), kept as a double
+// (an integer value, or inf or NaN: no conversion that could overflow);
+// 0 and -0 are one cell.
+OURO_HD inline double dedup_cell(double x, double r) { return floor(x / r + 0.5) + 0.0; }
 
 OURO_HD inline std::uint64_t dedup_hash(const double* x, int d, double r) {
   std::uint64_t h = 0x9E3779B97F4A7C15ull;
   for (int a = 0; a < d; ++a) {
-    h ^= static_cast<std::uint64_t>(dedup_cell(x[a], r)) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
+    const double cell = dedup_cell(x[a], r);
+    std::uint64_t bits;
+    memcpy(&bits, &cell, sizeof bits);
+    h ^= bits + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
     h *= 0xBF58476D1CE4E5B9ull;
     h ^= h >> 31;
   }

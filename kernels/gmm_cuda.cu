@@ -220,7 +220,8 @@ class GmmCuda final : public GmmBackend {
     train_max_ = spec.regime == Regime::kAccumulate ? static_cast<std::int64_t>(spec.generations) * spec.samples
                                                     : spec.samples;
     slice_ = std::max<std::int64_t>(1, std::min<std::int64_t>(
-                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + spec.samples)))));
+                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + spec.samples +
+                                                                      (spec.dedup.on ? dedup_table_size(spec.samples) : 0))))));
     truth_ = DeviceBuffer<GmmTruth>(1);
     OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GmmTruth), cudaMemcpyHostToDevice));
     heldout_ = DeviceBuffer<double>(spec.heldout.size());

@@ -230,9 +230,9 @@ struct Level {
     }
     ctx_start.push_back(ent_w.size());
     // Alias tables (pick_alias), in integers: bucket capacity C = c(v),
-    // word w's units c(v w) T (exact while C T < 2^64: counts are at most
-    // samples times generations). Buckets under capacity ("small") are
-    // topped up from one over it ("large") until all are full (Vose 1991).
+    // word w's units c(v w) T, exact while C T < 2^64 (checked; weighted
+    // counts can be large). Buckets under capacity ("small") are topped up
+    // from one over it ("large") until all are full (Vose 1991).
     // Weighted counts (data.tail_upsample, data.age_decay) need not be whole
     // numbers: then no alias tables (sampling searches the cumulative counts).
     alias.clear();
@@ -240,6 +240,9 @@ struct Level {
     with_alias = with_alias && std::all_of(ent_c.begin(), ent_c.end(), [](double c) {
                    return c == std::floor(c) && c < 0x1.0p53;
                  });
+    for (std::size_t ci = 0; with_alias && ci < ctx.size(); ++ci)
+      with_alias = ctx_total[ci] < 0x1.0p53 &&
+                   static_cast<std::uint64_t>(ctx_total[ci]) <= ~std::uint64_t{0} / (ctx_start[ci + 1] - ctx_start[ci]);
     if (with_alias) {
       alias.resize(ent_w.size());
       alias_entry.resize(ent_w.size());
@@ -696,16 +699,19 @@ class NgramCpu final : public NgramBackend {
   }
 
   // data.tail_upsample: the counts of tail tokens (n-grams ending in one)
-  // times the factor.
+  // times the factor. The tail as tail_mass counts it: a corpus's <unk>,
+  // which the truth never says, is not upweighted.
   void upweight_tail(Counts& k) const {
     const double f = s_.tail_factor;
     if (f == 1.0) return;
     if (s_.order == 1) {
-      for (std::size_t w = 0; w < k.uni.size(); ++w) k.uni[w] *= s_.tail[w] ? f : 1.0;
+      for (std::size_t w = 0; w < k.uni.size(); ++w)
+        k.uni[w] *= in_tail_mass(static_cast<std::uint32_t>(w)) ? f : 1.0;
       return;
     }
     const std::uint64_t V1 = static_cast<std::uint64_t>(s_.V) + 1;
-    for (std::size_t e = 0; e < k.key.size(); ++e) k.c[e] *= s_.tail[k.key[e] % V1] ? f : 1.0;
+    for (std::size_t e = 0; e < k.key.size(); ++e)
+      k.c[e] *= in_tail_mass(static_cast<std::uint32_t>(k.key[e] % V1)) ? f : 1.0;
   }
 
   static void scale_counts(Counts& k, double q) {

@@ -182,8 +182,10 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
   const double n = c.samples;
   if (metric == kNgSyntheticShare || metric == kNgDataAge) {
     if (t == 0) return 0.0;
+    if (c.verifier) return std::nullopt;  // a sample may fall short of n tokens when the draw budget binds
     double share, age;
-    regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, 1.0, share, age);
+    regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, c.age_decay, share,
+                       age);
     return metric == kNgSyntheticShare ? share : age;
   }
   if (t == 0) {
@@ -192,8 +194,10 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
       return 0.0;
     if (metric == kNgVocabSurvival || metric == kNgTailMass) return 1.0;
   }
+  // (Weights and filters change the resampling law: no closed form then.)
   const bool wright_fisher = c.smoothing == "mle" && c.regime == Regime::kReplace && c.real_fraction == 0.0 &&
-                             c.order == 1 && c.temperature == 1.0 && c.top_k == 0 && c.top_p == 1.0;
+                             c.order == 1 && c.temperature == 1.0 && c.top_k == 0 && c.top_p == 1.0 &&
+                             !c.tail_upsample && !c.verifier;
   if (!wright_fisher) return std::nullopt;
   const auto p = zipf_probabilities(c.zipf_vocab, c.zipf_exponent);
   if (metric == kNgGiniSimpson) {
@@ -223,22 +227,25 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
 double ngram_point_bytes(const PointConfig& c) {
   // Per chain: the training text and the sample (4-byte tokens, 8-byte
   // sentence starts), their counts and the model's tables (at most one entry
-  // per token, ~70 bytes each with the sort's scratch), per-token arrays of
-  // the vocabulary; the pool under accumulate (counts) and
-  // accumulate_subsample (the text itself). A corpus adds its generation-0
-  // model once (shared) and its text.
+  // per token of its training text and level, ~90 bytes each with the alias
+  // table and the sort's scratch), the sample's alias cells, per-token arrays
+  // of the vocabulary; the pool under accumulate (counts, and the model built
+  // from all of them) and accumulate_subsample (the text itself). A corpus
+  // adds its generation-0 model once (shared) and its text.
   const double n = c.samples, G = c.generations;
   double V = c.zipf_vocab, shared = 0.0;
   if (!c.corpus.empty()) {
     const Corpus& corpus = load_corpus_cached(c.corpus);
     V = static_cast<double>(corpus.vocab.size());
     const double train = static_cast<double>(corpus.train.tokens.size());
-    shared = 16.0 * train + 70.0 * train * c.order;
+    shared = 16.0 * train + 90.0 * train * c.order;
   } else if (c.order == 2) {
     shared = 12.0 * (V + 1.0) * V;  // the Markov chain's tables
   }
-  double per_chain = 2.0 * n * 12.0 + 70.0 * n * c.order + 40.0 * V;
-  if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * std::min(n * G * c.order, 1e9);
+  const double entries =
+      (c.regime == kernels::Regime::kAccumulate ? std::min(n * G, 1e9) : n) * c.order;  // the model's, at most
+  double per_chain = 2.0 * n * 12.0 + 8.0 * n + 90.0 * entries + 40.0 * V;
+  if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * entries;  // the pool's counts
   if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += 12.0 * n * G;
   return per_chain * static_cast<double>(c.chains) + shared;
 }

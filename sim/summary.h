@@ -40,7 +40,8 @@ const char* direction_name(Direction d);  // "down", "up", ""
 // Whether a metric is a ratio to the truth's own value (1 at generation 0:
 // var_ratio, det_ratio, tail_mass, rare_mode_mass). It shrinks under
 // collapse, but a value far above 1 (a strategy that overshoots) is no
-// closer to the truth: the report ranks these by |ln mean|.
+// closer to the truth: the report ranks these by the median over chains of
+// |ln value|.
 bool truth_ratio(const std::string& metric);
 
 // The summary metric and threshold of an experiment (its `summary:` section,

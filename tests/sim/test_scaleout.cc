@@ -342,7 +342,7 @@ TEST(Resume, MpiRunsResumeAndRefuseTogether) {
 TEST(Plan, DryRunPrintsThePlanAndWritesNothing) {
   const fs::path dir = temp_dir("dryrun");
   const fs::path cfg = write_config(dir, kNgram);
-  const Result r = run("run " + cfg.string() + " --dry-run --max-memory 600K --out " + (dir / "o").string());
+  const Result r = run("run " + cfg.string() + " --dry-run --max-memory 1800K --out " + (dir / "o").string());
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("in 4 batches of 3"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("estimated run time"), std::string::npos) << r.out;

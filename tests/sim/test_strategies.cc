@@ -374,79 +374,105 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
   for (int g = 0; g <= 4; ++g) EXPECT_TRUE(same_bits(on.values[g], off.values[g])) << "generation " << g;
 }
 
-// The verifier on a Zipfian Markov chain truth (V = 40, order 2, mle; phi =
-// 1, psi = 0, q = 0.3), replayed by hand for generations 1 and 2: generation
-// 1 fits the chain's real sequence (its tokens drawn as the backend draws
+// The verifier and tail weights on a Zipfian Markov chain truth (V = 40,
+// order 2, mle), replayed by hand for generations 1 and 2: generation 1
+// fits the chain's real sequence (its tokens drawn as the backend draws
 // them); its sample is drawn token by token with the same uniforms
-// (kernels::sample_next on the same fitted tables, NgramFit), token w after
-// context v kept when p0(w | v) reaches the truth's 0.3-quantile of its own
-// pairs, a dropped token ending its sequence in the text (the model's chain
-// goes on from it); generation 2 fits that sample. Its tv rate against the truth agrees with
-// the replay to 1e-12 in each of 5 chains, and so does draws_per_kept; the
-// replay without the verifier (the planted bug) differs.
-TEST(Strategies, MarkovVerifierReplaysExactly) {
-  const std::string yaml = "seed: 9\nchains: 5\ngenerations: 2\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
-                           "truth: {zipf: {vocab: 40, exponent: 1.1}}\n"
-                           "data: {samples: 3000, regime: replace, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.3}}\n";
-  const FamilyCurves c = run_family(yaml, "cpu", 0, true);
-  const kernels::NgramBatchSpec spec = make_ngram_spec(c.config, 1);
-  const std::uint32_t V = spec.V, n = 3000;
-  ASSERT_GT(spec.plausible_min_p, 0.0);
-  const int tv = c.metric("tv"), dpk = c.metric("draws_per_kept");
-  int differs = 0;
-  for (std::uint32_t ch = 0; ch < 5; ++ch)
-    for (const bool verify : {true, false}) {
-      kernels::TokenText real;
-      real.start = {0};
-      std::uint32_t ctx = V;
-      for (std::uint32_t j = 0; j < n; ++j) {
-        const rng::Block b = rng::draw_block(9, ch, 1, rng::kStreamRealDraw, j);
-        const double u = rng::u01_open(b.v[0], b.v[1]);
-        const auto r = static_cast<std::uint32_t>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1]));
-        ctx = spec.truth_perm[static_cast<std::size_t>(ctx) * V + r];
-        real.tokens.push_back(ctx);
-      }
-      real.start.push_back(n);
-      const kernels::NgramFit fit1(spec, real);
-      const kernels::NgramView m = fit1.view();
-      kernels::TokenText sample;
-      sample.start = {0};
-      kernels::VerifyWords words;
-      ctx = V;
-      std::uint64_t j = 0;
-      for (; j < 10ull * n && sample.tokens.size() < n; ++j) {
-        if (kernels::find_context(m.top, V, ctx) < 0) {
-          sample.start.push_back(sample.tokens.size());
-          ctx = V;
-        }
-        const std::uint32_t v = ctx;
-        ctx = kernels::sample_next(m, ctx, kernels::token_uniforms(9, ch, 2, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence,
-                                                                   static_cast<std::uint32_t>(j % kernels::kMaxSentence), false));
-        const bool plausible = spec.truth_cond[static_cast<std::size_t>(v) * V + ctx] >= spec.plausible_min_p;
-        if (verify && !words.keeps(9, ch, 2, j, plausible ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.0))) {
-          if (sample.start.back() != sample.tokens.size()) sample.start.push_back(sample.tokens.size());
-          continue;
-        }
-        sample.tokens.push_back(ctx);
-      }
-      sample.start.push_back(sample.tokens.size());
-      const kernels::NgramFit fit2(spec, sample);
-      double rate = 0.0;
-      for (std::uint32_t v = 0; v < V; ++v) {
-        double tvv = 0.0;
-        for (std::uint32_t w = 0; w < V; ++w)
-          tvv += 0.5 * std::abs(spec.truth_cond[static_cast<std::size_t>(v) * V + w] - kernels::ngram_prob(fit2.view(), v, w));
-        rate += spec.truth_p[v] * tvv;
-      }
-      if (verify) {
-        EXPECT_NEAR(c.values[2][tv * 5 + ch], rate, 1e-12) << "chain " << ch;
-        EXPECT_NEAR(c.values[1][dpk * 5 + ch], static_cast<double>(j) / sample.tokens.size(), 1e-12) << "chain " << ch;
-        EXPECT_GT(static_cast<double>(j) / sample.tokens.size(), 1.1);  // the verifier dropped tokens
-      } else {
-        differs += std::abs(c.values[2][tv * 5 + ch] - rate) > 1e-9;
-      }
+// (kernels::sample_next on the same fitted tables, NgramFit). With the
+// verifier (phi = 1, psi = 0, q = 0.3) token w after context v is kept when
+// p0(w | v) reaches the truth's 0.3-quantile of its own pairs, a dropped
+// token ending its sequence (the model's chain goes on from it). With
+// tail_upsample (factor 2.5) every pair of the sample ending in a tail token
+// counts 2.5. Generation 2's mle model is the replay's counts c(v w) / c(v);
+// its tv rate against the truth agrees with the run to 1e-12 in each of 5
+// chains (and so does draws_per_kept); the replay without the strategy (the
+// planted bug) differs in every chain.
+TEST(Strategies, MarkovStrategiesReplayExactly) {
+  const std::uint32_t n = 3000;
+  for (const auto& [extra, verifier, factor] : std::vector<std::tuple<std::string, bool, double>>{
+           {"verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.3}", true, 1.0},
+           {"tail_upsample: {factor: 2.5}", false, 2.5}}) {
+    const std::string yaml = "seed: 9\nchains: 5\ngenerations: 2\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+                             "truth: {zipf: {vocab: 40, exponent: 1.1}}\nmetrics: {tail_share: 0.3}\n"
+                             "data: {samples: 3000, regime: replace, " + extra + "}\n";
+    const FamilyCurves c = run_family(yaml, "cpu", 0, true);
+    const kernels::NgramBatchSpec spec = make_ngram_spec(c.config, 1);
+    const std::uint32_t V = spec.V;
+    if (verifier) {
+      ASSERT_GT(spec.plausible_min_p, 0.0);
     }
-  EXPECT_EQ(differs, 5) << "the verifier should change every chain's fit";
+    const int tv = c.metric("tv"), dpk = c.metric("draws_per_kept");
+    int differs = 0;
+    for (std::uint32_t ch = 0; ch < 5; ++ch)
+      for (const bool applied : {true, false}) {
+        kernels::TokenText real;
+        real.start = {0};
+        std::uint32_t ctx = V;
+        for (std::uint32_t j = 0; j < n; ++j) {
+          const rng::Block b = rng::draw_block(9, ch, 1, rng::kStreamRealDraw, j);
+          const double u = rng::u01_open(b.v[0], b.v[1]);
+          const auto r = static_cast<std::uint32_t>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1]));
+          ctx = spec.truth_perm[static_cast<std::size_t>(ctx) * V + r];
+          real.tokens.push_back(ctx);
+        }
+        real.start.push_back(n);
+        const kernels::NgramFit fit1(spec, real);
+        const kernels::NgramView m = fit1.view();
+        kernels::TokenText sample;
+        sample.start = {0};
+        kernels::VerifyWords words;
+        ctx = V;
+        std::uint64_t j = 0;
+        for (; j < 10ull * n && sample.tokens.size() < n; ++j) {
+          if (kernels::find_context(m.top, V, ctx) < 0) {
+            sample.start.push_back(sample.tokens.size());
+            ctx = V;
+          }
+          const std::uint32_t v = ctx;
+          ctx = kernels::sample_next(m, ctx, kernels::token_uniforms(9, ch, 2, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence,
+                                                                     static_cast<std::uint32_t>(j % kernels::kMaxSentence), false));
+          const bool plausible = spec.truth_cond[static_cast<std::size_t>(v) * V + ctx] >= spec.plausible_min_p;
+          if (verifier && applied &&
+              !words.keeps(9, ch, 2, j, plausible ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.0))) {
+            if (sample.start.back() != sample.tokens.size()) sample.start.push_back(sample.tokens.size());
+            continue;
+          }
+          sample.tokens.push_back(ctx);
+        }
+        sample.start.push_back(sample.tokens.size());
+        // Generation 2: the sample's pairs (each sequence from <s>), weighted.
+        std::vector<double> count(static_cast<std::size_t>(V + 1) * V, 0.0);
+        for (std::size_t sj = 0; sj + 1 < sample.start.size(); ++sj) {
+          std::uint32_t prev = V;
+          for (std::uint64_t i = sample.start[sj]; i < sample.start[sj + 1]; ++i) {
+            const std::uint32_t w = sample.tokens[i];
+            count[static_cast<std::size_t>(prev) * V + w] += spec.tail[w] && applied ? factor : 1.0;
+            prev = w;
+          }
+        }
+        double rate = 0.0;
+        for (std::uint32_t v = 0; v < V; ++v) {
+          double total = 0.0, tvv = 0.0;
+          for (std::uint32_t w = 0; w < V; ++w) total += count[static_cast<std::size_t>(v) * V + w];
+          for (std::uint32_t w = 0; w < V; ++w) {
+            const double p = total > 0.0 ? count[static_cast<std::size_t>(v) * V + w] / total : 0.0;
+            tvv += 0.5 * std::abs(spec.truth_cond[static_cast<std::size_t>(v) * V + w] - p);
+          }
+          rate += spec.truth_p[v] * tvv;
+        }
+        if (applied) {
+          EXPECT_NEAR(c.values[2][tv * 5 + ch], rate, 1e-12) << extra << " chain " << ch;
+          EXPECT_NEAR(c.values[1][dpk * 5 + ch], verifier ? static_cast<double>(j) / sample.tokens.size() : 1.0, 1e-12)
+              << extra << " chain " << ch;
+          if (verifier) {
+            EXPECT_GT(static_cast<double>(j) / sample.tokens.size(), 1.1);  // tokens were dropped
+          }
+        } else {
+          differs += std::abs(c.values[2][tv * 5 + ch] - rate) > 1e-9;
+        }
+      }
+    EXPECT_EQ(differs, 5) << extra << ": the strategy should change every chain's fit";
+  }
 }
 
 // The n-gram verifier (order-1 zipf truth): with phi = 1, psi = 0 and no real
@@ -589,8 +615,8 @@ std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std:
 // data.verifier on a corpus: its training split is 18 verses "a b" and 2
 // "c d" (with every 10th line held out), so the generation-0 mle bigram model
 // gives "a b" probability 0.9 and "c d" 0.1, and with quantile 0.2 the
-// plausibility bound is ln 0.9 (the split's own sentences sorted, rank
-// floor(0.2 * 18) = 3): "c d" is implausible. With phi = 1, psi = 0 no
+// plausibility bound is ln 0.9 (the split's 20 sentences sorted, rank
+// floor(0.2 * 20) = 4, past the two "c d"): "c d" is implausible. With phi = 1, psi = 0 no
 // synthetic "c d" survives, so from generation 2 on every chain has lost c
 // and d (vocab_survival exactly 1/2); without the verifier most chains keep
 // them at generation 2. phi = psi = 1 runs bit for bit as no verifier.
