@@ -447,6 +447,8 @@ struct GaussianChains {
   unsigned char* ok;  // [batch]          0 once a fit failed (degenerate chain)
   double* pool_mean;  // [batch * d]      accumulate: moments of every point so far
   double* pool_m2;    // [batch * d * d]
+  double* pool_comp;  // [4 * batch]  accumulate with a filter: the pool's total weight, and its
+                      // points, synthetic points and points x age, each aged by the decay
   double* hist_mu;    // [(generations + 1) * batch * d]      accumulate_subsample:
   double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model
   double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
@@ -467,6 +469,7 @@ OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c
     c.chol[i * d * d + a] = tr.chol[a];
     c.pool_m2[i * d * d + a] = 0.0;
   }
+  for (int k = 0; k < 4; ++k) c.pool_comp[k * c.batch + i] = 0.0;
   c.ok[i] = 1;
   gaussian_metrics(tr, tr.mu, tr.cov, tr.chol, true, 0.0, 0.0, c.metrics + i, c.batch);
   c.metrics[kDrawsPerKept * c.batch + i] = 1.0;
@@ -492,11 +495,12 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     pool_composition(s, synthetic_share, data_age);
     const double real = real_points_of(t, s.samples, s.real_count);
     double syn = s.samples - real;
+    double points = syn;  // this generation's synthetic points
     if (s.filtered() && syn > 0.0) {
-      // Under replace: the kept synthetic points (fewer than asked where the
-      // verifier's draw budget ran out) count with their total weight; the
-      // composition counts points.
-      const double points = c.kept[i];
+      // The kept synthetic points (fewer than asked where the verifier's draw
+      // budget ran out) count with their total weight; the composition counts
+      // points.
+      points = c.kept[i];
       draws_per_kept = points > 0.0 ? c.kept[c.batch + i] / points : INFINITY;
       synthetic_share = points / (real + points);
       syn = c.kept[2 * c.batch + i];
@@ -512,14 +516,30 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
     if (s.regime == Regime::kAccumulate) {
       // The pool of generations 1..t-1, each point aged one more generation:
       // its weights (and so its total and M2) scale by the decay, its mean not.
+      // Without a filter every generation added n points of weight 1 (the
+      // pool's weight in closed form); with one, the weight and the
+      // composition are the chain's own: with P points, S synthetic and A
+      // their ages summed (all age-weighted), a generation ages them (A <- q (A
+      // + P), P <- q P, S <- q S) and adds its own at age 0.
+      const double q = s.age_decay;
+      double* comp = c.pool_comp;
       Moments pool;
-      pool.n = decayed_pool_weight(s.samples, s.age_decay, t - 1);
+      pool.n = s.filtered() ? q * comp[i] : decayed_pool_weight(s.samples, q, t - 1);
       for (int a = 0; a < d; ++a) pool.mean[a] = c.pool_mean[i * d + a];
       for (int a = 0; a < d * d; ++a) pool.m2[a] = s.age_decay * c.pool_m2[i * d * d + a];
       moments_merge(d, pool, train);
       for (int a = 0; a < d; ++a) c.pool_mean[i * d + a] = pool.mean[a];
       for (int a = 0; a < d * d; ++a) c.pool_m2[i * d * d + a] = pool.m2[a];
       train = pool;
+      if (s.filtered()) {
+        const std::int64_t b = c.batch;
+        comp[i] = pool.n;
+        comp[3 * b + i] = q * (comp[3 * b + i] + comp[b + i]);
+        comp[b + i] = q * comp[b + i] + real + points;
+        comp[2 * b + i] = q * comp[2 * b + i] + points;
+        synthetic_share = comp[2 * b + i] / comp[b + i];
+        data_age = comp[3 * b + i] / comp[b + i];
+      }
     }
   }
   // A degenerate chain stays degenerate: its model cannot be sampled.

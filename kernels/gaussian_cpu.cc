@@ -89,6 +89,7 @@ class GaussianCpu final : public GaussianBackend {
     ok_.assign(n, 1);
     pool_mean_.assign(n * d, 0.0);
     pool_m2_.assign(n * d * d, 0.0);
+    pool_comp_.assign(4 * n, 0.0);
     if (spec.regime == Regime::kAccumulateSubsample) {
       hist_mu_.assign((spec.generations + 1) * n * d, 0.0);
       hist_chol_.assign((spec.generations + 1) * n * d * d, 0.0);
@@ -105,6 +106,7 @@ class GaussianCpu final : public GaussianBackend {
                              ok_.data(),
                              pool_mean_.data(),
                              pool_m2_.data(),
+                             pool_comp_.data(),
                              hist_mu_.empty() ? nullptr : hist_mu_.data(),
                              hist_chol_.empty() ? nullptr : hist_chol_.data(),
                              zsum_.data(),
@@ -177,6 +179,7 @@ class GaussianCpu final : public GaussianBackend {
     ar.vec("ok", ok_);
     ar.vec("pool_mean", pool_mean_);
     ar.vec("pool_m2", pool_m2_);
+    ar.vec("pool_comp", pool_comp_);
     ar.vec("hist_mu", hist_mu_);
     ar.vec("hist_chol", hist_chol_);
     ar.workers(workers_);
@@ -185,7 +188,7 @@ class GaussianCpu final : public GaussianBackend {
  private:
   GaussianBatchSpec spec_;
   int threads_;
-  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, kept_;
+  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_;
   std::vector<unsigned char> ok_;
   GaussianChains chains_;
   std::vector<WorkerRange> workers_;

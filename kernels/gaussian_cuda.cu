@@ -126,6 +126,7 @@ class GaussianCuda final : public GaussianBackend {
     ok_ = DeviceBuffer<unsigned char>(n);
     pool_mean_ = DeviceBuffer<double>(n * d);
     pool_m2_ = DeviceBuffer<double>(n * d * d);
+    pool_comp_ = DeviceBuffer<double>(4 * n);
     if (spec.regime == Regime::kAccumulateSubsample) {
       hist_mu_ = DeviceBuffer<double>((spec.generations + 1) * n * d);
       hist_chol_ = DeviceBuffer<double>((spec.generations + 1) * n * d * d);
@@ -134,9 +135,10 @@ class GaussianCuda final : public GaussianBackend {
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
     kept_ = DeviceBuffer<double>(3 * n);
     metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
-    chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),      cov_.get(),     chol_.get(),
-                             ok_.get(),       pool_mean_.get(), pool_m2_.get(), hist_mu_.get(), hist_chol_.get(),
-                             zsum_.get(),     zsq_.get(),       kept_.get(),    metrics_.get()};
+    chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),       cov_.get(),     chol_.get(),
+                             ok_.get(),       pool_mean_.get(), pool_m2_.get(),  pool_comp_.get(),
+                             hist_mu_.get(),  hist_chol_.get(), zsum_.get(),     zsq_.get(),     kept_.get(),
+                             metrics_.get()};
   }
 
   void start(double* h_metrics) override {
@@ -172,6 +174,7 @@ class GaussianCuda final : public GaussianBackend {
     archive(ar, "ok", ok_);
     archive(ar, "pool_mean", pool_mean_);
     archive(ar, "pool_m2", pool_m2_);
+    archive(ar, "pool_comp", pool_comp_);
     archive(ar, "hist_mu", hist_mu_);
     archive(ar, "hist_chol", hist_chol_);
   }
@@ -188,7 +191,8 @@ class GaussianCuda final : public GaussianBackend {
 
   GaussianBatchSpec spec_;
   DeviceBuffer<GaussianTruth> truth_;
-  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, hist_mu_, hist_chol_, zsum_, zsq_, kept_, metrics_;
+  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_,
+      metrics_;
   DeviceBuffer<unsigned char> ok_;
   GaussianChains chains_{};
 };

@@ -505,8 +505,11 @@ PointConfig parse_point(const YAML::Node& root) {
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
     // (An n-gram sample is filtered as it is drawn, whatever the regime does
     // with it; the continuous families filter replace's training set.)
-    if (c.regime != kernels::Regime::kReplace && c.family != "ngram")
-      throw ConfigError("data.verifier", "is implemented for Gaussians and mixtures under data.regime replace only so far");
+    // (Gaussians pool the kept points' statistics under accumulate too.)
+    if (c.regime == kernels::Regime::kAccumulateSubsample && c.family == "gaussian")
+      throw ConfigError("data.verifier", "is implemented for Gaussians under data.regime replace and accumulate only so far");
+    if (c.regime != kernels::Regime::kReplace && c.family == "gmm")
+      throw ConfigError("data.verifier", "is implemented for mixtures under data.regime replace only so far");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {
@@ -528,8 +531,8 @@ PointConfig parse_point(const YAML::Node& root) {
     if (!ngram)
       c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
     // (Mixtures weigh their materialised training points in every regime.)
-    if (c.family == "gaussian" && c.regime != kernels::Regime::kReplace)
-      throw ConfigError("data.tail_upsample", "is implemented for Gaussians under data.regime replace only so far");
+    if (c.family == "gaussian" && c.regime == kernels::Regime::kAccumulateSubsample)
+      throw ConfigError("data.tail_upsample", "is implemented for Gaussians under data.regime replace and accumulate only so far");
   }
   c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
   if (c.age_decay != 1.0 && c.regime != kernels::Regime::kAccumulate)

@@ -61,6 +61,7 @@ double gaussian_point_bytes(const PointConfig& c) {
   const double d = c.dim, chains = static_cast<double>(c.chains);
   double per_chain = 3 * d * d + 2 * d          // mu, cov, chol, pooled mean and M2
                      + 2 * d + 2 * d * d + 1 + 2  // z-sums, degenerate flag, verifier counts
+                     + 4                          // the pool's weight and composition (filters)
                      + kernels::kNumGaussianMetrics;
   if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d);
   return 8.0 * per_chain * chains;

@@ -303,6 +303,75 @@ TEST_P(Strategies, AgeDecayWeighsOldData) {
   EXPECT_GT(differs, chains) << "the decay barely changed the fits: the check has little power";
 }
 
+// The verifier and tail upsampling under accumulate with age decay, against
+// a reference written from the definitions, chain by chain (1-D, N(0, 1)
+// truth, n = 20 of which 5 fresh real from generation 2): generation k's
+// synthetic candidates are x = mu + sd z, z the normals 5, 6, ... of its
+// synthetic stream (mu, sd: generation k-1's fit), candidate j kept when
+// word j of the verify stream is below round(phi 2^32) for x^2 within the
+// chi-square_1 quantile at 1 - 0.2 and round(0.3 2^32) otherwise, until 15
+// are kept or 150 drawn; a kept x^2 beyond the quantile at 1 - 0.1 counts 3;
+// every point of generation k weighs 0.6^(t - k) in generation t's weighted
+// MLE fit, and the composition is the age-weighted share of synthetic points
+// and mean age over points. 30 chains x 5 generations, 1e-9 relative.
+// Planted bug: the unfiltered pool (every candidate kept, weight 1), which
+// differs in most chains.
+TEST_P(Strategies, FiltersUnderAccumulatePoolTheKeptPoints) {
+  const int n = 20, real = 5, chains = 30, generations = 5;
+  const double q = 0.6;
+  const FamilyCurves c = run_family(
+      "seed: 23\nchains: 30\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
+      "data: {samples: 20, regime: accumulate, real_fraction: 0.25, age_decay: 0.6, "
+      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, tail_upsample: {factor: 3, quantile: 0.1}}\n",
+      GetParam(), 0, true);
+  const double r2_max = kernels::chi2_quantile(0.8, 1), r2_min = kernels::chi2_quantile(0.9, 1);
+  auto normal = [](std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
+    return stream_normal(23, chain, gen, stream, m);
+  };
+  const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err"), age = c.metric("data_age"),
+            share = c.metric("synthetic_share");
+  int differs = 0;
+  for (int ch = 0; ch < chains; ++ch)
+    for (const bool filtered : {true, false}) {
+      struct Point { double x, w; int k; bool synthetic; };
+      std::vector<Point> pool;
+      double mu = 0.0, sd = 1.0;
+      for (int t = 1; t <= generations; ++t) {
+        const int reals = t == 1 ? n : real;
+        for (int i = 0; i < reals; ++i) pool.push_back({normal(ch, t, rng::kStreamRealDraw, i), 1.0, t, false});
+        kernels::VerifyWords words;
+        for (int j = 0, kept = 0; t >= 2 && kept < n - real && j < 10 * (n - real); ++j) {
+          const double x = mu + sd * normal(ch, t, rng::kStreamSyntheticDraw, real + j);
+          const std::uint64_t keep = x * x <= r2_max ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.3);
+          if (filtered && !words.keeps(23, ch, t, j, keep)) continue;
+          pool.push_back({x, filtered && x * x > r2_min ? 3.0 : 1.0, t, true});
+          ++kept;
+        }
+        double w = 0.0, wx = 0.0, wxx = 0.0, pts = 0.0, syn = 0.0, ages = 0.0;
+        for (const Point& p : pool) {
+          const double wk = std::pow(q, t - p.k);
+          w += wk * p.w, wx += wk * p.w * p.x;
+          pts += wk, syn += p.synthetic ? wk : 0.0, ages += wk * (t - p.k);
+        }
+        const double mean = wx / w;
+        for (const Point& p : pool) wxx += std::pow(q, t - p.k) * p.w * (p.x - mean) * (p.x - mean);
+        const double variance = wxx / w;
+        const auto at = [&](int metric) { return c.values[t][metric * chains + ch]; };
+        if (filtered) {
+          EXPECT_NEAR(at(var), variance, 1e-9 * variance) << "generation " << t << " chain " << ch;
+          EXPECT_NEAR(std::sqrt(at(mse)), std::abs(mean), 1e-9 * sd) << "generation " << t << " chain " << ch;
+          EXPECT_NEAR(at(share), syn / pts, 1e-12) << "generation " << t << " chain " << ch;
+          EXPECT_NEAR(at(age), ages / pts, 1e-12) << "generation " << t << " chain " << ch;
+        } else if (t >= 3) {
+          differs += std::abs(at(var) - variance) > 1e-6 * variance;
+        }
+        mu = mean;
+        sd = std::sqrt(variance);
+      }
+    }
+  EXPECT_GT(differs, chains) << "the filters barely changed the fits: the check has little power";
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
 
 // The mixture verifier (kernels/gmm.h, gmm_filtered_points) against the
@@ -935,14 +1004,14 @@ TEST(Strategies, BadValuesAreRefused) {
            {", verifier: {keep_plausible: 0, keep_implausible: 0, quantile: 0.1}}\n", "data.verifier"},
            {", verifier: {keep_plausible: 1.5, keep_implausible: 0, quantile: 0.1}}\n", "data.verifier.keep_plausible"},
            {", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 1}}\n", "data.verifier.quantile"},
-           {", regime: accumulate, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n",
+           {", regime: accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n",
             "data.verifier"},
            {", max_draw_factor: 5}\n", "data.max_draw_factor"},
            {", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}, max_draw_factor: 0}\n",
             "data.max_draw_factor"},
            {", tail_upsample: {factor: 3}}\n", "data.tail_upsample.quantile"},
            {", tail_upsample: {factor: 0, quantile: 0.1}}\n", "data.tail_upsample.factor"},
-           {", regime: accumulate, tail_upsample: {factor: 3, quantile: 0.1}}\n", "data.tail_upsample"},
+           {", regime: accumulate_subsample, tail_upsample: {factor: 3, quantile: 0.1}}\n", "data.tail_upsample"},
            {", age_decay: 0.5}\n", "data.age_decay"},
            {", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
            {", regime: accumulate, age_decay: 0}\n", "data.age_decay"},
