@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/dedup.h"
 #include "kernels/linalg.h"
 #include "kernels/normal.h"
 #include "kernels/portability.h"
@@ -101,13 +102,17 @@ struct GaussianStep {
   // wherever it has both; negative: the pooled mean. The covariance is the
   // pooled estimate either way.
   double mean_weight = -1.0;
-  Verifier verifier;      // replace only
-  TailUpsample upsample;  // replace only
+  Verifier verifier;      // replace, accumulate (its max_draw_factor also bounds dedup's refill)
+  TailUpsample upsample;  // replace, accumulate
   // data.age_decay (accumulate): a point added k generations before the fit
   // weighs decay^k (1: every point alike).
   double age_decay = 1.0;
+  // data.dedup (replace, accumulate): candidates whose grid cell holds a
+  // synthetic point kept this generation are dropped (kernels/dedup.h); the
+  // verifier's max_draw_factor bounds the refill.
+  Dedup dedup;
   // Whether the synthetic points go through filtered_zsums.
-  OURO_HD bool filtered() const { return verifier.on || upsample.on; }
+  OURO_HD bool filtered() const { return verifier.on || upsample.on || dedup.on; }
 };
 
 // Running sufficient statistics of a group of points in x-space.
@@ -225,22 +230,29 @@ OURO_HD inline double truth_r2(const GaussianTruth& tr, const double* x) {
   return r2;
 }
 
-// The synthetic points of a generation under the verifier and/or tail
-// upsampling. Candidate j = 0, 1, ... is point first + j of the synthetic
-// stream (the point that stands there without a filter), x = m + L z, kept or
-// dropped as Verifier says (kept always without a verifier); candidates are
-// examined in order until `need` are kept or need * max_draw_factor have been
-// drawn. Adds the kept points' z-sums (in the model's z-space, as
-// accumulate_zsums), each weighted by TailUpsample's factor where it lies in
-// the truth's tail, and returns how many were kept and drawn and their total
-// weight. With phi = psi = 1 and no upsampling it keeps exactly the points a
-// run without a filter uses, with weight 1.
+// The synthetic points of a generation under the verifier, dedup and/or
+// tail upsampling. Candidate j = 0, 1, ... is point first + j of the
+// synthetic stream (the point that stands there without a filter), x = m +
+// L z, kept or dropped as Verifier says (kept always without a verifier),
+// then dropped by dedup when its grid cell holds a point kept before it
+// (kernels/dedup.h: `table` has dedup_table_size(need) slots and `kept_x`
+// room for need * d coordinates, scratch; both may be null without dedup);
+// candidates are examined in order until `need` are kept or need *
+// max_draw_factor have been drawn (any filter but upsampling alone). Adds
+// the kept points' z-sums (in the model's z-space, as accumulate_zsums),
+// each weighted by TailUpsample's factor where it lies in the truth's tail,
+// and returns how many were kept and drawn and their total weight. With phi
+// = psi = 1, no dedup and no upsampling it keeps exactly the points a run
+// without a filter uses, with weight 1.
 OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
                                    const double* m, const double* L, std::int64_t first, std::int64_t need,
-                                   double* zsum, double* zsq, double& kept, double& drawn, double& weight) {
+                                   std::int64_t* table, double* kept_x, double* zsum, double* zsq, double& kept,
+                                   double& drawn, double& weight) {
   const int d = s.d;
   const auto gen = static_cast<std::uint32_t>(s.generation);
-  const std::int64_t cap = s.verifier.on ? need * s.verifier.max_draw_factor : need;
+  const std::int64_t cap = (s.verifier.on || s.dedup.on) ? need * s.verifier.max_draw_factor : need;
+  const DedupCells cells{table, dedup_table_size(need), kept_x, d, s.dedup.resolution};
+  if (s.dedup.on) cells.clear();
   double total = 0.0;
   double z[OURO_MAX_DIM], x[OURO_MAX_DIM], quad[4];
   std::uint64_t quad_block = ~0ull;
@@ -267,6 +279,10 @@ OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, c
       if (!words.keeps(s.seed, chain, gen, static_cast<std::uint64_t>(j),
                        plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible))
         continue;
+    }
+    if (s.dedup.on) {
+      if (!cells.admit(x, k)) continue;
+      for (int a = 0; a < d; ++a) kept_x[k * d + a] = x[a];
     }
     ++k;
     const double wt = (s.upsample.on && r2 > s.upsample.r2_min) ? s.upsample.factor : 1.0;

@@ -78,6 +78,12 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
 
 namespace {
 
+// data.dedup's working memory of one thread, reused across its chains.
+struct DedupScratch {
+  std::vector<std::int64_t> table;
+  std::vector<double> kept_x;
+};
+
 class GaussianCpu final : public GaussianBackend {
  public:
   explicit GaussianCpu(const GaussianBatchSpec& spec) : spec_(spec) {
@@ -98,6 +104,7 @@ class GaussianCpu final : public GaussianBackend {
     zsq_.assign(2 * n * d * d, 0.0);
     kept_.assign(3 * n, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
+    scratch_.resize(threads_);
     chains_ = GaussianChains{n,
                              spec.chain_begin,
                              mu_.data(),
@@ -160,9 +167,15 @@ class GaussianCpu final : public GaussianBackend {
           accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
           if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
-        if (verify && c.ok[i])  // a degenerate chain's model cannot be sampled
-          filtered_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real, ss, sq,
-                         c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
+        if (verify && c.ok[i]) {  // a degenerate chain's model cannot be sampled
+          DedupScratch& sc = scratch_[omp_get_thread_num()];
+          if (s.dedup.on) {
+            sc.table.resize(dedup_table_size(s.samples - real));
+            sc.kept_x.resize(static_cast<std::size_t>(s.samples - real) * d);
+          }
+          filtered_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real,
+                         sc.table.data(), sc.kept_x.data(), ss, sq, c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
+        }
       }
       finish_chain(s, spec_.truth, c, i);
     }
@@ -190,6 +203,7 @@ class GaussianCpu final : public GaussianBackend {
   int threads_;
   std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_;
   std::vector<unsigned char> ok_;
+  std::vector<DedupScratch> scratch_;
   GaussianChains chains_;
   std::vector<WorkerRange> workers_;
 };

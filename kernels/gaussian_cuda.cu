@@ -3,8 +3,8 @@
 //   zsums_kernel   one warp per chain, lanes split the generation's points,
 //                  shuffle-reduce the z-sums (no sample is written to memory)
 //   finish_kernel  one thread per chain: merge, fit, Cholesky, metrics
-// Under a synthetic-data filter, filtered_kernel (one thread per chain) adds
-// the synthetic points between the two.
+// Under a synthetic-data filter, filtered_kernel (one thread per chain, in
+// slices under dedup) adds the synthetic points between the two.
 // A generation is two launches (three with a filter) and one copy of the metric block to the host;
 // no per-chain launches and no host round-trips inside a generation.
 #include <cub/warp/warp_reduce.cuh>
@@ -91,18 +91,25 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   }
 }
 
-// The filtered synthetic points (verifier, tail upsampling): one thread per
-// chain examines its candidates in order (filtered_zsums), writing the
-// synthetic z-sums and the kept and drawn counts and total weight.
-__global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real) {
-  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= c.batch) return;
+// The filtered synthetic points (verifier, dedup, tail upsampling): one
+// thread per chain of chains [first, first + count) examines its candidates
+// in order (filtered_zsums), writing the synthetic z-sums and the kept and
+// drawn counts and total weight. Under dedup, thread `local` uses table and
+// point scratch `local` of the slice.
+__global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real,
+                                std::int64_t first, std::int64_t count, std::int64_t* tables, double* kept_x) {
+  const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (local >= count) return;
+  const std::int64_t i = first + local;
   const int d = s.d;
+  const std::int64_t need = s.samples - real;
+  std::int64_t* table = s.dedup.on ? tables + local * dedup_table_size(need) : nullptr;
+  double* points = s.dedup.on ? kept_x + local * need * d : nullptr;
   double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
   c.kept[i] = c.kept[c.batch + i] = c.kept[2 * c.batch + i] = 0.0;
   if (c.ok[i])  // a degenerate chain's model cannot be sampled
-    filtered_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real,
-                   s.samples - real, sum, sq, c.kept[i], c.kept[c.batch + i], c.kept[2 * c.batch + i]);
+    filtered_zsums(s, c.chain0 + static_cast<std::uint32_t>(i), *tr, c.mu + i * d, c.chol + i * d * d, real, need,
+                   table, points, sum, sq, c.kept[i], c.kept[c.batch + i], c.kept[2 * c.batch + i]);
   const std::int64_t row = c.batch + i;
   for (int a = 0; a < d; ++a) c.zsum[row * d + a] = sum[a];
   for (int a = 0; a < d * d; ++a) c.zsq[row * d * d + a] = sq[a];
@@ -152,10 +159,7 @@ class GaussianCuda final : public GaussianBackend {
       const int real = real_points_of(s.generation, s.samples, s.real_count);
       zsums_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, chains_, real);
       OURO_CUDA_CHECK(cudaGetLastError());
-      if (s.filtered() && s.samples > real) {
-        filtered_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_, real);
-        OURO_CUDA_CHECK(cudaGetLastError());
-      }
+      if (s.filtered() && s.samples > real) launch_filtered(s, real);
     }
     finish_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_);
     OURO_CUDA_CHECK(cudaGetLastError());
@@ -181,6 +185,28 @@ class GaussianCuda final : public GaussianBackend {
 
  private:
   static constexpr int kThreads = kThreadsPerBlock;
+  // Dedup's tables and kept points for at most this many bytes at a time:
+  // the chains go through filtered_kernel in slices that fit.
+  static constexpr double kScratchBytes = 1024.0 * 1024.0 * 1024.0;
+
+  void launch_filtered(const GaussianStep& s, int real) {
+    const std::int64_t need = s.samples - real;
+    std::int64_t slice = spec_.batch;
+    if (s.dedup.on) {
+      const double per_chain = 8.0 * (dedup_table_size(need) + static_cast<double>(need) * s.d);
+      slice = std::max<std::int64_t>(1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(kScratchBytes / per_chain)));
+      const std::size_t slots = static_cast<std::size_t>(slice * dedup_table_size(need));
+      const std::size_t coords = static_cast<std::size_t>(slice * need * s.d);
+      if (table_.size() < slots) table_ = DeviceBuffer<std::int64_t>(slots);
+      if (kept_x_.size() < coords) kept_x_ = DeviceBuffer<double>(coords);
+    }
+    for (std::int64_t first = 0; first < spec_.batch; first += slice) {
+      const std::int64_t count = std::min(slice, spec_.batch - first);
+      filtered_kernel<<<blocks(count, kThreads), kThreads>>>(s, truth_.get(), chains_, real, first, count,
+                                                             table_.get(), kept_x_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+    }
+  }
   static unsigned blocks(std::int64_t threads, int per_block) {
     return static_cast<unsigned>((threads + per_block - 1) / per_block);
   }
@@ -192,7 +218,8 @@ class GaussianCuda final : public GaussianBackend {
   GaussianBatchSpec spec_;
   DeviceBuffer<GaussianTruth> truth_;
   DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_,
-      metrics_;
+      metrics_, kept_x_;
+  DeviceBuffer<std::int64_t> table_;  // dedup's scratch (launch_filtered)
   DeviceBuffer<unsigned char> ok_;
   GaussianChains chains_{};
 };

@@ -24,8 +24,8 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
+#include "kernels/dedup.h"
 #include "kernels/linalg.h"
 #include "kernels/normal.h"
 #include "kernels/portability.h"
@@ -715,14 +715,6 @@ struct GmmWeighting {
   OURO_HD bool on() const { return tail != 0 || age_decay != 1.0; }
 };
 
-// data.dedup for mixtures (replace): a synthetic candidate whose cell -- its
-// coordinates rounded to the grid of spacing `resolution` -- holds a
-// synthetic point already kept is dropped (see gmm_filtered_points).
-struct GmmDedup {
-  int on = 0;
-  double resolution = 0.0;
-};
-
 // Everything one generation step needs besides the per-chain arrays.
 struct GmmStep {
   std::uint32_t seed;
@@ -734,7 +726,7 @@ struct GmmStep {
   RealSource real_source = RealSource::kFresh;
   GmmVerifier verifier;    // replace only (its max_draw_factor also bounds dedup's refill)
   GmmWeighting weighting;  // data.tail_upsample, data.age_decay
-  GmmDedup dedup;          // replace only
+  Dedup dedup;             // replace only (kernels/dedup.h)
   OURO_HD bool filtered() const { return verifier.on || dedup.on; }
 };
 
@@ -782,33 +774,6 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
   return real;
 }
 
-// data.dedup's cells: coordinate a of x falls in cell floor(x_a / r + 1/2)
-// (basic IEEE operations: the same cell on both backends), kept as a double
-// (an integer value, or inf or NaN: no conversion that could overflow);
-// 0 and -0 are one cell.
-OURO_HD inline double dedup_cell(double x, double r) { return floor(x / r + 0.5) + 0.0; }
-
-OURO_HD inline std::uint64_t dedup_hash(const double* x, int d, double r) {
-  std::uint64_t h = 0x9E3779B97F4A7C15ull;
-  for (int a = 0; a < d; ++a) {
-    const double cell = dedup_cell(x[a], r);
-    std::uint64_t bits;
-    memcpy(&bits, &cell, sizeof bits);
-    h ^= bits + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2);
-    h *= 0xBF58476D1CE4E5B9ull;
-    h ^= h >> 31;
-  }
-  return h;
-}
-
-// Slots of dedup's table for `need` kept points: a power of two of at least
-// twice as many (an open-addressing table at most half full).
-OURO_HD inline std::int64_t dedup_table_size(std::int64_t need) {
-  std::int64_t size = 2;
-  while (size < 2 * need) size *= 2;
-  return size;
-}
-
 // Replace with data.verifier and/or data.dedup: generation t's synthetic
 // candidates, the points real, real + 1, ... of its synthetic draws from
 // `model` (so that a filter that keeps everything keeps exactly the points
@@ -816,20 +781,16 @@ OURO_HD inline std::int64_t dedup_table_size(std::int64_t need) {
 // another until `need` are kept or need * max_draw_factor were examined.
 // The verifier keeps candidate j by its plausibility and word j of the
 // verify stream; dedup then drops it when its cell holds a point already
-// kept (table: dedup_table_size(need) slots of scratch, the kept points'
-// indices, found by linear probing; cells compared coordinate by
-// coordinate, so a hash collision cannot drop a point). Returns the number
-// kept; `drawn` gets the number examined.
+// kept (kernels/dedup.h; table: dedup_table_size(need) slots of scratch).
+// Returns the number kept; `drawn` gets the number examined.
 OURO_HD inline std::int64_t gmm_filtered_points(const GmmStep& s, std::uint32_t chain, const GmmTruth& tr,
                                                 const GmmCView& model, std::int64_t real, std::int64_t need,
                                                 double* X, std::int64_t* table, std::int64_t& drawn) {
   const auto gen = static_cast<std::uint32_t>(s.generation);
   const GmmCView truth = truth_view(tr);
   const int d = s.d;
-  const double r = s.dedup.resolution;
-  const std::int64_t slots = dedup_table_size(need);
-  if (s.dedup.on)
-    for (std::int64_t i = 0; i < slots; ++i) table[i] = -1;
+  const DedupCells cells{table, dedup_table_size(need), X, d, s.dedup.resolution};
+  if (s.dedup.on) cells.clear();
   VerifyWords words;
   double lp[kGmmMaxComponents];
   std::int64_t k = 0, j = 0;
@@ -842,21 +803,7 @@ OURO_HD inline std::int64_t gmm_filtered_points(const GmmStep& s, std::uint32_t 
                        plausible ? s.verifier.keep_plausible : s.verifier.keep_implausible))
         continue;
     }
-    if (s.dedup.on) {
-      std::int64_t slot = static_cast<std::int64_t>(dedup_hash(x, d, r) & static_cast<std::uint64_t>(slots - 1));
-      bool duplicate = false;
-      for (; table[slot] >= 0; slot = (slot + 1) & (slots - 1)) {
-        const double* y = X + table[slot] * d;
-        bool same = true;
-        for (int a = 0; a < d && same; ++a) same = dedup_cell(x[a], r) == dedup_cell(y[a], r);
-        if (same) {
-          duplicate = true;
-          break;
-        }
-      }
-      if (duplicate) continue;
-      table[slot] = k;
-    }
+    if (s.dedup.on && !cells.admit(x, k)) continue;
     ++k;
   }
   drawn = j;

@@ -30,7 +30,7 @@ struct GmmBatchSpec {
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
   GmmVerifier verifier;       // data.verifier (replace)
   GmmWeighting weighting;     // data.tail_upsample, data.age_decay
-  GmmDedup dedup;             // data.dedup (replace)
+  Dedup dedup;                // data.dedup (replace)
 };
 
 // Metrics as [gmm_num_metrics(K)][batch].

@@ -100,7 +100,7 @@ struct GmmDevice {
   RealSource real_source;
   GmmVerifier verifier;
   GmmWeighting weighting;
-  GmmDedup dedup;
+  Dedup dedup;
 };
 
 __global__ void init_kernel(double* params, const double* first, int P, std::int64_t batch) {

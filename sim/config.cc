@@ -269,7 +269,7 @@ void refuse_other_family(const YAML::Node& root, const std::string& family) {
       {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
       {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
       {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
-      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "gmm ngram"}, {"data.dedup_resolution", "gmm"}, {"data.tail_upsample", "gaussian gmm ngram"},
+      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "gaussian gmm ngram"}, {"data.dedup_resolution", "gaussian gmm"}, {"data.tail_upsample", "gaussian gmm ngram"},
       {"data.age_decay", "gaussian gmm ngram"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
@@ -546,14 +546,16 @@ PointConfig parse_point(const YAML::Node& root) {
     if (c.dedup && c.family == "ngram" && c.corpus.empty())
       throw ConfigError("data.dedup", "drops repeated synthetic sentences, and a zipf truth's samples are single "
                                       "tokens, not sentences (use a corpus truth)");
-    if (c.dedup && c.family == "gmm") {
+    if (c.dedup && c.family != "ngram") {
       // Continuous points repeat only after rounding: to the grid of spacing
       // dedup_resolution.
       if (const YAML::Node r = find(root, "data.dedup_resolution"); !r || r.IsNull())
         throw ConfigError("data.dedup_resolution", "missing (a continuous sample is a duplicate of another only after "
                                                    "rounding; give the grid spacing)");
-      if (c.regime != kernels::Regime::kReplace)
+      if (c.family == "gmm" && c.regime != kernels::Regime::kReplace)
         throw ConfigError("data.dedup", "is implemented for mixtures under data.regime replace only so far");
+      if (c.family == "gaussian" && c.regime == kernels::Regime::kAccumulateSubsample)
+        throw ConfigError("data.dedup", "is implemented for Gaussians under data.regime replace and accumulate only so far");
     }
   }
   if (const YAML::Node r = find(root, "data.dedup_resolution"); r && !r.IsNull()) {

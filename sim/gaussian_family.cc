@@ -2,6 +2,8 @@
 // sim/gaussian_truth.cc and the backends of kernels/gaussian_backend.h.
 #include "sim/gaussian_family.h"
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "kernels/quadform.h"
@@ -22,8 +24,10 @@ class GaussianRun final : public FamilyRun {
       verifier_.keep_plausible = kernels::keep_threshold(c.keep_plausible);
       verifier_.keep_implausible = kernels::keep_threshold(c.keep_implausible);
       verifier_.r2_max = kernels::chi2_quantile(1.0 - c.verifier_quantile, c.dim);
-      verifier_.max_draw_factor = c.max_draw_factor;
     }
+    verifier_.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
+    dedup_.on = c.dedup ? 1 : 0;
+    dedup_.resolution = c.dedup_resolution;
     if (c.tail_upsample) {
       upsample_.on = 1;
       upsample_.factor = c.tail_factor;
@@ -34,7 +38,7 @@ class GaussianRun final : public FamilyRun {
   void advance(int generation, double* metrics) override {
     const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
                                      c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_,
-                                     upsample_, c_.age_decay};
+                                     upsample_, c_.age_decay,    dedup_};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -44,6 +48,7 @@ class GaussianRun final : public FamilyRun {
   PointConfig c_;
   kernels::Verifier verifier_;
   kernels::TailUpsample upsample_;
+  kernels::Dedup dedup_;
   std::unique_ptr<kernels::GaussianBackend> backend_;
 };
 
@@ -64,7 +69,10 @@ double gaussian_point_bytes(const PointConfig& c) {
                      + 4                          // the pool's weight and composition (filters)
                      + kernels::kNumGaussianMetrics;
   if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d);
-  return 8.0 * per_chain * chains;
+  // data.dedup's table and kept points, per cpu thread (the cuda backend
+  // takes its chains in slices of at most 1 GiB of them).
+  const double dedup = c.dedup ? omp_get_max_threads() * (kernels::dedup_table_size(c.samples) + c.samples * d) : 0.0;
+  return 8.0 * (per_chain * chains + dedup);
 }
 
 std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads,

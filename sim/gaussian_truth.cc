@@ -74,8 +74,9 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   // candidates, and falls short when Binomial(need * f, phi) < need, whose
   // probability is at most exp(-need f D(1/f || phi)) (Chernoff, D the
   // Bernoulli relative entropy). The theory is given where that bound is below
-  // 1e-9. A verifier that prefers plausible points changes every law.
-  const bool filtered = (c.verifier || c.tail_upsample) && t >= 2 && c.real_count < c.samples;
+  // 1e-9. A verifier that prefers plausible points changes every law, and so
+  // does dedup (it drops candidates near those kept).
+  const bool filtered = (c.verifier || c.tail_upsample || c.dedup) && t >= 2 && c.real_count < c.samples;
   auto budget_may_bind = [&] {
     const double p = c.keep_plausible, need = c.samples - c.real_count, f = c.max_draw_factor;
     if (p >= 1.0) return false;
@@ -84,10 +85,10 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
     const double rel = a * std::log(a / p) + (1.0 - a) * std::log((1.0 - a) / (1.0 - p));
     return std::exp(-need * f * rel) > 1e-9;
   };
-  const bool same_law = !filtered || ((!c.verifier || (c.keep_plausible == c.keep_implausible && !budget_may_bind())) &&
+  const bool same_law = !filtered || (!c.dedup && (!c.verifier || (c.keep_plausible == c.keep_implausible && !budget_may_bind())) &&
                                       (!c.tail_upsample || c.tail_factor == 1.0));
   if (metric == kDrawsPerKept) {
-    if (!filtered || !c.verifier) return 1.0;
+    if (!filtered || (!c.verifier && !c.dedup)) return 1.0;
     return same_law ? std::optional<double>(1.0 / c.keep_plausible) : std::nullopt;
   }
   if (!same_law) return std::nullopt;
@@ -96,7 +97,7 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   if (metric == kSyntheticShare || metric == kDataAge) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
     const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {},
-                         c.age_decay};
+                         c.age_decay, {}};
     double share, age;
     pool_composition(s, share, age);
     return metric == kSyntheticShare ? share : age;

@@ -150,7 +150,6 @@ std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string&
     spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
     spec.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
     spec.verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
-    spec.verifier.max_draw_factor = c.max_draw_factor;
   }
   if (c.tail_upsample) {
     spec.weighting.tail = 1;

@@ -53,20 +53,22 @@ TEST(CpuVsCuda, Replace1D) { compare(cfg("1", "replace")); }
 TEST(CpuVsCuda, Accumulate3D) { compare(cfg("3", "accumulate")); }
 TEST(CpuVsCuda, AccumulateSubsample2D) { compare(cfg("2", "accumulate_subsample")); }
 
-// The synthetic-data filters (verifier with its refill, tail upsampling): the
-// same candidates kept with the same weights on both backends, under replace
-// and under accumulate with age decay (the pool's per-chain weight and
-// composition).
+// The synthetic-data filters (verifier with its refill, tail upsampling,
+// dedup on a grid of 0.3): the same candidates kept with the same weights on
+// both backends, under replace and under accumulate with age decay (the
+// pool's per-chain weight and composition), with dedup's tables in slices.
 TEST(CpuVsCuda, Filters1DAnd2D) {
   for (const char* regime : {"replace", "accumulate"})
-    for (const char* dim : {"1", "2"}) {
-      std::string s = cfg(dim, regime);
-      s.replace(s.find("real_fraction: 0.2}"), 19,
-                std::string("real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
-                            "tail_upsample: {factor: 2, quantile: 0.1}") +
-                    (std::string(regime) == "accumulate" ? ", age_decay: 0.8}" : "}"));
-      compare(s);
-    }
+    for (const char* dim : {"1", "2"})
+      for (const bool dedup : {false, true}) {
+        std::string s = cfg(dim, regime);
+        s.replace(s.find("real_fraction: 0.2}"), 19,
+                  std::string("real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
+                              "tail_upsample: {factor: 2, quantile: 0.1}") +
+                      (dedup ? ", dedup: true, dedup_resolution: 0.3" : "") +
+                      (std::string(regime) == "accumulate" ? ", age_decay: 0.8}" : "}"));
+        compare(s);
+      }
 }
 
 }  // namespace

@@ -303,73 +303,144 @@ TEST_P(Strategies, AgeDecayWeighsOldData) {
   EXPECT_GT(differs, chains) << "the decay barely changed the fits: the check has little power";
 }
 
-// The verifier and tail upsampling under accumulate with age decay, against
-// a reference written from the definitions, chain by chain (1-D, N(0, 1)
-// truth, n = 20 of which 5 fresh real from generation 2): generation k's
-// synthetic candidates are x = mu + sd z, z the normals 5, 6, ... of its
-// synthetic stream (mu, sd: generation k-1's fit), candidate j kept when
-// word j of the verify stream is below round(phi 2^32) for x^2 within the
-// chi-square_1 quantile at 1 - 0.2 and round(0.3 2^32) otherwise, until 15
-// are kept or 150 drawn; a kept x^2 beyond the quantile at 1 - 0.1 counts 3;
-// every point of generation k weighs 0.6^(t - k) in generation t's weighted
-// MLE fit, and the composition is the age-weighted share of synthetic points
-// and mean age over points. 30 chains x 5 generations, 1e-9 relative.
-// Planted bug: the unfiltered pool (every candidate kept, weight 1), which
-// differs in most chains.
+// The Gaussian synthetic-data filters written out from their definitions,
+// for one 1-D chain with a N(0, 1) truth and the MLE fit (n points a
+// generation, `real` of them fresh real draws from generation 2 on):
+// generation k's synthetic candidates are x = mu + sd z, z the normals real,
+// real + 1, ... of its synthetic stream (mu, sd: generation k-1's fit);
+// candidate j is kept by the verifier when word j of the verify stream is
+// below round(phi 2^32) for x^2 within the chi-square_1 quantile at 1 - q and
+// round(psi 2^32) otherwise; dedup then drops it when floor(x / r + 1/2)
+// is the cell of a candidate kept before it in the generation; candidates are
+// examined until n - real are kept or 10 (n - real) drawn. A kept x^2 beyond
+// the quantile at 1 - tail_q counts tail_factor times; under accumulate
+// every point of generation k weighs decay^(t - k) in generation t's fit,
+// and the composition is the age-weighted share of synthetic points and mean
+// age over points. `filtered` false gives the planted bug: every candidate
+// kept with weight 1.
+struct FilterRule {
+  bool accumulate = false;
+  double decay = 1.0;
+  bool verify = false;
+  double phi = 1.0, psi = 1.0, verifier_q = 0.5;
+  double tail_factor = 1.0, tail_q = 0.5;
+  double dedup_r = 0.0;  // 0: no dedup
+};
+struct ReferenceFit {
+  double mean, variance, share, age, draws_per_kept;
+};
+std::vector<ReferenceFit> reference_filtered_chain(std::uint32_t seed, std::uint32_t ch, int n, int real,
+                                                   int generations, const FilterRule& rule, bool filtered) {
+  const double r2_max = kernels::chi2_quantile(1.0 - rule.verifier_q, 1);
+  const double r2_min = kernels::chi2_quantile(1.0 - rule.tail_q, 1);
+  struct Point { double x, w; int k; bool synthetic; };
+  std::vector<Point> pool;
+  std::vector<ReferenceFit> fits(generations + 1);
+  double mu = 0.0, sd = 1.0;
+  for (int t = 1; t <= generations; ++t) {
+    if (!rule.accumulate) pool.clear();
+    const int reals = t == 1 ? n : real;
+    for (int i = 0; i < reals; ++i) pool.push_back({stream_normal(seed, ch, t, rng::kStreamRealDraw, i), 1.0, t, false});
+    kernels::VerifyWords words;
+    std::set<double> cells;
+    int kept = 0, j = 0;
+    for (; t >= 2 && kept < n - real && j < 10 * (n - real); ++j) {
+      const double x = mu + sd * stream_normal(seed, ch, t, rng::kStreamSyntheticDraw, real + j);
+      if (filtered && rule.verify &&
+          !words.keeps(seed, ch, t, j, kernels::keep_threshold(x * x <= r2_max ? rule.phi : rule.psi)))
+        continue;
+      if (filtered && rule.dedup_r > 0.0 && !cells.insert(std::floor(x / rule.dedup_r + 0.5)).second) continue;
+      pool.push_back({x, filtered && x * x > r2_min ? rule.tail_factor : 1.0, t, true});
+      ++kept;
+    }
+    double w = 0.0, wx = 0.0, wxx = 0.0, pts = 0.0, syn = 0.0, ages = 0.0;
+    for (const Point& p : pool) {
+      const double wk = std::pow(rule.decay, t - p.k);
+      w += wk * p.w, wx += wk * p.w * p.x;
+      pts += wk, syn += p.synthetic ? wk : 0.0, ages += wk * (t - p.k);
+    }
+    const double mean = wx / w;
+    for (const Point& p : pool) wxx += std::pow(rule.decay, t - p.k) * p.w * (p.x - mean) * (p.x - mean);
+    fits[t] = {mean, wxx / w, syn / pts, ages / pts, t >= 2 ? static_cast<double>(j) / kept : 1.0};
+    mu = mean;
+    sd = std::sqrt(wxx / w);
+  }
+  return fits;
+}
+
+// Checks every chain and generation >= 2 of a 1-D Gaussian run (seed 23, n =
+// 20 with 5 fresh real points) against reference_filtered_chain to 1e-9
+// relative (fits) and 1e-12 (composition; draws_per_kept exactly), and
+// returns in how many chain-generations from the third on the planted bug
+// (the unfiltered pool) differs from the run.
+int expect_filter_rule(const FamilyCurves& c, const FilterRule& rule, const std::string& what) {
+  const int chains = static_cast<int>(c.config.chains), generations = c.config.generations;
+  const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err"), age = c.metric("data_age"),
+            share = c.metric("synthetic_share"), dpk = c.metric("draws_per_kept");
+  int differs = 0;
+  for (int ch = 0; ch < chains; ++ch) {
+    const auto ref = reference_filtered_chain(23, ch, 20, 5, generations, rule, true);
+    const auto bug = reference_filtered_chain(23, ch, 20, 5, generations, rule, false);
+    for (int t = 2; t <= generations; ++t) {
+      const auto at = [&](int metric) { return c.values[t][metric * chains + ch]; };
+      const ReferenceFit& f = ref[t];
+      EXPECT_NEAR(at(var), f.variance, 1e-9 * f.variance) << what << ", generation " << t << " chain " << ch;
+      EXPECT_NEAR(std::sqrt(at(mse)), std::abs(f.mean), 1e-9 * std::sqrt(f.variance)) << what << ", generation " << t << " chain " << ch;
+      EXPECT_NEAR(at(share), f.share, 1e-12) << what << ", generation " << t << " chain " << ch;
+      EXPECT_NEAR(at(age), f.age, 1e-12) << what << ", generation " << t << " chain " << ch;
+      EXPECT_EQ(at(dpk), f.draws_per_kept) << what << ", generation " << t << " chain " << ch;
+      if (t >= 3) differs += std::abs(at(var) - bug[t].variance) > 1e-6 * bug[t].variance;
+    }
+  }
+  return differs;
+}
+
+// The verifier and tail upsampling under accumulate with age decay 0.6
+// (phi = 1, psi = 0.3, q = 0.2; factor 3 beyond the 0.1 tail), against the
+// rule written out (reference_filtered_chain), 30 chains x 5 generations.
+// Planted bug: the unfiltered pool, which differs in most chains.
 TEST_P(Strategies, FiltersUnderAccumulatePoolTheKeptPoints) {
-  const int n = 20, real = 5, chains = 30, generations = 5;
-  const double q = 0.6;
   const FamilyCurves c = run_family(
       "seed: 23\nchains: 30\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 20, regime: accumulate, real_fraction: 0.25, age_decay: 0.6, "
       "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, tail_upsample: {factor: 3, quantile: 0.1}}\n",
       GetParam(), 0, true);
-  const double r2_max = kernels::chi2_quantile(0.8, 1), r2_min = kernels::chi2_quantile(0.9, 1);
-  auto normal = [](std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int m) {
-    return stream_normal(23, chain, gen, stream, m);
-  };
-  const int var = c.metric("var_ratio"), mse = c.metric("mean_sq_err"), age = c.metric("data_age"),
-            share = c.metric("synthetic_share");
-  int differs = 0;
-  for (int ch = 0; ch < chains; ++ch)
-    for (const bool filtered : {true, false}) {
-      struct Point { double x, w; int k; bool synthetic; };
-      std::vector<Point> pool;
-      double mu = 0.0, sd = 1.0;
-      for (int t = 1; t <= generations; ++t) {
-        const int reals = t == 1 ? n : real;
-        for (int i = 0; i < reals; ++i) pool.push_back({normal(ch, t, rng::kStreamRealDraw, i), 1.0, t, false});
-        kernels::VerifyWords words;
-        for (int j = 0, kept = 0; t >= 2 && kept < n - real && j < 10 * (n - real); ++j) {
-          const double x = mu + sd * normal(ch, t, rng::kStreamSyntheticDraw, real + j);
-          const std::uint64_t keep = x * x <= r2_max ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.3);
-          if (filtered && !words.keeps(23, ch, t, j, keep)) continue;
-          pool.push_back({x, filtered && x * x > r2_min ? 3.0 : 1.0, t, true});
-          ++kept;
-        }
-        double w = 0.0, wx = 0.0, wxx = 0.0, pts = 0.0, syn = 0.0, ages = 0.0;
-        for (const Point& p : pool) {
-          const double wk = std::pow(q, t - p.k);
-          w += wk * p.w, wx += wk * p.w * p.x;
-          pts += wk, syn += p.synthetic ? wk : 0.0, ages += wk * (t - p.k);
-        }
-        const double mean = wx / w;
-        for (const Point& p : pool) wxx += std::pow(q, t - p.k) * p.w * (p.x - mean) * (p.x - mean);
-        const double variance = wxx / w;
-        const auto at = [&](int metric) { return c.values[t][metric * chains + ch]; };
-        if (filtered) {
-          EXPECT_NEAR(at(var), variance, 1e-9 * variance) << "generation " << t << " chain " << ch;
-          EXPECT_NEAR(std::sqrt(at(mse)), std::abs(mean), 1e-9 * sd) << "generation " << t << " chain " << ch;
-          EXPECT_NEAR(at(share), syn / pts, 1e-12) << "generation " << t << " chain " << ch;
-          EXPECT_NEAR(at(age), ages / pts, 1e-12) << "generation " << t << " chain " << ch;
-        } else if (t >= 3) {
-          differs += std::abs(at(var) - variance) > 1e-6 * variance;
-        }
-        mu = mean;
-        sd = std::sqrt(variance);
-      }
-    }
-  EXPECT_GT(differs, chains) << "the filters barely changed the fits: the check has little power";
+  FilterRule rule;
+  rule.accumulate = true, rule.decay = 0.6;
+  rule.verify = true, rule.phi = 1.0, rule.psi = 0.3, rule.verifier_q = 0.2;
+  rule.tail_factor = 3.0, rule.tail_q = 0.1;
+  EXPECT_GT(expect_filter_rule(c, rule, "verifier + tail, accumulate"), 30)
+      << "the filters barely changed the fits: the check has little power";
+}
+
+// Gaussian dedup (kernels/dedup.h through filtered_zsums) against the rule
+// written out, 30 chains x 5 generations each: on a grid of 0.2 about a
+// quarter of the 15 synthetic candidates a generation repeat a cell (the
+// planted bug, no dedup, then differs in most chains); under replace and
+// under accumulate with decay 0.7; with the verifier judging first; and on
+// a grid of 1e3, where every candidate falls in one cell, so one synthetic
+// point is kept and the whole budget (150 draws) is spent.
+TEST_P(Strategies, GaussianDedupKeepsWhatItsRuleSays) {
+  const std::string base =
+      "seed: 23\nchains: 30\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
+      "data: {samples: 20, real_fraction: 0.25, dedup: true";
+  for (const std::string extra : {", dedup_resolution: 0.2, regime: replace",
+                                  ", dedup_resolution: 0.2, regime: accumulate, age_decay: 0.7",
+                                  ", dedup_resolution: 0.2, regime: replace, "
+                                  "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
+                                  ", dedup_resolution: 1000, regime: replace"}) {
+    const FamilyCurves c = run_family(base + extra + "}\n", GetParam(), 0, true);
+    FilterRule rule;
+    rule.accumulate = c.config.regime == kernels::Regime::kAccumulate;
+    rule.decay = c.config.age_decay;
+    rule.dedup_r = c.config.dedup_resolution;
+    rule.verify = c.config.verifier, rule.phi = 1.0, rule.psi = 0.3, rule.verifier_q = 0.2;
+    const int differs = expect_filter_rule(c, rule, extra);
+    if (rule.dedup_r == 1000.0)
+      for (int t = 2; t <= 5; ++t) EXPECT_EQ(c.at(t, "draws_per_kept").mean, 150.0) << "generation " << t;
+    else
+      EXPECT_GT(differs, 30) << extra << ": dedup barely changed the fits: the check has little power";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Strategies, ::testing::Values("cpu", "cuda"), test::backend_name);
@@ -807,6 +878,18 @@ TEST(Strategies, MixtureDedupOnAFineGridChangesNothing) {
   expect_same_values(off, on, "dedup on a fine grid");
 }
 
+// A grid finer than any two draws (1e-9) drops nothing: 2-D Gaussians with
+// dedup on run bit for bit as without it (the same candidates, summed in the
+// same order; in 1-D the cpu tiles the unfiltered sums, so only 2-D is
+// bitwise).
+TEST(Strategies, GaussianDedupOnAFineGridChangesNothing) {
+  const std::string base = "seed: 6\nchains: 20\ngenerations: 4\nmodel: {family: gaussian, dim: 2}\n"
+                           "truth: {isotropic: 1.0}\ndata: {samples: 40, real_fraction: 0.2, regime: accumulate";
+  const FamilyCurves off = run_family(base + "}\n", "cpu", 0, true);
+  const FamilyCurves on = run_family(base + ", dedup: true, dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
+  expect_same_values(off, on, "Gaussian dedup on a fine grid");
+}
+
 // Mixture frequency weights (kernels/gmm.h, gmm_point_weights) against the
 // rule written out: under accumulate at generation 4 (n = 30, 6 real points
 // per generation from generation 2, age_decay 0.7, tail_upsample factor 3
@@ -1016,7 +1099,9 @@ TEST(Strategies, BadValuesAreRefused) {
            {", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
            {", regime: accumulate, age_decay: 0}\n", "data.age_decay"},
            {", regime: accumulate, age_decay: 1.5}\n", "data.age_decay"},
-           {", dedup: true}\n", "data.dedup"}}) {
+           {", dedup: true}\n", "data.dedup_resolution"},
+           {", dedup: true, dedup_resolution: -1}\n", "data.dedup_resolution"},
+           {", regime: accumulate_subsample, dedup: true, dedup_resolution: 0.1}\n", "data.dedup"}}) {
     try {
       load_experiment_text(base + extra, {});
       ADD_FAILURE() << extra << " was accepted";
