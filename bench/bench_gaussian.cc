@@ -48,11 +48,11 @@ void BM_GenerationStep(benchmark::State& state, const std::string& backend, kern
   auto b = make_gaussian_backend(backend, spec);
   std::vector<double> metrics(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * chains);
   b->start(metrics.data());
-  b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, 1, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0}, metrics.data());
+  b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, 1, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}}, metrics.data());
   validate(metrics, chains, n);
   int g = 2;
   for (auto _ : state) {
-    b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0},
+    b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
                metrics.data());
     if (++g > c.generations) {  // start over rather than run past the planned generations
       state.PauseTiming();

@@ -810,34 +810,128 @@ OURO_HD inline std::int64_t gmm_filtered_points(const GmmStep& s, std::uint32_t 
   return k;
 }
 
-// Frequency weights of generation t's m training points into W, in point
-// order: the pooled points first (pool positions pos[p], or
-// gmm_pool_position(s, p) when pos is null), then the verifier's kept
-// synthetic points (generation t's own). A point added k generations
-// before the fit weighs age_decay^k (pow_int: multiplications only, the
-// same bits on both backends); a synthetic point whose truth log-density is
-// below tail_log_density (the truth's lowest-density q share) counts
-// tail_factor times more. Returns the total weight, summed in point order.
-OURO_HD inline double gmm_point_weights(const GmmStep& s, const GmmTruth& tr, const double* X, std::int64_t m,
-                                        std::int64_t pooled, const std::int64_t* pos, double* W) {
-  const GmmCView truth = truth_view(tr);
+// The frequency weight of one training point x of generation t, added at
+// generation k (real or synthetic): a point added k generations before the fit weighs
+// age_decay^k (pow_int: multiplications only, the same bits on both
+// backends); a synthetic point whose truth log-density is below
+// tail_log_density (the truth's lowest-density q share) counts tail_factor
+// times more.
+OURO_HD inline double gmm_point_weight(const GmmStep& s, const GmmCView& truth, const double* x, int k, bool real) {
   double lp[kGmmMaxComponents];
+  double w = pow_int(s.weighting.age_decay, s.generation - k);
+  if (s.weighting.tail && !real && gmm_log_density(truth, false, x, lp) < s.weighting.tail_log_density)
+    w *= s.weighting.tail_factor;
+  return w;
+}
+
+// Frequency weights (gmm_point_weight) of generation t's m training points
+// into W, in point order, without a filter: point p is pool position pos[p],
+// or gmm_pool_position(s, p) when pos is null. Returns the total weight,
+// summed in point order.
+OURO_HD inline double gmm_point_weights(const GmmStep& s, const GmmTruth& tr, const double* X, std::int64_t m,
+                                        const std::int64_t* pos, double* W) {
+  const GmmCView truth = truth_view(tr);
   double total = 0.0;
   for (std::int64_t p = 0; p < m; ++p) {
-    int k = s.generation;
-    bool real = false;
-    if (p < pooled) {
-      const std::int64_t j = pos ? pos[p] : gmm_pool_position(s, p);
-      k = static_cast<int>(j / s.samples) + 1;
-      real = j % s.samples < real_points_of(k, s.samples, s.real_count);
-    }
-    double w = pow_int(s.weighting.age_decay, s.generation - k);
-    if (s.weighting.tail && !real && gmm_log_density(truth, false, X + p * s.d, lp) < s.weighting.tail_log_density)
-      w *= s.weighting.tail_factor;
-    W[p] = w;
-    total += w;
+    const std::int64_t j = pos ? pos[p] : gmm_pool_position(s, p);
+    const int k = static_cast<int>(j / s.samples) + 1;
+    W[p] = gmm_point_weight(s, truth, X + p * s.d, k, j % s.samples < real_points_of(k, s.samples, s.real_count));
+    total += W[p];
   }
   return total;
+}
+
+// A training set under data.verifier and/or data.dedup, and what the
+// metrics need of it.
+struct GmmFilteredSet {
+  std::int64_t m = 0;         // training points
+  double total = 0.0;         // their total weight (m without weighting)
+  double synthetic_share = 0.0, data_age = 0.0;
+  double draws_per_kept = 1.0;  // generation t's own candidates per kept point
+};
+
+// Materialised pool points of generation t under a filter: n under replace,
+// t n at most otherwise (the room X needs).
+OURO_HD inline std::int64_t gmm_filtered_room(const GmmStep& s) {
+  return s.regime == Regime::kReplace ? s.samples : static_cast<std::int64_t>(s.generation) * s.samples;
+}
+
+// Generation t's training set under data.verifier and/or data.dedup, in
+// every regime. Generation k's points are its real draws (as without a
+// filter) followed by its kept synthetic points, which gmm_filtered_points
+// regenerates with generation k's counters and model_of(k - 1): the same
+// candidates and decisions generation k took, so a pooled generation is
+// rebuilt exactly. replace trains on generation t's points, accumulate on
+// those of generations 1..t in order, accumulate_subsample on n of the P
+// points of generations 1..t (all of them when P <= n) chosen by Algorithm S
+// over P (kernels/regime.h), in pool order. X needs gmm_filtered_room(s)
+// points; W (null without weighting) gets the weights of gmm_point_weight;
+// start (t + 1 entries of scratch) gets where each generation's points begin
+// in the pool; table is dedup's scratch for n - real points. Without a
+// filter that drops anything (phi = psi = 1, a grid finer than any two
+// draws) the set is the one the unfiltered regimes train on, point for
+// point. The composition weighs each point by age_decay^(t - k): the share
+// of synthetic points and their mean age.
+template <class ModelOf>
+OURO_HD inline GmmFilteredSet gmm_filtered_train(const GmmStep& s, std::uint32_t chain, const GmmTruth& tr,
+                                                 ModelOf&& model_of, double* X, double* W, std::int64_t* start,
+                                                 std::int64_t* table) {
+  const int t = s.generation, n = s.samples, d = s.d;
+  const GmmCView truth = truth_view(tr);
+  GmmFilteredSet out;
+  std::int64_t P = 0;
+  const int first = s.regime == Regime::kReplace ? t : 1;
+  for (int k = first; k <= t; ++k) {
+    start[k - first] = P;
+    const int real = real_points_of(k, n, s.real_count);
+    for (int i = 0; i < real; ++i)
+      gmm_draw(s.seed, chain, real_draw_generation(s.real_source, k), true, i, truth, X + (P + i) * d);
+    P += real;
+    if (real < n) {
+      GmmStep sk = s;
+      sk.generation = k;
+      std::int64_t drawn = 0;
+      const std::int64_t kept = gmm_filtered_points(sk, chain, tr, gmm_view(s.K, d, model_of(k - 1)), real, n - real,
+                                                    X + P * d, table, drawn);
+      P += kept;
+      if (k == t) out.draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
+    }
+  }
+  start[t - first + 1] = P;
+  // The generation and realness of pool point j (j increasing: g only moves up).
+  int g = 0;
+  auto locate = [&](std::int64_t j, int& k, bool& real) {
+    while (j >= start[g + 1]) ++g;
+    k = first + g;
+    real = j - start[g] < real_points_of(k, n, s.real_count);
+  };
+  double points = 0.0, synthetic = 0.0, age = 0.0;
+  auto take = [&](std::int64_t j, std::int64_t p) {  // pool point j becomes training point p (p <= j)
+    int k;
+    bool real;
+    locate(j, k, real);
+    if (p != j)
+      for (int a = 0; a < d; ++a) X[p * d + a] = X[j * d + a];
+    const double w = W ? gmm_point_weight(s, truth, X + p * d, k, real) : 1.0;
+    if (W) W[p] = w;
+    out.total += w;
+    const double a = pow_int(s.weighting.age_decay, t - k);
+    points += a;
+    synthetic += real ? 0.0 : a;
+    age += a * (t - k);
+  };
+  if (s.regime == Regime::kAccumulateSubsample) {
+    std::int64_t p = 0;
+    for_each_selected(s.seed, chain, static_cast<std::uint32_t>(t), P, n < P ? n : P,
+                      [&](std::int64_t j) { take(j, p++); });
+    out.m = p;
+  } else {
+    for (std::int64_t j = 0; j < P; ++j) take(j, j);
+    out.m = P;
+  }
+  out.synthetic_share = out.m > 0 ? synthetic / points : NAN;
+  out.data_age = out.m > 0 ? age / points : NAN;
+  return out;
 }
 
 }  // namespace ouro::kernels

@@ -158,7 +158,7 @@ namespace {
 // One thread's working memory, reused across its chains.
 struct Scratch {
   std::vector<double> x, w, lanes, stats, work, best;
-  std::vector<std::int64_t> pos, table;  // subsample positions; dedup's table
+  std::vector<std::int64_t> pos, table;  // subsample positions (filters: where generations start); dedup's table
 };
 
 class GmmCpu final : public GmmBackend {
@@ -234,44 +234,49 @@ class GmmCpu final : public GmmBackend {
       return s.regime == Regime::kReplace ? params : hist_.data() + (static_cast<std::int64_t>(g) * n + i) * P_;
     };
 
-    // The training set.
-    std::int64_t m = gmm_train_size(s);
-    sc.x.resize(m * d);
-    double share = 0.0, age = 0.0, draws_per_kept = 1.0;
-    const bool subsample = s.regime == Regime::kAccumulateSubsample;
-    if (subsample) {
-      sc.pos.resize(m);
-      gmm_subsample_positions(s, chain, sc.pos.data(), share, age);
+    // The training set, with its frequency weights (data.tail_upsample,
+    // data.age_decay) or none.
+    std::int64_t m;
+    double share = 0.0, age = 0.0, draws_per_kept = 1.0, total;
+    const double* W = nullptr;
+    if (s.filtered()) {  // data.verifier, data.dedup: materialised by gmm_filtered_train
+      const std::int64_t room = gmm_filtered_room(s);
+      sc.x.resize(room * d);
+      if (s.weighting.on()) sc.w.resize(room);
+      sc.pos.resize(t + 1);
+      if (s.dedup.on) sc.table.resize(dedup_table_size(s.samples));
+      const GmmFilteredSet set = gmm_filtered_train(s, chain, tr, model_of, sc.x.data(),
+                                                    s.weighting.on() ? sc.w.data() : nullptr, sc.pos.data(),
+                                                    sc.table.data());
+      m = set.m;
+      total = set.total;
+      share = set.synthetic_share;
+      age = set.data_age;
+      draws_per_kept = set.draws_per_kept;
+      if (s.weighting.on()) W = sc.w.data();
     } else {
-      regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, share, age);
-    }
-    // With a verifier or dedup (replace) only the real points come from the pool.
-    const std::int64_t pooled = s.filtered() ? real_points_of(t, s.samples, s.real_count) : m;
-    for (std::int64_t p = 0; p < pooled; ++p)
-      gmm_pool_point(s, chain, subsample ? sc.pos[p] : gmm_pool_position(s, p), tr, model_of, sc.x.data() + p * d);
-    if (s.filtered() && pooled < m) {
-      std::int64_t drawn = 0;
-      if (s.dedup.on) sc.table.resize(dedup_table_size(m - pooled));
-      const std::int64_t kept = gmm_filtered_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
-                                                    pooled, m - pooled, sc.x.data() + pooled * d, sc.table.data(),
-                                                    drawn);
-      m = pooled + kept;
-      share = m > 0 ? static_cast<double>(kept) / static_cast<double>(m) : NAN;
-      draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
+      m = gmm_train_size(s);
+      sc.x.resize(m * d);
+      const bool subsample = s.regime == Regime::kAccumulateSubsample;
+      if (subsample) {
+        sc.pos.resize(m);
+        gmm_subsample_positions(s, chain, sc.pos.data(), share, age);
+      } else {
+        regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, share, age);
+      }
+      for (std::int64_t p = 0; p < m; ++p)
+        gmm_pool_point(s, chain, subsample ? sc.pos[p] : gmm_pool_position(s, p), tr, model_of, sc.x.data() + p * d);
+      total = static_cast<double>(m);
+      if (s.weighting.on()) {
+        sc.w.resize(m);
+        total = gmm_point_weights(s, tr, sc.x.data(), m, subsample ? sc.pos.data() : nullptr, sc.w.data());
+        W = sc.w.data();
+      }
     }
     if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
       failed_[i] = 1;
       gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
       return;
-    }
-
-    // Frequency weights (data.tail_upsample, data.age_decay), or none.
-    const double* W = nullptr;
-    double total = static_cast<double>(m);
-    if (s.weighting.on()) {
-      sc.w.resize(m);
-      total = gmm_point_weights(s, tr, sc.x.data(), m, pooled, subsample ? sc.pos.data() : nullptr, sc.w.data());
-      W = sc.w.data();
     }
 
     // EM (kernels/gmm.h, em_fit).

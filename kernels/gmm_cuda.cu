@@ -89,9 +89,9 @@ struct GmmDevice {
   double* metrics;         // [M][batch]
   double* x;               // [slice][train_max][d]   training sets
   double* w;               // [slice][train_max]      their weights (data.tail_upsample, data.age_decay)
-  std::int64_t* pos;       // [slice][samples]         subsample positions
+  std::int64_t* pos;       // [slice][pos_stride]      subsample positions (filters: where generations start)
   std::int64_t* table;     // [slice][dedup_table_size(samples)]  dedup's tables
-  std::int64_t batch, train_max;
+  std::int64_t batch, train_max, pos_stride;
   std::uint32_t chain0;
   int K, d, samples, real_count, generations;
   std::uint32_t seed;
@@ -137,33 +137,42 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
     return s.regime == Regime::kReplace ? params : g.hist + (static_cast<std::int64_t>(gen) * g.batch + i) * P;
   };
 
-  // The training set.
+  // The training set, with its frequency weights (data.tail_upsample,
+  // data.age_decay; summed serially on thread 0 in point order, as on the
+  // cpu) or none.
   double* X = g.x + static_cast<std::int64_t>(blockIdx.x) * g.train_max * d;
-  std::int64_t* pos = g.pos + static_cast<std::int64_t>(blockIdx.x) * g.samples;
-  const std::int64_t full = gmm_train_size(s);
-  const bool subsample = s.regime == Regime::kAccumulateSubsample;
-  // With a verifier or dedup (replace) only the real points come from the
-  // pool; one thread examines the synthetic candidates in order (kernels/gmm.h).
-  const std::int64_t pooled = s.filtered() ? real_points_of(t, s.samples, s.real_count) : full;
-  if (threadIdx.x == 0) {
-    if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
-    else regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
-    composition[2] = 1.0;
-    train_count = full;
+  std::int64_t* pos = g.pos + static_cast<std::int64_t>(blockIdx.x) * g.pos_stride;
+  double* W = s.weighting.on() ? g.w + static_cast<std::int64_t>(blockIdx.x) * g.train_max : nullptr;
+  if (s.filtered()) {
+    // data.verifier, data.dedup: thread 0 examines every generation's
+    // candidates in order (gmm_filtered_train).
+    if (threadIdx.x == 0) {
+      std::int64_t* table = g.table + static_cast<std::int64_t>(blockIdx.x) * dedup_table_size(g.samples);
+      const GmmFilteredSet set = gmm_filtered_train(s, chain, tr, model_of, X, W, pos, table);
+      train_count = set.m;
+      weight_total = set.total;
+      composition[0] = set.synthetic_share;
+      composition[1] = set.data_age;
+      composition[2] = set.draws_per_kept;
+    }
+    __syncthreads();
+  } else {
+    const std::int64_t full = gmm_train_size(s);
+    const bool subsample = s.regime == Regime::kAccumulateSubsample;
+    if (threadIdx.x == 0) {
+      if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
+      else regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
+      composition[2] = 1.0;
+      train_count = full;
+    }
+    __syncthreads();
+    for (std::int64_t p = threadIdx.x; p < full; p += blockDim.x)
+      gmm_pool_point(s, chain, subsample ? pos[p] : gmm_pool_position(s, p), tr, model_of, X + p * d);
+    __syncthreads();
+    if (threadIdx.x == 0)
+      weight_total = W ? gmm_point_weights(s, tr, X, full, subsample ? pos : nullptr, W) : static_cast<double>(full);
+    __syncthreads();
   }
-  __syncthreads();
-  for (std::int64_t p = threadIdx.x; p < pooled; p += blockDim.x)
-    gmm_pool_point(s, chain, subsample ? pos[p] : gmm_pool_position(s, p), tr, model_of, X + p * d);
-  if (threadIdx.x == 0 && s.filtered() && pooled < full) {
-    std::int64_t drawn = 0;
-    std::int64_t* table = g.table + static_cast<std::int64_t>(blockIdx.x) * dedup_table_size(g.samples);
-    const std::int64_t kept = gmm_filtered_points(s, chain, tr, gmm_view(K, d, static_cast<const double*>(params)),
-                                                  pooled, full - pooled, X + pooled * d, table, drawn);
-    train_count = pooled + kept;
-    composition[0] = train_count > 0 ? static_cast<double>(kept) / static_cast<double>(train_count) : NAN;
-    composition[2] = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
-  }
-  __syncthreads();
   const std::int64_t m = train_count;
   if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
     if (threadIdx.x == 0) {
@@ -172,13 +181,6 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
     }
     return;
   }
-
-  // Frequency weights, serially on thread 0 (their sum in point order, as on
-  // the cpu).
-  double* W = s.weighting.on() ? g.w + static_cast<std::int64_t>(blockIdx.x) * g.train_max : nullptr;
-  if (threadIdx.x == 0)
-    weight_total = W ? gmm_point_weights(s, tr, X, m, pooled, subsample ? pos : nullptr, W) : static_cast<double>(m);
-  __syncthreads();
 
   // EM (kernels/gmm.h, em_fit), restart 0 warm when the previous generation
   // has K components.
@@ -217,10 +219,15 @@ class GmmCuda final : public GmmBackend {
     const std::int64_t n = spec.batch;
     P_ = gmm_block_size(K, d);
     M_ = gmm_num_metrics(K);
-    train_max_ = spec.regime == Regime::kAccumulate ? static_cast<std::int64_t>(spec.generations) * spec.samples
-                                                    : spec.samples;
+    // Room for the training set; under a filter, accumulate_subsample
+    // materialises its whole pool before choosing from it (gmm_filtered_train).
+    const bool filtered = spec.verifier.on || spec.dedup.on;
+    train_max_ = spec.regime == Regime::kAccumulate || (filtered && spec.regime == Regime::kAccumulateSubsample)
+                     ? static_cast<std::int64_t>(spec.generations) * spec.samples
+                     : spec.samples;
+    pos_stride_ = std::max<std::int64_t>(spec.samples, spec.generations + 1);
     slice_ = std::max<std::int64_t>(1, std::min<std::int64_t>(
-                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + spec.samples +
+                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + pos_stride_ +
                                                                       (spec.dedup.on ? dedup_table_size(spec.samples) : 0))))));
     truth_ = DeviceBuffer<GmmTruth>(1);
     OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GmmTruth), cudaMemcpyHostToDevice));
@@ -235,7 +242,7 @@ class GmmCuda final : public GmmBackend {
     metrics_ = DeviceBuffer<double>(static_cast<std::size_t>(M_) * n);
     x_ = DeviceBuffer<double>(slice_ * train_max_ * d);
     if (spec.weighting.on()) w_ = DeviceBuffer<double>(slice_ * train_max_);
-    pos_ = DeviceBuffer<std::int64_t>(slice_ * spec.samples);
+    pos_ = DeviceBuffer<std::int64_t>(slice_ * pos_stride_);
     if (spec.dedup.on) table_ = DeviceBuffer<std::int64_t>(slice_ * dedup_table_size(spec.samples));
   }
 
@@ -295,7 +302,7 @@ class GmmCuda final : public GmmBackend {
                       params_.get(), hist_.get(),     best_.get(),
                       failed_.get(), metrics_.get(),  x_.get(),
                       w_.get(),      pos_.get(),      table_.get(),      spec_.batch,
-                      train_max_,    spec_.chain_begin, spec_.K,
+                      train_max_,    pos_stride_,     spec_.chain_begin, spec_.K,
                       spec_.truth.d, spec_.samples,   spec_.real_count,
                       spec_.generations, spec_.seed,  spec_.regime,
                       spec_.em,      spec_.real_source, spec_.verifier,
@@ -310,7 +317,7 @@ class GmmCuda final : public GmmBackend {
 
   GmmBatchSpec spec_;
   int P_, M_;
-  std::int64_t train_max_, slice_;
+  std::int64_t train_max_, pos_stride_, slice_;
   DeviceBuffer<GmmTruth> truth_;
   DeviceBuffer<double> heldout_, params_, best_, hist_, metrics_, x_, w_;
   DeviceBuffer<unsigned char> failed_;

@@ -504,12 +504,10 @@ PointConfig parse_point(const YAML::Node& root) {
     if (c.keep_plausible == 0.0 && c.keep_implausible == 0.0)
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
     // (An n-gram sample is filtered as it is drawn, whatever the regime does
-    // with it; the continuous families filter replace's training set.)
-    // (Gaussians pool the kept points' statistics under accumulate too.)
+    // with it; a mixture's pooled generations are rebuilt with their filters;
+    // Gaussians pool the kept points' statistics under accumulate.)
     if (c.regime == kernels::Regime::kAccumulateSubsample && c.family == "gaussian")
       throw ConfigError("data.verifier", "is implemented for Gaussians under data.regime replace and accumulate only so far");
-    if (c.regime != kernels::Regime::kReplace && c.family == "gmm")
-      throw ConfigError("data.verifier", "is implemented for mixtures under data.regime replace only so far");
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {
@@ -552,8 +550,6 @@ PointConfig parse_point(const YAML::Node& root) {
       if (const YAML::Node r = find(root, "data.dedup_resolution"); !r || r.IsNull())
         throw ConfigError("data.dedup_resolution", "missing (a continuous sample is a duplicate of another only after "
                                                    "rounding; give the grid spacing)");
-      if (c.family == "gmm" && c.regime != kernels::Regime::kReplace)
-        throw ConfigError("data.dedup", "is implemented for mixtures under data.regime replace only so far");
       if (c.family == "gaussian" && c.regime == kernels::Regime::kAccumulateSubsample)
         throw ConfigError("data.dedup", "is implemented for Gaussians under data.regime replace and accumulate only so far");
     }

@@ -115,7 +115,9 @@ std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
   }
   // The training set's composition is fixed by the regime; under
   // accumulate_subsample it is random, with the pool's values as expectation.
-  if (metric == kGmmSyntheticShare || metric == kGmmDataAge) {
+  // A filter (data.verifier, data.dedup) whose draw budget runs out leaves a
+  // generation short of synthetic points, so then there is no closed form.
+  if ((metric == kGmmSyntheticShare || metric == kGmmDataAge) && !c.verifier && !c.dedup) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
     double share, age;
     regime_composition(r, c.samples, c.real_count, t, c.age_decay, share, age);
@@ -130,9 +132,11 @@ double gmm_point_bytes(const PointConfig& c) {
   double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
   if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);            // dedup's table (cuda: per chain of a slice)
   if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
-  // Per-thread training set (with its weights) and lane partials.
-  const double train = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
-                                                                 : c.samples;
+  // Per-thread training set (with its weights) and lane partials; under a
+  // filter accumulate_subsample materialises its whole pool first.
+  const bool pool = c.regime == kernels::Regime::kAccumulate ||
+                    (c.regime == kernels::Regime::kAccumulateSubsample && (c.verifier || c.dedup));
+  const double train = pool ? static_cast<double>(c.generations) * c.samples : c.samples;
   const double scratch = omp_get_max_threads() *
                          (train * (c.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
   return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);

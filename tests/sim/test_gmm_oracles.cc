@@ -118,7 +118,9 @@ TEST(GmmCpu, BitIdenticalForOneAndTwoThreads) {
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
                              "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}",
-                             "replace, dedup: true, dedup_resolution: 0.3"}) {
+                             "replace, dedup: true, dedup_resolution: 0.3",
+                             "accumulate_subsample, dedup: true, dedup_resolution: 0.3, "
+                             "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
     const std::string yaml = three_components(regime, 40, 6, 150, "{init: kmeans++, restarts: 2}");
     const auto one = test::run_family(yaml, "cpu", 1, true);
     const auto two = test::run_family(yaml, "cpu", 2, true);
@@ -141,13 +143,18 @@ TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
   if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   // Then replace with data.verifier (one thread per chain examines the
   // candidates on cuda), frequency weights (data.tail_upsample,
-  // data.age_decay; thread 0 computes them on cuda), and dedup (thread 0).
+  // data.age_decay; thread 0 computes them on cuda), dedup (thread 0), and
+  // the filters in the pooling regimes (thread 0 rebuilds every generation).
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
                              "tail_upsample: {factor: 4, quantile: 0.1}",
                              "accumulate, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.05}",
-                             "replace, dedup: true, dedup_resolution: 0.3"}) {
+                             "replace, dedup: true, dedup_resolution: 0.3",
+                             "accumulate, age_decay: 0.7, dedup: true, dedup_resolution: 0.3, "
+                             "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
+                             "tail_upsample: {factor: 3, quantile: 0.05}",
+                             "accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
     const std::string yaml = three_components(regime, 500, 8, 300, "{restarts: 2}");
     const auto cpu = test::run_family(yaml, "cpu", 0, true);
     const auto gpu = test::run_family(yaml, "cuda", 0, true);

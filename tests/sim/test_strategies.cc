@@ -891,14 +891,13 @@ TEST(Strategies, GaussianDedupOnAFineGridChangesNothing) {
 }
 
 // Mixture frequency weights (kernels/gmm.h, gmm_point_weights) against the
-// rule written out: under accumulate at generation 4 (n = 30, 6 real points
-// per generation from generation 2, age_decay 0.7, tail_upsample factor 3
-// below the truth's 0.1-quantile of log-density), pool point j belongs to
-// generation k = j / n + 1, is real when j % n < (k == 1 ? n : 6), and
-// weighs 0.7^(4 - k), times 3 when it is synthetic and in the truth's tail;
-// under replace with a verifier the points after the pooled ones are the
-// generation's own synthetic points. std::pow and the truth's density
-// written out here: 1e-15 relative.
+// rule written out: at generation 4 (n = 30, 6 real points per generation
+// from generation 2, tail_upsample factor 3 below the truth's 0.1-quantile
+// of log-density), pool point j belongs to generation k = j / n + 1, is real
+// when j % n < (k == 1 ? n : 6), and weighs 0.7^(4 - k) under accumulate with
+// age_decay 0.7 (1 under replace, where every point is generation 4's), times
+// 3 when it is synthetic and in the truth's tail. std::pow and the truth's
+// density written out here: 1e-15 relative.
 TEST(Strategies, MixtureWeightsFollowTheirRule) {
   const auto [c, tr, ll_min] = two_component_case(
       "samples: 30, regime: accumulate, real_fraction: 0.2, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.1}",
@@ -910,20 +909,18 @@ TEST(Strategies, MixtureWeightsFollowTheirRule) {
     s.weighting.tail_log_density = ll_min;
     s.weighting.age_decay = regime == kernels::Regime::kAccumulate ? 0.7 : 1.0;
     const std::int64_t m = kernels::gmm_train_size(s);
-    // Replace: the first 6 are pooled (real), the rest stand for verified points.
-    const std::int64_t pooled = regime == kernels::Regime::kAccumulate ? m : c.real_count;
     std::vector<double> X(m * 2), W(m);
     auto model_of = [&](int) { return static_cast<const double*>(tr.params); };  // any model will do
     for (std::int64_t p = 0; p < m; ++p)
       kernels::gmm_pool_point(s, 1, kernels::gmm_pool_position(s, p), tr, model_of, X.data() + 2 * p);
-    const double total = kernels::gmm_point_weights(s, tr, X.data(), m, pooled, nullptr, W.data());
+    const double total = kernels::gmm_point_weights(s, tr, X.data(), m, nullptr, W.data());
     double ref_total = 0.0;
     int tail_synthetic = 0, tail_real = 0;
     double lp[kernels::kGmmMaxComponents];
     for (std::int64_t p = 0; p < m; ++p) {
       const std::int64_t j = kernels::gmm_pool_position(s, p);
-      const int k = p < pooled ? static_cast<int>(j / c.samples) + 1 : 4;
-      const bool real = p < pooled && j % c.samples < (k == 1 ? c.samples : c.real_count);
+      const int k = static_cast<int>(j / c.samples) + 1;
+      const bool real = j % c.samples < (k == 1 ? c.samples : c.real_count);
       const bool tail = kernels::gmm_log_density(kernels::truth_view(tr), false, X.data() + 2 * p, lp) < ll_min;
       const double ref = std::pow(s.weighting.age_decay, 4 - k) * (!real && tail ? 3.0 : 1.0);
       EXPECT_NEAR(W[p], ref, 1e-15 * ref) << "point " << p;
@@ -952,6 +949,121 @@ TEST(Strategies, MixtureUnitWeightsChangeNothing) {
     const FamilyCurves off = run_family(base + regime + "}\n", "cpu", 0, true);
     const FamilyCurves on =
         run_family(base + regime + ", tail_upsample: {factor: 1, quantile: 0.2}}\n", "cpu", 0, true);
+    expect_same_values(off, on, regime);
+  }
+}
+
+// Mixture filters in the pooling regimes (kernels/gmm.h, gmm_filtered_train)
+// against the rule written out: at generation 5 (n = 40, 8 real points from
+// generation 2), generation k's points are its real draws (gmm_draw of its
+// real stream) then its kept synthetic candidates (gmm_filtered_points with
+// generation k's counters and generation k-1's model, here the truth with its
+// covariances scaled by 1 + k/4 so that a wrong model shows); accumulate
+// trains on every generation's points in order, accumulate_subsample on the
+// P pooled points chosen by Algorithm S over P (n of them). A point of
+// generation k weighs age_decay^(5 - k) (accumulate), times 3 when synthetic
+// and in the truth's 0.1 tail; the composition is the age-weighted share of
+// synthetic points and mean age. With the verifier (phi 1, psi 0.3), dedup
+// on a grid of 1 and a draw budget of twice the points needed, the
+// generations fall short by different numbers of points (checked), so a
+// misplaced generation boundary shows. Points bit for bit,
+// weights to 1e-15, totals and composition to 1e-13.
+TEST(Strategies, MixtureFiltersRebuildEveryPooledGeneration) {
+  const auto [c, tr, ll_min] = two_component_case(
+      "samples: 40, regime: accumulate, real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, "
+      "quantile: 0.2}, dedup: true, dedup_resolution: 0.4", 0.2);
+  const double tail_min = gmm_log_density_quantile(c, tr, 0.1);
+  const int t = 5, n = c.samples, P0 = kernels::gmm_block_size(2, 2);
+  std::vector<std::vector<double>> models;
+  for (int k = 0; k <= t; ++k) {
+    std::vector<double> block(tr.params, tr.params + P0);
+    kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
+    for (int a = 0; a < 8; ++a) mv.cov[a] *= 1.0 + k / 4.0;
+    EXPECT_TRUE(kernels::gmm_complete(mv));
+    models.push_back(block);
+  }
+  auto model_of = [&](int k) { return static_cast<const double*>(models[k].data()); };
+  for (const auto regime : {kernels::Regime::kAccumulate, kernels::Regime::kAccumulateSubsample}) {
+    kernels::GmmStep s{c.seed, 2, 2, n, c.real_count, t, regime, c.real_source, {}, {}, {}};
+    s.verifier.on = 1;
+    s.verifier.keep_plausible = kernels::keep_threshold(1.0);
+    s.verifier.keep_implausible = kernels::keep_threshold(0.3);
+    s.verifier.log_density_min = ll_min;
+    s.verifier.max_draw_factor = 2;
+    s.dedup.on = 1;
+    s.dedup.resolution = 1.0;
+    s.weighting.tail = 1;
+    s.weighting.tail_factor = 3.0;
+    s.weighting.tail_log_density = tail_min;
+    s.weighting.age_decay = regime == kernels::Regime::kAccumulate ? 0.7 : 1.0;
+    const std::int64_t room = kernels::gmm_filtered_room(s);
+    ASSERT_EQ(room, static_cast<std::int64_t>(t) * n);
+    std::vector<double> X(room * 2), W(room);
+    std::vector<std::int64_t> start(t + 1), table(kernels::dedup_table_size(n));
+    const kernels::GmmFilteredSet set =
+        kernels::gmm_filtered_train(s, 2, tr, model_of, X.data(), W.data(), start.data(), table.data());
+
+    // The rule, generation by generation.
+    struct Point { double x[2]; int k; bool real; };
+    std::vector<Point> pool;
+    std::set<std::int64_t> kept_counts;
+    double dpk = 1.0;
+    for (int k = 1; k <= t; ++k) {
+      const int real = k == 1 ? n : c.real_count;
+      for (int i = 0; i < real; ++i) {
+        Point p{{0, 0}, k, true};
+        kernels::gmm_draw(c.seed, 2, k, true, i, kernels::truth_view(tr), p.x);
+        pool.push_back(p);
+      }
+      if (real == n) continue;
+      kernels::GmmStep sk = s;
+      sk.generation = k;
+      std::vector<double> Y((n - real) * 2);
+      std::int64_t drawn = 0;
+      const std::int64_t kept = kernels::gmm_filtered_points(sk, 2, tr, kernels::gmm_view(2, 2, model_of(k - 1)), real,
+                                                             n - real, Y.data(), table.data(), drawn);
+      for (std::int64_t q = 0; q < kept; ++q) pool.push_back({{Y[2 * q], Y[2 * q + 1]}, k, false});
+      kept_counts.insert(kept);
+      if (k == t) dpk = static_cast<double>(drawn) / kept;
+    }
+    EXPECT_GT(kept_counts.size(), 1u) << "every generation kept as many points: the check has little power";
+    std::vector<std::int64_t> chosen;
+    const auto P = static_cast<std::int64_t>(pool.size());
+    if (regime == kernels::Regime::kAccumulate)
+      for (std::int64_t j = 0; j < P; ++j) chosen.push_back(j);
+    else
+      kernels::for_each_selected(c.seed, 2, t, P, std::min<std::int64_t>(n, P), [&](std::int64_t j) { chosen.push_back(j); });
+    ASSERT_EQ(set.m, static_cast<std::int64_t>(chosen.size()));
+    double total = 0.0, pts = 0.0, syn = 0.0, age = 0.0, lp[kernels::kGmmMaxComponents];
+    for (std::size_t p = 0; p < chosen.size(); ++p) {
+      const Point& q = pool[chosen[p]];
+      EXPECT_EQ(X[2 * p], q.x[0]) << "point " << p;
+      EXPECT_EQ(X[2 * p + 1], q.x[1]) << "point " << p;
+      const bool tail = kernels::gmm_log_density(kernels::truth_view(tr), false, q.x, lp) < tail_min;
+      const double a = std::pow(s.weighting.age_decay, t - q.k), w = a * (!q.real && tail ? 3.0 : 1.0);
+      EXPECT_NEAR(W[p], w, 1e-15 * w) << "point " << p;
+      total += w, pts += a, syn += q.real ? 0.0 : a, age += a * (t - q.k);
+    }
+    EXPECT_NEAR(set.total, total, 1e-13 * total);
+    EXPECT_NEAR(set.synthetic_share, syn / pts, 1e-13);
+    EXPECT_NEAR(set.data_age, age / pts, 1e-13);
+    EXPECT_EQ(set.draws_per_kept, dpk);
+  }
+}
+
+// Filters that drop nothing (phi = psi = 1; a dedup grid of 1e-9) run bit
+// for bit as no filter under accumulate and accumulate_subsample too: the
+// rebuilt pool is the unfiltered pool, point for point.
+TEST(Strategies, MixtureFiltersThatDropNothingChangeNothingWhenPooled) {
+  const std::string base =
+      "seed: 6\nchains: 12\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
+      "truth: {weights: [0.7, 0.3], means: [[0, 0], [3, 2]], covs: [[1, 1], [0.5, 0.5]]}\n"
+      "data: {samples: 60, real_fraction: 0.2, ";
+  for (const std::string regime : {"regime: accumulate", "regime: accumulate_subsample"}) {
+    const FamilyCurves off = run_family(base + regime + "}\n", "cpu", 0, true);
+    const FamilyCurves on = run_family(
+        base + regime + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.2}, dedup: true, "
+                        "dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
     expect_same_values(off, on, regime);
   }
 }
@@ -1116,13 +1228,16 @@ TEST(Strategies, BadValuesAreRefused) {
                           "data: {samples: 50";
   EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate_subsample, tail_upsample: {factor: 2, quantile: 0.1}}\n", {}));
   EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate, age_decay: 0.5}\n", {}));
+  // Their filters work in every regime.
+  EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate, dedup: true, dedup_resolution: 0.1}\n", {}));
+  EXPECT_NO_THROW(load_experiment_text(
+      gmm + ", regime: accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n", {}));
   for (const auto& [yaml, path] : std::vector<std::pair<std::string, std::string>>{
            {gmm + ", age_decay: 0.5}\n", "data.age_decay"},
            {gmm + ", regime: accumulate_subsample, age_decay: 0.5}\n", "data.age_decay"},
            {gmm + ", dedup: true}\n", "data.dedup_resolution"},
            {gmm + ", dedup: true, dedup_resolution: 0}\n", "data.dedup_resolution"},
            {gmm + ", dedup_resolution: 0.1}\n", "data.dedup_resolution"},
-           {gmm + ", regime: accumulate, dedup: true, dedup_resolution: 0.1}\n", "data.dedup"},
            {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
             "data: {samples: 50, tail_upsample: {factor: 2, quantile: 0.1}}\n", "data.tail_upsample.quantile"},
            {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
