@@ -230,30 +230,32 @@ OURO_HD inline double truth_r2(const GaussianTruth& tr, const double* x) {
   return r2;
 }
 
-// The synthetic points of a generation under the verifier, dedup and/or
-// tail upsampling. Candidate j = 0, 1, ... is point first + j of the
-// synthetic stream (the point that stands there without a filter), x = m +
-// L z, kept or dropped as Verifier says (kept always without a verifier),
-// then dropped by dedup when its grid cell holds a point kept before it
-// (kernels/dedup.h: `table` has dedup_table_size(need) slots and `kept_x`
-// room for need * d coordinates, scratch; both may be null without dedup);
-// candidates are examined in order until `need` are kept or need *
-// max_draw_factor have been drawn (any filter but upsampling alone). Adds
-// the kept points' z-sums (in the model's z-space, as accumulate_zsums),
-// each weighted by TailUpsample's factor where it lies in the truth's tail,
-// and returns how many were kept and drawn and their total weight. With phi
-// = psi = 1, no dedup and no upsampling it keeps exactly the points a run
-// without a filter uses, with weight 1.
-OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
-                                   const double* m, const double* L, std::int64_t first, std::int64_t need,
-                                   std::int64_t* table, double* kept_x, double* zsum, double* zsq, double& kept,
-                                   double& drawn, double& weight) {
+// data.tail_upsample's weight of a synthetic point at squared truth radius r2.
+OURO_HD inline double upsample_weight(const GaussianStep& s, double r2) {
+  return (s.upsample.on && r2 > s.upsample.r2_min) ? s.upsample.factor : 1.0;
+}
+
+// The synthetic candidates of generation s.generation under the verifier
+// and/or dedup. Candidate j = 0, 1, ... is point first + j of the synthetic
+// stream (the point that stands there without a filter), x = m + L z, kept or
+// dropped as Verifier says (kept always without a verifier), then dropped by
+// dedup when its grid cell holds a point kept before it (kernels/dedup.h:
+// `table` has dedup_table_size(need) slots and `kept_x` room for need * d
+// coordinates, scratch; both may be null without dedup); candidates are
+// examined in order until `need` are kept or need * max_draw_factor have been
+// drawn (any filter but upsampling alone), or f returns false. Calls
+// f(z, x, r2) for each kept point in order (r2: its squared Mahalanobis radius
+// under the truth) and returns the number of candidates drawn. With phi = psi
+// = 1 and no dedup it keeps exactly the points a run without a filter uses.
+template <class F>
+OURO_HD inline std::int64_t for_each_kept(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
+                                          const double* m, const double* L, std::int64_t first, std::int64_t need,
+                                          std::int64_t* table, double* kept_x, F&& f) {
   const int d = s.d;
   const auto gen = static_cast<std::uint32_t>(s.generation);
   const std::int64_t cap = (s.verifier.on || s.dedup.on) ? need * s.verifier.max_draw_factor : need;
   const DedupCells cells{table, dedup_table_size(need), kept_x, d, s.dedup.resolution};
   if (s.dedup.on) cells.clear();
-  double total = 0.0;
   double z[OURO_MAX_DIM], x[OURO_MAX_DIM], quad[4];
   std::uint64_t quad_block = ~0ull;
   VerifyWords words;
@@ -285,13 +287,34 @@ OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, c
       for (int a = 0; a < d; ++a) kept_x[k * d + a] = x[a];
     }
     ++k;
-    const double wt = (s.upsample.on && r2 > s.upsample.r2_min) ? s.upsample.factor : 1.0;
+    if (!f(static_cast<const double*>(z), static_cast<const double*>(x), r2)) return j + 1;
+  }
+  return j;
+}
+
+// The synthetic points of a generation under the verifier, dedup and/or tail
+// upsampling (for_each_kept): adds the kept points' z-sums (in the model's
+// z-space, as accumulate_zsums), each weighted by TailUpsample's factor where
+// it lies in the truth's tail, and returns how many were kept and drawn and
+// their total weight.
+OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
+                                   const double* m, const double* L, std::int64_t first, std::int64_t need,
+                                   std::int64_t* table, double* kept_x, double* zsum, double* zsq, double& kept,
+                                   double& drawn, double& weight) {
+  const int d = s.d;
+  double total = 0.0;
+  std::int64_t k = 0;
+  const std::int64_t j = for_each_kept(s, chain, tr, m, L, first, need, table, kept_x,
+                                       [&](const double* z, const double*, double r2) {
+    ++k;
+    const double wt = upsample_weight(s, r2);
     total += wt;
     for (int a = 0; a < d; ++a) {
       zsum[a] += wt * z[a];
       for (int b = 0; b < d; ++b) zsq[a * d + b] += wt * z[a] * z[b];
     }
-  }
+    return true;
+  });
   kept = static_cast<double>(k);
   drawn = static_cast<double>(j);
   weight = total;
@@ -308,49 +331,89 @@ OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, 
 }
 
 // accumulate_subsample: the training set of generation t is `samples` points
-// drawn uniformly without replacement from the pool of all t * samples points
-// produced so far. Pool position j is point i = j % n of generation
-// k = j / n + 1, regenerated from the model that drew it: the truth for real
-// draws, generation k-1's model for synthetic ones. hist_mu / hist_chol hold
-// every generation's model of the batch, generation g of local chain c at
-// (g * batch + c) * d (resp. * d * d). Returns the training set's moments
-// (Welford's update) and writes its synthetic share and mean data age.
-OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain,
-                                      const GaussianTruth& truth, const double* hist_mu,
-                                      const double* hist_chol, std::int64_t batch,
-                                      std::int64_t local, Moments& out,
-                                      double& synthetic_share, double& data_age) {
+// drawn uniformly without replacement from the pool of every point produced
+// in generations 1..t (all of them when the pool is smaller). Without a
+// filter generation k added n points, and pool position j is point i = j % n
+// of generation k = j / n + 1. Under a filter (data.verifier, data.dedup,
+// data.tail_upsample) generation k added its real points and then the
+// hist_kept[k * batch + local] synthetic points its filter kept, in order.
+// Pool positions are walked in increasing order and chosen by Selection
+// (kernels/regime.h); a chosen point is regenerated from the model that drew
+// it (the truth for real draws, generation k-1's model for synthetic ones),
+// a filtered generation by examining its candidates again with its own
+// counters (for_each_kept: the same decisions; `table` and `kept_x` are
+// dedup's scratch). hist_mu / hist_chol hold every generation's model of
+// the batch, generation g of local chain c at (g * batch + c) * d (resp.
+// * d * d). Returns the training set's moments (West's weighted update, 1979:
+// a chosen synthetic point in the truth's tail weighs TailUpsample's factor,
+// the weights summing to out.n) and writes its synthetic share and mean data
+// age over points.
+OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& truth,
+                                      const double* hist_mu, const double* hist_chol, const double* hist_kept,
+                                      std::int64_t batch, std::int64_t local, std::int64_t* table, double* kept_x,
+                                      Moments& out, double& synthetic_share, double& data_age) {
   const int d = s.d;
   const int n = s.samples;
   const int t = s.generation;
+  const bool filtered = s.filtered();
+  std::int64_t total = 0;
+  for (int k = 1; k <= t; ++k) {
+    const int real = real_points_of(k, n, s.real_count);
+    total += real + (filtered ? static_cast<std::int64_t>(hist_kept[k * batch + local]) : n - real);
+  }
+  Selection sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < n ? total : n};
   moments_clear(d, out);
-  double synthetic = 0.0, age = 0.0;
-  for_each_selected(s.seed, chain, static_cast<std::uint32_t>(t), static_cast<std::int64_t>(t) * n, n,
-                    [&](std::int64_t j) {
-    const int k = static_cast<int>(j / n) + 1;
-    const int i = static_cast<int>(j % n);
-    const bool real = i < real_points_of(k, n, s.real_count);
-    const std::int64_t slot = static_cast<std::int64_t>(k - 1) * batch + local;
-    const double* m = real ? truth.mu : hist_mu + slot * d;
-    const double* l = real ? truth.chol : hist_chol + slot * d * d;
-    const std::uint32_t stream = real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw;
-    const std::uint32_t drawn = real ? real_draw_generation(s.real_source, k) : static_cast<std::uint32_t>(k);
-    double z[OURO_MAX_DIM], x[OURO_MAX_DIM], delta[OURO_MAX_DIM];
+  double points = 0.0, synthetic = 0.0, age = 0.0;
+  auto add = [&](const double* x, double w, int k, bool real) {
+    double delta[OURO_MAX_DIM];
+    out.n += w;
+    for (int a = 0; a < d; ++a) {
+      delta[a] = x[a] - out.mean[a];
+      out.mean[a] += delta[a] * w / out.n;
+    }
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b) out.m2[a * d + b] += w * delta[a] * (x[b] - out.mean[b]);
+    points += 1.0;
+    synthetic += real ? 0.0 : 1.0;
+    age += static_cast<double>(t - k);
+  };
+  // Point i of stream `stream` of generation `drawn`, from the model (m, l).
+  auto regenerate = [&](const double* m, const double* l, std::uint32_t drawn, std::uint32_t stream, int i,
+                        double* x) {
+    double z[OURO_MAX_DIM];
     for (int a = 0; a < d; ++a)
       z[a] = stream_normal(s.seed, chain, drawn, stream, static_cast<std::uint64_t>(i) * d + a);
     affine_lower(d, m, l, z, x);
-    out.n += 1.0;
-    for (int a = 0; a < d; ++a) {
-      delta[a] = x[a] - out.mean[a];
-      out.mean[a] += delta[a] / out.n;
+  };
+  double x[OURO_MAX_DIM];
+  for (int k = 1; k <= t && !sel.done(); ++k) {
+    const int real = real_points_of(k, n, s.real_count);
+    for (int i = 0; i < real && !sel.done(); ++i)
+      if (sel.next()) {
+        regenerate(truth.mu, truth.chol, real_draw_generation(s.real_source, k), rng::kStreamRealDraw, i, x);
+        add(x, 1.0, k, true);
+      }
+    const std::int64_t slot = static_cast<std::int64_t>(k - 1) * batch + local;
+    const double* m = hist_mu + slot * d;
+    const double* l = hist_chol + slot * d * d;
+    if (!filtered) {
+      for (int i = real; i < n && !sel.done(); ++i)
+        if (sel.next()) {
+          regenerate(m, l, static_cast<std::uint32_t>(k), rng::kStreamSyntheticDraw, i, x);
+          add(x, 1.0, k, false);
+        }
+    } else if (hist_kept[k * batch + local] > 0.0 && !sel.done()) {
+      GaussianStep sk = s;
+      sk.generation = k;
+      for_each_kept(sk, chain, truth, m, l, real, n - real, table, kept_x,
+                    [&](const double*, const double* xk, double r2) {
+        if (sel.next()) add(xk, upsample_weight(s, r2), k, false);
+        return !sel.done();
+      });
     }
-    for (int a = 0; a < d; ++a)
-      for (int b = 0; b < d; ++b) out.m2[a * d + b] += delta[a] * (x[b] - out.mean[b]);
-    synthetic += real ? 0.0 : 1.0;
-    age += static_cast<double>(t - k);
-  });
-  synthetic_share = synthetic / out.n;
-  data_age = age / out.n;
+  }
+  synthetic_share = synthetic / points;
+  data_age = age / points;
 }
 
 // Synthetic share and mean data age of the training set under replace and
@@ -466,7 +529,8 @@ struct GaussianChains {
   double* pool_comp;  // [4 * batch]  accumulate with a filter: the pool's total weight, and its
                       // points, synthetic points and points x age, each aged by the decay
   double* hist_mu;    // [(generations + 1) * batch * d]      accumulate_subsample:
-  double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model
+  double* hist_chol;  // [(generations + 1) * batch * d * d]  every generation's model,
+  double* hist_kept;  // [(generations + 1) * batch]  and under a filter its kept synthetic points
   double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
   double* zsq;        // [2 * batch * d * d]
   double* kept;       // [3 * batch]  filters: synthetic points kept, candidates drawn, total weight
@@ -493,9 +557,12 @@ OURO_HD inline void start_chain(const GaussianTruth& tr, const GaussianChains& c
 
 // Fits generation s.generation of local chain i from this generation's
 // z-sums (replace, accumulate) or from a regenerated subsample, and writes
-// its metrics. Runs after the z-sums of every chain are complete.
+// its metrics. Runs after the z-sums of every chain are complete (and under
+// a filter, after filtered_zsums has counted the generation's kept points).
+// `table` and `kept_x` are dedup's scratch for accumulate_subsample (null
+// otherwise).
 OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr, const GaussianChains& c,
-                                 std::int64_t i) {
+                                 std::int64_t i, std::int64_t* table = nullptr, double* kept_x = nullptr) {
   const int d = s.d;
   const std::int64_t stride = c.batch;
   double* mu = c.mu + i * d;
@@ -505,8 +572,15 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
   Moments train;
   double synthetic_share, data_age, draws_per_kept = 1.0;
   if (s.regime == Regime::kAccumulateSubsample) {
-    subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.batch, i,
-                      train, synthetic_share, data_age);
+    if (s.filtered()) {
+      // This generation's kept synthetic points join the pool.
+      const bool synthetic = s.samples > real_points_of(t, s.samples, s.real_count);
+      const double kept = synthetic ? c.kept[i] : 0.0;
+      c.hist_kept[static_cast<std::int64_t>(t) * c.batch + i] = kept;
+      if (synthetic) draws_per_kept = kept > 0.0 ? c.kept[c.batch + i] / kept : INFINITY;
+    }
+    subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.hist_kept, c.batch,
+                      i, table, kept_x, train, synthetic_share, data_age);
   } else {
     pool_composition(s, synthetic_share, data_age);
     const double real = real_points_of(t, s.samples, s.real_count);

@@ -99,6 +99,7 @@ class GaussianCpu final : public GaussianBackend {
     if (spec.regime == Regime::kAccumulateSubsample) {
       hist_mu_.assign((spec.generations + 1) * n * d, 0.0);
       hist_chol_.assign((spec.generations + 1) * n * d * d, 0.0);
+      hist_kept_.assign((spec.generations + 1) * n, 0.0);
     }
     zsum_.assign(2 * n * d, 0.0);
     zsq_.assign(2 * n * d * d, 0.0);
@@ -116,6 +117,7 @@ class GaussianCpu final : public GaussianBackend {
                              pool_comp_.data(),
                              hist_mu_.empty() ? nullptr : hist_mu_.data(),
                              hist_chol_.empty() ? nullptr : hist_chol_.data(),
+                             hist_kept_.empty() ? nullptr : hist_kept_.data(),
                              zsum_.data(),
                              zsq_.data(),
                              kept_.data(),
@@ -147,19 +149,20 @@ class GaussianCpu final : public GaussianBackend {
 #pragma omp parallel for schedule(static) num_threads(threads_)
     for (std::int64_t i = 0; i < n; ++i) {
       const std::uint32_t chain = c.chain0 + static_cast<std::uint32_t>(i);
-      if (s.regime != Regime::kAccumulateSubsample) {
+      const bool subsample = s.regime == Regime::kAccumulateSubsample;
+      // Under a filter the synthetic points are the kept candidates (one
+      // chain's candidates in order: no tiling); under accumulate_subsample
+      // only their count is used here (the subsample regenerates them).
+      const bool verify = s.filtered() && s.samples > real;
+      double* ss = c.zsum + (n + i) * d;
+      double* sq = c.zsq + (n + i) * d * d;
+      std::fill(ss, ss + d, 0.0);
+      std::fill(sq, sq + d * d, 0.0);
+      if (!subsample) {
         double* rs = c.zsum + i * d;
         double* rq = c.zsq + i * d * d;
-        double* ss = c.zsum + (n + i) * d;
-        double* sq = c.zsq + (n + i) * d * d;
         std::fill(rs, rs + d, 0.0);
         std::fill(rq, rq + d * d, 0.0);
-        std::fill(ss, ss + d, 0.0);
-        std::fill(sq, sq + d * d, 0.0);
-        // Under a filter the synthetic points are the kept candidates (one
-        // chain's candidates in order: no tiling).
-        const bool verify = s.filtered() && s.samples > real;
-        if (verify) c.kept[i] = c.kept[n + i] = c.kept[2 * n + i] = 0.0;
         if (d == 1) {
           cpu_zsums_1d(s.seed, chain, real_gen, rng::kStreamRealDraw, 0, real, *rs, *rq);
           if (!verify) cpu_zsums_1d(s.seed, chain, gen, rng::kStreamSyntheticDraw, real, s.samples, *ss, *sq);
@@ -167,17 +170,19 @@ class GaussianCpu final : public GaussianBackend {
           accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, 0, real, rs, rq);
           if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
-        if (verify && c.ok[i]) {  // a degenerate chain's model cannot be sampled
-          DedupScratch& sc = scratch_[omp_get_thread_num()];
-          if (s.dedup.on) {
-            sc.table.resize(dedup_table_size(s.samples - real));
-            sc.kept_x.resize(static_cast<std::size_t>(s.samples - real) * d);
-          }
+      }
+      DedupScratch& sc = scratch_[omp_get_thread_num()];
+      if (s.dedup.on && s.samples > real) {
+        sc.table.resize(dedup_table_size(s.samples - real));
+        sc.kept_x.resize(static_cast<std::size_t>(s.samples - real) * d);
+      }
+      if (verify) {
+        c.kept[i] = c.kept[n + i] = c.kept[2 * n + i] = 0.0;
+        if (c.ok[i])  // a degenerate chain's model cannot be sampled
           filtered_zsums(s, chain, spec_.truth, c.mu + i * d, c.chol + i * d * d, real, s.samples - real,
                          sc.table.data(), sc.kept_x.data(), ss, sq, c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
-        }
       }
-      finish_chain(s, spec_.truth, c, i);
+      finish_chain(s, spec_.truth, c, i, sc.table.data(), sc.kept_x.data());
     }
   }
 
@@ -195,13 +200,15 @@ class GaussianCpu final : public GaussianBackend {
     ar.vec("pool_comp", pool_comp_);
     ar.vec("hist_mu", hist_mu_);
     ar.vec("hist_chol", hist_chol_);
+    ar.vec("hist_kept", hist_kept_);
     ar.workers(workers_);
   }
 
  private:
   GaussianBatchSpec spec_;
   int threads_;
-  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_;
+  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_,
+      zsq_, kept_;
   std::vector<unsigned char> ok_;
   std::vector<DedupScratch> scratch_;
   GaussianChains chains_;

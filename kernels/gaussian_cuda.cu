@@ -4,7 +4,9 @@
 //                  shuffle-reduce the z-sums (no sample is written to memory)
 //   finish_kernel  one thread per chain: merge, fit, Cholesky, metrics
 // Under a synthetic-data filter, filtered_kernel (one thread per chain, in
-// slices under dedup) adds the synthetic points between the two.
+// slices under dedup) adds the synthetic points between the two (under
+// accumulate_subsample, which draws no z-sums, it counts the kept points
+// that finish_kernel's subsample then regenerates).
 // A generation is two launches (three with a filter) and one copy of the metric block to the host;
 // no per-chain launches and no host round-trips inside a generation.
 #include <cub/warp/warp_reduce.cuh>
@@ -115,9 +117,17 @@ __global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, Gaussia
   for (int a = 0; a < d * d; ++a) c.zsq[row * d * d + a] = sq[a];
 }
 
-__global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c) {
-  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < c.batch) finish_chain(s, *tr, c, i);
+// One thread per chain of chains [first, first + count); under
+// accumulate_subsample with dedup, thread `local` uses scratch `local` of the
+// slice to regenerate filtered generations.
+__global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, std::int64_t first,
+                              std::int64_t count, std::int64_t* tables, double* kept_x) {
+  const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (local >= count) return;
+  const std::int64_t need = s.samples - real_points_of(s.generation, s.samples, s.real_count);
+  const bool scratch = s.dedup.on && need > 0;
+  finish_chain(s, *tr, c, first + local, scratch ? tables + local * dedup_table_size(need) : nullptr,
+               scratch ? kept_x + local * need * s.d : nullptr);
 }
 
 class GaussianCuda final : public GaussianBackend {
@@ -137,6 +147,8 @@ class GaussianCuda final : public GaussianBackend {
     if (spec.regime == Regime::kAccumulateSubsample) {
       hist_mu_ = DeviceBuffer<double>((spec.generations + 1) * n * d);
       hist_chol_ = DeviceBuffer<double>((spec.generations + 1) * n * d * d);
+      hist_kept_ = DeviceBuffer<double>((spec.generations + 1) * n);
+      OURO_CUDA_CHECK(cudaMemset(hist_kept_.get(), 0, sizeof(double) * (spec.generations + 1) * n));
     }
     zsum_ = DeviceBuffer<double>(2 * n * d);
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
@@ -144,7 +156,8 @@ class GaussianCuda final : public GaussianBackend {
     metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
     chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),       cov_.get(),     chol_.get(),
                              ok_.get(),       pool_mean_.get(), pool_m2_.get(),  pool_comp_.get(),
-                             hist_mu_.get(),  hist_chol_.get(), zsum_.get(),     zsq_.get(),     kept_.get(),
+                             hist_mu_.get(),  hist_chol_.get(), hist_kept_.get(), zsum_.get(),    zsq_.get(),
+                             kept_.get(),
                              metrics_.get()};
   }
 
@@ -155,14 +168,28 @@ class GaussianCuda final : public GaussianBackend {
   }
 
   void advance(const GaussianStep& s, double* h_metrics) override {
-    if (s.regime != Regime::kAccumulateSubsample) {
-      const int real = real_points_of(s.generation, s.samples, s.real_count);
+    const int real = real_points_of(s.generation, s.samples, s.real_count);
+    const bool subsample = s.regime == Regime::kAccumulateSubsample;
+    if (!subsample) {
       zsums_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, chains_, real);
       OURO_CUDA_CHECK(cudaGetLastError());
-      if (s.filtered() && s.samples > real) launch_filtered(s, real);
     }
-    finish_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(s, truth_.get(), chains_);
-    OURO_CUDA_CHECK(cudaGetLastError());
+    // Dedup's scratch is per chain: such launches go in slices.
+    const std::int64_t slice = dedup_slice(s, real);
+    if (s.filtered() && s.samples > real)
+      for (std::int64_t first = 0; first < spec_.batch; first += slice) {
+        const std::int64_t count = std::min(slice, spec_.batch - first);
+        filtered_kernel<<<blocks(count, kThreads), kThreads>>>(s, truth_.get(), chains_, real, first, count,
+                                                               table_.get(), kept_x_.get());
+        OURO_CUDA_CHECK(cudaGetLastError());
+      }
+    const std::int64_t finish_slice = subsample ? slice : spec_.batch;
+    for (std::int64_t first = 0; first < spec_.batch; first += finish_slice) {
+      const std::int64_t count = std::min(finish_slice, spec_.batch - first);
+      finish_kernel<<<blocks(count, kThreads), kThreads>>>(s, truth_.get(), chains_, first, count, table_.get(),
+                                                           kept_x_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+    }
     copy_metrics(h_metrics);
   }
 
@@ -181,6 +208,7 @@ class GaussianCuda final : public GaussianBackend {
     archive(ar, "pool_comp", pool_comp_);
     archive(ar, "hist_mu", hist_mu_);
     archive(ar, "hist_chol", hist_chol_);
+    archive(ar, "hist_kept", hist_kept_);
   }
 
  private:
@@ -189,23 +217,19 @@ class GaussianCuda final : public GaussianBackend {
   // the chains go through filtered_kernel in slices that fit.
   static constexpr double kScratchBytes = 1024.0 * 1024.0 * 1024.0;
 
-  void launch_filtered(const GaussianStep& s, int real) {
+  // The chains per launch that need dedup's scratch (all of them without
+  // dedup), the scratch allocated for that many.
+  std::int64_t dedup_slice(const GaussianStep& s, int real) {
     const std::int64_t need = s.samples - real;
-    std::int64_t slice = spec_.batch;
-    if (s.dedup.on) {
-      const double per_chain = 8.0 * (dedup_table_size(need) + static_cast<double>(need) * s.d);
-      slice = std::max<std::int64_t>(1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(kScratchBytes / per_chain)));
-      const std::size_t slots = static_cast<std::size_t>(slice * dedup_table_size(need));
-      const std::size_t coords = static_cast<std::size_t>(slice * need * s.d);
-      if (table_.size() < slots) table_ = DeviceBuffer<std::int64_t>(slots);
-      if (kept_x_.size() < coords) kept_x_ = DeviceBuffer<double>(coords);
-    }
-    for (std::int64_t first = 0; first < spec_.batch; first += slice) {
-      const std::int64_t count = std::min(slice, spec_.batch - first);
-      filtered_kernel<<<blocks(count, kThreads), kThreads>>>(s, truth_.get(), chains_, real, first, count,
-                                                             table_.get(), kept_x_.get());
-      OURO_CUDA_CHECK(cudaGetLastError());
-    }
+    if (!s.dedup.on || need <= 0) return spec_.batch;
+    const double per_chain = 8.0 * (dedup_table_size(need) + static_cast<double>(need) * s.d);
+    const std::int64_t slice = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(kScratchBytes / per_chain)));
+    const std::size_t slots = static_cast<std::size_t>(slice * dedup_table_size(need));
+    const std::size_t coords = static_cast<std::size_t>(slice * need * s.d);
+    if (table_.size() < slots) table_ = DeviceBuffer<std::int64_t>(slots);
+    if (kept_x_.size() < coords) kept_x_ = DeviceBuffer<double>(coords);
+    return slice;
   }
   static unsigned blocks(std::int64_t threads, int per_block) {
     return static_cast<unsigned>((threads + per_block - 1) / per_block);
@@ -217,9 +241,9 @@ class GaussianCuda final : public GaussianBackend {
 
   GaussianBatchSpec spec_;
   DeviceBuffer<GaussianTruth> truth_;
-  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, zsum_, zsq_, kept_,
-      metrics_, kept_x_;
-  DeviceBuffer<std::int64_t> table_;  // dedup's scratch (launch_filtered)
+  DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_,
+      zsq_, kept_, metrics_, kept_x_;
+  DeviceBuffer<std::int64_t> table_;  // dedup's scratch (dedup_slice)
   DeviceBuffer<unsigned char> ok_;
   GaussianChains chains_{};
 };

@@ -45,21 +45,32 @@ OURO_HD inline int real_points_of(int k, int samples, int real_count) {
   return k == 1 ? samples : real_count;
 }
 
-// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): calls
-// f(j) for `take` distinct positions j of [0, total), in increasing order,
-// every subset equally likely. Candidate j is taken with probability
-// (still needed) / (total - j), decided by uniform j of the chain's subsample
-// stream of this generation: O(total) work, no memory.
+// Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): `take`
+// distinct positions of [0, total), every subset equally likely, decided in
+// increasing order. Candidate j is taken with probability (still needed) /
+// (total - j), decided by uniform j of the chain's subsample stream of this
+// generation: O(total) work, no memory. next() decides the next position.
+struct Selection {
+  std::uint32_t seed, chain, generation;
+  std::int64_t total, needed, j = 0;
+  OURO_HD bool done() const { return needed == 0 || j >= total; }
+  OURO_HD bool next() {
+    const double u = subsample_uniform(seed, chain, generation, static_cast<std::uint64_t>(j));
+    const bool take = static_cast<double>(total - j) * u < static_cast<double>(needed);
+    needed -= take ? 1 : 0;
+    ++j;
+    return take;
+  }
+};
+
+// Calls f(j) for the positions Selection takes, in increasing order.
 template <class F>
 OURO_HD inline void for_each_selected(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
                                       std::int64_t total, std::int64_t take, F&& f) {
-  std::int64_t needed = take;
-  for (std::int64_t j = 0; j < total && needed > 0; ++j) {
-    const double u = subsample_uniform(seed, chain, generation, static_cast<std::uint64_t>(j));
-    if (static_cast<double>(total - j) * u < static_cast<double>(needed)) {
-      --needed;
-      f(j);
-    }
+  Selection sel{seed, chain, generation, total, take};
+  while (!sel.done()) {
+    const std::int64_t j = sel.j;
+    if (sel.next()) f(j);
   }
 }
 

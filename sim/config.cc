@@ -503,11 +503,10 @@ PointConfig parse_point(const YAML::Node& root) {
                           fmt::format("{} is below 2^-32, the resolution of the keep decision (use 0 or more)", p));
     if (c.keep_plausible == 0.0 && c.keep_implausible == 0.0)
       throw ConfigError("data.verifier", "keeps nothing (keep_plausible and keep_implausible are both 0)");
-    // (An n-gram sample is filtered as it is drawn, whatever the regime does
-    // with it; a mixture's pooled generations are rebuilt with their filters;
-    // Gaussians pool the kept points' statistics under accumulate.)
-    if (c.regime == kernels::Regime::kAccumulateSubsample && c.family == "gaussian")
-      throw ConfigError("data.verifier", "is implemented for Gaussians under data.regime replace and accumulate only so far");
+    // (Every regime: an n-gram sample is filtered as it is drawn; a
+    // mixture's pooled generations, and the points a Gaussian's subsample
+    // chooses, are rebuilt with their filters; Gaussians pool the kept
+    // points' statistics under accumulate.)
   }
   c.max_draw_factor = static_cast<int>(read_int(root, "data.max_draw_factor", 1, 1000, 10, true));
   if (const YAML::Node u = find(root, "data.tail_upsample"); u && !u.IsNull()) {
@@ -528,9 +527,6 @@ PointConfig parse_point(const YAML::Node& root) {
     c.tail_factor = read_number(root, "data.tail_upsample.factor", 1e-6, 1e6, 1.0, "a weight in [1e-6, 1e6]");
     if (!ngram)
       c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
-    // (Mixtures weigh their materialised training points in every regime.)
-    if (c.family == "gaussian" && c.regime == kernels::Regime::kAccumulateSubsample)
-      throw ConfigError("data.tail_upsample", "is implemented for Gaussians under data.regime replace and accumulate only so far");
   }
   c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
   if (c.age_decay != 1.0 && c.regime != kernels::Regime::kAccumulate)
@@ -550,8 +546,6 @@ PointConfig parse_point(const YAML::Node& root) {
       if (const YAML::Node r = find(root, "data.dedup_resolution"); !r || r.IsNull())
         throw ConfigError("data.dedup_resolution", "missing (a continuous sample is a duplicate of another only after "
                                                    "rounding; give the grid spacing)");
-      if (c.family == "gaussian" && c.regime == kernels::Regime::kAccumulateSubsample)
-        throw ConfigError("data.dedup", "is implemented for Gaussians under data.regime replace and accumulate only so far");
     }
   }
   if (const YAML::Node r = find(root, "data.dedup_resolution"); r && !r.IsNull()) {

@@ -73,12 +73,11 @@ struct PointConfig {
   bool verifier = false;
   double keep_plausible = 1.0, keep_implausible = 1.0, verifier_quantile = 0.0;
   int max_draw_factor = 10;  // data.max_draw_factor: candidate draws per needed point, at most
-  // data.tail_upsample (gaussian: replace, accumulate; gmm, ngram): synthetic points in the truth's
+  // data.tail_upsample (every family and regime): synthetic points in the truth's
   // lowest-density tail_quantile share count tail_factor times in the fit.
   bool tail_upsample = false;
   double tail_factor = 1.0, tail_quantile = 0.0;
-  bool dedup = false;      // data.dedup (ngram, corpus truths; gmm, replace; gaussian, replace and
-                           // accumulate): drop repeated synthetic samples
+  bool dedup = false;      // data.dedup (ngram, corpus truths; gaussian, gmm): drop repeated synthetic samples
   double dedup_resolution = 0.0;  // data.dedup_resolution (gaussian, gmm): the grid continuous points are rounded to
   double age_decay = 1.0;  // data.age_decay (accumulate): weight decay^k for data k generations old
   int real_count = 0;  // round(real_fraction * samples), half away from zero

@@ -68,7 +68,7 @@ double gaussian_point_bytes(const PointConfig& c) {
                      + 2 * d + 2 * d * d + 1 + 2  // z-sums, degenerate flag, verifier counts
                      + 4                          // the pool's weight and composition (filters)
                      + kernels::kNumGaussianMetrics;
-  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d);
+  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d + 1);
   // data.dedup's table and kept points, per cpu thread (the cuda backend
   // takes its chains in slices of at most 1 GiB of them).
   const double dedup = c.dedup ? omp_get_max_threads() * (kernels::dedup_table_size(c.samples) + c.samples * d) : 0.0;

@@ -55,10 +55,12 @@ TEST(CpuVsCuda, AccumulateSubsample2D) { compare(cfg("2", "accumulate_subsample"
 
 // The synthetic-data filters (verifier with its refill, tail upsampling,
 // dedup on a grid of 0.3): the same candidates kept with the same weights on
-// both backends, under replace and under accumulate with age decay (the
-// pool's per-chain weight and composition), with dedup's tables in slices.
+// both backends, under replace, under accumulate with age decay (the pool's
+// per-chain weight and composition) and under accumulate_subsample (chosen
+// points regenerated through their generation's filter), with dedup's tables
+// in slices.
 TEST(CpuVsCuda, Filters1DAnd2D) {
-  for (const char* regime : {"replace", "accumulate"})
+  for (const char* regime : {"replace", "accumulate", "accumulate_subsample"})
     for (const char* dim : {"1", "2"})
       for (const bool dedup : {false, true}) {
         std::string s = cfg(dim, regime);
