@@ -104,8 +104,8 @@ struct GaussianStep {
   double mean_weight = -1.0;
   Verifier verifier;      // replace, accumulate (its max_draw_factor also bounds dedup's refill)
   TailUpsample upsample;  // replace, accumulate
-  // data.age_decay (accumulate): a point added k generations before the fit
-  // weighs decay^k (1: every point alike).
+  // data.age_decay (accumulate, accumulate_subsample): a point added k
+  // generations before the fit weighs decay^k (1: every point alike).
   double age_decay = 1.0;
   // data.dedup (replace, accumulate): candidates whose grid cell holds a
   // synthetic point kept this generation are dropped (kernels/dedup.h); the
@@ -345,9 +345,10 @@ OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, 
 // dedup's scratch). hist_mu / hist_chol hold every generation's model of
 // the batch, generation g of local chain c at (g * batch + c) * d (resp.
 // * d * d). Returns the training set's moments (West's weighted update, 1979:
-// a chosen synthetic point in the truth's tail weighs TailUpsample's factor,
-// the weights summing to out.n) and writes its synthetic share and mean data
-// age over points.
+// a chosen point of generation k weighs age_decay^(t - k), times
+// TailUpsample's factor for a synthetic one in the truth's tail; the weights
+// sum to out.n) and writes its synthetic share and mean data age, each point
+// weighted by its age alone.
 OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& truth,
                                       const double* hist_mu, const double* hist_chol, const double* hist_kept,
                                       std::int64_t batch, std::int64_t local, std::int64_t* table, double* kept_x,
@@ -364,7 +365,11 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
   Selection sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < n ? total : n};
   moments_clear(d, out);
   double points = 0.0, synthetic = 0.0, age = 0.0;
-  auto add = [&](const double* x, double w, int k, bool real) {
+  // A point of generation k weighs age_decay^(t - k) (pow_int: the same bits
+  // on both backends), a synthetic one in the truth's tail also the upsampling
+  // factor; the composition weighs points by their age alone.
+  auto add = [&](const double* x, double tail_weight, int k, bool real) {
+    const double a = pow_int(s.age_decay, t - k), w = a * tail_weight;
     double delta[OURO_MAX_DIM];
     out.n += w;
     for (int a = 0; a < d; ++a) {
@@ -373,9 +378,9 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
     }
     for (int a = 0; a < d; ++a)
       for (int b = 0; b < d; ++b) out.m2[a * d + b] += w * delta[a] * (x[b] - out.mean[b]);
-    points += 1.0;
-    synthetic += real ? 0.0 : 1.0;
-    age += static_cast<double>(t - k);
+    points += a;
+    synthetic += real ? 0.0 : a;
+    age += a * static_cast<double>(t - k);
   };
   // Point i of stream `stream` of generation `drawn`, from the model (m, l).
   auto regenerate = [&](const double* m, const double* l, std::uint32_t drawn, std::uint32_t stream, int i,

@@ -711,7 +711,7 @@ struct GmmWeighting {
   int tail = 0;                   // tail_upsample on
   double tail_factor = 1.0;       // a synthetic point in the truth's tail counts this many times
   double tail_log_density = 0.0;  // the tail: truth log-density below this (its q-quantile)
-  double age_decay = 1.0;         // accumulate: a point added k generations before the fit weighs decay^k
+  double age_decay = 1.0;         // accumulate, accumulate_subsample: a point added k generations before the fit weighs decay^k
   OURO_HD bool on() const { return tail != 0 || age_decay != 1.0; }
 };
 
@@ -743,21 +743,24 @@ OURO_HD inline std::int64_t gmm_pool_position(const GmmStep& s, std::int64_t p) 
 
 // accumulate_subsample: the pool positions of generation t's training set
 // (Algorithm S over the t * n pool, kernels/regime.h) into pos[n], with the
-// set's synthetic share and mean data age.
+// set's synthetic share and mean data age (a point of generation k weighing
+// age_decay^(t - k)).
 OURO_HD inline void gmm_subsample_positions(const GmmStep& s, std::uint32_t chain, std::int64_t* pos,
                                             double& synthetic_share, double& data_age) {
   const int t = s.generation, n = s.samples;
   std::int64_t p = 0;
-  double synthetic = 0.0, age = 0.0;
+  double points = 0.0, synthetic = 0.0, age = 0.0;
   for_each_selected(s.seed, chain, static_cast<std::uint32_t>(t), static_cast<std::int64_t>(t) * n, n,
                     [&](std::int64_t j) {
     pos[p++] = j;
     const int k = static_cast<int>(j / n) + 1;
-    synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : 1.0;
-    age += static_cast<double>(t - k);
+    const double a = pow_int(s.weighting.age_decay, t - k);
+    points += a;
+    synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : a;
+    age += a * static_cast<double>(t - k);
   });
-  synthetic_share = synthetic / n;
-  data_age = age / n;
+  synthetic_share = synthetic / points;
+  data_age = age / points;
 }
 
 // Pool point j (generation k = j / n + 1, point i = j % n of it) of a chain,

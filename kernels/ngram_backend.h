@@ -92,8 +92,8 @@ struct NgramBatchSpec {
   double verifier_quantile = 0.0;
   // Frequency weights of the training text's counts. data.tail_upsample: a
   // synthetic token of the tail set (`tail`) counts tail_factor times (1:
-  // off). data.age_decay (accumulate): the counts of text added k
-  // generations before the fit weigh age_decay^k.
+  // off). data.age_decay (accumulate, accumulate_subsample): the counts of
+  // text added k generations before the fit weigh age_decay^k.
   double tail_factor = 1.0;
   double age_decay = 1.0;
   std::uint32_t seed;

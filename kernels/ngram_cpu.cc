@@ -618,10 +618,14 @@ class NgramCpu final : public NgramBackend {
         for (std::uint64_t j = 0; j < c.pool_texts[k].text.sentences(); ++j, ++g)
           refs.push_back(Ref{subsample_uniform(s_.seed, chain, gen, g), k, j});
       std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.key < b.key; });
+      // data.age_decay: a sentence of generation k + 1 weighs q^(t - 1 - k),
+      // in the counts and in the composition (tokens weighted by age).
+      const double q = s_.age_decay;
       TokenText train;
       train.start.push_back(0);
       std::vector<unsigned char> is_synthetic;  // per sentence of train
-      double synthetic = 0.0, weighted_age = 0.0;
+      std::vector<std::uint32_t> from_text;     // per sentence of train: its pool text
+      double tokens = 0.0, synthetic = 0.0, weighted_age = 0.0;
       for (const Ref& r : refs) {
         if (static_cast<double>(train.tokens.size()) >= n) break;
         const TokenText& from = c.pool_texts[r.k].text;
@@ -629,14 +633,37 @@ class NgramCpu final : public NgramBackend {
         train.tokens.insert(train.tokens.end(), from.tokens.begin() + from.start[r.j], from.tokens.begin() + from.start[r.j + 1]);
         train.start.push_back(train.tokens.size());
         is_synthetic.push_back(r.j >= c.pool_texts[r.k].real_sentences ? 1 : 0);
-        synthetic += is_synthetic.back() ? len : 0.0;
-        weighted_age += (t - 1 - static_cast<int>(r.k)) * len;
+        from_text.push_back(r.k);
+        const double a = pow_int(q, t - 1 - static_cast<int>(r.k));
+        tokens += a * len;
+        synthetic += is_synthetic.back() ? a * len : 0.0;
+        weighted_age += a * (t - 1 - static_cast<int>(r.k)) * len;
       }
-      const double total = static_cast<double>(train.tokens.size());
-      share = synthetic / total;
-      age = weighted_age / total;
+      share = synthetic / tokens;
+      age = weighted_age / tokens;
       Counts counts;
-      count_training(train, [&](std::size_t sj) { return is_synthetic[sj] != 0; }, counts);
+      if (q == 1.0) {
+        count_training(train, [&](std::size_t sj) { return is_synthetic[sj] != 0; }, counts);
+      } else {
+        // Each generation's sentences counted apart, then weighted and added.
+        for (std::uint32_t k = 0; k < c.pool_texts.size(); ++k) {
+          TokenText part;
+          part.start.push_back(0);
+          std::vector<unsigned char> part_synthetic;
+          for (std::size_t sj = 0; sj < train.sentences(); ++sj) {
+            if (from_text[sj] != k) continue;
+            part.tokens.insert(part.tokens.end(), train.tokens.begin() + train.start[sj],
+                               train.tokens.begin() + train.start[sj + 1]);
+            part.start.push_back(part.tokens.size());
+            part_synthetic.push_back(is_synthetic[sj]);
+          }
+          if (part.sentences() == 0) continue;
+          Counts ck;
+          count_training(part, [&](std::size_t sj) { return part_synthetic[sj] != 0; }, ck);
+          scale_counts(ck, pow_int(q, t - 1 - static_cast<int>(k)));
+          add_counts(s_.order, counts, ck);
+        }
+      }
       c.own.build(s_, counts, inner_);
       c.model = &c.own;
       draw_sample(c, chain, gen + 1, false);

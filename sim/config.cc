@@ -529,10 +529,9 @@ PointConfig parse_point(const YAML::Node& root) {
       c.tail_quantile = read_number(root, "data.tail_upsample.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
   }
   c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
-  if (c.age_decay != 1.0 && c.regime != kernels::Regime::kAccumulate)
-    throw ConfigError("data.age_decay", c.regime == kernels::Regime::kReplace
-                                            ? "weighs old data, which data.regime replace does not keep (use accumulate)"
-                                            : "is implemented for data.regime accumulate only so far");
+  if (c.age_decay != 1.0 && c.regime == kernels::Regime::kReplace)
+    throw ConfigError("data.age_decay", "weighs old data, which data.regime replace does not keep (use accumulate or "
+                                        "accumulate_subsample)");
   if (const YAML::Node n = find(root, "data.dedup"); n && !n.IsNull()) {
     const std::string v = n.IsScalar() ? n.Scalar() : "";
     if (v != "true" && v != "false") throw ConfigError("data.dedup", "expected true or false, got " + scalar_text(n));

@@ -79,7 +79,7 @@ struct PointConfig {
   double tail_factor = 1.0, tail_quantile = 0.0;
   bool dedup = false;      // data.dedup (ngram, corpus truths; gaussian, gmm): drop repeated synthetic samples
   double dedup_resolution = 0.0;  // data.dedup_resolution (gaussian, gmm): the grid continuous points are rounded to
-  double age_decay = 1.0;  // data.age_decay (accumulate): weight decay^k for data k generations old
+  double age_decay = 1.0;  // data.age_decay (the pooling regimes): weight decay^k for data k generations old
   int real_count = 0;  // round(real_fraction * samples), half away from zero
 };
 

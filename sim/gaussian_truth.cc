@@ -94,7 +94,10 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   if (!same_law) return std::nullopt;
   // The training set's composition is fixed by the regime; under
   // accumulate_subsample it is random, with the pool's values as expectation.
+  // (With age decay the subsample's shares are ratios of random weights:
+  // none.)
   if (metric == kSyntheticShare || metric == kDataAge) {
+    if (c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0) return std::nullopt;
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
     const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {},
                          c.age_decay, {}};

@@ -117,7 +117,9 @@ std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
   // accumulate_subsample it is random, with the pool's values as expectation.
   // A filter (data.verifier, data.dedup) whose draw budget runs out leaves a
   // generation short of synthetic points, so then there is no closed form.
-  if ((metric == kGmmSyntheticShare || metric == kGmmDataAge) && !c.verifier && !c.dedup) {
+  // (With age decay the subsample's shares are ratios of random weights.)
+  if ((metric == kGmmSyntheticShare || metric == kGmmDataAge) && !c.verifier && !c.dedup &&
+      !(c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0)) {
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
     double share, age;
     regime_composition(r, c.samples, c.real_count, t, c.age_decay, share, age);

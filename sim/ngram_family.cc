@@ -183,6 +183,8 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
   if (metric == kNgSyntheticShare || metric == kNgDataAge) {
     if (t == 0) return 0.0;
     if (c.verifier) return std::nullopt;  // a sample may fall short of n tokens when the draw budget binds
+    // (With age decay the subsample's shares are ratios of random weights.)
+    if (c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0) return std::nullopt;
     double share, age;
     regime_composition(c.regime, c.samples, static_cast<int>(std::round(c.real_fraction * n)), t, c.age_decay, share,
                        age);

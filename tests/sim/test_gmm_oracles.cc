@@ -154,7 +154,8 @@ TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
                              "accumulate, age_decay: 0.7, dedup: true, dedup_resolution: 0.3, "
                              "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
                              "tail_upsample: {factor: 3, quantile: 0.05}",
-                             "accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
+                             "accumulate_subsample, age_decay: 0.7, "
+                             "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}"}) {
     const std::string yaml = three_components(regime, 500, 8, 300, "{restarts: 2}");
     const auto cpu = test::run_family(yaml, "cpu", 0, true);
     const auto gpu = test::run_family(yaml, "cuda", 0, true);
