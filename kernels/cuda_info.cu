@@ -2,6 +2,8 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 namespace ouro::kernels {
 
 int cuda_device_count() {
@@ -36,6 +38,12 @@ double cuda_free_bytes() {
 std::string cuda_worker_name() {
   const int d = cuda_current_device();
   return "cuda:" + std::to_string(d) + " " + cuda_device_name(d);
+}
+
+double cuda_scratch_bytes() {
+  const char* env = std::getenv("OUROBOROS_CUDA_SCRATCH_BYTES");
+  const double v = env && *env ? std::atof(env) : 0.0;
+  return v >= 1.0 ? v : kCudaScratchBytes;
 }
 
 std::string cuda_runtime_version() {

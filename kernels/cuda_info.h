@@ -14,4 +14,11 @@ void cuda_use_device(int device);  // this process's device (an MPI rank's local
 double cuda_free_bytes();           // free memory of the current device
 std::string cuda_worker_name();     // "cuda:N name" of the current device, for manifest.json
 
+// The most device memory a cuda backend gives the per-chain scratch of one
+// launch (training sets, dedup's tables): kCudaScratchBytes, or
+// $OUROBOROS_CUDA_SCRATCH_BYTES when set (the tests set it small, so that
+// chains go through the kernels in several slices).
+constexpr double kCudaScratchBytes = 1024.0 * 1024.0 * 1024.0;
+double cuda_scratch_bytes();
+
 }  // namespace ouro::kernels

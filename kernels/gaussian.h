@@ -102,12 +102,12 @@ struct GaussianStep {
   // wherever it has both; negative: the pooled mean. The covariance is the
   // pooled estimate either way.
   double mean_weight = -1.0;
-  Verifier verifier;      // replace, accumulate (its max_draw_factor also bounds dedup's refill)
-  TailUpsample upsample;  // replace, accumulate
+  Verifier verifier;      // its max_draw_factor also bounds dedup's refill
+  TailUpsample upsample;
   // data.age_decay (accumulate, accumulate_subsample): a point added k
   // generations before the fit weighs decay^k (1: every point alike).
   double age_decay = 1.0;
-  // data.dedup (replace, accumulate): candidates whose grid cell holds a
+  // data.dedup: candidates whose grid cell holds a
   // synthetic point kept this generation are dropped (kernels/dedup.h); the
   // verifier's max_draw_factor bounds the refill.
   Dedup dedup;

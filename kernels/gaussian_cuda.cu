@@ -125,7 +125,7 @@ __global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianC
   const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (local >= count) return;
   const std::int64_t need = s.samples - real_points_of(s.generation, s.samples, s.real_count);
-  const bool scratch = s.dedup.on && need > 0;
+  const bool scratch = s.regime == Regime::kAccumulateSubsample && s.dedup.on && need > 0;
   finish_chain(s, *tr, c, first + local, scratch ? tables + local * dedup_table_size(need) : nullptr,
                scratch ? kept_x + local * need * s.d : nullptr);
 }
@@ -213,18 +213,15 @@ class GaussianCuda final : public GaussianBackend {
 
  private:
   static constexpr int kThreads = kThreadsPerBlock;
-  // Dedup's tables and kept points for at most this many bytes at a time:
-  // the chains go through filtered_kernel in slices that fit.
-  static constexpr double kScratchBytes = 1024.0 * 1024.0 * 1024.0;
-
   // The chains per launch that need dedup's scratch (all of them without
-  // dedup), the scratch allocated for that many.
+  // dedup): as many as cuda_scratch_bytes() holds, the scratch allocated for
+  // that many.
   std::int64_t dedup_slice(const GaussianStep& s, int real) {
     const std::int64_t need = s.samples - real;
     if (!s.dedup.on || need <= 0) return spec_.batch;
     const double per_chain = 8.0 * (dedup_table_size(need) + static_cast<double>(need) * s.d);
     const std::int64_t slice = std::max<std::int64_t>(
-        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(kScratchBytes / per_chain)));
+        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(cuda_scratch_bytes() / per_chain)));
     const std::size_t slots = static_cast<std::size_t>(slice * dedup_table_size(need));
     const std::size_t coords = static_cast<std::size_t>(slice * need * s.d);
     if (table_.size() < slots) table_ = DeviceBuffer<std::int64_t>(slots);

@@ -695,7 +695,7 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
 
 // ---- one generation of one chain ------------------------------------------------------------------
 
-// data.verifier for mixtures (replace): a synthetic candidate is plausible
+// data.verifier for mixtures (every regime): a synthetic candidate is plausible
 // when the truth's log-density at it is at least log_density_min, the
 // truth's q-quantile of its own log-density (estimated on the host from
 // truth draws, sim/gmm_family.cc); kept with probability phi if plausible,
@@ -724,9 +724,9 @@ struct GmmStep {
   int generation;  // t >= 1
   Regime regime;
   RealSource real_source = RealSource::kFresh;
-  GmmVerifier verifier;    // replace only (its max_draw_factor also bounds dedup's refill)
+  GmmVerifier verifier;    // its max_draw_factor also bounds dedup's refill
   GmmWeighting weighting;  // data.tail_upsample, data.age_decay
-  Dedup dedup;             // replace only (kernels/dedup.h)
+  Dedup dedup;             // kernels/dedup.h
   OURO_HD bool filtered() const { return verifier.on || dedup.on; }
 };
 
@@ -777,7 +777,7 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
   return real;
 }
 
-// Replace with data.verifier and/or data.dedup: generation t's synthetic
+// data.verifier and/or data.dedup: generation t's synthetic
 // candidates, the points real, real + 1, ... of its synthetic draws from
 // `model` (so that a filter that keeps everything keeps exactly the points
 // of a run without it), examined in order; kept ones go to X one after

@@ -28,9 +28,9 @@ struct GmmBatchSpec {
   std::uint32_t chain_begin;  // global id of the batch's first chain
   std::int64_t batch;         // number of chains
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
-  GmmVerifier verifier;       // data.verifier (replace)
+  GmmVerifier verifier;       // data.verifier
   GmmWeighting weighting;     // data.tail_upsample, data.age_decay
-  Dedup dedup;                // data.dedup (replace)
+  Dedup dedup;                // data.dedup
 };
 
 // Metrics as [gmm_num_metrics(K)][batch].

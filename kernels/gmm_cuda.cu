@@ -27,7 +27,6 @@ namespace ouro::kernels {
 namespace {
 
 constexpr int kMaxStats = kGmmMaxComponents * (1 + kGmmMaxDim + kGmmMaxDim * kGmmMaxDim) + 1;
-constexpr double kScratchBytes = 1024.0 * 1024.0 * 1024.0;  // training sets of one launch
 
 // A chain is a block: single steps run on thread 0 with the result broadcast
 // through shared memory; copies are strided over the block.
@@ -227,7 +226,7 @@ class GmmCuda final : public GmmBackend {
                      : spec.samples;
     pos_stride_ = std::max<std::int64_t>(spec.samples, spec.generations + 1);
     slice_ = std::max<std::int64_t>(1, std::min<std::int64_t>(
-                 n, static_cast<std::int64_t>(kScratchBytes / (8.0 * (train_max_ * (d + 1) + pos_stride_ +
+                 n, static_cast<std::int64_t>(cuda_scratch_bytes() / (8.0 * (train_max_ * (d + 1) + pos_stride_ +
                                                                       (spec.dedup.on ? dedup_table_size(spec.samples) : 0))))));
     truth_ = DeviceBuffer<GmmTruth>(1);
     OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GmmTruth), cudaMemcpyHostToDevice));

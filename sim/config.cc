@@ -485,7 +485,7 @@ PointConfig parse_point(const YAML::Node& root) {
     throw ConfigError("data.estimator_weight", "is defined for data.regime replace (one generation's real and "
                                                "synthetic points) only");
   // The verifier (README, "Mitigation strategies"): every key given, a keep
-  // probability somewhere above 0, replace only (for now).
+  // probability somewhere above 0; every family and regime.
   if (const YAML::Node v = find(root, "data.verifier"); v && !v.IsNull()) {
     for (const char* key : {"keep_plausible", "keep_implausible", "quantile"})
       if (const YAML::Node k = find(root, std::string("data.verifier.") + key); !k || k.IsNull())

@@ -2,8 +2,6 @@
 // sim/gaussian_truth.cc and the backends of kernels/gaussian_backend.h.
 #include "sim/gaussian_family.h"
 
-#include <omp.h>
-
 #include <cmath>
 
 #include "kernels/quadform.h"
@@ -69,10 +67,11 @@ double gaussian_point_bytes(const PointConfig& c) {
                      + 4                          // the pool's weight and composition (filters)
                      + kernels::kNumGaussianMetrics;
   if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d + 1);
-  // data.dedup's table and kept points, per cpu thread (the cuda backend
-  // takes its chains in slices of at most 1 GiB of them).
-  const double dedup = c.dedup ? omp_get_max_threads() * (kernels::dedup_table_size(c.samples) + c.samples * d) : 0.0;
-  return 8.0 * (per_chain * chains + dedup);
+  // data.dedup's table and kept points: per chain, an upper bound on both
+  // backends (the cpu keeps one per thread, the cuda backend one per chain of
+  // a slice of at most 1 GiB of them).
+  if (c.dedup) per_chain += kernels::dedup_table_size(c.samples) + c.samples * d;
+  return 8.0 * per_chain * chains;
 }
 
 std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <array>
 #include <cmath>
@@ -91,6 +92,15 @@ class BackendTest : public ::testing::TestWithParam<std::string> {
 // Names each instance by its backend (Suite.Test/cuda), so that
 // --gtest_filter='*cuda*' selects every cuda instance (scripts/gpu_check.sh).
 inline std::string backend_name(const ::testing::TestParamInfo<std::string>& info) { return info.param; }
+
+// The cuda backends' scratch budget (kernels/cuda_info.h) shrunk for a scope,
+// so that the chains go through the kernels in many slices.
+struct SmallCudaScratch {
+  explicit SmallCudaScratch(const char* bytes) { setenv("OUROBOROS_CUDA_SCRATCH_BYTES", bytes, 1); }
+  ~SmallCudaScratch() { unsetenv("OUROBOROS_CUDA_SCRATCH_BYTES"); }
+  SmallCudaScratch(const SmallCudaScratch&) = delete;
+  SmallCudaScratch& operator=(const SmallCudaScratch&) = delete;
+};
 
 // The z-score of an observed mean against an expectation.
 inline double zscore(const Summary& s, double expected) { return (s.mean - expected) / s.se; }

@@ -58,8 +58,9 @@ TEST(CpuVsCuda, AccumulateSubsample2D) { compare(cfg("2", "accumulate_subsample"
 // both backends, under replace, under accumulate with age decay (the pool's
 // per-chain weight and composition) and under accumulate_subsample with age
 // decay (chosen points regenerated through their generation's filter), with
-// dedup's tables in slices.
+// dedup's tables in slices of about 100 chains (a 100 kB scratch budget).
 TEST(CpuVsCuda, Filters1DAnd2D) {
+  const test::SmallCudaScratch small("100000");
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample"})
     for (const char* dim : {"1", "2"})
       for (const bool dedup : {false, true}) {

@@ -158,8 +158,13 @@ void expect_restored_run_matches(const std::string& yaml, const std::string& bac
   fs::remove(p);
 }
 
+// (The last two: per-chain filter state, the pool's weight and composition
+// under accumulate and each generation's kept count under
+// accumulate_subsample.)
 TEST_P(Restore, GaussianContinuesBitForBit) {
-  for (const char* regime : {"replace", "accumulate", "accumulate_subsample"})
+  for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
+                             "accumulate, dedup: true, dedup_resolution: 0.5, age_decay: 0.7",
+                             "accumulate_subsample, dedup: true, dedup_resolution: 0.5"})
     expect_restored_run_matches(std::string("seed: 4\nchains: 40\ngenerations: 6\nmodel: {family: gaussian, dim: 2}\n"
                                             "truth: {isotropic: 1.0}\ndata: {samples: 7, real_fraction: 0.2, "
                                             "regime: ") + regime + "}\n",

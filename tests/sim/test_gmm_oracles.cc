@@ -145,6 +145,9 @@ TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
   // candidates on cuda), frequency weights (data.tail_upsample,
   // data.age_decay; thread 0 computes them on cuda), dedup (thread 0), and
   // the filters in the pooling regimes (thread 0 rebuilds every generation).
+  // A 2 MB scratch budget sends the 500 chains through in slices of a few
+  // dozen (training sets, positions, dedup's tables).
+  const test::SmallCudaScratch small("2000000");
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
                              "replace, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
