@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binaries=(ouroboros bench_gaussian bench_gmm tests/test_sim tests/test_kernels)
+binaries=(ouroboros bench_gaussian bench_gmm bench_ngram tests/test_sim tests/test_kernels)
 
 if [ "${1:-}" = "--bundle" ]; then
   OUROBOROS_BUILD_DIR=build-gpu scripts/setup.sh -DOUROBOROS_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3
@@ -70,6 +70,8 @@ fi
 echo "== benchmarks"
 "$build/bench_gaussian" --benchmark_min_time=0.5 2>&1 | grep -E 'cuda|cpu|Benchmark' || status=1
 "$build/bench_gmm" --benchmark_min_time=0.5 2>&1 | grep -E 'Generation|Benchmark' || status=1
+# (cpu only: the n-gram family has no cuda backend yet; the host's cores.)
+"$build/bench_ngram" --benchmark_min_time=0.5 2>&1 | grep -E 'BM_|Benchmark' || status=1
 
 echo "== whole process: the benchmark experiment, cuda vs cpu vs PyTorch on the GPU"
 timed() {  # timed LABEL COMMAND...: wall seconds of one run (the command's output is kept in $logs/last_run.txt)
