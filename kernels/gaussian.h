@@ -369,7 +369,7 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
   // on both backends), a synthetic one in the truth's tail also the upsampling
   // factor; the composition weighs points by their age alone.
   auto add = [&](const double* x, double tail_weight, int k, bool real) {
-    const double a = pow_int(s.age_decay, t - k), w = a * tail_weight;
+    const double aged = pow_int(s.age_decay, t - k), w = aged * tail_weight;
     double delta[OURO_MAX_DIM];
     out.n += w;
     for (int a = 0; a < d; ++a) {
@@ -378,9 +378,9 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
     }
     for (int a = 0; a < d; ++a)
       for (int b = 0; b < d; ++b) out.m2[a * d + b] += w * delta[a] * (x[b] - out.mean[b]);
-    points += a;
-    synthetic += real ? 0.0 : a;
-    age += a * static_cast<double>(t - k);
+    points += aged;
+    synthetic += real ? 0.0 : aged;
+    age += aged * static_cast<double>(t - k);
   };
   // Point i of stream `stream` of generation `drawn`, from the model (m, l).
   auto regenerate = [&](const double* m, const double* l, std::uint32_t drawn, std::uint32_t stream, int i,

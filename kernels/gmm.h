@@ -754,10 +754,10 @@ OURO_HD inline void gmm_subsample_positions(const GmmStep& s, std::uint32_t chai
                     [&](std::int64_t j) {
     pos[p++] = j;
     const int k = static_cast<int>(j / n) + 1;
-    const double a = pow_int(s.weighting.age_decay, t - k);
-    points += a;
-    synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : a;
-    age += a * static_cast<double>(t - k);
+    const double aged = pow_int(s.weighting.age_decay, t - k);
+    points += aged;
+    synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : aged;
+    age += aged * static_cast<double>(t - k);
   });
   synthetic_share = synthetic / points;
   data_age = age / points;
@@ -918,10 +918,10 @@ OURO_HD inline GmmFilteredSet gmm_filtered_train(const GmmStep& s, std::uint32_t
     const double w = W ? gmm_point_weight(s, truth, X + p * d, k, real) : 1.0;
     if (W) W[p] = w;
     out.total += w;
-    const double a = pow_int(s.weighting.age_decay, t - k);
-    points += a;
-    synthetic += real ? 0.0 : a;
-    age += a * (t - k);
+    const double aged = pow_int(s.weighting.age_decay, t - k);
+    points += aged;
+    synthetic += real ? 0.0 : aged;
+    age += aged * (t - k);
   };
   if (s.regime == Regime::kAccumulateSubsample) {
     std::int64_t p = 0;
