@@ -911,18 +911,6 @@ TEST(Strategies, MixtureDedupKeepsWhatItsRuleSays) {
   }
 }
 
-// A grid finer than any two draws (1e-9) drops nothing: dedup on runs bit
-// for bit as dedup off (the candidates are the same draws).
-TEST(Strategies, MixtureDedupOnAFineGridChangesNothing) {
-  const std::string base =
-      "seed: 6\nchains: 10\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
-      "truth: {weights: [0.7, 0.3], means: [[0, 0], [3, 2]], covs: [[1, 1], [0.5, 0.5]]}\n"
-      "data: {samples: 80, real_fraction: 0.2, regime: replace";
-  const FamilyCurves off = run_family(base + "}\n", "cpu", 0, true);
-  const FamilyCurves on = run_family(base + ", dedup: true, dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
-  expect_same_values(off, on, "dedup on a fine grid");
-}
-
 // A grid finer than any two draws (1e-9) drops nothing: 2-D Gaussians with
 // dedup on run bit for bit as without it (the same candidates, summed in the
 // same order; in 1-D the cpu tiles the unfiltered sums, so only 2-D is
@@ -1110,20 +1098,24 @@ TEST(Strategies, MixtureFiltersRebuildEveryPooledGeneration) {
   }
 }
 
-// Filters that drop nothing (phi = psi = 1; a dedup grid of 1e-9) run bit
-// for bit as no filter under accumulate and accumulate_subsample too: the
-// rebuilt pool is the unfiltered pool, point for point.
-TEST(Strategies, MixtureFiltersThatDropNothingChangeNothingWhenPooled) {
+// Mixture filters that drop nothing run bit for bit as no filter in every
+// regime (the candidates are the same draws; under accumulate and
+// accumulate_subsample the rebuilt pool is the unfiltered pool, point for
+// point): dedup on a grid finer than any two draws (1e-9), alone and with a
+// verifier of phi = psi = 1.
+TEST(Strategies, MixtureFiltersThatDropNothingChangeNothing) {
   const std::string base =
       "seed: 6\nchains: 12\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
       "truth: {weights: [0.7, 0.3], means: [[0, 0], [3, 2]], covs: [[1, 1], [0.5, 0.5]]}\n"
       "data: {samples: 60, real_fraction: 0.2, ";
-  for (const std::string regime : {"regime: accumulate", "regime: accumulate_subsample"}) {
+  for (const std::string regime : {"regime: replace", "regime: accumulate", "regime: accumulate_subsample"}) {
     const FamilyCurves off = run_family(base + regime + "}\n", "cpu", 0, true);
-    const FamilyCurves on = run_family(
-        base + regime + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.2}, dedup: true, "
-                        "dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
-    expect_same_values(off, on, regime);
+    for (const std::string filters : {", dedup: true, dedup_resolution: 1.0e-9",
+                                      ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.2}, "
+                                      "dedup: true, dedup_resolution: 1.0e-9"}) {
+      const FamilyCurves on = run_family(base + regime + filters + "}\n", "cpu", 0, true);
+      expect_same_values(off, on, regime + filters);
+    }
   }
 }
 
