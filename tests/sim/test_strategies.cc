@@ -1,6 +1,9 @@
-// Mitigation strategies on the real data (README, "Mitigation strategies"):
-// data.real_source and data.synthetic_cap, on every family and backend, by
-// exact consequences of their rules rather than by statistics.
+// Mitigation strategies (README, "Mitigation strategies") on every family,
+// regime and backend: real-data sources and caps, estimator weighting, the
+// verifier, tail upsampling, age decay and dedup, checked by exact
+// consequences of their rules and against references written from the
+// definitions (a statistical check states its tolerance where it is made),
+// and the refusals of bad values.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
