@@ -14,7 +14,8 @@
 //   BM_Generation   one generation of the cpu backend (draw, count, fit,
 //                   metrics) for `chains` chains of 10^5 tokens each, on all
 //                   threads
-// There is no n-gram cuda backend yet, so there is no cuda case.
+//   BM_GenerationCuda  the same on the cuda backend, for 10^2 and 10^3
+//                   chains (skipped without a device)
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -25,6 +26,7 @@
 
 #include "kernels/ngram.h"
 #include "kernels/ngram_backend.h"
+#include "sim/backend.h"
 #include "sim/config.h"
 #include "sim/corpus.h"
 #include "sim/family.h"
@@ -134,11 +136,11 @@ void BM_CountCells(benchmark::State& state) {
   state.counters["types"] = static_cast<double>(key.size());
 }
 
-void BM_Generation(benchmark::State& state) {
+void generation(benchmark::State& state, const std::string& backend) {
   if (!have_kjv(state)) return;
   const std::int64_t chains = state.range(0), samples = 100000;
   const PointConfig c = bench_config(chains, samples);
-  auto run = make_family_run(c, "cpu", 0, ChainBlock{0, c.chains});
+  auto run = make_family_run(c, backend, 0, ChainBlock{0, c.chains});
   std::vector<double> metrics(metric_names(c).size() * chains);
   run->start(metrics.data());
   int g = 1;
@@ -147,11 +149,22 @@ void BM_Generation(benchmark::State& state) {
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void BM_Generation(benchmark::State& state) { generation(state, "cpu"); }
+
+void BM_GenerationCuda(benchmark::State& state) {
+  if (!cuda_built() || cuda_devices() == 0) {
+    state.SkipWithError("no cuda backend or no CUDA device");
+    return;
+  }
+  generation(state, "cuda");
+}
+
 }  // namespace
 
 BENCHMARK(BM_Sample)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountSort)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountCells)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Generation)->Arg(1)->Arg(16)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_GenerationCuda)->Arg(100)->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -283,6 +283,76 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
   return sample_next(m, ctx, r, cell);
 }
 
+// Building a fitted model's tables, one context (or the lowest level) at a
+// time: the same sequence of operations on both backends, so that every
+// table is bit for bit the same.
+
+// One context's cumulative tables from its entries' counts c[0, T): the
+// inclusive prefix sums of c (cum) and of max(c - D, 0) (cumd). Returns
+// c(v), the last of cum.
+OURO_HD inline double build_context(const double* c, std::uint64_t T, double d, double* cum, double* cumd) {
+  double run = 0.0, rund = 0.0;
+  for (std::uint64_t e = 0; e < T; ++e) {
+    run = (e == 0 ? 0.0 : run) + c[e];
+    rund = (e == 0 ? 0.0 : rund) + (c[e] > d ? c[e] - d : 0.0);
+    cum[e] = run;
+    cumd[e] = rund;
+  }
+  return run;
+}
+
+// Whether a context of T entries with total count C can have an alias
+// table: every count a whole number below 2^53 (the caller checks the
+// counts) and C T < 2^64.
+OURO_HD inline bool alias_fits(double C, std::uint64_t T) {
+  return C < 0x1.0p53 && static_cast<std::uint64_t>(C) <= ~std::uint64_t{0} / T;
+}
+
+// One context's alias table (see pick_alias) from its words w[0, T) and
+// whole counts c[0, T) with total C, in integers: bucket capacity C, entry
+// e's units c(v e) T. Buckets under capacity ("small") are topped up from
+// one over it ("large") until all are full (Vose 1991). Scratch: units[T],
+// and stack[T], which holds the small buckets from its front and the large
+// ones from its back.
+OURO_HD inline void build_alias(const std::uint32_t* w, const double* c, std::uint64_t T, double total,
+                                AliasBucket* alias, std::uint32_t* alias_entry, std::uint64_t* units,
+                                std::uint32_t* stack) {
+  const auto C = static_cast<std::uint64_t>(total);
+  std::uint64_t small = 0, large = 0;  // stack[0, small) and stack[T - large, T)
+  for (std::uint64_t b = 0; b < T; ++b) {
+    units[b] = static_cast<std::uint64_t>(c[b]) * T;
+    if (units[b] < C) stack[small++] = static_cast<std::uint32_t>(b);
+    else stack[T - 1 - large++] = static_cast<std::uint32_t>(b);
+  }
+  while (small > 0 && large > 0) {
+    const std::uint32_t a = stack[--small], b = stack[T - large];
+    alias[a] = AliasBucket{units[a], w[a], w[b]};
+    alias_entry[a] = b;
+    units[b] -= C - units[a];
+    if (units[b] < C) --large, stack[small++] = b;
+  }
+  // What is left is exactly full (the units add up to T C).
+  auto full = [&](std::uint32_t b) { alias[b] = AliasBucket{C, w[b], w[b]}, alias_entry[b] = b; };
+  for (std::uint64_t k = 0; k < small; ++k) full(stack[k]);
+  for (std::uint64_t k = T - large; k < T; ++k) full(stack[k]);
+}
+
+// The lowest level's tables from its counts uni[V]: inclusive prefix sums
+// of uni and of max(uni - D, 0), the total and the number of types.
+OURO_HD inline void build_lowest(const double* uni, std::uint32_t V, double d, double* cum, double* cumd,
+                                 double& total, double& types) {
+  double run = 0.0, rund = 0.0;
+  types = 0.0;
+  for (std::uint32_t w = 0; w < V; ++w) {
+    run += uni[w];
+    rund += uni[w] > d ? uni[w] - d : 0.0;
+    cum[w] = run;
+    cumd[w] = rund;
+    types += uni[w] > 0.0 ? 1.0 : 0.0;
+  }
+  total = run;
+}
+
 // Sentences are at most kMaxSentence tokens long (a longer one is cut and
 // ended with </s>; the cut is counted).
 inline constexpr std::uint32_t kMaxSentence = 4096;

@@ -3,35 +3,15 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "kernels/ngram.h"
+#include "kernels/ngram_metrics.h"
 #include "kernels/regime.h"
 #include "kernels/workers.h"
 
 namespace ouro::kernels {
-
-// Metric slots of the n-gram family, in metrics.csv order.
-enum NgramMetric : int {
-  kNgHeldoutPpl = 0,
-  kNgZeroProbRate,
-  kNgTailPpl,
-  kNgSupport,
-  kNgVocabSurvival,
-  kNgMissingMass,
-  kNgEntropy,
-  kNgGiniSimpson,
-  kNgKl,
-  kNgTv,
-  kNgKlInfChains,
-  kNgTailMass,
-  kNgDistinct2,
-  kNgCutSentences,
-  kNgDrawsPerKept,
-  kNgSyntheticShare,
-  kNgDataAge,
-  kNumNgramMetrics
-};
 
 struct SamplerSettings {
   double temperature = 1.0;
@@ -106,6 +86,23 @@ struct NgramBatchSpec {
 using NgramBackend = ChainBackend;
 
 std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec);
+// Defined only in builds with the cuda backend (OUROBOROS_HAVE_CUDA).
+std::unique_ptr<NgramBackend> make_ngram_cuda(const NgramBatchSpec& spec);
+
+// What the cuda backend does not run yet (empty: it runs the spec): it
+// covers corpus truths (orders 1-3) and Zipf unigram truths, every
+// smoothing, the plain sampler, replace with any real_fraction and
+// accumulate without age_decay.
+inline std::string ngram_cuda_unsupported(const NgramBatchSpec& s) {
+  if (s.zipf && s.order != 1) return "Zipfian Markov-chain truths";
+  if (!s.sampler.plain()) return "the sampler's temperature, top_k and top_p";
+  if (s.dedup) return "data.dedup";
+  if (s.verifier.on) return "data.verifier";
+  if (s.tail_factor != 1.0) return "data.tail_upsample";
+  if (s.age_decay != 1.0) return "data.age_decay";
+  if (s.regime == Regime::kAccumulateSubsample) return "data.regime accumulate_subsample";
+  return "";
+}
 
 // The model of the spec's order and smoothing fitted to a text (whole
 // sentences, counted from <s>), on the host: what the cpu backend builds each

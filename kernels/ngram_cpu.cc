@@ -211,65 +211,40 @@ struct Level {
   std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
 
   void build(const Counts& counts, std::uint32_t V, double d, bool dense, bool with_alias) {
-    ctx.clear(), ent_w.clear(), ctx_start.clear(), ctx_total.clear(), ent_c.clear(), ent_cum.clear(), ent_cumd.clear();
+    ctx.clear(), ent_w.clear(), ctx_start.clear(), ent_c.clear();
     for (std::size_t i = 0; i < counts.key.size(); ++i) {
       const std::uint64_t v = counts.key[i] / (V + 1);
-      const auto w = static_cast<std::uint32_t>(counts.key[i] % (V + 1));
-      const double c = counts.c[i];
-      if (ctx.empty() || ctx.back() != v) {
-        ctx.push_back(v);
-        ctx_start.push_back(ent_w.size());
-        ctx_total.push_back(0.0);
-      }
-      const bool first = ent_w.size() == ctx_start.back();
-      ent_w.push_back(w);
-      ent_c.push_back(c);
-      ctx_total.back() += c;
-      ent_cum.push_back((first ? 0.0 : ent_cum.back()) + c);
-      ent_cumd.push_back((first ? 0.0 : ent_cumd.back()) + (c > d ? c - d : 0.0));
+      if (ctx.empty() || ctx.back() != v) ctx.push_back(v), ctx_start.push_back(ent_w.size());
+      ent_w.push_back(static_cast<std::uint32_t>(counts.key[i] % (V + 1)));
+      ent_c.push_back(counts.c[i]);
     }
     ctx_start.push_back(ent_w.size());
-    // Alias tables (pick_alias), in integers: bucket capacity C = c(v),
-    // word w's units c(v w) T, exact while C T < 2^64 (checked; weighted
-    // counts can be large). Buckets under capacity ("small") are topped up
-    // from one over it ("large") until all are full (Vose 1991).
-    // Weighted counts (data.tail_upsample, data.age_decay) need not be whole
-    // numbers: then no alias tables (sampling searches the cumulative counts).
+    ctx_total.resize(ctx.size());
+    ent_cum.resize(ent_w.size());
+    ent_cumd.resize(ent_w.size());
+    for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
+      const std::uint64_t lo = ctx_start[ci];
+      ctx_total[ci] = build_context(&ent_c[lo], ctx_start[ci + 1] - lo, d, &ent_cum[lo], &ent_cumd[lo]);
+    }
+    // Alias tables where every count is a whole number (weighted counts,
+    // from data.tail_upsample or data.age_decay, need not be: then sampling
+    // searches the cumulative counts).
     alias.clear();
     alias_entry.clear();
     with_alias = with_alias && std::all_of(ent_c.begin(), ent_c.end(), [](double c) {
                    return c == std::floor(c) && c < 0x1.0p53;
                  });
     for (std::size_t ci = 0; with_alias && ci < ctx.size(); ++ci)
-      with_alias = ctx_total[ci] < 0x1.0p53 &&
-                   static_cast<std::uint64_t>(ctx_total[ci]) <= ~std::uint64_t{0} / (ctx_start[ci + 1] - ctx_start[ci]);
+      with_alias = alias_fits(ctx_total[ci], ctx_start[ci + 1] - ctx_start[ci]);
     if (with_alias) {
       alias.resize(ent_w.size());
       alias_entry.resize(ent_w.size());
-      std::vector<std::uint64_t> units, small, large;
+      std::vector<std::uint64_t> units(ent_w.size());
+      std::vector<std::uint32_t> stack(ent_w.size());
       for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
-        const std::uint64_t lo = ctx_start[ci], hi = ctx_start[ci + 1], T = hi - lo;
-        const auto C = static_cast<std::uint64_t>(ctx_total[ci]);
-        units.resize(T);
-        small.clear(), large.clear();
-        for (std::uint64_t b = 0; b < T; ++b) {
-          units[b] = static_cast<std::uint64_t>(ent_c[lo + b]) * T;
-          (units[b] < C ? small : large).push_back(b);
-        }
-        while (!small.empty() && !large.empty()) {
-          const std::uint64_t a = small.back(), b = large.back();
-          small.pop_back();
-          alias[lo + a] = AliasBucket{units[a], ent_w[lo + a], ent_w[lo + b]};
-          alias_entry[lo + a] = static_cast<std::uint32_t>(b);
-          units[b] -= C - units[a];
-          if (units[b] < C) large.pop_back(), small.push_back(b);
-        }
-        // What is left is exactly full (the units add up to T C).
-        for (const auto* rest : {&large, &small})
-          for (std::uint64_t b : *rest) {
-            alias[lo + b] = AliasBucket{C, ent_w[lo + b], ent_w[lo + b]};
-            alias_entry[lo + b] = static_cast<std::uint32_t>(b);
-          }
+        const std::uint64_t lo = ctx_start[ci];
+        build_alias(&ent_w[lo], &ent_c[lo], ctx_start[ci + 1] - lo, ctx_total[ci], &alias[lo], &alias_entry[lo],
+                    &units[lo], &stack[lo]);
       }
     }
     ctx_of.clear();
@@ -323,16 +298,7 @@ struct Model {
     }
     uni_cum.resize(V);
     uni_cumd.resize(V);
-    double run = 0.0, rund = 0.0;
-    uni_types = 0.0;
-    for (std::uint32_t w = 0; w < V; ++w) {
-      run += uni[w];
-      rund += uni[w] > d ? uni[w] - d : 0.0;
-      uni_cum[w] = run;
-      uni_cumd[w] = rund;
-      uni_types += uni[w] > 0.0 ? 1.0 : 0.0;
-    }
-    uni_total = run;
+    build_lowest(uni.data(), V, d, uni_cum.data(), uni_cumd.data(), uni_total, uni_types);
   }
 
   NgramView view(const NgramBatchSpec& s) const {
@@ -979,62 +945,26 @@ class NgramCpu final : public NgramBackend {
     // set of type chunks (in parallel when the chain has the threads to
     // itself), the chunks then added in order: the sums do not depend on the
     // thread count.
-    struct Held { double all = 0, zeros = 0, bits = 0, nz = 0, tail_bits = 0, tail_nz = 0; };
-    std::vector<Held> hc(kChunks);
+    std::vector<HeldoutSums> hc(kNgramChunks, HeldoutSums::zero());
     over_types(heldout_counts_, [&](int k, std::uint64_t v, std::uint32_t w, double n) {
-      Held& a = hc[k];
-      const double p = prob(v, w);
-      a.all += n;
-      if (p > 0.0) {
-        const double b = -std::log2(p);
-        a.bits += n * b, a.nz += n;
-        if (s_.tail[w]) a.tail_bits += n * b, a.tail_nz += n;
-      } else {
-        a.zeros += n;
-      }
+      hc[k].add(prob(v, w), n, s_.tail[w] != 0);
     });
-    double all = 0.0, zeros = 0.0, bits = 0.0, nz = 0.0, tail_bits = 0.0, tail_nz = 0.0;
-    for (const Held& a : hc)
-      all += a.all, zeros += a.zeros, bits += a.bits, nz += a.nz, tail_bits += a.tail_bits, tail_nz += a.tail_nz;
-    out[kNgHeldoutPpl * stride] = nz > 0.0 ? std::exp2(bits / nz) : NAN;
-    out[kNgZeroProbRate * stride] = zeros / all;
-    out[kNgTailPpl * stride] = tail_nz > 0.0 ? std::exp2(tail_bits / tail_nz) : NAN;
+    HeldoutSums held = HeldoutSums::zero();
+    for (const HeldoutSums& a : hc) held.add(a);
+    finish_heldout(held, out, stride);
     // Support and surviving word types (before the sampler's cut).
     const bool smoothed = s_.smoothing != Smoothing::kMle;
-    double support, alive = 0.0, words = 0.0, missing = 0.0;
-    if (truth0) support = markov ? static_cast<double>(V) * V : V;
-    // Smoothed: every word after every context that can occur (order 3: the
-    // V^2 - V + 1 pairs other than (u, <s>) with u != <s>).
-    else if (smoothed) support = s_.order == 3 ? V * (static_cast<double>(V) * V - V + 1.0) : std::pow(static_cast<double>(V), s_.order);
-    else support = s_.order == 1 ? m.uni_types : static_cast<double>(c.model->top.ent_w.size());
-    for (std::uint32_t w = 0; w < V; ++w) {
-      if (!s_.word[w]) continue;
-      words += 1.0;
-      const bool lives = truth0 || smoothed || m.uni[w] > 0.0;
-      alive += lives ? 1.0 : 0.0;
-      missing += lives ? 0.0 : s_.truth_p[w];
-    }
-    out[kNgSupport * stride] = support;
-    out[kNgVocabSurvival * stride] = alive / words;
+    double survival, missing;
+    vocab_alive(m, s_.word.data(), s_.truth_p.data(), truth0 || smoothed, survival, missing);
+    out[kNgSupport * stride] = truth0 ? (markov ? static_cast<double>(V) * V : V) : model_support(m);
+    out[kNgVocabSurvival * stride] = survival;
     out[kNgMissingMass * stride] = missing;
     // Unigram-level comparisons with the truth (order 1).
     double gini = NAN, kl = NAN, tv = NAN, tail_mass = NAN;
-    if (s_.order == 1) {
-      double sq = 0.0, tail_model = 0.0, tail_truth = 0.0;
-      kl = s_.zipf ? 0.0 : NAN;
-      tv = s_.zipf ? 0.0 : NAN;
-      for (std::uint32_t w = 0; w < V; ++w) {
-        const double p = prob(0, w), p0 = s_.truth_p[w];
-        sq += p * p;
-        if (in_tail_mass(w)) tail_model += p, tail_truth += p0;
-        if (s_.zipf) {
-          if (p0 > 0.0) kl += p > 0.0 ? p0 * std::log2(p0 / p) : INFINITY;
-          tv += 0.5 * std::abs(p0 - p);
-        }
-      }
-      gini = 1.0 - sq;
-      tail_mass = tail_model / tail_truth;
-    }
+    auto in_tail = [&](std::uint32_t w) { return in_tail_mass(w); };
+    if (s_.order == 1)
+      unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, s_.truth_p.data(), in_tail, s_.zipf, gini, kl,
+                      tv, tail_mass);
     if (markov) {
       // Rates per token under the truth's stationary law pi:
       // KL = sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p_t(w|v)), TV likewise.
@@ -1060,8 +990,7 @@ class NgramCpu final : public NgramBackend {
     Counts& sc = s_.order == 2 && !s_.zipf ? c.sample_counts : local;
     if (!count_cells(c, sc)) count_text(s_.order, V, c.sample, sc, inner_);
     const std::vector<std::uint64_t> forced = forced_ends(c);
-    struct Own { double bits = 0, n = 0, tail = 0; };
-    std::vector<Own> oc(kChunks);
+    std::vector<SampleSums> oc(kNgramChunks, SampleSums::zero());
     over_types(sc, [&](int k, std::uint64_t v, std::uint32_t w, double n) {
       if (!forced.empty() && w == 0) {
         const std::uint64_t key = v * (V + 1);
@@ -1069,13 +998,10 @@ class NgramCpu final : public NgramBackend {
                                  std::lower_bound(forced.begin(), forced.end(), key));
         if (n == 0.0) return;
       }
-      Own& a = oc[k];
-      a.bits += n * -std::log2(prob(v, w));
-      a.n += n;
-      a.tail += in_tail_mass(w) ? n : 0.0;
+      oc[k].add(prob(v, w), n, in_tail_mass(w));
     });
-    double ent_bits = 0.0, ent_n = 0.0, tail_tokens = 0.0;
-    for (const Own& a : oc) ent_bits += a.bits, ent_n += a.n, tail_tokens += a.tail;
+    SampleSums own = SampleSums::zero();
+    for (const SampleSums& a : oc) own.add(a);
     // distinct_2: bigrams inside sequences (not from <s>). Order 2 text: the
     // sample's own counts; otherwise the sample's token pairs, sorted.
     double distinct = 0.0, pairs = 0.0;
@@ -1092,12 +1018,8 @@ class NgramCpu final : public NgramBackend {
       distinct = static_cast<double>(std::unique(bigrams.begin(), bigrams.end()) - bigrams.begin());
       pairs = static_cast<double>(bigrams.size());
     }
-    if (s_.order >= 2) {
-      double tail_truth = 0.0;
-      for (std::uint32_t w = 0; w < V; ++w) tail_truth += in_tail_mass(w) ? s_.truth_p[w] : 0.0;
-      tail_mass = (tail_tokens / ent_n) / tail_truth;
-    }
-    out[kNgEntropy * stride] = ent_bits / ent_n;
+    if (s_.order >= 2) tail_mass = (own.tail / own.n) / truth_tail_mass(V, s_.truth_p.data(), in_tail);
+    out[kNgEntropy * stride] = own.bits / own.n;
     out[kNgGiniSimpson * stride] = gini;
     out[kNgKl * stride] = kl;
     out[kNgTv * stride] = tv;
@@ -1112,17 +1034,16 @@ class NgramCpu final : public NgramBackend {
 
   // Calls f(chunk, context, token, count) for every n-gram type of a
   // counted text (order 1: every token with a count, context 0), the types
-  // split into kChunks fixed chunks processed in parallel when the chain has
+  // split into kNgramChunks fixed chunks processed in parallel when the chain has
   // the threads to itself (callers sum per chunk, then over chunks in order:
   // no bit depends on the thread count).
-  static constexpr int kChunks = 64;
   template <class F>
   void over_types(const Counts& k, F&& f) const {
     const std::uint32_t V = s_.V;
     const std::size_t types = s_.order == 1 ? k.uni.size() : k.key.size();
 #pragma omp parallel for schedule(static) num_threads(inner_)
-    for (int ch = 0; ch < kChunks; ++ch) {
-      const std::size_t e0 = types * ch / kChunks, e1 = types * (ch + 1) / kChunks;
+    for (int ch = 0; ch < kNgramChunks; ++ch) {
+      const std::size_t e0 = chunk_first(types, ch), e1 = chunk_first(types, ch + 1);
       for (std::size_t e = e0; e < e1; ++e) {
         if (s_.order == 1) {
           if (k.uni[e] > 0.0) f(ch, 0, static_cast<std::uint32_t>(e), k.uni[e]);

@@ -60,8 +60,7 @@ build_tests="$build/tests"
 "$build_tests/test_sim" --gtest_filter="$cuda_filter" >"$logs/cuda_tests.txt" 2>&1 || status=1
 grep -E '^\[ *(PASSED|FAILED|SKIPPED) *\]|tests? ran|Skipped' "$logs/cuda_tests.txt" || true
 grep -B2 -A12 'Failure' "$logs/cuda_tests.txt" | head -80 || true
-# A skip for want of a device or a cuda build is a failure here; a family
-# without a cuda backend yet (n-gram) skips with its own message.
+# A skip for want of a device or a cuda build is a failure here.
 if grep -qE 'no CUDA device on this machine|this build has no cuda backend' "$logs/cuda_tests.txt"; then
   echo "FAIL: cuda tests were skipped on a GPU machine"
   status=1
@@ -70,7 +69,7 @@ fi
 echo "== benchmarks"
 "$build/bench_gaussian" --benchmark_min_time=0.5 2>&1 | grep -E 'cuda|cpu|Benchmark' || status=1
 "$build/bench_gmm" --benchmark_min_time=0.5 2>&1 | grep -E 'Generation|Benchmark' || status=1
-# (cpu only: the n-gram family has no cuda backend yet; the host's cores.)
+# (BM_Generation is the host's cores; BM_GenerationCuda the device.)
 "$build/bench_ngram" --benchmark_min_time=0.5 2>&1 | grep -E 'BM_|Benchmark' || status=1
 
 echo "== whole process: the benchmark experiment, cuda vs cpu vs PyTorch on the GPU"
@@ -104,6 +103,14 @@ for backend in cuda cpu; do
   exp "ouroboros --backend $backend, experiments/gmm/bench_k4.yaml" "/tmp/gpu_check_gmm_$backend" \
     experiments/gmm/bench_k4.yaml --backend "$backend"
 done
+# The n-gram speed benchmark (one chain, 10^6 tokens, 5 generations), then
+# 10^3 chains of 10^5 tokens on the device.
+for backend in cuda cpu; do
+  exp "ouroboros --backend $backend, experiments/ngram/bench_kjv_bigram.yaml" "/tmp/gpu_check_ngram_$backend" \
+    experiments/ngram/bench_kjv_bigram.yaml --backend "$backend"
+done
+exp "ouroboros --backend cuda, KJV mle bigram, 10^3 chains, n = 10^5, 5 generations" /tmp/gpu_check_ngram_big \
+  experiments/ngram/bench_kjv_bigram.yaml --backend cuda --set chains=1000 --set data.samples=100000
 if python3 -c 'import torch' 2>/dev/null; then
   timed "torch peer, 10^4 chains, n = 100, 100 generations" python3 bench/peers/torch_gaussian.py --chains 10000 \
     --samples 100 --generations 100 --seed 1 --out /tmp/gpu_check_torch.csv

@@ -23,6 +23,7 @@
 #include "sim/comm.h"
 #include "sim/config.h"
 #include "sim/family.h"
+#include "sim/ngram_family.h"
 #include "sim/provenance.h"
 #include "sim/report.h"
 #include "sim/run.h"
@@ -245,17 +246,25 @@ int main(int argc, char** argv) {
     say(e.what());
     return kExitBadInput;
   }
-  // The n-gram family has only the cpu backend so far: auto runs it there,
-  // an explicit --backend cuda is refused before any work.
-  const bool has_ngram = std::any_of(ex.points.begin(), ex.points.end(),
-                                     [](const auto& p) { return p.config.family == "ngram"; });
-  if (has_ngram && opt.backend == "cuda") {
-    if (backend == "cuda") {
-      say("--backend cuda: the ngram family has no cuda backend yet; use --backend cpu");
-      return kExitBadInput;
+  // The n-gram family's cuda backend runs part of its settings so far
+  // (ngram_cuda_gap): a point outside them runs the whole experiment on the
+  // cpu under auto, and refuses an explicit --backend cuda before any work.
+  if (opt.backend == "cuda")
+    for (const auto& p : ex.points) {
+      if (p.config.family != "ngram") continue;
+      const std::string gap = ouro::ngram_cuda_gap(p.config);
+      if (gap.empty()) continue;
+      if (backend == "cuda") {
+        std::string where;
+        for (std::size_t a = 0; a < ex.axes.size(); ++a)
+          where += fmt::format("{}{}={}", a ? ", " : " (at sweep point ", ex.axes[a].path, p.labels[a]);
+        say(fmt::format("--backend cuda: the ngram cuda backend does not run {} yet{}; use --backend cpu", gap,
+                        where.empty() ? "" : where + ")"));
+        return kExitBadInput;
+      }
+      opt.backend = "cpu";
+      break;
     }
-    opt.backend = "cpu";
-  }
   // Folder checks on rank 0 only (it alone writes), the verdict shared.
   const bool occupied = comm.any(root && !opt.resume && !dry_run && fs::exists(opt.out_dir) &&
                                  !fs::is_empty(opt.out_dir) && !force);

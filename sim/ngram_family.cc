@@ -22,7 +22,10 @@ std::vector<double> zipf_probabilities(int V, double s) {
 
 }  // namespace
 
-kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
+namespace {
+
+// The settings of a spec, without its truth's tables (no corpus is read).
+kernels::NgramBatchSpec ngram_settings(const PointConfig& c) {
   using namespace kernels;
   NgramBatchSpec s;
   s.order = c.order;
@@ -44,6 +47,17 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.verifier_quantile = c.verifier_quantile;
   s.tail_factor = c.tail_upsample ? c.tail_factor : 1.0;
   s.age_decay = c.age_decay;
+  s.zipf = c.corpus.empty();
+  return s;
+}
+
+}  // namespace
+
+std::string ngram_cuda_gap(const PointConfig& c) { return kernels::ngram_cuda_unsupported(ngram_settings(c)); }
+
+kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
+  using namespace kernels;
+  NgramBatchSpec s = ngram_settings(c);
   s.seed = c.seed;
   s.chain_begin = 0;
   s.batch = c.chains;
@@ -234,6 +248,10 @@ double ngram_point_bytes(const PointConfig& c) {
   // of the vocabulary; the pool under accumulate (counts, and the model built
   // from all of them) and accumulate_subsample (the text itself). A corpus
   // adds its generation-0 model once (shared) and its text.
+  // The cuda backend's arrays (kernels/ngram_cuda.cu) come to about as
+  // much per token: the sample and training text as 8-byte keys, the sort's
+  // and run-length pass's scratch (32 bytes), three count tables (48) and
+  // the model's tables (84 per entry, 56 more for order 3's middle level).
   const double n = c.samples, G = c.generations;
   double V = c.zipf_vocab, shared = 0.0;
   if (!c.corpus.empty()) {
@@ -254,10 +272,13 @@ double ngram_point_bytes(const PointConfig& c) {
 
 std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads,
                                           ChainBlock block) {
-  if (backend != "cpu") throw std::invalid_argument("the ngram family has no cuda backend yet; use --backend cpu");
   kernels::NgramBatchSpec spec = make_ngram_spec(c, threads);
   spec.chain_begin = static_cast<std::uint32_t>(block.first);
   spec.batch = block.count;
+#if OUROBOROS_HAVE_CUDA
+  if (backend == "cuda") return kernels::make_ngram_cuda(spec);
+#endif
+  if (backend != "cpu") throw std::invalid_argument("backend " + backend + " is not available in this build");
   return kernels::make_ngram_cpu(spec);
 }
 

@@ -20,6 +20,8 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads);
 std::vector<std::string> ngram_metric_names();
 std::optional<double> ngram_theory(const PointConfig& c, int metric, int generation);
 double ngram_point_bytes(const PointConfig& c);
+// What of a point the cuda backend does not run yet, or empty.
+std::string ngram_cuda_gap(const PointConfig& c);
 std::unique_ptr<FamilyRun> make_ngram_run(const PointConfig& c, const std::string& backend, int threads,
                                           ChainBlock block);
 

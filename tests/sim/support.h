@@ -79,13 +79,19 @@ inline Curves run_curves(const std::string& yaml, const std::string& backend, in
   return out;
 }
 
+// Why this build or machine cannot run the cuda backend, or empty.
+inline std::string cuda_missing() {
+  if (!cuda_built()) return "this build has no cuda backend";
+  if (cuda_devices() == 0) return "no CUDA device on this machine";
+  return "";
+}
+
 // Parameterises a test over backends; cuda instances skip (visibly) where
 // this build has no cuda backend or the machine no device.
 class BackendTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "cuda" && !cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
-    if (GetParam() == "cuda" && cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+    if (GetParam() == "cuda" && !cuda_missing().empty()) GTEST_SKIP() << cuda_missing();
   }
 };
 
@@ -101,6 +107,27 @@ struct SmallCudaScratch {
   SmallCudaScratch(const SmallCudaScratch&) = delete;
   SmallCudaScratch& operator=(const SmallCudaScratch&) = delete;
 };
+
+// Compares two runs of the same chains value by value (values[t][metric *
+// chains + chain], as run_family keeps them): agree(metric, a, b) judges a
+// pair (two NaN always agree); the first ten disagreements are reported.
+template <class Agree>
+void expect_same_chain_values(const FamilyCurves& cpu, const FamilyCurves& gpu, Agree&& agree) {
+  ASSERT_EQ(cpu.values.size(), gpu.values.size());
+  const auto chains = static_cast<std::size_t>(cpu.config.chains);
+  int shown = 0;
+  std::size_t mismatches = 0;
+  for (std::size_t t = 0; t < cpu.values.size(); ++t)
+    for (std::size_t i = 0; i < cpu.values[t].size(); ++i) {
+      const double a = cpu.values[t][i], b = gpu.values[t][i];
+      if ((std::isnan(a) && std::isnan(b)) || agree(static_cast<int>(i / chains), a, b)) continue;
+      ++mismatches;
+      if (shown++ < 10)
+        ADD_FAILURE() << "generation " << t << " metric " << cpu.names[i / chains] << " chain " << i % chains
+                      << ": cpu " << a << " cuda " << b;
+    }
+  EXPECT_EQ(mismatches, 0u);
+}
 
 // The z-score of an observed mean against an expectation.
 inline double zscore(const Summary& s, double expected) { return (s.mean - expected) / s.se; }

@@ -12,31 +12,18 @@ namespace {
 using namespace ouro;
 
 void compare(const std::string& yaml) {
-  if (!cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
-  const auto cpu = test::run_curves(yaml, "cpu", 0, true);
-  const auto gpu = test::run_curves(yaml, "cuda", 0, true);
-  ASSERT_EQ(cpu.values.size(), gpu.values.size());
-  int shown = 0;
-  std::size_t mismatches = 0;
-  for (std::size_t t = 0; t < cpu.values.size(); ++t)
-    for (std::size_t i = 0; i < cpu.values[t].size(); ++i) {
-      const double a = cpu.values[t][i], b = gpu.values[t][i];
-      if (std::isnan(a) && std::isnan(b)) continue;
-      // Mixed tolerance: relative 1e-9 (rounding differences grow slowly
-      // through generations of refitting), absolute 1e-12 near zero. The
-      // d > 1 tail mass comes from an adaptive quadrature that stops at a
-      // relative 1e-8 (kernels/quadform.h): a last-bit difference in its
-      // input can move its result by that much, so it gets 1e-7.
-      const bool tail = static_cast<int>(i / cpu.config.chains) == kernels::kTailMass && cpu.config.dim > 1;
-      if (!(std::abs(a - b) <= 1e-12 + (tail ? 1e-7 : 1e-9) * std::abs(a))) {
-        ++mismatches;
-        if (shown++ < 10)
-          ADD_FAILURE() << "generation " << t << " metric " << i / cpu.config.chains << " chain "
-                        << i % cpu.config.chains << ": cpu " << a << " cuda " << b;
-      }
-    }
-  EXPECT_EQ(mismatches, 0u);
+  if (const std::string why = test::cuda_missing(); !why.empty()) GTEST_SKIP() << why;
+  const auto cpu = test::run_family(yaml, "cpu", 0, true);
+  const auto gpu = test::run_family(yaml, "cuda", 0, true);
+  test::expect_same_chain_values(cpu, gpu, [&](int metric, double a, double b) {
+    // Mixed tolerance: relative 1e-9 (rounding differences grow slowly
+    // through generations of refitting), absolute 1e-12 near zero. The
+    // d > 1 tail mass comes from an adaptive quadrature that stops at a
+    // relative 1e-8 (kernels/quadform.h): a last-bit difference in its
+    // input can move its result by that much, so it gets 1e-7.
+    const bool tail = metric == kernels::kTailMass && cpu.config.dim > 1;
+    return std::abs(a - b) <= 1e-12 + (tail ? 1e-7 : 1e-9) * std::abs(a);
+  });
 }
 
 const char* kBase = "seed: 5\nchains: 3000\ngenerations: 15\nmodel: {family: gaussian, dim: DIM, estimator: mle}\n"

@@ -139,8 +139,7 @@ TEST(GmmCpu, BitIdenticalForOneAndTwoThreads) {
 // tail_mass and rare_mode_mass, whose quadratic-form and erfc evaluations
 // use each platform's libm (agreement to 1e-9, the accuracy of that code).
 TEST(GmmCpuVsCuda, SameChainsSameNumbers) {
-  if (!cuda_built()) GTEST_SKIP() << "this build has no cuda backend";
-  if (cuda_devices() == 0) GTEST_SKIP() << "no CUDA device on this machine";
+  if (const std::string why = test::cuda_missing(); !why.empty()) GTEST_SKIP() << why;
   // Then replace with data.verifier (one thread per chain examines the
   // candidates on cuda), frequency weights (data.tail_upsample,
   // data.age_decay; thread 0 computes them on cuda), dedup (thread 0), and

@@ -774,17 +774,10 @@ TEST(Strategies, RealSamplesConsumedFollowTheSource) {
   EXPECT_EQ(real_samples_per_chain(load_experiment_text(base + ", real_source: fixed}\n", {}).points[0].config), 100);
 }
 
-// Every per-chain value of two runs bit for bit (NaN matching NaN); the
-// first difference is reported.
+// Every per-chain value of two runs bit for bit (NaN matching NaN).
 void expect_same_values(const FamilyCurves& a, const FamilyCurves& b, const std::string& what) {
-  const std::int64_t n = a.config.chains;
-  for (std::size_t t = 0; t < a.values.size(); ++t)
-    for (std::size_t i = 0; i < a.values[t].size(); ++i)
-      if (!(std::isnan(a.values[t][i]) && std::isnan(b.values[t][i])) && a.values[t][i] != b.values[t][i]) {
-        ADD_FAILURE() << what << ": generation " << t << " " << a.names[i / n] << " chain " << i % n << ": "
-                      << a.values[t][i] << " vs " << b.values[t][i];
-        return;
-      }
+  SCOPED_TRACE(what);
+  test::expect_same_chain_values(a, b, [](int, double x, double y) { return x == y; });
 }
 
 // The rule tests' mixture: two 2-D components (0.6, 0.4), the config's

@@ -1,0 +1,1229 @@
+// The cuda backend of the n-gram family: every chain of a batch at once, one
+// generation as a fixed sequence of launches with no per-chain host work:
+//
+//   compose   each chain's training text as n-gram keys (context (V + 1) + w):
+//             real sentences of the corpus (a warp per chain picks 32 at a
+//             time with the real-draw stream and copies their keys) and the
+//             first sentences of the previous model's sample;
+//   count     a segmented radix sort of every chain's keys (CUB) and a
+//             run-length pass: each chain's sorted n-gram types and counts
+//             (under accumulate merged into the chain's pool of counts);
+//   fit       the model's tables per context (build_context, build_alias of
+//             kernels/ngram.h, the code the cpu backend runs), the lowest
+//             level per chain (build_lowest), order 3 kneser_ney's middle
+//             level by one more sort;
+//   sample    sentences drawn in rounds, a thread per sentence (sample_next):
+//             a first pass draws only the lengths, a pass per chain accepts
+//             sentences in order until `samples` tokens, and the accepted
+//             ones are drawn again and written as keys at their offsets (the
+//             counters make the second draw the same);
+//   measure   a block of kNgramChunks threads per chain sums its chunk of the
+//             held-out types and of the sample's types with the shared pieces
+//             of kernels/ngram_metrics.h, thread 0 adds the chunks in order
+//             and closes the metrics.
+//
+// The tokens drawn, the counts and the tables are the cpu backend's bit for
+// bit (the same counters, the same integer sampling decisions, sums of whole
+// numbers); the metrics agree to rounding (device log2/exp2).
+//
+// Scope: corpus truths, orders 1-3, every smoothing, the plain sampler,
+// replace (any real_fraction) and accumulate without age_decay. The rest is
+// refused before any work (ngram_cuda_unsupported, kernels/ngram_backend.h).
+#include <cub/device/device_scan.cuh>
+#include <cub/device/device_segmented_radix_sort.cuh>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda_check.h"
+#include "kernels/cuda_info.h"
+#include "kernels/device_buffer.cuh"
+#include "kernels/ngram_backend.h"
+
+namespace ouro::kernels {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr std::uint64_t kNone = ~std::uint64_t{0};
+
+unsigned blocks_for(std::uint64_t n) { return static_cast<unsigned>(std::max<std::uint64_t>(1, (n + kThreads - 1) / kThreads)); }
+
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& v) {
+  DeviceBuffer<T> b(v.size());
+  if (!v.empty()) OURO_CUDA_CHECK(cudaMemcpy(b.get(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return b;
+}
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& b, std::size_t n) {
+  std::vector<T> v(n);
+  if (n) OURO_CUDA_CHECK(cudaMemcpy(v.data(), b.get(), n * sizeof(T), cudaMemcpyDeviceToHost));
+  return v;
+}
+
+int key_bits(std::uint32_t V, int order) {
+  return static_cast<int>(std::ceil(order * std::log2(static_cast<double>(V) + 1.0)));
+}
+
+// The chain whose region [begin[b], begin[b] + size[b]) holds index i, or
+// -1 when i lies in no region (begin ascending).
+__device__ std::int64_t chain_of(const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B, std::uint64_t i) {
+  std::int64_t lo = 0, hi = B - 1;
+  while (lo < hi) {
+    const std::int64_t mid = lo + (hi - lo + 1) / 2;
+    if (begin[mid] <= i) lo = mid;
+    else hi = mid - 1;
+  }
+  return i >= begin[lo] && i < begin[lo] + size[lo] ? lo : -1;
+}
+
+// ---- counting: segmented sort and run lengths ---------------------------------
+
+__global__ void heads_kernel(const std::uint64_t* key, const std::uint64_t* begin,
+                             const std::uint64_t* size, std::int64_t B, std::uint64_t span, std::uint64_t* head) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  head[i] = b >= 0 && (i == begin[b] || key[i] != key[i - 1]) ? 1 : 0;
+}
+
+// Unique keys of each region and their counts, at the region's start:
+// run u of region b starts at sorted index i (head), so its count is the
+// next head's index (or the region's end) minus i.
+__global__ void runs_kernel(const std::uint64_t* key, const std::uint64_t* head, const std::uint64_t* rank,
+                            const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B, std::uint64_t span,
+                            std::uint64_t* out_key, std::uint64_t* out_start) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span || !head[i]) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  const std::uint64_t u = begin[b] + (rank[i] - rank[begin[b]]);
+  out_key[u] = key[i];
+  out_start[u] = i;
+}
+
+__global__ void unique_size_kernel(const std::uint64_t* head, const std::uint64_t* rank, const std::uint64_t* begin,
+                                   const std::uint64_t* size, std::int64_t B, std::uint64_t* unique) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const std::uint64_t lo = begin[b], hi = begin[b] + size[b];
+  unique[b] = size[b] == 0 ? 0 : rank[hi - 1] + head[hi - 1] - rank[lo];
+}
+
+__global__ void run_counts_kernel(const std::uint64_t* start, const std::uint64_t* begin, const std::uint64_t* size,
+                                  const std::uint64_t* unique, std::int64_t B, std::uint64_t span, double* count) {
+  const std::uint64_t u = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (u >= span) return;
+  const std::int64_t b = chain_of(begin, unique, B, u);
+  if (b < 0) return;
+  const std::uint64_t next = u + 1 < begin[b] + unique[b] ? start[u + 1] : begin[b] + size[b];
+  count[u] = static_cast<double>(next - start[u]);
+}
+
+// Sorts each region [begin[b], begin[b] + size[b]) of keys_in into keys_out
+// (values along when given; stable), with CUB's segmented radix sort on the
+// low `bits` bits. CUB counts items in int: chains go in slices whose span
+// stays below 2^31, each slice's offsets relative to its first region.
+template <class Value>
+void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const Value* values_in, Value* values_out,
+                    const std::vector<std::uint64_t>& begin, const std::vector<std::uint64_t>& size, int bits,
+                    DeviceBuffer<unsigned char>& temp) {
+  constexpr std::uint64_t kMaxSpan = (std::uint64_t{1} << 31) - 1;
+  const std::size_t B = begin.size();
+  for (std::size_t c0 = 0, c1; c0 < B; c0 = c1) {
+    c1 = c0 + 1;
+    while (c1 < B && begin[c1] + size[c1] - begin[c0] <= kMaxSpan) ++c1;
+    if (begin[c1 - 1] + size[c1 - 1] - begin[c0] > kMaxSpan)
+      throw std::runtime_error("the ngram cuda backend: one chain's text is longer than 2^31 tokens");
+    std::vector<std::uint64_t> lo(c1 - c0), hi(c1 - c0);
+    for (std::size_t b = c0; b < c1; ++b) lo[b - c0] = begin[b] - begin[c0], hi[b - c0] = lo[b - c0] + size[b];
+    const DeviceBuffer<std::uint64_t> d_lo = upload(lo), d_hi = upload(hi);
+    const int items = static_cast<int>(hi.back()), segments = static_cast<int>(c1 - c0);
+    const std::uint64_t at = begin[c0];
+    for (int pass = 0; pass < 2; ++pass) {  // the first asks for the scratch size
+      std::size_t bytes = pass ? temp.size() : 0;
+      void* scratch = pass ? temp.get() : nullptr;
+      if (values_in)
+        OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
+                                                                  values_in + at, values_out + at, items, segments,
+                                                                  d_lo.get(), d_hi.get(), 0, bits));
+      else
+        OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items,
+                                                                 segments, d_lo.get(), d_hi.get(), 0, bits));
+      if (!pass && temp.size() < bytes) temp = DeviceBuffer<unsigned char>(bytes);
+    }
+  }
+}
+
+// Counts: per chain region, sorted unique keys and their counts.
+struct Counted {
+  DeviceBuffer<std::uint64_t> key;
+  DeviceBuffer<double> c;
+  DeviceBuffer<std::uint64_t> begin, size;  // [B]
+  std::vector<std::uint64_t> h_begin, h_size;
+};
+
+// The counting machinery of one backend: scratch reused every generation.
+class Counter {
+ public:
+  // Sorts every region of `keys` (clobbered) and writes its unique keys and
+  // counts to `out` (same regions, sizes = the number of types).
+  void count(DeviceBuffer<std::uint64_t>& keys, std::uint64_t span, const std::vector<std::uint64_t>& begin,
+             const std::vector<std::uint64_t>& size, int bits, Counted& out) {
+    sort(keys, span, begin, size, bits);
+    runs(sorted_.get(), span, d_begin_, d_size_, static_cast<std::int64_t>(begin.size()), out);
+  }
+
+  // Sorts every region of `keys` into sorted() (the same regions).
+  void sort(DeviceBuffer<std::uint64_t>& keys, std::uint64_t span, const std::vector<std::uint64_t>& begin,
+            const std::vector<std::uint64_t>& size, int bits) {
+    grow(sorted_, span);
+    d_begin_ = upload(begin), d_size_ = upload(size);
+    segmented_sort<double>(keys.get(), sorted_.get(), nullptr, nullptr, begin, size, bits, temp_);
+  }
+
+  // Unique keys and counts of regions already sorted.
+  void runs(const std::uint64_t* sorted, std::uint64_t span, DeviceBuffer<std::uint64_t>& d_begin,
+            DeviceBuffer<std::uint64_t>& d_size, std::int64_t B, Counted& out) {
+    grow(head_, span);
+    grow(rank_, span);
+    grow(start_, span);
+    heads_kernel<<<blocks_for(span), kThreads>>>(sorted, d_begin.get(), d_size.get(), B, span, head_.get());
+    std::size_t bytes = 0;
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    grow(temp_, bytes);
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    if (out.key.size() < span) out.key = DeviceBuffer<std::uint64_t>(span), out.c = DeviceBuffer<double>(span);
+    runs_kernel<<<blocks_for(span), kThreads>>>(sorted, head_.get(), rank_.get(), d_begin.get(), d_size.get(), B, span,
+                                                out.key.get(), start_.get());
+    // (Kept in place when their size is right: a fitted level refers to them.)
+    if (out.begin.size() != static_cast<std::size_t>(B)) out.begin = DeviceBuffer<std::uint64_t>(B);
+    OURO_CUDA_CHECK(cudaMemcpy(out.begin.get(), d_begin.get(), B * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
+    if (out.size.size() != static_cast<std::size_t>(B)) out.size = DeviceBuffer<std::uint64_t>(B);
+    unique_size_kernel<<<blocks_for(B), kThreads>>>(head_.get(), rank_.get(), d_begin.get(), d_size.get(), B, out.size.get());
+    run_counts_kernel<<<blocks_for(span), kThreads>>>(start_.get(), d_begin.get(), d_size.get(), out.size.get(), B, span,
+                                                      out.c.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+    out.h_begin = download(out.begin, B);
+    out.h_size = download(out.size, B);
+  }
+
+  DeviceBuffer<std::uint64_t>& sorted() { return sorted_; }
+
+ private:
+  template <class T>
+  static void grow(DeviceBuffer<T>& b, std::size_t n) {
+    if (b.size() < n) b = DeviceBuffer<T>(n);
+  }
+  DeviceBuffer<std::uint64_t> sorted_, head_, rank_, start_, d_begin_, d_size_;
+  DeviceBuffer<unsigned char> temp_;
+};
+
+// ---- the model's tables -------------------------------------------------------
+
+// One level of every chain's model: chain b's entries at [begin[b],
+// begin[b] + size[b]) of the entry arrays, its contexts at the same offset of
+// the context arrays, and ctx_start at offset begin[b] + b (one more slot per
+// chain), relative to the chain's first entry.
+struct LevelArrays {
+  DeviceBuffer<std::uint64_t> ctx, ctx_start, contexts;
+  DeviceBuffer<double> ctx_total, ent_c, ent_cum, ent_cumd;
+  DeviceBuffer<std::uint32_t> ent_w, alias_entry, stack;
+  DeviceBuffer<std::uint64_t> units;
+  DeviceBuffer<AliasBucket> alias;
+  DeviceBuffer<std::int32_t> ctx_of;  // [B (V + 1)] when dense
+  DeviceBuffer<std::uint64_t> begin;  // [B] the counts' regions, copied: the counts may be recounted before use
+};
+
+struct ModelArrays {
+  int order;
+  Smoothing smoothing;
+  double k, discount;
+  std::uint32_t V;
+  const double *uni, *uni_cum, *uni_cumd, *uni_total, *uni_types;  // [B V], [B]
+  struct Level {
+    const std::uint64_t *ctx, *ctx_start, *contexts, *begin;
+    const double *ctx_total, *ent_c, *ent_cum, *ent_cumd;
+    const std::uint32_t *ent_w, *alias_entry;
+    const AliasBucket* alias;
+    const std::int32_t* ctx_of;
+  } top, mid;
+  bool shared;  // one model for every chain (generation 0 of a corpus)
+};
+
+__device__ NgramLevel level_view(const ModelArrays::Level& L, std::int64_t b, std::uint32_t V) {
+  if (!L.ctx) return NgramLevel{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  const std::uint64_t e = L.begin ? L.begin[b] : 0, cs = L.begin ? e + static_cast<std::uint64_t>(b) : 0;
+  return NgramLevel{L.contexts[L.begin ? b : 0], L.ctx + e, L.ctx_start + cs, L.ctx_total + e, L.ent_w + e, L.ent_c + e,
+                    L.ent_cum + e, L.ent_cumd + e,
+                    L.ctx_of ? L.ctx_of + (L.begin ? static_cast<std::uint64_t>(b) * (V + 1) : 0) : nullptr,
+                    L.alias ? L.alias + e : nullptr, L.alias_entry ? L.alias_entry + e : nullptr};
+}
+
+__device__ NgramView chain_view(const ModelArrays& m, std::int64_t b) {
+  const std::int64_t c = m.shared ? 0 : b;
+  const std::uint64_t u = static_cast<std::uint64_t>(c) * m.V;
+  return NgramView{m.order,        m.smoothing,      m.k,      m.discount,           m.V,
+                   m.uni + u,      m.uni_cum + u,    m.uni_cumd + u, m.uni_total[c], m.uni_types[c],
+                   level_view(m.top, c, m.V), level_view(m.mid, c, m.V)};
+}
+
+// Entries: words, counts, context heads.
+__global__ void entries_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* begin,
+                               const std::uint64_t* size, std::int64_t B, std::uint64_t span, std::uint32_t V,
+                               std::uint32_t* ent_w, double* ent_c, std::uint64_t* head) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  if (b < 0) {
+    head[i] = 0;
+    return;
+  }
+  ent_w[i] = static_cast<std::uint32_t>(key[i] % (V + 1));
+  ent_c[i] = c[i];
+  head[i] = i == begin[b] || key[i] / (V + 1) != key[i - 1] / (V + 1) ? 1 : 0;
+}
+
+__global__ void contexts_kernel(const std::uint64_t* key, const std::uint64_t* head, const std::uint64_t* rank,
+                                const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B, std::uint64_t span,
+                                std::uint32_t V, std::uint64_t* ctx, std::uint64_t* ctx_start, std::int32_t* ctx_of) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span || !head[i]) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  const std::uint64_t c = rank[i] - rank[begin[b]], v = key[i] / (V + 1);
+  ctx[begin[b] + c] = v;
+  ctx_start[begin[b] + b + c] = i - begin[b];
+  if (ctx_of) ctx_of[static_cast<std::uint64_t>(b) * (V + 1) + v] = static_cast<std::int32_t>(c);
+}
+
+__global__ void context_ends_kernel(const std::uint64_t* head, const std::uint64_t* rank, const std::uint64_t* begin,
+                                    const std::uint64_t* size, std::int64_t B, std::uint64_t* ctx_start,
+                                    std::uint64_t* contexts) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const std::uint64_t lo = begin[b], n = size[b];
+  const std::uint64_t C = n == 0 ? 0 : rank[lo + n - 1] + head[lo + n - 1] - rank[lo];
+  contexts[b] = C;
+  ctx_start[lo + b + C] = n;
+}
+
+// One thread per context (its head entry): build_context and build_alias.
+__global__ void tables_kernel(const std::uint64_t* head, const std::uint64_t* rank, const std::uint64_t* begin,
+                              const std::uint64_t* size, std::int64_t B, std::uint64_t span, double d,
+                              const std::uint64_t* ctx_start, const std::uint32_t* ent_w, const double* ent_c,
+                              double* ent_cum, double* ent_cumd, double* ctx_total, AliasBucket* alias,
+                              std::uint32_t* alias_entry, std::uint64_t* units, std::uint32_t* stack) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span || !head[i]) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  const std::uint64_t c = rank[i] - rank[begin[b]];
+  const std::uint64_t T = ctx_start[begin[b] + b + c + 1] - (i - begin[b]);
+  const double total = build_context(ent_c + i, T, d, ent_cum + i, ent_cumd + i);
+  ctx_total[begin[b] + c] = total;
+  if (alias) build_alias(ent_w + i, ent_c + i, T, total, alias + i, alias_entry + i, units + i, stack + i);
+}
+
+// The lowest level's counts: order 1 the counts themselves; otherwise one
+// per entry of the lowest context level (continuation counts; whole
+// numbers, so the order of the atomic additions changes nothing).
+__global__ void lowest_counts_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* begin,
+                                     const std::uint64_t* size, std::int64_t B, std::uint64_t span, std::uint32_t V,
+                                     bool direct, double* uni) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  if (b < 0) return;
+  const std::uint64_t w = key[i] % (V + 1);
+  if (direct) uni[static_cast<std::uint64_t>(b) * V + w] = c[i];
+  else atomicAdd(&uni[static_cast<std::uint64_t>(b) * V + w], 1.0);
+}
+
+__global__ void lowest_kernel(std::int64_t B, std::uint32_t V, double d, const double* uni, double* cum, double* cumd,
+                              double* total, double* types) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const std::uint64_t o = static_cast<std::uint64_t>(b) * V;
+  build_lowest(uni + o, V, d, cum + o, cumd + o, total[b], types[b]);
+}
+
+// Order 3's middle level keys: (v, w) of every trigram type (u v w).
+__global__ void mid_keys_kernel(const std::uint64_t* key, const std::uint64_t* begin, const std::uint64_t* size,
+                                std::int64_t B, std::uint64_t span, std::uint64_t V1, std::uint64_t* out) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span) return;
+  out[i] = chain_of(begin, size, B, i) >= 0 ? key[i] % (V1 * V1) : 0;
+}
+
+// ---- sampling -------------------------------------------------------------------
+
+struct DrawParams {
+  ModelArrays model;
+  std::uint32_t seed, chain_begin, gen, V;
+  int order;
+  bool third;  // kneser_ney: the uniforms of the lower fall-backs
+};
+
+// Sentence j of chain b from its model: emit(context, token) for each token
+// (the last a forced </s> when the sentence is cut at kMaxSentence, as on the
+// cpu); returns its length.
+template <class Emit>
+__device__ std::uint32_t draw_sentence(const DrawParams& p, const NgramView& m, std::int64_t b, std::uint64_t j, Emit emit) {
+  std::uint64_t v = start_context(p.order, p.V);
+  for (std::uint32_t i = 0;; ++i) {
+    if (i == kMaxSentence - 1) {
+      emit(v, 0u);
+      return kMaxSentence;
+    }
+    const TokenUniforms r = token_uniforms(p.seed, p.chain_begin + static_cast<std::uint32_t>(b), p.gen,
+                                           rng::kStreamSyntheticDraw, j, i, p.third);
+    const std::uint32_t w = sample_next(m, v, r);
+    emit(v, w);
+    if (w == 0) return i + 1;
+    v = next_context(p.order, p.V, v, w);
+  }
+}
+
+__global__ void lengths_kernel(DrawParams p, std::int64_t B, std::uint64_t R, const std::uint64_t* next_j,
+                               const unsigned char* done, std::uint32_t* len) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * R) return;
+  const std::int64_t b = static_cast<std::int64_t>(t / R);
+  if (done[b]) return;
+  const NgramView m = chain_view(p.model, b);
+  len[t] = draw_sentence(p, m, b, next_j[b] + t % R, [](std::uint64_t, std::uint32_t) {});
+}
+
+// Per chain, the round's sentences in order while the sample holds fewer
+// than `samples` tokens: each accepted one's offset (kNone: not taken).
+__global__ void accept_kernel(std::int64_t B, std::uint64_t R, std::uint64_t samples, const std::uint32_t* len,
+                              std::uint64_t* next_j, unsigned char* done, std::uint64_t* have, std::uint64_t* sentences,
+                              double* cut, std::uint64_t* offset) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  if (done[b]) {
+    for (std::uint64_t r = 0; r < R; ++r) offset[static_cast<std::uint64_t>(b) * R + r] = kNone;
+    return;
+  }
+  for (std::uint64_t r = 0; r < R; ++r) {
+    const std::uint64_t t = static_cast<std::uint64_t>(b) * R + r;
+    if (have[b] >= samples) {
+      offset[t] = kNone;
+      continue;
+    }
+    offset[t] = have[b];
+    have[b] += len[t];
+    sentences[b] += 1;
+    cut[b] += len[t] == kMaxSentence ? 1.0 : 0.0;
+  }
+  next_j[b] += R;
+  done[b] = have[b] >= samples ? 1 : 0;
+}
+
+__global__ void write_kernel(DrawParams p, std::int64_t B, std::uint64_t R, std::uint64_t stride,
+                             const std::uint64_t* next_j, const std::uint64_t* offset, std::uint64_t* keys,
+                             std::uint64_t* forced, std::uint64_t forced_cap, unsigned* forced_n) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * R || offset[t] == kNone) return;
+  const std::int64_t b = static_cast<std::int64_t>(t / R);
+  const NgramView m = chain_view(p.model, b);
+  std::uint64_t* out = keys + static_cast<std::uint64_t>(b) * stride + offset[t];
+  std::uint32_t i = 0;
+  const std::uint64_t V1 = static_cast<std::uint64_t>(p.V) + 1;
+  // (next_j was advanced past this round by accept_kernel.)
+  const std::uint32_t n = draw_sentence(p, m, b, next_j[b] - R + t % R,
+                                        [&](std::uint64_t v, std::uint32_t w) { out[i++] = v * V1 + w; });
+  if (n == kMaxSentence) {
+    const unsigned k = atomicAdd(&forced_n[b], 1u);
+    if (k < forced_cap) forced[static_cast<std::uint64_t>(b) * forced_cap + k] = out[n - 1];
+  }
+}
+
+// ---- composing the training text ------------------------------------------------
+
+// A warp per chain: real sentences j = 0, 1, ... of the real-draw stream
+// (32 at a time, one per lane) until the real part holds `target` tokens,
+// their keys copied from the corpus's; then the first sentences of the
+// sample until the text holds `n` tokens. size[b] = the text's tokens,
+// real[b] = its real tokens.
+__global__ void compose_kernel(std::int64_t B, std::uint32_t seed, std::uint32_t chain_begin, std::uint32_t real_gen,
+                               std::uint64_t target, std::uint64_t n, const std::uint64_t* train_keys,
+                               const std::uint64_t* train_start, std::uint64_t S, const std::uint64_t* sample,
+                               const std::uint64_t* sample_len, std::uint64_t sample_stride, std::uint32_t V,
+                               std::uint64_t stride, std::uint64_t* text, std::uint64_t* size, double* real) {
+  const std::int64_t b = (blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x) / 32;
+  const unsigned lane = threadIdx.x % 32;
+  if (b >= B) return;
+  std::uint64_t* out = text + static_cast<std::uint64_t>(b) * stride;
+  const std::uint32_t chain = chain_begin + static_cast<std::uint32_t>(b);
+  std::uint64_t have = 0;  // the same in every lane
+  for (std::uint64_t j0 = 0; have < target; j0 += 32) {
+    const rng::Block blk = rng::draw_block(seed, chain, real_gen, rng::kStreamRealDraw, j0 + lane);
+    const auto pick = static_cast<std::uint64_t>(floor(rng::u01_open(blk.v[0], blk.v[1]) * static_cast<double>(S)));
+    const std::uint64_t sj = pick < S ? pick : S - 1;
+    const std::uint64_t len = train_start[sj + 1] - train_start[sj];
+    // Lane l's sentence comes after those of lanes < l and is taken while
+    // the tokens before it fall short of the target (as the cpu's loop
+    // takes sentence j while the real part is short): lanes 0..top.
+    std::uint64_t through = len;  // inclusive prefix sum over the lanes
+    for (int o = 1; o < 32; o <<= 1) {
+      const std::uint64_t x = __shfl_up_sync(0xffffffffu, through, o);
+      if (lane >= static_cast<unsigned>(o)) through += x;
+    }
+    const bool take = have + through - len < target;
+    const unsigned taken = __ballot_sync(0xffffffffu, take);  // lane 0 at least: have < target
+    const int top = 31 - __clz(static_cast<int>(taken));
+    for (int l = 0; l <= top; ++l) {
+      const std::uint64_t s0 = __shfl_sync(0xffffffffu, train_start[sj], l);
+      const std::uint64_t sl = __shfl_sync(0xffffffffu, len, l);
+      const std::uint64_t at = have + __shfl_sync(0xffffffffu, through - len, l);
+      for (std::uint64_t k = lane; k < sl; k += 32) out[at + k] = train_keys[s0 + k];
+    }
+    have += __shfl_sync(0xffffffffu, through, top);
+  }
+  const std::uint64_t real_tokens = have;
+  // The synthetic part: the sample's sentences while the text is short of n
+  // (a prefix ending at a sentence end: the first </s> at or after n - real).
+  std::uint64_t take = 0;
+  if (real_tokens < n) {
+    const std::uint64_t* s = sample + static_cast<std::uint64_t>(b) * sample_stride;
+    std::uint64_t p = n - real_tokens - 1;
+    const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+    while (p + 1 < sample_len[b] && s[p] % V1 != 0) ++p;  // (the sample ends with </s>)
+    take = p + 1;
+    for (std::uint64_t k = lane; k < take; k += 32) out[real_tokens + k] = s[k];
+  }
+  if (lane == 0) size[b] = real_tokens + take, real[b] = static_cast<double>(real_tokens);
+}
+
+// ---- Zipf unigram truths: single tokens ---------------------------------------
+
+// Token j of a Zipf truth's stream (one block per token): the rank whose
+// cumulative probability first exceeds a uniform times the total.
+__device__ std::uint32_t zipf_token(const double* truth_cum, std::uint32_t V, std::uint32_t seed, std::uint32_t chain,
+                                    std::uint32_t gen, std::uint32_t stream, std::uint64_t j) {
+  const rng::Block b = rng::draw_block(seed, chain, gen, stream, j);
+  const double u = rng::u01_open(b.v[0], b.v[1]);
+  return static_cast<std::uint32_t>(first_above(truth_cum, 0, V, u * truth_cum[V - 1]));
+}
+
+// The sample of n independent tokens, a thread per token: from the truth
+// (generation 0's sample) or from each chain's model, token j with the
+// uniforms of "sentence" j / kMaxSentence, position j % kMaxSentence (as the
+// cpu backend draws one long sequence).
+__global__ void zipf_sample_kernel(DrawParams p, const double* truth_cum, std::int64_t B, std::uint64_t n,
+                                   std::uint64_t stride, std::uint64_t* keys) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * n) return;
+  const std::int64_t b = static_cast<std::int64_t>(t / n);
+  const std::uint64_t j = t % n;
+  const std::uint32_t chain = p.chain_begin + static_cast<std::uint32_t>(b);
+  std::uint32_t w;
+  if (truth_cum) {
+    w = zipf_token(truth_cum, p.V, p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j);
+  } else {
+    const NgramView m = chain_view(p.model, b);
+    w = sample_next(m, 0, token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
+                                         static_cast<std::uint32_t>(j % kMaxSentence), p.third));
+  }
+  keys[static_cast<std::uint64_t>(b) * stride + j] = w;  // (order 1: the key is the token)
+}
+
+// The training text of n tokens: real tokens 0..target-1 from the truth's
+// real-draw stream, then the sample's first n - target.
+__global__ void zipf_compose_kernel(const double* truth_cum, std::uint32_t V, std::uint32_t seed,
+                                    std::uint32_t chain_begin, std::uint32_t real_gen, std::int64_t B, std::uint64_t n,
+                                    std::uint64_t target, const std::uint64_t* sample, std::uint64_t stride,
+                                    std::uint64_t* text) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * n) return;
+  const std::uint64_t b = t / n, i = t % n;
+  text[b * stride + i] = i < target ? zipf_token(truth_cum, V, seed, chain_begin + static_cast<std::uint32_t>(b),
+                                                 real_gen, rng::kStreamRealDraw, i)
+                                    : sample[b * stride + i - target];
+}
+
+// ---- accumulate: merging the pool -----------------------------------------------
+
+// Copies the pool's counts and the new ones of each chain, one after the
+// other, into the chain's region of the merge buffer (pool first: the sort
+// is stable, so equal keys add as pool + new, as on the cpu).
+__global__ void gather_kernel(const std::uint64_t* pk, const double* pc, const std::uint64_t* pb, const std::uint64_t* ps,
+                              const std::uint64_t* nk, const double* nc, const std::uint64_t* nb, const std::uint64_t* ns,
+                              const std::uint64_t* mb, std::int64_t B, std::uint64_t* mk, double* mc) {
+  const std::int64_t b = blockIdx.y * static_cast<std::int64_t>(gridDim.z) + blockIdx.z;
+  if (b >= B) return;
+  const std::uint64_t np = ps ? ps[b] : 0;
+  for (std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x; i < np + ns[b];
+       i += static_cast<std::uint64_t>(gridDim.x) * blockDim.x) {
+    if (i < np) mk[mb[b] + i] = pk[pb[b] + i], mc[mb[b] + i] = pc[pb[b] + i];
+    else mk[mb[b] + i] = nk[nb[b] + i - np], mc[mb[b] + i] = nc[nb[b] + i - np];
+  }
+}
+
+// Sorted (key, count) pairs of each region -> unique keys with summed counts.
+__global__ void merge_runs_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* head,
+                                  const std::uint64_t* rank, const std::uint64_t* begin, const std::uint64_t* size,
+                                  std::int64_t B, std::uint64_t span, std::uint64_t* out_key, double* out_c) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span || !head[i]) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  const std::uint64_t u = begin[b] + (rank[i] - rank[begin[b]]);
+  double sum = c[i];
+  for (std::uint64_t k = i + 1; k < begin[b] + size[b] && key[k] == key[i]; ++k) sum += c[k];
+  out_key[u] = key[i];
+  out_c[u] = sum;
+}
+
+// ---- metrics --------------------------------------------------------------------
+
+struct MeasureParams {
+  ModelArrays model;
+  std::uint32_t V;
+  int order;
+  bool smoothed;
+  bool zipf;    // a Zipf truth: exact kl and tv, <unk> is an ordinary word
+  bool truth0;  // generation 0 of a Zipf truth: the "model" is the truth itself
+  // held-out types (order 1: every word, its count possibly 0)
+  const std::uint64_t* held_key;
+  const double* held_c;
+  std::uint64_t held_types;
+  const unsigned char *word, *tail;
+  const double* truth_p;
+  // the sample's types per chain (order 1: dense counts [B V])
+  const std::uint64_t *sample_key, *sample_begin, *sample_size;
+  const double* sample_c;
+  const double* sample_dense;
+  const std::uint64_t* forced;
+  const unsigned* forced_n;
+  std::uint64_t forced_cap;
+  const double* distinct;  // [B] distinct bigrams (orders 1 and 3)
+  const double* pairs;     // [B]
+  const double *cut, *share, *age;  // [B]
+  double* out;
+  std::int64_t B;
+};
+
+// The tail set as tail_mass counts it: without a corpus's <unk> (id 1),
+// which the truth never says.
+__device__ bool in_tail_mass(const MeasureParams& p, std::uint32_t w) { return p.tail[w] && (p.zipf || w != 1); }
+
+__global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) {
+  const std::int64_t b = blockIdx.x;
+  const int ch = threadIdx.x;
+  __shared__ HeldoutSums held[kNgramChunks];
+  __shared__ SampleSums own[kNgramChunks];
+  const std::uint32_t V = p.V;
+  const NgramLevel none{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  const NgramView m = p.truth0 ? NgramView{1, Smoothing::kMle, 0.0, 0.0, V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
+                               : chain_view(p.model, b);
+  auto prob = [&](std::uint64_t v, std::uint32_t w) { return p.truth0 ? p.truth_p[w] : ngram_prob(m, v, w); };
+  const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+  HeldoutSums h = HeldoutSums::zero();
+  for (std::uint64_t e = chunk_first(p.held_types, ch); e < chunk_first(p.held_types, ch + 1); ++e) {
+    const double n = p.held_c[e];
+    if (n == 0.0) continue;  // (order 1's words with no count)
+    const std::uint32_t w = static_cast<std::uint32_t>(p.held_key[e] % V1);
+    h.add(prob(p.held_key[e] / V1, w), n, p.tail[w] != 0);
+  }
+  held[ch] = h;
+  SampleSums s = SampleSums::zero();
+  const std::uint64_t lo = p.sample_begin[b];
+  const std::uint64_t types = p.order == 1 ? V : p.sample_size[b];
+  const unsigned nf = min(p.forced_n[b], static_cast<unsigned>(p.forced_cap));
+  for (std::uint64_t e = chunk_first(types, ch); e < chunk_first(types, ch + 1); ++e) {
+    std::uint64_t key;
+    double n;
+    if (p.order == 1) key = e, n = p.sample_dense[static_cast<std::uint64_t>(b) * V + e];
+    else key = p.sample_key[lo + e], n = p.sample_c[lo + e];
+    if (n == 0.0) continue;
+    const std::uint32_t w = static_cast<std::uint32_t>(key % V1);
+    if (w == 0 && !p.zipf)
+      for (unsigned k = 0; k < nf; ++k) n -= p.forced[static_cast<std::uint64_t>(b) * p.forced_cap + k] == key ? 1.0 : 0.0;
+    if (n == 0.0) continue;
+    s.add(prob(key / V1, w), n, in_tail_mass(p, w));
+  }
+  own[ch] = s;
+  __syncthreads();
+  if (ch != 0) return;
+  const std::int64_t stride = p.B;
+  double* out = p.out + b;
+  HeldoutSums ht = HeldoutSums::zero();
+  SampleSums st = SampleSums::zero();
+  for (int k = 0; k < kNgramChunks; ++k) ht.add(held[k]), st.add(own[k]);
+  finish_heldout(ht, out, stride);
+  double survival, missing;
+  vocab_alive(m, p.word, p.truth_p, p.smoothed || p.truth0, survival, missing);
+  out[kNgSupport * stride] = p.truth0 ? V : model_support(m);
+  out[kNgVocabSurvival * stride] = survival;
+  out[kNgMissingMass * stride] = missing;
+  auto in_tail = [&](std::uint32_t w) { return in_tail_mass(p, w); };
+  double gini = NAN, kl = NAN, tv = NAN, tail_mass = NAN;
+  if (p.order == 1)
+    unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, p.truth_p, in_tail, p.zipf, gini, kl, tv,
+                    tail_mass);
+  else
+    tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
+  double distinct = 0.0, pairs = 0.0;
+  if (p.order == 2) {
+    for (std::uint64_t e = 0; e < p.sample_size[b]; ++e)
+      if (p.sample_key[lo + e] / V1 != V) distinct += 1.0, pairs += p.sample_c[lo + e];
+  } else {
+    distinct = p.distinct[b], pairs = p.pairs[b];
+  }
+  out[kNgEntropy * stride] = st.bits / st.n;
+  out[kNgGiniSimpson * stride] = gini;
+  out[kNgKl * stride] = kl;
+  out[kNgTv * stride] = tv;
+  out[kNgKlInfChains * stride] = p.zipf ? (isinf(kl) ? 1.0 : 0.0) : NAN;
+  out[kNgTailMass * stride] = tail_mass;
+  out[kNgDistinct2 * stride] = pairs > 0.0 ? distinct / pairs : NAN;
+  out[kNgCutSentences * stride] = p.cut[b];
+  out[kNgDrawsPerKept * stride] = 1.0;
+  out[kNgSyntheticShare * stride] = p.share[b];
+  out[kNgDataAge * stride] = p.age[b];
+}
+
+// Bigram keys of the sample inside sentences (v w with v not <s>: the
+// previous key's word, when it is not an end), kNone otherwise.
+// (A Zipf truth's sample is one sequence: every consecutive pair counts.)
+__global__ void bigram_keys_kernel(const std::uint64_t* sample, const std::uint64_t* len, std::uint64_t stride,
+                                   std::int64_t B, std::uint64_t V1, bool one_sequence, std::uint64_t* out) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * stride) return;
+  const std::uint64_t b = t / stride, i = t % stride;
+  if (i >= len[b]) return;
+  const std::uint64_t prev = i > 0 ? sample[t - 1] % V1 : 0;
+  out[t] = i > 0 && (one_sequence || prev != 0) ? prev * V1 + sample[t] % V1 : kNone;
+}
+
+__global__ void distinct_kernel(const std::uint64_t* sorted, const std::uint64_t* len, std::uint64_t stride, std::int64_t B,
+                                double* distinct, double* pairs) {
+  const std::int64_t b = blockIdx.x;
+  const std::uint64_t* s = sorted + static_cast<std::uint64_t>(b) * stride;
+  unsigned long long d = 0, n = 0;
+  for (std::uint64_t i = threadIdx.x; i < len[b]; i += blockDim.x) {
+    if (s[i] == kNone) continue;
+    n += 1;
+    d += i == 0 || s[i] != s[i - 1] ? 1 : 0;
+  }
+  __shared__ unsigned long long sd, sn;
+  if (threadIdx.x == 0) sd = 0, sn = 0;
+  __syncthreads();
+  atomicAdd(&sd, d);
+  atomicAdd(&sn, n);
+  __syncthreads();
+  if (threadIdx.x == 0) distinct[b] = static_cast<double>(sd), pairs[b] = static_cast<double>(sn);
+}
+
+__global__ void dense_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* begin, const std::uint64_t* size,
+                             std::int64_t B, std::uint64_t span, std::uint32_t V, double* dense) {
+  const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (i >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, i);
+  if (b >= 0) dense[static_cast<std::uint64_t>(b) * V + key[i] % (static_cast<std::uint64_t>(V) + 1)] = c[i];
+}
+
+}  // namespace
+
+// ---- the backend ---------------------------------------------------------------
+
+namespace {
+
+class NgramCuda final : public NgramBackend {
+ public:
+  explicit NgramCuda(const NgramBatchSpec& spec) : s_(spec), B_(spec.batch) {
+    const std::string no = ngram_cuda_unsupported(spec);
+    if (!no.empty()) throw std::invalid_argument("the ngram cuda backend does not support " + no + " yet; use --backend cpu");
+    const std::uint32_t V = s_.V;
+    const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+    // The corpus's training split as keys (every token with its context).
+    std::vector<std::uint64_t> tk(s_.train.tokens.size());
+    std::uint64_t longest = 0;
+    for (std::size_t sj = 0; sj < s_.train.sentences(); ++sj) {
+      std::uint64_t v = start_context(s_.order, V);
+      longest = std::max<std::uint64_t>(longest, s_.train.start[sj + 1] - s_.train.start[sj]);
+      for (std::uint64_t i = s_.train.start[sj]; i < s_.train.start[sj + 1]; ++i) {
+        tk[i] = v * V1 + s_.train.tokens[i];
+        v = next_context(s_.order, V, v, s_.train.tokens[i]);
+      }
+    }
+    train_keys_ = upload(tk);
+    train_start_ = upload(s_.train.start);
+    // A text of n tokens in whole sentences overshoots by less than its
+    // longest sentence; the training text has two parts. A Zipf truth's
+    // texts are n single tokens.
+    const auto n = static_cast<std::uint64_t>(s_.samples);
+    sample_stride_ = s_.zipf ? n : n + std::max<std::uint64_t>(kMaxSentence, longest);
+    text_stride_ = s_.zipf ? n : n + 2 * std::max<std::uint64_t>(kMaxSentence, longest);
+    if (s_.zipf) truth_cum_ = upload(s_.truth_cum);
+    const double most = static_cast<double>(text_stride_) * (s_.regime == Regime::kAccumulate ? s_.generations : 1);
+    if (!alias_fits(most, V1)) throw std::invalid_argument("the ngram cuda backend: counts too large for exact alias tables");
+    forced_cap_ = n / kMaxSentence + 2;
+    bits_ = key_bits(V, s_.order);
+    // Held-out types, scored by every chain (order 1: every word).
+    std::vector<std::uint64_t> hk;
+    std::vector<double> hc;
+    NgramFit::count(s_, s_.heldout, hk, hc);
+    if (s_.order == 1) {
+      hk.resize(V);
+      hc.assign(V, 0.0);
+      for (std::uint32_t w : s_.heldout.tokens) hc[w] += 1.0;
+      std::iota(hk.begin(), hk.end(), std::uint64_t{0});
+    }
+    held_key_ = upload(hk);
+    held_c_ = upload(hc);
+    word_ = upload(s_.word);
+    tail_ = upload(s_.tail);
+    truth_p_ = upload(s_.truth_p);
+    // Per chain state.
+    sample_ = DeviceBuffer<std::uint64_t>(static_cast<std::uint64_t>(B_) * sample_stride_);
+    sample_len_ = DeviceBuffer<std::uint64_t>(B_);
+    forced_ = DeviceBuffer<std::uint64_t>(static_cast<std::uint64_t>(B_) * forced_cap_);
+    forced_n_ = DeviceBuffer<unsigned>(B_);
+    cut_ = DeviceBuffer<double>(B_);
+    share_ = DeviceBuffer<double>(B_);
+    age_ = DeviceBuffer<double>(B_);
+    distinct_ = DeviceBuffer<double>(B_);
+    pairs_ = DeviceBuffer<double>(B_);
+    metrics_ = DeviceBuffer<double>(static_cast<std::uint64_t>(kNumNgramMetrics) * B_);
+    uni_ = DeviceBuffer<double>(static_cast<std::uint64_t>(B_) * V);
+    uni_cum_ = DeviceBuffer<double>(static_cast<std::uint64_t>(B_) * V);
+    uni_cumd_ = DeviceBuffer<double>(static_cast<std::uint64_t>(B_) * V);
+    uni_total_ = DeviceBuffer<double>(B_);
+    uni_types_ = DeviceBuffer<double>(B_);
+    if (s_.order == 1) sample_dense_ = DeviceBuffer<double>(static_cast<std::uint64_t>(B_) * V);
+    // Generation 0 of a corpus: the model fitted to the whole training split
+    // (built on the host by the cpu backend's code, shared by every chain).
+    // Of a Zipf truth: the truth itself.
+    if (!s_.zipf) {
+      model0_fit_ = std::make_unique<NgramFit>(s_, s_.train);
+      upload_model0(model0_fit_->view());
+    }
+  }
+
+  void start(double* h_metrics) override {
+    OURO_CUDA_CHECK(cudaMemset(share_.get(), 0, B_ * sizeof(double)));
+    OURO_CUDA_CHECK(cudaMemset(age_.get(), 0, B_ * sizeof(double)));
+    draw(model0_arrays_, 1, s_.zipf);
+    measure(model0_arrays_, h_metrics, s_.zipf);
+  }
+
+  void advance(int t, double* h_metrics) override {
+    const std::uint64_t n = static_cast<std::uint64_t>(s_.samples);
+    const auto real_target = static_cast<std::uint64_t>(t == 1 ? s_.samples : std::llround(s_.real_fraction * s_.samples));
+    Counted* train = &sample_counts_;  // the whole sample: already counted
+    DeviceBuffer<double> real(B_);
+    std::vector<std::uint64_t> tokens = download(sample_len_, B_);  // the text's tokens
+    if (real_target > 0 && s_.zipf) {
+      text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
+      zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(truth_cum_.get(), s_.V, s_.seed, s_.chain_begin,
+                                                            real_draw_generation(s_.real_source, t), B_, n,
+                                                            std::min(real_target, n), sample_.get(), text_stride_,
+                                                            text_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+      std::vector<std::uint64_t> begin(B_);
+      for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
+      tokens.assign(B_, n);
+      counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, tokens, bits_, text_counts_);
+      train = &text_counts_;
+      const std::vector<double> r(B_, static_cast<double>(std::min(real_target, n)));
+      OURO_CUDA_CHECK(cudaMemcpy(real.get(), r.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
+    } else if (real_target > 0) {
+      text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
+      DeviceBuffer<std::uint64_t> size(B_);
+      const unsigned blocks = static_cast<unsigned>((B_ * 32 + kThreads - 1) / kThreads);
+      compose_kernel<<<blocks, kThreads>>>(B_, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t),
+                                           real_target, n, train_keys_.get(), train_start_.get(), s_.train.sentences(),
+                                           sample_.get(), sample_len_.get(), sample_stride_, s_.V, text_stride_,
+                                           text_.get(), size.get(), real.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+      std::vector<std::uint64_t> begin(B_);
+      for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
+      tokens = download(size, B_);
+      counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, tokens, bits_, text_counts_);
+      train = &text_counts_;
+    } else {
+      OURO_CUDA_CHECK(cudaMemset(real.get(), 0, B_ * sizeof(double)));
+    }
+    // The composition (synthetic_share, data_age) on the host: B numbers.
+    const std::vector<double> h_real = download(real, B_);
+    std::vector<double> total(B_), share(B_), age(B_, 0.0);
+    for (std::int64_t b = 0; b < B_; ++b) total[b] = static_cast<double>(tokens[b]);
+    if (s_.regime == Regime::kAccumulate) {
+      if (chains_.empty()) chains_.resize(B_);
+      for (std::int64_t b = 0; b < B_; ++b) {
+        Pool& c = chains_[b];
+        c.tokens_of.push_back(total[b]);
+        c.tokens = c.tokens + total[b];
+        c.synthetic = c.synthetic + (total[b] - h_real[b]);
+        double weighted = 0.0;
+        for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
+        share[b] = c.synthetic / c.tokens;
+        age[b] = weighted / c.tokens;
+      }
+      merge_pool(*train);
+      train = &pool_;
+    } else {
+      for (std::int64_t b = 0; b < B_; ++b) share[b] = (total[b] - h_real[b]) / total[b];
+    }
+    OURO_CUDA_CHECK(cudaMemcpy(share_.get(), share.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
+    OURO_CUDA_CHECK(cudaMemcpy(age_.get(), age.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
+    fit(*train);
+    draw(model_arrays_, t + 1, false);
+    measure(model_arrays_, h_metrics, false);
+  }
+
+  std::vector<WorkerRange> workers() const override {
+    return {WorkerRange{cuda_worker_name(), s_.chain_begin, static_cast<std::int64_t>(s_.chain_begin) + B_ - 1, B_}};
+  }
+
+  // What the next generation reads: the sample (its keys; its counts are
+  // recounted on load), the pool of counts and the composition.
+  void state(StateArchive& ar) override {
+    std::vector<std::uint64_t> len = download(sample_len_, B_), keys;
+    if (!ar.loading())
+      for (std::int64_t b = 0; b < B_; ++b) {
+        const std::size_t at = keys.size();
+        keys.resize(at + len[b]);
+        OURO_CUDA_CHECK(cudaMemcpy(keys.data() + at, sample_.get() + static_cast<std::uint64_t>(b) * sample_stride_,
+                                   len[b] * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
+      }
+    ar.vec("sample_len", len);
+    ar.vec("sample_keys", keys);
+    std::vector<std::uint64_t> pk, ps;
+    std::vector<double> pc;
+    if (!ar.loading() && !pool_.h_size.empty()) {
+      ps = pool_.h_size;
+      for (std::int64_t b = 0; b < B_; ++b) {
+        const std::size_t at = pk.size();
+        pk.resize(at + ps[b]);
+        pc.resize(at + ps[b]);
+        OURO_CUDA_CHECK(cudaMemcpy(pk.data() + at, pool_.key.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
+        OURO_CUDA_CHECK(cudaMemcpy(pc.data() + at, pool_.c.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
+      }
+    }
+    ar.vec("pool_size", ps);
+    ar.vec("pool_key", pk);
+    ar.vec("pool_c", pc);
+    ar.each("chains", chains_, [&](StateArchive& a, Pool& c) {
+      a.value("pool_tokens", c.tokens);
+      a.value("pool_synthetic", c.synthetic);
+      a.vec("tokens_of", c.tokens_of);
+    });
+    if (!ar.loading()) return;
+    if (len.size() != static_cast<std::size_t>(B_)) throw std::runtime_error("checkpoint: the n-gram sample has another batch");
+    std::uint64_t at = 0;
+    for (std::int64_t b = 0; b < B_; ++b) {
+      if (len[b] > sample_stride_) throw std::runtime_error("checkpoint: an n-gram sample is longer than its room");
+      OURO_CUDA_CHECK(cudaMemcpy(sample_.get() + static_cast<std::uint64_t>(b) * sample_stride_, keys.data() + at,
+                                 len[b] * sizeof(std::uint64_t), cudaMemcpyHostToDevice));
+      at += len[b];
+    }
+    OURO_CUDA_CHECK(cudaMemcpy(sample_len_.get(), len.data(), B_ * sizeof(std::uint64_t), cudaMemcpyHostToDevice));
+    count_sample();
+    if (!ps.empty()) {
+      pool_.h_size = ps;
+      pool_.h_begin.assign(B_, 0);
+      for (std::int64_t b = 1; b < B_; ++b) pool_.h_begin[b] = pool_.h_begin[b - 1] + ps[b - 1];
+      pool_.key = upload(pk);
+      pool_.c = upload(pc);
+      pool_.begin = upload(pool_.h_begin);
+      pool_.size = upload(pool_.h_size);
+    }
+  }
+
+ private:
+  struct Pool {
+    double tokens = 0.0, synthetic = 0.0;
+    std::vector<double> tokens_of;
+  };
+
+  template <class T>
+  static DeviceBuffer<T> grow(DeviceBuffer<T> b, std::size_t n) {
+    return b.size() >= n ? std::move(b) : DeviceBuffer<T>(n);
+  }
+
+  void upload_model0(const NgramView& h) {
+    const std::uint32_t V = s_.V;
+    m0_uni_ = upload(std::vector<double>(h.uni, h.uni + V));
+    m0_uni_cum_ = upload(std::vector<double>(h.uni_cum, h.uni_cum + V));
+    m0_uni_cumd_ = upload(std::vector<double>(h.uni_cumd, h.uni_cumd + V));
+    m0_scalars_ = upload(std::vector<double>{h.uni_total, h.uni_types});
+    model0_arrays_ = ModelArrays{s_.order, s_.smoothing, s_.k, s_.discount, V, m0_uni_.get(), m0_uni_cum_.get(),
+                                 m0_uni_cumd_.get(), m0_scalars_.get(), m0_scalars_.get() + 1, {}, {}, true};
+    if (s_.order >= 2) model0_arrays_.top = upload_level(h.top, m0_top_);
+    if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) model0_arrays_.mid = upload_level(h.mid, m0_mid_);
+  }
+
+  struct HostLevel {
+    DeviceBuffer<std::uint64_t> ctx, ctx_start, contexts;
+    DeviceBuffer<double> ctx_total, ent_c, ent_cum, ent_cumd;
+    DeviceBuffer<std::uint32_t> ent_w, alias_entry;
+    DeviceBuffer<AliasBucket> alias;
+    DeviceBuffer<std::int32_t> ctx_of;
+  };
+
+  ModelArrays::Level upload_level(const NgramLevel& L, HostLevel& d) {
+    const std::uint64_t C = L.contexts, E = C ? L.ctx_start[C] : 0;
+    d.ctx = upload(std::vector<std::uint64_t>(L.ctx, L.ctx + C));
+    d.ctx_start = upload(std::vector<std::uint64_t>(L.ctx_start, L.ctx_start + C + 1));
+    d.contexts = upload(std::vector<std::uint64_t>{C});
+    d.ctx_total = upload(std::vector<double>(L.ctx_total, L.ctx_total + C));
+    d.ent_w = upload(std::vector<std::uint32_t>(L.ent_w, L.ent_w + E));
+    d.ent_c = upload(std::vector<double>(L.ent_c, L.ent_c + E));
+    d.ent_cum = upload(std::vector<double>(L.ent_cum, L.ent_cum + E));
+    d.ent_cumd = upload(std::vector<double>(L.ent_cumd, L.ent_cumd + E));
+    if (L.alias) {
+      d.alias = upload(std::vector<AliasBucket>(L.alias, L.alias + E));
+      d.alias_entry = upload(std::vector<std::uint32_t>(L.alias_entry, L.alias_entry + E));
+    }
+    if (L.ctx_of) d.ctx_of = upload(std::vector<std::int32_t>(L.ctx_of, L.ctx_of + s_.V + 1));
+    return ModelArrays::Level{d.ctx.get(),       d.ctx_start.get(), d.contexts.get(), nullptr,
+                              d.ctx_total.get(), d.ent_c.get(),     d.ent_cum.get(),  d.ent_cumd.get(),
+                              d.ent_w.get(),     L.alias ? d.alias_entry.get() : nullptr,
+                              L.alias ? d.alias.get() : nullptr, L.ctx_of ? d.ctx_of.get() : nullptr};
+  }
+
+  // One level's tables from counted regions.
+  ModelArrays::Level build_level(const Counted& k, LevelArrays& L, bool dense, bool with_alias) {
+    const std::uint64_t span = k.key.size();
+    auto need = [&](auto& b, std::size_t n) { if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n); };
+    need(L.ctx, span), need(L.ctx_start, span + B_), need(L.contexts, B_), need(L.ctx_total, span), need(L.ent_c, span);
+    need(L.ent_cum, span), need(L.ent_cumd, span), need(L.ent_w, span);
+    if (with_alias) need(L.alias, span), need(L.alias_entry, span), need(L.units, span), need(L.stack, span);
+    if (dense) {
+      need(L.ctx_of, static_cast<std::uint64_t>(B_) * (s_.V + 1));
+      OURO_CUDA_CHECK(cudaMemset(L.ctx_of.get(), 0xFF, static_cast<std::uint64_t>(B_) * (s_.V + 1) * sizeof(std::int32_t)));
+    }
+    need(head_, span), need(rank_, span), need(L.begin, B_);
+    OURO_CUDA_CHECK(cudaMemcpy(L.begin.get(), k.begin.get(), B_ * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
+    const std::uint32_t V = s_.V;
+    entries_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.c.get(), k.begin.get(), k.size.get(), B_, span, V,
+                                                   L.ent_w.get(), L.ent_c.get(), head_.get());
+    std::size_t bytes = 0;
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    need(temp_, bytes);
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    contexts_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_,
+                                                    span, V, L.ctx.get(), L.ctx_start.get(), dense ? L.ctx_of.get() : nullptr);
+    context_ends_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_,
+                                                      L.ctx_start.get(), L.contexts.get());
+    tables_kernel<<<blocks_for(span), kThreads>>>(head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_, span,
+                                                  s_.discount, L.ctx_start.get(), L.ent_w.get(), L.ent_c.get(),
+                                                  L.ent_cum.get(), L.ent_cumd.get(), L.ctx_total.get(),
+                                                  with_alias ? L.alias.get() : nullptr, L.alias_entry.get(),
+                                                  L.units.get(), L.stack.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+    return ModelArrays::Level{L.ctx.get(),       L.ctx_start.get(), L.contexts.get(), L.begin.get(),
+                              L.ctx_total.get(), L.ent_c.get(),     L.ent_cum.get(),  L.ent_cumd.get(),
+                              L.ent_w.get(),     with_alias ? L.alias_entry.get() : nullptr,
+                              with_alias ? L.alias.get() : nullptr, dense ? L.ctx_of.get() : nullptr};
+  }
+
+  // Model t of every chain from its training counts.
+  void fit(const Counted& k) {
+    const std::uint32_t V = s_.V;
+    const std::uint64_t span = k.key.size();
+    model_arrays_ = ModelArrays{s_.order,        s_.smoothing,     s_.k,           s_.discount,
+                                V,               uni_.get(),       uni_cum_.get(), uni_cumd_.get(),
+                                uni_total_.get(), uni_types_.get(), {},             {},
+                                false};
+    OURO_CUDA_CHECK(cudaMemset(uni_.get(), 0, static_cast<std::uint64_t>(B_) * V * sizeof(double)));
+    const Counted* lowest = &k;
+    if (s_.order >= 2) {
+      model_arrays_.top = build_level(k, top_, s_.order == 2, s_.smoothing != Smoothing::kKneserNey);
+      if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) {
+        mid_keys_ = grow(std::move(mid_keys_), span);
+        mid_keys_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.begin.get(), k.size.get(), B_, span,
+                                                        static_cast<std::uint64_t>(V) + 1, mid_keys_.get());
+        counter_.count(mid_keys_, span, k.h_begin, k.h_size, key_bits(V, 2), mid_counts_);
+        model_arrays_.mid = build_level(mid_counts_, mid_, true, false);
+        lowest = &mid_counts_;
+      }
+    }
+    const std::uint64_t lspan = lowest->key.size();
+    lowest_counts_kernel<<<blocks_for(lspan), kThreads>>>(lowest->key.get(), lowest->c.get(), lowest->begin.get(),
+                                                          lowest->size.get(), B_, lspan, V, s_.order == 1, uni_.get());
+    lowest_kernel<<<blocks_for(B_), kThreads>>>(B_, V, s_.discount, uni_.get(), uni_cum_.get(), uni_cumd_.get(),
+                                                uni_total_.get(), uni_types_.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // The sample of every chain's model (generation `gen`'s counters), then
+  // its counts.
+  void draw(const ModelArrays& model, std::uint32_t gen, bool truth) {
+    const DrawParams p{model, s_.seed, s_.chain_begin, gen, s_.V, s_.order, s_.smoothing == Smoothing::kKneserNey};
+    const auto n = static_cast<std::uint64_t>(s_.samples);
+    if (s_.zipf) {  // n single tokens, from the truth or the model
+      zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n, sample_stride_,
+                                                           sample_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+      const std::vector<std::uint64_t> len(B_, n);
+      OURO_CUDA_CHECK(cudaMemcpy(sample_len_.get(), len.data(), B_ * sizeof(std::uint64_t), cudaMemcpyHostToDevice));
+      OURO_CUDA_CHECK(cudaMemset(cut_.get(), 0, B_ * sizeof(double)));
+      OURO_CUDA_CHECK(cudaMemset(forced_n_.get(), 0, B_ * sizeof(unsigned)));
+      count_sample();
+      return;
+    }
+    DeviceBuffer<std::uint64_t> next_j(B_), sentences(B_);
+    DeviceBuffer<unsigned char> done(B_);
+    OURO_CUDA_CHECK(cudaMemset(next_j.get(), 0, B_ * 8));
+    OURO_CUDA_CHECK(cudaMemset(sentences.get(), 0, B_ * 8));
+    OURO_CUDA_CHECK(cudaMemset(done.get(), 0, B_));
+    OURO_CUDA_CHECK(cudaMemset(sample_len_.get(), 0, B_ * 8));
+    OURO_CUDA_CHECK(cudaMemset(cut_.get(), 0, B_ * sizeof(double)));
+    OURO_CUDA_CHECK(cudaMemset(forced_n_.get(), 0, B_ * sizeof(unsigned)));
+    // Rounds of R sentences per chain, R about what the chain still needs
+    // by the mean length so far (16 tokens before any is known).
+    const std::uint64_t max_round = std::max<std::uint64_t>(16, (std::uint64_t{1} << 26) / static_cast<std::uint64_t>(B_));
+    std::vector<std::uint64_t> have(B_, 0), count(B_, 0);
+    for (;;) {
+      std::uint64_t short_by = 0, tokens = 0, sents = 0;
+      for (std::int64_t b = 0; b < B_; ++b) {
+        short_by = std::max<std::uint64_t>(short_by, have[b] < n ? n - have[b] : 0);
+        tokens += have[b], sents += count[b];
+      }
+      if (short_by == 0) break;
+      const double mean = sents ? static_cast<double>(tokens) / sents : 16.0;
+      const std::uint64_t R = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(short_by / mean)) + 16, 16, max_round);
+      round_len_ = grow(std::move(round_len_), B_ * R);
+      round_at_ = grow(std::move(round_at_), B_ * R);
+      lengths_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, next_j.get(), done.get(), round_len_.get());
+      accept_kernel<<<blocks_for(B_), kThreads>>>(B_, R, n, round_len_.get(), next_j.get(), done.get(), sample_len_.get(),
+                                                 sentences.get(), cut_.get(), round_at_.get());
+      write_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, sample_stride_, next_j.get(), round_at_.get(), sample_.get(),
+                                                    forced_.get(), forced_cap_, forced_n_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+      have = download(sample_len_, B_);
+      count = download(sentences, B_);
+    }
+    count_sample();
+  }
+
+  // The sample's counts (and, for orders 1 and 3, its distinct bigrams).
+  void count_sample() {
+    const std::uint64_t span = static_cast<std::uint64_t>(B_) * sample_stride_;
+    std::vector<std::uint64_t> begin(B_);
+    for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * sample_stride_;
+    const std::vector<std::uint64_t> len = download(sample_len_, B_);
+    counter_.count(sample_, span, begin, len, bits_, sample_counts_);
+    if (s_.order == 1) {
+      OURO_CUDA_CHECK(cudaMemset(sample_dense_.get(), 0, static_cast<std::uint64_t>(B_) * s_.V * sizeof(double)));
+      dense_kernel<<<blocks_for(span), kThreads>>>(sample_counts_.key.get(), sample_counts_.c.get(),
+                                                   sample_counts_.begin.get(), sample_counts_.size.get(), B_, span, s_.V,
+                                                   sample_dense_.get());
+    }
+    if (s_.order != 2) {
+      scratch_ = grow(std::move(scratch_), span);
+      bigram_keys_kernel<<<blocks_for(span), kThreads>>>(sample_.get(), sample_len_.get(), sample_stride_, B_,
+                                                         static_cast<std::uint64_t>(s_.V) + 1, s_.zipf, scratch_.get());
+      counter_.sort(scratch_, span, begin, len, 64);
+      distinct_kernel<<<static_cast<unsigned>(B_), kThreads>>>(counter_.sorted().get(), sample_len_.get(), sample_stride_,
+                                                              B_, distinct_.get(), pairs_.get());
+    }
+    OURO_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // accumulate: pool += this generation's counts.
+  void merge_pool(const Counted& add) {
+    std::vector<std::uint64_t> mb(B_), ms(B_);
+    std::uint64_t span = 0;
+    for (std::int64_t b = 0; b < B_; ++b) {
+      mb[b] = span;
+      ms[b] = (pool_.h_size.empty() ? 0 : pool_.h_size[b]) + add.h_size[b];
+      span += ms[b];
+    }
+    DeviceBuffer<std::uint64_t> d_mb = upload(mb), d_ms = upload(ms), mk(span), mk2(span);
+    DeviceBuffer<double> mc(span), mc2(span);
+    const dim3 grid(std::max<unsigned>(1, static_cast<unsigned>(std::min<std::uint64_t>(64, span / B_ / kThreads + 1))),
+                    static_cast<unsigned>((B_ + 1023) / 1024), static_cast<unsigned>(std::min<std::int64_t>(B_, 1024)));
+    const bool have_pool = !pool_.h_size.empty();
+    gather_kernel<<<grid, kThreads>>>(have_pool ? pool_.key.get() : nullptr, have_pool ? pool_.c.get() : nullptr,
+                                      have_pool ? pool_.begin.get() : nullptr, have_pool ? pool_.size.get() : nullptr,
+                                      add.key.get(), add.c.get(), add.begin.get(), add.size.get(), d_mb.get(), B_, mk.get(),
+                                      mc.get());
+    segmented_sort(mk.get(), mk2.get(), mc.get(), mc2.get(), mb, ms, bits_, temp_);
+    std::size_t bytes = 0;
+    head_ = grow(std::move(head_), span);
+    rank_ = grow(std::move(rank_), span);
+    heads_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), d_mb.get(), d_ms.get(), B_, span, head_.get());
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    temp_ = grow(std::move(temp_), bytes);
+    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    merge_runs_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), mc2.get(), head_.get(), rank_.get(), d_mb.get(), d_ms.get(),
+                                                      B_, span, mk.get(), mc.get());
+    DeviceBuffer<std::uint64_t> unique(B_);
+    unique_size_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), d_mb.get(), d_ms.get(), B_, unique.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+    // The merged pool, its regions at the merge buffer's (with room to spare).
+    pool_.key = std::move(mk);
+    pool_.c = std::move(mc);
+    pool_.begin = std::move(d_mb);
+    pool_.size = std::move(unique);
+    pool_.h_begin = mb;
+    pool_.h_size = download(pool_.size, B_);
+  }
+
+  void measure(const ModelArrays& model, double* h_metrics, bool truth0) {
+    const MeasureParams p{model,
+                          s_.V,
+                          s_.order,
+                          s_.smoothing != Smoothing::kMle,
+                          s_.zipf,
+                          truth0,
+                          held_key_.get(),
+                          held_c_.get(),
+                          held_key_.size(),
+                          word_.get(),
+                          tail_.get(),
+                          truth_p_.get(),
+                          sample_counts_.key.get(),
+                          sample_counts_.begin.get(),
+                          sample_counts_.size.get(),
+                          sample_counts_.c.get(),
+                          sample_dense_.get(),
+                          forced_.get(),
+                          forced_n_.get(),
+                          forced_cap_,
+                          distinct_.get(),
+                          pairs_.get(),
+                          cut_.get(),
+                          share_.get(),
+                          age_.get(),
+                          metrics_.get(),
+                          B_};
+    measure_kernel<<<static_cast<unsigned>(B_), kNgramChunks>>>(p);
+    OURO_CUDA_CHECK(cudaGetLastError());
+    OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(), static_cast<std::uint64_t>(kNumNgramMetrics) * B_ * sizeof(double),
+                               cudaMemcpyDeviceToHost));
+  }
+
+  NgramBatchSpec s_;
+  std::int64_t B_;
+  std::uint64_t sample_stride_ = 0, text_stride_ = 0, forced_cap_ = 0;
+  int bits_ = 0;
+  Counter counter_;
+  Counted sample_counts_, text_counts_, mid_counts_, pool_;
+  DeviceBuffer<std::uint64_t> train_keys_, train_start_, held_key_, sample_, sample_len_, forced_, text_, mid_keys_,
+      scratch_, round_at_, head_, rank_;
+  DeviceBuffer<std::uint32_t> round_len_;
+  DeviceBuffer<unsigned> forced_n_;
+  DeviceBuffer<unsigned char> word_, tail_, temp_;
+  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, cut_, share_, age_, distinct_, pairs_, metrics_, uni_, uni_cum_, uni_cumd_,
+      uni_total_, uni_types_, sample_dense_;
+  std::vector<Pool> chains_;
+  // Generation 0 (shared by every chain) and model t.
+  std::unique_ptr<NgramFit> model0_fit_;
+  DeviceBuffer<double> m0_uni_, m0_uni_cum_, m0_uni_cumd_, m0_scalars_;
+  HostLevel m0_top_, m0_mid_;
+  ModelArrays model0_arrays_{}, model_arrays_{};
+  LevelArrays top_, mid_;
+};
+
+}  // namespace
+
+std::unique_ptr<NgramBackend> make_ngram_cuda(const NgramBatchSpec& spec) { return std::make_unique<NgramCuda>(spec); }
+
+}  // namespace ouro::kernels
