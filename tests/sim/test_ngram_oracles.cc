@@ -2,7 +2,8 @@
 // heterozygosity (Gini-Simpson) under multinomial resampling, the survival of
 // rare types (Suresh et al. 2024, Poisson approximation), monotone support
 // under mle replace, add_k keeping every type, normalised smoothed
-// distributions, the sampler's cuts, thread invariance, refusals.
+// distributions, the sampler's cuts, thread invariance, refusals. The
+// Zipf and support oracles run on every backend.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,12 +28,17 @@ std::string zipf(const std::string& extra, int V, double s, int n, int chains, i
          ", exponent: " + std::to_string(s) + "}}\ndata: {samples: " + std::to_string(n) + ", regime: replace}\n";
 }
 
+// The oracles below run on every backend (the cuda instances skip without
+// a device).
+class NgramOracleOn : public test::BackendTest {};
+INSTANTIATE_TEST_SUITE_P(Backends, NgramOracleOn, ::testing::Values("cpu", "cuda"), test::backend_name);
+
 // Under mle and replace, generation t+1 is n tokens drawn from generation t's
 // frequencies (Wright-Fisher), and E[1 - sum p_{t+1}^2 | p_t] = (1 - 1/n)(1 -
 // sum p_t^2) exactly, so E[gini_simpson_t] = gini_simpson_0 (1 - 1/n)^t (the
 // theory column). 2000 chains, |z| < 4.5 at every generation.
-TEST(NgramOracle, GiniSimpsonDecaysExactly) {
-  const auto c = test::run_family(zipf(", smoothing: mle", 200, 1.1, 50, 2000, 20), "cpu");
+TEST_P(NgramOracleOn, GiniSimpsonDecaysExactly) {
+  const auto c = test::run_family(zipf(", smoothing: mle", 200, 1.1, 50, 2000, 20), GetParam());
   for (int t = 1; t <= 20; ++t) {
     const auto th = theory(c.config, kernels::kNgGiniSimpson, t);
     ASSERT_TRUE(th.has_value());
@@ -52,10 +58,10 @@ TEST(NgramOracle, GiniSimpsonDecaysExactly) {
 // with c_k its count, E[c_k^2] <= n p (1 + k) + (n p)^2. A flat Zipf
 // (exponent 0.3) over 4000 types with n = 2000 keeps every n p small (<= 4.3);
 // the test allows 4.5 standard errors plus that bound.
-TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
+TEST_P(NgramOracleOn, RareTypeSurvivalFollowsSuresh) {
   const int V = 4000, n = 2000, gens = 8;
   const double s = 0.3;
-  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 400, gens), "cpu");
+  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 400, gens), GetParam());
   std::vector<double> p(V);
   double z = 0.0;
   for (int r = 1; r <= V; ++r) z += std::pow(r, -s);
@@ -80,10 +86,10 @@ TEST(NgramOracle, RareTypeSurvivalFollowsSuresh) {
 // Power: the unweighted share of dead types (1 - E[vocab_survival_1]) is the
 // planted bug, more than 2 * 4.5 standard errors away. Per chain the mass is 0
 // exactly when every type is alive, and it never falls under mle replace.
-TEST(NgramOracle, MissingMassIsExactAtGenerationOne) {
+TEST_P(NgramOracleOn, MissingMassIsExactAtGenerationOne) {
   const int V = 100, n = 200;
   const double s = 1.1;
-  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 4000, 5), "cpu", 0, true);
+  const auto c = test::run_family(zipf(", smoothing: mle", V, s, n, 4000, 5), GetParam(), 0, true);
   double z = 0.0, expected = 0.0, dead_share = 0.0;
   for (int r = 1; r <= V; ++r) z += std::pow(r, -s);
   for (int r = 1; r <= V; ++r) {
@@ -125,12 +131,12 @@ TEST(NgramOracle, AccumulateSubsampleComposition) {
 
 // With mle and no real data, a type that is gone never comes back, so the
 // support of every chain never grows (checked per chain, unigram and bigram).
-TEST(NgramOracle, MleSupportNeverGrowsUnderReplace) {
+TEST_P(NgramOracleOn, MleSupportNeverGrowsUnderReplace) {
   for (const std::string& yaml :
        {zipf(", smoothing: mle", 300, 1.1, 200, 50, 15),
         std::string("seed: 2\nchains: 4\ngenerations: 6\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
                     "truth: {corpus: kjv}\ndata: {samples: 20000, regime: replace}\n")}) {
-    const auto c = test::run_family(yaml, "cpu", 0, true);
+    const auto c = test::run_family(yaml, GetParam(), 0, true);
     const int m = c.metric("support");
     const std::int64_t n = c.config.chains;
     for (std::size_t t = 2; t < c.values.size(); ++t)
@@ -141,8 +147,8 @@ TEST(NgramOracle, MleSupportNeverGrowsUnderReplace) {
 }
 
 // add_k gives every type probability > 0: nothing is forgotten.
-TEST(NgramOracle, AddKKeepsEveryTypeAlive) {
-  const auto c = test::run_family(zipf(", smoothing: add_k, k: 0.5", 300, 1.1, 200, 20, 10), "cpu");
+TEST_P(NgramOracleOn, AddKKeepsEveryTypeAlive) {
+  const auto c = test::run_family(zipf(", smoothing: add_k, k: 0.5", 300, 1.1, 200, 20, 10), GetParam());
   for (int t = 0; t <= 10; ++t) {
     EXPECT_EQ(c.at(t, "vocab_survival").mean, 1.0);
     EXPECT_EQ(c.at(t, "zero_prob_rate").mean, 0.0);
