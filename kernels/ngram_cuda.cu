@@ -31,6 +31,7 @@
 // refused before any work (ngram_cuda_unsupported, kernels/ngram_backend.h).
 #include <cub/device/device_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
+#include <cub/device/device_segmented_sort.cuh>
 
 #include <algorithm>
 #include <cmath>
@@ -358,12 +359,36 @@ __global__ void mid_keys_kernel(const std::uint64_t* key, const std::uint64_t* b
 
 // ---- sampling -------------------------------------------------------------------
 
+// The sampler's cut of an mle model of order 2 or 3 (top_k, top_p; see
+// build_cuts): per entry of the top level, the context's words by
+// decreasing count (ties by word) and their cumulative probabilities, and at
+// each context's first entry the number kept.
+struct CutView {
+  const std::uint32_t* w;
+  const double* cum;
+  const std::uint32_t* len;
+};
+
 struct DrawParams {
   ModelArrays model;
   std::uint32_t seed, chain_begin, gen, V;
   int order;
   bool third;  // kneser_ney: the uniforms of the lower fall-backs
+  CutView cut;  // w null: the plain sampler
 };
+
+// The next token after context v: sample_next, or with the sampler's cut the
+// first kept word whose cumulative probability exceeds u times the kept
+// mass (the cpu's make_cut and draw, from the same numbers).
+__device__ std::uint32_t choose(const DrawParams& p, const NgramView& m, std::int64_t b, std::uint64_t v,
+                                const TokenUniforms& r) {
+  if (!p.cut.w) return sample_next(m, v, r);
+  const std::int64_t ci = find_context(m.top, p.V, v);
+  if (ci < 0) return 0u;  // (unreachable: an mle model emits only words seen followed)
+  const std::uint64_t e = p.model.top.begin && !p.model.shared ? p.model.top.begin[b] : 0;
+  const std::uint64_t lo = m.top.ctx_start[ci], hi = lo + p.cut.len[e + lo];
+  return p.cut.w[e + first_above(p.cut.cum + e, lo, hi, r.u * p.cut.cum[e + hi - 1])];
+}
 
 // Sentence j of chain b from its model: emit(context, token) for each token
 // (the last a forced </s> when the sentence is cut at kMaxSentence, as on the
@@ -378,7 +403,7 @@ __device__ std::uint32_t draw_sentence(const DrawParams& p, const NgramView& m, 
     }
     const TokenUniforms r = token_uniforms(p.seed, p.chain_begin + static_cast<std::uint32_t>(b), p.gen,
                                            rng::kStreamSyntheticDraw, j, i, p.third);
-    const std::uint32_t w = sample_next(m, v, r);
+    const std::uint32_t w = choose(p, m, b, v, r);
     emit(v, w);
     if (w == 0) return i + 1;
     v = next_context(p.order, p.V, v, w);
@@ -438,6 +463,64 @@ __global__ void write_kernel(DrawParams p, std::int64_t B, std::uint64_t R, std:
     const unsigned k = atomicAdd(&forced_n[b], 1u);
     if (k < forced_cap) forced[static_cast<std::uint64_t>(b) * forced_cap + k] = out[n - 1];
   }
+}
+
+// ---- the sampler's cut (mle, orders 2 and 3) ------------------------------------
+
+// Context g of all chains (g from chain b's first context ctx_off[b]): the
+// segment of its entries in the level's arrays.
+__global__ void cut_segments_kernel(const std::uint64_t* ctx_off, const std::uint64_t* contexts, std::int64_t B,
+                                    std::uint64_t total, const std::uint64_t* begin, const std::uint64_t* ctx_start,
+                                    std::uint64_t* seg_begin, std::uint64_t* seg_end, std::uint64_t* seg_ctx) {
+  const std::uint64_t g = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (g >= total) return;
+  const std::int64_t b = chain_of(ctx_off, contexts, B, g);
+  const std::uint64_t c = g - ctx_off[b], e = begin ? begin[b] : 0;
+  const std::uint64_t* cs = ctx_start + e + static_cast<std::uint64_t>(b);
+  seg_begin[g] = e + cs[c];
+  seg_end[g] = e + cs[c + 1];
+  seg_ctx[g] = e + c;  // its c(v) in ctx_total
+}
+
+// Sort keys: decreasing count, then increasing word (the cpu's stable sort
+// by decreasing p = c / c(v) over words in increasing order; distinct counts
+// below 2^53 give distinct p).
+__global__ void cut_keys_kernel(const std::uint64_t* seg_begin, const std::uint64_t* seg_end, std::uint64_t total,
+                                const std::uint32_t* ent_w, const double* ent_c, int wbits, std::uint64_t cmax,
+                                std::uint64_t* keys) {
+  const std::uint64_t g = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (g >= total) return;
+  for (std::uint64_t i = seg_begin[g]; i < seg_end[g]; ++i)
+    keys[i] = ((cmax - static_cast<std::uint64_t>(ent_c[i])) << wbits) | ent_w[i];
+}
+
+// Per context: top_k, then the smallest prefix holding top_p of the kept
+// mass, as make_cut sums it.
+__global__ void cut_kernel(const std::uint64_t* seg_begin, const std::uint64_t* seg_end, const std::uint64_t* seg_ctx,
+                           std::uint64_t total, const std::uint64_t* sorted, const double* ctx_total, int wbits,
+                           std::uint64_t cmax, int top_k, double top_p, std::uint32_t* cut_w, double* cut_cum,
+                           std::uint32_t* cut_len) {
+  const std::uint64_t g = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (g >= total) return;
+  const std::uint64_t lo = seg_begin[g];
+  std::uint64_t hi = seg_end[g];
+  if (top_k > 0 && hi - lo > static_cast<std::uint64_t>(top_k)) hi = lo + top_k;
+  const double C = ctx_total[seg_ctx[g]];
+  auto q = [&](std::uint64_t i) { return static_cast<double>(cmax - (sorted[i] >> wbits)) / C; };
+  double mass = 0.0;
+  for (std::uint64_t i = lo; i < hi; ++i) mass += q(i);
+  double run = 0.0;
+  std::uint64_t i = lo;
+  for (; i < hi; ++i) {
+    run += q(i);
+    cut_w[i] = static_cast<std::uint32_t>(sorted[i] & ((std::uint64_t{1} << wbits) - 1));
+    cut_cum[i] = run;
+    if (run >= top_p * mass) {
+      ++i;
+      break;
+    }
+  }
+  cut_len[lo] = static_cast<std::uint32_t>(i - lo);
 }
 
 // ---- composing the training text ------------------------------------------------
@@ -760,6 +843,11 @@ class NgramCuda final : public NgramBackend {
     if (s_.zipf) truth_cum_ = upload(s_.truth_cum);
     const double most = static_cast<double>(text_stride_) * (s_.regime == Regime::kAccumulate ? s_.generations : 1);
     if (!alias_fits(most, V1)) throw std::invalid_argument("the ngram cuda backend: counts too large for exact alias tables");
+    // The sampler's cut sorts (count, word) in 64-bit keys.
+    const double largest = std::max(most, static_cast<double>(s_.train.tokens.size()));
+    cut_count_bits_ = static_cast<int>(std::ceil(std::log2(largest + 2.0)));
+    if (!s_.sampler.plain() && cut_count_bits_ + key_bits(V, 1) > 64)
+      throw std::invalid_argument("the ngram cuda backend: counts too large for the sampler's cut");
     forced_cap_ = n / kMaxSentence + 2;
     bits_ = key_bits(V, s_.order);
     // Held-out types, scored by every chain (order 1: every word).
@@ -800,13 +888,14 @@ class NgramCuda final : public NgramBackend {
     if (!s_.zipf) {
       model0_fit_ = std::make_unique<NgramFit>(s_, s_.train);
       upload_model0(model0_fit_->view());
+      if (!s_.sampler.plain()) build_cuts(model0_arrays_.top, model0_entries_, 1, sampler_cut0_);
     }
   }
 
   void start(double* h_metrics) override {
     OURO_CUDA_CHECK(cudaMemset(share_.get(), 0, B_ * sizeof(double)));
     OURO_CUDA_CHECK(cudaMemset(age_.get(), 0, B_ * sizeof(double)));
-    draw(model0_arrays_, 1, s_.zipf);
+    draw(model0_arrays_, 1, s_.zipf, sampler_cut0_.view());
     measure(model0_arrays_, h_metrics, s_.zipf);
   }
 
@@ -871,7 +960,8 @@ class NgramCuda final : public NgramBackend {
     OURO_CUDA_CHECK(cudaMemcpy(share_.get(), share.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     OURO_CUDA_CHECK(cudaMemcpy(age_.get(), age.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     fit(*train);
-    draw(model_arrays_, t + 1, false);
+    if (!s_.sampler.plain()) build_cuts(model_arrays_.top, top_span_, B_, sampler_cut_);
+    draw(model_arrays_, t + 1, false, sampler_cut_.view());
     measure(model_arrays_, h_metrics, false);
   }
 
@@ -954,6 +1044,7 @@ class NgramCuda final : public NgramBackend {
     model0_arrays_ = ModelArrays{s_.order, s_.smoothing, s_.k, s_.discount, V, m0_uni_.get(), m0_uni_cum_.get(),
                                  m0_uni_cumd_.get(), m0_scalars_.get(), m0_scalars_.get() + 1, {}, {}, true};
     if (s_.order >= 2) model0_arrays_.top = upload_level(h.top, m0_top_);
+    if (s_.order >= 2) model0_entries_ = h.top.ctx_start[h.top.contexts];
     if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) model0_arrays_.mid = upload_level(h.mid, m0_mid_);
   }
 
@@ -984,6 +1075,46 @@ class NgramCuda final : public NgramBackend {
                               d.ctx_total.get(), d.ent_c.get(),     d.ent_cum.get(),  d.ent_cumd.get(),
                               d.ent_w.get(),     L.alias ? d.alias_entry.get() : nullptr,
                               L.alias ? d.alias.get() : nullptr, L.ctx_of ? d.ctx_of.get() : nullptr};
+  }
+
+  // The sampler's cut of every context of a level (mle; top_k, top_p):
+  // its entries sorted by decreasing count within each context (CUB's
+  // segmented sort, a segment per context), then a thread per context.
+  struct Cuts {
+    DeviceBuffer<std::uint64_t> keys, sorted;
+    DeviceBuffer<std::uint32_t> w, len;
+    DeviceBuffer<double> cum;
+    CutView view() const { return CutView{w.get(), cum.get(), len.get()}; }
+  };
+
+  void build_cuts(const ModelArrays::Level& L, std::uint64_t span, std::int64_t chains, Cuts& out) {
+    std::vector<std::uint64_t> contexts(chains), off(chains);
+    OURO_CUDA_CHECK(cudaMemcpy(contexts.data(), L.contexts, chains * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
+    std::uint64_t total = 0;
+    for (std::int64_t b = 0; b < chains; ++b) off[b] = total, total += contexts[b];
+    const DeviceBuffer<std::uint64_t> d_off = upload(off), d_contexts = upload(contexts);
+    DeviceBuffer<std::uint64_t> seg_begin(total), seg_end(total), seg_ctx(total);
+    auto need = [&](auto& b, std::size_t n) { if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n); };
+    need(out.keys, span), need(out.sorted, span), need(out.w, span), need(out.len, span), need(out.cum, span);
+    const std::uint64_t cmax = (std::uint64_t{1} << cut_count_bits_) - 1;
+    const int wbits = 64 - cut_count_bits_;
+    cut_segments_kernel<<<blocks_for(total), kThreads>>>(d_off.get(), d_contexts.get(), chains, total,
+                                                         L.begin, L.ctx_start,
+                                                         seg_begin.get(), seg_end.get(), seg_ctx.get());
+    cut_keys_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), total, L.ent_w, L.ent_c, wbits,
+                                                     cmax, out.keys.get());
+    for (int pass = 0; pass < 2; ++pass) {  // the first asks for the scratch size
+      std::size_t bytes = pass ? temp_.size() : 0;
+      OURO_CUDA_CHECK(cub::DeviceSegmentedSort::SortKeys(pass ? temp_.get() : nullptr, bytes, out.keys.get(),
+                                                          out.sorted.get(), static_cast<std::int64_t>(span),
+                                                          static_cast<std::int64_t>(total), seg_begin.get(),
+                                                          seg_end.get()));
+      if (!pass && temp_.size() < bytes) temp_ = DeviceBuffer<unsigned char>(bytes);
+    }
+    cut_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), seg_ctx.get(), total, out.sorted.get(),
+                                                L.ctx_total, wbits, cmax, s_.sampler.top_k, s_.sampler.top_p,
+                                                out.w.get(), out.cum.get(), out.len.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
   }
 
   // One level's tables from counted regions.
@@ -1034,6 +1165,7 @@ class NgramCuda final : public NgramBackend {
     const Counted* lowest = &k;
     if (s_.order >= 2) {
       model_arrays_.top = build_level(k, top_, s_.order == 2, s_.smoothing != Smoothing::kKneserNey);
+      top_span_ = span;
       if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) {
         mid_keys_ = grow(std::move(mid_keys_), span);
         mid_keys_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.begin.get(), k.size.get(), B_, span,
@@ -1053,8 +1185,8 @@ class NgramCuda final : public NgramBackend {
 
   // The sample of every chain's model (generation `gen`'s counters), then
   // its counts.
-  void draw(const ModelArrays& model, std::uint32_t gen, bool truth) {
-    const DrawParams p{model, s_.seed, s_.chain_begin, gen, s_.V, s_.order, s_.smoothing == Smoothing::kKneserNey};
+  void draw(const ModelArrays& model, std::uint32_t gen, bool truth, const CutView& cut) {
+    const DrawParams p{model, s_.seed, s_.chain_begin, gen, s_.V, s_.order, s_.smoothing == Smoothing::kKneserNey, cut};
     const auto n = static_cast<std::uint64_t>(s_.samples);
     if (s_.zipf) {  // n single tokens, from the truth or the model
       zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n, sample_stride_,
@@ -1219,6 +1351,9 @@ class NgramCuda final : public NgramBackend {
   DeviceBuffer<double> m0_uni_, m0_uni_cum_, m0_uni_cumd_, m0_scalars_;
   HostLevel m0_top_, m0_mid_;
   ModelArrays model0_arrays_{}, model_arrays_{};
+  std::uint64_t model0_entries_ = 0, top_span_ = 0;
+  int cut_count_bits_ = 0;  // the sampler's cut: bits of a count in its sort keys (the rest hold the word)
+  Cuts sampler_cut0_, sampler_cut_;  // of the generation-0 model, of model t
   LevelArrays top_, mid_;
 };
 

@@ -105,6 +105,18 @@ TEST(NgramCpuVsCuda, CutSentences) {
   }
 }
 
+// The sampler's cut on mle models of order 2 and 3: top_p, top_k and both
+// (contexts' words sorted by count on the device, the cpu's cut per context).
+TEST(NgramCpuVsCuda, SamplerTopKAndTopP) {
+  const std::string corpus = corpus_file(false);
+  for (int order : {2, 3})
+    for (const char* sampler : {"{top_p: 0.9}", "{top_k: 2}", "{top_k: 4, top_p: 0.6}"})
+      for (const char* regime : {"replace", "accumulate"}) {
+        SCOPED_TRACE(std::to_string(order) + " " + sampler + " " + regime);
+        compare(config(corpus, order, "mle", regime, 0.2) + "sampler: " + sampler + "\n");
+      }
+}
+
 // Zipf unigram truths (single tokens; exact kl and tv, kl_inf_chains):
 // generation 0 is the truth itself, then every smoothing under replace
 // with and without real tokens, and accumulate.
@@ -132,8 +144,10 @@ TEST(NgramCuda, NamesWhatItDoesNotRunYet) {
   std::string markov = zipf;
   markov.replace(markov.find("order: 1"), 8, "order: 2");
   EXPECT_EQ(gap(markov), "Zipfian Markov-chain truths");
-  std::string top_p = config(corpus, 2, "mle", "replace", 0.0) + "sampler: {top_p: 0.9}\n";
-  EXPECT_NE(gap(top_p).find("top_p"), std::string::npos);
+  EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.0) + "sampler: {top_p: 0.9, top_k: 3}\n"), "");
+  EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.0) + "sampler: {temperature: 0.7}\n"), "sampler.temperature");
+  EXPECT_NE(gap(config(corpus, 1, "mle", "replace", 0.0) + "sampler: {top_p: 0.9}\n").find("top_p"), std::string::npos);
+  EXPECT_NE(gap(config(corpus, 2, "add_k", "replace", 0.0) + "sampler: {top_k: 2}\n").find("top_k"), std::string::npos);
   std::string subsample = config(corpus, 2, "mle", "accumulate_subsample", 0.0);
   EXPECT_NE(gap(subsample).find("accumulate_subsample"), std::string::npos);
   std::string decay = config(corpus, 2, "mle", "accumulate", 0.0);
