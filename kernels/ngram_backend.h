@@ -90,11 +90,10 @@ std::unique_ptr<NgramBackend> make_ngram_cpu(const NgramBatchSpec& spec);
 std::unique_ptr<NgramBackend> make_ngram_cuda(const NgramBatchSpec& spec);
 
 // What the cuda backend does not run yet (empty: it runs the spec): it
-// covers corpus truths (orders 1-3) and Zipf unigram truths, every
+// covers corpus truths (orders 1-3) and Zipf truths (unigram, Markov), every
 // smoothing, the sampler's top_k and top_p for mle models of order 2 and 3,
 // replace with any real_fraction and accumulate without age_decay.
 inline std::string ngram_cuda_unsupported(const NgramBatchSpec& s) {
-  if (s.zipf && s.order != 1) return "Zipfian Markov-chain truths";
   if (s.sampler.temperature != 1.0) return "sampler.temperature";
   if (!s.sampler.plain() && (s.order == 1 || s.smoothing != Smoothing::kMle))
     return "sampler.top_k and sampler.top_p for smoothed or order-1 models";

@@ -26,9 +26,11 @@
 // bit (the same counters, the same integer sampling decisions, sums of whole
 // numbers); the metrics agree to rounding (device log2/exp2).
 //
-// Scope: corpus truths, orders 1-3, every smoothing, the plain sampler,
-// replace (any real_fraction) and accumulate without age_decay. The rest is
-// refused before any work (ngram_cuda_unsupported, kernels/ngram_backend.h).
+// Scope: corpus truths of order 1-3 and Zipf truths (unigram; Markov chain,
+// one sequence per chain drawn by one thread), every smoothing, top_k and
+// top_p for mle models of order 2 and 3, replace (any real_fraction) and
+// accumulate without age_decay. The rest is refused before any work
+// (ngram_cuda_unsupported, kernels/ngram_backend.h).
 #include <cub/device/device_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_segmented_sort.cuh>
@@ -137,7 +139,7 @@ void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const
     c1 = c0 + 1;
     while (c1 < B && begin[c1] + size[c1] - begin[c0] <= kMaxSpan) ++c1;
     if (begin[c1 - 1] + size[c1 - 1] - begin[c0] > kMaxSpan)
-      throw std::runtime_error("the ngram cuda backend: one chain's text is longer than 2^31 tokens");
+      throw std::runtime_error("the ngram cuda backend: one chain's keys (text or pool) exceed 2^31");
     std::vector<std::uint64_t> lo(c1 - c0), hi(c1 - c0);
     for (std::size_t b = c0; b < c1; ++b) lo[b - c0] = begin[b] - begin[c0], hi[b - c0] = lo[b - c0] + size[b];
     const DeviceBuffer<std::uint64_t> d_lo = upload(lo), d_hi = upload(hi);
@@ -627,6 +629,57 @@ __global__ void zipf_compose_kernel(const double* truth_cum, std::uint32_t V, st
                                     : sample[b * stride + i - target];
 }
 
+// ---- Zipfian Markov-chain truths (order 2): one sequence per chain -------------
+
+// The sample of n tokens as one Markov sequence per chain, a thread per
+// chain (each token depends on the last): from the truth (token = the
+// context's permutation of a Zipf rank) or from the chain's model, where an
+// mle model that reaches a context it never saw followed starts a new
+// sequence at <s> (as the cpu's draw does). Keys carry each token's context.
+__global__ void markov_sample_kernel(DrawParams p, const double* truth_cum, const std::uint32_t* truth_perm,
+                                     bool mle, std::int64_t B, std::uint64_t n, std::uint64_t stride,
+                                     std::uint64_t* keys) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const std::uint32_t chain = p.chain_begin + static_cast<std::uint32_t>(b), V = p.V;
+  const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+  const NgramView m = truth_cum ? NgramView{} : chain_view(p.model, b);
+  std::uint64_t* out = keys + static_cast<std::uint64_t>(b) * stride;
+  std::uint32_t ctx = V;
+  for (std::uint64_t j = 0; j < n; ++j) {
+    if (!truth_cum && mle && find_context(m.top, V, ctx) < 0) ctx = V;
+    const std::uint32_t v = ctx;
+    if (truth_cum)
+      ctx = truth_perm[static_cast<std::uint64_t>(ctx) * V +
+                       zipf_token(truth_cum, V, p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j)];
+    else
+      ctx = choose(p, m, b, ctx, token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
+                                                static_cast<std::uint32_t>(j % kMaxSentence), p.third));
+    out[j] = v * V1 + ctx;
+  }
+}
+
+// The training text: `target` real tokens as one sequence from <s> (the
+// truth's real-draw stream), then the sample's first n - target keys (its
+// sequences in order, the last one cut), a thread per chain.
+__global__ void markov_compose_kernel(const double* truth_cum, const std::uint32_t* truth_perm, std::uint32_t V,
+                                      std::uint32_t seed, std::uint32_t chain_begin, std::uint32_t real_gen,
+                                      std::int64_t B, std::uint64_t n, std::uint64_t target,
+                                      const std::uint64_t* sample, std::uint64_t stride, std::uint64_t* text) {
+  const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= B) return;
+  const std::uint32_t chain = chain_begin + static_cast<std::uint32_t>(b);
+  const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+  std::uint64_t* out = text + static_cast<std::uint64_t>(b) * stride;
+  std::uint32_t ctx = V;
+  for (std::uint64_t j = 0; j < target; ++j) {
+    const std::uint32_t v = ctx;
+    ctx = truth_perm[static_cast<std::uint64_t>(ctx) * V + zipf_token(truth_cum, V, seed, chain, real_gen, rng::kStreamRealDraw, j)];
+    out[j] = v * V1 + ctx;
+  }
+  for (std::uint64_t j = target; j < n; ++j) out[j] = sample[static_cast<std::uint64_t>(b) * stride + j - target];
+}
+
 // ---- accumulate: merging the pool -----------------------------------------------
 
 // Copies the pool's counts and the new ones of each chain, one after the
@@ -674,6 +727,7 @@ struct MeasureParams {
   std::uint64_t held_types;
   const unsigned char *word, *tail;
   const double* truth_p;
+  const double* truth_cond;  // a Markov-chain truth: p0(w | v) [(V + 1) V], else null
   // the sample's types per chain (order 1: dense counts [B V])
   const std::uint64_t *sample_key, *sample_begin, *sample_size;
   const double* sample_c;
@@ -701,7 +755,10 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
   const NgramLevel none{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   const NgramView m = p.truth0 ? NgramView{1, Smoothing::kMle, 0.0, 0.0, V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
                                : chain_view(p.model, b);
-  auto prob = [&](std::uint64_t v, std::uint32_t w) { return p.truth0 ? p.truth_p[w] : ngram_prob(m, v, w); };
+  auto truth_prob = [&](std::uint64_t v, std::uint32_t w) {
+    return p.truth_cond ? p.truth_cond[v * V + w] : p.truth_p[w];
+  };
+  auto prob = [&](std::uint64_t v, std::uint32_t w) { return p.truth0 ? truth_prob(v, w) : ngram_prob(m, v, w); };
   const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
   HeldoutSums h = HeldoutSums::zero();
   for (std::uint64_t e = chunk_first(p.held_types, ch); e < chunk_first(p.held_types, ch + 1); ++e) {
@@ -738,7 +795,7 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
   finish_heldout(ht, out, stride);
   double survival, missing;
   vocab_alive(m, p.word, p.truth_p, p.smoothed || p.truth0, survival, missing);
-  out[kNgSupport * stride] = p.truth0 ? V : model_support(m);
+  out[kNgSupport * stride] = p.truth0 ? (p.truth_cond ? static_cast<double>(V) * V : V) : model_support(m);
   out[kNgVocabSurvival * stride] = survival;
   out[kNgMissingMass * stride] = missing;
   auto in_tail = [&](std::uint32_t w) { return in_tail_mass(p, w); };
@@ -748,6 +805,22 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
                     tail_mass);
   else
     tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
+  if (p.truth_cond) {
+    // Rates per token under the truth's stationary law pi (truth_p): KL =
+    // sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p_t(w|v)), TV likewise.
+    kl = 0.0;
+    tv = 0.0;
+    for (std::uint32_t v = 0; v < V; ++v) {
+      double klv = 0.0, tvv = 0.0;
+      for (std::uint32_t w = 0; w < V; ++w) {
+        const double p0 = truth_prob(v, w), q = prob(v, w);
+        if (p0 > 0.0) klv += q > 0.0 ? p0 * log2(p0 / q) : INFINITY;
+        tvv += 0.5 * fabs(p0 - q);
+      }
+      kl += p.truth_p[v] * klv;
+      tv += p.truth_p[v] * tvv;
+    }
+  }
   double distinct = 0.0, pairs = 0.0;
   if (p.order == 2) {
     for (std::uint64_t e = 0; e < p.sample_size[b]; ++e)
@@ -841,6 +914,7 @@ class NgramCuda final : public NgramBackend {
     sample_stride_ = s_.zipf ? n : n + std::max<std::uint64_t>(kMaxSentence, longest);
     text_stride_ = s_.zipf ? n : n + 2 * std::max<std::uint64_t>(kMaxSentence, longest);
     if (s_.zipf) truth_cum_ = upload(s_.truth_cum);
+    if (s_.zipf && s_.order == 2) truth_cond_ = upload(s_.truth_cond), truth_perm_ = upload(s_.truth_perm);
     const double most = static_cast<double>(text_stride_) * (s_.regime == Regime::kAccumulate ? s_.generations : 1);
     if (!alias_fits(most, V1)) throw std::invalid_argument("the ngram cuda backend: counts too large for exact alias tables");
     // The sampler's cut sorts (count, word) in 64-bit keys.
@@ -907,10 +981,16 @@ class NgramCuda final : public NgramBackend {
     std::vector<std::uint64_t> tokens = download(sample_len_, B_);  // the text's tokens
     if (real_target > 0 && s_.zipf) {
       text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
-      zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(truth_cum_.get(), s_.V, s_.seed, s_.chain_begin,
-                                                            real_draw_generation(s_.real_source, t), B_, n,
-                                                            std::min(real_target, n), sample_.get(), text_stride_,
-                                                            text_.get());
+      if (s_.order == 1)
+        zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(truth_cum_.get(), s_.V, s_.seed, s_.chain_begin,
+                                                              real_draw_generation(s_.real_source, t), B_, n,
+                                                              std::min(real_target, n), sample_.get(), text_stride_,
+                                                              text_.get());
+      else
+        markov_compose_kernel<<<blocks_for(B_), kThreads>>>(truth_cum_.get(), truth_perm_.get(), s_.V, s_.seed,
+                                                            s_.chain_begin, real_draw_generation(s_.real_source, t),
+                                                            B_, n, std::min(real_target, n), sample_.get(),
+                                                            text_stride_, text_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
       std::vector<std::uint64_t> begin(B_);
       for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
@@ -1188,8 +1268,13 @@ class NgramCuda final : public NgramBackend {
   void draw(const ModelArrays& model, std::uint32_t gen, bool truth, const CutView& cut) {
     const DrawParams p{model, s_.seed, s_.chain_begin, gen, s_.V, s_.order, s_.smoothing == Smoothing::kKneserNey, cut};
     const auto n = static_cast<std::uint64_t>(s_.samples);
-    if (s_.zipf) {  // n single tokens, from the truth or the model
-      zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n, sample_stride_,
+    if (s_.zipf) {  // n tokens, from the truth or the model
+      if (s_.order == 1)
+        zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n,
+                                                             sample_stride_, sample_.get());
+      else
+        markov_sample_kernel<<<blocks_for(B_), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, truth_perm_.get(),
+                                                           s_.smoothing == Smoothing::kMle, B_, n, sample_stride_,
                                                            sample_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
       const std::vector<std::uint64_t> len(B_, n);
@@ -1311,6 +1396,7 @@ class NgramCuda final : public NgramBackend {
                           word_.get(),
                           tail_.get(),
                           truth_p_.get(),
+                          truth_cond_.get(),
                           sample_counts_.key.get(),
                           sample_counts_.begin.get(),
                           sample_counts_.size.get(),
@@ -1340,10 +1426,10 @@ class NgramCuda final : public NgramBackend {
   Counted sample_counts_, text_counts_, mid_counts_, pool_;
   DeviceBuffer<std::uint64_t> train_keys_, train_start_, held_key_, sample_, sample_len_, forced_, text_, mid_keys_,
       scratch_, round_at_, head_, rank_;
-  DeviceBuffer<std::uint32_t> round_len_;
+  DeviceBuffer<std::uint32_t> round_len_, truth_perm_;
   DeviceBuffer<unsigned> forced_n_;
   DeviceBuffer<unsigned char> word_, tail_, temp_;
-  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, cut_, share_, age_, distinct_, pairs_, metrics_, uni_, uni_cum_, uni_cumd_,
+  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, cut_, share_, age_, distinct_, pairs_, metrics_, uni_, uni_cum_, uni_cumd_,
       uni_total_, uni_types_, sample_dense_;
   std::vector<Pool> chains_;
   // Generation 0 (shared by every chain) and model t.
