@@ -965,22 +965,7 @@ class NgramCpu final : public NgramBackend {
     if (s_.order == 1)
       unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, s_.truth_p.data(), in_tail, s_.zipf, gini, kl,
                       tv, tail_mass);
-    if (markov) {
-      // Rates per token under the truth's stationary law pi:
-      // KL = sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p_t(w|v)), TV likewise.
-      kl = 0.0;
-      tv = 0.0;
-      for (std::uint32_t v = 0; v < V; ++v) {
-        double klv = 0.0, tvv = 0.0;
-        for (std::uint32_t w = 0; w < V; ++w) {
-          const double p0 = truth_prob(v, w), p = prob(v, w);
-          if (p0 > 0.0) klv += p > 0.0 ? p0 * std::log2(p0 / p) : INFINITY;
-          tvv += 0.5 * std::abs(p0 - p);
-        }
-        kl += s_.truth_p[v] * klv;
-        tv += s_.truth_p[v] * tvv;
-      }
-    }
+    if (markov) markov_compare(truth_prob, prob, V, s_.truth_p.data(), kl, tv);  // (pi = truth_p)
     // Sample-based metrics: entropy rate, distinct bigrams, tail share
     // (orders 2 and 3). The sample is counted once (order 2 text: the counts
     // are kept, the next generation trains on exactly this text under

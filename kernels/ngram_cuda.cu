@@ -805,22 +805,7 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
                     tail_mass);
   else
     tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
-  if (p.truth_cond) {
-    // Rates per token under the truth's stationary law pi (truth_p): KL =
-    // sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p_t(w|v)), TV likewise.
-    kl = 0.0;
-    tv = 0.0;
-    for (std::uint32_t v = 0; v < V; ++v) {
-      double klv = 0.0, tvv = 0.0;
-      for (std::uint32_t w = 0; w < V; ++w) {
-        const double p0 = truth_prob(v, w), q = prob(v, w);
-        if (p0 > 0.0) klv += q > 0.0 ? p0 * log2(p0 / q) : INFINITY;
-        tvv += 0.5 * fabs(p0 - q);
-      }
-      kl += p.truth_p[v] * klv;
-      tv += p.truth_p[v] * tvv;
-    }
-  }
+  if (p.truth_cond) markov_compare(truth_prob, prob, V, p.truth_p, kl, tv);  // (pi = truth_p)
   double distinct = 0.0, pairs = 0.0;
   if (p.order == 2) {
     for (std::uint64_t e = 0; e < p.sample_size[b]; ++e)

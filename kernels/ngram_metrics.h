@@ -137,6 +137,26 @@ OURO_HD void unigram_compare(Prob prob, std::uint32_t V, const double* truth_p, 
   tail_mass = tail_model / tail_truth;
 }
 
+// A Markov-chain truth's comparisons, as rates per token under its
+// stationary law pi: kl = sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p(w|v))
+// (inf once a true transition has p = 0) and tv = sum_v pi(v) TV(p0(.|v),
+// p(.|v)). truth(v, w) and prob(v, w) give p0 and the model's p.
+template <class Truth, class Prob>
+OURO_HD void markov_compare(Truth truth, Prob prob, std::uint32_t V, const double* pi, double& kl, double& tv) {
+  kl = 0.0;
+  tv = 0.0;
+  for (std::uint32_t v = 0; v < V; ++v) {
+    double klv = 0.0, tvv = 0.0;
+    for (std::uint32_t w = 0; w < V; ++w) {
+      const double p0 = truth(v, w), p = prob(v, w);
+      if (p0 > 0.0) klv += p > 0.0 ? p0 * log2(p0 / p) : INFINITY;
+      tvv += 0.5 * fabs(p0 - p);
+    }
+    kl += pi[v] * klv;
+    tv += pi[v] * tvv;
+  }
+}
+
 // The truth's mass on the tail set.
 template <class InTail>
 OURO_HD double truth_tail_mass(std::uint32_t V, const double* truth_p, InTail in_tail) {
