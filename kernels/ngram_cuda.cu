@@ -52,7 +52,9 @@ namespace {
 constexpr int kThreads = 256;
 constexpr std::uint64_t kNone = ~std::uint64_t{0};
 
-unsigned blocks_for(std::uint64_t n) { return static_cast<unsigned>(std::max<std::uint64_t>(1, (n + kThreads - 1) / kThreads)); }
+unsigned blocks_for(std::uint64_t n) {
+  return static_cast<unsigned>(std::max<std::uint64_t>(1, (n + kThreads - 1) / kThreads));
+}
 
 template <class T>
 DeviceBuffer<T> upload(const std::vector<T>& v) {
@@ -73,7 +75,8 @@ int key_bits(std::uint32_t V, int order) {
 
 // The chain whose region [begin[b], begin[b] + size[b]) holds index i, or
 // -1 when i lies in no region (begin ascending).
-__device__ std::int64_t chain_of(const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B, std::uint64_t i) {
+__device__ std::int64_t chain_of(const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B,
+                                 std::uint64_t i) {
   std::int64_t lo = 0, hi = B - 1;
   while (lo < hi) {
     const std::int64_t mid = lo + (hi - lo + 1) / 2;
@@ -85,8 +88,8 @@ __device__ std::int64_t chain_of(const std::uint64_t* begin, const std::uint64_t
 
 // ---- counting: segmented sort and run lengths ---------------------------------
 
-__global__ void heads_kernel(const std::uint64_t* key, const std::uint64_t* begin,
-                             const std::uint64_t* size, std::int64_t B, std::uint64_t span, std::uint64_t* head) {
+__global__ void heads_kernel(const std::uint64_t* key, const std::uint64_t* begin, const std::uint64_t* size,
+                             std::int64_t B, std::uint64_t span, std::uint64_t* head) {
   const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= span) return;
   const std::int64_t b = chain_of(begin, size, B, i);
@@ -150,11 +153,11 @@ void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const
       void* scratch = pass ? temp.get() : nullptr;
       if (values_in)
         OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
-                                                                  values_in + at, values_out + at, items, segments,
-                                                                  d_lo.get(), d_hi.get(), 0, bits));
+                                                                 values_in + at, values_out + at, items, segments,
+                                                                 d_lo.get(), d_hi.get(), 0, bits));
       else
         OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items,
-                                                                 segments, d_lo.get(), d_hi.get(), 0, bits));
+                                                                segments, d_lo.get(), d_hi.get(), 0, bits));
       if (!pass && temp.size() < bytes) temp = DeviceBuffer<unsigned char>(bytes);
     }
   }
@@ -195,9 +198,11 @@ class Counter {
     grow(start_, span);
     heads_kernel<<<blocks_for(span), kThreads>>>(sorted, d_begin.get(), d_size.get(), B, span, head_.get());
     std::size_t bytes = 0;
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
     grow(temp_, bytes);
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
     if (out.key.size() < span) out.key = DeviceBuffer<std::uint64_t>(span), out.c = DeviceBuffer<double>(span);
     runs_kernel<<<blocks_for(span), kThreads>>>(sorted, head_.get(), rank_.get(), d_begin.get(), d_size.get(), B, span,
                                                 out.key.get(), start_.get());
@@ -205,9 +210,10 @@ class Counter {
     if (out.begin.size() != static_cast<std::size_t>(B)) out.begin = DeviceBuffer<std::uint64_t>(B);
     OURO_CUDA_CHECK(cudaMemcpy(out.begin.get(), d_begin.get(), B * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
     if (out.size.size() != static_cast<std::size_t>(B)) out.size = DeviceBuffer<std::uint64_t>(B);
-    unique_size_kernel<<<blocks_for(B), kThreads>>>(head_.get(), rank_.get(), d_begin.get(), d_size.get(), B, out.size.get());
-    run_counts_kernel<<<blocks_for(span), kThreads>>>(start_.get(), d_begin.get(), d_size.get(), out.size.get(), B, span,
-                                                      out.c.get());
+    unique_size_kernel<<<blocks_for(B), kThreads>>>(head_.get(), rank_.get(), d_begin.get(), d_size.get(), B,
+                                                    out.size.get());
+    run_counts_kernel<<<blocks_for(span), kThreads>>>(start_.get(), d_begin.get(), d_size.get(), out.size.get(), B,
+                                                      span, out.c.get());
     OURO_CUDA_CHECK(cudaGetLastError());
     out.h_begin = download(out.begin, B);
     out.h_size = download(out.size, B);
@@ -257,20 +263,37 @@ struct ModelArrays {
 };
 
 __device__ NgramLevel level_view(const ModelArrays::Level& L, std::int64_t b, std::uint32_t V) {
-  if (!L.ctx) return NgramLevel{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  if (!L.ctx)
+    return NgramLevel{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
   const std::uint64_t e = L.begin ? L.begin[b] : 0, cs = L.begin ? e + static_cast<std::uint64_t>(b) : 0;
-  return NgramLevel{L.contexts[L.begin ? b : 0], L.ctx + e, L.ctx_start + cs, L.ctx_total + e, L.ent_w + e, L.ent_c + e,
-                    L.ent_cum + e, L.ent_cumd + e,
+  return NgramLevel{L.contexts[L.begin ? b : 0],
+                    L.ctx + e,
+                    L.ctx_start + cs,
+                    L.ctx_total + e,
+                    L.ent_w + e,
+                    L.ent_c + e,
+                    L.ent_cum + e,
+                    L.ent_cumd + e,
                     L.ctx_of ? L.ctx_of + (L.begin ? static_cast<std::uint64_t>(b) * (V + 1) : 0) : nullptr,
-                    L.alias ? L.alias + e : nullptr, L.alias_entry ? L.alias_entry + e : nullptr};
+                    L.alias ? L.alias + e : nullptr,
+                    L.alias_entry ? L.alias_entry + e : nullptr};
 }
 
 __device__ NgramView chain_view(const ModelArrays& m, std::int64_t b) {
   const std::int64_t c = m.shared ? 0 : b;
   const std::uint64_t u = static_cast<std::uint64_t>(c) * m.V;
-  return NgramView{m.order,        m.smoothing,      m.k,      m.discount,           m.V,
-                   m.uni + u,      m.uni_cum + u,    m.uni_cumd + u, m.uni_total[c], m.uni_types[c],
-                   level_view(m.top, c, m.V), level_view(m.mid, c, m.V)};
+  return NgramView{m.order,
+                   m.smoothing,
+                   m.k,
+                   m.discount,
+                   m.V,
+                   m.uni + u,
+                   m.uni_cum + u,
+                   m.uni_cumd + u,
+                   m.uni_total[c],
+                   m.uni_types[c],
+                   level_view(m.top, c, m.V),
+                   level_view(m.mid, c, m.V)};
 }
 
 // Entries: words, counts, context heads.
@@ -290,8 +313,9 @@ __global__ void entries_kernel(const std::uint64_t* key, const double* c, const 
 }
 
 __global__ void contexts_kernel(const std::uint64_t* key, const std::uint64_t* head, const std::uint64_t* rank,
-                                const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B, std::uint64_t span,
-                                std::uint32_t V, std::uint64_t* ctx, std::uint64_t* ctx_start, std::int32_t* ctx_of) {
+                                const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B,
+                                std::uint64_t span, std::uint32_t V, std::uint64_t* ctx, std::uint64_t* ctx_start,
+                                std::int32_t* ctx_of) {
   const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= span || !head[i]) return;
   const std::int64_t b = chain_of(begin, size, B, i);
@@ -375,7 +399,7 @@ struct DrawParams {
   ModelArrays model;
   std::uint32_t seed, chain_begin, gen, V;
   int order;
-  bool third;  // kneser_ney: the uniforms of the lower fall-backs
+  bool third;   // kneser_ney: the uniforms of the lower fall-backs
   CutView cut;  // w null: the plain sampler
 };
 
@@ -396,7 +420,8 @@ __device__ std::uint32_t choose(const DrawParams& p, const NgramView& m, std::in
 // (the last a forced </s> when the sentence is cut at kMaxSentence, as on the
 // cpu); returns its length.
 template <class Emit>
-__device__ std::uint32_t draw_sentence(const DrawParams& p, const NgramView& m, std::int64_t b, std::uint64_t j, Emit emit) {
+__device__ std::uint32_t draw_sentence(const DrawParams& p, const NgramView& m, std::int64_t b, std::uint64_t j,
+                                       Emit emit) {
   std::uint64_t v = start_context(p.order, p.V);
   for (std::uint32_t i = 0;; ++i) {
     if (i == kMaxSentence - 1) {
@@ -459,8 +484,8 @@ __global__ void write_kernel(DrawParams p, std::int64_t B, std::uint64_t R, std:
   std::uint32_t i = 0;
   const std::uint64_t V1 = static_cast<std::uint64_t>(p.V) + 1;
   // (next_j was advanced past this round by accept_kernel.)
-  const std::uint32_t n = draw_sentence(p, m, b, next_j[b] - R + t % R,
-                                        [&](std::uint64_t v, std::uint32_t w) { out[i++] = v * V1 + w; });
+  const std::uint32_t n =
+      draw_sentence(p, m, b, next_j[b] - R + t % R, [&](std::uint64_t v, std::uint32_t w) { out[i++] = v * V1 + w; });
   if (n == kMaxSentence) {
     const unsigned k = atomicAdd(&forced_n[b], 1u);
     if (k < forced_cap) forced[static_cast<std::uint64_t>(b) * forced_cap + k] = out[n - 1];
@@ -609,8 +634,9 @@ __global__ void zipf_sample_kernel(DrawParams p, const double* truth_cum, std::i
     w = zipf_token(truth_cum, p.V, p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j);
   } else {
     const NgramView m = chain_view(p.model, b);
-    w = sample_next(m, 0, token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
-                                         static_cast<std::uint32_t>(j % kMaxSentence), p.third));
+    w = sample_next(m, 0,
+                    token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
+                                   static_cast<std::uint32_t>(j % kMaxSentence), p.third));
   }
   keys[static_cast<std::uint64_t>(b) * stride + j] = w;  // (order 1: the key is the token)
 }
@@ -636,9 +662,8 @@ __global__ void zipf_compose_kernel(const double* truth_cum, std::uint32_t V, st
 // context's permutation of a Zipf rank) or from the chain's model, where an
 // mle model that reaches a context it never saw followed starts a new
 // sequence at <s> (as the cpu's draw does). Keys carry each token's context.
-__global__ void markov_sample_kernel(DrawParams p, const double* truth_cum, const std::uint32_t* truth_perm,
-                                     bool mle, std::int64_t B, std::uint64_t n, std::uint64_t stride,
-                                     std::uint64_t* keys) {
+__global__ void markov_sample_kernel(DrawParams p, const double* truth_cum, const std::uint32_t* truth_perm, bool mle,
+                                     std::int64_t B, std::uint64_t n, std::uint64_t stride, std::uint64_t* keys) {
   const std::int64_t b = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (b >= B) return;
   const std::uint32_t chain = p.chain_begin + static_cast<std::uint32_t>(b), V = p.V;
@@ -653,8 +678,9 @@ __global__ void markov_sample_kernel(DrawParams p, const double* truth_cum, cons
       ctx = truth_perm[static_cast<std::uint64_t>(ctx) * V +
                        zipf_token(truth_cum, V, p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j)];
     else
-      ctx = choose(p, m, b, ctx, token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
-                                                static_cast<std::uint32_t>(j % kMaxSentence), p.third));
+      ctx = choose(p, m, b, ctx,
+                   token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
+                                  static_cast<std::uint32_t>(j % kMaxSentence), p.third));
     out[j] = v * V1 + ctx;
   }
 }
@@ -674,7 +700,8 @@ __global__ void markov_compose_kernel(const double* truth_cum, const std::uint32
   std::uint32_t ctx = V;
   for (std::uint64_t j = 0; j < target; ++j) {
     const std::uint32_t v = ctx;
-    ctx = truth_perm[static_cast<std::uint64_t>(ctx) * V + zipf_token(truth_cum, V, seed, chain, real_gen, rng::kStreamRealDraw, j)];
+    ctx = truth_perm[static_cast<std::uint64_t>(ctx) * V +
+                     zipf_token(truth_cum, V, seed, chain, real_gen, rng::kStreamRealDraw, j)];
     out[j] = v * V1 + ctx;
   }
   for (std::uint64_t j = target; j < n; ++j) out[j] = sample[static_cast<std::uint64_t>(b) * stride + j - target];
@@ -685,9 +712,10 @@ __global__ void markov_compose_kernel(const double* truth_cum, const std::uint32
 // Copies the pool's counts and the new ones of each chain, one after the
 // other, into the chain's region of the merge buffer (pool first: the sort
 // is stable, so equal keys add as pool + new, as on the cpu).
-__global__ void gather_kernel(const std::uint64_t* pk, const double* pc, const std::uint64_t* pb, const std::uint64_t* ps,
-                              const std::uint64_t* nk, const double* nc, const std::uint64_t* nb, const std::uint64_t* ns,
-                              const std::uint64_t* mb, std::int64_t B, std::uint64_t* mk, double* mc) {
+__global__ void gather_kernel(const std::uint64_t* pk, const double* pc, const std::uint64_t* pb,
+                              const std::uint64_t* ps, const std::uint64_t* nk, const double* nc,
+                              const std::uint64_t* nb, const std::uint64_t* ns, const std::uint64_t* mb, std::int64_t B,
+                              std::uint64_t* mk, double* mc) {
   const std::int64_t b = blockIdx.y * static_cast<std::int64_t>(gridDim.z) + blockIdx.z;
   if (b >= B) return;
   const std::uint64_t np = ps ? ps[b] : 0;
@@ -735,8 +763,8 @@ struct MeasureParams {
   const std::uint64_t* forced;
   const unsigned* forced_n;
   std::uint64_t forced_cap;
-  const double* distinct;  // [B] distinct bigrams (orders 1 and 3)
-  const double* pairs;     // [B]
+  const double* distinct;           // [B] distinct bigrams (orders 1 and 3)
+  const double* pairs;              // [B]
   const double *cut, *share, *age;  // [B]
   double* out;
   std::int64_t B;
@@ -753,8 +781,9 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
   __shared__ SampleSums own[kNgramChunks];
   const std::uint32_t V = p.V;
   const NgramLevel none{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
-  const NgramView m = p.truth0 ? NgramView{1, Smoothing::kMle, 0.0, 0.0, V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
-                               : chain_view(p.model, b);
+  const NgramView m = p.truth0
+                          ? NgramView{1, Smoothing::kMle, 0.0, 0.0, V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
+                          : chain_view(p.model, b);
   auto truth_prob = [&](std::uint64_t v, std::uint32_t w) {
     return p.truth_cond ? p.truth_cond[v * V + w] : p.truth_p[w];
   };
@@ -780,7 +809,8 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
     if (n == 0.0) continue;
     const std::uint32_t w = static_cast<std::uint32_t>(key % V1);
     if (w == 0 && !p.zipf)
-      for (unsigned k = 0; k < nf; ++k) n -= p.forced[static_cast<std::uint64_t>(b) * p.forced_cap + k] == key ? 1.0 : 0.0;
+      for (unsigned k = 0; k < nf; ++k)
+        n -= p.forced[static_cast<std::uint64_t>(b) * p.forced_cap + k] == key ? 1.0 : 0.0;
     if (n == 0.0) continue;
     s.add(prob(key / V1, w), n, in_tail_mass(p, w));
   }
@@ -803,8 +833,7 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
   if (p.order == 1)
     unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, p.truth_p, in_tail, p.zipf, gini, kl, tv,
                     tail_mass);
-  else
-    tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
+  else tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
   if (p.truth_cond) markov_compare(truth_prob, prob, V, p.truth_p, kl, tv);  // (pi = truth_p)
   double distinct = 0.0, pairs = 0.0;
   if (p.order == 2) {
@@ -839,8 +868,8 @@ __global__ void bigram_keys_kernel(const std::uint64_t* sample, const std::uint6
   out[t] = i > 0 && (one_sequence || prev != 0) ? prev * V1 + sample[t] % V1 : kNone;
 }
 
-__global__ void distinct_kernel(const std::uint64_t* sorted, const std::uint64_t* len, std::uint64_t stride, std::int64_t B,
-                                double* distinct, double* pairs) {
+__global__ void distinct_kernel(const std::uint64_t* sorted, const std::uint64_t* len, std::uint64_t stride,
+                                std::int64_t B, double* distinct, double* pairs) {
   const std::int64_t b = blockIdx.x;
   const std::uint64_t* s = sorted + static_cast<std::uint64_t>(b) * stride;
   unsigned long long d = 0, n = 0;
@@ -858,8 +887,9 @@ __global__ void distinct_kernel(const std::uint64_t* sorted, const std::uint64_t
   if (threadIdx.x == 0) distinct[b] = static_cast<double>(sd), pairs[b] = static_cast<double>(sn);
 }
 
-__global__ void dense_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* begin, const std::uint64_t* size,
-                             std::int64_t B, std::uint64_t span, std::uint32_t V, double* dense) {
+__global__ void dense_kernel(const std::uint64_t* key, const double* c, const std::uint64_t* begin,
+                             const std::uint64_t* size, std::int64_t B, std::uint64_t span, std::uint32_t V,
+                             double* dense) {
   const std::uint64_t i = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
   if (i >= span) return;
   const std::int64_t b = chain_of(begin, size, B, i);
@@ -876,7 +906,8 @@ class NgramCuda final : public NgramBackend {
  public:
   explicit NgramCuda(const NgramBatchSpec& spec) : s_(spec), B_(spec.batch) {
     const std::string no = ngram_cuda_unsupported(spec);
-    if (!no.empty()) throw std::invalid_argument("the ngram cuda backend does not support " + no + " yet; use --backend cpu");
+    if (!no.empty())
+      throw std::invalid_argument("the ngram cuda backend does not support " + no + " yet; use --backend cpu");
     const std::uint32_t V = s_.V;
     const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
     // The corpus's training split as keys (every token with its context).
@@ -901,7 +932,8 @@ class NgramCuda final : public NgramBackend {
     if (s_.zipf) truth_cum_ = upload(s_.truth_cum);
     if (s_.zipf && s_.order == 2) truth_cond_ = upload(s_.truth_cond), truth_perm_ = upload(s_.truth_perm);
     const double most = static_cast<double>(text_stride_) * (s_.regime == Regime::kAccumulate ? s_.generations : 1);
-    if (!alias_fits(most, V1)) throw std::invalid_argument("the ngram cuda backend: counts too large for exact alias tables");
+    if (!alias_fits(most, V1))
+      throw std::invalid_argument("the ngram cuda backend: counts too large for exact alias tables");
     // The sampler's cut sorts (count, word) in 64-bit keys.
     const double largest = std::max(most, static_cast<double>(s_.train.tokens.size()));
     cut_count_bits_ = static_cast<int>(std::ceil(std::log2(largest + 2.0)));
@@ -960,22 +992,21 @@ class NgramCuda final : public NgramBackend {
 
   void advance(int t, double* h_metrics) override {
     const std::uint64_t n = static_cast<std::uint64_t>(s_.samples);
-    const auto real_target = static_cast<std::uint64_t>(t == 1 ? s_.samples : std::llround(s_.real_fraction * s_.samples));
+    const auto real_target =
+        static_cast<std::uint64_t>(t == 1 ? s_.samples : std::llround(s_.real_fraction * s_.samples));
     Counted* train = &sample_counts_;  // the whole sample: already counted
     DeviceBuffer<double> real(B_);
     std::vector<std::uint64_t> tokens = download(sample_len_, B_);  // the text's tokens
     if (real_target > 0 && s_.zipf) {
       text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
       if (s_.order == 1)
-        zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(truth_cum_.get(), s_.V, s_.seed, s_.chain_begin,
-                                                              real_draw_generation(s_.real_source, t), B_, n,
-                                                              std::min(real_target, n), sample_.get(), text_stride_,
-                                                              text_.get());
+        zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(
+            truth_cum_.get(), s_.V, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t), B_, n,
+            std::min(real_target, n), sample_.get(), text_stride_, text_.get());
       else
-        markov_compose_kernel<<<blocks_for(B_), kThreads>>>(truth_cum_.get(), truth_perm_.get(), s_.V, s_.seed,
-                                                            s_.chain_begin, real_draw_generation(s_.real_source, t),
-                                                            B_, n, std::min(real_target, n), sample_.get(),
-                                                            text_stride_, text_.get());
+        markov_compose_kernel<<<blocks_for(B_), kThreads>>>(
+            truth_cum_.get(), truth_perm_.get(), s_.V, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t),
+            B_, n, std::min(real_target, n), sample_.get(), text_stride_, text_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
       std::vector<std::uint64_t> begin(B_);
       for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
@@ -1055,8 +1086,10 @@ class NgramCuda final : public NgramBackend {
         const std::size_t at = pk.size();
         pk.resize(at + ps[b]);
         pc.resize(at + ps[b]);
-        OURO_CUDA_CHECK(cudaMemcpy(pk.data() + at, pool_.key.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
-        OURO_CUDA_CHECK(cudaMemcpy(pc.data() + at, pool_.c.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
+        OURO_CUDA_CHECK(
+            cudaMemcpy(pk.data() + at, pool_.key.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
+        OURO_CUDA_CHECK(
+            cudaMemcpy(pc.data() + at, pool_.c.get() + pool_.h_begin[b], ps[b] * 8, cudaMemcpyDeviceToHost));
       }
     }
     ar.vec("pool_size", ps);
@@ -1068,7 +1101,8 @@ class NgramCuda final : public NgramBackend {
       a.vec("tokens_of", c.tokens_of);
     });
     if (!ar.loading()) return;
-    if (len.size() != static_cast<std::size_t>(B_)) throw std::runtime_error("checkpoint: the n-gram sample has another batch");
+    if (len.size() != static_cast<std::size_t>(B_))
+      throw std::runtime_error("checkpoint: the n-gram sample has another batch");
     std::uint64_t at = 0;
     for (std::int64_t b = 0; b < B_; ++b) {
       if (len[b] > sample_stride_) throw std::runtime_error("checkpoint: an n-gram sample is longer than its room");
@@ -1106,8 +1140,19 @@ class NgramCuda final : public NgramBackend {
     m0_uni_cum_ = upload(std::vector<double>(h.uni_cum, h.uni_cum + V));
     m0_uni_cumd_ = upload(std::vector<double>(h.uni_cumd, h.uni_cumd + V));
     m0_scalars_ = upload(std::vector<double>{h.uni_total, h.uni_types});
-    model0_arrays_ = ModelArrays{s_.order, s_.smoothing, s_.k, s_.discount, V, m0_uni_.get(), m0_uni_cum_.get(),
-                                 m0_uni_cumd_.get(), m0_scalars_.get(), m0_scalars_.get() + 1, {}, {}, true};
+    model0_arrays_ = ModelArrays{s_.order,
+                                 s_.smoothing,
+                                 s_.k,
+                                 s_.discount,
+                                 V,
+                                 m0_uni_.get(),
+                                 m0_uni_cum_.get(),
+                                 m0_uni_cumd_.get(),
+                                 m0_scalars_.get(),
+                                 m0_scalars_.get() + 1,
+                                 {},
+                                 {},
+                                 true};
     if (s_.order >= 2) model0_arrays_.top = upload_level(h.top, m0_top_);
     if (s_.order >= 2) model0_entries_ = h.top.ctx_start[h.top.contexts];
     if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) model0_arrays_.mid = upload_level(h.mid, m0_mid_);
@@ -1136,10 +1181,18 @@ class NgramCuda final : public NgramBackend {
       d.alias_entry = upload(std::vector<std::uint32_t>(L.alias_entry, L.alias_entry + E));
     }
     if (L.ctx_of) d.ctx_of = upload(std::vector<std::int32_t>(L.ctx_of, L.ctx_of + s_.V + 1));
-    return ModelArrays::Level{d.ctx.get(),       d.ctx_start.get(), d.contexts.get(), nullptr,
-                              d.ctx_total.get(), d.ent_c.get(),     d.ent_cum.get(),  d.ent_cumd.get(),
-                              d.ent_w.get(),     L.alias ? d.alias_entry.get() : nullptr,
-                              L.alias ? d.alias.get() : nullptr, L.ctx_of ? d.ctx_of.get() : nullptr};
+    return ModelArrays::Level{d.ctx.get(),
+                              d.ctx_start.get(),
+                              d.contexts.get(),
+                              nullptr,
+                              d.ctx_total.get(),
+                              d.ent_c.get(),
+                              d.ent_cum.get(),
+                              d.ent_cumd.get(),
+                              d.ent_w.get(),
+                              L.alias ? d.alias_entry.get() : nullptr,
+                              L.alias ? d.alias.get() : nullptr,
+                              L.ctx_of ? d.ctx_of.get() : nullptr};
   }
 
   // The sampler's cut of every context of a level (mle; top_k, top_p):
@@ -1159,21 +1212,21 @@ class NgramCuda final : public NgramBackend {
     for (std::int64_t b = 0; b < chains; ++b) off[b] = total, total += contexts[b];
     const DeviceBuffer<std::uint64_t> d_off = upload(off), d_contexts = upload(contexts);
     DeviceBuffer<std::uint64_t> seg_begin(total), seg_end(total), seg_ctx(total);
-    auto need = [&](auto& b, std::size_t n) { if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n); };
+    auto need = [&](auto& b, std::size_t n) {
+      if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n);
+    };
     need(out.keys, span), need(out.sorted, span), need(out.w, span), need(out.len, span), need(out.cum, span);
     const std::uint64_t cmax = (std::uint64_t{1} << cut_count_bits_) - 1;
     const int wbits = 64 - cut_count_bits_;
-    cut_segments_kernel<<<blocks_for(total), kThreads>>>(d_off.get(), d_contexts.get(), chains, total,
-                                                         L.begin, L.ctx_start,
-                                                         seg_begin.get(), seg_end.get(), seg_ctx.get());
+    cut_segments_kernel<<<blocks_for(total), kThreads>>>(d_off.get(), d_contexts.get(), chains, total, L.begin,
+                                                         L.ctx_start, seg_begin.get(), seg_end.get(), seg_ctx.get());
     cut_keys_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), total, L.ent_w, L.ent_c, wbits,
                                                      cmax, out.keys.get());
     for (int pass = 0; pass < 2; ++pass) {  // the first asks for the scratch size
       std::size_t bytes = pass ? temp_.size() : 0;
-      OURO_CUDA_CHECK(cub::DeviceSegmentedSort::SortKeys(pass ? temp_.get() : nullptr, bytes, out.keys.get(),
-                                                          out.sorted.get(), static_cast<std::int64_t>(span),
-                                                          static_cast<std::int64_t>(total), seg_begin.get(),
-                                                          seg_end.get()));
+      OURO_CUDA_CHECK(cub::DeviceSegmentedSort::SortKeys(
+          pass ? temp_.get() : nullptr, bytes, out.keys.get(), out.sorted.get(), static_cast<std::int64_t>(span),
+          static_cast<std::int64_t>(total), seg_begin.get(), seg_end.get()));
       if (!pass && temp_.size() < bytes) temp_ = DeviceBuffer<unsigned char>(bytes);
     }
     cut_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), seg_ctx.get(), total, out.sorted.get(),
@@ -1185,13 +1238,16 @@ class NgramCuda final : public NgramBackend {
   // One level's tables from counted regions.
   ModelArrays::Level build_level(const Counted& k, LevelArrays& L, bool dense, bool with_alias) {
     const std::uint64_t span = k.key.size();
-    auto need = [&](auto& b, std::size_t n) { if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n); };
+    auto need = [&](auto& b, std::size_t n) {
+      if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n);
+    };
     need(L.ctx, span), need(L.ctx_start, span + B_), need(L.contexts, B_), need(L.ctx_total, span), need(L.ent_c, span);
     need(L.ent_cum, span), need(L.ent_cumd, span), need(L.ent_w, span);
     if (with_alias) need(L.alias, span), need(L.alias_entry, span), need(L.units, span), need(L.stack, span);
     if (dense) {
       need(L.ctx_of, static_cast<std::uint64_t>(B_) * (s_.V + 1));
-      OURO_CUDA_CHECK(cudaMemset(L.ctx_of.get(), 0xFF, static_cast<std::uint64_t>(B_) * (s_.V + 1) * sizeof(std::int32_t)));
+      OURO_CUDA_CHECK(
+          cudaMemset(L.ctx_of.get(), 0xFF, static_cast<std::uint64_t>(B_) * (s_.V + 1) * sizeof(std::int32_t)));
     }
     need(head_, span), need(rank_, span), need(L.begin, B_);
     OURO_CUDA_CHECK(cudaMemcpy(L.begin.get(), k.begin.get(), B_ * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
@@ -1199,33 +1255,42 @@ class NgramCuda final : public NgramBackend {
     entries_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.c.get(), k.begin.get(), k.size.get(), B_, span, V,
                                                    L.ent_w.get(), L.ent_c.get(), head_.get());
     std::size_t bytes = 0;
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
     need(temp_, bytes);
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
-    contexts_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_,
-                                                    span, V, L.ctx.get(), L.ctx_start.get(), dense ? L.ctx_of.get() : nullptr);
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    contexts_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), head_.get(), rank_.get(), k.begin.get(), k.size.get(),
+                                                    B_, span, V, L.ctx.get(), L.ctx_start.get(),
+                                                    dense ? L.ctx_of.get() : nullptr);
     context_ends_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_,
                                                       L.ctx_start.get(), L.contexts.get());
-    tables_kernel<<<blocks_for(span), kThreads>>>(head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_, span,
-                                                  s_.discount, L.ctx_start.get(), L.ent_w.get(), L.ent_c.get(),
-                                                  L.ent_cum.get(), L.ent_cumd.get(), L.ctx_total.get(),
-                                                  with_alias ? L.alias.get() : nullptr, L.alias_entry.get(),
-                                                  L.units.get(), L.stack.get());
+    tables_kernel<<<blocks_for(span), kThreads>>>(
+        head_.get(), rank_.get(), k.begin.get(), k.size.get(), B_, span, s_.discount, L.ctx_start.get(), L.ent_w.get(),
+        L.ent_c.get(), L.ent_cum.get(), L.ent_cumd.get(), L.ctx_total.get(), with_alias ? L.alias.get() : nullptr,
+        L.alias_entry.get(), L.units.get(), L.stack.get());
     OURO_CUDA_CHECK(cudaGetLastError());
-    return ModelArrays::Level{L.ctx.get(),       L.ctx_start.get(), L.contexts.get(), L.begin.get(),
-                              L.ctx_total.get(), L.ent_c.get(),     L.ent_cum.get(),  L.ent_cumd.get(),
-                              L.ent_w.get(),     with_alias ? L.alias_entry.get() : nullptr,
-                              with_alias ? L.alias.get() : nullptr, dense ? L.ctx_of.get() : nullptr};
+    return ModelArrays::Level{L.ctx.get(),
+                              L.ctx_start.get(),
+                              L.contexts.get(),
+                              L.begin.get(),
+                              L.ctx_total.get(),
+                              L.ent_c.get(),
+                              L.ent_cum.get(),
+                              L.ent_cumd.get(),
+                              L.ent_w.get(),
+                              with_alias ? L.alias_entry.get() : nullptr,
+                              with_alias ? L.alias.get() : nullptr,
+                              dense ? L.ctx_of.get() : nullptr};
   }
 
   // Model t of every chain from its training counts.
   void fit(const Counted& k) {
     const std::uint32_t V = s_.V;
     const std::uint64_t span = k.key.size();
-    model_arrays_ = ModelArrays{s_.order,        s_.smoothing,     s_.k,           s_.discount,
-                                V,               uni_.get(),       uni_cum_.get(), uni_cumd_.get(),
-                                uni_total_.get(), uni_types_.get(), {},             {},
-                                false};
+    model_arrays_ = ModelArrays{
+        s_.order,         s_.smoothing,     s_.k, s_.discount, V,    uni_.get(), uni_cum_.get(), uni_cumd_.get(),
+        uni_total_.get(), uni_types_.get(), {},   {},          false};
     OURO_CUDA_CHECK(cudaMemset(uni_.get(), 0, static_cast<std::uint64_t>(B_) * V * sizeof(double)));
     const Counted* lowest = &k;
     if (s_.order >= 2) {
@@ -1279,7 +1344,8 @@ class NgramCuda final : public NgramBackend {
     OURO_CUDA_CHECK(cudaMemset(forced_n_.get(), 0, B_ * sizeof(unsigned)));
     // Rounds of R sentences per chain, R about what the chain still needs
     // by the mean length so far (16 tokens before any is known).
-    const std::uint64_t max_round = std::max<std::uint64_t>(16, (std::uint64_t{1} << 26) / static_cast<std::uint64_t>(B_));
+    const std::uint64_t max_round =
+        std::max<std::uint64_t>(16, (std::uint64_t{1} << 26) / static_cast<std::uint64_t>(B_));
     std::vector<std::uint64_t> have(B_, 0), count(B_, 0);
     for (;;) {
       std::uint64_t short_by = 0, tokens = 0, sents = 0;
@@ -1289,14 +1355,15 @@ class NgramCuda final : public NgramBackend {
       }
       if (short_by == 0) break;
       const double mean = sents ? static_cast<double>(tokens) / sents : 16.0;
-      const std::uint64_t R = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(short_by / mean)) + 16, 16, max_round);
+      const std::uint64_t R =
+          std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(short_by / mean)) + 16, 16, max_round);
       round_len_ = grow(std::move(round_len_), B_ * R);
       round_at_ = grow(std::move(round_at_), B_ * R);
       lengths_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, next_j.get(), done.get(), round_len_.get());
-      accept_kernel<<<blocks_for(B_), kThreads>>>(B_, R, n, round_len_.get(), next_j.get(), done.get(), sample_len_.get(),
-                                                 sentences.get(), cut_.get(), round_at_.get());
-      write_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, sample_stride_, next_j.get(), round_at_.get(), sample_.get(),
-                                                    forced_.get(), forced_cap_, forced_n_.get());
+      accept_kernel<<<blocks_for(B_), kThreads>>>(B_, R, n, round_len_.get(), next_j.get(), done.get(),
+                                                  sample_len_.get(), sentences.get(), cut_.get(), round_at_.get());
+      write_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, sample_stride_, next_j.get(), round_at_.get(),
+                                                     sample_.get(), forced_.get(), forced_cap_, forced_n_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
       have = download(sample_len_, B_);
       count = download(sentences, B_);
@@ -1314,16 +1381,16 @@ class NgramCuda final : public NgramBackend {
     if (s_.order == 1) {
       OURO_CUDA_CHECK(cudaMemset(sample_dense_.get(), 0, static_cast<std::uint64_t>(B_) * s_.V * sizeof(double)));
       dense_kernel<<<blocks_for(span), kThreads>>>(sample_counts_.key.get(), sample_counts_.c.get(),
-                                                   sample_counts_.begin.get(), sample_counts_.size.get(), B_, span, s_.V,
-                                                   sample_dense_.get());
+                                                   sample_counts_.begin.get(), sample_counts_.size.get(), B_, span,
+                                                   s_.V, sample_dense_.get());
     }
     if (s_.order != 2) {
       scratch_ = grow(std::move(scratch_), span);
       bigram_keys_kernel<<<blocks_for(span), kThreads>>>(sample_.get(), sample_len_.get(), sample_stride_, B_,
                                                          static_cast<std::uint64_t>(s_.V) + 1, s_.zipf, scratch_.get());
       counter_.sort(scratch_, span, begin, len, 64);
-      distinct_kernel<<<static_cast<unsigned>(B_), kThreads>>>(counter_.sorted().get(), sample_len_.get(), sample_stride_,
-                                                              B_, distinct_.get(), pairs_.get());
+      distinct_kernel<<<static_cast<unsigned>(B_), kThreads>>>(counter_.sorted().get(), sample_len_.get(),
+                                                               sample_stride_, B_, distinct_.get(), pairs_.get());
     }
     OURO_CUDA_CHECK(cudaGetLastError());
   }
@@ -1344,20 +1411,23 @@ class NgramCuda final : public NgramBackend {
     const bool have_pool = !pool_.h_size.empty();
     gather_kernel<<<grid, kThreads>>>(have_pool ? pool_.key.get() : nullptr, have_pool ? pool_.c.get() : nullptr,
                                       have_pool ? pool_.begin.get() : nullptr, have_pool ? pool_.size.get() : nullptr,
-                                      add.key.get(), add.c.get(), add.begin.get(), add.size.get(), d_mb.get(), B_, mk.get(),
-                                      mc.get());
+                                      add.key.get(), add.c.get(), add.begin.get(), add.size.get(), d_mb.get(), B_,
+                                      mk.get(), mc.get());
     segmented_sort(mk.get(), mk2.get(), mc.get(), mc2.get(), mb, ms, bits_, temp_);
     std::size_t bytes = 0;
     head_ = grow(std::move(head_), span);
     rank_ = grow(std::move(rank_), span);
     heads_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), d_mb.get(), d_ms.get(), B_, span, head_.get());
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
     temp_ = grow(std::move(temp_), bytes);
-    OURO_CUDA_CHECK(cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
-    merge_runs_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), mc2.get(), head_.get(), rank_.get(), d_mb.get(), d_ms.get(),
-                                                      B_, span, mk.get(), mc.get());
+    OURO_CUDA_CHECK(
+        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    merge_runs_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), mc2.get(), head_.get(), rank_.get(), d_mb.get(),
+                                                      d_ms.get(), B_, span, mk.get(), mc.get());
     DeviceBuffer<std::uint64_t> unique(B_);
-    unique_size_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), d_mb.get(), d_ms.get(), B_, unique.get());
+    unique_size_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), d_mb.get(), d_ms.get(), B_,
+                                                     unique.get());
     OURO_CUDA_CHECK(cudaGetLastError());
     // The merged pool, its regions at the merge buffer's (with room to spare).
     pool_.key = std::move(mk);
@@ -1399,7 +1469,8 @@ class NgramCuda final : public NgramBackend {
                           B_};
     measure_kernel<<<static_cast<unsigned>(B_), kNgramChunks>>>(p);
     OURO_CUDA_CHECK(cudaGetLastError());
-    OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(), static_cast<std::uint64_t>(kNumNgramMetrics) * B_ * sizeof(double),
+    OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(),
+                               static_cast<std::uint64_t>(kNumNgramMetrics) * B_ * sizeof(double),
                                cudaMemcpyDeviceToHost));
   }
 
@@ -1414,8 +1485,8 @@ class NgramCuda final : public NgramBackend {
   DeviceBuffer<std::uint32_t> round_len_, truth_perm_;
   DeviceBuffer<unsigned> forced_n_;
   DeviceBuffer<unsigned char> word_, tail_, temp_;
-  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, cut_, share_, age_, distinct_, pairs_, metrics_, uni_, uni_cum_, uni_cumd_,
-      uni_total_, uni_types_, sample_dense_;
+  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, cut_, share_, age_, distinct_, pairs_, metrics_,
+      uni_, uni_cum_, uni_cumd_, uni_total_, uni_types_, sample_dense_;
   std::vector<Pool> chains_;
   // Generation 0 (shared by every chain) and model t.
   std::unique_ptr<NgramFit> model0_fit_;
@@ -1423,7 +1494,7 @@ class NgramCuda final : public NgramBackend {
   HostLevel m0_top_, m0_mid_;
   ModelArrays model0_arrays_{}, model_arrays_{};
   std::uint64_t model0_entries_ = 0, top_span_ = 0;
-  int cut_count_bits_ = 0;  // the sampler's cut: bits of a count in its sort keys (the rest hold the word)
+  int cut_count_bits_ = 0;           // the sampler's cut: bits of a count in its sort keys (the rest hold the word)
   Cuts sampler_cut0_, sampler_cut_;  // of the generation-0 model, of model t
   LevelArrays top_, mid_;
 };
