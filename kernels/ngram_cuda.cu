@@ -642,7 +642,8 @@ __global__ void zipf_sample_kernel(DrawParams p, const double* truth_cum, std::i
 }
 
 // The training text of n tokens: real tokens 0..target-1 from the truth's
-// real-draw stream, then the sample's first n - target.
+// real-draw stream, then the sample's first n - target. (A Zipf truth's
+// sample and text are both n tokens per chain: one stride for both.)
 __global__ void zipf_compose_kernel(const double* truth_cum, std::uint32_t V, std::uint32_t seed,
                                     std::uint32_t chain_begin, std::uint32_t real_gen, std::int64_t B, std::uint64_t n,
                                     std::uint64_t target, const std::uint64_t* sample, std::uint64_t stride,
@@ -687,7 +688,8 @@ __global__ void markov_sample_kernel(DrawParams p, const double* truth_cum, cons
 
 // The training text: `target` real tokens as one sequence from <s> (the
 // truth's real-draw stream), then the sample's first n - target keys (its
-// sequences in order, the last one cut), a thread per chain.
+// sequences in order, the last one cut), a thread per chain (one stride,
+// n, for the sample and the text).
 __global__ void markov_compose_kernel(const double* truth_cum, const std::uint32_t* truth_perm, std::uint32_t V,
                                       std::uint32_t seed, std::uint32_t chain_begin, std::uint32_t real_gen,
                                       std::int64_t B, std::uint64_t n, std::uint64_t target,
