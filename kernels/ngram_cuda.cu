@@ -69,6 +69,24 @@ std::vector<T> download(const DeviceBuffer<T>& b, std::size_t n) {
   return v;
 }
 
+// Makes b hold at least n elements (its contents are not kept).
+template <class T>
+void ensure(DeviceBuffer<T>& b, std::size_t n) {
+  if (b.size() < n) b = DeviceBuffer<T>(n);
+}
+
+// rank = the exclusive prefix sum of head over [0, span) (CUB), with
+// scratch in temp.
+void exclusive_sum(const DeviceBuffer<std::uint64_t>& head, DeviceBuffer<std::uint64_t>& rank, std::uint64_t span,
+                   DeviceBuffer<unsigned char>& temp) {
+  std::size_t bytes = 0;
+  OURO_CUDA_CHECK(
+      cub::DeviceScan::ExclusiveSum(nullptr, bytes, head.get(), rank.get(), static_cast<std::int64_t>(span)));
+  ensure(temp, bytes);
+  OURO_CUDA_CHECK(
+      cub::DeviceScan::ExclusiveSum(temp.get(), bytes, head.get(), rank.get(), static_cast<std::int64_t>(span)));
+}
+
 int key_bits(std::uint32_t V, int order) {
   return static_cast<int>(std::ceil(order * std::log2(static_cast<double>(V) + 1.0)));
 }
@@ -158,7 +176,7 @@ void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const
       else
         OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items,
                                                                 segments, d_lo.get(), d_hi.get(), 0, bits));
-      if (!pass && temp.size() < bytes) temp = DeviceBuffer<unsigned char>(bytes);
+      if (!pass) ensure(temp, bytes);
     }
   }
 }
@@ -185,7 +203,7 @@ class Counter {
   // Sorts every region of `keys` into sorted() (the same regions).
   void sort(DeviceBuffer<std::uint64_t>& keys, std::uint64_t span, const std::vector<std::uint64_t>& begin,
             const std::vector<std::uint64_t>& size, int bits) {
-    grow(sorted_, span);
+    ensure(sorted_, span);
     d_begin_ = upload(begin), d_size_ = upload(size);
     segmented_sort<double>(keys.get(), sorted_.get(), nullptr, nullptr, begin, size, bits, temp_);
   }
@@ -193,16 +211,11 @@ class Counter {
   // Unique keys and counts of regions already sorted.
   void runs(const std::uint64_t* sorted, std::uint64_t span, DeviceBuffer<std::uint64_t>& d_begin,
             DeviceBuffer<std::uint64_t>& d_size, std::int64_t B, Counted& out) {
-    grow(head_, span);
-    grow(rank_, span);
-    grow(start_, span);
+    ensure(head_, span);
+    ensure(rank_, span);
+    ensure(start_, span);
     heads_kernel<<<blocks_for(span), kThreads>>>(sorted, d_begin.get(), d_size.get(), B, span, head_.get());
-    std::size_t bytes = 0;
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
-    grow(temp_, bytes);
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    exclusive_sum(head_, rank_, span, temp_);
     if (out.key.size() < span) out.key = DeviceBuffer<std::uint64_t>(span), out.c = DeviceBuffer<double>(span);
     runs_kernel<<<blocks_for(span), kThreads>>>(sorted, head_.get(), rank_.get(), d_begin.get(), d_size.get(), B, span,
                                                 out.key.get(), start_.get());
@@ -222,10 +235,6 @@ class Counter {
   DeviceBuffer<std::uint64_t>& sorted() { return sorted_; }
 
  private:
-  template <class T>
-  static void grow(DeviceBuffer<T>& b, std::size_t n) {
-    if (b.size() < n) b = DeviceBuffer<T>(n);
-  }
   DeviceBuffer<std::uint64_t> sorted_, head_, rank_, start_, d_begin_, d_size_;
   DeviceBuffer<unsigned char> temp_;
 };
@@ -1000,7 +1009,7 @@ class NgramCuda final : public NgramBackend {
     DeviceBuffer<double> real(B_);
     std::vector<std::uint64_t> tokens = download(sample_len_, B_);  // the text's tokens
     if (real_target > 0 && s_.zipf) {
-      text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
+      ensure(text_, static_cast<std::uint64_t>(B_) * text_stride_);
       if (s_.order == 1)
         zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(
             truth_cum_.get(), s_.V, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t), B_, n,
@@ -1018,7 +1027,7 @@ class NgramCuda final : public NgramBackend {
       const std::vector<double> r(B_, static_cast<double>(std::min(real_target, n)));
       OURO_CUDA_CHECK(cudaMemcpy(real.get(), r.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     } else if (real_target > 0) {
-      text_ = grow(std::move(text_), static_cast<std::uint64_t>(B_) * text_stride_);
+      ensure(text_, static_cast<std::uint64_t>(B_) * text_stride_);
       DeviceBuffer<std::uint64_t> size(B_);
       const unsigned blocks = static_cast<unsigned>((B_ * 32 + kThreads - 1) / kThreads);
       compose_kernel<<<blocks, kThreads>>>(B_, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t),
@@ -1131,11 +1140,6 @@ class NgramCuda final : public NgramBackend {
     std::vector<double> tokens_of;
   };
 
-  template <class T>
-  static DeviceBuffer<T> grow(DeviceBuffer<T> b, std::size_t n) {
-    return b.size() >= n ? std::move(b) : DeviceBuffer<T>(n);
-  }
-
   void upload_model0(const NgramView& h) {
     const std::uint32_t V = s_.V;
     m0_uni_ = upload(std::vector<double>(h.uni, h.uni + V));
@@ -1214,10 +1218,7 @@ class NgramCuda final : public NgramBackend {
     for (std::int64_t b = 0; b < chains; ++b) off[b] = total, total += contexts[b];
     const DeviceBuffer<std::uint64_t> d_off = upload(off), d_contexts = upload(contexts);
     DeviceBuffer<std::uint64_t> seg_begin(total), seg_end(total), seg_ctx(total);
-    auto need = [&](auto& b, std::size_t n) {
-      if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n);
-    };
-    need(out.keys, span), need(out.sorted, span), need(out.w, span), need(out.len, span), need(out.cum, span);
+    ensure(out.keys, span), ensure(out.sorted, span), ensure(out.w, span), ensure(out.len, span), ensure(out.cum, span);
     const std::uint64_t cmax = (std::uint64_t{1} << cut_count_bits_) - 1;
     const int wbits = 64 - cut_count_bits_;
     cut_segments_kernel<<<blocks_for(total), kThreads>>>(d_off.get(), d_contexts.get(), chains, total, L.begin,
@@ -1229,7 +1230,7 @@ class NgramCuda final : public NgramBackend {
       OURO_CUDA_CHECK(cub::DeviceSegmentedSort::SortKeys(
           pass ? temp_.get() : nullptr, bytes, out.keys.get(), out.sorted.get(), static_cast<std::int64_t>(span),
           static_cast<std::int64_t>(total), seg_begin.get(), seg_end.get()));
-      if (!pass && temp_.size() < bytes) temp_ = DeviceBuffer<unsigned char>(bytes);
+      if (!pass) ensure(temp_, bytes);
     }
     cut_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), seg_ctx.get(), total, out.sorted.get(),
                                                 L.ctx_total, wbits, cmax, s_.sampler.top_k, s_.sampler.top_p,
@@ -1240,28 +1241,21 @@ class NgramCuda final : public NgramBackend {
   // One level's tables from counted regions.
   ModelArrays::Level build_level(const Counted& k, LevelArrays& L, bool dense, bool with_alias) {
     const std::uint64_t span = k.key.size();
-    auto need = [&](auto& b, std::size_t n) {
-      if (b.size() < n) b = std::remove_reference_t<decltype(b)>(n);
-    };
-    need(L.ctx, span), need(L.ctx_start, span + B_), need(L.contexts, B_), need(L.ctx_total, span), need(L.ent_c, span);
-    need(L.ent_cum, span), need(L.ent_cumd, span), need(L.ent_w, span);
-    if (with_alias) need(L.alias, span), need(L.alias_entry, span), need(L.units, span), need(L.stack, span);
+    ensure(L.ctx, span), ensure(L.ctx_start, span + B_), ensure(L.contexts, B_), ensure(L.ctx_total, span),
+        ensure(L.ent_c, span);
+    ensure(L.ent_cum, span), ensure(L.ent_cumd, span), ensure(L.ent_w, span);
+    if (with_alias) ensure(L.alias, span), ensure(L.alias_entry, span), ensure(L.units, span), ensure(L.stack, span);
     if (dense) {
-      need(L.ctx_of, static_cast<std::uint64_t>(B_) * (s_.V + 1));
+      ensure(L.ctx_of, static_cast<std::uint64_t>(B_) * (s_.V + 1));
       OURO_CUDA_CHECK(
           cudaMemset(L.ctx_of.get(), 0xFF, static_cast<std::uint64_t>(B_) * (s_.V + 1) * sizeof(std::int32_t)));
     }
-    need(head_, span), need(rank_, span), need(L.begin, B_);
+    ensure(head_, span), ensure(rank_, span), ensure(L.begin, B_);
     OURO_CUDA_CHECK(cudaMemcpy(L.begin.get(), k.begin.get(), B_ * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
     const std::uint32_t V = s_.V;
     entries_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.c.get(), k.begin.get(), k.size.get(), B_, span, V,
                                                    L.ent_w.get(), L.ent_c.get(), head_.get());
-    std::size_t bytes = 0;
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
-    need(temp_, bytes);
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    exclusive_sum(head_, rank_, span, temp_);
     contexts_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), head_.get(), rank_.get(), k.begin.get(), k.size.get(),
                                                     B_, span, V, L.ctx.get(), L.ctx_start.get(),
                                                     dense ? L.ctx_of.get() : nullptr);
@@ -1299,7 +1293,7 @@ class NgramCuda final : public NgramBackend {
       model_arrays_.top = build_level(k, top_, s_.order == 2, s_.smoothing != Smoothing::kKneserNey);
       top_span_ = span;
       if (s_.order == 3 && s_.smoothing == Smoothing::kKneserNey) {
-        mid_keys_ = grow(std::move(mid_keys_), span);
+        ensure(mid_keys_, span);
         mid_keys_kernel<<<blocks_for(span), kThreads>>>(k.key.get(), k.begin.get(), k.size.get(), B_, span,
                                                         static_cast<std::uint64_t>(V) + 1, mid_keys_.get());
         counter_.count(mid_keys_, span, k.h_begin, k.h_size, key_bits(V, 2), mid_counts_);
@@ -1359,8 +1353,8 @@ class NgramCuda final : public NgramBackend {
       const double mean = sents ? static_cast<double>(tokens) / sents : 16.0;
       const std::uint64_t R =
           std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(short_by / mean)) + 16, 16, max_round);
-      round_len_ = grow(std::move(round_len_), B_ * R);
-      round_at_ = grow(std::move(round_at_), B_ * R);
+      ensure(round_len_, B_ * R);
+      ensure(round_at_, B_ * R);
       lengths_kernel<<<blocks_for(B_ * R), kThreads>>>(p, B_, R, next_j.get(), done.get(), round_len_.get());
       accept_kernel<<<blocks_for(B_), kThreads>>>(B_, R, n, round_len_.get(), next_j.get(), done.get(),
                                                   sample_len_.get(), sentences.get(), cut_.get(), round_at_.get());
@@ -1387,7 +1381,7 @@ class NgramCuda final : public NgramBackend {
                                                    s_.V, sample_dense_.get());
     }
     if (s_.order != 2) {
-      scratch_ = grow(std::move(scratch_), span);
+      ensure(scratch_, span);
       bigram_keys_kernel<<<blocks_for(span), kThreads>>>(sample_.get(), sample_len_.get(), sample_stride_, B_,
                                                          static_cast<std::uint64_t>(s_.V) + 1, s_.zipf, scratch_.get());
       counter_.sort(scratch_, span, begin, len, 64);
@@ -1416,15 +1410,10 @@ class NgramCuda final : public NgramBackend {
                                       add.key.get(), add.c.get(), add.begin.get(), add.size.get(), d_mb.get(), B_,
                                       mk.get(), mc.get());
     segmented_sort(mk.get(), mk2.get(), mc.get(), mc2.get(), mb, ms, bits_, temp_);
-    std::size_t bytes = 0;
-    head_ = grow(std::move(head_), span);
-    rank_ = grow(std::move(rank_), span);
+    ensure(head_, span);
+    ensure(rank_, span);
     heads_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), d_mb.get(), d_ms.get(), B_, span, head_.get());
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(nullptr, bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
-    temp_ = grow(std::move(temp_), bytes);
-    OURO_CUDA_CHECK(
-        cub::DeviceScan::ExclusiveSum(temp_.get(), bytes, head_.get(), rank_.get(), static_cast<std::int64_t>(span)));
+    exclusive_sum(head_, rank_, span, temp_);
     merge_runs_kernel<<<blocks_for(span), kThreads>>>(mk2.get(), mc2.get(), head_.get(), rank_.get(), d_mb.get(),
                                                       d_ms.get(), B_, span, mk.get(), mc.get());
     DeviceBuffer<std::uint64_t> unique(B_);
