@@ -26,6 +26,7 @@
 #include <cstdint>
 
 #include "kernels/dedup.h"
+#include "kernels/elementary.h"
 #include "kernels/linalg.h"
 #include "kernels/normal.h"
 #include "kernels/portability.h"
@@ -40,41 +41,6 @@ inline constexpr int kGmmMaxComponents = 16;
 inline constexpr int kEmLanes = 128;  // fixed reduction lanes (= threads per chain on cuda)
 inline constexpr int kEmWarp = 32;
 inline constexpr double kLog2Pi = 1.8378770664093454836;
-
-// ---- exp -----------------------------------------------------------------------
-
-// e^x for x <= 709 (larger x gives +inf, x < -708 gives 0, NaN stays NaN),
-// in basic IEEE operations so both backends compute the same bits:
-// x = k ln2 + r with |r| <= ln2/2 (Cody-Waite split of ln 2), e^r by its
-// Taylor series to r^13 (truncation < 5e-18 relative), times 2^k built in the
-// exponent field. Relative error below 2 ulp (tested against std::exp).
-OURO_HD OURO_FORCEINLINE double exp_poly(double x) {
-  // Branch-free (selects, not jumps), so the cpu backend's loops vectorise.
-  const double xc = x < -708.0 ? -708.0 : (x > 709.0 ? 709.0 : x);  // NaN passes through
-  const double k = floor(fma(xc, 1.4426950408889634074, 0.5));
-  const double ln2_hi = 6.93147180369123816490e-01;  // 32 significant bits: k * ln2_hi is exact
-  const double ln2_lo = 1.90821492927058770002e-10;
-  const double r = fma(-k, ln2_lo, fma(-k, ln2_hi, xc));
-  double p = 1.0 / 6227020800.0;  // 1/13!
-  p = fma(p, r, 1.0 / 479001600.0);
-  p = fma(p, r, 1.0 / 39916800.0);
-  p = fma(p, r, 1.0 / 3628800.0);
-  p = fma(p, r, 1.0 / 362880.0);
-  p = fma(p, r, 1.0 / 40320.0);
-  p = fma(p, r, 1.0 / 5040.0);
-  p = fma(p, r, 1.0 / 720.0);
-  p = fma(p, r, 1.0 / 120.0);
-  p = fma(p, r, 1.0 / 24.0);
-  p = fma(p, r, 1.0 / 6.0);
-  p = fma(p, r, 0.5);
-  p = fma(p, r, 1.0);
-  p = fma(p, r, 1.0);
-  // 2^k for k in [-1021, 1023]: the biased exponent k + 1023 read off the
-  // low bits of 2^52 + k + 1023 (no integer conversion instruction needed).
-  const std::uint64_t biased = bits_of(k + 1023.0 + 4503599627370496.0) & 0xFFFFFFFFFFFFFull;
-  const double y = p * double_of(biased << 52);
-  return x < -708.0 ? 0.0 : (x > 709.0 ? INFINITY : y);
-}
 
 // ---- one mixture's parameters ------------------------------------------------------
 

@@ -30,6 +30,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/elementary.h"
 #include "kernels/portability.h"
 #include "kernels/rng.h"
 
@@ -281,6 +282,36 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
 OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, const TokenUniforms& r) {
   std::uint64_t cell;
   return sample_next(m, ctx, r, cell);
+}
+
+// The sampler's cut of one context (sampler: {temperature, top_k, top_p}):
+// its candidate words (p > 0), n of them in decreasing order of p (ties by
+// word), p(i) the probability of the i-th. Keeps the first top_k (0: all),
+// weighs each by the temperature T, q = (p / p_first)^(1/T) = exp((ln p -
+// ln p_first) / T) (with log_positive and exp_poly, so that both backends
+// compute the same bits; a weight below e^-708 becomes 0), then keeps the
+// smallest prefix whose weight reaches top_p of the kept weight (Holtzman et
+// al. 2020). Writes the running sums of the weights to cum and returns the
+// number kept; a token is the first kept word whose running sum exceeds u
+// times the last.
+template <class Prob>
+OURO_HD std::uint64_t sampler_cut(Prob p, std::uint64_t n, int top_k, double temperature, double top_p,
+                                  double* cum) {
+  if (top_k > 0 && n > static_cast<std::uint64_t>(top_k)) n = static_cast<std::uint64_t>(top_k);
+  const bool tempered = temperature != 1.0 && n > 0;
+  const double log_first = tempered ? log_positive(p(0)) : 0.0;
+  auto weight = [&](std::uint64_t i) {
+    return tempered ? exp_poly((log_positive(p(i)) - log_first) / temperature) : p(i);
+  };
+  double mass = 0.0;
+  for (std::uint64_t i = 0; i < n; ++i) mass += weight(i);
+  double run = 0.0;
+  for (std::uint64_t i = 0; i < n; ++i) {
+    run += weight(i);
+    cum[i] = run;
+    if (run >= top_p * mass) return i + 1;
+  }
+  return n;
 }
 
 // Building a fitted model's tables, one context (or the lowest level) at a

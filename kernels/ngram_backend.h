@@ -91,17 +91,16 @@ std::unique_ptr<NgramBackend> make_ngram_cuda(const NgramBatchSpec& spec);
 
 // What the cuda backend does not run yet (empty: it runs the spec): it
 // covers corpus truths (orders 1-3) and Zipf truths (unigram, Markov), every
-// smoothing, the sampler's top_k and top_p for mle models of order 2 and 3,
-// replace with any real_fraction and accumulate without age_decay.
+// smoothing, the sampler (temperature, top_k, top_p) for order-1 models and
+// mle models of order 2 and 3, every regime with any real_fraction, without
+// age_decay.
 inline std::string ngram_cuda_unsupported(const NgramBatchSpec& s) {
-  if (s.sampler.temperature != 1.0) return "sampler.temperature";
-  if (!s.sampler.plain() && (s.order == 1 || s.smoothing != Smoothing::kMle))
-    return "sampler.top_k and sampler.top_p for smoothed or order-1 models";
+  if (!s.sampler.plain() && s.order >= 2 && s.smoothing != Smoothing::kMle)
+    return "the sampler's temperature, top_k and top_p for smoothed models of order 2 and 3";
   if (s.dedup) return "data.dedup";
   if (s.verifier.on) return "data.verifier";
   if (s.tail_factor != 1.0) return "data.tail_upsample";
   if (s.age_decay != 1.0) return "data.age_decay";
-  if (s.regime == Regime::kAccumulateSubsample) return "data.regime accumulate_subsample";
   return "";
 }
 

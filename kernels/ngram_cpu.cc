@@ -307,16 +307,14 @@ struct Model {
   }
 };
 
-// The sampler's cut of p(. | v): temperature, then top-k, then top-p, over
-// the whole vocabulary (O(V log V) per context, cached for the generation).
+// The sampler's cut of p(. | v) (sampler_cut, kernels/ngram.h) over the
+// whole vocabulary (O(V log V) per context, cached for the generation).
 struct Cut {
   std::vector<std::uint32_t> w;
   std::vector<double> cum;
 };
 
 Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
-  // Temperature: q = (p / p_max)^(1/T), computed from logarithms so that a
-  // low temperature cannot underflow every q of a context to 0.
   std::vector<std::pair<double, std::uint32_t>> q;
   auto add = [&](std::uint32_t w) {
     const double p = ngram_prob(m, v, w);
@@ -329,24 +327,14 @@ Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
   } else {
     for (std::uint32_t w = 0; w < m.V; ++w) add(w);
   }
-  if (s.temperature != 1.0 && !q.empty()) {
-    double top = 0.0;
-    for (const auto& e : q) top = std::max(top, e.first);
-    const double log_top = std::log(top);
-    for (auto& e : q) e.first = std::exp((std::log(e.first) - log_top) / s.temperature);
-  }
+  // Words in increasing order, so ties of p stay in word order.
   std::stable_sort(q.begin(), q.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  if (s.top_k > 0 && q.size() > static_cast<std::size_t>(s.top_k)) q.resize(s.top_k);
-  double total = 0.0;
-  for (const auto& e : q) total += e.first;
   Cut cut;
-  double run = 0.0;
-  for (const auto& e : q) {
-    run += e.first;
-    cut.w.push_back(e.second);
-    cut.cum.push_back(run);
-    if (run >= s.top_p * total) break;  // the smallest prefix holding top_p of the mass
-  }
+  cut.cum.resize(q.size());
+  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return q[i].first; }, q.size(), s.top_k,
+                                         s.temperature, s.top_p, cut.cum.data());
+  cut.cum.resize(kept);
+  for (std::uint64_t i = 0; i < kept; ++i) cut.w.push_back(q[i].second);
   return cut;
 }
 
@@ -583,7 +571,10 @@ class NgramCpu final : public NgramBackend {
       for (std::uint32_t k = 0; k < c.pool_texts.size(); ++k)
         for (std::uint64_t j = 0; j < c.pool_texts[k].text.sentences(); ++j, ++g)
           refs.push_back(Ref{subsample_uniform(s_.seed, chain, gen, g), k, j});
-      std::sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.key < b.key; });
+      // (Stable: equal uniforms, which 52 bits make rare but not impossible
+      // in a pool of 10^7 sentences, keep pool order, as the cuda backend's
+      // radix sort keeps them.)
+      std::stable_sort(refs.begin(), refs.end(), [](const Ref& a, const Ref& b) { return a.key < b.key; });
       // data.age_decay: a sentence of generation k + 1 weighs q^(t - 1 - k),
       // in the counts and in the composition (tokens weighted by age).
       const double q = s_.age_decay;

@@ -27,10 +27,12 @@
 // numbers); the metrics agree to rounding (device log2/exp2).
 //
 // Scope: corpus truths of order 1-3 and Zipf truths (unigram; Markov chain,
-// one sequence per chain drawn by one thread), every smoothing, top_k and
-// top_p for mle models of order 2 and 3, replace (any real_fraction) and
-// accumulate without age_decay. The rest is refused before any work
+// one sequence per chain drawn by one thread), every smoothing, the
+// sampler's cut (temperature, top_k, top_p) for order-1 models and mle
+// models of order 2 and 3, every regime (any real_fraction) without
+// age_decay. The rest is refused before any work
 // (ngram_cuda_unsupported, kernels/ngram_backend.h).
+#include <cub/device/device_radix_sort.cuh>
 #include <cub/device/device_scan.cuh>
 #include <cub/device/device_segmented_radix_sort.cuh>
 #include <cub/device/device_segmented_sort.cuh>
@@ -44,6 +46,7 @@
 #include "kernels/cuda_check.h"
 #include "kernels/cuda_info.h"
 #include "kernels/device_buffer.cuh"
+#include "kernels/elementary.h"
 #include "kernels/ngram_backend.h"
 
 namespace ouro::kernels {
@@ -54,6 +57,14 @@ constexpr std::uint64_t kNone = ~std::uint64_t{0};
 
 unsigned blocks_for(std::uint64_t n) {
   return static_cast<unsigned>(std::max<std::uint64_t>(1, (n + kThreads - 1) / kThreads));
+}
+
+// Kernels with a thread per chain that each run a long serial loop go in
+// blocks of one warp, so that a few hundred chains spread over every
+// multiprocessor instead of sharing one.
+constexpr int kSerialThreads = 32;
+unsigned serial_blocks(std::uint64_t chains) {
+  return static_cast<unsigned>(std::max<std::uint64_t>(1, (chains + kSerialThreads - 1) / kSerialThreads));
 }
 
 template <class T>
@@ -147,15 +158,39 @@ __global__ void run_counts_kernel(const std::uint64_t* start, const std::uint64_
 }
 
 // Sorts each region [begin[b], begin[b] + size[b]) of keys_in into keys_out
-// (values along when given; stable), with CUB's segmented radix sort on the
-// low `bits` bits. CUB counts items in int: chains go in slices whose span
-// stays below 2^31, each slice's offsets relative to its first region.
+// (values along when given; stable) on the low `bits` bits of the keys.
+// Few regions: each by CUB's device-wide radix sort (a segmented sort gives
+// a segment one thread block, which leaves a GPU idle when one chain holds
+// 10^6 keys). Many: CUB's segmented radix sort, which counts items in int,
+// in slices of chains whose span stays below 2^31, each slice's offsets
+// relative to its first region.
+constexpr std::size_t kFewRegions = 8;
+
 template <class Value>
 void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const Value* values_in, Value* values_out,
                     const std::vector<std::uint64_t>& begin, const std::vector<std::uint64_t>& size, int bits,
                     DeviceBuffer<unsigned char>& temp) {
-  constexpr std::uint64_t kMaxSpan = (std::uint64_t{1} << 31) - 1;
   const std::size_t B = begin.size();
+  auto two_passes = [&](auto&& sort) {  // the first asks for the scratch size
+    std::size_t bytes = 0;
+    OURO_CUDA_CHECK(sort(nullptr, bytes));
+    ensure(temp, bytes);
+    bytes = temp.size();
+    OURO_CUDA_CHECK(sort(temp.get(), bytes));
+  };
+  if (B <= kFewRegions) {
+    for (std::size_t b = 0; b < B; ++b) {
+      const std::uint64_t at = begin[b], items = size[b];
+      if (items == 0) continue;
+      two_passes([&](void* scratch, std::size_t& bytes) {
+        return values_in ? cub::DeviceRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
+                                                           values_in + at, values_out + at, items, 0, bits)
+                         : cub::DeviceRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items, 0, bits);
+      });
+    }
+    return;
+  }
+  constexpr std::uint64_t kMaxSpan = (std::uint64_t{1} << 31) - 1;
   for (std::size_t c0 = 0, c1; c0 < B; c0 = c1) {
     c1 = c0 + 1;
     while (c1 < B && begin[c1] + size[c1] - begin[c0] <= kMaxSpan) ++c1;
@@ -166,18 +201,13 @@ void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const
     const DeviceBuffer<std::uint64_t> d_lo = upload(lo), d_hi = upload(hi);
     const int items = static_cast<int>(hi.back()), segments = static_cast<int>(c1 - c0);
     const std::uint64_t at = begin[c0];
-    for (int pass = 0; pass < 2; ++pass) {  // the first asks for the scratch size
-      std::size_t bytes = pass ? temp.size() : 0;
-      void* scratch = pass ? temp.get() : nullptr;
-      if (values_in)
-        OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
-                                                                 values_in + at, values_out + at, items, segments,
-                                                                 d_lo.get(), d_hi.get(), 0, bits));
-      else
-        OURO_CUDA_CHECK(cub::DeviceSegmentedRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items,
-                                                                segments, d_lo.get(), d_hi.get(), 0, bits));
-      if (!pass) ensure(temp, bytes);
-    }
+    two_passes([&](void* scratch, std::size_t& bytes) {
+      return values_in ? cub::DeviceSegmentedRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
+                                                                  values_in + at, values_out + at, items, segments,
+                                                                  d_lo.get(), d_hi.get(), 0, bits)
+                       : cub::DeviceSegmentedRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items,
+                                                                 segments, d_lo.get(), d_hi.get(), 0, bits);
+    });
   }
 }
 
@@ -394,10 +424,11 @@ __global__ void mid_keys_kernel(const std::uint64_t* key, const std::uint64_t* b
 
 // ---- sampling -------------------------------------------------------------------
 
-// The sampler's cut of an mle model of order 2 or 3 (top_k, top_p; see
-// build_cuts): per entry of the top level, the context's words by
-// decreasing count (ties by word) and their cumulative probabilities, and at
-// each context's first entry the number kept.
+// The sampler's cut (sampler_cut, kernels/ngram.h; see build_cuts): of an
+// mle model of order 2 or 3, per entry of the top level, the context's words
+// by decreasing count (ties by word) and their running weights, and at each
+// context's first entry the number kept; of an order-1 model, the same for
+// its one context in V slots per chain.
 struct CutView {
   const std::uint32_t* w;
   const double* cum;
@@ -413,15 +444,22 @@ struct DrawParams {
 };
 
 // The next token after context v: sample_next, or with the sampler's cut the
-// first kept word whose cumulative probability exceeds u times the kept
-// mass (the cpu's make_cut and draw, from the same numbers).
+// first kept word whose running weight exceeds u times the kept weight (the
+// cpu's make_cut and draw, from the same numbers).
 __device__ std::uint32_t choose(const DrawParams& p, const NgramView& m, std::int64_t b, std::uint64_t v,
                                 const TokenUniforms& r) {
   if (!p.cut.w) return sample_next(m, v, r);
-  const std::int64_t ci = find_context(m.top, p.V, v);
-  if (ci < 0) return 0u;  // (unreachable: an mle model emits only words seen followed)
-  const std::uint64_t e = p.model.top.begin && !p.model.shared ? p.model.top.begin[b] : 0;
-  const std::uint64_t lo = m.top.ctx_start[ci], hi = lo + p.cut.len[e + lo];
+  std::uint64_t e = 0, lo, hi;
+  if (p.order == 1) {
+    lo = static_cast<std::uint64_t>(p.model.shared ? 0 : b) * p.V;
+    hi = lo + p.cut.len[lo];
+  } else {
+    const std::int64_t ci = find_context(m.top, p.V, v);
+    if (ci < 0) return 0u;  // (unreachable: an mle model emits only words seen followed)
+    e = p.model.top.begin && !p.model.shared ? p.model.top.begin[b] : 0;
+    lo = m.top.ctx_start[ci];
+    hi = lo + p.cut.len[e + lo];
+  }
   return p.cut.w[e + first_above(p.cut.cum + e, lo, hi, r.u * p.cut.cum[e + hi - 1])];
 }
 
@@ -530,33 +568,51 @@ __global__ void cut_keys_kernel(const std::uint64_t* seg_begin, const std::uint6
     keys[i] = ((cmax - static_cast<std::uint64_t>(ent_c[i])) << wbits) | ent_w[i];
 }
 
-// Per context: top_k, then the smallest prefix holding top_p of the kept
-// mass, as make_cut sums it.
+// Per context: sampler_cut over its words in sorted order, p = c / c(v)
+// as ngram_prob gives it.
 __global__ void cut_kernel(const std::uint64_t* seg_begin, const std::uint64_t* seg_end, const std::uint64_t* seg_ctx,
                            std::uint64_t total, const std::uint64_t* sorted, const double* ctx_total, int wbits,
-                           std::uint64_t cmax, int top_k, double top_p, std::uint32_t* cut_w, double* cut_cum,
+                           std::uint64_t cmax, SamplerSettings sampler, std::uint32_t* cut_w, double* cut_cum,
                            std::uint32_t* cut_len) {
   const std::uint64_t g = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
   if (g >= total) return;
   const std::uint64_t lo = seg_begin[g];
-  std::uint64_t hi = seg_end[g];
-  if (top_k > 0 && hi - lo > static_cast<std::uint64_t>(top_k)) hi = lo + top_k;
   const double C = ctx_total[seg_ctx[g]];
-  auto q = [&](std::uint64_t i) { return static_cast<double>(cmax - (sorted[i] >> wbits)) / C; };
-  double mass = 0.0;
-  for (std::uint64_t i = lo; i < hi; ++i) mass += q(i);
-  double run = 0.0;
-  std::uint64_t i = lo;
-  for (; i < hi; ++i) {
-    run += q(i);
-    cut_w[i] = static_cast<std::uint32_t>(sorted[i] & ((std::uint64_t{1} << wbits) - 1));
-    cut_cum[i] = run;
-    if (run >= top_p * mass) {
-      ++i;
-      break;
-    }
-  }
-  cut_len[lo] = static_cast<std::uint32_t>(i - lo);
+  const std::uint64_t kept = sampler_cut(
+      [&](std::uint64_t i) { return static_cast<double>(cmax - (sorted[lo + i] >> wbits)) / C; }, seg_end[g] - lo,
+      sampler.top_k, sampler.temperature, sampler.top_p, cut_cum + lo);
+  for (std::uint64_t i = 0; i < kept; ++i)
+    cut_w[lo + i] = static_cast<std::uint32_t>(sorted[lo + i] & ((std::uint64_t{1} << wbits) - 1));
+  cut_len[lo] = static_cast<std::uint32_t>(kept);
+}
+
+// An order-1 model's cut, per chain c (V slots at c V): sort keys that put
+// the words in decreasing order of p (the complement of p's bits; positive
+// doubles order as their bits do), words with p = 0 last (kNone).
+__global__ void unigram_cut_keys_kernel(ModelArrays model, std::int64_t chains, std::uint64_t* key,
+                                        std::uint32_t* word) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(chains) * model.V) return;
+  const std::int64_t c = static_cast<std::int64_t>(t / model.V);
+  const auto w = static_cast<std::uint32_t>(t % model.V);
+  const double p = ngram_prob(chain_view(model, c), 0, w);
+  key[t] = p > 0.0 ? ~bits_of(p) : kNone;
+  word[t] = w;
+}
+
+// Then sampler_cut per chain over its words with p > 0, in sorted order.
+__global__ void unigram_cut_kernel(std::int64_t chains, std::uint32_t V, const std::uint64_t* sorted,
+                                   const std::uint32_t* word, SamplerSettings sampler, std::uint32_t* cut_w,
+                                   double* cut_cum, std::uint32_t* cut_len) {
+  const std::int64_t c = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (c >= chains) return;
+  const std::uint64_t lo = static_cast<std::uint64_t>(c) * V;
+  std::uint64_t n = 0;
+  while (n < V && sorted[lo + n] != kNone) ++n;
+  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return double_of(~sorted[lo + i]); }, n,
+                                         sampler.top_k, sampler.temperature, sampler.top_p, cut_cum + lo);
+  for (std::uint64_t i = 0; i < kept; ++i) cut_w[lo + i] = word[lo + i];
+  cut_len[lo] = static_cast<std::uint32_t>(kept);
 }
 
 // ---- composing the training text ------------------------------------------------
@@ -643,9 +699,9 @@ __global__ void zipf_sample_kernel(DrawParams p, const double* truth_cum, std::i
     w = zipf_token(truth_cum, p.V, p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j);
   } else {
     const NgramView m = chain_view(p.model, b);
-    w = sample_next(m, 0,
-                    token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
-                                   static_cast<std::uint32_t>(j % kMaxSentence), p.third));
+    w = choose(p, m, b, 0,
+               token_uniforms(p.seed, chain, p.gen, rng::kStreamSyntheticDraw, j / kMaxSentence,
+                              static_cast<std::uint32_t>(j % kMaxSentence), p.third));
   }
   keys[static_cast<std::uint64_t>(b) * stride + j] = w;  // (order 1: the key is the token)
 }
@@ -751,6 +807,123 @@ __global__ void merge_runs_kernel(const std::uint64_t* key, const double* c, con
   out_c[u] = sum;
 }
 
+// ---- accumulate_subsample: the pool of sentences --------------------------------
+//
+// Every generation's new text is kept, compact (every chain's tokens one
+// after the other, in a buffer of its own), and each chain has a list of its
+// pool's sentences in order of (generation, position): the list index g is
+// the subsample stream's word for that sentence. The training text is the
+// pool's sentences in increasing order of their uniforms (ties by g, as the
+// cpu's stable sort takes them) while it holds fewer than `samples` tokens.
+
+// One sentence of a chain's pool.
+struct PoolRef {
+  std::uint64_t at;   // its first token in its generation's buffer
+  std::uint32_t len;  // its tokens
+  std::uint32_t k;    // its generation - 1 (the pool text it belongs to)
+  std::uint32_t real; // 1: a real sentence (it starts in the text's real part)
+  std::uint32_t unused;
+};
+
+// Where the sentences of a new text start: every token of a Zipf truth's
+// text (`each_token`), else the first token and every token after an end.
+__global__ void sentence_heads_kernel(const std::uint64_t* text, const std::uint64_t* size, std::uint64_t stride,
+                                      std::int64_t B, std::uint64_t V1, bool each_token, std::uint64_t* head) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * stride) return;
+  const std::uint64_t b = t / stride, i = t % stride;
+  head[t] = i < size[b] && (each_token || i == 0 || text[t - 1] % V1 == 0) ? 1 : 0;
+}
+
+// The new text of every chain copied, compact, to its generation's buffer
+// (chain b's at off[b]).
+__global__ void pool_tokens_kernel(const std::uint64_t* text, const std::uint64_t* size, std::uint64_t stride,
+                                   std::int64_t B, const std::uint64_t* off, std::uint64_t* out) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * stride) return;
+  const std::uint64_t b = t / stride, i = t % stride;
+  if (i < size[b]) out[off[b] + i] = text[t];
+}
+
+// The pool's old list of chain b moved to its new place (old regions
+// [old_begin[b], + old_size[b]) to new_begin[b]).
+__global__ void pool_move_kernel(const PoolRef* old, const std::uint64_t* old_begin, const std::uint64_t* old_size,
+                                 std::int64_t B, std::uint64_t span, const std::uint64_t* new_begin, PoolRef* out) {
+  const std::uint64_t u = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (u >= span) return;
+  const std::int64_t b = chain_of(old_begin, old_size, B, u);
+  if (b >= 0) out[new_begin[b] + (u - old_begin[b])] = old[u];
+}
+
+// The new text's sentences appended to each chain's list (after its
+// old_size[b] old ones): sentence j starts at a head, its rank j among the
+// chain's heads, and ends with its end marker (a Zipf truth's: one token).
+__global__ void pool_append_kernel(const std::uint64_t* text, const std::uint64_t* size, const double* real,
+                                   std::uint64_t stride, std::int64_t B, std::uint64_t V1, bool each_token,
+                                   const std::uint64_t* head, const std::uint64_t* rank, const std::uint64_t* off,
+                                   std::uint32_t k, const std::uint64_t* new_begin, const std::uint64_t* old_size,
+                                   PoolRef* out) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(B) * stride || !head[t]) return;
+  const std::uint64_t b = t / stride, i = t % stride;
+  std::uint64_t end = i + 1;
+  if (!each_token)
+    while (end < size[b] && text[b * stride + end - 1] % V1 != 0) ++end;
+  const std::uint64_t j = rank[t] - rank[b * stride];
+  out[new_begin[b] + old_size[b] + j] = PoolRef{off[b] + i, static_cast<std::uint32_t>(end - i), k,
+                                                static_cast<double>(i) < real[b] ? 1u : 0u, 0u};
+}
+
+// Sort keys: the bits of sentence g's subsample uniform (positive doubles
+// order as their bits do), with g along.
+__global__ void subsample_keys_kernel(const std::uint64_t* begin, const std::uint64_t* size, std::int64_t B,
+                                      std::uint64_t span, std::uint32_t seed, std::uint32_t chain_begin,
+                                      std::uint32_t gen, std::uint64_t* key, std::uint64_t* g_of) {
+  const std::uint64_t u = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (u >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, u);
+  if (b < 0) return;
+  const std::uint64_t g = u - begin[b];
+  key[u] = bits_of(subsample_uniform(seed, chain_begin + static_cast<std::uint32_t>(b), gen, g));
+  g_of[u] = g;
+}
+
+// The tokens of each sentence in sorted order (0 outside every region).
+__global__ void sorted_lengths_kernel(const PoolRef* refs, const std::uint64_t* begin, const std::uint64_t* size,
+                                      std::int64_t B, std::uint64_t span, const std::uint64_t* g_of,
+                                      std::uint64_t* len) {
+  const std::uint64_t u = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (u >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, u);
+  len[u] = b >= 0 ? refs[begin[b] + g_of[u]].len : 0;
+}
+
+// The training text: sentence u of the sorted order is taken while the
+// tokens before it (before[u] - before[first of its chain]) fall short of
+// n, and copied there; its tokens, synthetic tokens and token-weighted age
+// are added to the chain's sums (whole numbers below 2^53, so the order of
+// the additions changes no bit).
+__global__ void subsample_take_kernel(const PoolRef* refs, const std::uint64_t* begin, const std::uint64_t* size,
+                                      std::int64_t B, std::uint64_t span, const std::uint64_t* g_of,
+                                      const std::uint64_t* before, std::uint64_t n,
+                                      const std::uint64_t* const* gen_tokens, std::uint32_t t, std::uint64_t stride,
+                                      std::uint64_t* text, double* sums) {
+  const std::uint64_t u = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (u >= span) return;
+  const std::int64_t b = chain_of(begin, size, B, u);
+  if (b < 0) return;
+  const std::uint64_t at = before[u] - before[begin[b]];
+  if (at >= n) return;
+  const PoolRef r = refs[begin[b] + g_of[u]];
+  const std::uint64_t* from = gen_tokens[r.k] + r.at;
+  std::uint64_t* to = text + static_cast<std::uint64_t>(b) * stride + at;
+  for (std::uint32_t i = 0; i < r.len; ++i) to[i] = from[i];
+  double* sum = sums + 3 * static_cast<std::uint64_t>(b);
+  atomicAdd(&sum[0], static_cast<double>(r.len));
+  if (!r.real) atomicAdd(&sum[1], static_cast<double>(r.len));
+  atomicAdd(&sum[2], static_cast<double>(t - 1 - r.k) * r.len);
+}
+
 // ---- metrics --------------------------------------------------------------------
 
 struct MeasureParams {
@@ -767,6 +940,7 @@ struct MeasureParams {
   const unsigned char *word, *tail;
   const double* truth_p;
   const double* truth_cond;  // a Markov-chain truth: p0(w | v) [(V + 1) V], else null
+  double *row_kl, *row_tv;   // a Markov-chain truth: markov_rows_kernel's rows [B V]
   // the sample's types per chain (order 1: dense counts [B V])
   const std::uint64_t *sample_key, *sample_begin, *sample_size;
   const double* sample_c;
@@ -785,20 +959,41 @@ struct MeasureParams {
 // which the truth never says.
 __device__ bool in_tail_mass(const MeasureParams& p, std::uint32_t w) { return p.tail[w] && (p.zipf || w != 1); }
 
+// The model chain b is measured on (at generation 0 of a Zipf truth, a
+// stand-in whose uni is unused: the truth answers for it).
+__device__ NgramView measured_view(const MeasureParams& p, std::int64_t b) {
+  const NgramLevel none{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  return p.truth0 ? NgramView{1, Smoothing::kMle, 0.0, 0.0, p.V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
+                  : chain_view(p.model, b);
+}
+__device__ double truth_prob(const MeasureParams& p, std::uint64_t v, std::uint32_t w) {
+  return p.truth_cond ? p.truth_cond[v * p.V + w] : p.truth_p[w];
+}
+__device__ double measured_prob(const MeasureParams& p, const NgramView& m, std::uint64_t v, std::uint32_t w) {
+  return p.truth0 ? truth_prob(p, v, w) : ngram_prob(m, v, w);
+}
+
+// A Markov-chain truth's kl and tv rows (markov_row), a thread per (chain,
+// context): V^2 probabilities per chain, which one thread per chain would
+// take far too long over.
+__global__ void markov_rows_kernel(MeasureParams p, double* row_kl, double* row_tv) {
+  const std::uint64_t t = blockIdx.x * static_cast<std::uint64_t>(blockDim.x) + threadIdx.x;
+  if (t >= static_cast<std::uint64_t>(p.B) * p.V) return;
+  const std::int64_t b = static_cast<std::int64_t>(t / p.V);
+  const NgramView m = measured_view(p, b);
+  markov_row([&](std::uint64_t v, std::uint32_t w) { return truth_prob(p, v, w); },
+             [&](std::uint64_t v, std::uint32_t w) { return measured_prob(p, m, v, w); }, p.V,
+             static_cast<std::uint32_t>(t % p.V), row_kl[t], row_tv[t]);
+}
+
 __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) {
   const std::int64_t b = blockIdx.x;
   const int ch = threadIdx.x;
   __shared__ HeldoutSums held[kNgramChunks];
   __shared__ SampleSums own[kNgramChunks];
   const std::uint32_t V = p.V;
-  const NgramLevel none{0, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
-  const NgramView m = p.truth0
-                          ? NgramView{1, Smoothing::kMle, 0.0, 0.0, V, nullptr, nullptr, nullptr, 0.0, 0.0, none, none}
-                          : chain_view(p.model, b);
-  auto truth_prob = [&](std::uint64_t v, std::uint32_t w) {
-    return p.truth_cond ? p.truth_cond[v * V + w] : p.truth_p[w];
-  };
-  auto prob = [&](std::uint64_t v, std::uint32_t w) { return p.truth0 ? truth_prob(v, w) : ngram_prob(m, v, w); };
+  const NgramView m = measured_view(p, b);
+  auto prob = [&](std::uint64_t v, std::uint32_t w) { return measured_prob(p, m, v, w); };
   const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
   HeldoutSums h = HeldoutSums::zero();
   for (std::uint64_t e = chunk_first(p.held_types, ch); e < chunk_first(p.held_types, ch + 1); ++e) {
@@ -845,7 +1040,9 @@ __global__ void __launch_bounds__(kNgramChunks) measure_kernel(MeasureParams p) 
     unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, p.truth_p, in_tail, p.zipf, gini, kl, tv,
                     tail_mass);
   else tail_mass = (st.tail / st.n) / truth_tail_mass(V, p.truth_p, in_tail);
-  if (p.truth_cond) markov_compare(truth_prob, prob, V, p.truth_p, kl, tv);  // (pi = truth_p)
+  if (p.truth_cond)  // (pi = truth_p)
+    markov_combine(p.row_kl + static_cast<std::uint64_t>(b) * V, p.row_tv + static_cast<std::uint64_t>(b) * V, V,
+                   p.truth_p, kl, tv);
   double distinct = 0.0, pairs = 0.0;
   if (p.order == 2) {
     for (std::uint64_t e = 0; e < p.sample_size[b]; ++e)
@@ -916,6 +1113,7 @@ namespace {
 class NgramCuda final : public NgramBackend {
  public:
   explicit NgramCuda(const NgramBatchSpec& spec) : s_(spec), B_(spec.batch) {
+    if (B_ < 1) throw std::invalid_argument("the ngram cuda backend: a batch needs at least one chain");
     const std::string no = ngram_cuda_unsupported(spec);
     if (!no.empty())
       throw std::invalid_argument("the ngram cuda backend does not support " + no + " yet; use --backend cpu");
@@ -948,7 +1146,7 @@ class NgramCuda final : public NgramBackend {
     // The sampler's cut sorts (count, word) in 64-bit keys.
     const double largest = std::max(most, static_cast<double>(s_.train.tokens.size()));
     cut_count_bits_ = static_cast<int>(std::ceil(std::log2(largest + 2.0)));
-    if (!s_.sampler.plain() && cut_count_bits_ + key_bits(V, 1) > 64)
+    if (!s_.sampler.plain() && s_.order >= 2 && cut_count_bits_ + key_bits(V, 1) > 64)
       throw std::invalid_argument("the ngram cuda backend: counts too large for the sampler's cut");
     forced_cap_ = n / kMaxSentence + 2;
     bits_ = key_bits(V, s_.order);
@@ -990,7 +1188,7 @@ class NgramCuda final : public NgramBackend {
     if (!s_.zipf) {
       model0_fit_ = std::make_unique<NgramFit>(s_, s_.train);
       upload_model0(model0_fit_->view());
-      if (!s_.sampler.plain()) build_cuts(model0_arrays_.top, model0_entries_, 1, sampler_cut0_);
+      if (!s_.sampler.plain()) build_cuts(model0_arrays_, model0_entries_, 1, sampler_cut0_);
     }
   }
 
@@ -1005,69 +1203,81 @@ class NgramCuda final : public NgramBackend {
     const std::uint64_t n = static_cast<std::uint64_t>(s_.samples);
     const auto real_target =
         static_cast<std::uint64_t>(t == 1 ? s_.samples : std::llround(s_.real_fraction * s_.samples));
-    Counted* train = &sample_counts_;  // the whole sample: already counted
+    // Generation t's new text: real sentences (tokens) and the first of the
+    // previous model's sample, composed in text_; or, without real data,
+    // the whole sample (drawn until n tokens), already counted.
+    const std::uint64_t* new_text = sample_.get();
+    std::uint64_t stride = sample_stride_;
+    DeviceBuffer<std::uint64_t> size(B_);
     DeviceBuffer<double> real(B_);
-    std::vector<std::uint64_t> tokens = download(sample_len_, B_);  // the text's tokens
-    if (real_target > 0 && s_.zipf) {
+    OURO_CUDA_CHECK(cudaMemcpy(size.get(), sample_len_.get(), B_ * sizeof(std::uint64_t), cudaMemcpyDeviceToDevice));
+    if (real_target > 0) {
       ensure(text_, static_cast<std::uint64_t>(B_) * text_stride_);
+      new_text = text_.get(), stride = text_stride_;
+    }
+    if (real_target > 0 && s_.zipf) {
       if (s_.order == 1)
         zipf_compose_kernel<<<blocks_for(B_ * n), kThreads>>>(
             truth_cum_.get(), s_.V, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t), B_, n,
             std::min(real_target, n), sample_.get(), text_stride_, text_.get());
       else
-        markov_compose_kernel<<<blocks_for(B_), kThreads>>>(
+        markov_compose_kernel<<<serial_blocks(B_), kSerialThreads>>>(
             truth_cum_.get(), truth_perm_.get(), s_.V, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t),
             B_, n, std::min(real_target, n), sample_.get(), text_stride_, text_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
-      std::vector<std::uint64_t> begin(B_);
-      for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
-      tokens.assign(B_, n);
-      counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, tokens, bits_, text_counts_);
-      train = &text_counts_;
-      const std::vector<double> r(B_, static_cast<double>(std::min(real_target, n)));
-      OURO_CUDA_CHECK(cudaMemcpy(real.get(), r.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
+      const std::vector<std::uint64_t> h_size(B_, n);
+      const std::vector<double> h_real(B_, static_cast<double>(std::min(real_target, n)));
+      OURO_CUDA_CHECK(cudaMemcpy(size.get(), h_size.data(), B_ * sizeof(std::uint64_t), cudaMemcpyHostToDevice));
+      OURO_CUDA_CHECK(cudaMemcpy(real.get(), h_real.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     } else if (real_target > 0) {
-      ensure(text_, static_cast<std::uint64_t>(B_) * text_stride_);
-      DeviceBuffer<std::uint64_t> size(B_);
       const unsigned blocks = static_cast<unsigned>((B_ * 32 + kThreads - 1) / kThreads);
       compose_kernel<<<blocks, kThreads>>>(B_, s_.seed, s_.chain_begin, real_draw_generation(s_.real_source, t),
                                            real_target, n, train_keys_.get(), train_start_.get(), s_.train.sentences(),
                                            sample_.get(), sample_len_.get(), sample_stride_, s_.V, text_stride_,
                                            text_.get(), size.get(), real.get());
       OURO_CUDA_CHECK(cudaGetLastError());
-      std::vector<std::uint64_t> begin(B_);
-      for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
-      tokens = download(size, B_);
-      counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, tokens, bits_, text_counts_);
-      train = &text_counts_;
     } else {
       OURO_CUDA_CHECK(cudaMemset(real.get(), 0, B_ * sizeof(double)));
     }
-    // The composition (synthetic_share, data_age) on the host: B numbers.
+    const std::vector<std::uint64_t> tokens = download(size, B_);
     const std::vector<double> h_real = download(real, B_);
-    std::vector<double> total(B_), share(B_), age(B_, 0.0);
-    for (std::int64_t b = 0; b < B_; ++b) total[b] = static_cast<double>(tokens[b]);
-    if (s_.regime == Regime::kAccumulate) {
-      if (chains_.empty()) chains_.resize(B_);
-      for (std::int64_t b = 0; b < B_; ++b) {
-        Pool& c = chains_[b];
-        c.tokens_of.push_back(total[b]);
-        c.tokens = c.tokens + total[b];
-        c.synthetic = c.synthetic + (total[b] - h_real[b]);
-        double weighted = 0.0;
-        for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
-        share[b] = c.synthetic / c.tokens;
-        age[b] = weighted / c.tokens;
-      }
-      merge_pool(*train);
-      train = &pool_;
+    std::vector<double> share(B_), age(B_, 0.0);
+    const Counted* train = &sample_counts_;
+    if (s_.regime == Regime::kAccumulateSubsample) {
+      subsample(t, new_text, stride, size, real, tokens, share, age);
+      train = &text_counts_;
     } else {
-      for (std::int64_t b = 0; b < B_; ++b) share[b] = (total[b] - h_real[b]) / total[b];
+      if (real_target > 0) {
+        std::vector<std::uint64_t> begin(B_);
+        for (std::int64_t b = 0; b < B_; ++b) begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
+        counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, tokens, bits_, text_counts_);
+        train = &text_counts_;
+      }
+      // The composition (synthetic_share, data_age) on the host: B numbers.
+      std::vector<double> total(B_);
+      for (std::int64_t b = 0; b < B_; ++b) total[b] = static_cast<double>(tokens[b]);
+      if (s_.regime == Regime::kAccumulate) {
+        if (chains_.empty()) chains_.resize(B_);
+        for (std::int64_t b = 0; b < B_; ++b) {
+          Pool& c = chains_[b];
+          c.tokens_of.push_back(total[b]);
+          c.tokens = c.tokens + total[b];
+          c.synthetic = c.synthetic + (total[b] - h_real[b]);
+          double weighted = 0.0;
+          for (int k = 1; k <= t; ++k) weighted += (t - k) * c.tokens_of[k - 1];
+          share[b] = c.synthetic / c.tokens;
+          age[b] = weighted / c.tokens;
+        }
+        merge_pool(*train);
+        train = &pool_;
+      } else {
+        for (std::int64_t b = 0; b < B_; ++b) share[b] = (total[b] - h_real[b]) / total[b];
+      }
     }
     OURO_CUDA_CHECK(cudaMemcpy(share_.get(), share.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     OURO_CUDA_CHECK(cudaMemcpy(age_.get(), age.data(), B_ * sizeof(double), cudaMemcpyHostToDevice));
     fit(*train);
-    if (!s_.sampler.plain()) build_cuts(model_arrays_.top, top_span_, B_, sampler_cut_);
+    if (!s_.sampler.plain()) build_cuts(model_arrays_, top_span_, B_, sampler_cut_);
     draw(model_arrays_, t + 1, false, sampler_cut_.view());
     measure(model_arrays_, h_metrics, false);
   }
@@ -1111,9 +1321,38 @@ class NgramCuda final : public NgramBackend {
       a.value("pool_synthetic", c.synthetic);
       a.vec("tokens_of", c.tokens_of);
     });
+    // accumulate_subsample: every generation's texts and each chain's list.
+    std::uint64_t gens = pool_gen_.size();
+    ar.count("subsample_texts", gens);
+    if (ar.loading()) pool_gen_.clear(), pool_gen_size_.clear();
+    for (std::uint64_t k = 0; k < gens; ++k) {
+      std::vector<std::uint64_t> text;
+      if (!ar.loading()) text = download(pool_gen_[k], pool_gen_size_[k]);
+      ar.vec("subsample_text", text);
+      if (ar.loading()) pool_gen_size_.push_back(text.size()), pool_gen_.push_back(upload(text));
+    }
+    std::vector<std::uint64_t> list_size = ref_size_;
+    std::vector<PoolRef> list;
+    if (!ar.loading() && !ref_size_.empty()) list = download(pool_refs_, ref_begin_.back() + ref_size_.back());
+    ar.vec("subsample_list_size", list_size);
+    ar.vec("subsample_list", list);
     if (!ar.loading()) return;
-    if (len.size() != static_cast<std::size_t>(B_))
-      throw std::runtime_error("checkpoint: the n-gram sample has another batch");
+    const auto sum = [](const std::vector<std::uint64_t>& v) { return std::accumulate(v.begin(), v.end(), std::uint64_t{0}); };
+    if (len.size() != static_cast<std::size_t>(B_) || (!ps.empty() && ps.size() != static_cast<std::size_t>(B_)) ||
+        (!chains_.empty() && chains_.size() != static_cast<std::size_t>(B_)))
+      throw std::runtime_error("checkpoint: the n-gram sample or pool has another batch");
+    if (keys.size() != sum(len) || pk.size() != sum(ps) || pc.size() != pk.size())
+      throw std::runtime_error("checkpoint: the n-gram sample or pool arrays disagree in size");
+    if ((!list_size.empty() && list_size.size() != static_cast<std::size_t>(B_)) || list.size() != sum(list_size))
+      throw std::runtime_error("checkpoint: the n-gram subsample pool's list disagrees in size");
+    for (const PoolRef& r : list)
+      if (r.k >= pool_gen_size_.size() || r.at + r.len > pool_gen_size_[r.k])
+        throw std::runtime_error("checkpoint: the n-gram subsample pool's list points outside its texts");
+    if (!list_size.empty()) {
+      std::vector<std::uint64_t> begin(B_, 0);
+      for (std::int64_t b = 1; b < B_; ++b) begin[b] = begin[b - 1] + list_size[b - 1];
+      set_pool_list(upload(list), begin, list_size);
+    }
     std::uint64_t at = 0;
     for (std::int64_t b = 0; b < B_; ++b) {
       if (len[b] > sample_stride_) throw std::runtime_error("checkpoint: an n-gram sample is longer than its room");
@@ -1201,17 +1440,39 @@ class NgramCuda final : public NgramBackend {
                               L.ctx_of ? d.ctx_of.get() : nullptr};
   }
 
-  // The sampler's cut of every context of a level (mle; top_k, top_p):
-  // its entries sorted by decreasing count within each context (CUB's
-  // segmented sort, a segment per context), then a thread per context.
+  // The sampler's cut of every context of the model (of `chains` chains;
+  // span: the entries of its top level).
   struct Cuts {
     DeviceBuffer<std::uint64_t> keys, sorted;
-    DeviceBuffer<std::uint32_t> w, len;
+    DeviceBuffer<std::uint32_t> w, len, words, sorted_words;
     DeviceBuffer<double> cum;
     CutView view() const { return CutView{w.get(), cum.get(), len.get()}; }
   };
 
-  void build_cuts(const ModelArrays::Level& L, std::uint64_t span, std::int64_t chains, Cuts& out) {
+  void build_cuts(const ModelArrays& model, std::uint64_t span, std::int64_t chains, Cuts& out) {
+    if (s_.order == 1) build_unigram_cuts(model, chains, out);
+    else build_level_cuts(model.top, span, chains, out);
+  }
+
+  // Order 1: every word of each chain's one context, sorted by decreasing
+  // probability (a segment of V per chain), then a thread per chain.
+  void build_unigram_cuts(const ModelArrays& model, std::int64_t chains, Cuts& out) {
+    const std::uint64_t span = static_cast<std::uint64_t>(chains) * s_.V;
+    ensure(out.keys, span), ensure(out.sorted, span), ensure(out.words, span), ensure(out.sorted_words, span);
+    ensure(out.w, span), ensure(out.len, span), ensure(out.cum, span);
+    unigram_cut_keys_kernel<<<blocks_for(span), kThreads>>>(model, chains, out.keys.get(), out.words.get());
+    std::vector<std::uint64_t> begin(chains), size(chains, s_.V);
+    for (std::int64_t c = 0; c < chains; ++c) begin[c] = static_cast<std::uint64_t>(c) * s_.V;
+    segmented_sort(out.keys.get(), out.sorted.get(), out.words.get(), out.sorted_words.get(), begin, size, 64, temp_);
+    unigram_cut_kernel<<<serial_blocks(chains), kSerialThreads>>>(chains, s_.V, out.sorted.get(),
+                                                                  out.sorted_words.get(), s_.sampler, out.w.get(),
+                                                                  out.cum.get(), out.len.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // Orders 2 and 3 (mle): each context's entries sorted by decreasing count
+  // (CUB's segmented sort, a segment per context), then a thread per context.
+  void build_level_cuts(const ModelArrays::Level& L, std::uint64_t span, std::int64_t chains, Cuts& out) {
     std::vector<std::uint64_t> contexts(chains), off(chains);
     OURO_CUDA_CHECK(cudaMemcpy(contexts.data(), L.contexts, chains * sizeof(std::uint64_t), cudaMemcpyDeviceToHost));
     std::uint64_t total = 0;
@@ -1233,8 +1494,8 @@ class NgramCuda final : public NgramBackend {
       if (!pass) ensure(temp_, bytes);
     }
     cut_kernel<<<blocks_for(total), kThreads>>>(seg_begin.get(), seg_end.get(), seg_ctx.get(), total, out.sorted.get(),
-                                                L.ctx_total, wbits, cmax, s_.sampler.top_k, s_.sampler.top_p,
-                                                out.w.get(), out.cum.get(), out.len.get());
+                                                L.ctx_total, wbits, cmax, s_.sampler, out.w.get(), out.cum.get(),
+                                                out.len.get());
     OURO_CUDA_CHECK(cudaGetLastError());
   }
 
@@ -1319,7 +1580,7 @@ class NgramCuda final : public NgramBackend {
         zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n,
                                                              sample_stride_, sample_.get());
       else
-        markov_sample_kernel<<<blocks_for(B_), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, truth_perm_.get(),
+        markov_sample_kernel<<<serial_blocks(B_), kSerialThreads>>>(p, truth ? truth_cum_.get() : nullptr, truth_perm_.get(),
                                                            s_.smoothing == Smoothing::kMle, B_, n, sample_stride_,
                                                            sample_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
@@ -1384,11 +1645,108 @@ class NgramCuda final : public NgramBackend {
       ensure(scratch_, span);
       bigram_keys_kernel<<<blocks_for(span), kThreads>>>(sample_.get(), sample_len_.get(), sample_stride_, B_,
                                                          static_cast<std::uint64_t>(s_.V) + 1, s_.zipf, scratch_.get());
-      counter_.sort(scratch_, span, begin, len, 64);
+      // (On the low key_bits(V, 2) bits kNone is all ones, above every
+      // bigram key, so it still sorts last.)
+      counter_.sort(scratch_, span, begin, len, key_bits(s_.V, 2));
       distinct_kernel<<<static_cast<unsigned>(B_), kThreads>>>(counter_.sorted().get(), sample_len_.get(),
                                                                sample_stride_, B_, distinct_.get(), pairs_.get());
     }
     OURO_CUDA_CHECK(cudaGetLastError());
+  }
+
+  // accumulate_subsample: generation t's new text (chain b's `tokens[b]` at
+  // b * stride of new_text, its first real[b] tokens real) joins the pool;
+  // the training text is drawn from the pool into text_ and counted into
+  // text_counts_; share and age are its composition, chain by chain.
+  void subsample(int t, const std::uint64_t* new_text, std::uint64_t stride, const DeviceBuffer<std::uint64_t>& size,
+                 const DeviceBuffer<double>& real, const std::vector<std::uint64_t>& tokens, std::vector<double>& share,
+                 std::vector<double>& age) {
+    const std::uint64_t V1 = static_cast<std::uint64_t>(s_.V) + 1, span = static_cast<std::uint64_t>(B_) * stride;
+    const bool each_token = s_.zipf;  // (an order-1 Zipf truth; config refuses a Markov chain here)
+    // The new text's sentences: where each starts, and how many per chain.
+    ensure(head_, span), ensure(rank_, span);
+    sentence_heads_kernel<<<blocks_for(span), kThreads>>>(new_text, size.get(), stride, B_, V1, each_token,
+                                                          head_.get());
+    exclusive_sum(head_, rank_, span, temp_);
+    std::vector<std::uint64_t> text_begin(B_);
+    for (std::int64_t b = 0; b < B_; ++b) text_begin[b] = static_cast<std::uint64_t>(b) * stride;
+    const DeviceBuffer<std::uint64_t> d_text_begin = upload(text_begin);
+    DeviceBuffer<std::uint64_t> count(B_);
+    unique_size_kernel<<<blocks_for(B_), kThreads>>>(head_.get(), rank_.get(), d_text_begin.get(), size.get(), B_,
+                                                     count.get());
+    const std::vector<std::uint64_t> sentences = download(count, B_);
+    // Its tokens, compact, in the generation's own buffer.
+    std::vector<std::uint64_t> off(B_);
+    std::uint64_t total = 0;
+    for (std::int64_t b = 0; b < B_; ++b) off[b] = total, total += tokens[b];
+    const DeviceBuffer<std::uint64_t> d_off = upload(off);
+    pool_gen_.emplace_back(total);
+    pool_gen_size_.push_back(total);
+    pool_tokens_kernel<<<blocks_for(span), kThreads>>>(new_text, size.get(), stride, B_, d_off.get(),
+                                                       pool_gen_.back().get());
+    // Each chain's list of sentences: the old one moved, the new ones after it.
+    std::vector<std::uint64_t> old(B_, 0), begin(B_), list_size(B_);
+    if (!ref_size_.empty()) old = ref_size_;
+    std::uint64_t refs = 0;
+    for (std::int64_t b = 0; b < B_; ++b) begin[b] = refs, list_size[b] = old[b] + sentences[b], refs += list_size[b];
+    DeviceBuffer<PoolRef> list(refs);
+    const DeviceBuffer<std::uint64_t> d_begin = upload(begin), d_old = upload(old);
+    if (!ref_size_.empty()) {
+      const std::uint64_t old_span = ref_begin_.back() + ref_size_.back();
+      pool_move_kernel<<<blocks_for(old_span), kThreads>>>(pool_refs_.get(), d_ref_begin_.get(), d_ref_size_.get(), B_,
+                                                           old_span, d_begin.get(), list.get());
+    }
+    pool_append_kernel<<<blocks_for(span), kThreads>>>(new_text, size.get(), real.get(), stride, B_, V1, each_token,
+                                                       head_.get(), rank_.get(), d_off.get(),
+                                                       static_cast<std::uint32_t>(t - 1), d_begin.get(), d_old.get(),
+                                                       list.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+    set_pool_list(std::move(list), begin, list_size);
+    draw_training_text(t, refs, share, age);
+  }
+
+  // The pool's list of sentences (regions begin[b], size[b]).
+  void set_pool_list(DeviceBuffer<PoolRef> list, const std::vector<std::uint64_t>& begin,
+                     const std::vector<std::uint64_t>& size) {
+    pool_refs_ = std::move(list);
+    ref_begin_ = begin, ref_size_ = size;
+    d_ref_begin_ = upload(begin), d_ref_size_ = upload(size);
+  }
+
+  // The training text of generation t from the pool's `refs` sentences:
+  // sorted by their uniforms, taken while short of n tokens, copied to
+  // text_ and counted.
+  void draw_training_text(int t, std::uint64_t refs, std::vector<double>& share, std::vector<double>& age) {
+    ensure(sub_key_, refs), ensure(sub_sorted_, refs), ensure(sub_g_, refs), ensure(sub_g_sorted_, refs);
+    subsample_keys_kernel<<<blocks_for(refs), kThreads>>>(d_ref_begin_.get(), d_ref_size_.get(), B_, refs, s_.seed,
+                                                          s_.chain_begin, static_cast<std::uint32_t>(t),
+                                                          sub_key_.get(), sub_g_.get());
+    segmented_sort(sub_key_.get(), sub_sorted_.get(), sub_g_.get(), sub_g_sorted_.get(), ref_begin_, ref_size_, 64,
+                   temp_);
+    ensure(sub_len_, refs), ensure(sub_before_, refs);
+    sorted_lengths_kernel<<<blocks_for(refs), kThreads>>>(pool_refs_.get(), d_ref_begin_.get(), d_ref_size_.get(), B_,
+                                                          refs, sub_g_sorted_.get(), sub_len_.get());
+    exclusive_sum(sub_len_, sub_before_, refs, temp_);
+    std::vector<const std::uint64_t*> gens;
+    for (const auto& g : pool_gen_) gens.push_back(g.get());
+    const DeviceBuffer<const std::uint64_t*> d_gens = upload(gens);
+    ensure(text_, static_cast<std::uint64_t>(B_) * text_stride_);
+    DeviceBuffer<double> sums(3 * static_cast<std::uint64_t>(B_));
+    OURO_CUDA_CHECK(cudaMemset(sums.get(), 0, sums.size() * sizeof(double)));
+    subsample_take_kernel<<<blocks_for(refs), kThreads>>>(
+        pool_refs_.get(), d_ref_begin_.get(), d_ref_size_.get(), B_, refs, sub_g_sorted_.get(), sub_before_.get(),
+        static_cast<std::uint64_t>(s_.samples), d_gens.get(), static_cast<std::uint32_t>(t), text_stride_, text_.get(),
+        sums.get());
+    OURO_CUDA_CHECK(cudaGetLastError());
+    const std::vector<double> h = download(sums, sums.size());
+    std::vector<std::uint64_t> begin(B_), train(B_);
+    for (std::int64_t b = 0; b < B_; ++b) {
+      begin[b] = static_cast<std::uint64_t>(b) * text_stride_;
+      train[b] = static_cast<std::uint64_t>(h[3 * b]);
+      share[b] = h[3 * b + 1] / h[3 * b];
+      age[b] = h[3 * b + 2] / h[3 * b];
+    }
+    counter_.count(text_, static_cast<std::uint64_t>(B_) * text_stride_, begin, train, bits_, text_counts_);
   }
 
   // accumulate: pool += this generation's counts.
@@ -1430,7 +1788,7 @@ class NgramCuda final : public NgramBackend {
   }
 
   void measure(const ModelArrays& model, double* h_metrics, bool truth0) {
-    const MeasureParams p{model,
+    MeasureParams p{model,
                           s_.V,
                           s_.order,
                           s_.smoothing != Smoothing::kMle,
@@ -1443,6 +1801,8 @@ class NgramCuda final : public NgramBackend {
                           tail_.get(),
                           truth_p_.get(),
                           truth_cond_.get(),
+                          nullptr,
+                          nullptr,
                           sample_counts_.key.get(),
                           sample_counts_.begin.get(),
                           sample_counts_.size.get(),
@@ -1458,6 +1818,12 @@ class NgramCuda final : public NgramBackend {
                           age_.get(),
                           metrics_.get(),
                           B_};
+    if (truth_cond_.get()) {
+      const std::uint64_t rows = static_cast<std::uint64_t>(B_) * s_.V;
+      ensure(row_kl_, rows), ensure(row_tv_, rows);
+      p.row_kl = row_kl_.get(), p.row_tv = row_tv_.get();
+      markov_rows_kernel<<<blocks_for(rows), kThreads>>>(p, row_kl_.get(), row_tv_.get());
+    }
     measure_kernel<<<static_cast<unsigned>(B_), kNgramChunks>>>(p);
     OURO_CUDA_CHECK(cudaGetLastError());
     OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(),
@@ -1476,9 +1842,16 @@ class NgramCuda final : public NgramBackend {
   DeviceBuffer<std::uint32_t> round_len_, truth_perm_;
   DeviceBuffer<unsigned> forced_n_;
   DeviceBuffer<unsigned char> word_, tail_, temp_;
-  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, cut_, share_, age_, distinct_, pairs_, metrics_,
+  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, row_kl_, row_tv_, cut_, share_, age_, distinct_, pairs_, metrics_,
       uni_, uni_cum_, uni_cumd_, uni_total_, uni_types_, sample_dense_;
   std::vector<Pool> chains_;
+  // accumulate_subsample: every generation's new texts (compact), each
+  // chain's list of its pool's sentences, and the sort's scratch.
+  std::vector<DeviceBuffer<std::uint64_t>> pool_gen_;
+  std::vector<std::uint64_t> pool_gen_size_, ref_begin_, ref_size_;
+  DeviceBuffer<PoolRef> pool_refs_;
+  DeviceBuffer<std::uint64_t> d_ref_begin_, d_ref_size_, sub_key_, sub_sorted_, sub_g_, sub_g_sorted_, sub_len_,
+      sub_before_;
   // Generation 0 (shared by every chain) and model t.
   std::unique_ptr<NgramFit> model0_fit_;
   DeviceBuffer<double> m0_uni_, m0_uni_cum_, m0_uni_cumd_, m0_scalars_;

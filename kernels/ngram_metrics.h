@@ -110,7 +110,7 @@ OURO_HD inline void vocab_alive(const NgramView& m, const unsigned char* word, c
 // the model's types.
 OURO_HD inline double model_support(const NgramView& m) {
   const double V = m.V;
-  if (m.smoothing != Smoothing::kMle) return m.order == 3 ? V * (V * V - V + 1.0) : pow(V, m.order);
+  if (m.smoothing != Smoothing::kMle) return m.order == 3 ? V * (V * V - V + 1.0) : (m.order == 2 ? V * V : V);
   return m.order == 1 ? m.uni_types : static_cast<double>(m.top.ctx_start[m.top.contexts]);
 }
 
@@ -141,17 +141,37 @@ OURO_HD void unigram_compare(Prob prob, std::uint32_t V, const double* truth_p, 
 // stationary law pi: kl = sum_v pi(v) sum_w p0(w|v) log2(p0(w|v) / p(w|v))
 // (inf once a true transition has p = 0) and tv = sum_v pi(v) TV(p0(.|v),
 // p(.|v)). truth(v, w) and prob(v, w) give p0 and the model's p.
+// markov_row is context v's inner sum (a backend may take the rows in
+// parallel), markov_combine adds the rows in order of v.
+template <class Truth, class Prob>
+OURO_HD void markov_row(Truth truth, Prob prob, std::uint32_t V, std::uint32_t v, double& klv, double& tvv) {
+  klv = 0.0;
+  tvv = 0.0;
+  for (std::uint32_t w = 0; w < V; ++w) {
+    const double p0 = truth(v, w), p = prob(v, w);
+    if (p0 > 0.0) klv += p > 0.0 ? p0 * log2(p0 / p) : INFINITY;
+    tvv += 0.5 * fabs(p0 - p);
+  }
+}
+
+OURO_HD inline void markov_combine(const double* klv, const double* tvv, std::uint32_t V, const double* pi, double& kl,
+                                   double& tv) {
+  kl = 0.0;
+  tv = 0.0;
+  for (std::uint32_t v = 0; v < V; ++v) {
+    kl += pi[v] * klv[v];
+    tv += pi[v] * tvv[v];
+  }
+}
+
+// Both steps at once, the rows one after another (the cpu backend).
 template <class Truth, class Prob>
 OURO_HD void markov_compare(Truth truth, Prob prob, std::uint32_t V, const double* pi, double& kl, double& tv) {
   kl = 0.0;
   tv = 0.0;
   for (std::uint32_t v = 0; v < V; ++v) {
-    double klv = 0.0, tvv = 0.0;
-    for (std::uint32_t w = 0; w < V; ++w) {
-      const double p0 = truth(v, w), p = prob(v, w);
-      if (p0 > 0.0) klv += p > 0.0 ? p0 * log2(p0 / p) : INFINITY;
-      tvv += 0.5 * fabs(p0 - p);
-    }
+    double klv, tvv;
+    markov_row(truth, prob, V, v, klv, tvv);
     kl += pi[v] * klv;
     tv += pi[v] * tvv;
   }

@@ -9,7 +9,7 @@
 // is left out. Philox is the larger half of the cost of a normal; four normals
 // per block rather than two make the sampler 1.3x faster on the cpu.
 //
-// The logarithm and sin/cos(2 pi u) are written here as branch-free
+// The logarithm (kernels/elementary.h) and sin/cos(2 pi u) (here) are branch-free
 // polynomials in basic IEEE operations rather than taken from libm/CUDA's math
 // library, for two reasons: g++ vectorises them inside the cpu backend's
 // sampling loops (libm's scalar calls would cost ~4x), and both backends then
@@ -25,62 +25,12 @@
 
 #include <cstdint>
 #include <cmath>
-#include <cstring>
 
+#include "kernels/elementary.h"
 #include "kernels/portability.h"
 #include "kernels/rng.h"
 
 namespace ouro::kernels {
-
-OURO_HD OURO_FORCEINLINE std::uint64_t bits_of(double x) {
-#if defined(__CUDA_ARCH__)
-  return static_cast<std::uint64_t>(__double_as_longlong(x));
-#else
-  std::uint64_t b;
-  std::memcpy(&b, &x, sizeof b);
-  return b;
-#endif
-}
-
-OURO_HD OURO_FORCEINLINE double double_of(std::uint64_t b) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(static_cast<long long>(b));
-#else
-  double x;
-  std::memcpy(&x, &b, sizeof x);
-  return x;
-#endif
-}
-
-// Natural logarithm of a positive normal double (no zero, inf, NaN or subnormal:
-// the uniforms fed here lie in [2^-54, 1)). x = m 2^e with m in [sqrt(1/2), sqrt(2)),
-// ln m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716, by its series to s^23.
-OURO_HD OURO_FORCEINLINE double log_positive(double x) {
-  // Only 64-bit shifts, masks and double arithmetic: AVX2 has no 64-bit
-  // integer -> double conversion, so the exponent is converted by the
-  // 2^52 trick to keep the cpu loop vectorised.
-  const std::uint64_t b = bits_of(x);
-  const double biased_e = double_of(0x4330000000000000ull | (b >> 52)) - 4503599627370496.0;
-  double m = double_of((b & 0x000FFFFFFFFFFFFFull) | 0x3FF0000000000000ull);  // [1, 2)
-  const bool big = m > 1.4142135623730951;
-  m = big ? 0.5 * m : m;
-  const double de = biased_e - (big ? 1022.0 : 1023.0);
-  const double s = (m - 1.0) / (m + 1.0);
-  const double z = s * s;
-  // sum_{k=0..10} z^k / (2k + 3) by Estrin's scheme: the same terms as
-  // Horner's rule with a dependency chain of 5 operations instead of 11,
-  // which lets the vector units overlap more of the sampling loop.
-  const double z2 = z * z, z4 = z2 * z2, z8 = z4 * z4;
-  const double q0 = fma(1.0 / 5, z, 1.0 / 3), q1 = fma(1.0 / 9, z, 1.0 / 7), q2 = fma(1.0 / 13, z, 1.0 / 11);
-  const double q3 = fma(1.0 / 17, z, 1.0 / 15), q4 = fma(1.0 / 21, z, 1.0 / 19);
-  const double r0 = fma(q1, z2, q0), r1 = fma(q3, z2, q2), r2 = fma(1.0 / 23, z2, q4);
-  const double p = fma(r2, z8, fma(r1, z4, r0));
-  const double ln_m = 2.0 * s + 2.0 * s * (z * p);
-  // ln 2 split so that e * ln2_hi is exact for |e| < 2^11.
-  const double ln2_hi = 6.93147180369123816490e-01;
-  const double ln2_lo = 1.90821492927058770002e-10;
-  return de * ln2_hi + (ln_m + de * ln2_lo);
-}
 
 // sin and cos of 2 pi v for v = (k + 1/2) 2^-32, the angle uniform of a 32-bit
 // word k. The top two bits of k are the quadrant, the low 30 bits the exact

@@ -266,7 +266,12 @@ double ngram_point_bytes(const PointConfig& c) {
       (c.regime == kernels::Regime::kAccumulate ? std::min(n * G, 1e9) : n) * c.order;  // the model's, at most
   double per_chain = 2.0 * n * 12.0 + 8.0 * n + 90.0 * entries + 40.0 * V;
   if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * entries;  // the pool's counts
-  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += 12.0 * n * G;
+  // accumulate_subsample keeps every generation's text (a token, and per
+  // sentence its start: 12 bytes a token of text) and sorts its sentences
+  // every generation (cuda: 24 bytes for its entry in the chain's list and
+  // 48 for the sort). A Zipf truth's sentences are single tokens: ~80 bytes
+  // each on cuda, ~40 on the cpu.
+  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.corpus.empty() ? 80.0 : 12.0) * n * G;
   return per_chain * static_cast<double>(c.chains) + shared;
 }
 

@@ -458,6 +458,39 @@ TEST(NgramMath, SamplingMatchesTheDistribution) {
     }
 }
 
+// The sampler's cut rule (sampler_cut) on a context of five words in
+// decreasing order of p (dyadic, so sums are exact): top_k keeps the first
+// k; top_p keeps the smallest prefix reaching that share of the kept weight;
+// the temperature weighs word i by (p_i / p_0)^(1/T) (log_positive and
+// exp_poly: within 1e-14 of std::pow's value); weights lost in the sum's
+// rounding, or underflowing to 0, leave a greedy cut, never NaN.
+TEST(NgramSampler, CutRule) {
+  const double p[] = {0.5, 0.25, 0.125, 0.0625, 0.0625};
+  const auto prob = [&](std::uint64_t i) { return p[i]; };
+  double cum[5];
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 0, 1.0, 1.0, cum), 5u);
+  const double running[] = {0.5, 0.75, 0.875, 0.9375, 1.0};
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(cum[i], running[i]);
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 2, 1.0, 1.0, cum), 2u);
+  EXPECT_EQ(cum[1], 0.75);
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 0, 1.0, 0.75, cum), 2u);  // 0.75 reaches 0.75
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 0, 1.0, 0.76, cum), 3u);
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 4, 1.0, 0.9, cum), 3u);  // 0.875 >= 0.9 * 0.9375
+  for (const double T : {0.5, 2.0, 0.25}) {
+    ASSERT_EQ(kernels::sampler_cut(prob, 5, 0, T, 1.0, cum), 5u) << T;
+    double ref = 0.0;
+    for (int i = 0; i < 5; ++i) {
+      ref += std::pow(p[i] / p[0], 1.0 / T);
+      EXPECT_NEAR(cum[i], ref, 1e-14 * ref) << "T " << T << " word " << i;
+    }
+  }
+  // T = 1e-3: 2^-1000 = 1e-301 for the second word, e^-2079 (0) for the
+  // third on: nothing but the first word is left in the sum.
+  EXPECT_EQ(kernels::sampler_cut(prob, 5, 0, 0.001, 1.0, cum), 1u);
+  EXPECT_EQ(cum[0], 1.0);
+  EXPECT_EQ(kernels::sampler_cut(prob, 0, 3, 0.5, 0.9, cum), 0u);
+}
+
 // top_k = 1 always emits the most probable continuation; a tiny top_p too.
 TEST(NgramSampler, TopKOneAndTinyTopPAreGreedy) {
   for (const char* sampler : {"{top_k: 1}", "{top_p: 0.001}"}) {
