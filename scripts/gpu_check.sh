@@ -15,6 +15,13 @@
 #     `OUROBOROS_PREBUILT=.gpu/build scripts/gpu_check.sh` there.
 # Results go to stdout and, when $OUT is set, to $OUT/gpu_check.txt (the
 # test logs beside it). Non-zero when a test fails or the cuda tests skip.
+#
+# Parts, in order of importance (a lent device machine has minutes, and a
+# command at most ten of them): `tests` (the cuda tests), `bench` (Google
+# Benchmark cases and the whole-process runs with the PyTorch peer), `suite`
+# (the rest of the test suite, which CI also runs on the cpu). Name some to
+# run only those, e.g. `scripts/gpu_check.sh tests`; the default is all
+# three. Each part prints its wall time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +44,16 @@ if [ "${1:-}" = "--bundle" ]; then
   exit 0
 fi
 
+parts=("$@")
+[ ${#parts[@]} -gt 0 ] || parts=(tests bench suite)
+for part in "${parts[@]}"; do
+  case $part in tests | bench | suite) ;; *) echo "gpu_check: unknown part '$part' (tests, bench, suite)" >&2; exit 2 ;; esac
+done
+wants() { [[ " ${parts[*]} " == *" $1 "* ]]; }
+part_start=0
+begin_part() { part_start=$(date +%s); echo "== part $1"; }
+end_part() { echo "== part $1 took $(($(date +%s) - part_start)) s"; }
+
 build=${OUROBOROS_PREBUILT:-build}
 if [ -z "${OUROBOROS_PREBUILT:-}" ]; then
   scripts/setup.sh
@@ -55,8 +72,10 @@ echo "== $(date -u +%F) $(nvidia-smi --query-gpu=name,driver_version,memory.tota
 echo "== host: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
 status=0
 cuda_filter='*cuda*:*Cuda*'  # Suite.Test/cuda instances and the CpuVsCuda comparisons
-echo "== cuda tests (must run, not skip)"
 build_tests="$build/tests"
+if wants tests; then
+begin_part tests
+echo "== cuda tests (must run, not skip)"
 "$build_tests/test_sim" --gtest_filter="$cuda_filter" >"$logs/cuda_tests.txt" 2>&1 || status=1
 grep -E '^\[ *(PASSED|FAILED|SKIPPED) *\]|tests? ran|Skipped' "$logs/cuda_tests.txt" || true
 grep -B2 -A12 'Failure' "$logs/cuda_tests.txt" | head -80 || true
@@ -65,7 +84,11 @@ if grep -qE 'no CUDA device on this machine|this build has no cuda backend' "$lo
   echo "FAIL: cuda tests were skipped on a GPU machine"
   status=1
 fi
+end_part tests
+fi
 
+if wants bench; then
+begin_part bench
 echo "== benchmarks"
 "$build/bench_gaussian" --benchmark_min_time=0.5 2>&1 | grep -E 'cuda|cpu|Benchmark' || status=1
 "$build/bench_gmm" --benchmark_min_time=0.5 2>&1 | grep -E 'Generation|Benchmark' || status=1
@@ -121,10 +144,17 @@ if python3 -c 'import torch' 2>/dev/null; then
 else
   echo "torch not importable: peer skipped"
 fi
+end_part bench
+fi
+
+if wants suite; then
+begin_part suite
 echo "== the rest of the suite (cpu instances, CLI, kernels)"
 "$build_tests/test_kernels" --gtest_brief=1 >"$logs/test_kernels.txt" 2>&1 || status=1
 tail -n 3 "$logs/test_kernels.txt"
 "$build_tests/test_sim" --gtest_filter="-$cuda_filter" --gtest_brief=1 >"$logs/test_sim.txt" 2>&1 || status=1
 grep -E '^\[  FAILED  \]|tests? ran|PASSED' "$logs/test_sim.txt" || true
+end_part suite
+fi
 
 exit $status
