@@ -97,6 +97,10 @@ std::unique_ptr<NgramBackend> make_ngram_cuda(const NgramBatchSpec& spec);
 inline std::string ngram_cuda_unsupported(const NgramBatchSpec& s) {
   if (!s.sampler.plain() && s.order >= 2 && s.smoothing != Smoothing::kMle)
     return "the sampler's temperature, top_k and top_p for smoothed models of order 2 and 3";
+  // (The config refuses this pairing too: a Markov chain's text is one
+  // sequence, whose tokens make no pool of sentences.)
+  if (s.regime == Regime::kAccumulateSubsample && s.zipf && s.order == 2)
+    return "data.regime accumulate_subsample for a Zipfian Markov-chain truth";
   if (s.dedup) return "data.dedup";
   if (s.verifier.on) return "data.verifier";
   if (s.tail_factor != 1.0) return "data.tail_upsample";

@@ -1345,8 +1345,11 @@ class NgramCuda final : public NgramBackend {
       throw std::runtime_error("checkpoint: the n-gram sample or pool arrays disagree in size");
     if ((!list_size.empty() && list_size.size() != static_cast<std::size_t>(B_)) || list.size() != sum(list_size))
       throw std::runtime_error("checkpoint: the n-gram subsample pool's list disagrees in size");
+    // (A sentence taken at n - 1 tokens must fit the training text's room,
+    // text_stride_.)
     for (const PoolRef& r : list)
-      if (r.k >= pool_gen_size_.size() || r.at + r.len > pool_gen_size_[r.k])
+      if (r.k >= pool_gen_size_.size() || r.at + r.len > pool_gen_size_[r.k] ||
+          r.len > text_stride_ - static_cast<std::uint64_t>(s_.samples) + 1)
         throw std::runtime_error("checkpoint: the n-gram subsample pool's list points outside its texts");
     if (!list_size.empty()) {
       std::vector<std::uint64_t> begin(B_, 0);

@@ -268,10 +268,14 @@ double ngram_point_bytes(const PointConfig& c) {
   if (c.regime == kernels::Regime::kAccumulate) per_chain += 16.0 * entries;  // the pool's counts
   // accumulate_subsample keeps every generation's text (a token, and per
   // sentence its start: 12 bytes a token of text) and sorts its sentences
-  // every generation (cuda: 24 bytes for its entry in the chain's list and
-  // 48 for the sort). A Zipf truth's sentences are single tokens: ~80 bytes
-  // each on cuda, ~40 on the cpu.
-  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.corpus.empty() ? 80.0 : 12.0) * n * G;
+  // every generation (cuda: 24 bytes for its entry in the chain's list, twice
+  // while it grows, and ~64 for the sort). A Zipf truth's sentences are
+  // single tokens: ~120 bytes each on cuda at the peak, ~40 on the cpu.
+  if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.corpus.empty() ? 120.0 : 12.0) * n * G;
+  // The sampler's cut of an order-1 model: its V words sorted with their
+  // weights (cuda: seven arrays of V and the sort's scratch).
+  const bool cut = c.temperature != 1.0 || c.top_k != 0 || c.top_p != 1.0;
+  if (cut && c.order == 1) per_chain += 56.0 * V;
   return per_chain * static_cast<double>(c.chains) + shared;
 }
 
