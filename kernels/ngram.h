@@ -295,8 +295,7 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
 // number kept; a token is the first kept word whose running sum exceeds u
 // times the last.
 template <class Prob>
-OURO_HD std::uint64_t sampler_cut(Prob p, std::uint64_t n, int top_k, double temperature, double top_p,
-                                  double* cum) {
+OURO_HD std::uint64_t sampler_cut(Prob p, std::uint64_t n, int top_k, double temperature, double top_p, double* cum) {
   if (top_k > 0 && n > static_cast<std::uint64_t>(top_k)) n = static_cast<std::uint64_t>(top_k);
   const bool tempered = temperature != 1.0 && n > 0;
   const double log_first = tempered ? log_positive(p(0)) : 0.0;

@@ -331,8 +331,8 @@ Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
   std::stable_sort(q.begin(), q.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   Cut cut;
   cut.cum.resize(q.size());
-  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return q[i].first; }, q.size(), s.top_k,
-                                         s.temperature, s.top_p, cut.cum.data());
+  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return q[i].first; }, q.size(), s.top_k, s.temperature,
+                                         s.top_p, cut.cum.data());
   cut.cum.resize(kept);
   for (std::uint64_t i = 0; i < kept; ++i) cut.w.push_back(q[i].second);
   return cut;

@@ -183,8 +183,8 @@ void segmented_sort(const std::uint64_t* keys_in, std::uint64_t* keys_out, const
       const std::uint64_t at = begin[b], items = size[b];
       if (items == 0) continue;
       two_passes([&](void* scratch, std::size_t& bytes) {
-        return values_in ? cub::DeviceRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at,
-                                                           values_in + at, values_out + at, items, 0, bits)
+        return values_in ? cub::DeviceRadixSort::SortPairs(scratch, bytes, keys_in + at, keys_out + at, values_in + at,
+                                                           values_out + at, items, 0, bits)
                          : cub::DeviceRadixSort::SortKeys(scratch, bytes, keys_in + at, keys_out + at, items, 0, bits);
       });
     }
@@ -578,9 +578,9 @@ __global__ void cut_kernel(const std::uint64_t* seg_begin, const std::uint64_t* 
   if (g >= total) return;
   const std::uint64_t lo = seg_begin[g];
   const double C = ctx_total[seg_ctx[g]];
-  const std::uint64_t kept = sampler_cut(
-      [&](std::uint64_t i) { return static_cast<double>(cmax - (sorted[lo + i] >> wbits)) / C; }, seg_end[g] - lo,
-      sampler.top_k, sampler.temperature, sampler.top_p, cut_cum + lo);
+  const std::uint64_t kept =
+      sampler_cut([&](std::uint64_t i) { return static_cast<double>(cmax - (sorted[lo + i] >> wbits)) / C; },
+                  seg_end[g] - lo, sampler.top_k, sampler.temperature, sampler.top_p, cut_cum + lo);
   for (std::uint64_t i = 0; i < kept; ++i)
     cut_w[lo + i] = static_cast<std::uint32_t>(sorted[lo + i] & ((std::uint64_t{1} << wbits) - 1));
   cut_len[lo] = static_cast<std::uint32_t>(kept);
@@ -609,8 +609,8 @@ __global__ void unigram_cut_kernel(std::int64_t chains, std::uint32_t V, const s
   const std::uint64_t lo = static_cast<std::uint64_t>(c) * V;
   std::uint64_t n = 0;
   while (n < V && sorted[lo + n] != kNone) ++n;
-  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return double_of(~sorted[lo + i]); }, n,
-                                         sampler.top_k, sampler.temperature, sampler.top_p, cut_cum + lo);
+  const std::uint64_t kept = sampler_cut([&](std::uint64_t i) { return double_of(~sorted[lo + i]); }, n, sampler.top_k,
+                                         sampler.temperature, sampler.top_p, cut_cum + lo);
   for (std::uint64_t i = 0; i < kept; ++i) cut_w[lo + i] = word[lo + i];
   cut_len[lo] = static_cast<std::uint32_t>(kept);
 }
@@ -818,10 +818,10 @@ __global__ void merge_runs_kernel(const std::uint64_t* key, const double* c, con
 
 // One sentence of a chain's pool.
 struct PoolRef {
-  std::uint64_t at;   // its first token in its generation's buffer
-  std::uint32_t len;  // its tokens
-  std::uint32_t k;    // its generation - 1 (the pool text it belongs to)
-  std::uint32_t real; // 1: a real sentence (it starts in the text's real part)
+  std::uint64_t at;    // its first token in its generation's buffer
+  std::uint32_t len;   // its tokens
+  std::uint32_t k;     // its generation - 1 (the pool text it belongs to)
+  std::uint32_t real;  // 1: a real sentence (it starts in the text's real part)
   std::uint32_t unused;
 };
 
@@ -870,8 +870,8 @@ __global__ void pool_append_kernel(const std::uint64_t* text, const std::uint64_
   if (!each_token)
     while (end < size[b] && text[b * stride + end - 1] % V1 != 0) ++end;
   const std::uint64_t j = rank[t] - rank[b * stride];
-  out[new_begin[b] + old_size[b] + j] = PoolRef{off[b] + i, static_cast<std::uint32_t>(end - i), k,
-                                                static_cast<double>(i) < real[b] ? 1u : 0u, 0u};
+  out[new_begin[b] + old_size[b] + j] =
+      PoolRef{off[b] + i, static_cast<std::uint32_t>(end - i), k, static_cast<double>(i) < real[b] ? 1u : 0u, 0u};
 }
 
 // Sort keys: the bits of sentence g's subsample uniform (positive doubles
@@ -1337,7 +1337,9 @@ class NgramCuda final : public NgramBackend {
     ar.vec("subsample_list_size", list_size);
     ar.vec("subsample_list", list);
     if (!ar.loading()) return;
-    const auto sum = [](const std::vector<std::uint64_t>& v) { return std::accumulate(v.begin(), v.end(), std::uint64_t{0}); };
+    const auto sum = [](const std::vector<std::uint64_t>& v) {
+      return std::accumulate(v.begin(), v.end(), std::uint64_t{0});
+    };
     if (len.size() != static_cast<std::size_t>(B_) || (!ps.empty() && ps.size() != static_cast<std::size_t>(B_)) ||
         (!chains_.empty() && chains_.size() != static_cast<std::size_t>(B_)))
       throw std::runtime_error("checkpoint: the n-gram sample or pool has another batch");
@@ -1453,8 +1455,10 @@ class NgramCuda final : public NgramBackend {
   };
 
   void build_cuts(const ModelArrays& model, std::uint64_t span, std::int64_t chains, Cuts& out) {
-    if (s_.order == 1) build_unigram_cuts(model, chains, out);
-    else build_level_cuts(model.top, span, chains, out);
+    if (s_.order == 1)
+      build_unigram_cuts(model, chains, out);
+    else
+      build_level_cuts(model.top, span, chains, out);
   }
 
   // Order 1: every word of each chain's one context, sorted by decreasing
@@ -1467,9 +1471,8 @@ class NgramCuda final : public NgramBackend {
     std::vector<std::uint64_t> begin(chains), size(chains, s_.V);
     for (std::int64_t c = 0; c < chains; ++c) begin[c] = static_cast<std::uint64_t>(c) * s_.V;
     segmented_sort(out.keys.get(), out.sorted.get(), out.words.get(), out.sorted_words.get(), begin, size, 64, temp_);
-    unigram_cut_kernel<<<serial_blocks(chains), kSerialThreads>>>(chains, s_.V, out.sorted.get(),
-                                                                  out.sorted_words.get(), s_.sampler, out.w.get(),
-                                                                  out.cum.get(), out.len.get());
+    unigram_cut_kernel<<<serial_blocks(chains), kSerialThreads>>>(
+        chains, s_.V, out.sorted.get(), out.sorted_words.get(), s_.sampler, out.w.get(), out.cum.get(), out.len.get());
     OURO_CUDA_CHECK(cudaGetLastError());
   }
 
@@ -1583,9 +1586,9 @@ class NgramCuda final : public NgramBackend {
         zipf_sample_kernel<<<blocks_for(B_ * n), kThreads>>>(p, truth ? truth_cum_.get() : nullptr, B_, n,
                                                              sample_stride_, sample_.get());
       else
-        markov_sample_kernel<<<serial_blocks(B_), kSerialThreads>>>(p, truth ? truth_cum_.get() : nullptr, truth_perm_.get(),
-                                                           s_.smoothing == Smoothing::kMle, B_, n, sample_stride_,
-                                                           sample_.get());
+        markov_sample_kernel<<<serial_blocks(B_), kSerialThreads>>>(p, truth ? truth_cum_.get() : nullptr,
+                                                                    truth_perm_.get(), s_.smoothing == Smoothing::kMle,
+                                                                    B_, n, sample_stride_, sample_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
       const std::vector<std::uint64_t> len(B_, n);
       OURO_CUDA_CHECK(cudaMemcpy(sample_len_.get(), len.data(), B_ * sizeof(std::uint64_t), cudaMemcpyHostToDevice));
@@ -1699,10 +1702,9 @@ class NgramCuda final : public NgramBackend {
       pool_move_kernel<<<blocks_for(old_span), kThreads>>>(pool_refs_.get(), d_ref_begin_.get(), d_ref_size_.get(), B_,
                                                            old_span, d_begin.get(), list.get());
     }
-    pool_append_kernel<<<blocks_for(span), kThreads>>>(new_text, size.get(), real.get(), stride, B_, V1, each_token,
-                                                       head_.get(), rank_.get(), d_off.get(),
-                                                       static_cast<std::uint32_t>(t - 1), d_begin.get(), d_old.get(),
-                                                       list.get());
+    pool_append_kernel<<<blocks_for(span), kThreads>>>(
+        new_text, size.get(), real.get(), stride, B_, V1, each_token, head_.get(), rank_.get(), d_off.get(),
+        static_cast<std::uint32_t>(t - 1), d_begin.get(), d_old.get(), list.get());
     OURO_CUDA_CHECK(cudaGetLastError());
     set_pool_list(std::move(list), begin, list_size);
     draw_training_text(t, refs, share, age);
@@ -1722,8 +1724,8 @@ class NgramCuda final : public NgramBackend {
   void draw_training_text(int t, std::uint64_t refs, std::vector<double>& share, std::vector<double>& age) {
     ensure(sub_key_, refs), ensure(sub_sorted_, refs), ensure(sub_g_, refs), ensure(sub_g_sorted_, refs);
     subsample_keys_kernel<<<blocks_for(refs), kThreads>>>(d_ref_begin_.get(), d_ref_size_.get(), B_, refs, s_.seed,
-                                                          s_.chain_begin, static_cast<std::uint32_t>(t),
-                                                          sub_key_.get(), sub_g_.get());
+                                                          s_.chain_begin, static_cast<std::uint32_t>(t), sub_key_.get(),
+                                                          sub_g_.get());
     segmented_sort(sub_key_.get(), sub_sorted_.get(), sub_g_.get(), sub_g_sorted_.get(), ref_begin_, ref_size_, 64,
                    temp_);
     ensure(sub_len_, refs), ensure(sub_before_, refs);
@@ -1792,35 +1794,35 @@ class NgramCuda final : public NgramBackend {
 
   void measure(const ModelArrays& model, double* h_metrics, bool truth0) {
     MeasureParams p{model,
-                          s_.V,
-                          s_.order,
-                          s_.smoothing != Smoothing::kMle,
-                          s_.zipf,
-                          truth0,
-                          held_key_.get(),
-                          held_c_.get(),
-                          held_key_.size(),
-                          word_.get(),
-                          tail_.get(),
-                          truth_p_.get(),
-                          truth_cond_.get(),
-                          nullptr,
-                          nullptr,
-                          sample_counts_.key.get(),
-                          sample_counts_.begin.get(),
-                          sample_counts_.size.get(),
-                          sample_counts_.c.get(),
-                          sample_dense_.get(),
-                          forced_.get(),
-                          forced_n_.get(),
-                          forced_cap_,
-                          distinct_.get(),
-                          pairs_.get(),
-                          cut_.get(),
-                          share_.get(),
-                          age_.get(),
-                          metrics_.get(),
-                          B_};
+                    s_.V,
+                    s_.order,
+                    s_.smoothing != Smoothing::kMle,
+                    s_.zipf,
+                    truth0,
+                    held_key_.get(),
+                    held_c_.get(),
+                    held_key_.size(),
+                    word_.get(),
+                    tail_.get(),
+                    truth_p_.get(),
+                    truth_cond_.get(),
+                    nullptr,
+                    nullptr,
+                    sample_counts_.key.get(),
+                    sample_counts_.begin.get(),
+                    sample_counts_.size.get(),
+                    sample_counts_.c.get(),
+                    sample_dense_.get(),
+                    forced_.get(),
+                    forced_n_.get(),
+                    forced_cap_,
+                    distinct_.get(),
+                    pairs_.get(),
+                    cut_.get(),
+                    share_.get(),
+                    age_.get(),
+                    metrics_.get(),
+                    B_};
     if (truth_cond_.get()) {
       const std::uint64_t rows = static_cast<std::uint64_t>(B_) * s_.V;
       ensure(row_kl_, rows), ensure(row_tv_, rows);
@@ -1845,8 +1847,8 @@ class NgramCuda final : public NgramBackend {
   DeviceBuffer<std::uint32_t> round_len_, truth_perm_;
   DeviceBuffer<unsigned> forced_n_;
   DeviceBuffer<unsigned char> word_, tail_, temp_;
-  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, row_kl_, row_tv_, cut_, share_, age_, distinct_, pairs_, metrics_,
-      uni_, uni_cum_, uni_cumd_, uni_total_, uni_types_, sample_dense_;
+  DeviceBuffer<double> held_c_, truth_p_, truth_cum_, truth_cond_, row_kl_, row_tv_, cut_, share_, age_, distinct_,
+      pairs_, metrics_, uni_, uni_cum_, uni_cumd_, uni_total_, uni_types_, sample_dense_;
   std::vector<Pool> chains_;
   // accumulate_subsample: every generation's new texts (compact), each
   // chain's list of its pool's sentences, and the sort's scratch.

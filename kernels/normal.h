@@ -23,8 +23,8 @@
 // m & 3 of block m / 4. A d-dimensional point i uses normals i*d .. i*d+d-1.
 #pragma once
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 
 #include "kernels/elementary.h"
 #include "kernels/portability.h"

@@ -111,10 +111,11 @@ TEST(NgramCpuVsCuda, AccumulateSubsample) {
   compare(config(corpus_file(true), 2, "mle", "accumulate_subsample", 0.0));  // cut sentences in the pool
   for (double real : {0.0, 0.2}) {
     SCOPED_TRACE("zipf " + std::to_string(real));
-    compare("seed: 4\nchains: 200\ngenerations: 8\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
-            "truth: {zipf: {vocab: 300, exponent: 1.1}}\nmetrics: {heldout: 2000}\ndata: {samples: 500, regime: "
-            "accumulate_subsample, real_fraction: " +
-            std::to_string(real) + "}\n");
+    compare(
+        "seed: 4\nchains: 200\ngenerations: 8\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
+        "truth: {zipf: {vocab: 300, exponent: 1.1}}\nmetrics: {heldout: 2000}\ndata: {samples: 500, regime: "
+        "accumulate_subsample, real_fraction: " +
+        std::to_string(real) + "}\n");
   }
 }
 
@@ -146,7 +147,8 @@ TEST(NgramCpuVsCuda, CutSentences) {
 // chain's words sorted by probability).
 TEST(NgramCpuVsCuda, SamplerCuts) {
   const std::string corpus = corpus_file(false);
-  const char* samplers[] = {"{top_p: 0.9}", "{top_k: 2}", "{temperature: 0.6}", "{temperature: 1.7, top_k: 4, top_p: 0.6}"};
+  const char* samplers[] = {"{top_p: 0.9}", "{top_k: 2}", "{temperature: 0.6}",
+                            "{temperature: 1.7, top_k: 4, top_p: 0.6}"};
   for (int order : {2, 3})
     for (const char* sampler : samplers)
       for (const char* regime : {"replace", "accumulate"}) {
@@ -200,7 +202,8 @@ TEST(NgramCuda, NamesWhatItDoesNotRunYet) {
   EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.0) + "sampler: {top_p: 0.9, top_k: 3}\n"), "");
   EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.0) + "sampler: {temperature: 0.7}\n"), "");
   EXPECT_EQ(gap(config(corpus, 1, "kneser_ney", "replace", 0.0) + "sampler: {top_p: 0.9}\n"), "");
-  EXPECT_NE(gap(config(corpus, 2, "add_k", "replace", 0.0) + "sampler: {top_k: 2}\n").find("smoothed"), std::string::npos);
+  EXPECT_NE(gap(config(corpus, 2, "add_k", "replace", 0.0) + "sampler: {top_k: 2}\n").find("smoothed"),
+            std::string::npos);
   EXPECT_NE(gap(config(corpus, 3, "kneser_ney", "replace", 0.0) + "sampler: {temperature: 2}\n").find("temperature"),
             std::string::npos);
   EXPECT_EQ(gap(config(corpus, 2, "mle", "accumulate_subsample", 0.0)), "");
