@@ -727,11 +727,12 @@ class NgramCpu final : public NgramBackend {
     const bool third = s_.smoothing == Smoothing::kKneserNey;
     std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
     // The token's uniforms come from a TokenTile of its sentence.
+    const bool plain = s_.sampler.plain();  // (asked once, not per token)
     auto next = [&](TokenTile& tile, std::uint64_t v, std::uint64_t j, std::uint32_t i, std::uint64_t& cell) {
       const TokenUniforms& r = tile.at(j, i);
       const double u = r.u;
       cell = kNoCell;
-      if (s_.sampler.plain()) return sample_next(m, v, r, cell);
+      if (plain) return sample_next(m, v, r, cell);
       auto it = cuts.find(v);
       if (it == cuts.end()) it = cuts.emplace(v, make_cut(m, v, s_.sampler)).first;
       const Cut& cut = it->second;
@@ -792,8 +793,8 @@ class NgramCpu final : public NgramBackend {
     std::vector<std::vector<std::uint32_t>> buf;
     std::vector<unsigned char> was_cut;
     // mle text: each token's alias cell as well (see count_cells), in cbuf.
-    const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && s_.sampler.plain() &&
-                         !c.model->top.alias.empty() && c.model->top.ent_w.size() < kNoCell32 / 2;
+    const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && plain && !c.model->top.alias.empty() &&
+                         c.model->top.ent_w.size() < kNoCell32 / 2;
     std::vector<std::vector<std::uint32_t>> cbuf;
     auto draw_range = [&](std::uint64_t j0, std::uint64_t r0, std::uint64_t r1) {
       TokenTile* tile = &lane_tiles[static_cast<std::size_t>(omp_get_thread_num()) * kLanes];
@@ -838,7 +839,7 @@ class NgramCpu final : public NgramBackend {
     // needed (judged by the mean length so far), at most kRoundMax: what the
     // size changes is only the sentences drawn in vain after the last one.
     constexpr std::uint64_t kRoundMax = 512;
-    const int threads = s_.sampler.plain() ? inner_ : 1;
+    const int threads = plain ? inner_ : 1;
     buf.resize(kRoundMax);
     was_cut.resize(kRoundMax);
     if (by_cell) cbuf.resize(kRoundMax);

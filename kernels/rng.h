@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "kernels/elementary.h"
 #include "kernels/portability.h"
 
 namespace ouro::rng {
@@ -105,9 +106,12 @@ OURO_HD OURO_FORCEINLINE Block draw_block(std::uint32_t seed, std::uint32_t chai
 
 // A double in the open interval (0, 1) from 64 random bits: (2k + 1) 2^-53
 // for the top 52 bits k, the centre of k's cell, so neither 0 nor 1 occurs.
+// Computed without an integer-to-double conversion (AVX2 has none for 64-bit
+// lanes, so a vectorised loop would convert lane by lane): k as the mantissa
+// of 1 + k 2^-52, then - 1 and + 2^-53, each step exact.
 OURO_HD OURO_FORCEINLINE double u01_open(std::uint32_t hi, std::uint32_t lo) {
   const std::uint64_t k = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 12;
-  return (static_cast<double>(k) + 0.5) * 0x1.0p-52;
+  return (kernels::double_of(0x3FF0000000000000ull | k) - 1.0) + 0x1.0p-53;
 }
 
 }  // namespace ouro::rng

@@ -9,7 +9,6 @@
 #include <memory>
 #include <mutex>
 #include <string_view>
-#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -23,31 +22,95 @@ namespace {
 bool word_byte(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
 }
-char lower_ascii(unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); }
+char lower_ascii(char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); }
 
-// Calls f(token) for every token of a line (see corpus.h); word tokens are
-// lower-cased into a reused buffer, so there is no allocation per token.
+// Calls f(token) for every token of a line (see corpus.h). A word with an
+// upper-case letter is lower-cased into a reused buffer, the others are
+// passed as they stand in the line: no allocation per token.
 template <class F>
 void for_each_token(std::string_view line, std::string& cur, F&& f) {
-  cur.clear();
   const std::size_t n = line.size();
-  for (std::size_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < n;) {
     const auto c = static_cast<unsigned char>(line[i]);
-    // An apostrophe between two word characters belongs to the word (lord's).
-    const bool inner_apostrophe = c == '\'' && !cur.empty() && i + 1 < n &&
-                                  word_byte(static_cast<unsigned char>(line[i + 1]));
-    if (word_byte(c) || inner_apostrophe) {
-      cur.push_back(lower_ascii(c));
+    if (word_byte(c)) {
+      // A word runs over word bytes, and over an apostrophe between two of
+      // them (lord's).
+      std::size_t j = i + 1;
+      while (j < n && (word_byte(static_cast<unsigned char>(line[j])) ||
+                       (line[j] == '\'' && j + 1 < n && word_byte(static_cast<unsigned char>(line[j + 1])))))
+        ++j;
+      const std::string_view word = line.substr(i, j - i);
+      if (std::none_of(word.begin(), word.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
+        f(word);  // already lower case: no copy
+      } else {
+        cur.resize(word.size());
+        std::transform(word.begin(), word.end(), cur.begin(), [](char ch) { return lower_ascii(ch); });
+        f(std::string_view(cur));
+      }
+      i = j;
       continue;
     }
-    if (!cur.empty()) f(std::string_view(cur)), cur.clear();
     if (c > 0x20) {  // not a space (nor a control character): a one-byte token
       const char one = static_cast<char>(c);
       f(std::string_view(&one, 1));
     }
+    ++i;
   }
-  if (!cur.empty()) f(std::string_view(cur));
 }
+
+// Token texts to provisional ids (in order of first appearance): open
+// addressing on an FNV-1a hash, the table at most half full. The keys view
+// the type texts, which a deque never moves.
+class TypeTable {
+ public:
+  TypeTable() : slot_(1 << 16, 0) {}
+
+  // The id of t, and whether it is new (then its text is kept).
+  std::uint32_t find_or_add(std::string_view t, bool& added) {
+    const std::uint64_t h = hash(t);
+    const std::size_t mask = slot_.size() - 1;
+    for (std::size_t at = h & mask;; at = (at + 1) & mask) {
+      const std::uint32_t s = slot_[at];
+      if (s == 0) break;
+      if (view_[s - 1] == t) {
+        added = false;
+        return s - 1;
+      }
+    }
+    added = true;
+    text_.emplace_back(t);
+    view_.emplace_back(text_.back());
+    const auto id = static_cast<std::uint32_t>(text_.size() - 1);
+    if (2 * text_.size() > slot_.size())
+      grow();
+    else
+      place(h, id);
+    return id;
+  }
+
+  const std::deque<std::string>& texts() const { return text_; }
+
+ private:
+  static std::uint64_t hash(std::string_view t) {
+    std::uint64_t h = 1469598103934665603ull;
+    for (const char ch : t) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+    return h;
+  }
+  void place(std::uint64_t h, std::uint32_t id) {
+    const std::size_t mask = slot_.size() - 1;
+    std::size_t at = h & mask;
+    while (slot_[at] != 0) at = (at + 1) & mask;
+    slot_[at] = id + 1;
+  }
+  void grow() {
+    slot_.assign(2 * slot_.size(), 0);
+    for (std::uint32_t id = 0; id < view_.size(); ++id) place(hash(view_[id]), id);
+  }
+
+  std::vector<std::uint32_t> slot_;  // id + 1, 0 for empty
+  std::deque<std::string> text_;
+  std::vector<std::string_view> view_;  // of text_, for the comparisons
+};
 
 }  // namespace
 
@@ -74,10 +137,7 @@ Corpus load_corpus(const std::string& path) {
 Corpus parse_corpus(const std::string& text, const std::string& source) {
   // Tokens as provisional ids (in order of first appearance), sentences split
   // 1 in 10, training counts per provisional id.
-  // The map's keys view the type texts, which a deque never moves.
-  std::unordered_map<std::string_view, std::uint32_t> provisional;
-  provisional.reserve(1 << 16);
-  std::deque<std::string> type_text;
+  TypeTable types;
   std::vector<std::uint64_t> type_count;
   constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional streams
   std::vector<std::uint32_t> train_ids, heldout_ids, line_ids;
@@ -91,13 +151,9 @@ Corpus parse_corpus(const std::string& text, const std::string& source) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     line_ids.clear();
     for_each_token(line, cur, [&](std::string_view t) {
-      auto it = provisional.find(t);
-      if (it == provisional.end()) {
-        type_text.emplace_back(t);
-        it = provisional.emplace(std::string_view(type_text.back()), static_cast<std::uint32_t>(type_text.size() - 1)).first;
-        type_count.push_back(0);
-      }
-      line_ids.push_back(it->second);
+      bool added;
+      line_ids.push_back(types.find_or_add(t, added));
+      if (added) type_count.push_back(0);
     });
     if (line_ids.empty()) continue;
     const bool held = j % 10 == 9;
@@ -117,6 +173,7 @@ Corpus parse_corpus(const std::string& text, const std::string& source) {
     throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
                                   source, j));
   // Vocabulary: training types by decreasing count, ties by bytes.
+  const std::deque<std::string>& type_text = types.texts();
   std::vector<std::uint32_t> order;
   for (std::uint32_t t = 0; t < type_text.size(); ++t)
     if (type_count[t] > 0) order.push_back(t);

@@ -62,4 +62,23 @@ TEST(Uniform, OpenIntervalEndsAndCentre) {
   EXPECT_EQ(ouro::rng::u01_open(0x80000000u, 0), 0.5 + 0x1.0p-53);
 }
 
+// u01_open builds (k + 1/2) 2^-52 from the mantissa bits rather than by
+// converting k: the same double, bit for bit, for every k (checked on the
+// ends of the range and on a million words).
+TEST(Uniform, MantissaConstructionIsTheExactValue) {
+  auto reference = [](std::uint32_t hi, std::uint32_t lo) {
+    const std::uint64_t k = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 12;
+    return (static_cast<double>(k) + 0.5) * 0x1.0p-52;
+  };
+  std::uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 1000000; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;  // xorshift64
+    const auto hi = static_cast<std::uint32_t>(x >> 32), lo = static_cast<std::uint32_t>(x);
+    ASSERT_EQ(ouro::rng::u01_open(hi, lo), reference(hi, lo)) << hi << " " << lo;
+  }
+  for (std::uint32_t hi : {0u, 1u, 0x7fffffffu, 0x80000000u, 0xfffffffeu, 0xffffffffu})
+    for (std::uint32_t lo : {0u, 0xfffu, 0x1000u, 0xffffffffu})
+      EXPECT_EQ(ouro::rng::u01_open(hi, lo), reference(hi, lo));
+}
+
 }  // namespace

@@ -20,6 +20,13 @@ TEST(Tokenizer, LowerCasesWordsAndSplitsPunctuation) {
             (std::vector<std::string>{"'", "hello", ",", "'", "(", "he", "said", ")"}));
   EXPECT_EQ(tokenize("Caf\xc3\xa9 42 x-y"), (std::vector<std::string>{"caf\xc3\xa9", "42", "x", "-", "y"}));
   EXPECT_TRUE(tokenize(" \t ").empty());
+  // Apostrophes: inside a word (once or more) it belongs to it; doubled,
+  // leading or trailing it is a token of its own.
+  EXPECT_EQ(tokenize("a'b'C lords' 'tis a''b x'"),
+            (std::vector<std::string>{"a'b'c", "lords", "'", "'", "tis", "a", "'", "'", "b", "x", "'"}));
+  EXPECT_EQ(tokenize("ABC\x01"
+                     "dEf"),
+            (std::vector<std::string>{"abc", "def"}));  // a control byte splits, unseen
 }
 
 fs::path write(const std::string& name, const std::string& text) {
