@@ -289,7 +289,8 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
 // word), p(i) the probability of the i-th. Keeps the first top_k (0: all),
 // weighs each by the temperature T, q = (p / p_first)^(1/T) = exp((ln p -
 // ln p_first) / T) (with log_positive and exp_poly, so that both backends
-// compute the same bits; a weight below e^-708 becomes 0), then keeps the
+// compute the same bits; the first weight is 1, so however low T is not
+// every weight can underflow; one below e^-708 becomes 0), then keeps the
 // smallest prefix whose weight reaches top_p of the kept weight (Holtzman et
 // al. 2020). Writes the running sums of the weights to cum and returns the
 // number kept; a token is the first kept word whose running sum exceeds u
