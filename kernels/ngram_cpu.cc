@@ -38,18 +38,21 @@ class TokenTile {
   TokenTile(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, bool more)
       : gen_(gen), stream_(stream), more_(more) {
     rng::philox4x32_10_round_keys(seed, chain, rk0_, rk1_);
+    for (TokenUniforms& u : u_) u.u3 = u.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
   }
 
   const TokenUniforms& at(std::uint64_t sentence, std::uint32_t i) {
-    if (!filled_ || sentence != sentence_ || i < i0_ || i >= i0_ + kTile) fill(sentence, i);
+    // (i - i0_ wraps past kTile for i < i0_; no sentence is number 2^64 - 1.)
+    if (sentence != sentence_ || i - i0_ >= kTile) fill(sentence, i);
     return u_[i - i0_];
   }
 
  private:
   static constexpr std::uint32_t kTile = 16;
 
-  // Blocks token_block(sentence, i0 + b) + offset, b < kTile, as doubles.
-  void blocks(std::uint64_t offset, double* a, double* b) const {
+  // Blocks token_block(sentence, i0 + k) + offset, k < kTile, as the
+  // uniforms u, u2 (offset 0) or u3, u4 (offset 1) of token i0 + k.
+  void blocks(std::uint64_t offset) {
     alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];
 #pragma omp simd
     for (std::uint32_t k = 0; k < kTile; ++k) {
@@ -59,24 +62,25 @@ class TokenTile {
       w0[k] = c0, w1[k] = c1, w2[k] = c2, w3[k] = c3;
     }
     for (std::uint32_t k = 0; k < kTile; ++k) {
-      a[k] = rng::u01_open(static_cast<std::uint32_t>(w0[k]), static_cast<std::uint32_t>(w1[k]));
-      b[k] = rng::u01_open(static_cast<std::uint32_t>(w2[k]), static_cast<std::uint32_t>(w3[k]));
+      const double a = rng::u01_open(static_cast<std::uint32_t>(w0[k]), static_cast<std::uint32_t>(w1[k]));
+      const double b = rng::u01_open(static_cast<std::uint32_t>(w2[k]), static_cast<std::uint32_t>(w3[k]));
+      if (offset == 0)
+        u_[k].u = a, u_[k].u2 = b;
+      else
+        u_[k].u3 = a, u_[k].u4 = b;
     }
   }
 
   void fill(std::uint64_t sentence, std::uint32_t i) {
-    sentence_ = sentence, i0_ = i, filled_ = true;
-    double a[kTile], b[kTile], c[kTile], d[kTile];
-    blocks(0, a, b);
-    if (more_) blocks(1, c, d);
-    for (std::uint32_t k = 0; k < kTile; ++k) u_[k] = TokenUniforms{a[k], b[k], more_ ? c[k] : 0.5, more_ ? d[k] : 0.5};
+    sentence_ = sentence, i0_ = i;
+    blocks(0);
+    if (more_) blocks(1);
   }
 
   std::uint32_t rk0_[10], rk1_[10];
   std::uint32_t gen_, stream_;
   bool more_;
-  bool filled_ = false;
-  std::uint64_t sentence_ = 0;
+  std::uint64_t sentence_ = ~std::uint64_t{0};  // none yet
   std::uint32_t i0_ = 0;
   TokenUniforms u_[kTile];
 };
