@@ -1,6 +1,9 @@
 // Google Benchmark cases for the n-gram family, on the mle bigram model of
 // the King James text (experiments/ngram/bench_kjv_bigram.yaml; the text is
 // extracted by scripts/setup.sh). Rates are tokens per second.
+//   BM_LoadCorpus   reading and tokenising the King James text (load_corpus:
+//                   the tokenizer, the vocabulary, the split), every run's
+//                   first step
 //   BM_Sample       the shared per-token sampler (sample_next with
 //                   token_uniforms, kernels/ngram.h: the alias-table draw every
 //                   backend makes per token), whole sentences one after
@@ -96,6 +99,17 @@ std::unique_ptr<Drawn> drawn_text(std::int64_t tokens) {
   return d;
 }
 
+void BM_LoadCorpus(benchmark::State& state) {
+  if (!have_kjv(state)) return;
+  std::int64_t tokens = 0;
+  for (auto _ : state) {
+    const Corpus c = load_corpus(source_dir() + "/data/kjv.txt");
+    tokens += static_cast<std::int64_t>(c.train.tokens.size() + c.heldout.tokens.size());
+    benchmark::DoNotOptimize(c.vocab.data());
+  }
+  state.SetItemsProcessed(tokens);
+}
+
 void BM_Sample(benchmark::State& state) {
   if (!have_kjv(state)) return;
   const auto d = drawn_text(1);
@@ -161,6 +175,7 @@ void BM_GenerationCuda(benchmark::State& state) {
 
 }  // namespace
 
+BENCHMARK(BM_LoadCorpus)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Sample)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountSort)->Arg(1 << 20)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CountCells)->Arg(1 << 20)->Unit(benchmark::kMillisecond);

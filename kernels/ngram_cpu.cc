@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <numeric>
 #include <string>
@@ -785,53 +786,70 @@ class NgramCpu final : public NgramBackend {
       out.start.push_back(out.tokens.size());
       return;
     }
-    // Sentences j0 + r, r in [r0, r1), into buf[r] (was_cut[r]: cut at
+    // Sentences j0 + r, r < round, into buf[r] (its tokens; cut: cut at
     // kMaxSentence tokens, its last </s> forced), kLanes of them in flight
     // on one thread, a token of each in turn: each token's lookups are
     // dependent cache misses, and independent sentences let them overlap. A
-    // sentence's tokens depend only on its own counters, so the order of
-    // work changes nothing drawn.
+    // lane takes the round's next sentences from a counter shared by the
+    // threads, kGrab at a time, so that the threads finish a round together
+    // whatever the sentences' lengths; `mine` lists the sentences a thread
+    // drew. A sentence's tokens depend only on its own counters, so who
+    // draws it, and in which order, changes nothing drawn.
     constexpr int kLanes = 8;
+    constexpr std::uint64_t kGrab = 4;
     std::vector<TokenTile> lane_tiles(static_cast<std::size_t>(inner_) * kLanes,
                                       TokenTile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third));
-    std::vector<std::vector<std::uint32_t>> buf;
-    std::vector<unsigned char> was_cut;
-    // mle text: each token's alias cell as well (see count_cells), in cbuf.
+    // mle text: each token's alias cell as well (see count_cells), in cells.
+    // (A cache line per sentence: sentences next to each other are drawn
+    // by different threads.)
+    struct alignas(64) SentenceBuf {
+      std::vector<std::uint32_t> tokens, cells;
+      unsigned char cut;
+    };
+    std::vector<SentenceBuf> buf;
     const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && plain && !c.model->top.alias.empty() &&
                          c.model->top.ent_w.size() < kNoCell32 / 2;
-    std::vector<std::vector<std::uint32_t>> cbuf;
-    auto draw_range = [&](std::uint64_t j0, std::uint64_t r0, std::uint64_t r1) {
+    std::atomic<std::uint64_t> next_sentence{0};
+    auto draw_round = [&](std::uint64_t j0, std::uint64_t round, std::vector<std::uint32_t>& mine) {
       TokenTile* tile = &lane_tiles[static_cast<std::size_t>(omp_get_thread_num()) * kLanes];
       std::uint64_t r_of[kLanes], v[kLanes];
       std::uint32_t i[kLanes];
       bool on[kLanes];
-      std::uint64_t next_r = r0;
+      std::uint64_t grabbed = 0, grabbed_end = 0;
       int live = 0;
       auto begin = [&](int l) {
-        on[l] = next_r < r1;
+        if (grabbed == grabbed_end) {
+          grabbed = next_sentence.fetch_add(kGrab, std::memory_order_relaxed);
+          grabbed_end = std::min(grabbed + kGrab, round);
+          grabbed = std::min(grabbed, round);
+        }
+        on[l] = grabbed < grabbed_end;
         if (!on[l]) return;
-        r_of[l] = next_r++, v[l] = start_context(s_.order, s_.V), i[l] = 0, ++live;
-        buf[r_of[l]].clear();
-        if (by_cell) cbuf[r_of[l]].clear();
+        r_of[l] = grabbed++, v[l] = start_context(s_.order, s_.V), i[l] = 0, ++live;
+        mine.push_back(static_cast<std::uint32_t>(r_of[l]));
+        buf[r_of[l]].tokens.clear();
+        buf[r_of[l]].cells.clear();
       };
       for (int l = 0; l < kLanes; ++l) begin(l);
       while (live > 0) {
         for (int l = 0; l < kLanes; ++l) {
           if (!on[l]) continue;
           const std::uint64_t r = r_of[l];
-          std::vector<std::uint32_t>& b = buf[r];
+          SentenceBuf& b = buf[r];
           bool ended = false;
           std::uint64_t cell = kNoCell;
           if (i[l] == kMaxSentence - 1) {  // cut: end the sentence
-            b.push_back(0);
-            was_cut[r] = 1, ended = true;
+            b.tokens.push_back(0);
+            b.cut = 1, ended = true;
           } else {
             const std::uint32_t w = next(tile[l], v[l], j0 + r, i[l]++, cell);
-            b.push_back(w);
-            if (w == 0) was_cut[r] = 0, ended = true;
-            else v[l] = next_context(s_.order, s_.V, v[l], w);
+            b.tokens.push_back(w);
+            if (w == 0)
+              b.cut = 0, ended = true;
+            else
+              v[l] = next_context(s_.order, s_.V, v[l], w);
           }
-          if (by_cell) cbuf[r].push_back(cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell));
+          if (by_cell) b.cells.push_back(cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell));
           if (ended) --live, begin(l);
         }
       }
@@ -842,11 +860,14 @@ class NgramCpu final : public NgramBackend {
     // nor on the rounds' sizes. A round holds about the sentences still
     // needed (judged by the mean length so far), at most kRoundMax: what the
     // size changes is only the sentences drawn in vain after the last one.
+    // One thread decides which of the round's sentences join the text and
+    // where (at[r]); then each thread copies the sentences it drew.
     constexpr std::uint64_t kRoundMax = 512;
+    constexpr std::uint64_t kNotKept = ~std::uint64_t{0};
     const int threads = plain ? inner_ : 1;
     buf.resize(kRoundMax);
-    was_cut.resize(kRoundMax);
-    if (by_cell) cbuf.resize(kRoundMax);
+    std::vector<std::uint64_t> at(kRoundMax);
+    std::vector<std::vector<std::uint32_t>> mine(static_cast<std::size_t>(threads));
     // data.dedup: the sentences kept so far (examined in order, so the
     // sample does not depend on the thread count either), and the tokens
     // drawn, kept or not, against the budget.
@@ -861,37 +882,56 @@ class NgramCpu final : public NgramBackend {
     VerifyWords words;
     std::vector<double> logp(verify ? kRoundMax : 0);
     const NgramView reference = model0_.view(s_);
-    auto more = [&] {
-      return static_cast<double>(out.tokens.size()) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
+    // Whether the text, at `size` tokens, takes another sentence.
+    auto more = [&](std::size_t size) {
+      return static_cast<double>(size) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
     };
-    for (std::uint64_t j0 = 0, round = 0; more(); j0 += round) {
+    // (The text's final size: `samples` tokens and at most one sentence more.)
+    if (!s_.dedup && !verify) out.tokens.reserve(static_cast<std::size_t>(s_.samples) + kMaxSentence);
+    if (by_cell) c.sample_cell.reserve(out.tokens.capacity());
+    for (std::uint64_t j0 = 0, round = 0; more(out.tokens.size()); j0 += round) {
       const double kept = static_cast<double>(out.start.size() - 1);
       const double mean_len = kept > 0.0 ? static_cast<double>(out.tokens.size()) / kept : 16.0;
       const double need = std::ceil((s_.samples - static_cast<double>(out.tokens.size())) / mean_len);
       round = static_cast<std::uint64_t>(std::clamp(need, 1.0, static_cast<double>(kRoundMax)));
+      next_sentence.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
       {
-        const auto n_threads = static_cast<std::uint64_t>(omp_get_num_threads());
-        const auto me = static_cast<std::uint64_t>(omp_get_thread_num());
-        draw_range(j0, round * me / n_threads, round * (me + 1) / n_threads);
-        if (verify) {
+        std::vector<std::uint32_t>& my = mine[static_cast<std::size_t>(omp_get_thread_num())];
+        my.clear();
+        draw_round(j0, round, my);
 #pragma omp barrier
+        if (verify) {
 #pragma omp for schedule(static)
-          for (std::int64_t r = 0; r < static_cast<std::int64_t>(round); ++r) logp[r] = sentence_log_prob(reference, buf[r]);
+          for (std::int64_t r = 0; r < static_cast<std::int64_t>(round); ++r)
+            logp[r] = sentence_log_prob(reference, buf[r].tokens);
         }
-      }
-      for (std::uint64_t r = 0; r < round && more(); ++r) {
-        drawn += static_cast<double>(buf[r].size());
-        if (verify && !words.keeps(s_.seed, chain, gen, j0 + r,
-                                   logp[r] >= sentence_logp_min_ ? s_.verifier.keep_plausible
-                                                                 : s_.verifier.keep_implausible))
-          continue;
-        if (s_.dedup && !seen.insert(buf[r]).second) continue;
-        out.tokens.insert(out.tokens.end(), buf[r].begin(), buf[r].end());
-        if (by_cell) c.sample_cell.insert(c.sample_cell.end(), cbuf[r].begin(), cbuf[r].end());
-        out.start.push_back(out.tokens.size());
-        c.cut_sentences += was_cut[r];
-        c.sample_cut.push_back(was_cut[r]);
+#pragma omp single
+        {
+          std::fill(at.begin(), at.begin() + static_cast<std::ptrdiff_t>(round), kNotKept);
+          std::size_t size = out.tokens.size();
+          for (std::uint64_t r = 0; r < round && more(size); ++r) {
+            drawn += static_cast<double>(buf[r].tokens.size());
+            if (verify &&
+                !words.keeps(s_.seed, chain, gen, j0 + r,
+                             logp[r] >= sentence_logp_min_ ? s_.verifier.keep_plausible : s_.verifier.keep_implausible))
+              continue;
+            if (s_.dedup && !seen.insert(buf[r].tokens).second) continue;
+            at[r] = size;
+            size += buf[r].tokens.size();
+            out.start.push_back(size);
+            c.cut_sentences += buf[r].cut;
+            c.sample_cut.push_back(buf[r].cut);
+          }
+          out.tokens.resize(size);
+          if (by_cell) c.sample_cell.resize(size);
+        }  // (implied barrier)
+        for (const std::uint32_t r : my) {
+          if (at[r] == kNotKept) continue;
+          const SentenceBuf& b = buf[r];
+          std::copy(b.tokens.begin(), b.tokens.end(), out.tokens.begin() + static_cast<std::ptrdiff_t>(at[r]));
+          std::copy(b.cells.begin(), b.cells.end(), c.sample_cell.begin() + static_cast<std::ptrdiff_t>(at[r]));
+        }
       }
     }
     if (s_.dedup || verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());

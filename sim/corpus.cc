@@ -1,6 +1,7 @@
 #include "sim/corpus.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <deque>
 #include <filesystem>
@@ -11,75 +12,104 @@
 #include <string_view>
 
 #include <fmt/format.h>
+#include <omp.h>
 
 namespace ouro {
 namespace fs = std::filesystem;
 
 namespace {
 
-// ASCII letters and digits (std::isalnum in the "C" locale, which ouroboros
-// never changes) and every byte of a multi-byte UTF-8 character.
-bool word_byte(unsigned char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
-}
-char lower_ascii(char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c); }
+// The tokenizer's byte classes: word bytes (ASCII lower-case letters and
+// digits, as std::isalnum in the "C" locale, which ouroboros never changes,
+// and every byte of a multi-byte UTF-8 character), upper-case ASCII letters
+// (word bytes, lower-cased), the apostrophe, space and control bytes (no
+// token), and the rest (one-byte tokens).
+enum ByteClass : unsigned char { kWordByte, kUpperByte, kApostrophe, kSpaceByte, kPunctByte };
 
-// Calls f(token) for every token of a line (see corpus.h). A word with an
-// upper-case letter is lower-cased into a reused buffer, the others are
-// passed as they stand in the line: no allocation per token.
+constexpr std::array<ByteClass, 256> kByteClass = [] {
+  std::array<ByteClass, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[c] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 ? kWordByte
+           : c >= 'A' && c <= 'Z'                                        ? kUpperByte
+           : c == '\''                                                   ? kApostrophe
+           : c <= 0x20                                                   ? kSpaceByte
+                                                                         : kPunctByte;
+  return t;
+}();
+
+ByteClass byte_class(char c) { return kByteClass[static_cast<unsigned char>(c)]; }
+bool word_class(ByteClass k) { return k <= kUpperByte; }
+
+// FNV-1a (64-bit), a byte at a time: the type table's hash.
+constexpr std::uint64_t kFnvBasis = 1469598103934665603ull, kFnvPrime = 1099511628211ull;
+std::uint64_t fnv_step(std::uint64_t h, unsigned char b) { return (h ^ b) * kFnvPrime; }
+
+// Calls f(token, hash) for every token of a line (see corpus.h), hash its
+// FNV-1a. One pass over a word's bytes classifies, lower-cases and hashes
+// them; a word with an upper-case letter is lower-cased into a reused
+// buffer, the others are passed as they stand in the line: no allocation
+// per token.
 template <class F>
 void for_each_token(std::string_view line, std::string& cur, F&& f) {
+  const char* const p = line.data();
   const std::size_t n = line.size();
   for (std::size_t i = 0; i < n;) {
-    const auto c = static_cast<unsigned char>(line[i]);
-    if (word_byte(c)) {
+    const ByteClass k = byte_class(p[i]);
+    if (word_class(k)) {
       // A word runs over word bytes, and over an apostrophe between two of
       // them (lord's).
-      std::size_t j = i + 1;
-      while (j < n && (word_byte(static_cast<unsigned char>(line[j])) ||
-                       (line[j] == '\'' && j + 1 < n && word_byte(static_cast<unsigned char>(line[j + 1])))))
-        ++j;
-      const std::string_view word = line.substr(i, j - i);
-      if (std::none_of(word.begin(), word.end(), [](char ch) { return ch >= 'A' && ch <= 'Z'; })) {
-        f(word);  // already lower case: no copy
+      std::uint64_t h = kFnvBasis;
+      bool upper = false;
+      std::size_t j = i;
+      for (; j < n; ++j) {
+        auto b = static_cast<unsigned char>(p[j]);
+        const ByteClass kb = kByteClass[b];
+        if (kb == kUpperByte) {
+          upper = true;
+          b = static_cast<unsigned char>(b + ('a' - 'A'));
+        } else if (kb != kWordByte && !(kb == kApostrophe && j + 1 < n && word_class(byte_class(p[j + 1])))) {
+          break;
+        }
+        h = fnv_step(h, b);
+      }
+      if (!upper) {
+        f(line.substr(i, j - i), h);  // already lower case: no copy
       } else {
-        cur.resize(word.size());
-        std::transform(word.begin(), word.end(), cur.begin(), [](char ch) { return lower_ascii(ch); });
-        f(std::string_view(cur));
+        cur.assign(p + i, j - i);
+        for (char& ch : cur)
+          if (byte_class(ch) == kUpperByte) ch = static_cast<char>(ch + ('a' - 'A'));
+        f(std::string_view(cur), h);
       }
       i = j;
       continue;
     }
-    if (c > 0x20) {  // not a space (nor a control character): a one-byte token
-      const char one = static_cast<char>(c);
-      f(std::string_view(&one, 1));
-    }
+    if (k != kSpaceByte)
+      f(line.substr(i, 1), fnv_step(kFnvBasis, static_cast<unsigned char>(p[i])));  // a one-byte token
     ++i;
   }
 }
 
 // Token texts to provisional ids (in order of first appearance): open
-// addressing on an FNV-1a hash, the table at most half full. The keys view
-// the type texts, which a deque never moves.
+// addressing on the tokens' FNV-1a hashes, the table at most half full, each
+// slot keeping its hash's high half so that most probes of another type
+// are told apart without comparing text. The keys view the type texts,
+// which a deque never moves.
 class TypeTable {
  public:
-  TypeTable() : slot_(1 << 16, 0) {}
+  TypeTable() : slot_(1 << 12) {}
 
-  // The id of t, and whether it is new (then its text is kept).
-  std::uint32_t find_or_add(std::string_view t, bool& added) {
-    const std::uint64_t h = hash(t);
+  // The id of t (h: its hash); a new type's text is kept.
+  std::uint32_t find_or_add(std::string_view t, std::uint64_t h) {
     const std::size_t mask = slot_.size() - 1;
+    const auto tag = static_cast<std::uint32_t>(h >> 32);
     for (std::size_t at = h & mask;; at = (at + 1) & mask) {
-      const std::uint32_t s = slot_[at];
-      if (s == 0) break;
-      if (view_[s - 1] == t) {
-        added = false;
-        return s - 1;
-      }
+      const Slot s = slot_[at];
+      if (s.id1 == 0) break;
+      if (s.tag == tag && view_[s.id1 - 1] == t) return s.id1 - 1;
     }
-    added = true;
     text_.emplace_back(t);
     view_.emplace_back(text_.back());
+    hash_.push_back(h);
     const auto id = static_cast<std::uint32_t>(text_.size() - 1);
     if (2 * text_.size() > slot_.size())
       grow();
@@ -88,36 +118,64 @@ class TypeTable {
     return id;
   }
 
+  std::size_t size() const { return text_.size(); }
+  std::string_view text(std::uint32_t id) const { return view_[id]; }
+  std::uint64_t hash(std::uint32_t id) const { return hash_[id]; }
   const std::deque<std::string>& texts() const { return text_; }
 
  private:
-  static std::uint64_t hash(std::string_view t) {
-    std::uint64_t h = 1469598103934665603ull;
-    for (const char ch : t) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
-    return h;
-  }
+  struct Slot {
+    std::uint32_t id1 = 0;  // id + 1, 0 for empty
+    std::uint32_t tag = 0;  // the high half of the type's hash
+  };
   void place(std::uint64_t h, std::uint32_t id) {
     const std::size_t mask = slot_.size() - 1;
     std::size_t at = h & mask;
-    while (slot_[at] != 0) at = (at + 1) & mask;
-    slot_[at] = id + 1;
+    while (slot_[at].id1 != 0) at = (at + 1) & mask;
+    slot_[at] = Slot{id + 1, static_cast<std::uint32_t>(h >> 32)};
   }
   void grow() {
-    slot_.assign(2 * slot_.size(), 0);
-    for (std::uint32_t id = 0; id < view_.size(); ++id) place(hash(view_[id]), id);
+    slot_.assign(2 * slot_.size(), Slot{});
+    for (std::uint32_t id = 0; id < view_.size(); ++id) place(hash_[id], id);
   }
 
-  std::vector<std::uint32_t> slot_;  // id + 1, 0 for empty
+  std::vector<Slot> slot_;
   std::deque<std::string> text_;
   std::vector<std::string_view> view_;  // of text_, for the comparisons
+  std::vector<std::uint64_t> hash_;     // of text_, for growing
 };
+
+constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional streams
+
+// A stretch of the text (whole lines), tokenized: its tokens as provisional
+// ids of its own type table, kEnd after each sentence (a line with a token).
+struct Stretch {
+  TypeTable types;
+  std::vector<std::uint32_t> ids;
+};
+
+void tokenize_stretch(std::string_view text, Stretch& out) {
+  std::string cur;
+  out.ids.reserve(text.size() / 4);
+  for (std::size_t pos = 0; pos < text.size();) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string_view::npos) eol = text.size();
+    std::string_view line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    const std::size_t before = out.ids.size();
+    for_each_token(line, cur,
+                   [&](std::string_view t, std::uint64_t h) { out.ids.push_back(out.types.find_or_add(t, h)); });
+    if (out.ids.size() != before) out.ids.push_back(kEnd);
+  }
+}
 
 }  // namespace
 
 std::vector<std::string> tokenize(const std::string& line) {
   std::vector<std::string> out;
   std::string cur;
-  for_each_token(line, cur, [&](std::string_view t) { out.emplace_back(t); });
+  for_each_token(line, cur, [&](std::string_view t, std::uint64_t) { out.emplace_back(t); });
   return out;
 }
 
@@ -134,40 +192,49 @@ Corpus load_corpus(const std::string& path) {
   return parse_corpus(text, path);
 }
 
-Corpus parse_corpus(const std::string& text, const std::string& source) {
-  // Tokens as provisional ids (in order of first appearance), sentences split
-  // 1 in 10, training counts per provisional id.
-  TypeTable types;
-  std::vector<std::uint64_t> type_count;
-  constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional streams
-  std::vector<std::uint32_t> train_ids, heldout_ids, line_ids;
-  std::size_t j = 0, train_sentences = 0, heldout_sentences = 0;
-  std::string cur;
-  for (std::size_t pos = 0; pos < text.size();) {
-    std::size_t eol = text.find('\n', pos);
-    if (eol == std::string::npos) eol = text.size();
-    std::string_view line(text.data() + pos, eol - pos);
-    pos = eol + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    line_ids.clear();
-    for_each_token(line, cur, [&](std::string_view t) {
-      bool added;
-      line_ids.push_back(types.find_or_add(t, added));
-      if (added) type_count.push_back(0);
-    });
-    if (line_ids.empty()) continue;
-    const bool held = j % 10 == 9;
-    auto& ids = held ? heldout_ids : train_ids;
-    ids.insert(ids.end(), line_ids.begin(), line_ids.end());
-    ids.push_back(kEnd);
-    if (held) {
-      ++heldout_sentences;
-    } else {
-      ++train_sentences;
-      for (auto id : line_ids) ++type_count[id];
-    }
-    ++j;
+Corpus parse_corpus(const std::string& text, const std::string& source, int parts) {
+  // The text cut at line ends into stretches (about 1 MiB or more each, at
+  // most one per thread unless `parts` says), tokenized in parallel.
+  if (parts <= 0) parts = static_cast<int>(std::clamp<std::size_t>(text.size() >> 20, 1, omp_get_max_threads()));
+  std::vector<std::size_t> cut(static_cast<std::size_t>(parts) + 1, text.size());
+  cut[0] = 0;
+  for (int k = 1; k < parts; ++k) {
+    const std::size_t eol = text.find('\n', std::max(cut[k - 1], text.size() / parts * k));
+    cut[k] = eol == std::string::npos ? text.size() : eol + 1;
   }
+  std::vector<Stretch> stretch(static_cast<std::size_t>(parts));
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+  for (int k = 0; k < parts; ++k)
+    tokenize_stretch(std::string_view(text).substr(cut[k], cut[k + 1] - cut[k]), stretch[k]);
+  // One table of types over the stretches (each stretch's ids mapped to
+  // it), sentences split 1 in 10 by their number in the whole text, and
+  // training counts per type: what one pass over the whole text gives.
+  TypeTable types;
+  std::vector<std::vector<std::uint32_t>> to_type(stretch.size());
+  for (std::size_t k = 0; k < stretch.size(); ++k)
+    for (std::uint32_t id = 0; id < stretch[k].types.size(); ++id)
+      to_type[k].push_back(types.find_or_add(stretch[k].types.text(id), stretch[k].types.hash(id)));
+  std::vector<std::uint64_t> type_count(types.size(), 0);
+  std::size_t train_sentences = 0, heldout_sentences = 0, train_tokens = 0, heldout_tokens = 0;
+  // Calls f(type, held) for every token and f(kEnd, held) for every sentence
+  // end, held: whether the sentence is held out.
+  auto each_token = [&](auto&& f) {
+    std::size_t n = 0;
+    for (std::size_t k = 0; k < stretch.size(); ++k)
+      for (const std::uint32_t id : stretch[k].ids) {
+        const bool held = n % 10 == 9;
+        f(id == kEnd ? kEnd : to_type[k][id], held);
+        if (id == kEnd) ++n;
+      }
+    return n;
+  };
+  const std::size_t j = each_token([&](std::uint32_t t, bool held) {
+    ++(held ? heldout_tokens : train_tokens);
+    if (t == kEnd)
+      ++(held ? heldout_sentences : train_sentences);
+    else if (!held)
+      ++type_count[t];
+  });
   if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", source));
   if (train_sentences == 0 || heldout_sentences == 0)
     throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
@@ -190,16 +257,15 @@ Corpus parse_corpus(const std::string& text, const std::string& source) {
     c.vocab.push_back(type_text[t]);
     c.train_count.push_back(type_count[t]);
   }
-  auto emit = [&](const std::vector<std::uint32_t>& ids, Sentences& out) {
-    out.tokens.reserve(ids.size());
-    out.start.push_back(0);
-    for (auto id : ids) {
-      out.tokens.push_back(id == kEnd ? kEndToken : final_id[id]);
-      if (id == kEnd) out.start.push_back(out.tokens.size());
-    }
-  };
-  emit(train_ids, c.train);
-  emit(heldout_ids, c.heldout);
+  c.train.start.push_back(0);
+  c.heldout.start.push_back(0);
+  c.train.tokens.reserve(train_tokens);
+  c.heldout.tokens.reserve(heldout_tokens);
+  each_token([&](std::uint32_t t, bool held) {
+    Sentences& out = held ? c.heldout : c.train;
+    out.tokens.push_back(t == kEnd ? kEndToken : final_id[t]);
+    if (t == kEnd) out.start.push_back(out.tokens.size());
+  });
   return c;
 }
 

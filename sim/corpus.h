@@ -52,8 +52,10 @@ Corpus load_corpus(const std::string& path);
 
 // What load_corpus does with the file's bytes, for text already in memory
 // (the fuzz target tests/fuzz/fuzz_corpus.cc); `source` is what the errors
-// name and what Corpus::source records.
-Corpus parse_corpus(const std::string& text, const std::string& source);
+// name and what Corpus::source records. The text is tokenized in `parts`
+// stretches of whole lines at once (0: one per MiB, at most one per
+// thread); the result does not depend on how many.
+Corpus parse_corpus(const std::string& text, const std::string& source, int parts = 0);
 
 // load_corpus, read once per path and process (sweep points share it).
 const Corpus& load_corpus_cached(const std::string& path);

@@ -5,7 +5,7 @@
 // CorpusError (no sentence, fewer than 10) is the one expected failure; any
 // other exception is a finding (abort), and so is anything the sanitizers
 // see. An accepted corpus is checked against the invariants the n-gram family
-// relies on.
+// relies on, and against the same text tokenized in 3 stretches at once.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -41,7 +41,7 @@ void check_text(const ouro::Sentences& s, std::size_t vocab) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
   try {
-    const ouro::Corpus c = ouro::parse_corpus(text, "fuzz");
+    const ouro::Corpus c = ouro::parse_corpus(text, "fuzz", 1);
     const std::size_t V = c.vocab.size();
     if (V < 3 || c.train_count.size() != V || c.vocab[0] != "</s>" || c.vocab[1] != "<unk>" ||
         c.train_count[1] != 0)
@@ -55,6 +55,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t sentences = c.train.start.size() - 1 + c.heldout.start.size() - 1;
     if (c.heldout.start.size() - 1 != sentences / 10) fail("not every 10th sentence held out");
     if (c.train_count[0] != c.train.start.size() - 1) fail("</s> count is not the training sentence count");
+    ouro::Corpus c3;
+    try {
+      c3 = ouro::parse_corpus(text, "fuzz", 3);
+    } catch (const ouro::CorpusError&) {
+      fail("three stretches refuse what one pass accepts");
+    }
+    if (c3.vocab != c.vocab || c3.train_count != c.train_count || c3.train.tokens != c.train.tokens ||
+        c3.train.start != c.train.start || c3.heldout.tokens != c.heldout.tokens || c3.heldout.start != c.heldout.start)
+      fail("three stretches do not give the one-pass result");
   } catch (const ouro::CorpusError&) {
     // The expected refusal.
   } catch (const std::exception& e) {

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <string>
 
 #include "sim/corpus.h"
 
@@ -56,6 +58,41 @@ TEST(Corpus, BadFilesAreRefusedByName) {
   EXPECT_THROW(load_corpus(write("empty", "\n \n").string()), CorpusError);
   EXPECT_THROW(load_corpus(fs::temp_directory_path().string()), CorpusError);  // a directory
   EXPECT_THROW(load_corpus(write("short", "one line\n").string()), CorpusError);
+}
+
+// The text is tokenized in stretches of whole lines at once: any number of
+// them gives the one-pass result (sentence numbers, and so the split, run
+// across stretches; a type's provisional id depends on the stretch, its
+// final id must not).
+void expect_same(const Corpus& a, const Corpus& b) {
+  EXPECT_EQ(a.vocab, b.vocab);
+  EXPECT_EQ(a.train_count, b.train_count);
+  EXPECT_EQ(a.train.tokens, b.train.tokens);
+  EXPECT_EQ(a.train.start, b.train.start);
+  EXPECT_EQ(a.heldout.tokens, b.heldout.tokens);
+  EXPECT_EQ(a.heldout.start, b.heldout.start);
+}
+
+TEST(Corpus, StretchesGiveTheOnePassResult) {
+  // Empty and blank lines, CRLF, no final newline, words that first appear
+  // in a later stretch, held-out-only words.
+  std::string text;
+  for (int i = 0; i < 97; ++i)
+    text += (i % 7 == 3 ? "\n \t\n" : "") + std::string("Word") + std::to_string(i % 13) + " and, w" +
+            std::to_string(i * i % 31) + (i % 5 ? "\r\n" : "\n");
+  text += "last line without newline";
+  const Corpus one = parse_corpus(text, "t", 1);
+  for (int parts : {2, 3, 5, 16, 200}) {
+    SCOPED_TRACE(parts);
+    expect_same(one, parse_corpus(text, "t", parts));
+  }
+  const Corpus kjv = load_corpus(kjv_path());
+  std::ifstream in(kjv_path(), std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (int parts : {1, 2, 7}) {
+    SCOPED_TRACE(parts);
+    expect_same(kjv, parse_corpus(bytes, kjv_path(), parts));
+  }
 }
 
 TEST(Corpus, KingJamesTokenStreamIsPinned) {
