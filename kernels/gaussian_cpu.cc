@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "kernels/gaussian_backend.h"
+#include "kernels/philox_batch.h"
 #include "kernels/state.h"
 
 namespace ouro::kernels {
 
 // Sums of z and z^2 over normals [i0, i1) of one 1-D stream. The same draws as
-// accumulate_zsums, computed a tile at a time in three simple loops (Philox,
-// Box-Muller, sums) that g++ vectorises; tile partial sums are combined with
+// accumulate_zsums, computed a tile at a time: Philox (philox_blocks), then
+// Box-Muller and sums in simple loops that g++ vectorises; tile partial sums are combined with
 // Neumaier's compensated summation so very large n loses nothing.
 void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
               std::int64_t i0, std::int64_t i1, double& zsum, double& zsq) {
@@ -33,18 +34,10 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
   const std::int64_t last_block = (i1 - 1) >> 2;
   for (std::int64_t b0 = i0 >> 2; b0 <= last_block; b0 += kTile) {
     const int blocks = static_cast<int>(std::min<std::int64_t>(kTile, last_block - b0 + 1));
-    // Counter {index_lo, index_hi, stream, generation}, key {seed, chain}:
-    // the layout of rng::draw_block.
-#pragma omp simd
-    for (int b = 0; b < blocks; ++b) {
-      const std::uint64_t index = static_cast<std::uint64_t>(b0 + b);
-      std::uint64_t c0 = index & 0xFFFFFFFFull, c1 = index >> 32, c2 = stream, c3 = generation;
-      rng::philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, rk0, rk1);
-      w0[b] = c0;
-      w1[b] = c1;
-      w2[b] = c2;
-      w3[b] = c3;
-    }
+    // (A short last tile makes a whole tile's blocks and uses its first.)
+    alignas(64) std::uint64_t index[kTile];
+    for (int b = 0; b < kTile; ++b) index[b] = static_cast<std::uint64_t>(b0 + b);
+    rng::philox_blocks<kTile>(index, 0, stream, generation, rk0, rk1, w0, w1, w2, w3);
 #pragma omp simd
     for (int b = 0; b < blocks; ++b) {
       box_muller_pair(w0[b], w1[b], z[4 * b], z[4 * b + 1]);

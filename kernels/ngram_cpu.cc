@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/ngram_backend.h"
+#include "kernels/philox_batch.h"
 #include "kernels/state.h"
 
 namespace ouro::kernels {
@@ -31,56 +32,68 @@ struct SentenceHash {
   }
 };
 
-// The uniforms of consecutive tokens of one sentence (token_uniforms), a
-// tile of kTile at a time in a loop g++ vectorises (rng.h's 64-bit lanes):
-// the same numbers as token_uniforms, bit for bit.
-class TokenTile {
+// The uniforms of N tokens at once (token_uniforms, kernels/ngram.h), token
+// k given by its block (token_block), the blocks made together
+// (philox_blocks): the same numbers as token_uniforms, bit for bit.
+class TokenBatch {
  public:
-  TokenTile(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, bool more)
+  TokenBatch(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, bool more)
       : gen_(gen), stream_(stream), more_(more) {
     rng::philox4x32_10_round_keys(seed, chain, rk0_, rk1_);
-    for (TokenUniforms& u : u_) u.u3 = u.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
   }
 
-  const TokenUniforms& at(std::uint64_t sentence, std::uint32_t i) {
-    // (i - i0_ wraps past kTile for i < i0_; no sentence is number 2^64 - 1.)
-    if (sentence != sentence_ || i - i0_ >= kTile) fill(sentence, i);
-    return u_[i - i0_];
+  // u[k] for the tokens at blocks block[k], k < N (u3 and u4 only with
+  // `more`: as token_uniforms leaves them without it, the caller sets them once).
+  template <int N>
+  void fill(const std::uint64_t* block, TokenUniforms* u) const {
+    half<N>(block, 0, u);
+    if (more_) half<N>(block, 1, u);
   }
 
  private:
-  static constexpr std::uint32_t kTile = 16;
-
-  // Blocks token_block(sentence, i0 + k) + offset, k < kTile, as the
-  // uniforms u, u2 (offset 0) or u3, u4 (offset 1) of token i0 + k.
-  void blocks(std::uint64_t offset) {
-    alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];
-#pragma omp simd
-    for (std::uint32_t k = 0; k < kTile; ++k) {
-      const std::uint64_t index = token_block(sentence_, i0_ + k) + offset;
-      std::uint64_t c0 = index & 0xFFFFFFFFull, c1 = index >> 32, c2 = stream_, c3 = gen_;
-      rng::philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, rk0_, rk1_);
-      w0[k] = c0, w1[k] = c1, w2[k] = c2, w3[k] = c3;
-    }
-    for (std::uint32_t k = 0; k < kTile; ++k) {
+  // Blocks block[k] + offset as the uniforms u, u2 (offset 0) or u3, u4
+  // (offset 1).
+  template <int N>
+  void half(const std::uint64_t* block, std::uint64_t offset, TokenUniforms* u) const {
+    alignas(64) std::uint64_t w0[N], w1[N], w2[N], w3[N];
+    rng::philox_blocks<N>(block, offset, stream_, gen_, rk0_, rk1_, w0, w1, w2, w3);
+    for (int k = 0; k < N; ++k) {
       const double a = rng::u01_open(static_cast<std::uint32_t>(w0[k]), static_cast<std::uint32_t>(w1[k]));
       const double b = rng::u01_open(static_cast<std::uint32_t>(w2[k]), static_cast<std::uint32_t>(w3[k]));
       if (offset == 0)
-        u_[k].u = a, u_[k].u2 = b;
+        u[k].u = a, u[k].u2 = b;
       else
-        u_[k].u3 = a, u_[k].u4 = b;
+        u[k].u3 = a, u[k].u4 = b;
     }
-  }
-
-  void fill(std::uint64_t sentence, std::uint32_t i) {
-    sentence_ = sentence, i0_ = i;
-    blocks(0);
-    if (more_) blocks(1);
   }
 
   std::uint32_t rk0_[10], rk1_[10];
   std::uint32_t gen_, stream_;
   bool more_;
+};
+
+// The uniforms of consecutive tokens of one sequence, a tile of kTile at
+// a time (a zipf truth's stream of single tokens).
+class TokenTile {
+ public:
+  explicit TokenTile(const TokenBatch& batch) : batch_(batch) {
+    for (TokenUniforms& u : u_) u.u3 = u.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
+  }
+
+  const TokenUniforms& at(std::uint64_t sentence, std::uint32_t i) {
+    // (i - i0_ wraps past kTile for i < i0_; no sentence is number 2^64 - 1.)
+    if (sentence != sentence_ || i - i0_ >= kTile) {
+      sentence_ = sentence, i0_ = i;
+      std::uint64_t block[kTile];
+      for (std::uint32_t k = 0; k < kTile; ++k) block[k] = token_block(sentence, i + k);
+      batch_.fill<kTile>(block, u_);
+    }
+    return u_[i - i0_];
+  }
+
+ private:
+  static constexpr std::uint32_t kTile = 16;
+  const TokenBatch& batch_;
   std::uint64_t sentence_ = ~std::uint64_t{0};  // none yet
   std::uint32_t i0_ = 0;
   TokenUniforms u_[kTile];
@@ -731,10 +744,10 @@ class NgramCpu final : public NgramBackend {
     const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
     std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
-    // The token's uniforms come from a TokenTile of its sentence.
     const bool plain = s_.sampler.plain();  // (asked once, not per token)
-    auto next = [&](TokenTile& tile, std::uint64_t v, std::uint64_t j, std::uint32_t i, std::uint64_t& cell) {
-      const TokenUniforms& r = tile.at(j, i);
+    const TokenBatch batch(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third);
+    // The token after context v with uniforms r.
+    auto next = [&](const TokenUniforms& r, std::uint64_t v, std::uint64_t& cell) {
       const double u = r.u;
       cell = kNoCell;
       if (plain) return sample_next(m, v, r, cell);
@@ -753,7 +766,7 @@ class NgramCpu final : public NgramBackend {
       const auto n = static_cast<std::uint64_t>(s_.samples);
       const std::uint64_t budget = verify ? n * static_cast<std::uint64_t>(s_.verifier.max_draw_factor) : n;
       VerifyWords words;
-      TokenTile tile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third);
+      TokenTile tile(batch);
       std::uint64_t cell;
       std::uint32_t ctx = s_.V;
       std::uint64_t j = 0;
@@ -771,7 +784,7 @@ class NgramCpu final : public NgramBackend {
         }
         const std::uint32_t v = ctx;
         ctx = truth ? truth_token(chain, gen, rng::kStreamSyntheticDraw, j, ctx)
-                    : next(tile, ctx, j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence), cell);
+                    : next(tile.at(j / kMaxSentence, static_cast<std::uint32_t>(j % kMaxSentence)), ctx, cell);
         if (verify) {
           const double p0 = s_.order == 2 ? s_.truth_cond[static_cast<std::size_t>(v) * s_.V + ctx] : s_.truth_p[ctx];
           if (!words.keeps(s_.seed, chain, gen, j,
@@ -788,17 +801,16 @@ class NgramCpu final : public NgramBackend {
     }
     // Sentences j0 + r, r < round, into buf[r] (its tokens; cut: cut at
     // kMaxSentence tokens, its last </s> forced), kLanes of them in flight
-    // on one thread, a token of each in turn: each token's lookups are
-    // dependent cache misses, and independent sentences let them overlap. A
-    // lane takes the round's next sentences from a counter shared by the
-    // threads, kGrab at a time, so that the threads finish a round together
-    // whatever the sentences' lengths; `mine` lists the sentences a thread
-    // drew. A sentence's tokens depend only on its own counters, so who
-    // draws it, and in which order, changes nothing drawn.
+    // on one thread, a token of each in turn (their uniforms made together,
+    // TokenBatch): each token's lookups are dependent cache misses, and
+    // independent sentences let them overlap. A lane takes the round's next
+    // sentences from a counter shared by the threads, kGrab at a time, so
+    // that the threads finish a round together whatever the sentences'
+    // lengths; `mine` lists the sentences a thread drew. A sentence's tokens
+    // depend only on its own counters, so who draws it, and in which order,
+    // changes nothing drawn.
     constexpr int kLanes = 8;
     constexpr std::uint64_t kGrab = 4;
-    std::vector<TokenTile> lane_tiles(static_cast<std::size_t>(inner_) * kLanes,
-                                      TokenTile(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third));
     // mle text: each token's alias cell as well (see count_cells), in cells.
     // (A cache line per sentence: sentences next to each other are drawn
     // by different threads.)
@@ -810,11 +822,16 @@ class NgramCpu final : public NgramBackend {
     const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && plain && !c.model->top.alias.empty() &&
                          c.model->top.ent_w.size() < kNoCell32 / 2;
     std::atomic<std::uint64_t> next_sentence{0};
+    // Per thread and lane, the sentence being drawn (its tokens, then cells).
+    std::vector<std::uint32_t> scratch(static_cast<std::size_t>(inner_) * kLanes * 2 * kMaxSentence);
     auto draw_round = [&](std::uint64_t j0, std::uint64_t round, std::vector<std::uint32_t>& mine) {
-      TokenTile* tile = &lane_tiles[static_cast<std::size_t>(omp_get_thread_num()) * kLanes];
-      std::uint64_t r_of[kLanes], v[kLanes];
+      std::uint32_t* const lane_scratch =
+          &scratch[static_cast<std::size_t>(omp_get_thread_num()) * kLanes * 2 * kMaxSentence];
+      std::uint64_t r_of[kLanes], v[kLanes], block[kLanes];
       std::uint32_t i[kLanes];
       bool on[kLanes];
+      TokenUniforms u[kLanes];
+      for (TokenUniforms& x : u) x.u3 = x.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
       std::uint64_t grabbed = 0, grabbed_end = 0;
       int live = 0;
       auto begin = [&](int l) {
@@ -824,33 +841,44 @@ class NgramCpu final : public NgramBackend {
           grabbed = std::min(grabbed, round);
         }
         on[l] = grabbed < grabbed_end;
+        block[l] = 0;  // (a lane without a sentence draws uniforms nobody reads)
         if (!on[l]) return;
         r_of[l] = grabbed++, v[l] = start_context(s_.order, s_.V), i[l] = 0, ++live;
+        block[l] = token_block(j0 + r_of[l], 0);
         mine.push_back(static_cast<std::uint32_t>(r_of[l]));
-        buf[r_of[l]].tokens.clear();
-        buf[r_of[l]].cells.clear();
+      };
+      // A finished sentence: lane l's scratch into its buffer.
+      auto end = [&](int l, unsigned char cut) {
+        SentenceBuf& b = buf[r_of[l]];
+        const std::uint32_t* tokens = lane_scratch + static_cast<std::size_t>(l) * 2 * kMaxSentence;
+        b.tokens.assign(tokens, tokens + i[l]);
+        if (by_cell) b.cells.assign(tokens + kMaxSentence, tokens + kMaxSentence + i[l]);
+        b.cut = cut;
+        --live;
+        begin(l);
       };
       for (int l = 0; l < kLanes; ++l) begin(l);
       while (live > 0) {
+        batch.fill<kLanes>(block, u);
         for (int l = 0; l < kLanes; ++l) {
           if (!on[l]) continue;
-          const std::uint64_t r = r_of[l];
-          SentenceBuf& b = buf[r];
-          bool ended = false;
-          std::uint64_t cell = kNoCell;
+          std::uint32_t* const tokens = lane_scratch + static_cast<std::size_t>(l) * 2 * kMaxSentence;
           if (i[l] == kMaxSentence - 1) {  // cut: end the sentence
-            b.tokens.push_back(0);
-            b.cut = 1, ended = true;
-          } else {
-            const std::uint32_t w = next(tile[l], v[l], j0 + r, i[l]++, cell);
-            b.tokens.push_back(w);
-            if (w == 0)
-              b.cut = 0, ended = true;
-            else
-              v[l] = next_context(s_.order, s_.V, v[l], w);
+            tokens[i[l]] = 0;
+            tokens[kMaxSentence + i[l]++] = kNoCell32;
+            end(l, 1);
+            continue;
           }
-          if (by_cell) b.cells.push_back(cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell));
-          if (ended) --live, begin(l);
+          std::uint64_t cell = kNoCell;
+          const std::uint32_t w = next(u[l], v[l], cell);
+          tokens[i[l]] = w;
+          tokens[kMaxSentence + i[l]++] = cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell);
+          if (w == 0) {
+            end(l, 0);
+          } else {
+            v[l] = next_context(s_.order, s_.V, v[l], w);
+            block[l] = token_block(j0 + r_of[l], i[l]);
+          }
         }
       }
     };
@@ -930,7 +958,8 @@ class NgramCpu final : public NgramBackend {
           if (at[r] == kNotKept) continue;
           const SentenceBuf& b = buf[r];
           std::copy(b.tokens.begin(), b.tokens.end(), out.tokens.begin() + static_cast<std::ptrdiff_t>(at[r]));
-          std::copy(b.cells.begin(), b.cells.end(), c.sample_cell.begin() + static_cast<std::ptrdiff_t>(at[r]));
+          if (by_cell)
+            std::copy(b.cells.begin(), b.cells.end(), c.sample_cell.begin() + static_cast<std::ptrdiff_t>(at[r]));
         }
       }
     }

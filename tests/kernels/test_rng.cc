@@ -5,6 +5,7 @@
 
 #include <random>
 
+#include "kernels/philox_batch.h"
 #include "kernels/rng.h"
 
 namespace {
@@ -54,6 +55,36 @@ TEST(Philox, LayoutPutsSeedChainInKeyAndGenerationStreamIndexInCounter) {
   const auto a = ouro::rng::draw_block(11, 22, 33, ouro::rng::kStreamSyntheticDraw, index);
   const auto b = philox4x32_10(9, 7, ouro::rng::kStreamSyntheticDraw, 33, 11, 22);
   for (int i = 0; i < 4; ++i) EXPECT_EQ(a.v[i], b.v[i]);
+}
+
+// The cpu backend's batch of blocks (AVX2 where the build has it, else the
+// plain loop) is draw_block, lane by lane, for random keys, streams,
+// generations and 64-bit indices, with and without the offset.
+template <int N>
+void expect_batch_is_draw_block(std::mt19937_64& g) {
+  const auto w = [&g] { return static_cast<std::uint32_t>(g()); };
+  const std::uint32_t seed = w(), chain = w(), stream = w(), gen = w();
+  std::uint32_t rk0[10], rk1[10];
+  ouro::rng::philox4x32_10_round_keys(seed, chain, rk0, rk1);
+  std::uint64_t index[N], w0[N], w1[N], w2[N], w3[N];
+  for (int b = 0; b < N; ++b) index[b] = g() >> (g() % 64);  // small and large indices
+  for (std::uint64_t offset : {0ull, 1ull}) {
+    ouro::rng::philox_blocks<N>(index, offset, stream, gen, rk0, rk1, w0, w1, w2, w3);
+    for (int b = 0; b < N; ++b) {
+      const auto d = ouro::rng::draw_block(seed, chain, gen, stream, index[b] + offset);
+      const std::uint64_t got[4] = {w0[b], w1[b], w2[b], w3[b]};
+      for (int i = 0; i < 4; ++i) ASSERT_EQ(got[i], d.v[i]) << "lane " << b << " word " << i;
+    }
+  }
+}
+
+TEST(Philox, BatchOfBlocksIsDrawBlock) {
+  std::mt19937_64 g(777);
+  for (int trial = 0; trial < 2000; ++trial) {
+    expect_batch_is_draw_block<4>(g);
+    expect_batch_is_draw_block<8>(g);
+    expect_batch_is_draw_block<32>(g);
+  }
 }
 
 TEST(Uniform, OpenIntervalEndsAndCentre) {
