@@ -735,12 +735,10 @@ class NgramCpu final : public NgramBackend {
   // generation 0): `samples` tokens, whole sentences for text.
   void draw_sample(Chain& c, std::uint32_t chain, std::uint32_t gen, bool truth) {
     TokenText& out = c.sample;
-    out.tokens.clear();
     out.start.assign(1, 0);
     c.cut_sentences = 0.0;
     c.draws_per_kept = 1.0;
     c.sample_cut.clear();
-    c.sample_cell.clear();
     const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
     std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
@@ -757,6 +755,8 @@ class NgramCpu final : public NgramBackend {
       return cut.w[first_above(cut.cum.data(), 0, cut.w.size(), u * cut.cum.back())];
     };
     if (s_.zipf) {
+      out.tokens.clear();
+      c.sample_cell.clear();
       // One sequence from <s>. A Markov model fitted by mle can reach a
       // context it never saw followed (the end of its training sequences):
       // a new sequence then starts at <s>.
@@ -814,11 +814,14 @@ class NgramCpu final : public NgramBackend {
     // mle text: each token's alias cell as well (see count_cells), in cells.
     // (A cache line per sentence: sentences next to each other are drawn
     // by different threads.)
+    // Their lengths and cut flags also in compact arrays, which the thread
+    // that assembles the text reads.
     struct alignas(64) SentenceBuf {
       std::vector<std::uint32_t> tokens, cells;
-      unsigned char cut;
     };
     std::vector<SentenceBuf> buf;
+    std::vector<std::uint32_t> buf_len;
+    std::vector<unsigned char> buf_cut;
     const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && plain && !c.model->top.alias.empty() &&
                          c.model->top.ent_w.size() < kNoCell32 / 2;
     std::atomic<std::uint64_t> next_sentence{0};
@@ -853,7 +856,8 @@ class NgramCpu final : public NgramBackend {
         const std::uint32_t* tokens = lane_scratch + static_cast<std::size_t>(l) * 2 * kMaxSentence;
         b.tokens.assign(tokens, tokens + i[l]);
         if (by_cell) b.cells.assign(tokens + kMaxSentence, tokens + kMaxSentence + i[l]);
-        b.cut = cut;
+        buf_len[r_of[l]] = i[l];
+        buf_cut[r_of[l]] = cut;
         --live;
         begin(l);
       };
@@ -894,6 +898,8 @@ class NgramCpu final : public NgramBackend {
     constexpr std::uint64_t kNotKept = ~std::uint64_t{0};
     const int threads = plain ? inner_ : 1;
     buf.resize(kRoundMax);
+    buf_len.resize(kRoundMax);
+    buf_cut.resize(kRoundMax);
     std::vector<std::uint64_t> at(kRoundMax);
     std::vector<std::vector<std::uint32_t>> mine(static_cast<std::size_t>(threads));
     // data.dedup: the sentences kept so far (examined in order, so the
@@ -914,13 +920,18 @@ class NgramCpu final : public NgramBackend {
     auto more = [&](std::size_t size) {
       return static_cast<double>(size) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
     };
-    // (The text's final size: `samples` tokens and at most one sentence more.)
-    if (!s_.dedup && !verify) out.tokens.reserve(static_cast<std::size_t>(s_.samples) + kMaxSentence);
-    if (by_cell) c.sample_cell.reserve(out.tokens.capacity());
-    for (std::uint64_t j0 = 0, round = 0; more(out.tokens.size()); j0 += round) {
+    // The text's tokens (and cells) are written in place: sized once for
+    // `samples` tokens and the last sentence's overshoot (below kMaxSentence),
+    // which leaves the previous sample's tokens in place (no fill of the
+    // whole text each generation), and cut to `size` at the end.
+    const std::size_t most = static_cast<std::size_t>(std::ceil(s_.samples)) + kMaxSentence;
+    out.tokens.resize(most);
+    c.sample_cell.resize(by_cell ? most : 0);
+    std::size_t size = 0;
+    for (std::uint64_t j0 = 0, round = 0; more(size); j0 += round) {
       const double kept = static_cast<double>(out.start.size() - 1);
-      const double mean_len = kept > 0.0 ? static_cast<double>(out.tokens.size()) / kept : 16.0;
-      const double need = std::ceil((s_.samples - static_cast<double>(out.tokens.size())) / mean_len);
+      const double mean_len = kept > 0.0 ? static_cast<double>(size) / kept : 16.0;
+      const double need = std::ceil((s_.samples - static_cast<double>(size)) / mean_len);
       round = static_cast<std::uint64_t>(std::clamp(need, 1.0, static_cast<double>(kRoundMax)));
       next_sentence.store(0, std::memory_order_relaxed);
 #pragma omp parallel num_threads(threads)
@@ -937,22 +948,19 @@ class NgramCpu final : public NgramBackend {
 #pragma omp single
         {
           std::fill(at.begin(), at.begin() + static_cast<std::ptrdiff_t>(round), kNotKept);
-          std::size_t size = out.tokens.size();
           for (std::uint64_t r = 0; r < round && more(size); ++r) {
-            drawn += static_cast<double>(buf[r].tokens.size());
+            drawn += buf_len[r];
             if (verify &&
                 !words.keeps(s_.seed, chain, gen, j0 + r,
                              logp[r] >= sentence_logp_min_ ? s_.verifier.keep_plausible : s_.verifier.keep_implausible))
               continue;
             if (s_.dedup && !seen.insert(buf[r].tokens).second) continue;
             at[r] = size;
-            size += buf[r].tokens.size();
+            size += buf_len[r];
             out.start.push_back(size);
-            c.cut_sentences += buf[r].cut;
-            c.sample_cut.push_back(buf[r].cut);
+            c.cut_sentences += buf_cut[r];
+            c.sample_cut.push_back(buf_cut[r]);
           }
-          out.tokens.resize(size);
-          if (by_cell) c.sample_cell.resize(size);
         }  // (implied barrier)
         for (const std::uint32_t r : my) {
           if (at[r] == kNotKept) continue;
@@ -963,6 +971,8 @@ class NgramCpu final : public NgramBackend {
         }
       }
     }
+    out.tokens.resize(size);
+    if (by_cell) c.sample_cell.resize(size);
     if (s_.dedup || verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
   }
 
