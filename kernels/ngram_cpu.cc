@@ -220,27 +220,43 @@ void add_counts(int order, Counts& a, const Counts& b) {
   a = std::move(m);
 }
 
-// One level's tables (see NgramLevel), from sorted keys context * (V + 1) + w.
+// One level's tables (see NgramLevel), from sorted keys context * (V + 1) + w,
+// on `threads` threads (contexts apart; the tables do not depend on how many).
 struct Level {
   std::vector<std::uint64_t> ctx, ctx_start;
   std::vector<std::uint32_t> ent_w, alias_entry;
   std::vector<AliasBucket> alias;
   std::vector<std::int32_t> ctx_of;
   std::vector<double> ctx_total, ent_c, ent_cum, ent_cumd;
+  // Scratch of the build, kept for the next one (fresh pages cost a fault each).
+  std::vector<std::uint64_t> ent_ctx, units;
+  std::vector<std::uint32_t> stack;
 
-  void build(const Counts& counts, std::uint32_t V, double d, bool dense, bool with_alias) {
-    ctx.clear(), ent_w.clear(), ctx_start.clear(), ent_c.clear();
-    for (std::size_t i = 0; i < counts.key.size(); ++i) {
-      const std::uint64_t v = counts.key[i] / (V + 1);
-      if (ctx.empty() || ctx.back() != v) ctx.push_back(v), ctx_start.push_back(ent_w.size());
-      ent_w.push_back(static_cast<std::uint32_t>(counts.key[i] % (V + 1)));
-      ent_c.push_back(counts.c[i]);
+  void build(const Counts& counts, std::uint32_t V, double d, bool dense, bool with_alias, int threads) {
+    const std::size_t n = counts.key.size();
+    const std::uint64_t V1 = static_cast<std::uint64_t>(V) + 1;
+    ent_ctx.resize(n);
+    ent_w.resize(n);
+    ent_c.resize(n);
+    const auto entries = static_cast<std::int64_t>(n);
+    if (n < (std::size_t{1} << 14)) threads = 1;  // not worth a team
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (std::int64_t i = 0; i < entries; ++i) {
+      const std::uint64_t v = counts.key[i] / V1;
+      ent_ctx[i] = v;
+      ent_w[i] = static_cast<std::uint32_t>(counts.key[i] - v * V1);
+      ent_c[i] = counts.c[i];
     }
-    ctx_start.push_back(ent_w.size());
+    ctx.clear(), ctx_start.clear();
+    for (std::size_t i = 0; i < n; ++i)
+      if (i == 0 || ent_ctx[i] != ent_ctx[i - 1]) ctx.push_back(ent_ctx[i]), ctx_start.push_back(i);
+    ctx_start.push_back(n);
+    const auto contexts = static_cast<std::int64_t>(ctx.size());
     ctx_total.resize(ctx.size());
-    ent_cum.resize(ent_w.size());
-    ent_cumd.resize(ent_w.size());
-    for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
+    ent_cum.resize(n);
+    ent_cumd.resize(n);
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
+    for (std::int64_t ci = 0; ci < contexts; ++ci) {
       const std::uint64_t lo = ctx_start[ci];
       ctx_total[ci] = build_context(&ent_c[lo], ctx_start[ci + 1] - lo, d, &ent_cum[lo], &ent_cumd[lo]);
     }
@@ -255,11 +271,12 @@ struct Level {
     for (std::size_t ci = 0; with_alias && ci < ctx.size(); ++ci)
       with_alias = alias_fits(ctx_total[ci], ctx_start[ci + 1] - ctx_start[ci]);
     if (with_alias) {
-      alias.resize(ent_w.size());
-      alias_entry.resize(ent_w.size());
-      std::vector<std::uint64_t> units(ent_w.size());
-      std::vector<std::uint32_t> stack(ent_w.size());
-      for (std::size_t ci = 0; ci < ctx.size(); ++ci) {
+      alias.resize(n);
+      alias_entry.resize(n);
+      units.resize(n);
+      stack.resize(n);
+#pragma omp parallel for schedule(dynamic, 256) num_threads(threads)
+      for (std::int64_t ci = 0; ci < contexts; ++ci) {
         const std::uint64_t lo = ctx_start[ci];
         build_alias(&ent_w[lo], &ent_c[lo], ctx_start[ci + 1] - lo, ctx_total[ci], &alias[lo], &alias_entry[lo],
                     &units[lo], &stack[lo]);
@@ -293,7 +310,7 @@ struct Model {
       uni = counts.uni;
     } else {
       // Alias tables where counts are sampled directly (mle, add_k).
-      top.build(counts, V, d, s.order == 2, s.smoothing != Smoothing::kKneserNey);
+      top.build(counts, V, d, s.order == 2, s.smoothing != Smoothing::kKneserNey, threads);
       // The level below the top: continuation counts N(. v w), the number of
       // distinct u seen before v w (order 3, kneser_ney), and N(. w) over the
       // lowest context level's types.
@@ -308,7 +325,7 @@ struct Model {
         radix_sort(keys, key_bits(V, 2), tmp, threads);
         Counts cont;
         run_lengths(keys, cont);
-        mid.build(cont, V, d, true, false);
+        mid.build(cont, V, d, true, false, threads);
         lowest = &mid;
       }
       uni.assign(V, 0.0);

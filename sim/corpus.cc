@@ -152,6 +152,7 @@ constexpr std::uint32_t kEnd = 0xFFFFFFFFu;  // sentence end, in the provisional
 struct Stretch {
   TypeTable types;
   std::vector<std::uint32_t> ids;
+  std::size_t sentences = 0;
 };
 
 void tokenize_stretch(std::string_view text, Stretch& out) {
@@ -166,7 +167,7 @@ void tokenize_stretch(std::string_view text, Stretch& out) {
     const std::size_t before = out.ids.size();
     for_each_token(line, cur,
                    [&](std::string_view t, std::uint64_t h) { out.ids.push_back(out.types.find_or_add(t, h)); });
-    if (out.ids.size() != before) out.ids.push_back(kEnd);
+    if (out.ids.size() != before) out.ids.push_back(kEnd), ++out.sentences;
   }
 }
 
@@ -214,27 +215,43 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
   for (std::size_t k = 0; k < stretch.size(); ++k)
     for (std::uint32_t id = 0; id < stretch[k].types.size(); ++id)
       to_type[k].push_back(types.find_or_add(stretch[k].types.text(id), stretch[k].types.hash(id)));
-  std::vector<std::uint64_t> type_count(types.size(), 0);
-  std::size_t train_sentences = 0, heldout_sentences = 0, train_tokens = 0, heldout_tokens = 0;
-  // Calls f(type, held) for every token and f(kEnd, held) for every sentence
-  // end, held: whether the sentence is held out.
-  auto each_token = [&](auto&& f) {
-    std::size_t n = 0;
-    for (std::size_t k = 0; k < stretch.size(); ++k)
-      for (const std::uint32_t id : stretch[k].ids) {
-        const bool held = n % 10 == 9;
-        f(id == kEnd ? kEnd : to_type[k][id], held);
-        if (id == kEnd) ++n;
-      }
-    return n;
+  // Per stretch (in parallel): the number of its first sentence, and per
+  // split (0 training, 1 held out) its tokens and sentences and the
+  // training counts of its own types.
+  struct Tally {
+    std::size_t first = 0, tokens[2] = {0, 0}, sentences[2] = {0, 0};
+    std::vector<std::uint64_t> count;
   };
-  const std::size_t j = each_token([&](std::uint32_t t, bool held) {
-    ++(held ? heldout_tokens : train_tokens);
-    if (t == kEnd)
-      ++(held ? heldout_sentences : train_sentences);
-    else if (!held)
-      ++type_count[t];
-  });
+  std::vector<Tally> tally(stretch.size());
+  for (std::size_t k = 1; k < stretch.size(); ++k) tally[k].first = tally[k - 1].first + stretch[k - 1].sentences;
+  const std::size_t j = tally.back().first + stretch.back().sentences;
+  // Calls f(id, split) for every token and sentence end (kEnd) of stretch k.
+  auto each_token = [&](std::size_t k, auto&& f) {
+    std::size_t n = tally[k].first;
+    for (const std::uint32_t id : stretch[k].ids) {
+      f(id, n % 10 == 9 ? 1 : 0);
+      if (id == kEnd) ++n;
+    }
+  };
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+  for (int k = 0; k < parts; ++k) {
+    Tally& t = tally[k];
+    t.count.assign(stretch[k].types.size(), 0);
+    each_token(k, [&](std::uint32_t id, int split) {
+      ++t.tokens[split];
+      if (id == kEnd)
+        ++t.sentences[split];
+      else if (split == 0)
+        ++t.count[id];
+    });
+  }
+  std::vector<std::uint64_t> type_count(types.size(), 0);
+  std::size_t tokens[2] = {0, 0}, sentences[2] = {0, 0};
+  for (std::size_t k = 0; k < stretch.size(); ++k) {
+    for (std::uint32_t id = 0; id < tally[k].count.size(); ++id) type_count[to_type[k][id]] += tally[k].count[id];
+    for (int split : {0, 1}) tokens[split] += tally[k].tokens[split], sentences[split] += tally[k].sentences[split];
+  }
+  const std::size_t train_sentences = sentences[0], heldout_sentences = sentences[1];
   if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", source));
   if (train_sentences == 0 || heldout_sentences == 0)
     throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
@@ -257,15 +274,27 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
     c.vocab.push_back(type_text[t]);
     c.train_count.push_back(type_count[t]);
   }
-  c.train.start.push_back(0);
-  c.heldout.start.push_back(0);
-  c.train.tokens.reserve(train_tokens);
-  c.heldout.tokens.reserve(heldout_tokens);
-  each_token([&](std::uint32_t t, bool held) {
-    Sentences& out = held ? c.heldout : c.train;
-    out.tokens.push_back(t == kEnd ? kEndToken : final_id[t]);
-    if (t == kEnd) out.start.push_back(out.tokens.size());
-  });
+  // The two texts, each stretch writing its sentences (in parallel) where
+  // the stretches before it end.
+  Sentences* out[2] = {&c.train, &c.heldout};
+  for (int split : {0, 1}) {
+    out[split]->tokens.resize(tokens[split]);
+    out[split]->start.assign(sentences[split] + 1, 0);
+  }
+  std::vector<std::array<std::size_t, 2>> at_token(stretch.size(), {0, 0}), at_sentence(stretch.size(), {0, 0});
+  for (std::size_t k = 1; k < stretch.size(); ++k)
+    for (int split : {0, 1}) {
+      at_token[k][split] = at_token[k - 1][split] + tally[k - 1].tokens[split];
+      at_sentence[k][split] = at_sentence[k - 1][split] + tally[k - 1].sentences[split];
+    }
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+  for (int k = 0; k < parts; ++k) {
+    std::array<std::size_t, 2> pos = at_token[k], sentence = at_sentence[k];
+    each_token(k, [&](std::uint32_t id, int split) {
+      out[split]->tokens[pos[split]++] = id == kEnd ? kEndToken : final_id[to_type[k][id]];
+      if (id == kEnd) out[split]->start[++sentence[split]] = pos[split];
+    });
+  }
   return c;
 }
 
