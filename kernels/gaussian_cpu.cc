@@ -29,15 +29,14 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
     comp += (std::abs(sum) >= std::abs(x)) ? (sum - t) + x : (x - t) + sum;
     sum = t;
   };
-  std::uint32_t rk0[10], rk1[10];
-  rng::philox4x32_10_round_keys(seed, chain, rk0, rk1);
+  const rng::PhiloxKeys keys(seed, chain);
   const std::int64_t last_block = (i1 - 1) >> 2;
   for (std::int64_t b0 = i0 >> 2; b0 <= last_block; b0 += kTile) {
     const int blocks = static_cast<int>(std::min<std::int64_t>(kTile, last_block - b0 + 1));
     // (A short last tile makes a whole tile's blocks and uses its first.)
     alignas(64) std::uint64_t index[kTile];
     for (int b = 0; b < kTile; ++b) index[b] = static_cast<std::uint64_t>(b0 + b);
-    rng::philox_blocks<kTile>(index, 0, stream, generation, rk0, rk1, w0, w1, w2, w3);
+    rng::philox_blocks<kTile>(index, 0, stream, generation, keys, w0, w1, w2, w3);
 #pragma omp simd
     for (int b = 0; b < blocks; ++b) {
       box_muller_pair(w0[b], w1[b], z[4 * b], z[4 * b + 1]);

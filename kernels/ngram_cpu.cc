@@ -32,42 +32,44 @@ struct SentenceHash {
   }
 };
 
+// The uniforms of N tokens, lane by lane (TokenUniforms' fields as arrays).
+template <int N>
+struct UniformLanes {
+  alignas(64) double u[N], u2[N], u3[N], u4[N];
+  TokenUniforms at(int k) const { return TokenUniforms{u[k], u2[k], u3[k], u4[k]}; }
+};
+
 // The uniforms of N tokens at once (token_uniforms, kernels/ngram.h), token
 // k given by its block (token_block), the blocks made together
-// (philox_blocks): the same numbers as token_uniforms, bit for bit.
+// (philox_blocks) and turned into doubles in a loop g++ vectorises: the same
+// numbers as token_uniforms, bit for bit.
 class TokenBatch {
  public:
   TokenBatch(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, bool more)
-      : gen_(gen), stream_(stream), more_(more) {
-    rng::philox4x32_10_round_keys(seed, chain, rk0_, rk1_);
-  }
+      : keys_(seed, chain), gen_(gen), stream_(stream), more_(more) {}
 
-  // u[k] for the tokens at blocks block[k], k < N (u3 and u4 only with
-  // `more`: as token_uniforms leaves them without it, the caller sets them once).
+  // The tokens at blocks block[k], k < N (u3 and u4 only with `more`: as
+  // token_uniforms leaves them without it, the caller sets them once).
   template <int N>
-  void fill(const std::uint64_t* block, TokenUniforms* u) const {
-    half<N>(block, 0, u);
-    if (more_) half<N>(block, 1, u);
+  void fill(const std::uint64_t* block, UniformLanes<N>& x) const {
+    half<N>(block, 0, x.u, x.u2);
+    if (more_) half<N>(block, 1, x.u3, x.u4);
   }
 
  private:
-  // Blocks block[k] + offset as the uniforms u, u2 (offset 0) or u3, u4
-  // (offset 1).
+  // Blocks block[k] + offset as the uniforms a, b (u, u2 or u3, u4).
   template <int N>
-  void half(const std::uint64_t* block, std::uint64_t offset, TokenUniforms* u) const {
+  void half(const std::uint64_t* block, std::uint64_t offset, double* a, double* b) const {
     alignas(64) std::uint64_t w0[N], w1[N], w2[N], w3[N];
-    rng::philox_blocks<N>(block, offset, stream_, gen_, rk0_, rk1_, w0, w1, w2, w3);
+    rng::philox_blocks<N>(block, offset, stream_, gen_, keys_, w0, w1, w2, w3);
+#pragma omp simd
     for (int k = 0; k < N; ++k) {
-      const double a = rng::u01_open(static_cast<std::uint32_t>(w0[k]), static_cast<std::uint32_t>(w1[k]));
-      const double b = rng::u01_open(static_cast<std::uint32_t>(w2[k]), static_cast<std::uint32_t>(w3[k]));
-      if (offset == 0)
-        u[k].u = a, u[k].u2 = b;
-      else
-        u[k].u3 = a, u[k].u4 = b;
+      a[k] = rng::u01_open_words(w0[k], w1[k]);
+      b[k] = rng::u01_open_words(w2[k], w3[k]);
     }
   }
 
-  std::uint32_t rk0_[10], rk1_[10];
+  rng::PhiloxKeys keys_;
   std::uint32_t gen_, stream_;
   bool more_;
 };
@@ -77,10 +79,10 @@ class TokenBatch {
 class TokenTile {
  public:
   explicit TokenTile(const TokenBatch& batch) : batch_(batch) {
-    for (TokenUniforms& u : u_) u.u3 = u.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
+    for (int k = 0; k < kTile; ++k) u_.u3[k] = u_.u4[k] = 0.5;  // (as token_uniforms leaves them without `more`)
   }
 
-  const TokenUniforms& at(std::uint64_t sentence, std::uint32_t i) {
+  TokenUniforms at(std::uint64_t sentence, std::uint32_t i) {
     // (i - i0_ wraps past kTile for i < i0_; no sentence is number 2^64 - 1.)
     if (sentence != sentence_ || i - i0_ >= kTile) {
       sentence_ = sentence, i0_ = i;
@@ -88,15 +90,15 @@ class TokenTile {
       for (std::uint32_t k = 0; k < kTile; ++k) block[k] = token_block(sentence, i + k);
       batch_.fill<kTile>(block, u_);
     }
-    return u_[i - i0_];
+    return u_.at(static_cast<int>(i - i0_));
   }
 
  private:
-  static constexpr std::uint32_t kTile = 16;
+  static constexpr int kTile = 16;
   const TokenBatch& batch_;
   std::uint64_t sentence_ = ~std::uint64_t{0};  // none yet
   std::uint32_t i0_ = 0;
-  TokenUniforms u_[kTile];
+  UniformLanes<kTile> u_;
 };
 
 // n-gram counts of a text: order 1 dense per token, order 2 sorted keys
@@ -842,6 +844,23 @@ class NgramCpu final : public NgramBackend {
     const bool by_cell = s_.order >= 2 && s_.smoothing == Smoothing::kMle && plain && !c.model->top.alias.empty() &&
                          c.model->top.ent_w.size() < kNoCell32 / 2;
     std::atomic<std::uint64_t> next_sentence{0};
+    // mle order 2 with alias tables (the plain sampler): per context v <= V
+    // its entries and total count in one place, so that a token looks its
+    // context up once instead of in three dependent loads (ctx_of, then
+    // ctx_start and ctx_total); no entries for a context never seen
+    // followed (sample_next draws </s> there).
+    struct DirectContext {
+      std::uint64_t lo, entries;
+      double total;
+    };
+    const bool direct = by_cell && s_.order == 2 && m.top.ctx_of != nullptr;
+    std::vector<DirectContext> direct_context(direct ? s_.V + 1 : 0, DirectContext{0, 0, 0.0});
+    for (std::uint32_t v = 0; direct && v <= s_.V; ++v) {
+      const std::int64_t ci = m.top.ctx_of[v];
+      if (ci >= 0 && m.top.ctx_total[ci] > 0.0)
+        direct_context[v] =
+            DirectContext{m.top.ctx_start[ci], m.top.ctx_start[ci + 1] - m.top.ctx_start[ci], m.top.ctx_total[ci]};
+    }
     // Per thread and lane, the sentence being drawn (its tokens, then cells).
     std::vector<std::uint32_t> scratch(static_cast<std::size_t>(inner_) * kLanes * 2 * kMaxSentence);
     auto draw_round = [&](std::uint64_t j0, std::uint64_t round, std::vector<std::uint32_t>& mine) {
@@ -850,8 +869,8 @@ class NgramCpu final : public NgramBackend {
       std::uint64_t r_of[kLanes], v[kLanes], block[kLanes];
       std::uint32_t i[kLanes];
       bool on[kLanes];
-      TokenUniforms u[kLanes];
-      for (TokenUniforms& x : u) x.u3 = x.u4 = 0.5;  // (as token_uniforms leaves them without `more`)
+      UniformLanes<kLanes> u;
+      for (int l = 0; l < kLanes; ++l) u.u3[l] = u.u4[l] = 0.5;  // (as token_uniforms leaves them without `more`)
       std::uint64_t grabbed = 0, grabbed_end = 0;
       int live = 0;
       auto begin = [&](int l) {
@@ -891,7 +910,13 @@ class NgramCpu final : public NgramBackend {
             continue;
           }
           std::uint64_t cell = kNoCell;
-          const std::uint32_t w = next(u[l], v[l], cell);
+          std::uint32_t w;
+          if (direct) {  // sample_next's mle alias draw, its context found in one lookup
+            const DirectContext& d = direct_context[v[l]];
+            w = d.entries == 0 ? 0u : pick_alias(m.top, d.lo, d.lo + d.entries, d.total, u.u[l], u.u2[l], cell);
+          } else {
+            w = next(u.at(l), v[l], cell);
+          }
           tokens[i[l]] = w;
           tokens[kMaxSentence + i[l]++] = cell == kNoCell ? kNoCell32 : static_cast<std::uint32_t>(cell);
           if (w == 0) {

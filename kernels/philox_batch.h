@@ -20,19 +20,34 @@
 
 namespace ouro::rng {
 
-// Blocks {index[b] + offset} of one stream, b < N, under the round keys
-// rk0/rk1 (philox4x32_10_round_keys of {seed, chain}): w0..w3[b] are the
-// block's four 32-bit words, each in a 64-bit lane. N must be a multiple of 4.
+// The round keys of one key {seed, chain} (philox4x32_10_round_keys), and
+// with AVX2 each broadcast to four lanes, made once for many batches.
+struct PhiloxKeys {
+  PhiloxKeys(std::uint32_t seed, std::uint32_t chain) {
+    philox4x32_10_round_keys(seed, chain, rk0, rk1);
+#if defined(__AVX2__)
+    for (int r = 0; r < 10; ++r) k0[r] = _mm256_set1_epi64x(rk0[r]), k1[r] = _mm256_set1_epi64x(rk1[r]);
+#endif
+  }
+  std::uint32_t rk0[10], rk1[10];
+#if defined(__AVX2__)
+  __m256i k0[10], k1[10];
+#endif
+};
+
+// Blocks {index[b] + offset} of one stream, b < N, under `keys`: w0..w3[b]
+// are the block's four 32-bit words, each in a 64-bit lane. N must be a
+// multiple of 4.
 template <int N>
 inline void philox_blocks(const std::uint64_t* index, std::uint64_t offset, std::uint32_t stream,
-                          std::uint32_t generation, const std::uint32_t* rk0, const std::uint32_t* rk1,
-                          std::uint64_t* w0, std::uint64_t* w1, std::uint64_t* w2, std::uint64_t* w3) {
+                          std::uint32_t generation, const PhiloxKeys& keys, std::uint64_t* w0, std::uint64_t* w1,
+                          std::uint64_t* w2, std::uint64_t* w3) {
   static_assert(N % 4 == 0, "four lanes at a time");
 #if defined(__AVX2__)
   const __m256i low = _mm256_set1_epi64x(0xFFFFFFFFll);
   const __m256i m0 = _mm256_set1_epi64x(0xD2511F53ll), m1 = _mm256_set1_epi64x(0xCD9E8D57ll);
-  __m256i k0[10], k1[10];
-  for (int r = 0; r < 10; ++r) k0[r] = _mm256_set1_epi64x(rk0[r]), k1[r] = _mm256_set1_epi64x(rk1[r]);
+  const __m256i* k0 = keys.k0;
+  const __m256i* k1 = keys.k1;
   for (int b = 0; b < N; b += 4) {
     const __m256i at = _mm256_add_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(index + b)),
                                         _mm256_set1_epi64x(static_cast<long long>(offset)));
@@ -57,10 +72,14 @@ inline void philox_blocks(const std::uint64_t* index, std::uint64_t offset, std:
   for (int b = 0; b < N; ++b) {
     const std::uint64_t at = index[b] + offset;
     std::uint64_t c0 = at & 0xFFFFFFFFull, c1 = at >> 32, c2 = stream, c3 = generation;
-    philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, rk0, rk1);
+    philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, keys.rk0, keys.rk1);
     w0[b] = c0, w1[b] = c1, w2[b] = c2, w3[b] = c3;
   }
 #endif
 }
+
+// u01_open of two of philox_blocks' words (each below 2^32 in its 64-bit
+// lane), in a form g++ vectorises.
+inline double u01_open_words(std::uint64_t hi, std::uint64_t lo) { return u01_from_bits((hi << 32) | lo); }
 
 }  // namespace ouro::rng

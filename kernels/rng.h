@@ -109,9 +109,12 @@ OURO_HD OURO_FORCEINLINE Block draw_block(std::uint32_t seed, std::uint32_t chai
 // Computed without an integer-to-double conversion (AVX2 has none for 64-bit
 // lanes, so a vectorised loop would convert lane by lane): k as the mantissa
 // of 1 + k 2^-52, then - 1 and + 2^-53, each step exact.
-OURO_HD OURO_FORCEINLINE double u01_open(std::uint32_t hi, std::uint32_t lo) {
-  const std::uint64_t k = ((static_cast<std::uint64_t>(hi) << 32) | lo) >> 12;
+OURO_HD OURO_FORCEINLINE double u01_from_bits(std::uint64_t bits) {
+  const std::uint64_t k = bits >> 12;
   return (kernels::double_of(0x3FF0000000000000ull | k) - 1.0) + 0x1.0p-53;
+}
+OURO_HD OURO_FORCEINLINE double u01_open(std::uint32_t hi, std::uint32_t lo) {
+  return u01_from_bits((static_cast<std::uint64_t>(hi) << 32) | lo);
 }
 
 }  // namespace ouro::rng

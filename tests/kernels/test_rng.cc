@@ -64,16 +64,18 @@ template <int N>
 void expect_batch_is_draw_block(std::mt19937_64& g) {
   const auto w = [&g] { return static_cast<std::uint32_t>(g()); };
   const std::uint32_t seed = w(), chain = w(), stream = w(), gen = w();
-  std::uint32_t rk0[10], rk1[10];
-  ouro::rng::philox4x32_10_round_keys(seed, chain, rk0, rk1);
+  const ouro::rng::PhiloxKeys keys(seed, chain);
   std::uint64_t index[N], w0[N], w1[N], w2[N], w3[N];
   for (int b = 0; b < N; ++b) index[b] = g() >> (g() % 64);  // small and large indices
   for (std::uint64_t offset : {0ull, 1ull}) {
-    ouro::rng::philox_blocks<N>(index, offset, stream, gen, rk0, rk1, w0, w1, w2, w3);
+    ouro::rng::philox_blocks<N>(index, offset, stream, gen, keys, w0, w1, w2, w3);
     for (int b = 0; b < N; ++b) {
       const auto d = ouro::rng::draw_block(seed, chain, gen, stream, index[b] + offset);
       const std::uint64_t got[4] = {w0[b], w1[b], w2[b], w3[b]};
       for (int i = 0; i < 4; ++i) ASSERT_EQ(got[i], d.v[i]) << "lane " << b << " word " << i;
+      // And the words' uniforms are u01_open's.
+      ASSERT_EQ(ouro::rng::u01_open_words(w0[b], w1[b]), ouro::rng::u01_open(d.v[0], d.v[1]));
+      ASSERT_EQ(ouro::rng::u01_open_words(w2[b], w3[b]), ouro::rng::u01_open(d.v[2], d.v[3]));
     }
   }
 }
