@@ -831,7 +831,7 @@ class NgramCpu final : public NgramBackend {
     constexpr int kLanes = 8;
     constexpr std::uint64_t kGrab = 4;
     // mle text: each token's alias cell as well (see count_cells), in cells.
-    // (A cache line per sentence: sentences next to each other are drawn
+    // (A cache line per sentence: sentences next to each other may be drawn
     // by different threads.)
     // Their lengths and cut flags also in compact arrays, which the thread
     // that assembles the text reads.
@@ -930,7 +930,7 @@ class NgramCpu final : public NgramBackend {
     };
     // Sentences j = 0, 1, ... until the text holds `samples` tokens, drawn in
     // rounds (in parallel when the sampler is plain: the cut cache is shared)
-    // and appended in order, so the text depends neither on the thread count
+    // and laid out in order, so the text depends neither on the thread count
     // nor on the rounds' sizes. A round holds about the sentences still
     // needed (judged by the mean length so far), at most kRoundMax: what the
     // size changes is only the sentences drawn in vain after the last one.

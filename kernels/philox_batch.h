@@ -7,7 +7,10 @@
 // does not see that the lanes' upper halves are zero and emulates each
 // product with three 32x32-bit multiplies and shifts; with AVX2 the rounds
 // are written out with _mm256_mul_epu32, one instruction per four products
-// (a third of the instructions per block). Without AVX2 the plain loop runs.
+// (a third of the instructions per block). Without AVX2 the plain loop runs
+// (philox_blocks_plain, which the tests also check where AVX2 is on). Every
+// cpu source is compiled with the same flags (CMakeLists.txt), so PhiloxKeys
+// has one layout in a build.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +37,20 @@ struct PhiloxKeys {
   __m256i k0[10], k1[10];
 #endif
 };
+
+// philox_blocks in plain C++ (g++ vectorises it, with the emulated products).
+template <int N>
+inline void philox_blocks_plain(const std::uint64_t* index, std::uint64_t offset, std::uint32_t stream,
+                                std::uint32_t generation, const PhiloxKeys& keys, std::uint64_t* w0, std::uint64_t* w1,
+                                std::uint64_t* w2, std::uint64_t* w3) {
+#pragma omp simd
+  for (int b = 0; b < N; ++b) {
+    const std::uint64_t at = index[b] + offset;
+    std::uint64_t c0 = at & 0xFFFFFFFFull, c1 = at >> 32, c2 = stream, c3 = generation;
+    philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, keys.rk0, keys.rk1);
+    w0[b] = c0, w1[b] = c1, w2[b] = c2, w3[b] = c3;
+  }
+}
 
 // Blocks {index[b] + offset} of one stream, b < N, under `keys`: w0..w3[b]
 // are the block's four 32-bit words, each in a 64-bit lane. N must be a
@@ -68,13 +85,7 @@ inline void philox_blocks(const std::uint64_t* index, std::uint64_t offset, std:
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(w3 + b), c3);
   }
 #else
-#pragma omp simd
-  for (int b = 0; b < N; ++b) {
-    const std::uint64_t at = index[b] + offset;
-    std::uint64_t c0 = at & 0xFFFFFFFFull, c1 = at >> 32, c2 = stream, c3 = generation;
-    philox4x32_10_keyed<std::uint64_t>(c0, c1, c2, c3, keys.rk0, keys.rk1);
-    w0[b] = c0, w1[b] = c1, w2[b] = c2, w3[b] = c3;
-  }
+  philox_blocks_plain<N>(index, offset, stream, generation, keys, w0, w1, w2, w3);
 #endif
 }
 

@@ -65,11 +65,11 @@ OURO_HD OURO_FORCEINLINE void philox4x32_10_round_keys(std::uint32_t k0, std::ui
 }
 
 // The ten Philox rounds on four 32-bit counter words, in place, under round
-// keys rk0/rk1. `Word` is std::uint32_t on the device and in scalar code; the
-// cpu backend's vectorised loops instantiate it with std::uint64_t lanes that
-// hold 32-bit values, so the 32x32->64-bit products map straight onto AVX2's
-// vpmuludq without shuffles. The masks make both instantiations compute the
-// same function.
+// keys rk0/rk1. `Word` is std::uint32_t on the device and in scalar code;
+// philox_blocks (kernels/philox_batch.h) instantiates it with std::uint64_t
+// lanes that hold 32-bit values where the build has no AVX2 (with AVX2 it
+// writes the same rounds with intrinsics). The masks make both
+// instantiations compute the same function.
 template <class Word>
 OURO_HD OURO_FORCEINLINE void philox4x32_10_keyed(Word& c0, Word& c1, Word& c2, Word& c3, const std::uint32_t* rk0,
                                                   const std::uint32_t* rk1) {

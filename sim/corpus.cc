@@ -204,7 +204,8 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
     cut[k] = eol == std::string::npos ? text.size() : eol + 1;
   }
   std::vector<Stretch> stretch(static_cast<std::size_t>(parts));
-#pragma omp parallel for schedule(static, 1) num_threads(parts)
+  const int team = std::min(parts, omp_get_max_threads());
+#pragma omp parallel for schedule(static, 1) num_threads(team)
   for (int k = 0; k < parts; ++k)
     tokenize_stretch(std::string_view(text).substr(cut[k], cut[k + 1] - cut[k]), stretch[k]);
   // One table of types over the stretches (each stretch's ids mapped to
@@ -233,7 +234,7 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
       if (id == kEnd) ++n;
     }
   };
-#pragma omp parallel for schedule(static, 1) num_threads(parts)
+#pragma omp parallel for schedule(static, 1) num_threads(team)
   for (int k = 0; k < parts; ++k) {
     Tally& t = tally[k];
     t.count.assign(stretch[k].types.size(), 0);
@@ -287,7 +288,7 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
       at_token[k][split] = at_token[k - 1][split] + tally[k - 1].tokens[split];
       at_sentence[k][split] = at_sentence[k - 1][split] + tally[k - 1].sentences[split];
     }
-#pragma omp parallel for schedule(static, 1) num_threads(parts)
+#pragma omp parallel for schedule(static, 1) num_threads(team)
   for (int k = 0; k < parts; ++k) {
     std::array<std::size_t, 2> pos = at_token[k], sentence = at_sentence[k];
     each_token(k, [&](std::uint32_t id, int split) {

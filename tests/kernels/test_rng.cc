@@ -58,8 +58,9 @@ TEST(Philox, LayoutPutsSeedChainInKeyAndGenerationStreamIndexInCounter) {
 }
 
 // The cpu backend's batch of blocks (AVX2 where the build has it, else the
-// plain loop) is draw_block, lane by lane, for random keys, streams,
-// generations and 64-bit indices, with and without the offset.
+// plain loop), and the plain loop itself, are draw_block, lane by lane, for
+// random keys, streams, generations and 64-bit indices, with and without the
+// offset.
 template <int N>
 void expect_batch_is_draw_block(std::mt19937_64& g) {
   const auto w = [&g] { return static_cast<std::uint32_t>(g()); };
@@ -69,7 +70,10 @@ void expect_batch_is_draw_block(std::mt19937_64& g) {
   for (int b = 0; b < N; ++b) index[b] = g() >> (g() % 64);  // small and large indices
   for (std::uint64_t offset : {0ull, 1ull}) {
     ouro::rng::philox_blocks<N>(index, offset, stream, gen, keys, w0, w1, w2, w3);
+    std::uint64_t p0[N], p1[N], p2[N], p3[N];
+    ouro::rng::philox_blocks_plain<N>(index, offset, stream, gen, keys, p0, p1, p2, p3);
     for (int b = 0; b < N; ++b) {
+      ASSERT_TRUE(p0[b] == w0[b] && p1[b] == w1[b] && p2[b] == w2[b] && p3[b] == w3[b]) << "plain loop, lane " << b;
       const auto d = ouro::rng::draw_block(seed, chain, gen, stream, index[b] + offset);
       const std::uint64_t got[4] = {w0[b], w1[b], w2[b], w3[b]};
       for (int i = 0; i < 4; ++i) ASSERT_EQ(got[i], d.v[i]) << "lane " << b << " word " << i;
