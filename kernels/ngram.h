@@ -134,6 +134,16 @@ OURO_HD inline std::uint32_t pick_alias(const NgramLevel& L, std::uint64_t lo, s
   return L.alias[bucket].alias ^ ((L.alias[bucket].own ^ L.alias[bucket].alias) & (0u - own));
 }
 
+// An mle draw from a context's alias table (entries [lo, hi), total count
+// cv), as sample_next makes it: </s> for a context with no count (an mle
+// model cannot reach one by sampling: every token it emits was seen followed
+// by something).
+OURO_HD inline std::uint32_t mle_alias_next(const NgramLevel& L, std::uint64_t lo, std::uint64_t hi, double cv,
+                                            double a, double b, std::uint64_t& cell) {
+  if (!(cv > 0.0)) return 0u;
+  return pick_alias(L, lo, hi, cv, a, b, cell);
+}
+
 // Index of a context in a level, or -1.
 OURO_HD inline std::int64_t find_context(const NgramLevel& L, std::uint32_t V, std::uint64_t key) {
   if (L.ctx_of) return key <= V ? L.ctx_of[key] : -1;
@@ -265,11 +275,10 @@ OURO_HD inline std::uint32_t sample_next(const NgramView& m, std::uint64_t ctx, 
   // Weighted counts that are not whole numbers have no alias tables: the
   // entry whose cumulative count first exceeds u c(v), by binary search.
   if (m.smoothing == Smoothing::kMle) {
-    // An unseen context cannot be reached by sampling from an mle model
-    // (every token it emits was seen followed by something); </s> if it is.
+    if (m.top.alias) return mle_alias_next(m.top, lo, hi, cv, r.u, r.u2, cell);
+    // (Without alias tables, the same rule: </s> for a context with no count.)
     if (!(cv > 0.0)) return 0u;
-    if (!m.top.alias) return m.top.ent_w[first_above(m.top.ent_cum, lo, hi, r.u * cv)];
-    return pick_alias(m.top, lo, hi, cv, r.u, r.u2, cell);
+    return m.top.ent_w[first_above(m.top.ent_cum, lo, hi, r.u * cv)];
   }
   // add_k: the counts' share of the mass, or a uniform word. Given x < c(v),
   // x / c(v) is uniform in [0, 1): the bucket's uniform.

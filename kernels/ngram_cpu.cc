@@ -830,11 +830,10 @@ class NgramCpu final : public NgramBackend {
     // changes nothing drawn.
     constexpr int kLanes = 8;
     constexpr std::uint64_t kGrab = 4;
-    // mle text: each token's alias cell as well (see count_cells), in cells.
-    // (A cache line per sentence: sentences next to each other may be drawn
-    // by different threads.)
-    // Their lengths and cut flags also in compact arrays, which the thread
-    // that assembles the text reads.
+    // A drawn sentence's tokens and, for mle text, each token's alias cell
+    // (see count_cells), a cache line per sentence (sentences next to each
+    // other may be drawn by different threads); its length and cut flag also
+    // in compact arrays, which the thread that lays out the text reads.
     struct alignas(64) SentenceBuf {
       std::vector<std::uint32_t> tokens, cells;
     };
@@ -847,8 +846,8 @@ class NgramCpu final : public NgramBackend {
     // mle order 2 with alias tables (the plain sampler): per context v <= V
     // its entries and total count in one place, so that a token looks its
     // context up once instead of in three dependent loads (ctx_of, then
-    // ctx_start and ctx_total); no entries for a context never seen
-    // followed (sample_next draws </s> there).
+    // ctx_start and ctx_total); a context never seen followed has none (and
+    // a total of 0: mle_alias_next draws </s> there).
     struct DirectContext {
       std::uint64_t lo, entries;
       double total;
@@ -857,7 +856,7 @@ class NgramCpu final : public NgramBackend {
     std::vector<DirectContext> direct_context(direct ? s_.V + 1 : 0, DirectContext{0, 0, 0.0});
     for (std::uint32_t v = 0; direct && v <= s_.V; ++v) {
       const std::int64_t ci = m.top.ctx_of[v];
-      if (ci >= 0 && m.top.ctx_total[ci] > 0.0)
+      if (ci >= 0)
         direct_context[v] =
             DirectContext{m.top.ctx_start[ci], m.top.ctx_start[ci + 1] - m.top.ctx_start[ci], m.top.ctx_total[ci]};
     }
@@ -911,9 +910,9 @@ class NgramCpu final : public NgramBackend {
           }
           std::uint64_t cell = kNoCell;
           std::uint32_t w;
-          if (direct) {  // sample_next's mle alias draw, its context found in one lookup
+          if (direct) {  // sample_next's mle draw, its context found in one lookup
             const DirectContext& d = direct_context[v[l]];
-            w = d.entries == 0 ? 0u : pick_alias(m.top, d.lo, d.lo + d.entries, d.total, u.u[l], u.u2[l], cell);
+            w = mle_alias_next(m.top, d.lo, d.lo + d.entries, d.total, u.u[l], u.u2[l], cell);
           } else {
             w = next(u.at(l), v[l], cell);
           }
@@ -958,9 +957,9 @@ class NgramCpu final : public NgramBackend {
     VerifyWords words;
     std::vector<double> logp(verify ? kRoundMax : 0);
     const NgramView reference = model0_.view(s_);
-    // Whether the text, at `size` tokens, takes another sentence.
-    auto more = [&](std::size_t size) {
-      return static_cast<double>(size) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
+    // Whether the text, at `tokens` tokens, takes another sentence.
+    auto more = [&](std::size_t tokens) {
+      return static_cast<double>(tokens) < s_.samples && (!(s_.dedup || verify) || drawn < budget);
     };
     // The text's tokens (and cells) are written in place: sized once for
     // `samples` tokens and the last sentence's overshoot (below kMaxSentence),

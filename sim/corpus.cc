@@ -319,12 +319,9 @@ std::string kjv_path() {
 }
 
 std::uint64_t token_checksum(const Corpus& c) {
-  std::uint64_t h = 1469598103934665603ull;
+  std::uint64_t h = kFnvBasis;
   auto mix = [&](std::uint32_t v) {
-    for (int b = 0; b < 4; ++b) {
-      h ^= (v >> (8 * b)) & 0xFF;
-      h *= 1099511628211ull;
-    }
+    for (int b = 0; b < 4; ++b) h = fnv_step(h, static_cast<unsigned char>(v >> (8 * b)));
   };
   for (auto v : c.train.tokens) mix(v);
   for (auto v : c.heldout.tokens) mix(v);
