@@ -22,8 +22,9 @@ namespace {
 using namespace ouro;
 
 PointConfig config(std::int64_t chains, int n, kernels::Regime regime, int dim) {
-  std::string yaml = "seed: 1\nchains: " + std::to_string(chains) + "\ngenerations: 1000\nmodel: {family: gaussian, dim: " +
-                     std::to_string(dim) + "}\ntruth: {isotropic: 1.0}\ndata: {samples: " + std::to_string(n) +
+  std::string yaml = "seed: 1\nchains: " + std::to_string(chains) +
+                     "\ngenerations: 1000\nmodel: {family: gaussian, dim: " + std::to_string(dim) +
+                     "}\ntruth: {isotropic: 1.0}\ndata: {samples: " + std::to_string(n) +
                      ", regime: " + regime_name(regime) + "}\n";
   return load_experiment_text(yaml, {}).points.front().config;
 }
@@ -48,12 +49,17 @@ void BM_GenerationStep(benchmark::State& state, const std::string& backend, kern
   auto b = make_gaussian_backend(backend, spec);
   std::vector<double> metrics(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * chains);
   b->start(metrics.data());
-  b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, 1, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}}, metrics.data());
+  b->advance(
+      kernels::GaussianStep{
+          c.seed, c.dim, c.samples, c.real_count, 1, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
+      metrics.data());
   validate(metrics, chains, n);
   int g = 2;
   for (auto _ : state) {
-    b->advance(kernels::GaussianStep{c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
-               metrics.data());
+    b->advance(
+        kernels::GaussianStep{
+            c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
+        metrics.data());
     if (++g > c.generations) {  // start over rather than run past the planned generations
       state.PauseTiming();
       b->start(metrics.data());
@@ -75,7 +81,8 @@ void BM_NormalStream(benchmark::State& state) {
     benchmark::DoNotOptimize(s1);
     benchmark::DoNotOptimize(s2);
   }
-  state.counters["normals/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["normals/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // The d > 1 tail-mass evaluation (kernels/quadform.h), the costliest metric:
@@ -94,14 +101,25 @@ void BM_TailMass2D(benchmark::State& state) {
 BENCHMARK(BM_TailMass2D)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_NormalStream)->Arg(100)->Arg(128)->Arg(1 << 16)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_GenerationStep, cpu_replace_1d, std::string("cpu"), kernels::Regime::kReplace, 1)
-    ->Args({10000, 100})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({10000, 100})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GenerationStep, cpu_accumulate_1d, std::string("cpu"), kernels::Regime::kAccumulate, 1)
-    ->Args({10000, 100})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({10000, 100})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GenerationStep, cpu_replace_2d, std::string("cpu"), kernels::Regime::kReplace, 2)
-    ->Args({10000, 100})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({10000, 100})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GenerationStep, cuda_replace_1d, std::string("cuda"), kernels::Regime::kReplace, 1)
-    ->Args({10000, 100})->Args({100000, 1000})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({10000, 100})
+    ->Args({100000, 1000})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK_CAPTURE(BM_GenerationStep, cuda_replace_2d, std::string("cuda"), kernels::Regime::kReplace, 2)
-    ->Args({100000, 100})->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Args({100000, 100})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

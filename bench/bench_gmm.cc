@@ -54,7 +54,8 @@ void BM_EStep(benchmark::State& state, bool vectorised) {
     if (vectorised)
       kernels::cpu_estep(kernels::CpuPass::kSoft, m, false, x.data(), nullptr, n, lanes.data(), stats.data());
     else
-      kernels::em_estep_serial(kernels::LanePass::kSoft, m, false, x.data(), nullptr, n, kernels::EmScratch{lanes.data(), stats.data()});
+      kernels::em_estep_serial(kernels::LanePass::kSoft, m, false, x.data(), nullptr, n,
+                               kernels::EmScratch{lanes.data(), stats.data()});
     benchmark::DoNotOptimize(stats.data());
   }
   state.counters["points*components/s"] =
@@ -99,6 +100,9 @@ BENCHMARK_CAPTURE(BM_EStep, cpu_vectorised, true)->Arg(1000)->Unit(benchmark::kM
 BENCHMARK_CAPTURE(BM_EStep, serial_lanes, false)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK_CAPTURE(BM_Generation, cpu, std::string("cpu"))->Arg(1000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK_CAPTURE(BM_Generation, cuda, std::string("cuda"))
-    ->Arg(1000)->Arg(10000)->Unit(benchmark::kMillisecond)->UseRealTime();
+    ->Arg(1000)
+    ->Arg(10000)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 BENCHMARK_MAIN();

@@ -53,9 +53,9 @@ bool have_kjv(benchmark::State& state) {
 }
 
 PointConfig bench_config(std::int64_t chains, std::int64_t samples) {
-  const Experiment ex = load_experiment(source_dir() + "/experiments/ngram/bench_kjv_bigram.yaml",
-                                        {"chains=" + std::to_string(chains), "generations=100000",
-                                         "data.samples=" + std::to_string(samples)});
+  const Experiment ex = load_experiment(
+      source_dir() + "/experiments/ngram/bench_kjv_bigram.yaml",
+      {"chains=" + std::to_string(chains), "generations=100000", "data.samples=" + std::to_string(samples)});
   return ex.points.front().config;
 }
 
@@ -76,8 +76,8 @@ std::int64_t draw_sentences(const kernels::NgramView& m, std::int64_t tokens, ke
     std::uint64_t ctx = kernels::start_context(m.order, m.V);
     for (std::uint32_t i = 0; i < kernels::kMaxSentence; ++i) {
       std::uint64_t cell;
-      const std::uint32_t w = kernels::sample_next(
-          m, ctx, kernels::token_uniforms(1, 0, 2, rng::kStreamSyntheticDraw, j, i, false), cell);
+      const std::uint32_t w =
+          kernels::sample_next(m, ctx, kernels::token_uniforms(1, 0, 2, rng::kStreamSyntheticDraw, j, i, false), cell);
       ++drawn;
       if (text) text->tokens.push_back(w);
       if (cells) cells->push_back(cell);
@@ -128,8 +128,8 @@ void BM_CountSort(benchmark::State& state) {
     kernels::NgramFit::count(d->spec, d->text, key, c);
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(d->text.tokens.size()),
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(d->text.tokens.size()), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["types"] = static_cast<double>(key.size());
 }
 
@@ -145,8 +145,8 @@ void BM_CountCells(benchmark::State& state) {
     }
     benchmark::DoNotOptimize(c.data());
   }
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(d->cells.size()),
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(d->cells.size()), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["types"] = static_cast<double>(key.size());
 }
 
@@ -159,8 +159,8 @@ void generation(benchmark::State& state, const std::string& backend) {
   run->start(metrics.data());
   int g = 1;
   for (auto _ : state) run->advance(g++, metrics.data());
-  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(chains * samples),
-                                                  benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens/s"] =
+      benchmark::Counter(static_cast<double>(chains * samples), benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void BM_Generation(benchmark::State& state) { generation(state, "cpu"); }

@@ -11,17 +11,16 @@
 
 namespace ouro::kernels {
 
-[[noreturn]] inline void cuda_fail(const char* stmt, const char* func, const char* file, int line,
-                                   const char* what) {
+[[noreturn]] inline void cuda_fail(const char* stmt, const char* func, const char* file, int line, const char* what) {
   throw std::runtime_error(std::string("CUDA error: ") + what + " in " + stmt + " (" + func + ", " + file + ":" +
                            std::to_string(line) + ")");
 }
 
 }  // namespace ouro::kernels
 
-#define OURO_CUDA_CHECK(stmt)                                                               \
-  do {                                                                                      \
-    const cudaError_t ouro_err_ = (stmt);                                                   \
-    if (ouro_err_ != cudaSuccess)                                                           \
+#define OURO_CUDA_CHECK(stmt)                                                                         \
+  do {                                                                                                \
+    const cudaError_t ouro_err_ = (stmt);                                                             \
+    if (ouro_err_ != cudaSuccess)                                                                     \
       ::ouro::kernels::cuda_fail(#stmt, __func__, __FILE__, __LINE__, cudaGetErrorString(ouro_err_)); \
   } while (0)

@@ -11,8 +11,8 @@ std::string cuda_device_name(int device);
 std::string cuda_runtime_version();
 int cuda_current_device();
 void cuda_use_device(int device);  // this process's device (an MPI rank's local rank picks it)
-double cuda_free_bytes();           // free memory of the current device
-std::string cuda_worker_name();     // "cuda:N name" of the current device, for manifest.json
+double cuda_free_bytes();          // free memory of the current device
+std::string cuda_worker_name();    // "cuda:N name" of the current device, for manifest.json
 
 // The most device memory a cuda backend gives the per-chain scratch of one
 // launch (training sets, dedup's tables): kCudaScratchBytes, or

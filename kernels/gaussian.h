@@ -51,11 +51,11 @@ struct GaussianTruth {
   int d;
   double mu[OURO_MAX_DIM];
   double cov[OURO_MAX_DIM * OURO_MAX_DIM];
-  double chol[OURO_MAX_DIM * OURO_MAX_DIM];       // L0, Sigma0 = L0 L0^T
-  double sqrt_cov[OURO_MAX_DIM * OURO_MAX_DIM];   // Sigma0^{1/2}, symmetric (for W2)
-  double trace;                                    // tr Sigma0
-  double logdet;                                   // ln det Sigma0
-  double tail_r2;  // squared Mahalanobis radius holding 99% of the truth's mass
+  double chol[OURO_MAX_DIM * OURO_MAX_DIM];      // L0, Sigma0 = L0 L0^T
+  double sqrt_cov[OURO_MAX_DIM * OURO_MAX_DIM];  // Sigma0^{1/2}, symmetric (for W2)
+  double trace;                                  // tr Sigma0
+  double logdet;                                 // ln det Sigma0
+  double tail_r2;                                // squared Mahalanobis radius holding 99% of the truth's mass
   // The fixed held-out set of metrics.heldout real points (heldout_nll) by its
   // mean and a square root R of its covariance (R R^T, divisor H): the mean
   // -ln N(x; mu, Sigma) over the set needs nothing else.
@@ -91,9 +91,9 @@ struct TailUpsample {
 struct GaussianStep {
   std::uint32_t seed;
   int d;
-  int samples;      // n, new points per generation
-  int real_count;   // real draws among them at this generation (n at generation 1)
-  int generation;   // t >= 1, the generation being fitted
+  int samples;     // n, new points per generation
+  int real_count;  // real draws among them at this generation (n at generation 1)
+  int generation;  // t >= 1, the generation being fitted
   Regime regime;
   Estimator estimator;
   RealSource real_source = RealSource::kFresh;
@@ -102,7 +102,7 @@ struct GaussianStep {
   // wherever it has both; negative: the pooled mean. The covariance is the
   // pooled estimate either way.
   double mean_weight = -1.0;
-  Verifier verifier;      // its max_draw_factor also bounds dedup's refill
+  Verifier verifier;  // its max_draw_factor also bounds dedup's refill
   TailUpsample upsample;
   // data.age_decay (accumulate, accumulate_subsample): a point added k
   // generations before the fit weighs decay^k (1: every point alike).
@@ -144,8 +144,8 @@ OURO_HD inline void moments_merge(int d, Moments& a, const Moments& b) {
 
 // Sums of z and z z^T over a group of `count` points drawn as x = m + L z,
 // mapped to x-space moments.
-OURO_HD inline void moments_from_zsums(int d, double count, const double* zsum, const double* zsq,
-                                       const double* m, const double* l, Moments& out) {
+OURO_HD inline void moments_from_zsums(int d, double count, const double* zsum, const double* zsq, const double* m,
+                                       const double* l, Moments& out) {
   out.n = count;
   if (count == 0.0) {
     for (int i = 0; i < d; ++i) out.mean[i] = 0.0;
@@ -180,8 +180,8 @@ OURO_HD inline void moments_from_zsums(int d, double count, const double* zsum, 
 // by the cuda kernels and by the cpu backend for d > 1; the cpu backend's
 // d = 1 path is a vectorised tiling of the same draws.
 OURO_HD inline void accumulate_zsums(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
-                                     std::uint32_t stream, int d, std::int64_t i0, std::int64_t i1,
-                                     double* zsum, double* zsq) {
+                                     std::uint32_t stream, int d, std::int64_t i0, std::int64_t i1, double* zsum,
+                                     double* zsq) {
   if (i1 <= i0) return;
   double z[OURO_MAX_DIM];
   const std::uint64_t m0 = static_cast<std::uint64_t>(i0) * d;
@@ -297,24 +297,24 @@ OURO_HD inline std::int64_t for_each_kept(const GaussianStep& s, std::uint32_t c
 // z-space, as accumulate_zsums), each weighted by TailUpsample's factor where
 // it lies in the truth's tail, and returns how many were kept and drawn and
 // their total weight.
-OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr,
-                                   const double* m, const double* L, std::int64_t first, std::int64_t need,
-                                   std::int64_t* table, double* kept_x, double* zsum, double* zsq, double& kept,
-                                   double& drawn, double& weight) {
+OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, const GaussianTruth& tr, const double* m,
+                                   const double* L, std::int64_t first, std::int64_t need, std::int64_t* table,
+                                   double* kept_x, double* zsum, double* zsq, double& kept, double& drawn,
+                                   double& weight) {
   const int d = s.d;
   double total = 0.0;
   std::int64_t k = 0;
-  const std::int64_t j = for_each_kept(s, chain, tr, m, L, first, need, table, kept_x,
-                                       [&](const double* z, const double*, double r2) {
-    ++k;
-    const double wt = upsample_weight(s, r2);
-    total += wt;
-    for (int a = 0; a < d; ++a) {
-      zsum[a] += wt * z[a];
-      for (int b = 0; b < d; ++b) zsq[a * d + b] += wt * z[a] * z[b];
-    }
-    return true;
-  });
+  const std::int64_t j =
+      for_each_kept(s, chain, tr, m, L, first, need, table, kept_x, [&](const double* z, const double*, double r2) {
+        ++k;
+        const double wt = upsample_weight(s, r2);
+        total += wt;
+        for (int a = 0; a < d; ++a) {
+          zsum[a] += wt * z[a];
+          for (int b = 0; b < d; ++b) zsq[a * d + b] += wt * z[a] * z[b];
+        }
+        return true;
+      });
   kept = static_cast<double>(k);
   drawn = static_cast<double>(j);
   weight = total;
@@ -322,8 +322,7 @@ OURO_HD inline void filtered_zsums(const GaussianStep& s, std::uint32_t chain, c
 
 // The fitted covariance from pooled moments, its Cholesky factor, and
 // whether the fit is usable (finite and positive definite).
-OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, double* mu,
-                                     double* cov, double* chol) {
+OURO_HD inline bool fit_from_moments(int d, const Moments& pool, Estimator est, double* mu, double* cov, double* chol) {
   const double denom = (est == Estimator::kUnbiased) ? pool.n - 1.0 : pool.n;
   for (int i = 0; i < d; ++i) mu[i] = pool.mean[i];
   for (int i = 0; i < d * d; ++i) cov[i] = pool.m2[i] / denom;
@@ -383,8 +382,7 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
     age += aged * static_cast<double>(t - k);
   };
   // Point i of stream `stream` of generation `drawn`, from the model (m, l).
-  auto regenerate = [&](const double* m, const double* l, std::uint32_t drawn, std::uint32_t stream, int i,
-                        double* x) {
+  auto regenerate = [&](const double* m, const double* l, std::uint32_t drawn, std::uint32_t stream, int i, double* x) {
     double z[OURO_MAX_DIM];
     for (int a = 0; a < d; ++a)
       z[a] = stream_normal(s.seed, chain, drawn, stream, static_cast<std::uint64_t>(i) * d + a);
@@ -412,9 +410,9 @@ OURO_HD inline void subsample_moments(const GaussianStep& s, std::uint32_t chain
       sk.generation = k;
       for_each_kept(sk, chain, truth, m, l, real, n - real, table, kept_x,
                     [&](const double*, const double* xk, double r2) {
-        if (sel.next()) add(xk, upsample_weight(s, r2), k, false);
-        return !sel.done();
-      });
+                      if (sel.next()) add(xk, upsample_weight(s, r2), k, false);
+                      return !sel.done();
+                    });
     }
   }
   synthetic_share = synthetic / points;
@@ -458,9 +456,9 @@ OURO_HD inline double mean_mahalanobis_sq(int d, const double* mu, const double*
 // 1984 / Olkin & Pukelsheim 1982 for Gaussians), tail mass by
 // kernels/quadform.h. `ok` false (a failed fit) gives NaN in every metric,
 // which the aggregation leaves out (the `chains` column counts the rest).
-OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, const double* cov,
-                                     const double* chol, bool ok, double synthetic_share,
-                                     double data_age, double* out, std::int64_t stride) {
+OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, const double* cov, const double* chol,
+                                     bool ok, double synthetic_share, double data_age, double* out,
+                                     std::int64_t stride) {
   const int d = tr.d;
   if (!ok) {  // a degenerate chain: left out of every metric's aggregate alike
     for (int k = 0; k < kNumGaussianMetrics; ++k) out[k * stride] = NAN;
@@ -584,8 +582,8 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
       c.hist_kept[static_cast<std::int64_t>(t) * c.batch + i] = kept;
       if (synthetic) draws_per_kept = kept > 0.0 ? c.kept[c.batch + i] / kept : INFINITY;
     }
-    subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.hist_kept, c.batch,
-                      i, table, kept_x, train, synthetic_share, data_age);
+    subsample_moments(s, c.chain0 + static_cast<std::uint32_t>(i), tr, c.hist_mu, c.hist_chol, c.hist_kept, c.batch, i,
+                      table, kept_x, train, synthetic_share, data_age);
   } else {
     pool_composition(s, synthetic_share, data_age);
     const double real = real_points_of(t, s.samples, s.real_count);

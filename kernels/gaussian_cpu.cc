@@ -19,8 +19,8 @@ namespace ouro::kernels {
 // Box-Muller and sums in simple loops that g++ vectorises; tile partial sums are combined with
 // Neumaier's compensated summation so very large n loses nothing.
 void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
-              std::int64_t i0, std::int64_t i1, double& zsum, double& zsq) {
-  constexpr int kTile = 32;  // blocks per tile = 128 normals
+                  std::int64_t i0, std::int64_t i1, double& zsum, double& zsq) {
+  constexpr int kTile = 32;                                              // blocks per tile = 128 normals
   alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile];  // 32-bit words in 64-bit lanes
   alignas(64) double z[4 * kTile];
   double s1 = 0.0, c1 = 0.0, s2 = 0.0, c2 = 0.0;
@@ -199,8 +199,8 @@ class GaussianCpu final : public GaussianBackend {
  private:
   GaussianBatchSpec spec_;
   int threads_;
-  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_,
-      zsq_, kept_;
+  std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_, zsq_,
+      kept_;
   std::vector<unsigned char> ok_;
   std::vector<DedupScratch> scratch_;
   GaussianChains chains_;

@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "kernels/cuda_check.h"
-#include "kernels/device_buffer.cuh"
 #include "kernels/cuda_info.h"
+#include "kernels/device_buffer.cuh"
 #include "kernels/gaussian_backend.h"
 
 namespace ouro::kernels {
@@ -77,10 +77,8 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
   }
   for (int part = 0; part < 2; ++part) {
     double sum[OURO_MAX_DIM] = {}, sq[OURO_MAX_DIM * OURO_MAX_DIM] = {};
-    if (part == 0)
-      accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, r0, r1, sum, sq);
-    else
-      accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, y0, y1, sum, sq);
+    if (part == 0) accumulate_zsums(s.seed, chain, real_gen, rng::kStreamRealDraw, d, r0, r1, sum, sq);
+    else accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, y0, y1, sum, sq);
     const std::int64_t row = part * c.batch + i;
     for (int a = 0; a < d; ++a) {
       const double v = warp_sum(sum[a]);
@@ -98,8 +96,8 @@ __global__ void zsums_kernel(GaussianStep s, GaussianChains c, int real) {
 // in order (filtered_zsums), writing the synthetic z-sums and the kept and
 // drawn counts and total weight. Under dedup, thread `local` uses table and
 // point scratch `local` of the slice.
-__global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real,
-                                std::int64_t first, std::int64_t count, std::int64_t* tables, double* kept_x) {
+__global__ void filtered_kernel(GaussianStep s, const GaussianTruth* tr, GaussianChains c, int real, std::int64_t first,
+                                std::int64_t count, std::int64_t* tables, double* kept_x) {
   const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (local >= count) return;
   const std::int64_t i = first + local;
@@ -154,11 +152,10 @@ class GaussianCuda final : public GaussianBackend {
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
     kept_ = DeviceBuffer<double>(3 * n);
     metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
-    chains_ = GaussianChains{spec.batch,      spec.chain_begin, mu_.get(),       cov_.get(),     chol_.get(),
-                             ok_.get(),       pool_mean_.get(), pool_m2_.get(),  pool_comp_.get(),
-                             hist_mu_.get(),  hist_chol_.get(), hist_kept_.get(), zsum_.get(),    zsq_.get(),
-                             kept_.get(),
-                             metrics_.get()};
+    chains_ = GaussianChains{spec.batch,       spec.chain_begin, mu_.get(),        cov_.get(),
+                             chol_.get(),      ok_.get(),        pool_mean_.get(), pool_m2_.get(),
+                             pool_comp_.get(), hist_mu_.get(),   hist_chol_.get(), hist_kept_.get(),
+                             zsum_.get(),      zsq_.get(),       kept_.get(),      metrics_.get()};
   }
 
   void start(double* h_metrics) override {
@@ -194,8 +191,7 @@ class GaussianCuda final : public GaussianBackend {
   }
 
   std::vector<WorkerRange> workers() const override {
-    return {WorkerRange{cuda_worker_name(), spec_.chain_begin,
-                        spec_.chain_begin + spec_.batch - 1, spec_.batch}};
+    return {WorkerRange{cuda_worker_name(), spec_.chain_begin, spec_.chain_begin + spec_.batch - 1, spec_.batch}};
   }
 
   void state(StateArchive& ar) override {

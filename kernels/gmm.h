@@ -75,9 +75,7 @@ OURO_HD inline GmmViewT<T> gmm_view(int K, int d, T* p) {
   return v;
 }
 
-OURO_HD inline GmmCView as_const(const GmmView& v) {
-  return GmmCView{v.K, v.d, v.w, v.mu, v.cov, v.chol, v.lognorm};
-}
+OURO_HD inline GmmCView as_const(const GmmView& v) { return GmmCView{v.K, v.d, v.w, v.mu, v.cov, v.chol, v.lognorm}; }
 
 // Fills chol and lognorm from w and cov; false if a covariance is not
 // numerically positive definite.
@@ -113,8 +111,8 @@ OURO_HD inline int pick_component(int K, const double* w, std::uint32_t word) {
 // draws (from the truth) and synthetic ones use separate component and
 // normal streams. Coordinates are normals i*d .. i*d+d-1 of the normal stream,
 // the component is word i of the component stream; x = mu_k + L_k z.
-OURO_HD inline void gmm_draw(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, bool real,
-                             std::int64_t i, const GmmCView& m, double* x) {
+OURO_HD inline void gmm_draw(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, bool real, std::int64_t i,
+                             const GmmCView& m, double* x) {
   const std::uint32_t comp_stream = real ? rng::kStreamRealComponent : rng::kStreamSyntheticComponent;
   const std::uint32_t normal_stream = real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw;
   const auto iu = static_cast<std::uint64_t>(i);
@@ -309,8 +307,8 @@ struct EmSettings {
   double tol;        // stop when the mean log-likelihood changes by less
   double reg_covar;  // ridge added to every covariance's diagonal
   EmInit init;
-  int restarts;      // fits per generation; the best final log-likelihood is kept
-  bool diag;         // diagonal covariances
+  int restarts;  // fits per generation; the best final log-likelihood is kept
+  bool diag;     // diagonal covariances
 };
 
 // Uniform j of restart r's k-means++ seeding (stream kStreamEmInit).
@@ -368,10 +366,10 @@ OURO_HD inline void kmeanspp_centers(std::uint32_t seed, std::uint32_t chain, st
 // ---- one fit, serially (the cpu backend and the tests) ---------------------------------------------
 
 struct EmOutcome {
-  int iters;        // M-steps done
-  bool converged;   // |change of the mean log-likelihood| < tol before max_iter
-  bool ok;          // finite log-likelihood and positive definite covariances throughout
-  double loglik;    // mean log-likelihood of the last E-step
+  int iters;       // M-steps done
+  bool converged;  // |change of the mean log-likelihood| < tol before max_iter
+  bool ok;         // finite log-likelihood and positive definite covariances throughout
+  double loglik;   // mean log-likelihood of the last E-step
 };
 
 // Scratch for em_estep_serial: lanes[kEmLanes * S], stats[S].
@@ -404,7 +402,9 @@ OURO_HD inline double mean_loglik_serial(const GmmCView& m, bool diag, const dou
 // (SerialPolicy); the cuda backend's is a block (gmm_cuda.cu).
 struct SerialPolicy {
   template <class F>
-  OURO_HD bool single(F&& f) const { return f(); }
+  OURO_HD bool single(F&& f) const {
+    return f();
+  }
   OURO_HD void copy(double* dst, const double* src, int n) const {
     for (int i = 0; i < n; ++i) dst[i] = src[i];
   }
@@ -483,10 +483,9 @@ OURO_HD inline EmOutcome em_fit(std::uint32_t seed, std::uint32_t chain, std::ui
 // The serial E-step (lanes in turn) as an estep for the functions above.
 struct SerialEStep {
   bool diag;
-  double* lanes;                   // kEmLanes * em_stats_size
+  double* lanes;                    // kEmLanes * em_stats_size
   const double* weights = nullptr;  // per point (null: every weight 1)
-  OURO_HD void operator()(LanePass mode, const GmmCView& m, const double* X, std::int64_t count,
-                          double* stats) const {
+  OURO_HD void operator()(LanePass mode, const GmmCView& m, const double* X, std::int64_t count, double* stats) const {
     const EmScratch sc{lanes, stats};
     em_estep_serial(mode, m, diag, X, weights, count, sc);
   }
@@ -520,18 +519,20 @@ OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
 struct GmmTruth {
   int K0, d;
   double params[kGmmMaxComponents * (2 + kGmmMaxDim + 2 * kGmmMaxDim * kGmmMaxDim)];  // block of K0
-  double mean[kGmmMaxDim];                       // the mixture's overall mean and covariance
+  double mean[kGmmMaxDim];  // the mixture's overall mean and covariance
   double cov[kGmmMaxDim * kGmmMaxDim];
   double chol[kGmmMaxDim * kGmmMaxDim];
-  double trace;                                  // tr of the overall covariance
-  double tail_r2;   // squared Mahalanobis radius (overall mean/cov) outside which the truth has 1% of its mass
-  int rare;         // the truth's lowest-weight component (the first such)
-  double rare_mass; // the truth's mass within Mahalanobis radius 2 of it (w.r.t. its own covariance)
+  double trace;         // tr of the overall covariance
+  double tail_r2;       // squared Mahalanobis radius (overall mean/cov) outside which the truth has 1% of its mass
+  int rare;             // the truth's lowest-weight component (the first such)
+  double rare_mass;     // the truth's mass within Mahalanobis radius 2 of it (w.r.t. its own covariance)
   double self_overlap;  // integral of p_truth^2
   double dead_weight;   // metrics.dead_weight
 };
 
-OURO_HD inline GmmCView truth_view(const GmmTruth& t) { return gmm_view(t.K0, t.d, static_cast<const double*>(t.params)); }
+OURO_HD inline GmmCView truth_view(const GmmTruth& t) {
+  return gmm_view(t.K0, t.d, static_cast<const double*>(t.params));
+}
 
 // Generation 0's parameters as the warm start of generation 1 (used when the
 // model has the truth's K0 components): the truth's block, with diagonal
@@ -594,8 +595,7 @@ OURO_HD inline double mixture_overlap(const GmmCView& a, const GmmCView& b) {
 // Mass of the mixture outside the ellipsoid (x - c)^T (L L^T)^{-1} (x - c) <= r2.
 OURO_HD inline double mixture_outside(const GmmCView& m, const double* c, const double* l, double r2) {
   double s = 0.0;
-  for (int k = 0; k < m.K; ++k)
-    s += m.w[k] * gaussian_tail_mass(m.d, c, l, m.mu + k * m.d, m.cov + k * m.d * m.d, r2);
+  for (int k = 0; k < m.K; ++k) s += m.w[k] * gaussian_tail_mass(m.d, c, l, m.mu + k * m.d, m.cov + k * m.d * m.d, r2);
   return s;
 }
 
@@ -607,8 +607,8 @@ OURO_HD inline double mixture_outside(const GmmCView& m, const double* c, const 
 // log-likelihood of the kept fit's last E-step on its training set (EM's own
 // number, before its last M-step; NaN for the truth).
 OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots, bool failed, int iters,
-                                bool unconverged, double xent, double fit_nll, double synthetic_share,
-                                double data_age, double* out, std::int64_t stride) {
+                                bool unconverged, double xent, double fit_nll, double synthetic_share, double data_age,
+                                double* out, std::int64_t stride) {
   const int K = m.K, d = m.d;
   for (int k = 0; k < gmm_num_metrics(slots); ++k) out[k * stride] = NAN;
   if (failed) {
@@ -677,7 +677,8 @@ struct GmmWeighting {
   int tail = 0;                   // tail_upsample on
   double tail_factor = 1.0;       // a synthetic point in the truth's tail counts this many times
   double tail_log_density = 0.0;  // the tail: truth log-density below this (its q-quantile)
-  double age_decay = 1.0;         // accumulate, accumulate_subsample: a point added k generations before the fit weighs decay^k
+  double age_decay =
+      1.0;  // accumulate, accumulate_subsample: a point added k generations before the fit weighs decay^k
   OURO_HD bool on() const { return tail != 0 || age_decay != 1.0; }
 };
 
@@ -718,13 +719,13 @@ OURO_HD inline void gmm_subsample_positions(const GmmStep& s, std::uint32_t chai
   double points = 0.0, synthetic = 0.0, age = 0.0;
   for_each_selected(s.seed, chain, static_cast<std::uint32_t>(t), static_cast<std::int64_t>(t) * n, n,
                     [&](std::int64_t j) {
-    pos[p++] = j;
-    const int k = static_cast<int>(j / n) + 1;
-    const double aged = pow_int(s.weighting.age_decay, t - k);
-    points += aged;
-    synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : aged;
-    age += aged * static_cast<double>(t - k);
-  });
+                      pos[p++] = j;
+                      const int k = static_cast<int>(j / n) + 1;
+                      const double aged = pow_int(s.weighting.age_decay, t - k);
+                      points += aged;
+                      synthetic += j % n < real_points_of(k, n, s.real_count) ? 0.0 : aged;
+                      age += aged * static_cast<double>(t - k);
+                    });
   synthetic_share = synthetic / points;
   data_age = age / points;
 }
@@ -753,8 +754,8 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
 // kept (kernels/dedup.h; table: dedup_table_size(need) slots of scratch).
 // Returns the number kept; `drawn` gets the number examined.
 OURO_HD inline std::int64_t gmm_filtered_points(const GmmStep& s, std::uint32_t chain, const GmmTruth& tr,
-                                                const GmmCView& model, std::int64_t real, std::int64_t need,
-                                                double* X, std::int64_t* table, std::int64_t& drawn) {
+                                                const GmmCView& model, std::int64_t real, std::int64_t need, double* X,
+                                                std::int64_t* table, std::int64_t& drawn) {
   const auto gen = static_cast<std::uint32_t>(s.generation);
   const GmmCView truth = truth_view(tr);
   const int d = s.d;
@@ -813,8 +814,8 @@ OURO_HD inline double gmm_point_weights(const GmmStep& s, const GmmTruth& tr, co
 // A training set under data.verifier and/or data.dedup, and what the
 // metrics need of it.
 struct GmmFilteredSet {
-  std::int64_t m = 0;         // training points
-  double total = 0.0;         // their total weight (m without weighting)
+  std::int64_t m = 0;  // training points
+  double total = 0.0;  // their total weight (m without weighting)
   double synthetic_share = 0.0, data_age = 0.0;
   double draws_per_kept = 1.0;  // generation t's own candidates per kept point
 };

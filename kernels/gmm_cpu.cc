@@ -168,7 +168,8 @@ class GmmCpu final : public GmmBackend {
     P_ = gmm_block_size(K, d);
     params_.assign(spec.batch * P_, 0.0);
     failed_.assign(spec.batch, 0);
-    if (spec.regime != Regime::kReplace) hist_.assign(static_cast<std::size_t>(spec.generations) * spec.batch * P_, 0.0);
+    if (spec.regime != Regime::kReplace)
+      hist_.assign(static_cast<std::size_t>(spec.generations) * spec.batch * P_, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
     scratch_.resize(threads_);
   }
@@ -223,7 +224,8 @@ class GmmCpu final : public GmmBackend {
     const auto gen = static_cast<std::uint32_t>(t);
     double* params = params_.data() + i * P_;
     if (failed_[i]) {  // a failed chain stays failed: its model cannot be sampled
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i,
+                  n);
       return;
     }
     GmmStep s{spec_.seed, K, d, spec_.samples, spec_.real_count, t, spec_.regime, spec_.real_source, {}, {}, {}};
@@ -245,9 +247,9 @@ class GmmCpu final : public GmmBackend {
       if (s.weighting.on()) sc.w.resize(room);
       sc.pos.resize(t + 1);
       if (s.dedup.on) sc.table.resize(dedup_table_size(s.samples));
-      const GmmFilteredSet set = gmm_filtered_train(s, chain, tr, model_of, sc.x.data(),
-                                                    s.weighting.on() ? sc.w.data() : nullptr, sc.pos.data(),
-                                                    sc.table.data());
+      const GmmFilteredSet set =
+          gmm_filtered_train(s, chain, tr, model_of, sc.x.data(), s.weighting.on() ? sc.w.data() : nullptr,
+                             sc.pos.data(), sc.table.data());
       m = set.m;
       total = set.total;
       share = set.synthetic_share;
@@ -275,7 +277,8 @@ class GmmCpu final : public GmmBackend {
     }
     if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
       failed_[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i,
+                  n);
       return;
     }
 
@@ -286,18 +289,19 @@ class GmmCpu final : public GmmBackend {
     sc.work.resize(P_);
     sc.best.resize(P_);
     auto estep = [&](LanePass mode, const GmmCView& mix, const double* X, std::int64_t count, double* stats) {
-      cpu_estep(mode == LanePass::kSoft ? CpuPass::kSoft : CpuPass::kHard, mix, em.diag, X, W, count,
-                sc.lanes.data(), stats);
+      cpu_estep(mode == LanePass::kSoft ? CpuPass::kSoft : CpuPass::kHard, mix, em.diag, X, W, count, sc.lanes.data(),
+                stats);
     };
     // Restart 0 continues from the previous generation's fit when warm
     // (generation 1 from the truth when it has K components).
     const bool warm_ok = em.init == EmInit::kWarm && (t > 1 || K == tr.K0);
     bool have = false;
-    const EmOutcome best = em_fit(s.seed, chain, gen, em, warm_ok, params, sc.work.data(), sc.best.data(),
-                                  sc.x.data(), m, total, sc.stats.data(), estep, SerialPolicy{}, K, d, have);
+    const EmOutcome best = em_fit(s.seed, chain, gen, em, warm_ok, params, sc.work.data(), sc.best.data(), sc.x.data(),
+                                  m, total, sc.stats.data(), estep, SerialPolicy{}, K, d, have);
     if (!have) {
       failed_[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i, n);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, metrics + i,
+                  n);
       return;
     }
     std::copy(sc.best.begin(), sc.best.end(), params);

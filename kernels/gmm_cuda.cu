@@ -65,8 +65,8 @@ __device__ void block_reduce(int S, const double* acc, double* parts, double* ou
 template <int MaxS>
 struct BlockEStep {
   bool diag;
-  double* parts;     // shared, 4 * S
-  const double* W;   // per point weights, or null
+  double* parts;    // shared, 4 * S
+  const double* W;  // per point weights, or null
   __device__ void operator()(LanePass mode, const GmmCView& m, const double* X, std::int64_t count,
                              double* stats) const {
     double acc[MaxS];
@@ -81,15 +81,15 @@ struct GmmDevice {
   const GmmTruth* truth;
   const double* heldout;
   std::int64_t heldout_count;
-  double* params;          // [batch][P]   current fit
-  double* hist;            // [generations][batch][P]  accumulate regimes
-  double* best;            // [batch][P]   scratch: best restart
-  unsigned char* failed;   // [batch]
-  double* metrics;         // [M][batch]
-  double* x;               // [slice][train_max][d]   training sets
-  double* w;               // [slice][train_max]      their weights (data.tail_upsample, data.age_decay)
-  std::int64_t* pos;       // [slice][pos_stride]      subsample positions (filters: where generations start)
-  std::int64_t* table;     // [slice][dedup_table_size(samples)]  dedup's tables
+  double* params;         // [batch][P]   current fit
+  double* hist;           // [generations][batch][P]  accumulate regimes
+  double* best;           // [batch][P]   scratch: best restart
+  unsigned char* failed;  // [batch]
+  double* metrics;        // [M][batch]
+  double* x;              // [slice][train_max][d]   training sets
+  double* w;              // [slice][train_max]      their weights (data.tail_upsample, data.age_decay)
+  std::int64_t* pos;      // [slice][pos_stride]      subsample positions (filters: where generations start)
+  std::int64_t* table;    // [slice][dedup_table_size(samples)]  dedup's tables
   std::int64_t batch, train_max, pos_stride;
   std::uint32_t chain0;
   int K, d, samples, real_count, generations;
@@ -125,7 +125,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   const std::uint32_t chain = g.chain0 + static_cast<std::uint32_t>(i);
   if (g.failed[i]) {  // a failed chain stays failed
     if (threadIdx.x == 0)
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i,
+                  g.batch);
     return;
   }
   GmmStep s{g.seed, K, d, g.samples, g.real_count, t, g.regime, g.real_source, {}, {}, {}};
@@ -160,7 +161,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
     const bool subsample = s.regime == Regime::kAccumulateSubsample;
     if (threadIdx.x == 0) {
       if (subsample) gmm_subsample_positions(s, chain, pos, composition[0], composition[1]);
-      else regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
+      else
+        regime_composition(s.regime, s.samples, s.real_count, t, s.weighting.age_decay, composition[0], composition[1]);
       composition[2] = 1.0;
       train_count = full;
     }
@@ -176,7 +178,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (m == 0) {  // the verifier kept nothing and there are no real points: nothing to fit
     if (threadIdx.x == 0) {
       g.failed[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i,
+                  g.batch);
     }
     return;
   }
@@ -192,7 +195,8 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (!have) {
     if (threadIdx.x == 0) {
       g.failed[i] = 1;
-      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i, g.batch);
+      gmm_metrics(tr, gmm_view(K, d, static_cast<const double*>(params)), K, true, 0, false, 0, 0, 0, 0, g.metrics + i,
+                  g.batch);
     }
     return;
   }
@@ -225,17 +229,20 @@ class GmmCuda final : public GmmBackend {
                      ? static_cast<std::int64_t>(spec.generations) * spec.samples
                      : spec.samples;
     pos_stride_ = std::max<std::int64_t>(spec.samples, spec.generations + 1);
-    slice_ = std::max<std::int64_t>(1, std::min<std::int64_t>(
-                 n, static_cast<std::int64_t>(cuda_scratch_bytes() / (8.0 * (train_max_ * (d + 1) + pos_stride_ +
-                                                                      (spec.dedup.on ? dedup_table_size(spec.samples) : 0))))));
+    slice_ = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(
+               n, static_cast<std::int64_t>(cuda_scratch_bytes() /
+                                            (8.0 * (train_max_ * (d + 1) + pos_stride_ +
+                                                    (spec.dedup.on ? dedup_table_size(spec.samples) : 0))))));
     truth_ = DeviceBuffer<GmmTruth>(1);
     OURO_CUDA_CHECK(cudaMemcpy(truth_.get(), &spec.truth, sizeof(GmmTruth), cudaMemcpyHostToDevice));
     heldout_ = DeviceBuffer<double>(spec.heldout.size());
-    OURO_CUDA_CHECK(cudaMemcpy(heldout_.get(), spec.heldout.data(), spec.heldout.size() * sizeof(double),
-                               cudaMemcpyHostToDevice));
+    OURO_CUDA_CHECK(
+        cudaMemcpy(heldout_.get(), spec.heldout.data(), spec.heldout.size() * sizeof(double), cudaMemcpyHostToDevice));
     params_ = DeviceBuffer<double>(n * P_);
     best_ = DeviceBuffer<double>(n * P_);
-    if (spec.regime != Regime::kReplace) hist_ = DeviceBuffer<double>(static_cast<std::size_t>(spec.generations) * n * P_);
+    if (spec.regime != Regime::kReplace)
+      hist_ = DeviceBuffer<double>(static_cast<std::size_t>(spec.generations) * n * P_);
     failed_ = DeviceBuffer<unsigned char>(n);
     OURO_CUDA_CHECK(cudaMemset(failed_.get(), 0, n));
     metrics_ = DeviceBuffer<double>(static_cast<std::size_t>(M_) * n);
@@ -297,15 +304,17 @@ class GmmCuda final : public GmmBackend {
     if (shared > 48 * 1024)
       OURO_CUDA_CHECK(cudaFuncSetAttribute(generation_kernel<MaxS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                            static_cast<int>(shared)));
-    const GmmDevice g{truth_.get(),  heldout_.get(),  static_cast<std::int64_t>(spec_.heldout.size() / spec_.truth.d),
-                      params_.get(), hist_.get(),     best_.get(),
-                      failed_.get(), metrics_.get(),  x_.get(),
-                      w_.get(),      pos_.get(),      table_.get(),      spec_.batch,
-                      train_max_,    pos_stride_,     spec_.chain_begin, spec_.K,
-                      spec_.truth.d, spec_.samples,   spec_.real_count,
-                      spec_.generations, spec_.seed,  spec_.regime,
-                      spec_.em,      spec_.real_source, spec_.verifier,
-                      spec_.weighting, spec_.dedup};
+    const GmmDevice g{
+        truth_.get(),      heldout_.get(),   static_cast<std::int64_t>(spec_.heldout.size() / spec_.truth.d),
+        params_.get(),     hist_.get(),      best_.get(),
+        failed_.get(),     metrics_.get(),   x_.get(),
+        w_.get(),          pos_.get(),       table_.get(),
+        spec_.batch,       train_max_,       pos_stride_,
+        spec_.chain_begin, spec_.K,          spec_.truth.d,
+        spec_.samples,     spec_.real_count, spec_.generations,
+        spec_.seed,        spec_.regime,     spec_.em,
+        spec_.real_source, spec_.verifier,   spec_.weighting,
+        spec_.dedup};
     for (std::int64_t first = 0; first < spec_.batch; first += slice_) {
       const auto blocks = static_cast<unsigned>(std::min(slice_, spec_.batch - first));
       generation_kernel<MaxS><<<blocks, kEmLanes, shared>>>(g, generation, first);

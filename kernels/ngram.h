@@ -54,15 +54,15 @@ inline constexpr std::uint64_t kNoCell = ~std::uint64_t{0};
 // words seen after it (sorted) with their counts.
 struct NgramLevel {
   std::uint64_t contexts;
-  const std::uint64_t* ctx;        // [contexts] context keys
-  const std::uint64_t* ctx_start;  // [contexts + 1] into the entries
-  const double* ctx_total;         // [contexts] c(context)
-  const std::uint32_t* ent_w;      // [entries]
-  const double* ent_c;             // [entries] c(context w)
-  const double* ent_cum;           // [entries] inclusive prefix of c within its context
-  const double* ent_cumd;          // [entries] inclusive prefix of max(c - D, 0) within its context
-  const std::int32_t* ctx_of;      // [V + 1] dense index of single-token contexts, or null
-  const AliasBucket* alias;        // [entries] per context its alias table (see pick_alias), or null
+  const std::uint64_t* ctx;          // [contexts] context keys
+  const std::uint64_t* ctx_start;    // [contexts + 1] into the entries
+  const double* ctx_total;           // [contexts] c(context)
+  const std::uint32_t* ent_w;        // [entries]
+  const double* ent_c;               // [entries] c(context w)
+  const double* ent_cum;             // [entries] inclusive prefix of c within its context
+  const double* ent_cumd;            // [entries] inclusive prefix of max(c - D, 0) within its context
+  const std::int32_t* ctx_of;        // [V + 1] dense index of single-token contexts, or null
+  const AliasBucket* alias;          // [entries] per context its alias table (see pick_alias), or null
   const std::uint32_t* alias_entry;  // [entries] bucket k's alias entry, from the context's first (or null)
 };
 
@@ -78,13 +78,13 @@ struct NgramView {
   // Order 1: the counts c(w). Orders 2 and 3: continuation counts N(. w),
   // the number of distinct contexts w was seen after (at the level below
   // the top), the lowest level of kneser_ney.
-  const double* uni;      // [V]
-  const double* uni_cum;  // [V] inclusive prefix sums of uni
-  const double* uni_cumd; // [V] inclusive prefix sums of max(uni - D, 0)
-  double uni_total;       // sum of uni
-  double uni_types;       // number of w with uni > 0
-  NgramLevel top;         // orders 2 and 3: the model's own counts
-  NgramLevel mid;         // order 3, kneser_ney: N(. v w) per context v
+  const double* uni;       // [V]
+  const double* uni_cum;   // [V] inclusive prefix sums of uni
+  const double* uni_cumd;  // [V] inclusive prefix sums of max(uni - D, 0)
+  double uni_total;        // sum of uni
+  double uni_types;        // number of w with uni > 0
+  NgramLevel top;          // orders 2 and 3: the model's own counts
+  NgramLevel mid;          // order 3, kneser_ney: N(. v w) per context v
 };
 
 // The context before a sentence's first token, and after token w.
@@ -118,8 +118,8 @@ OURO_HD inline std::uint64_t first_above(const double* a, std::uint64_t lo, std:
 // reads one bucket, which holds both words: one cache miss per token instead
 // of a search's chain of dependent ones. `cell` is set to the cell drawn
 // (see kNoCell), from which the sample is counted without a sort.
-OURO_HD inline std::uint32_t pick_alias(const NgramLevel& L, std::uint64_t lo, std::uint64_t hi, double total,
-                                        double a, double b, std::uint64_t& cell) {
+OURO_HD inline std::uint32_t pick_alias(const NgramLevel& L, std::uint64_t lo, std::uint64_t hi, double total, double a,
+                                        double b, std::uint64_t& cell) {
   const double T = static_cast<double>(hi - lo);
   double k = floor(a * T);
   k = k < T - 1 ? k : T - 1;
@@ -174,8 +174,10 @@ OURO_HD inline double entry_count(const NgramLevel& L, std::int64_t ci, std::uin
 OURO_HD inline double unigram_prob(const NgramView& m, std::uint32_t w) {
   const double c = m.uni[w], n = m.uni_total;
   switch (m.smoothing) {
-    case Smoothing::kMle: return n > 0.0 ? c / n : 0.0;
-    case Smoothing::kAddK: return (c + m.k) / (n + m.k * m.V);
+    case Smoothing::kMle:
+      return n > 0.0 ? c / n : 0.0;
+    case Smoothing::kAddK:
+      return (c + m.k) / (n + m.k * m.V);
     default: {
       if (!(n > 0.0)) return 1.0 / m.V;
       const double d = m.discount;
@@ -228,7 +230,8 @@ OURO_HD inline std::uint32_t sample_unigram(const NgramView& m, double a, double
   switch (m.smoothing) {
     // (With whole counts "cumulative count > a n" and "> floor(a n)" pick the
     // same token; weighted counts need the former.)
-    case Smoothing::kMle: return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, a * n));
+    case Smoothing::kMle:
+      return static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, a * n));
     case Smoothing::kAddK: {
       const double x = a * (n + m.k * m.V);
       return x < n ? static_cast<std::uint32_t>(first_above(m.uni_cum, 0, m.V, x)) : uniform_token(m, b);
@@ -237,7 +240,7 @@ OURO_HD inline std::uint32_t sample_unigram(const NgramView& m, double a, double
       if (!(n > 0.0)) return uniform_token(m, b);
       const double x = a * n;
       return x < m.uni_cumd[m.V - 1] ? static_cast<std::uint32_t>(first_above(m.uni_cumd, 0, m.V, x))
-                                      : uniform_token(m, b);
+                                     : uniform_token(m, b);
     }
   }
 }
@@ -379,8 +382,8 @@ OURO_HD inline void build_alias(const std::uint32_t* w, const double* c, std::ui
 
 // The lowest level's tables from its counts uni[V]: inclusive prefix sums
 // of uni and of max(uni - D, 0), the total and the number of types.
-OURO_HD inline void build_lowest(const double* uni, std::uint32_t V, double d, double* cum, double* cumd,
-                                 double& total, double& types) {
+OURO_HD inline void build_lowest(const double* uni, std::uint32_t V, double d, double* cum, double* cumd, double& total,
+                                 double& types) {
   double run = 0.0, rund = 0.0;
   types = 0.0;
   for (std::uint32_t w = 0; w < V; ++w) {
@@ -404,8 +407,7 @@ OURO_HD inline std::uint64_t token_block(std::uint64_t sentence, std::uint32_t i
   return 2 * (sentence * kMaxSentence + i);
 }
 OURO_HD inline TokenUniforms token_uniforms(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen,
-                                            std::uint32_t stream, std::uint64_t sentence, std::uint32_t i,
-                                            bool more) {
+                                            std::uint32_t stream, std::uint64_t sentence, std::uint32_t i, bool more) {
   const rng::Block b = rng::draw_block(seed, chain, gen, stream, token_block(sentence, i));
   TokenUniforms r{rng::u01_open(b.v[0], b.v[1]), rng::u01_open(b.v[2], b.v[3]), 0.5, 0.5};
   if (more) {

@@ -15,8 +15,8 @@ namespace ouro::kernels {
 
 struct SamplerSettings {
   double temperature = 1.0;
-  int top_k = 0;        // 0: no cut
-  double top_p = 1.0;   // 1: no cut
+  int top_k = 0;       // 0: no cut
+  double top_p = 1.0;  // 1: no cut
   bool plain() const { return temperature == 1.0 && top_k == 0 && top_p == 1.0; }
 };
 
@@ -37,22 +37,22 @@ struct NgramBatchSpec {
   // The truth: a corpus (sentences of its training split) or, when `zipf`, an
   // order-1 distribution whose samples are single tokens.
   bool zipf;
-  TokenText train;                 // corpus: training sentences (real draws)
-  std::vector<double> truth_p;     // [V] zipf: the truth; corpus: training unigram frequencies
-  std::vector<double> truth_cum;   // [V] zipf: inclusive prefix sums of truth_p (sampling)
+  TokenText train;                // corpus: training sentences (real draws)
+  std::vector<double> truth_p;    // [V] zipf: the truth; corpus: training unigram frequencies
+  std::vector<double> truth_cum;  // [V] zipf: inclusive prefix sums of truth_p (sampling)
   // zipf, order 2 (a Zipfian Markov chain): p0(w | v) for contexts v = 0..V
   // (V = <s>), row-major, and each row's tokens by decreasing probability;
   // truth_p is then the chain's stationary distribution.
-  std::vector<double> truth_cond;       // [(V + 1) * V]
+  std::vector<double> truth_cond;         // [(V + 1) * V]
   std::vector<std::uint32_t> truth_perm;  // [(V + 1) * V] rank -> token
-  std::vector<unsigned char> word; // [V] 1 for the truth's word types (vocab_survival counts these)
-  std::vector<unsigned char> tail; // [V] 1 for the tail set (tail_ppl; tail_mass leaves <unk> out)
-  TokenText heldout;               // corpus: held-out sentences; zipf: one "sentence" of held-out tokens
+  std::vector<unsigned char> word;        // [V] 1 for the truth's word types (vocab_survival counts these)
+  std::vector<unsigned char> tail;        // [V] 1 for the tail set (tail_ppl; tail_mass leaves <unk> out)
+  TokenText heldout;                      // corpus: held-out sentences; zipf: one "sentence" of held-out tokens
   Regime regime;
   RealSource real_source;
   int generations;
-  int samples;          // tokens per generation
-  double real_fraction; // share of tokens filled with real data from generation 2 on
+  int samples;           // tokens per generation
+  double real_fraction;  // share of tokens filled with real data from generation 2 on
   // data.dedup (corpus truths): a synthetic sentence identical to one
   // already in the sample is dropped and drawing goes on, until the sample
   // holds `samples` tokens or max_draw_factor * samples tokens were drawn.

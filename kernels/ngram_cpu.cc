@@ -267,9 +267,8 @@ struct Level {
     // searches the cumulative counts).
     alias.clear();
     alias_entry.clear();
-    with_alias = with_alias && std::all_of(ent_c.begin(), ent_c.end(), [](double c) {
-                   return c == std::floor(c) && c < 0x1.0p53;
-                 });
+    with_alias = with_alias &&
+                 std::all_of(ent_c.begin(), ent_c.end(), [](double c) { return c == std::floor(c) && c < 0x1.0p53; });
     for (std::size_t ci = 0; with_alias && ci < ctx.size(); ++ci)
       with_alias = alias_fits(ctx_total[ci], ctx_start[ci + 1] - ctx_start[ci]);
     if (with_alias) {
@@ -292,9 +291,16 @@ struct Level {
   }
 
   NgramLevel view() const {
-    return NgramLevel{ctx.size(),   ctx.data(),     ctx_start.data(), ctx_total.data(),
-                      ent_w.data(), ent_c.data(),   ent_cum.data(),   ent_cumd.data(),
-                      ctx_of.empty() ? nullptr : ctx_of.data(), alias.empty() ? nullptr : alias.data(),
+    return NgramLevel{ctx.size(),
+                      ctx.data(),
+                      ctx_start.data(),
+                      ctx_total.data(),
+                      ent_w.data(),
+                      ent_c.data(),
+                      ent_cum.data(),
+                      ent_cumd.data(),
+                      ctx_of.empty() ? nullptr : ctx_of.data(),
+                      alias.empty() ? nullptr : alias.data(),
                       alias_entry.empty() ? nullptr : alias_entry.data()};
   }
 };
@@ -339,8 +345,8 @@ struct Model {
   }
 
   NgramView view(const NgramBatchSpec& s) const {
-    return NgramView{s.order,        s.smoothing, s.k,       s.discount, s.V,        uni.data(), uni_cum.data(),
-                     uni_cumd.data(), uni_total,  uni_types, top.view(), mid.view()};
+    return NgramView{s.order,        s.smoothing,     s.k,       s.discount, s.V,        uni.data(),
+                     uni_cum.data(), uni_cumd.data(), uni_total, uni_types,  top.view(), mid.view()};
   }
 };
 
@@ -377,22 +383,22 @@ Cut make_cut(const NgramView& m, std::uint64_t v, const SamplerSettings& s) {
 
 // The state and scratch of one chain.
 struct Chain {
-  Counts pool;        // accumulate: every generation's counts so far
-  Model own;          // the chain's model from generation 1 on
+  Counts pool;                   // accumulate: every generation's counts so far
+  Model own;                     // the chain's model from generation 1 on
   const Model* model = nullptr;  // the current model: the shared generation-0 model, then `own`
-  TokenText sample;   // drawn from the current model: the next generation's synthetic text
+  TokenText sample;              // drawn from the current model: the next generation's synthetic text
   Counts sample_counts;  // order 2, text: the sample's bigram counts (reused when it is the whole next training text)
   double cut_sentences = 0.0;
-  double draws_per_kept = 1.0;  // tokens drawn per token kept in the sample (data.dedup)
+  double draws_per_kept = 1.0;            // tokens drawn per token kept in the sample (data.dedup)
   std::vector<unsigned char> sample_cut;  // per sentence of the sample: cut at kMaxSentence (its last </s> forced)
   // Per token of the sample, the alias cell it was drawn from (mle text;
   // kNoCell32 for none), for measure's counting of the sample (count_cells)
   // right after the draw: transient, not archived.
   std::vector<std::uint32_t> sample_cell;
   double pool_tokens = 0.0, pool_synthetic = 0.0;  // accumulate composition
-  std::vector<double> tokens_of;  // accumulate: tokens added at each generation
+  std::vector<double> tokens_of;                   // accumulate: tokens added at each generation
   struct PoolText {
-    TokenText text;             // a generation's new text
+    TokenText text;              // a generation's new text
     std::size_t real_sentences;  // its first sentences are real
   };
   std::vector<PoolText> pool_texts;  // accumulate_subsample
@@ -566,7 +572,8 @@ class NgramCpu final : public NgramBackend {
       const std::uint64_t S = s_.train.sentences();
       for (std::uint64_t j = 0; real_tokens < real_target; ++j) {
         const rng::Block b = rng::draw_block(s_.seed, chain, real_gen, rng::kStreamRealDraw, j);
-        const auto pick = static_cast<std::uint64_t>(std::floor(rng::u01_open(b.v[0], b.v[1]) * static_cast<double>(S)));
+        const auto pick =
+            static_cast<std::uint64_t>(std::floor(rng::u01_open(b.v[0], b.v[1]) * static_cast<double>(S)));
         const std::uint64_t sj = pick < S ? pick : S - 1;
         text.tokens.insert(text.tokens.end(), s_.train.tokens.begin() + s_.train.start[sj],
                            s_.train.tokens.begin() + s_.train.start[sj + 1]);
@@ -602,7 +609,11 @@ class NgramCpu final : public NgramBackend {
         real_sentences = static_cast<std::size_t>(real_tokens);
       }
       c.pool_texts.push_back(Chain::PoolText{std::move(text), real_sentences});
-      struct Ref { double key; std::uint32_t k; std::uint64_t j; };
+      struct Ref {
+        double key;
+        std::uint32_t k;
+        std::uint64_t j;
+      };
       std::vector<Ref> refs;
       std::uint64_t g = 0;
       for (std::uint32_t k = 0; k < c.pool_texts.size(); ++k)
@@ -624,7 +635,8 @@ class NgramCpu final : public NgramBackend {
         if (static_cast<double>(train.tokens.size()) >= n) break;
         const TokenText& from = c.pool_texts[r.k].text;
         const double len = static_cast<double>(from.start[r.j + 1] - from.start[r.j]);
-        train.tokens.insert(train.tokens.end(), from.tokens.begin() + from.start[r.j], from.tokens.begin() + from.start[r.j + 1]);
+        train.tokens.insert(train.tokens.end(), from.tokens.begin() + from.start[r.j],
+                            from.tokens.begin() + from.start[r.j + 1]);
         train.start.push_back(train.tokens.size());
         is_synthetic.push_back(r.j >= c.pool_texts[r.k].real_sentences ? 1 : 0);
         from_text.push_back(r.k);
@@ -637,7 +649,8 @@ class NgramCpu final : public NgramBackend {
       age = weighted_age / tokens;
       Counts counts;
       if (q == 1.0) {
-        count_training(train, [&](std::size_t sj) { return is_synthetic[sj] != 0; }, counts);
+        count_training(
+            train, [&](std::size_t sj) { return is_synthetic[sj] != 0; }, counts);
       } else {
         // Each generation's sentences counted apart, then weighted and added.
         for (std::uint32_t k = 0; k < c.pool_texts.size(); ++k) {
@@ -653,7 +666,8 @@ class NgramCpu final : public NgramBackend {
           }
           if (part.sentences() == 0) continue;
           Counts ck;
-          count_training(part, [&](std::size_t sj) { return part_synthetic[sj] != 0; }, ck);
+          count_training(
+              part, [&](std::size_t sj) { return part_synthetic[sj] != 0; }, ck);
           scale_counts(ck, pow_int(q, t - 1 - static_cast<int>(k)));
           add_counts(s_.order, counts, ck);
         }
@@ -670,7 +684,8 @@ class NgramCpu final : public NgramBackend {
       counts = std::move(c.sample_counts);
       upweight_tail(counts);  // (all of it synthetic)
     } else {
-      count_training(text, [&](std::size_t sj) { return sj >= real_sentences; }, counts);
+      count_training(
+          text, [&](std::size_t sj) { return sj >= real_sentences; }, counts);
     }
     if (s_.regime == Regime::kAccumulate) {
       // data.age_decay: the pool's counts and composition age by one
@@ -726,8 +741,7 @@ class NgramCpu final : public NgramBackend {
     const double f = s_.tail_factor;
     if (f == 1.0) return;
     if (s_.order == 1) {
-      for (std::size_t w = 0; w < k.uni.size(); ++w)
-        k.uni[w] *= in_tail_mass(static_cast<std::uint32_t>(w)) ? f : 1.0;
+      for (std::size_t w = 0; w < k.uni.size(); ++w) k.uni[w] *= in_tail_mass(static_cast<std::uint32_t>(w)) ? f : 1.0;
       return;
     }
     const std::uint64_t V1 = static_cast<std::uint64_t>(s_.V) + 1;
@@ -761,7 +775,7 @@ class NgramCpu final : public NgramBackend {
     const NgramView m = c.model->view(s_);
     const bool third = s_.smoothing == Smoothing::kKneserNey;
     std::unordered_map<std::uint64_t, Cut> cuts;  // the sampler's cuts, per context visited in this sample
-    const bool plain = s_.sampler.plain();  // (asked once, not per token)
+    const bool plain = s_.sampler.plain();        // (asked once, not per token)
     const TokenBatch batch(s_.seed, chain, gen, rng::kStreamSyntheticDraw, third);
     // The token after context v with uniforms r.
     auto next = [&](const TokenUniforms& r, std::uint64_t v, std::uint64_t& cell) {
@@ -1014,7 +1028,8 @@ class NgramCpu final : public NgramBackend {
     }
     out.tokens.resize(size);
     if (by_cell) c.sample_cell.resize(size);
-    if (s_.dedup || verify) c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
+    if (s_.dedup || verify)
+      c.draws_per_kept = out.tokens.empty() ? INFINITY : drawn / static_cast<double>(out.tokens.size());
   }
 
   // ln p(sentence) under a model: its tokens from <s>, </s> included (-inf
@@ -1062,9 +1077,8 @@ class NgramCpu final : public NgramBackend {
     // itself), the chunks then added in order: the sums do not depend on the
     // thread count.
     std::vector<HeldoutSums> hc(kNgramChunks, HeldoutSums::zero());
-    over_types(heldout_counts_, [&](int k, std::uint64_t v, std::uint32_t w, double n) {
-      hc[k].add(prob(v, w), n, s_.tail[w] != 0);
-    });
+    over_types(heldout_counts_,
+               [&](int k, std::uint64_t v, std::uint32_t w, double n) { hc[k].add(prob(v, w), n, s_.tail[w] != 0); });
     HeldoutSums held = HeldoutSums::zero();
     for (const HeldoutSums& a : hc) held.add(a);
     finish_heldout(held, out, stride);
@@ -1079,8 +1093,8 @@ class NgramCpu final : public NgramBackend {
     double gini = NAN, kl = NAN, tv = NAN, tail_mass = NAN;
     auto in_tail = [&](std::uint32_t w) { return in_tail_mass(w); };
     if (s_.order == 1)
-      unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, s_.truth_p.data(), in_tail, s_.zipf, gini, kl,
-                      tv, tail_mass);
+      unigram_compare([&](std::uint32_t w) { return prob(0, w); }, V, s_.truth_p.data(), in_tail, s_.zipf, gini, kl, tv,
+                      tail_mass);
     if (markov) markov_compare(truth_prob, prob, V, s_.truth_p.data(), kl, tv);  // (pi = truth_p)
     // Sample-based metrics: entropy rate, distinct bigrams, tail share
     // (orders 2 and 3). The sample is counted once (order 2 text: the counts
@@ -1187,7 +1201,7 @@ class NgramCpu final : public NgramBackend {
   NgramBatchSpec s_;
   Model model0_;  // generation 0 of a corpus truth, shared by every chain; the verifier's reference
   double sentence_logp_min_ = -INFINITY;  // data.verifier (corpus): the plausibility bound
-  Counts heldout_counts_;  // the held-out text's n-gram counts (scored per type)
+  Counts heldout_counts_;                 // the held-out text's n-gram counts (scored per type)
   int threads_, outer_, inner_;
   std::vector<Chain> chains_;
   std::vector<WorkerRange> workers_;

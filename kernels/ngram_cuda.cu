@@ -1455,10 +1455,8 @@ class NgramCuda final : public NgramBackend {
   };
 
   void build_cuts(const ModelArrays& model, std::uint64_t span, std::int64_t chains, Cuts& out) {
-    if (s_.order == 1)
-      build_unigram_cuts(model, chains, out);
-    else
-      build_level_cuts(model.top, span, chains, out);
+    if (s_.order == 1) build_unigram_cuts(model, chains, out);
+    else build_level_cuts(model.top, span, chains, out);
   }
 
   // Order 1: every word of each chain's one context, sorted by decreasing

@@ -40,8 +40,7 @@ OURO_HD OURO_FORCEINLINE void sincos_2pi_word(std::uint64_t k, double& s_out, do
   const std::uint64_t q = (k >> 30) & 3;  // quadrant 0..3
   // (k mod 2^30 + 1/2) 2^-30, exact; the integer is converted through the
   // 2^52 bit trick (AVX2 has no 64-bit integer -> double conversion).
-  const double w = (double_of(0x4330000000000000ull | (k & 0x3FFFFFFFull)) - 4503599627370496.0 + 0.5) *
-                   0x1.0p-30;
+  const double w = (double_of(0x4330000000000000ull | (k & 0x3FFFFFFFull)) - 4503599627370496.0 + 0.5) * 0x1.0p-30;
   const bool fold = w > 0.5;
   const double a = (fold ? 1.0 - w : w) * 1.5707963267948966;  // [0, pi/4]
   const double a2 = a * a;
@@ -76,8 +75,7 @@ OURO_HD OURO_FORCEINLINE double u01_word(std::uint64_t k) {
 }
 
 // One Box-Muller pair from two 32-bit words.
-OURO_HD OURO_FORCEINLINE void box_muller_pair(std::uint64_t w_radius, std::uint64_t w_angle, double& z0,
-                                              double& z1) {
+OURO_HD OURO_FORCEINLINE void box_muller_pair(std::uint64_t w_radius, std::uint64_t w_angle, double& z0, double& z1) {
   const double r = sqrt(-2.0 * log_positive(u01_word(w_radius)));
   double s, c;
   sincos_2pi_word(w_angle, s, c);
@@ -92,9 +90,8 @@ OURO_HD OURO_FORCEINLINE void box_muller(const rng::Block& b, double* z) {
 }
 
 // Normal number m of a chain's stream.
-OURO_HD OURO_FORCEINLINE double stream_normal(std::uint32_t seed, std::uint32_t chain,
-                                              std::uint32_t generation, std::uint32_t stream,
-                                              std::uint64_t m) {
+OURO_HD OURO_FORCEINLINE double stream_normal(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                              std::uint32_t stream, std::uint64_t m) {
   const rng::Block b = rng::draw_block(seed, chain, generation, stream, m >> 2);
   const int which = static_cast<int>(m & 3);
   double z0, z1;

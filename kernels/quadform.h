@@ -127,8 +127,7 @@ OURO_HD inline void sym_eigen_jacobi(int d, double* a, double* evals, double* ev
         const double g = 100.0 * ::fabs(apq);
         // After 4 sweeps an element below the rounding of both diagonal
         // entries can no longer change them: set it to zero.
-        if (sweep > 3 && ::fabs(evals[p]) + g == ::fabs(evals[p]) &&
-            ::fabs(evals[q]) + g == ::fabs(evals[q])) {
+        if (sweep > 3 && ::fabs(evals[p]) + g == ::fabs(evals[p]) && ::fabs(evals[q]) + g == ::fabs(evals[q])) {
           a[p * d + q] = 0.0;
         } else if (::fabs(apq) > tresh) {
           double h = evals[q] - evals[p];
@@ -303,7 +302,8 @@ OURO_HD inline double chi2_quantile(double p, int dof) {
     quadform_detail::gamma_pq(a, 0.5 * x, &pp, &qq);
     const double g = upper ? target - qq : pp - target;
     if (g == 0.0) return x;
-    if (g < 0.0) lo = x; else hi = x;
+    if (g < 0.0) lo = x;
+    else hi = x;
     const double f = quadform_detail::chi2_density(x, dof);
     double xn = x - g / f;
     if (!(xn > lo && xn < hi)) xn = 0.5 * (lo + hi);
@@ -358,16 +358,15 @@ constexpr int kMaxHalvings = 5;
 
 struct Form {
   int n;
-  const double* l;    // weights scaled so that max l = 1
-  const double* q;    // delta^2
-  double xc;          // x - sum_j l_j delta_j^2 (centred: no cancellation when the noncentral part is large)
+  const double* l;  // weights scaled so that max l = 1
+  const double* q;  // delta^2
+  double xc;        // x - sum_j l_j delta_j^2 (centred: no cancellation when the noncentral part is large)
 };
 
 // psi(s) = s x + log L(s) - log|s| and its first three derivatives on the
 // real axis, in the centred form
 //   psi(s) = s xc + sum_j [-1/2 log w_j + 2 q_j l_j^2 s^2 / w_j] - log|s|,  w_j = 1 + 2 l_j s.
-OURO_HD inline void psi_real(const Form& f, double s, double* p0, double* p1, double* p2,
-                             double* p3) {
+OURO_HD inline void psi_real(const Form& f, double s, double* p0, double* p1, double* p2, double* p3) {
   double v0 = s * f.xc, v1 = f.xc, v2 = 0.0, v3 = 0.0;
   for (int j = 0; j < f.n; ++j) {
     const double l = f.l[j], q = f.q[j];
@@ -415,8 +414,7 @@ OURO_HD inline double noncentral_growth(const Form& f, double c, double a) {
 // Im of the integrand g(s) (i - 2 a y) at s = c - a y^2 + i y, g(s) = e^{sx} L(s) / s,
 // divided by e^{psi(c)} (psi0; so that nothing under- or overflows and g = sign(c)
 // at y = 0); *mag gets its modulus.
-OURO_HD inline double integrand(const Form& f, double c, double a, double psi0, double y,
-                                double* mag) {
+OURO_HD inline double integrand(const Form& f, double c, double a, double psi0, double y, double* mag) {
   const Cplx s{c - a * y * y, y};
   double lr = s.re * f.xc - psi0, li = s.im * f.xc;
   const Cplx s2 = cmul(s, s);
@@ -443,8 +441,7 @@ OURO_HD inline double integrand(const Form& f, double c, double a, double psi0, 
 
 // The contour evaluation of P(Q > x) for n >= 1 weights lam_j > 0, q_j =
 // delta_j^2 >= 0 finite, x > 0 finite. Accumulates into *st.
-OURO_HD inline double survival_core(int n, const double* lam, const double* dsq, double x,
-                                    QuadformStats* st) {
+OURO_HD inline double survival_core(int n, const double* lam, const double* dsq, double x, QuadformStats* st) {
   double l[OURO_MAX_DIM];
   for (int j = 0; j < n; ++j) l[j] = lam[j];
   double lmax = 0.0;
@@ -495,7 +492,8 @@ OURO_HD inline double survival_core(int n, const double* lam, const double* dsq,
   int it = 0;
   for (; it < 200; ++it) {
     psi_real(f, c, &p0, &p1, &p2, &p3);
-    if (p1 > 0.0) hi = c; else lo = c;
+    if (p1 > 0.0) hi = c;
+    else lo = c;
     double cn = c - p1 / p2;
     if (!(cn > lo && cn < hi)) cn = 0.5 * (lo + hi);
     const double dc = ::fabs(cn - c);
@@ -525,7 +523,8 @@ OURO_HD inline double survival_core(int n, const double* lam, const double* dsq,
       double ahi = a;
       for (int b = 0; b < 40; ++b) {  // geometric bisection
         const double am = ::sqrt(alo * ahi);
-        if (noncentral_growth(f, c, am) > lim) ahi = am; else alo = am;
+        if (noncentral_growth(f, c, am) > lim) ahi = am;
+        else alo = am;
       }
       a = alo;
     }
@@ -610,8 +609,7 @@ OURO_HD inline double survival_core(int n, const double* lam, const double* dsq,
 // polynomial to degree 5, so its error is O(v^3 S^(6)); the normal's error is
 // that of the neglected third cumulant, k3 |S^(3)| / 6 <~ 1e-7 V^{3/2} |S^(3)| / 6.
 // Both are far below 1e-7. Other terms stay in the contour integral.
-OURO_HD inline double survival(int n, const double* lam, const double* dsq, double x,
-                               QuadformStats* st) {
+OURO_HD inline double survival(int n, const double* lam, const double* dsq, double x, QuadformStats* st) {
   if (st) *st = QuadformStats{};
   double var[OURO_MAX_DIM], vtot = 0.0;
   for (int j = 0; j < n; ++j) {
@@ -659,8 +657,7 @@ OURO_HD inline double survival(int n, const double* lam, const double* dsq, doub
 // shifts x); lambda_j <= 0 contributes nothing; a form that is constant
 // compares that constant with x; an infinite lambda_j or delta_j makes Q
 // infinite. NaN inputs give NaN; every other input gives a value in [0, 1].
-OURO_HD inline double quadform_survival(int d, const double* lambda, const double* delta,
-                                        double x) {
+OURO_HD inline double quadform_survival(int d, const double* lambda, const double* delta, double x) {
   if (d > OURO_MAX_DIM || x != x) return NAN;
   double lmax = 0.0;
   for (int j = 0; j < d; ++j) {
@@ -697,14 +694,14 @@ OURO_HD inline double quadform_survival(int d, const double* lambda, const doubl
 // it is the form sum_j lambda_j (Z_j + delta_j)^2, delta = diag(lambda)^{-1/2} P^T m.
 // A zero-variance direction (lambda_j <= 1e-30 max lambda, or <= 0 by
 // rounding) contributes its constant (P^T m)_j^2. d == 1 uses erfc directly.
-OURO_HD inline double gaussian_tail_mass(int d, const double* mu0, const double* L0,
-                                         const double* mu, const double* cov, double r2) {
+OURO_HD inline double gaussian_tail_mass(int d, const double* mu0, const double* L0, const double* mu,
+                                         const double* cov, double r2) {
   if (d < 1 || d > OURO_MAX_DIM) return NAN;
   if (d == 1) {
     const double s0 = L0[0], s = ::sqrt(cov[0]), r = ::sqrt(r2 > 0.0 ? r2 : 0.0);
     const double dm = mu[0] - mu0[0];
     if (!(s > 0.0)) return dm * dm > r2 * s0 * s0 ? 1.0 : 0.0;  // point mass (or NaN -> 0)
-    const double k = 0.70710678118654752440 / s;             // 1 / (s sqrt 2)
+    const double k = 0.70710678118654752440 / s;                // 1 / (s sqrt 2)
     const double p = 0.5 * ::erfc((r * s0 - dm) * k) + 0.5 * ::erfc((dm + r * s0) * k);
     return p < 0.0 ? 0.0 : (p > 1.0 ? 1.0 : p);
   }

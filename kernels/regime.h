@@ -33,17 +33,15 @@ OURO_HD inline std::uint32_t real_draw_generation(RealSource source, int k) {
 }
 
 // Uniform in (0,1) number j of the subsample stream (two per block).
-OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
-                                        std::uint32_t generation, std::uint64_t j) {
+OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                        std::uint64_t j) {
   const rng::Block b = rng::draw_block(seed, chain, generation, rng::kStreamSubsample, j >> 1);
   return (j & 1) ? rng::u01_open(b.v[2], b.v[3]) : rng::u01_open(b.v[0], b.v[1]);
 }
 
 // Real draws among generation k's new points: all n at k = 1, then
 // `real_count` (round(real_fraction * n)) from k = 2 on.
-OURO_HD inline int real_points_of(int k, int samples, int real_count) {
-  return k == 1 ? samples : real_count;
-}
+OURO_HD inline int real_points_of(int k, int samples, int real_count) { return k == 1 ? samples : real_count; }
 
 // Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): `take`
 // distinct positions of [0, total), every subset equally likely, decided in
@@ -132,9 +130,7 @@ struct KeepRule {
 
 // The integer threshold of a keep probability p: keep iff a 32-bit word is
 // below round(p * 2^32) (2^32 for p = 1 keeps always).
-inline std::uint64_t keep_threshold(double p) {
-  return static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32)));
-}
+inline std::uint64_t keep_threshold(double p) { return static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32))); }
 
 // data.verifier's keep decision for candidate j (every family): word j of
 // the verify stream of (seed, chain, generation) against the integer

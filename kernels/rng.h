@@ -32,9 +32,9 @@ inline constexpr int kRngLayoutVersion = 1;
 // Every random stream of ouroboros, listed once. A stream id is part of the
 // counter, so two streams can never overlap.
 enum Stream : std::uint32_t {
-  kStreamRealDraw = 1,       // points drawn from the truth
-  kStreamSyntheticDraw = 2,  // points drawn from the previous generation's model
-  kStreamSubsample = 3,      // selection of the accumulate_subsample training set
+  kStreamRealDraw = 1,            // points drawn from the truth
+  kStreamSyntheticDraw = 2,       // points drawn from the previous generation's model
+  kStreamSubsample = 3,           // selection of the accumulate_subsample training set
   kStreamRealComponent = 4,       // mixtures: the component of each real draw
   kStreamSyntheticComponent = 5,  // mixtures: the component of each synthetic draw
   kStreamEmInit = 6,              // mixtures: k-means++ seeding of EM restarts
@@ -88,8 +88,8 @@ OURO_HD OURO_FORCEINLINE void philox4x32_10_keyed(Word& c0, Word& c1, Word& c2, 
 }
 
 // Philox4x32-10 of one counter under one key.
-OURO_HD OURO_FORCEINLINE Block philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2,
-                                             std::uint32_t c3, std::uint32_t k0, std::uint32_t k1) {
+OURO_HD OURO_FORCEINLINE Block philox4x32_10(std::uint32_t c0, std::uint32_t c1, std::uint32_t c2, std::uint32_t c3,
+                                             std::uint32_t k0, std::uint32_t k1) {
   std::uint32_t rk0[10], rk1[10];
   philox4x32_10_round_keys(k0, k1, rk0, rk1);
   philox4x32_10_keyed(c0, c1, c2, c3, rk0, rk1);
@@ -97,11 +97,10 @@ OURO_HD OURO_FORCEINLINE Block philox4x32_10(std::uint32_t c0, std::uint32_t c1,
 }
 
 // The block at position `index` of `stream` in `generation` for chain `chain`.
-OURO_HD OURO_FORCEINLINE Block draw_block(std::uint32_t seed, std::uint32_t chain,
-                                          std::uint32_t generation, std::uint32_t stream,
-                                          std::uint64_t index) {
-  return philox4x32_10(static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32),
-                       stream, generation, seed, chain);
+OURO_HD OURO_FORCEINLINE Block draw_block(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation,
+                                          std::uint32_t stream, std::uint64_t index) {
+  return philox4x32_10(static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32), stream, generation,
+                       seed, chain);
 }
 
 // A double in the open interval (0, 1) from 64 random bits: (2k + 1) 2^-53

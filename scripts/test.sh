@@ -11,6 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
 
+# Formatting first: it takes seconds and fails fast.
+scripts/format.sh --check
+
 scripts/setup.sh
 ctest --test-dir build --output-on-failure -j"$jobs"
 

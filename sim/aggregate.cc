@@ -29,8 +29,8 @@ double from_key(std::uint64_t k) {
 // level, one pass that gathers the buckets holding a wanted
 // rank, recursion into those only. Linear time, exact, and insensitive to
 // ties and heavy tails (where introselect slows down).
-void radix_select(std::vector<std::uint64_t>& keys, int shift, const std::size_t* ranks, std::uint64_t* out,
-                  int m, int depth = 0) {
+void radix_select(std::vector<std::uint64_t>& keys, int shift, const std::size_t* ranks, std::uint64_t* out, int m,
+                  int depth = 0) {
   constexpr int kBits = 11, kBuckets = 1 << kBits;
   if (keys.size() <= 48 || shift <= -kBits) {
     std::sort(keys.begin(), keys.end());

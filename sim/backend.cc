@@ -54,7 +54,9 @@ std::string resolve_backend(const std::string& requested) {
   if (requested == "cpu") return "cpu";
   if (requested == "auto") return cuda_devices() > 0 ? "cuda" : "cpu";
   if (requested == "cuda") {
-    if (!cuda_built()) throw std::invalid_argument("--backend cuda: this build has no cuda backend (nvcc was not found at configure time)");
+    if (!cuda_built())
+      throw std::invalid_argument(
+          "--backend cuda: this build has no cuda backend (nvcc was not found at configure time)");
     if (cuda_devices() == 0) throw std::invalid_argument("--backend cuda: no CUDA device is visible");
     return "cuda";
   }

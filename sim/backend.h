@@ -12,7 +12,7 @@
 namespace ouro {
 
 bool cuda_built();
-int cuda_devices();             // 0 without the cuda backend or without a device
+int cuda_devices();              // 0 without the cuda backend or without a device
 std::string cuda_device_name();  // "" when none
 std::string cuda_runtime_version();
 // One GPU per MPI rank: device local_rank modulo the visible devices.

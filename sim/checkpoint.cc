@@ -52,7 +52,8 @@ class Writer final : public kernels::StateArchive {
   }
   void count(const char* name, std::uint64_t& n) override { name_and_size(name, n); }
   void put(const void* p, std::uint64_t n) {
-    if (n && std::fwrite(p, 1, n, f_) != n) throw std::runtime_error(fmt::format("cannot write {}: {}", path_, errno_text()));
+    if (n && std::fwrite(p, 1, n, f_) != n)
+      throw std::runtime_error(fmt::format("cannot write {}: {}", path_, errno_text()));
     fnv(hash_, p, n);
   }
   std::uint64_t hash() const { return hash_; }
@@ -121,7 +122,8 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   std::vector<unsigned char> buf(1 << 16);
   for (std::uint64_t done = 0; done < end_;) {
     const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end_ - done));
-    if (std::fread(buf.data(), 1, want, f_) != want) throw CheckpointError(fmt::format("cannot read checkpoint {}", path));
+    if (std::fread(buf.data(), 1, want, f_) != want)
+      throw CheckpointError(fmt::format("cannot read checkpoint {}", path));
     fnv(h, buf.data(), want);
     done += want;
   }
@@ -134,8 +136,8 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   if (std::memcmp(magic, kMagic, sizeof kMagic) != 0)
     throw CheckpointError(fmt::format("{} is not an ouroboros checkpoint", path));
   if (stored != h)
-    throw CheckpointError(fmt::format("checkpoint {} is corrupted or truncated (checksum {:016x}, expected {:016x})",
-                                      path, h, stored));
+    throw CheckpointError(
+        fmt::format("checkpoint {} is corrupted or truncated (checksum {:016x}, expected {:016x})", path, h, stored));
   std::uint64_t len = 0;
   read(&len, sizeof len);
   if (len > end_) throw CheckpointError(fmt::format("checkpoint {} has a damaged header", path));
@@ -167,16 +169,20 @@ void CheckpointReader::record(const char* name, std::uint64_t& n) {
   read(got.data(), len);
   read(&n, sizeof n);
   if (got != name)
-    throw CheckpointError(fmt::format("checkpoint {}: expected record \"{}\", found \"{}\" (written by another "
-                                      "version or for another config?)", path_, name, got));
+    throw CheckpointError(
+        fmt::format("checkpoint {}: expected record \"{}\", found \"{}\" (written by another "
+                    "version or for another config?)",
+                    path_, name, got));
 }
 
 void CheckpointReader::bytes(const char* name, void* data, std::uint64_t n) {
   std::uint64_t have = 0;
   record(name, have);
   if (have != n)
-    throw CheckpointError(fmt::format("checkpoint {}: record \"{}\" holds {} bytes, this run needs {} (written for "
-                                      "another config?)", path_, name, have, n));
+    throw CheckpointError(
+        fmt::format("checkpoint {}: record \"{}\" holds {} bytes, this run needs {} (written for "
+                    "another config?)",
+                    path_, name, have, n));
   read(data, n);
 }
 

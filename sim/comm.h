@@ -29,8 +29,7 @@ class Comm {
   // Each rank's values, concatenated in rank order on rank 0 (`all` is left
   // alone elsewhere); counts[r] is rank r's count (on every rank: all
   // counts are known in advance to every rank, so none is sent).
-  void gather(const std::vector<double>& mine, const std::vector<std::int64_t>& counts,
-              std::vector<double>& all) const;
+  void gather(const std::vector<double>& mine, const std::vector<std::int64_t>& counts, std::vector<double>& all) const;
   // Each rank's text, on rank 0 in rank order.
   std::vector<std::string> gather_text(const std::string& mine) const;
   // True on every rank when it is true on any.

@@ -24,15 +24,18 @@ namespace {
 // special (its keys are paths of leaves).
 const std::map<std::string, std::vector<std::string>>& schema() {
   static const std::map<std::string, std::vector<std::string>> s = {
-      {"", {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary", "sweep",
-           "early_warning", "reproduction"}},
-      {"model", {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
+      {"",
+       {"name", "seed", "chains", "generations", "model", "truth", "data", "sampler", "metrics", "plot", "summary",
+        "sweep", "early_warning", "reproduction"}},
+      {"model",
+       {"family", "dim", "estimator", "components", "covariance", "em", "order", "smoothing", "k", "discount"}},
       {"model.em", {"max_iter", "tol", "init", "restarts", "reg_covar"}},
       {"truth", {"mean", "cov", "isotropic", "weights", "means", "covs", "corpus", "zipf"}},
       {"truth.zipf", {"vocab", "exponent"}},
       {"sampler", {"temperature", "top_k", "top_p"}},
-      {"data", {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
-                "max_draw_factor", "tail_upsample", "age_decay", "dedup", "dedup_resolution"}},
+      {"data",
+       {"samples", "regime", "real_fraction", "real_source", "synthetic_cap", "estimator_weight", "verifier",
+        "max_draw_factor", "tail_upsample", "age_decay", "dedup", "dedup_resolution"}},
       {"data.tail_upsample", {"factor", "quantile"}},
       {"data.verifier", {"keep_plausible", "keep_implausible", "quantile"}},
       {"metrics", {"heldout", "dead_weight", "tail_count", "tail_share"}},
@@ -193,15 +196,15 @@ std::string read_enum(const YAML::Node& root, const std::string& path, const std
   if (!n.IsScalar()) throw ConfigError(path, fmt::format("expected {}, got {}", expected, scalar_text(n)));
   const std::string v = n.Scalar();
   if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
-    throw ConfigError(path, fmt::format("expected {}, got \"{}\" (did you mean {}?)", expected, v, nearest(v, allowed)));
+    throw ConfigError(path,
+                      fmt::format("expected {}, got \"{}\" (did you mean {}?)", expected, v, nearest(v, allowed)));
   return v;
 }
 
 std::vector<double> read_vector(const YAML::Node& n, const std::string& path) {
   if (!n.IsSequence()) throw ConfigError(path, fmt::format("expected a list of numbers, got {}", scalar_text(n)));
   std::vector<double> v;
-  for (std::size_t i = 0; i < n.size(); ++i)
-    v.push_back(as_number(n[i], fmt::format("{}[{}]", path, i), "a number"));
+  for (std::size_t i = 0; i < n.size(); ++i) v.push_back(as_number(n[i], fmt::format("{}[{}]", path, i), "a number"));
   return v;
 }
 
@@ -221,7 +224,8 @@ std::vector<double> read_covariance(const YAML::Node& n, const std::string& path
     for (int i = 0; i < d; ++i) {
       auto row = read_vector(n[i], fmt::format("{}[{}]", path, i));
       if (static_cast<int>(row.size()) != d)
-        throw ConfigError(fmt::format("{}[{}]", path, i), fmt::format("expected {} numbers (model.dim), got {}", d, row.size()));
+        throw ConfigError(fmt::format("{}[{}]", path, i),
+                          fmt::format("expected {} numbers (model.dim), got {}", d, row.size()));
       m.insert(m.end(), row.begin(), row.end());
     }
     for (int i = 0; i < d; ++i)
@@ -245,8 +249,8 @@ void check_scales(const std::string& var_path, const std::string& mean_path, int
     if (!(v >= 1e-100 && v <= 1e100))
       throw ConfigError(var_path, fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
     if (std::abs(mean[i]) > 1e12 * std::sqrt(v))
-      throw ConfigError(mean_path, fmt::format("mean {} in dimension {} is more than 1e12 standard deviations from 0",
-                                          mean[i], i));
+      throw ConfigError(
+          mean_path, fmt::format("mean {} in dimension {} is more than 1e12 standard deviations from 0", mean[i], i));
   }
 }
 
@@ -260,23 +264,41 @@ std::string kjv_path_or_error() {
 
 // Keys that belong to one family only are refused in the other's config.
 void refuse_other_family(const YAML::Node& root, const std::string& family) {
-  static const std::vector<std::pair<std::string, std::string>> owned = {
-      {"model.estimator", "gaussian"}, {"truth.mean", "gaussian"},       {"truth.cov", "gaussian"},
-      {"truth.isotropic", "gaussian"}, {"model.components", "gmm"},       {"model.covariance", "gmm"},
-      {"model.em", "gmm"},             {"truth.weights", "gmm"},          {"truth.means", "gmm"},
-      {"truth.covs", "gmm"},           {"metrics.heldout", "gaussian gmm ngram"},  {"metrics.dead_weight", "gmm"},
-      {"model.order", "ngram"},        {"model.smoothing", "ngram"},      {"model.k", "ngram"},
-      {"model.discount", "ngram"},     {"truth.corpus", "ngram"},         {"truth.zipf", "ngram"},
-      {"sampler", "ngram"},            {"metrics.tail_count", "ngram"},   {"metrics.tail_share", "ngram"},
-      {"model.dim", "gaussian gmm"},   {"data.estimator_weight", "gaussian"}, {"data.verifier", "gaussian gmm ngram"},
-      {"data.max_draw_factor", "gaussian gmm ngram"}, {"data.dedup", "gaussian gmm ngram"}, {"data.dedup_resolution", "gaussian gmm"}, {"data.tail_upsample", "gaussian gmm ngram"},
-      {"data.age_decay", "gaussian gmm ngram"}};
+  static const std::vector<std::pair<std::string, std::string>> owned = {{"model.estimator", "gaussian"},
+                                                                         {"truth.mean", "gaussian"},
+                                                                         {"truth.cov", "gaussian"},
+                                                                         {"truth.isotropic", "gaussian"},
+                                                                         {"model.components", "gmm"},
+                                                                         {"model.covariance", "gmm"},
+                                                                         {"model.em", "gmm"},
+                                                                         {"truth.weights", "gmm"},
+                                                                         {"truth.means", "gmm"},
+                                                                         {"truth.covs", "gmm"},
+                                                                         {"metrics.heldout", "gaussian gmm ngram"},
+                                                                         {"metrics.dead_weight", "gmm"},
+                                                                         {"model.order", "ngram"},
+                                                                         {"model.smoothing", "ngram"},
+                                                                         {"model.k", "ngram"},
+                                                                         {"model.discount", "ngram"},
+                                                                         {"truth.corpus", "ngram"},
+                                                                         {"truth.zipf", "ngram"},
+                                                                         {"sampler", "ngram"},
+                                                                         {"metrics.tail_count", "ngram"},
+                                                                         {"metrics.tail_share", "ngram"},
+                                                                         {"model.dim", "gaussian gmm"},
+                                                                         {"data.estimator_weight", "gaussian"},
+                                                                         {"data.verifier", "gaussian gmm ngram"},
+                                                                         {"data.max_draw_factor", "gaussian gmm ngram"},
+                                                                         {"data.dedup", "gaussian gmm ngram"},
+                                                                         {"data.dedup_resolution", "gaussian gmm"},
+                                                                         {"data.tail_upsample", "gaussian gmm ngram"},
+                                                                         {"data.age_decay", "gaussian gmm ngram"}};
   for (const auto& [path, owners] : owned) {
     const YAML::Node n = find(root, path);
-    if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos)
-    {
+    if (n && !n.IsNull() && (" " + owners + " ").find(" " + family + " ") == std::string::npos) {
       std::string who = owners;
-      for (std::size_t at = who.find(' '); at != std::string::npos; at = who.find(' ', at + 4)) who.replace(at, 1, " or ");
+      for (std::size_t at = who.find(' '); at != std::string::npos; at = who.find(' ', at + 4))
+        who.replace(at, 1, " or ");
       throw ConfigError(path, fmt::format("applies to model.family {} only (this config has {})", who, family));
     }
   }
@@ -306,8 +328,9 @@ void parse_gaussian_truth(const YAML::Node& root, PointConfig& c) {
     if (truth["mean"]) c.truth_mean = read_vector(truth["mean"], "truth.mean");
   } else {
     c.truth_mean = read_vector(required(root, "truth.mean", "a list of model.dim numbers"), "truth.mean");
-    c.truth_cov = read_covariance(required(root, "truth.cov", "a model.dim x model.dim symmetric positive definite matrix"),
-                                  "truth.cov", d, false);
+    c.truth_cov =
+        read_covariance(required(root, "truth.cov", "a model.dim x model.dim symmetric positive definite matrix"),
+                        "truth.cov", d, false);
   }
   if (static_cast<int>(c.truth_mean.size()) != d)
     throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, c.truth_mean.size()));
@@ -324,7 +347,7 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
   c.em.max_iter = static_cast<int>(read_int(root, "model.em.max_iter", 1, 100000, 100, true));
   c.em.tol = read_number(root, "model.em.tol", 0.0, 1e300, 1e-3, "a tolerance >= 0");
   c.em.init = read_enum(root, "model.em.init", {"warm", "kmeans++"}, "warm") == "warm" ? kernels::EmInit::kWarm
-                                                                                    : kernels::EmInit::kKmeansPP;
+                                                                                       : kernels::EmInit::kKmeansPP;
   c.em.restarts = static_cast<int>(read_int(root, "model.em.restarts", 1, 1000, 1, true));
   c.em.reg_covar = read_number(root, "model.em.reg_covar", 0.0, 1e300, 1e-6, "a ridge >= 0");
 
@@ -338,7 +361,8 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
   double sum = 0.0;
   for (int k = 0; k < K0; ++k) {
     if (!(c.truth_weights[k] > 0.0))
-      throw ConfigError(fmt::format("truth.weights[{}]", k), fmt::format("expected a weight > 0, got {}", c.truth_weights[k]));
+      throw ConfigError(fmt::format("truth.weights[{}]", k),
+                        fmt::format("expected a weight > 0, got {}", c.truth_weights[k]));
     sum += c.truth_weights[k];
   }
   if (std::abs(sum - 1.0) > 1e-6) throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
@@ -348,7 +372,8 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
   if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
     throw ConfigError("truth.means", fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
   if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
-    throw ConfigError("truth.covs", fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
+    throw ConfigError("truth.covs",
+                      fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
   for (int k = 0; k < K0; ++k) {
     const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
     const auto mu = read_vector(means[k], mp);
@@ -366,7 +391,6 @@ void parse_gmm(const YAML::Node& root, PointConfig& c) {
     throw ConfigError(problem.substr(0, colon), problem.substr(colon + 2));
   }
 }
-
 
 // The n-gram family: model.order, model.smoothing, a corpus or zipf truth,
 // the sampler.
@@ -387,7 +411,8 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
   if (!(c.top_p > 0.0)) throw ConfigError("sampler.top_p", "expected a probability in (0, 1], got 0");
   c.tail_count = static_cast<int>(read_int(root, "metrics.tail_count", 1, 1000000000, 5, true));
   c.tail_share = read_number(root, "metrics.tail_share", 0.0, 1.0, 0.1, "a share in (0, 1)");
-  if (!(c.tail_share > 0.0 && c.tail_share < 1.0)) throw ConfigError("metrics.tail_share", "expected a share in (0, 1)");
+  if (!(c.tail_share > 0.0 && c.tail_share < 1.0))
+    throw ConfigError("metrics.tail_share", "expected a share in (0, 1)");
   c.heldout = static_cast<int>(read_int(root, "metrics.heldout", 1, 100000000, 10000, true));
 
   const std::string shape = "{corpus: kjv}, {corpus: PATH} or {zipf: {vocab: V, exponent: s}}";
@@ -409,15 +434,20 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
     const Corpus& text = load_corpus_cached(path);
     const double V = static_cast<double>(text.vocab.size());
     if (std::pow(V + 1.0, c.order) >= 9.2e18)
-      throw ConfigError("model.order", fmt::format("a vocabulary of {} types is too large for order {} (packed keys)", text.vocab.size(), c.order));
+      throw ConfigError("model.order", fmt::format("a vocabulary of {} types is too large for order {} (packed keys)",
+                                                   text.vocab.size(), c.order));
     bool tail = false;
     for (std::size_t w = 2; w < text.train_count.size() && !tail; ++w)
       tail = text.train_count[w] <= static_cast<std::uint64_t>(c.tail_count);
     if (!tail)
-      throw ConfigError("metrics.tail_count", fmt::format("no word of the corpus occurs at most {} times in training: the tail set would be empty", c.tail_count));
+      throw ConfigError(
+          "metrics.tail_count",
+          fmt::format("no word of the corpus occurs at most {} times in training: the tail set would be empty",
+                      c.tail_count));
     for (const char* key : {"metrics.heldout", "metrics.tail_share"})
       if (const YAML::Node n = find(root, key); n && !n.IsNull())
-        throw ConfigError(key, "applies to a zipf truth only (a corpus has its own held-out text and a tail set by count)");
+        throw ConfigError(key,
+                          "applies to a zipf truth only (a corpus has its own held-out text and a tail set by count)");
   } else {
     c.zipf_vocab = static_cast<int>(read_int(root, "truth.zipf.vocab", 2, 100000000, 0, false));
     c.zipf_exponent = read_number(root, "truth.zipf.exponent", 0.0, 100.0, 1.0, "an exponent in (0, 100]");
@@ -425,11 +455,16 @@ void parse_ngram(const YAML::Node& root, PointConfig& c) {
     if (c.order == 3) throw ConfigError("model.order", "a zipf truth is of order 1 or 2 (a Zipfian Markov chain)");
     if (c.order == 2 && find(root, "data.regime") && find(root, "data.regime").IsScalar() &&
         find(root, "data.regime").Scalar() == "accumulate_subsample")
-      throw ConfigError("data.regime", "accumulate_subsample is not implemented for a Zipfian Markov chain truth (one sequence per generation)");
+      throw ConfigError(
+          "data.regime",
+          "accumulate_subsample is not implemented for a Zipfian Markov chain truth (one sequence per generation)");
     if (const YAML::Node n = find(root, "metrics.tail_count"); n && !n.IsNull())
-      throw ConfigError("metrics.tail_count", "applies to a corpus truth only (a zipf truth's tail set is by metrics.tail_share)");
+      throw ConfigError("metrics.tail_count",
+                        "applies to a corpus truth only (a zipf truth's tail set is by metrics.tail_share)");
     if (c.order == 2 && c.zipf_vocab > 5000)
-      throw ConfigError("truth.zipf.vocab", fmt::format("at most 5000 types for a Zipfian Markov chain (its table is V^2), got {}", c.zipf_vocab));
+      throw ConfigError(
+          "truth.zipf.vocab",
+          fmt::format("at most 5000 types for a Zipfian Markov chain (its table is V^2), got {}", c.zipf_vocab));
   }
 }
 
@@ -450,7 +485,8 @@ PointConfig parse_point(const YAML::Node& root) {
   c.generations = static_cast<int>(read_int(root, "generations", 1, 1000000, 0, false));
   c.family = read_enum(root, "model.family", {"gaussian", "gmm", "ngram"}, "");
   refuse_other_family(root, c.family);
-  c.dim = static_cast<int>(read_int(root, "model.dim", 1, c.family == "gmm" ? kernels::kGmmMaxDim : OURO_MAX_DIM, 1, true));
+  c.dim =
+      static_cast<int>(read_int(root, "model.dim", 1, c.family == "gmm" ? kernels::kGmmMaxDim : OURO_MAX_DIM, 1, true));
   c.estimator = read_enum(root, "model.estimator", {"mle", "unbiased"}, "mle") == "unbiased"
                     ? kernels::Estimator::kUnbiased
                     : kernels::Estimator::kMle;
@@ -461,7 +497,8 @@ PointConfig parse_point(const YAML::Node& root) {
 
   const std::int64_t min_samples = c.family == "gaussian" ? std::max(2, c.dim + 1) : 2;
   c.samples = static_cast<int>(read_int(root, "data.samples", min_samples, 100000000, 0, false));
-  const std::string regime = read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
+  const std::string regime =
+      read_enum(root, "data.regime", {"replace", "accumulate", "accumulate_subsample"}, "replace");
   c.regime = regime == "accumulate"             ? kernels::Regime::kAccumulate
              : regime == "accumulate_subsample" ? kernels::Regime::kAccumulateSubsample
                                                 : kernels::Regime::kReplace;
@@ -482,19 +519,20 @@ PointConfig parse_point(const YAML::Node& root) {
   c.real_count = static_cast<int>(std::lround(c.real_fraction * c.samples));
   c.estimator_weight = read_number(root, "data.estimator_weight", 0.0, 1.0, -1.0, "a weight in [0, 1]");
   if (c.estimator_weight >= 0.0 && c.regime != kernels::Regime::kReplace)
-    throw ConfigError("data.estimator_weight", "is defined for data.regime replace (one generation's real and "
-                                               "synthetic points) only");
+    throw ConfigError("data.estimator_weight",
+                      "is defined for data.regime replace (one generation's real and "
+                      "synthetic points) only");
   // The verifier (README, "Mitigation strategies"): every key given, a keep
   // probability somewhere above 0; every family and regime.
   if (const YAML::Node v = find(root, "data.verifier"); v && !v.IsNull()) {
     for (const char* key : {"keep_plausible", "keep_implausible", "quantile"})
       if (const YAML::Node k = find(root, std::string("data.verifier.") + key); !k || k.IsNull())
-        throw ConfigError(std::string("data.verifier.") + key, "missing (the verifier needs keep_plausible, "
-                                                               "keep_implausible and quantile)");
+        throw ConfigError(std::string("data.verifier.") + key,
+                          "missing (the verifier needs keep_plausible, "
+                          "keep_implausible and quantile)");
     c.verifier = true;
     c.keep_plausible = read_number(root, "data.verifier.keep_plausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
-    c.keep_implausible =
-        read_number(root, "data.verifier.keep_implausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
+    c.keep_implausible = read_number(root, "data.verifier.keep_implausible", 0.0, 1.0, 1.0, "a probability in [0, 1]");
     c.verifier_quantile = read_number(root, "data.verifier.quantile", 1e-9, 1.0 - 1e-9, 0.0, "a share in (0, 1)");
     for (const auto& [key, p] : {std::pair<const char*, double>{"keep_plausible", c.keep_plausible},
                                  std::pair<const char*, double>{"keep_implausible", c.keep_implausible}})
@@ -517,11 +555,13 @@ PointConfig parse_point(const YAML::Node& root) {
       const YAML::Node k = find(root, std::string("data.tail_upsample.") + key);
       const bool given = k && !k.IsNull();
       if (ngram && given && std::string(key) == "quantile")
-        throw ConfigError("data.tail_upsample.quantile", "does not apply to n-grams, whose tail is the token set of "
-                                                         "metrics.tail_count (corpus) or metrics.tail_share (zipf)");
+        throw ConfigError("data.tail_upsample.quantile",
+                          "does not apply to n-grams, whose tail is the token set of "
+                          "metrics.tail_count (corpus) or metrics.tail_share (zipf)");
       if (!given && !(ngram && std::string(key) == "quantile"))
-        throw ConfigError(std::string("data.tail_upsample.") + key,
-                          ngram ? "missing (tail_upsample needs a factor)" : "missing (tail_upsample needs factor and quantile)");
+        throw ConfigError(
+            std::string("data.tail_upsample.") + key,
+            ngram ? "missing (tail_upsample needs a factor)" : "missing (tail_upsample needs factor and quantile)");
     }
     c.tail_upsample = true;
     c.tail_factor = read_number(root, "data.tail_upsample.factor", 1e-6, 1e6, 1.0, "a weight in [1e-6, 1e6]");
@@ -530,33 +570,37 @@ PointConfig parse_point(const YAML::Node& root) {
   }
   c.age_decay = read_number(root, "data.age_decay", 1e-6, 1.0, 1.0, "a decay in (0, 1]");
   if (c.age_decay != 1.0 && c.regime == kernels::Regime::kReplace)
-    throw ConfigError("data.age_decay", "weighs old data, which data.regime replace does not keep (use accumulate or "
-                                        "accumulate_subsample)");
+    throw ConfigError("data.age_decay",
+                      "weighs old data, which data.regime replace does not keep (use accumulate or "
+                      "accumulate_subsample)");
   if (const YAML::Node n = find(root, "data.dedup"); n && !n.IsNull()) {
     const std::string v = n.IsScalar() ? n.Scalar() : "";
     if (v != "true" && v != "false") throw ConfigError("data.dedup", "expected true or false, got " + scalar_text(n));
     c.dedup = v == "true";
     if (c.dedup && c.family == "ngram" && c.corpus.empty())
-      throw ConfigError("data.dedup", "drops repeated synthetic sentences, and a zipf truth's samples are single "
-                                      "tokens, not sentences (use a corpus truth)");
+      throw ConfigError("data.dedup",
+                        "drops repeated synthetic sentences, and a zipf truth's samples are single "
+                        "tokens, not sentences (use a corpus truth)");
     if (c.dedup && c.family != "ngram") {
       // Continuous points repeat only after rounding: to the grid of spacing
       // dedup_resolution.
       if (const YAML::Node r = find(root, "data.dedup_resolution"); !r || r.IsNull())
-        throw ConfigError("data.dedup_resolution", "missing (a continuous sample is a duplicate of another only after "
-                                                   "rounding; give the grid spacing)");
+        throw ConfigError("data.dedup_resolution",
+                          "missing (a continuous sample is a duplicate of another only after "
+                          "rounding; give the grid spacing)");
     }
   }
   if (const YAML::Node r = find(root, "data.dedup_resolution"); r && !r.IsNull()) {
     if (!c.dedup) throw ConfigError("data.dedup_resolution", "is the grid of data.dedup, which is off");
-    c.dedup_resolution = read_number(root, "data.dedup_resolution", 1e-12, 1e12, 0.0, "a grid spacing in [1e-12, 1e12]");
+    c.dedup_resolution =
+        read_number(root, "data.dedup_resolution", 1e-12, 1e12, 0.0, "a grid spacing in [1e-12, 1e12]");
   }
   if (!c.verifier && !c.dedup && find(root, "data.max_draw_factor") && !find(root, "data.max_draw_factor").IsNull())
-    throw ConfigError("data.max_draw_factor", "bounds the refill of filtered data; it needs data.verifier or data.dedup");
+    throw ConfigError("data.max_draw_factor",
+                      "bounds the refill of filtered data; it needs data.verifier or data.dedup");
   // The pool of accumulate_subsample holds generations * samples points; their
   // positions must fit the selection counter.
-  if (c.regime == kernels::Regime::kAccumulateSubsample &&
-      static_cast<double>(c.generations) * c.samples > 9.0e15)
+  if (c.regime == kernels::Regime::kAccumulateSubsample && static_cast<double>(c.generations) * c.samples > 9.0e15)
     throw ConfigError("generations", "generations * data.samples is too large for accumulate_subsample");
   return c;
 }
@@ -578,7 +622,8 @@ void check_plot(const YAML::Node& root, const Experiment& ex) {
     if (!m[i].IsScalar()) throw ConfigError(path, "expected a metric name, got " + scalar_text(m[i]));
     const std::string name = m[i].Scalar();
     if (std::find(known.begin(), known.end(), name) == known.end())
-      throw ConfigError(path, fmt::format("no metric \"{}\" in this experiment (did you mean {}?)", name, nearest(name, known)));
+      throw ConfigError(
+          path, fmt::format("no metric \"{}\" in this experiment (did you mean {}?)", name, nearest(name, known)));
   }
 }
 
@@ -597,15 +642,17 @@ void check_summary(const YAML::Node& root, Experiment& ex) {
   } else {
     if (!m.IsScalar()) throw ConfigError("summary.metric", "expected a metric name, got " + scalar_text(m));
     ex.summary.metric = m.Scalar();
-    if (!given("summary.threshold")) throw ConfigError("summary.threshold", "missing (the value that counts as collapse)");
+    if (!given("summary.threshold"))
+      throw ConfigError("summary.threshold", "missing (the value that counts as collapse)");
     ex.summary.threshold = read_number(root, "summary.threshold", -1e300, 1e300, 0.0, "a finite number");
   }
   for (const auto& p : ex.points) {
     const auto names = metric_names(p.config);
     if (std::find(names.begin(), names.end(), ex.summary.metric) == names.end())
-      throw ConfigError("summary.metric", fmt::format("no metric \"{}\" in this experiment's {} points (did you mean "
-                                                      "{}?)", ex.summary.metric, p.config.family,
-                                                      nearest(ex.summary.metric, names)));
+      throw ConfigError("summary.metric",
+                        fmt::format("no metric \"{}\" in this experiment's {} points (did you mean "
+                                    "{}?)",
+                                    ex.summary.metric, p.config.family, nearest(ex.summary.metric, names)));
   }
   if (collapse_direction(ex.summary.metric) == Direction::kNone)
     throw ConfigError("summary.metric", fmt::format("{} does not move one way under collapse; choose a metric such as "
@@ -627,7 +674,8 @@ void check_early_warning(const YAML::Node& root, Experiment& ex) {
   for (const auto& d : family_detectors(first)) offered.push_back(d.name);
   if (const YAML::Node d = n["detectors"]; d && !d.IsNull()) {
     if (!d.IsSequence() || d.size() == 0)
-      throw ConfigError("early_warning.detectors", "expected a list of detectors, some of " + fmt::format("{}", fmt::join(offered, ", ")));
+      throw ConfigError("early_warning.detectors",
+                        "expected a list of detectors, some of " + fmt::format("{}", fmt::join(offered, ", ")));
     for (std::size_t i = 0; i < d.size(); ++i) {
       const std::string path = fmt::format("early_warning.detectors[{}]", i);
       if (!d[i].IsScalar()) throw ConfigError(path, "expected a detector name, got " + scalar_text(d[i]));
@@ -642,8 +690,8 @@ void check_early_warning(const YAML::Node& root, Experiment& ex) {
   }
   s.false_alarm = read_number(root, "early_warning.false_alarm", 1e-300, 0.999999, 0.05, "a rate in (0, 1)");
   s.horizon = static_cast<int>(read_int(root, "early_warning.horizon", 0, 1000000, 5, true));
-  s.calibration_share = read_number(root, "early_warning.calibration_share", 1e-300, 0.999999, 0.5,
-                                    "a share in (0, 1)");
+  s.calibration_share =
+      read_number(root, "early_warning.calibration_share", 1e-300, 0.999999, 0.5, "a share in (0, 1)");
   s.previous = read_enum(root, "early_warning.baseline", {"first", "previous"}, "first") == "previous";
   for (const auto& p : ex.points) {
     const auto cal = static_cast<std::int64_t>(std::floor(s.calibration_share * static_cast<double>(p.config.chains)));
@@ -652,7 +700,8 @@ void check_early_warning(const YAML::Node& root, Experiment& ex) {
                         fmt::format("{} of {} chains leaves no chain to {} (each side needs at least one)",
                                     s.calibration_share, p.config.chains, cal < 1 ? "calibrate on" : "evaluate"));
     if (p.config.generations < 2)
-      throw ConfigError("early_warning", "needs generations >= 2 (a detector compares a generation with an earlier one)");
+      throw ConfigError("early_warning",
+                        "needs generations >= 2 (a detector compares a generation with an earlier one)");
   }
 }
 
@@ -661,8 +710,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   // --set overrides, each fixing (and un-sweeping) its key.
   for (const auto& s : sets) {
     const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw ConfigError("--set " + s, "expected key.path=value");
+    if (eq == std::string::npos || eq == 0) throw ConfigError("--set " + s, "expected key.path=value");
     const std::string path = s.substr(0, eq);
     if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
     if (path == "reproduction" || path.rfind("reproduction.", 0) == 0)
@@ -718,8 +766,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
     if (a.labels.size() > kMaxSweepPoints / total) {
       double asked = 1.0;
       for (const auto& b : ex.axes) asked *= static_cast<double>(b.labels.size());
-      throw ConfigError("sweep", fmt::format("{:.4g} points; at most {} in one run (split the sweep)", asked,
-                                             kMaxSweepPoints));
+      throw ConfigError("sweep",
+                        fmt::format("{:.4g} points; at most {} in one run (split the sweep)", asked, kMaxSweepPoints));
     }
     total *= a.labels.size();
   }
@@ -741,7 +789,8 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
       std::string where;
       for (std::size_t a = 0; a < ex.axes.size(); ++a)
         where += fmt::format("{}{}={}", a ? ", " : "", ex.axes[a].path, labels[a]);
-      throw ConfigError(e.path(), std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
+      throw ConfigError(e.path(),
+                        std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
     }
   }
   check_plot(root, ex);
@@ -790,14 +839,15 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 const char* regime_name(kernels::Regime r) {
   switch (r) {
-    case kernels::Regime::kAccumulate: return "accumulate";
-    case kernels::Regime::kAccumulateSubsample: return "accumulate_subsample";
-    default: return "replace";
+    case kernels::Regime::kAccumulate:
+      return "accumulate";
+    case kernels::Regime::kAccumulateSubsample:
+      return "accumulate_subsample";
+    default:
+      return "replace";
   }
 }
 
-const char* estimator_name(kernels::Estimator e) {
-  return e == kernels::Estimator::kUnbiased ? "unbiased" : "mle";
-}
+const char* estimator_name(kernels::Estimator e) { return e == kernels::Estimator::kUnbiased ? "unbiased" : "mle"; }
 
 }  // namespace ouro

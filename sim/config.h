@@ -41,31 +41,31 @@ struct PointConfig {
   std::vector<double> truth_mean;  // dim
   std::vector<double> truth_cov;   // dim * dim, row-major, symmetric positive definite
   // family gmm
-  int components = 0;                   // K of the fitted mixtures
+  int components = 0;  // K of the fitted mixtures
   kernels::EmSettings em{100, 1e-3, 1e-6, kernels::EmInit::kWarm, 1, false};
-  std::vector<double> truth_weights;    // K0, summing to 1
-  std::vector<double> truth_means;      // K0 * dim
-  std::vector<double> truth_covs;       // K0 * dim * dim, each symmetric positive definite
-  int heldout = 1000;                   // metrics.heldout: points (gmm) or tokens (ngram, zipf) held out
-  double dead_weight = 1e-3;            // metrics.dead_weight
+  std::vector<double> truth_weights;  // K0, summing to 1
+  std::vector<double> truth_means;    // K0 * dim
+  std::vector<double> truth_covs;     // K0 * dim * dim, each symmetric positive definite
+  int heldout = 1000;                 // metrics.heldout: points (gmm) or tokens (ngram, zipf) held out
+  double dead_weight = 1e-3;          // metrics.dead_weight
   // family ngram
   int order = 1;
-  std::string smoothing = "mle";        // mle | add_k | kneser_ney
-  double add_k = 1.0;                   // model.k
-  double discount = 0.75;               // model.discount
-  double temperature = 1.0;             // sampler
+  std::string smoothing = "mle";  // mle | add_k | kneser_ney
+  double add_k = 1.0;             // model.k
+  double discount = 0.75;         // model.discount
+  double temperature = 1.0;       // sampler
   int top_k = 0;
   double top_p = 1.0;
-  std::string corpus;                   // truth.corpus: kjv or a path ("" for a zipf truth)
-  int zipf_vocab = 0;                   // truth.zipf.vocab
-  double zipf_exponent = 0.0;           // truth.zipf.exponent
-  int tail_count = 5;                   // metrics.tail_count
-  double tail_share = 0.1;              // metrics.tail_share
+  std::string corpus;          // truth.corpus: kjv or a path ("" for a zipf truth)
+  int zipf_vocab = 0;          // truth.zipf.vocab
+  double zipf_exponent = 0.0;  // truth.zipf.exponent
+  int tail_count = 5;          // metrics.tail_count
+  double tail_share = 0.1;     // metrics.tail_share
   int samples = 0;
   kernels::Regime regime = kernels::Regime::kReplace;
   kernels::RealSource real_source = kernels::RealSource::kFresh;  // data.real_source
-  double synthetic_cap = 1.0;  // data.synthetic_cap: at most this share of a generation's new points is synthetic
-  double real_fraction = 0.0;  // effective: max(data.real_fraction, 1 - synthetic_cap)
+  double synthetic_cap = 1.0;      // data.synthetic_cap: at most this share of a generation's new points is synthetic
+  double real_fraction = 0.0;      // effective: max(data.real_fraction, 1 - synthetic_cap)
   double estimator_weight = -1.0;  // data.estimator_weight (gaussian, replace); < 0: not set
   // data.verifier (gaussian, replace): keep a plausible synthetic candidate
   // with probability keep_plausible, an implausible one with keep_implausible;
@@ -77,10 +77,10 @@ struct PointConfig {
   // lowest-density tail_quantile share count tail_factor times in the fit.
   bool tail_upsample = false;
   double tail_factor = 1.0, tail_quantile = 0.0;
-  bool dedup = false;      // data.dedup (ngram, corpus truths; gaussian, gmm): drop repeated synthetic samples
+  bool dedup = false;             // data.dedup (ngram, corpus truths; gaussian, gmm): drop repeated synthetic samples
   double dedup_resolution = 0.0;  // data.dedup_resolution (gaussian, gmm): the grid continuous points are rounded to
-  double age_decay = 1.0;  // data.age_decay (the pooling regimes): weight decay^k for data k generations old
-  int real_count = 0;  // round(real_fraction * samples), half away from zero
+  double age_decay = 1.0;         // data.age_decay (the pooling regimes): weight decay^k for data k generations old
+  int real_count = 0;             // round(real_fraction * samples), half away from zero
 };
 
 struct SweepAxis {
@@ -113,8 +113,8 @@ struct EarlyWarningSettings {
 struct Experiment {
   YAML::Node resolved;  // the config after --set, sweep included (for the manifest)
   std::vector<SweepAxis> axes;
-  std::vector<SweepPoint> points;  // cross product, first axis slowest
-  SummarySettings summary;         // not swept: one definition for every point
+  std::vector<SweepPoint> points;      // cross product, first axis slowest
+  SummarySettings summary;             // not swept: one definition for every point
   EarlyWarningSettings early_warning;  // not swept either
 };
 

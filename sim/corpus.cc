@@ -111,10 +111,8 @@ class TypeTable {
     view_.emplace_back(text_.back());
     hash_.push_back(h);
     const auto id = static_cast<std::uint32_t>(text_.size() - 1);
-    if (2 * text_.size() > slot_.size())
-      grow();
-    else
-      place(h, id);
+    if (2 * text_.size() > slot_.size()) grow();
+    else place(h, id);
     return id;
   }
 
@@ -182,7 +180,8 @@ std::vector<std::string> tokenize(const std::string& line) {
 
 Corpus load_corpus(const std::string& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) throw CorpusError(fmt::format("cannot read corpus file \"{}\" (not a regular file)", path));
+  if (!fs::is_regular_file(path, ec))
+    throw CorpusError(fmt::format("cannot read corpus file \"{}\" (not a regular file)", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
   std::string text(static_cast<std::size_t>(fs::file_size(path, ec)), '\0');
@@ -240,10 +239,8 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
     t.count.assign(stretch[k].types.size(), 0);
     each_token(k, [&](std::uint32_t id, int split) {
       ++t.tokens[split];
-      if (id == kEnd)
-        ++t.sentences[split];
-      else if (split == 0)
-        ++t.count[id];
+      if (id == kEnd) ++t.sentences[split];
+      else if (split == 0) ++t.count[id];
     });
   }
   std::vector<std::uint64_t> type_count(types.size(), 0);
@@ -255,8 +252,8 @@ Corpus parse_corpus(const std::string& text, const std::string& source, int part
   const std::size_t train_sentences = sentences[0], heldout_sentences = sentences[1];
   if (j == 0) throw CorpusError(fmt::format("corpus file \"{}\" holds no sentence (no non-empty line)", source));
   if (train_sentences == 0 || heldout_sentences == 0)
-    throw CorpusError(fmt::format("corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)",
-                                  source, j));
+    throw CorpusError(fmt::format(
+        "corpus file \"{}\" has {} sentence(s); at least 10 are needed (every 10th is held out)", source, j));
   // Vocabulary: training types by decreasing count, ties by bytes.
   const std::deque<std::string>& type_text = types.texts();
   std::vector<std::uint32_t> order;
@@ -313,8 +310,10 @@ std::string kjv_path() {
   const fs::path dir = fs::path(env && *env ? env : OUROBOROS_SOURCE_DIR) / "data";
   const fs::path path = dir / "kjv.txt";
   if (!fs::exists(path))
-    throw CorpusError(fmt::format("the King James text is not cached at {}: scripts/setup.sh extracts it from "
-                                  "Debian's bible-kjv", path.string()));
+    throw CorpusError(
+        fmt::format("the King James text is not cached at {}: scripts/setup.sh extracts it from "
+                    "Debian's bible-kjv",
+                    path.string()));
   return path.string();
 }
 

@@ -38,8 +38,8 @@ inline constexpr std::uint32_t kUnkToken = 1;
 using Sentences = kernels::TokenText;
 
 struct Corpus {
-  std::string source;               // what was read (path)
-  std::vector<std::string> vocab;   // id -> token text
+  std::string source;                      // what was read (path)
+  std::vector<std::string> vocab;          // id -> token text
   std::vector<std::uint64_t> train_count;  // id -> count in the training split (</s> included)
   Sentences train, heldout;
 };

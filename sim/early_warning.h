@@ -47,7 +47,7 @@ struct DetectorSpec {
   bool log = false;
   double scale = 1.0;
   double sign = 1.0;
-  std::string units;   // of the score and so of the threshold
+  std::string units;  // of the score and so of the threshold
 };
 
 // Every detector the point's family offers, in a fixed order.
@@ -58,15 +58,15 @@ std::vector<DetectorSpec> chosen_detectors(const PointConfig& c, const EarlyWarn
 // One detector's outcome at one sweep point.
 struct DetectorResult {
   DetectorSpec spec;
-  double threshold = 0.0;      // the calibrated score threshold (meaningful when fires)
-  bool fires = true;           // false: no threshold met the target; the detector never fires
+  double threshold = 0.0;  // the calibrated score threshold (meaningful when fires)
+  bool fires = true;       // false: no threshold met the target; the detector never fires
   double calibration_false_alarm = 0.0;
   std::int64_t calibration_chains = 0, evaluation_chains = 0, collapsed = 0;
-  std::int64_t unobserved = 0;       // chains left out of both sides (no finite generation-1 statistic)
+  std::int64_t unobserved = 0;  // chains left out of both sides (no finite generation-1 statistic)
   std::int64_t false_alarms = 0, timely = 0, late = 0, misses = 0;
-  std::vector<double> leads;         // c_i - a_i over evaluation chains with both
-  std::vector<double> alarms;        // a_i over evaluation chains with an alarm
-  std::vector<double> collapses;     // c_i over evaluation chains that collapse
+  std::vector<double> leads;      // c_i - a_i over evaluation chains with both
+  std::vector<double> alarms;     // a_i over evaluation chains with an alarm
+  std::vector<double> collapses;  // c_i over evaluation chains that collapse
 };
 
 // Collects one point's chains generation by generation (rank 0) and evaluates
@@ -75,9 +75,8 @@ class EarlyWarningTracker {
  public:
   // metric_index[k]: the column of detector k's metric in the point's metric
   // block; summary_index: that of summary.metric.
-  EarlyWarningTracker(const EarlyWarningSettings& s, std::vector<DetectorSpec> detectors,
-                      std::vector<int> metric_index, int summary_index, Direction dir, double threshold,
-                      std::int64_t chains, int generations);
+  EarlyWarningTracker(const EarlyWarningSettings& s, std::vector<DetectorSpec> detectors, std::vector<int> metric_index,
+                      int summary_index, Direction dir, double threshold, std::int64_t chains, int generations);
   // Generation g's values of every metric, [metric][chain].
   void add(int g, const double* values);
   // Saved in checkpoints, so a resumed run evaluates the same.
@@ -96,9 +95,9 @@ class EarlyWarningTracker {
   double threshold_;
   std::int64_t chains_;
   int generations_;
-  std::vector<std::int32_t> collapse_;  // [chain], -1 until it collapses
-  std::vector<double> ref_;             // [detector][chain], f(x) at the baseline
-  std::vector<unsigned char> observed_; // [detector][chain], 1 when generation 1's f(x) is finite
+  std::vector<std::int32_t> collapse_;   // [chain], -1 until it collapses
+  std::vector<double> ref_;              // [detector][chain], f(x) at the baseline
+  std::vector<unsigned char> observed_;  // [detector][chain], 1 when generation 1's f(x) is finite
   // [detector][chain][generation]: the running maximum of the score up to g
   // (-inf before the first score), so the first alarm at a threshold is a
   // binary search.

@@ -17,8 +17,7 @@ std::optional<double> theory(const PointConfig& c, int metric, int generation) {
   // process (no theory column beyond generation 1).
   if (c.real_source == kernels::RealSource::kFixed && c.real_count > 0 && generation > 1) return std::nullopt;
   // Nor do they cover a weighted mean.
-  if (c.estimator_weight >= 0.0 && c.real_count > 0 && c.real_count < c.samples && generation > 1)
-    return std::nullopt;
+  if (c.estimator_weight >= 0.0 && c.real_count > 0 && c.real_count < c.samples && generation > 1) return std::nullopt;
   if (c.family == "ngram") return ngram_theory(c, metric, generation);
   return c.family == "gmm" ? gmm_theory(c, metric, generation) : gaussian_theory(c, metric, generation);
 }

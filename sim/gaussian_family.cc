@@ -14,8 +14,8 @@ namespace {
 class GaussianRun final : public FamilyRun {
  public:
   GaussianRun(const PointConfig& c, const std::string& backend, int threads, ChainBlock block) : c_(c) {
-    const kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations,
-                                          static_cast<std::uint32_t>(block.first), block.count, threads};
+    const kernels::GaussianBatchSpec spec{
+        make_gaussian_truth(c), c.regime, c.generations, static_cast<std::uint32_t>(block.first), block.count, threads};
     backend_ = make_gaussian_backend(backend, spec);
     if (c.verifier) {
       verifier_.on = 1;
@@ -34,9 +34,9 @@ class GaussianRun final : public FamilyRun {
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
-    const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,     generation,
+    const kernels::GaussianStep step{c_.seed,   c_.dim,       c_.samples,     c_.real_count,       generation,
                                      c_.regime, c_.estimator, c_.real_source, c_.estimator_weight, verifier_,
-                                     upsample_, c_.age_decay,    dedup_};
+                                     upsample_, c_.age_decay, dedup_};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -53,16 +53,15 @@ class GaussianRun final : public FamilyRun {
 }  // namespace
 
 const std::vector<std::string>& gaussian_metric_names() {
-  static const std::vector<std::string> names = {"var_ratio", "det_ratio", "mean_sq_err",
-                                                 "w2",        "kl",        "xent",
-                                                 "tail_mass", "synthetic_share", "data_age",
-                                                 "draws_per_kept", "heldout_nll"};
+  static const std::vector<std::string> names = {"var_ratio", "det_ratio",      "mean_sq_err", "w2",
+                                                 "kl",        "xent",           "tail_mass",   "synthetic_share",
+                                                 "data_age",  "draws_per_kept", "heldout_nll"};
   return names;
 }
 
 double gaussian_point_bytes(const PointConfig& c) {
   const double d = c.dim, chains = static_cast<double>(c.chains);
-  double per_chain = 3 * d * d + 2 * d          // mu, cov, chol, pooled mean and M2
+  double per_chain = 3 * d * d + 2 * d            // mu, cov, chol, pooled mean and M2
                      + 2 * d + 2 * d * d + 1 + 2  // z-sums, degenerate flag, verifier counts
                      + 4                          // the pool's weight and composition (filters)
                      + kernels::kNumGaussianMetrics;
@@ -75,7 +74,7 @@ double gaussian_point_bytes(const PointConfig& c) {
 }
 
 std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads,
-                                          ChainBlock block) {
+                                             ChainBlock block) {
   return std::make_unique<GaussianRun>(c, backend, threads, block);
 }
 

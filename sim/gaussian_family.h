@@ -12,6 +12,6 @@ namespace ouro {
 const std::vector<std::string>& gaussian_metric_names();
 double gaussian_point_bytes(const PointConfig& c);
 std::unique_ptr<FamilyRun> make_gaussian_run(const PointConfig& c, const std::string& backend, int threads,
-                                          ChainBlock block);
+                                             ChainBlock block);
 
 }  // namespace ouro

@@ -62,9 +62,19 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   for (int i = 0; i < d; ++i) trace0 += c.truth_cov[i * d + i];
   if (t == 0) {
     switch (metric) {
-      case kVarRatio: case kDetRatio: case kTailMass: case kDrawsPerKept: return 1.0;
-      case kMeanSqErr: case kW2: case kKl: case kSyntheticShare: case kDataAge: return 0.0;
-      default: return std::nullopt;
+      case kVarRatio:
+      case kDetRatio:
+      case kTailMass:
+      case kDrawsPerKept:
+        return 1.0;
+      case kMeanSqErr:
+      case kW2:
+      case kKl:
+      case kSyntheticShare:
+      case kDataAge:
+        return 0.0;
+      default:
+        return std::nullopt;
     }
   }
   // A verifier that keeps every candidate with the same probability phi keeps
@@ -85,8 +95,9 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
     const double rel = a * std::log(a / p) + (1.0 - a) * std::log((1.0 - a) / (1.0 - p));
     return std::exp(-need * f * rel) > 1e-9;
   };
-  const bool same_law = !filtered || (!c.dedup && (!c.verifier || (c.keep_plausible == c.keep_implausible && !budget_may_bind())) &&
-                                      (!c.tail_upsample || c.tail_factor == 1.0));
+  const bool same_law =
+      !filtered || (!c.dedup && (!c.verifier || (c.keep_plausible == c.keep_implausible && !budget_may_bind())) &&
+                    (!c.tail_upsample || c.tail_factor == 1.0));
   if (metric == kDrawsPerKept) {
     if (!filtered || (!c.verifier && !c.dedup)) return 1.0;
     return same_law ? std::optional<double>(1.0 / c.keep_plausible) : std::nullopt;
@@ -99,8 +110,8 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   if (metric == kSyntheticShare || metric == kDataAge) {
     if (c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0) return std::nullopt;
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
-    const GaussianStep s{c.seed, d, c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh, -1.0, {}, {},
-                         c.age_decay, {}};
+    const GaussianStep s{c.seed, d,  c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh,
+                         -1.0,   {}, {},        c.age_decay,  {}};
     double share, age;
     pool_composition(s, share, age);
     return metric == kSyntheticShare ? share : age;

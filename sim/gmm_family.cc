@@ -83,22 +83,25 @@ std::string gmm_truth_problem(const PointConfig& c) {
     return "truth.covs: a component is so narrow that the integral of the squared density overflows (l2_density "
            "could not be computed)";
   if (!(t.rare_mass > 1e-9))
-    return fmt::format("truth.weights: the lowest-weight component and its surroundings hold {:g} of the mass "
-                       "(below 1e-9), so rare_mode_mass would be undefined", t.rare_mass);
+    return fmt::format(
+        "truth.weights: the lowest-weight component and its surroundings hold {:g} of the mass "
+        "(below 1e-9), so rare_mode_mass would be undefined",
+        t.rare_mass);
   double smallest = INFINITY;
   for (std::size_t k = 0; k < c.truth_weights.size(); ++k)
     for (int a = 0; a < c.dim; ++a) smallest = std::min(smallest, c.truth_covs[k * c.dim * c.dim + a * c.dim + a]);
   if (c.em.reg_covar > 0.01 * smallest)
-    return fmt::format("model.em.reg_covar: the ridge {:g} is not small against the truth's smallest variance {:g} "
-                       "(it must be at most 1% of it)", c.em.reg_covar, smallest);
+    return fmt::format(
+        "model.em.reg_covar: the ridge {:g} is not small against the truth's smallest variance {:g} "
+        "(it must be at most 1% of it)",
+        c.em.reg_covar, smallest);
   return "";
 }
 
 std::vector<std::string> gmm_metric_names(const PointConfig& c) {
-  std::vector<std::string> names = {"var_ratio",  "tail_mass",      "xent",     "l2_density",
-                                    "dead_components", "min_weight", "rare_mode_mass", "em_iters",
-                                    "em_failures", "em_unconverged", "synthetic_share", "data_age", "fit_nll",
-                                    "draws_per_kept"};
+  std::vector<std::string> names = {"var_ratio",       "tail_mass",      "xent",     "l2_density",    "dead_components",
+                                    "min_weight",      "rare_mode_mass", "em_iters", "em_failures",   "em_unconverged",
+                                    "synthetic_share", "data_age",       "fit_nll",  "draws_per_kept"};
   for (int k = 1; k <= c.components; ++k) names.push_back(fmt::format("component_std_{}", k));
   return names;
 }
@@ -107,10 +110,19 @@ std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
   using namespace kernels;
   if (t == 0) {
     switch (metric) {
-      case kGmmVarRatio: case kGmmTailMass: case kGmmRareModeMass: return 1.0;
-      case kGmmL2Density: case kGmmEmIters: case kGmmEmFailures: case kGmmEmUnconverged:
-      case kGmmSyntheticShare: case kGmmDataAge: return 0.0;
-      default: return std::nullopt;
+      case kGmmVarRatio:
+      case kGmmTailMass:
+      case kGmmRareModeMass:
+        return 1.0;
+      case kGmmL2Density:
+      case kGmmEmIters:
+      case kGmmEmFailures:
+      case kGmmEmUnconverged:
+      case kGmmSyntheticShare:
+      case kGmmDataAge:
+        return 0.0;
+      default:
+        return std::nullopt;
     }
   }
   // The training set's composition is fixed by the regime; under
@@ -132,24 +144,37 @@ double gmm_point_bytes(const PointConfig& c) {
   const double P = kernels::gmm_block_size(c.components, c.dim);
   const double chains = static_cast<double>(c.chains);
   double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
-  if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);            // dedup's table (cuda: per chain of a slice)
+  if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);         // dedup's table (cuda: per chain of a slice)
   if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
   // Per-thread training set (with its weights) and lane partials; under a
   // filter accumulate_subsample materialises its whole pool first.
   const bool pool = c.regime == kernels::Regime::kAccumulate ||
                     (c.regime == kernels::Regime::kAccumulateSubsample && (c.verifier || c.dedup));
   const double train = pool ? static_cast<double>(c.generations) * c.samples : c.samples;
-  const double scratch = omp_get_max_threads() *
-                         (train * (c.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
+  const double scratch =
+      omp_get_max_threads() * (train * (c.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
   return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
 }
 
 std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
-                                          ChainBlock block) {
+                                        ChainBlock block) {
   const kernels::GmmTruth truth = make_gmm_truth(c);
-  kernels::GmmBatchSpec spec{truth, make_gmm_heldout(c, truth), c.components, c.em, c.regime, c.real_source,
-                             c.generations, c.samples, c.real_count, c.seed,
-                             static_cast<std::uint32_t>(block.first), block.count, threads, {}, {}, {}};
+  kernels::GmmBatchSpec spec{truth,
+                             make_gmm_heldout(c, truth),
+                             c.components,
+                             c.em,
+                             c.regime,
+                             c.real_source,
+                             c.generations,
+                             c.samples,
+                             c.real_count,
+                             c.seed,
+                             static_cast<std::uint32_t>(block.first),
+                             block.count,
+                             threads,
+                             {},
+                             {},
+                             {}};
   spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
   if (c.verifier) {
     spec.verifier.on = 1;

@@ -32,6 +32,6 @@ std::vector<std::string> gmm_metric_names(const PointConfig& c);
 std::optional<double> gmm_theory(const PointConfig& c, int metric, int generation);
 double gmm_point_bytes(const PointConfig& c);
 std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
-                                          ChainBlock block);
+                                        ChainBlock block);
 
 }  // namespace ouro

@@ -6,17 +6,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <csignal>
 
 #include <nlohmann/json.hpp>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "sim/backend.h"
 #include "sim/checkpoint.h"
@@ -83,13 +83,14 @@ std::string dry_run_report(const ouro::Experiment& ex, const std::vector<ouro::P
     std::string label;
     for (std::size_t a = 0; a < ex.axes.size(); ++a)
       label += fmt::format("{}{}={}", a ? ", " : "", ex.axes[a].path, ex.points[p].labels[a]);
-    s += fmt::format("point {}{}: {} chains x {} generations; per rank {} chains in {} batch{} of {}; memory {} "
-                     "(backend {} + {} per chain) + {} of per-chain values on rank 0; about {:.1f} s\n",
-                     p + 1, label.empty() ? "" : " (" + label + ")", c.chains, c.generations,
-                     pl.ranks.front().count, pl.batches, pl.batches == 1 ? "" : "es", pl.batch,
-                     ouro::format_bytes(pl.fixed_bytes + pl.chain_bytes * static_cast<double>(pl.batch)),
-                     ouro::format_bytes(pl.fixed_bytes), ouro::format_bytes(pl.chain_bytes),
-                     ouro::format_bytes(pl.table_bytes), seconds);
+    s += fmt::format(
+        "point {}{}: {} chains x {} generations; per rank {} chains in {} batch{} of {}; memory {} "
+        "(backend {} + {} per chain) + {} of per-chain values on rank 0; about {:.1f} s\n",
+        p + 1, label.empty() ? "" : " (" + label + ")", c.chains, c.generations, pl.ranks.front().count, pl.batches,
+        pl.batches == 1 ? "" : "es", pl.batch,
+        ouro::format_bytes(pl.fixed_bytes + pl.chain_bytes * static_cast<double>(pl.batch)),
+        ouro::format_bytes(pl.fixed_bytes), ouro::format_bytes(pl.chain_bytes), ouro::format_bytes(pl.table_bytes),
+        seconds);
   }
   s += fmt::format("estimated run time: about {:.1f} s (from a short calibration on this process)\n", total);
   return s;
@@ -105,11 +106,12 @@ extern "C" void on_stop_signal(int sig) {
 int main(int argc, char** argv) {
   const ouro::Comm& comm = ouro::Comm::world(&argc, &argv);
   const bool root = comm.root();
-  CLI::App app{"ouroboros: a GPU laboratory for model-collapse research.\n"
-               "Runs recursive-training experiments (a model refitted on samples of its previous\n"
-               "generation) for many independent chains, from a YAML config."};
-  app.set_version_flag("--version", fmt::format("ouroboros {} ({})", ouro::provenance::version(),
-                                                ouro::provenance::git_commit()));
+  CLI::App app{
+      "ouroboros: a GPU laboratory for model-collapse research.\n"
+      "Runs recursive-training experiments (a model refitted on samples of its previous\n"
+      "generation) for many independent chains, from a YAML config."};
+  app.set_version_flag("--version",
+                       fmt::format("ouroboros {} ({})", ouro::provenance::version(), ouro::provenance::git_commit()));
   app.require_subcommand(1);
 
   std::string config_path, out_dir, backend = "auto", max_memory, resume_dir;
@@ -137,7 +139,8 @@ int main(int argc, char** argv) {
   run->add_flag("--dry-run", dry_run, "print the plan (batches, memory, a runtime estimate) and stop");
 
   std::string report_dir;
-  CLI::App* report = app.add_subcommand("report", "write DIR/report.md: the sweep points ranked, with paired intervals");
+  CLI::App* report =
+      app.add_subcommand("report", "write DIR/report.md: the sweep points ranked, with paired intervals");
   report->add_option("dir", report_dir, "a complete run's output folder")->required();
 
   CLI::App* resume = app.add_subcommand("resume", "continue a stopped or killed run from its last checkpoint");
@@ -266,8 +269,8 @@ int main(int argc, char** argv) {
       break;
     }
   // Folder checks on rank 0 only (it alone writes), the verdict shared.
-  const bool occupied = comm.any(root && !opt.resume && !dry_run && fs::exists(opt.out_dir) &&
-                                 !fs::is_empty(opt.out_dir) && !force);
+  const bool occupied =
+      comm.any(root && !opt.resume && !dry_run && fs::exists(opt.out_dir) && !fs::is_empty(opt.out_dir) && !force);
   if (occupied) {
     say(fmt::format("output folder {} already has files; choose another --out or pass --force", opt.out_dir));
     return kExitBadInput;
@@ -302,7 +305,8 @@ int main(int argc, char** argv) {
     const ouro::RunResult r = ouro::run_experiment(ex, opt);
     if (r.interrupted) {
       g_signal = static_cast<int>(-comm.min(-static_cast<double>(g_signal)));  // the signal any rank received
-      say(fmt::format("stopped by signal {} at a generation boundary; every finished generation is in {}/metrics.csv "
+      say(
+          fmt::format("stopped by signal {} at a generation boundary; every finished generation is in {}/metrics.csv "
                       "and `ouroboros resume {}` continues the run",
                       static_cast<int>(g_signal), r.out_dir, r.out_dir));
       return 128 + static_cast<int>(g_signal);

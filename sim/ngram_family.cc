@@ -29,7 +29,9 @@ kernels::NgramBatchSpec ngram_settings(const PointConfig& c) {
   using namespace kernels;
   NgramBatchSpec s;
   s.order = c.order;
-  s.smoothing = c.smoothing == "add_k" ? Smoothing::kAddK : c.smoothing == "kneser_ney" ? Smoothing::kKneserNey : Smoothing::kMle;
+  s.smoothing = c.smoothing == "add_k"        ? Smoothing::kAddK
+                : c.smoothing == "kneser_ney" ? Smoothing::kKneserNey
+                                              : Smoothing::kMle;
   s.k = c.add_k;
   s.discount = c.discount;
   s.sampler = SamplerSettings{c.temperature, c.top_k, c.top_p};
@@ -78,7 +80,8 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
       s.word[w] = w >= 2 ? 1 : 0;  // not </s>, not <unk>
       // The tail: word types seen at most tail_count times in training, and
       // <unk> (held-out words never seen).
-      s.tail[w] = (w == kUnkToken || (w >= 2 && corpus.train_count[w] <= static_cast<std::uint64_t>(c.tail_count))) ? 1 : 0;
+      s.tail[w] =
+          (w == kUnkToken || (w >= 2 && corpus.train_count[w] <= static_cast<std::uint64_t>(c.tail_count))) ? 1 : 0;
     }
     return s;
   }
@@ -161,7 +164,8 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
   s.tail.assign(V, 0);
   std::vector<std::uint32_t> by_p(V);
   for (std::uint32_t w = 0; w < V; ++w) by_p[w] = w;
-  std::stable_sort(by_p.begin(), by_p.end(), [&](std::uint32_t a, std::uint32_t b) { return s.truth_p[a] < s.truth_p[b]; });
+  std::stable_sort(by_p.begin(), by_p.end(),
+                   [&](std::uint32_t a, std::uint32_t b) { return s.truth_p[a] < s.truth_p[b]; });
   double mass = 0.0;
   for (std::uint32_t k = 0; k < V && mass < c.tail_share; ++k) {
     s.tail[by_p[k]] = 1;
@@ -184,9 +188,23 @@ kernels::NgramBatchSpec make_ngram_spec(const PointConfig& c, int threads) {
 }
 
 std::vector<std::string> ngram_metric_names() {
-  return {"heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival", "missing_mass",
-          "entropy",     "gini_simpson",   "kl",       "tv",      "kl_inf_chains",
-          "tail_mass",   "distinct_2",     "cut_sentences", "draws_per_kept", "synthetic_share", "data_age"};
+  return {"heldout_ppl",
+          "zero_prob_rate",
+          "tail_ppl",
+          "support",
+          "vocab_survival",
+          "missing_mass",
+          "entropy",
+          "gini_simpson",
+          "kl",
+          "tv",
+          "kl_inf_chains",
+          "tail_mass",
+          "distinct_2",
+          "cut_sentences",
+          "draws_per_kept",
+          "synthetic_share",
+          "data_age"};
 }
 
 std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {

@@ -25,8 +25,8 @@ CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path)
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec || size < bytes)
-    throw std::runtime_error(fmt::format("{} is shorter than its checkpoint says ({} of {} bytes)", path,
-                                         ec ? 0 : size, bytes));
+    throw std::runtime_error(
+        fmt::format("{} is shorter than its checkpoint says ({} of {} bytes)", path, ec ? 0 : size, bytes));
   std::filesystem::resize_file(path, bytes);
   f_ = std::fopen(path.c_str(), "ab");
   if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
@@ -34,7 +34,8 @@ CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path)
 
 void CsvWriter::sync() {
   flush();
-  if (::fsync(fileno(f_)) != 0) throw std::runtime_error(fmt::format("fsync of {} failed: {}", path_, std::strerror(errno)));
+  if (::fsync(fileno(f_)) != 0)
+    throw std::runtime_error(fmt::format("fsync of {} failed: {}", path_, std::strerror(errno)));
 }
 
 std::uint64_t CsvWriter::bytes() const {
@@ -80,13 +81,14 @@ std::string number(std::optional<double> v) { return v ? number(*v) : std::strin
 
 std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths) {
   std::vector<std::string> h = axis_paths;
-  for (const char* c : {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "degenerate_chains", "theory"})
+  for (const char* c :
+       {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "degenerate_chains", "theory"})
     h.emplace_back(c);
   return h;
 }
 
-std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation,
-                                     const std::string& metric, const Summary& s, std::optional<double> theory) {
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation, const std::string& metric,
+                                     const Summary& s, std::optional<double> theory) {
   std::vector<std::string> r = labels;
   r.push_back(std::to_string(generation));
   r.push_back(metric);
@@ -99,15 +101,16 @@ std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int
 
 std::vector<std::string> summary_header(const std::vector<std::string>& axis_paths) {
   std::vector<std::string> h = axis_paths;
-  for (const char* c : {"point", "metric", "direction", "threshold", "generations", "collapse_generation", "last_mean",
-                        "last_lo", "last_hi", "auc_mean", "auc_lo", "auc_hi", "chains", "degenerate_chains",
-                        "real_samples"})
+  for (const char* c :
+       {"point", "metric", "direction", "threshold", "generations", "collapse_generation", "last_mean", "last_lo",
+        "last_hi", "auc_mean", "auc_lo", "auc_hi", "chains", "degenerate_chains", "real_samples"})
     h.emplace_back(c);
   return h;
 }
 
-std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point, const std::string& metric,
-                                     const PointSummary& s, double real_samples, int generations) {
+std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point,
+                                     const std::string& metric, const PointSummary& s, double real_samples,
+                                     int generations) {
   std::vector<double> auc = s.chain_auc();
   std::vector<double> scratch;
   const Interval last = interval95(s.last());

@@ -43,14 +43,15 @@ std::string number(double v);
 std::string number(std::optional<double> v);
 
 std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths);
-std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation,
-                                     const std::string& metric, const Summary& s, std::optional<double> theory);
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation, const std::string& metric,
+                                     const Summary& s, std::optional<double> theory);
 
 // summary.csv (sim/summary.h): one row per sweep point.
 class PointSummary;
 std::vector<std::string> summary_header(const std::vector<std::string>& axis_paths);
-std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point, const std::string& metric,
-                                     const PointSummary& s, double real_samples, int generations);
+std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point,
+                                     const std::string& metric, const PointSummary& s, double real_samples,
+                                     int generations);
 
 // Writes JSON to path atomically (temporary file, then rename).
 void write_json_atomic(const std::string& path, const nlohmann::json& j);

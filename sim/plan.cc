@@ -110,8 +110,10 @@ double parse_bytes(const std::string& text) {
   else if (unit == "G") scale = 1024.0 * 1024.0 * 1024.0;
   else if (unit == "T") scale = 1024.0 * 1024.0 * 1024.0 * 1024.0;
   if (pos == 0 || scale == 0.0 || !(v > 0.0) || !std::isfinite(v))
-    throw std::invalid_argument(fmt::format("--max-memory: expected a positive size such as 8G, 512M or 2e9, got "
-                                            "\"{}\"", text));
+    throw std::invalid_argument(
+        fmt::format("--max-memory: expected a positive size such as 8G, 512M or 2e9, got "
+                    "\"{}\"",
+                    text));
   return v * scale;
 }
 

@@ -2,9 +2,9 @@
 
 #include <fstream>
 
+#include <fmt/format.h>
 #include <CLI/Version.hpp>
 #include <Eigen/Core>
-#include <fmt/format.h>
 
 #ifndef OUROBOROS_VERSION
 #define OUROBOROS_VERSION "unknown"
@@ -38,8 +38,8 @@ nlohmann::json dependencies() {
       {"openmp", _OPENMP},
       {"eigen", fmt::format("{}.{}.{}", EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION)},
       {"fmt", FMT_VERSION},
-      {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR,
-                                    NLOHMANN_JSON_VERSION_PATCH)},
+      {"nlohmann_json",
+       fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR, NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)},
       {"cli11", CLI11_VERSION},
       {"yaml_cpp", OUROBOROS_YAML_CPP_VERSION},
   };

@@ -85,26 +85,28 @@ std::string early_warning_section(const std::string& dir, const std::vector<std:
   auto col = [&](const char* name) { return t.column(name, path); };
   const int c_det = col("detector"), c_metric = col("metric"), c_units = col("units"), c_thr = col("threshold"),
             c_base = col("baseline"), c_h = col("horizon"), c_target = col("target_false_alarm"),
-            c_coll = col("collapsed_chains"),
-            c_fa = col("false_alarm_rate"), c_falo = col("false_alarm_lo"), c_fahi = col("false_alarm_hi"),
-            c_ti = col("timely_rate"), c_tilo = col("timely_lo"), c_tihi = col("timely_hi"), c_late = col("late_rate"),
-            c_miss = col("miss_rate"), c_lq1 = col("lead_q25"), c_lq2 = col("lead_q50"), c_lq3 = col("lead_q75"),
-            c_alarm = col("alarm_q50"), c_chc = col("chain_collapse_q50"), c_pc = col("collapse_generation");
+            c_coll = col("collapsed_chains"), c_fa = col("false_alarm_rate"), c_falo = col("false_alarm_lo"),
+            c_fahi = col("false_alarm_hi"), c_ti = col("timely_rate"), c_tilo = col("timely_lo"),
+            c_tihi = col("timely_hi"), c_late = col("late_rate"), c_miss = col("miss_rate"), c_lq1 = col("lead_q25"),
+            c_lq2 = col("lead_q50"), c_lq3 = col("lead_q75"), c_alarm = col("alarm_q50"),
+            c_chc = col("chain_collapse_q50"), c_pc = col("collapse_generation");
   if (t.rows.empty()) return "";
   const auto& f = t.rows.front();
   std::string md = fmt::format(
       "\n## Early warning\n\nDetectors see only the generations' own samples and models and a fixed real "
       "validation set, never the truth. Each fires when its score (the move of its statistic from the {} "
       "generation's value, in the units shown) reaches a threshold calibrated on the first part of each point's "
-      "chains to a false-alarm rate of {} (early_warning.csv has the counts); the other chains judge it. A chain collapses at the first generation its summary "
+      "chains to a false-alarm rate of {} (early_warning.csv has the counts); the other chains judge it. A chain "
+      "collapses at the first generation its summary "
       "metric reaches the threshold; an alarm more than {} generations before that (or in a chain that never "
       "collapses) is false, one within them is timely, one after it late; lead = collapse − alarm generation. "
       "Rates with Wilson 95% intervals; definitions: README, \"Early warning\".\n\n",
       f.at(c_base) == "previous" ? "previous" : "first fitted", f.at(c_target), f.at(c_h));
   md += "|";
   for (const auto& a : axes) md += fmt::format(" {} |", a);
-  md += " detector (metric) | threshold | collapsed chains | false alarms | timely | late | missed | lead q25 / median / "
-        "q75 | median alarm / chain collapse / point collapse |\n|";
+  md +=
+      " detector (metric) | threshold | collapsed chains | false alarms | timely | late | missed | lead q25 / median / "
+      "q75 | median alarm / chain collapse / point collapse |\n|";
   for (std::size_t a = 0; a < axes.size(); ++a) md += "---|";
   md += "---|---|---|---|---|---|---|---|---|\n";
   auto pct = [](const std::string& v) { return v.empty() ? std::string("–") : fmt::format("{:.1f}%", 100 * value(v)); };
@@ -113,10 +115,11 @@ std::string early_warning_section(const std::string& dir, const std::vector<std:
     md += "|";
     for (std::size_t a = 0; a < axes.size(); ++a) md += fmt::format(" {} |", r.at(a));
     md += fmt::format(" {} (`{}`) | {} {} | {} | {} [{}, {}] | {} [{}, {}] | {} | {} | {} / {} / {} | {} / {} / {} |\n",
-                      r.at(c_det), r.at(c_metric), r.at(c_thr).empty() ? "never fires" : num(r.at(c_thr)), r.at(c_thr).empty() ? "" : r.at(c_units), r.at(c_coll), pct(r.at(c_fa)),
-                      pct(r.at(c_falo)), pct(r.at(c_fahi)), pct(r.at(c_ti)), pct(r.at(c_tilo)), pct(r.at(c_tihi)),
-                      pct(r.at(c_late)), pct(r.at(c_miss)), num(r.at(c_lq1)), num(r.at(c_lq2)), num(r.at(c_lq3)),
-                      num(r.at(c_alarm)), num(r.at(c_chc)), r.at(c_pc).empty() ? "never" : r.at(c_pc));
+                      r.at(c_det), r.at(c_metric), r.at(c_thr).empty() ? "never fires" : num(r.at(c_thr)),
+                      r.at(c_thr).empty() ? "" : r.at(c_units), r.at(c_coll), pct(r.at(c_fa)), pct(r.at(c_falo)),
+                      pct(r.at(c_fahi)), pct(r.at(c_ti)), pct(r.at(c_tilo)), pct(r.at(c_tihi)), pct(r.at(c_late)),
+                      pct(r.at(c_miss)), num(r.at(c_lq1)), num(r.at(c_lq2)), num(r.at(c_lq3)), num(r.at(c_alarm)),
+                      num(r.at(c_chc)), r.at(c_pc).empty() ? "never" : r.at(c_pc));
   }
   return md;
 }
@@ -199,21 +202,24 @@ std::string write_report(const std::string& dir) {
       "over chains is {} the threshold. {} chains per point, {} generations; backend {}. Definitions: README, "
       "\"Summaries and the report\".\n\n",
       metric,
-      ratio ? "a ratio to the truth's value, which shrinks under collapse: closest to 1 is best, measured per "
-              "chain as |ln value|, so that overshooting the truth ranks no better than falling short of it"
-            : down ? "shrinks under collapse: higher is better" : "grows under collapse: lower is better",
+      ratio  ? "a ratio to the truth's value, which shrinks under collapse: closest to 1 is best, measured per "
+               "chain as |ln value|, so that overshooting the truth ranks no better than falling short of it"
+      : down ? "shrinks under collapse: higher is better"
+             : "grows under collapse: lower is better",
       points.rows.front().at(c_thr), down ? "at or below" : "at or above",
-      manifest["points"].empty() ? 0 : manifest["points"][0].value("chains", 0),
-      points.rows.front().at(c_gen), manifest.value("backend", "?"));
-  md += fmt::format("Ranked by `{}` at the last generation{}. *vs best*: the mean over chains of (this point − the "
-                    "best point), chain by chain on common random numbers, with its 95% interval; ≈ marks a point "
-                    "whose interval contains 0 (not distinguishable from the best with these chains).\n\n",
-                    metric, ratio ? ": the median over chains of |ln value|, smallest first (its own column)" : "");
+      manifest["points"].empty() ? 0 : manifest["points"][0].value("chains", 0), points.rows.front().at(c_gen),
+      manifest.value("backend", "?"));
+  md += fmt::format(
+      "Ranked by `{}` at the last generation{}. *vs best*: the mean over chains of (this point − the "
+      "best point), chain by chain on common random numbers, with its 95% interval; ≈ marks a point "
+      "whose interval contains 0 (not distinguishable from the best with these chains).\n\n",
+      metric, ratio ? ": the median over chains of |ln value|, smallest first (its own column)" : "");
   md += "| rank |";
   for (const auto& a : axes) md += fmt::format(" {} |", a);
-  md += fmt::format(" collapse generation | {} at last generation [95% CI] |{} area under curve [95% CI] | real samples "
-                    "per chain | vs best [95% CI] |\n|---|",
-                    metric, ratio ? " median chain's \\|ln value\\| |" : "");
+  md += fmt::format(
+      " collapse generation | {} at last generation [95% CI] |{} area under curve [95% CI] | real samples "
+      "per chain | vs best [95% CI] |\n|---|",
+      metric, ratio ? " median chain's \\|ln value\\| |" : "");
   for (std::size_t a = 0; a < axes.size(); ++a) md += "---|";
   md += ratio ? "---|---|---|---|---|---|\n" : "---|---|---|---|---|\n";
   for (std::size_t k = 0; k < order.size(); ++k) {

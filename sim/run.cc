@@ -3,10 +3,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <csignal>
-#include <cstdlib>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -14,8 +14,8 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <omp.h>
+#include <nlohmann/json.hpp>
 
 #include "kernels/rng.h"
 #include "sim/aggregate.h"
@@ -34,9 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 nlohmann::json yaml_to_json(const YAML::Node& n) {
   switch (n.Type()) {
@@ -119,10 +117,11 @@ std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
   std::vector<PointPlan> plans;
   for (const auto& p : ex.points) {
     // Rank 0 also holds the early-warning detectors' view of every chain.
-    const double early = ex.early_warning.on
-                             ? EarlyWarningTracker::bytes(p.config.chains, p.config.generations,
-                                                          static_cast<int>(chosen_detectors(p.config, ex.early_warning).size()))
-                             : 0.0;
+    const double early =
+        ex.early_warning.on
+            ? EarlyWarningTracker::bytes(p.config.chains, p.config.generations,
+                                         static_cast<int>(chosen_detectors(p.config, ex.early_warning).size()))
+            : 0.0;
     plans.push_back(plan_point(p.config, comm.size(), budget, device, host, early));
   }
   return plans;
@@ -200,8 +199,10 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
         in >> latest;
         seq = latest.at("seq").get<std::uint64_t>();
       } catch (const std::exception&) {
-        throw CheckpointError(fmt::format("{} holds no checkpoint (the run stopped before its first one: run it "
-                                          "again with --force)", opt.out_dir));
+        throw CheckpointError(
+            fmt::format("{} holds no checkpoint (the run stopped before its first one: run it "
+                        "again with --force)",
+                        opt.out_dir));
       }
       const std::string file = checkpoint_path(ckdir, seq, comm.rank());
       reader = std::make_unique<CheckpointReader>(file);
@@ -212,12 +213,15 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       if (h.value("config", "") != fingerprint(text))
         throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path));
       if (h.value("run", "") != run_id)
-        throw CheckpointError(fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
-                                          "run in this folder?)", file, opt.out_dir));
+        throw CheckpointError(
+            fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
+                        "run in this folder?)",
+                        file, opt.out_dir));
       if (h.value("ranks", 0) != comm.size() || h.value("rank", -1) != comm.rank())
-        throw CheckpointError(fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number "
-                                          "of ranks (mpirun -n {})", file, h.value("rank", -1), h.value("ranks", 0),
-                                          h.value("ranks", 0)));
+        throw CheckpointError(
+            fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number "
+                        "of ranks (mpirun -n {})",
+                        file, h.value("rank", -1), h.value("ranks", 0), h.value("ranks", 0)));
       // The chains' batches as they were run (the plan of this process may
       // differ: another thread count, another machine's memory).
       const nlohmann::json& hp = h.at("plans");
@@ -244,7 +248,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       problem = fmt::format("{}: unreadable run state ({})", opt.out_dir, e.what());
     }
     if (comm.any(!problem.empty())) {
-      if (!problem.empty() && !root) std::fprintf(stderr, "ouroboros: resume, rank %d: %s\n", comm.rank(), problem.c_str());
+      if (!problem.empty() && !root)
+        std::fprintf(stderr, "ouroboros: resume, rank %d: %s\n", comm.rank(), problem.c_str());
       throw CheckpointError(problem.empty() ? "another rank's checkpoint was refused (its message above)" : problem);
     }
   }
@@ -259,10 +264,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
     if (opt.resume) {
       std::ifstream in(manifest_path);
       in >> manifest;
-      manifest["resumed"].push_back({{"checkpoint", seq},
-                                     {"point", resume_point},
-                                     {"batch", resume_batch},
-                                     {"generation", resume_generation}});
+      manifest["resumed"].push_back(
+          {{"checkpoint", seq}, {"point", resume_point}, {"batch", resume_batch}, {"generation", resume_generation}});
       result.rows = saved.at("rows").get<std::size_t>();
       points_json = saved.at("points");
       const auto& st = saved.at("stage_seconds");
@@ -272,7 +275,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       t_write = st.at("write");
       t_checkpoint = st.at("checkpoint");
       csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", saved.at("metrics_bytes").get<std::uint64_t>());
-      summary_csv = std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", saved.at("summary_bytes").get<std::uint64_t>());
+      summary_csv =
+          std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", saved.at("summary_bytes").get<std::uint64_t>());
       summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv",
                                                    saved.at("summary_chains_bytes").get<std::uint64_t>());
       if (opt.per_chain)
@@ -322,8 +326,11 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
   comm.barrier();  // the folder and manifest exist before any rank writes a checkpoint into it
   if (!root && !opt.resume) run_id = manifest_run_id();
   auto stage_seconds = [&] {
-    return nlohmann::json{{"sample_fit_metrics", t_backend}, {"gather", t_gather},     {"aggregate", t_aggregate},
-                          {"write", t_write},                {"checkpoint", t_checkpoint}};
+    return nlohmann::json{{"sample_fit_metrics", t_backend},
+                          {"gather", t_gather},
+                          {"aggregate", t_aggregate},
+                          {"write", t_write},
+                          {"checkpoint", t_checkpoint}};
   };
 
   std::size_t total_steps = 0;
@@ -528,8 +535,12 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       nlohmann::json mine = nlohmann::json::array();
       if (backend)
         for (const auto& w : backend->workers())
-          mine.push_back({{"rank", comm.rank()}, {"batch", b}, {"worker", w.worker}, {"first_chain", w.first_chain},
-                          {"last_chain", w.last_chain}, {"chains", w.chains}});
+          mine.push_back({{"rank", comm.rank()},
+                          {"batch", b},
+                          {"worker", w.worker},
+                          {"first_chain", w.first_chain},
+                          {"last_chain", w.last_chain},
+                          {"chains", w.chains}});
       const std::vector<std::string> all = comm.gather_text(mine.dump());
       if (root)
         for (const auto& t : all)
@@ -545,8 +556,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
       summary_csv->row(summary_row(point.labels, p, names[sm], summary, real_samples_per_chain(c), c.generations));
       for (std::int64_t i = 0; i < N; ++i) {
         std::vector<std::string> r = point.labels;
-        for (const std::string& v : {std::to_string(p), std::to_string(i), number(summary.chain_last()[i]),
-                                     number(summary.chain_auc()[i])})
+        for (const std::string& v :
+             {std::to_string(p), std::to_string(i), number(summary.chain_last()[i]), number(summary.chain_auc()[i])})
           r.push_back(v);
         summary_chains->row(r);
       }

@@ -23,12 +23,12 @@ struct RunOptions {
   std::vector<std::string> sets;  // for the manifest
   std::string out_dir;            // created; must not exist or be empty
   std::string backend = "auto";
-  int threads = 0;                // cpu: 0 = all cores
+  int threads = 0;  // cpu: 0 = all cores
   bool per_chain = false;
-  bool progress = true;           // progress bar on stderr (only if it is a terminal)
-  int checkpoint_every = 0;       // generations between checkpoints; 0: only when stopped by a signal
-  double max_memory = 0.0;        // bytes one process may use; 0: default_memory_budget
-  bool resume = false;            // continue out_dir's run from its last checkpoint
+  bool progress = true;      // progress bar on stderr (only if it is a terminal)
+  int checkpoint_every = 0;  // generations between checkpoints; 0: only when stopped by a signal
+  double max_memory = 0.0;   // bytes one process may use; 0: default_memory_budget
+  bool resume = false;       // continue out_dir's run from its last checkpoint
 };
 
 struct RunResult {

@@ -24,9 +24,7 @@ bool truth_ratio(const std::string& m) {
   return false;
 }
 
-const char* direction_name(Direction d) {
-  return d == Direction::kDown ? "down" : d == Direction::kUp ? "up" : "";
-}
+const char* direction_name(Direction d) { return d == Direction::kDown ? "down" : d == Direction::kUp ? "up" : ""; }
 
 SummarySettings default_summary(const PointConfig& c) {
   // The headline of each family: the spread kept (Gaussians, mixtures) and

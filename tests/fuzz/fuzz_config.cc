@@ -76,7 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t pos = 0; pos < text.size();) {
     std::size_t eol = text.find('\n', pos);
     if (eol == std::string::npos) eol = text.size();
-    if (text.compare(pos, kSet.size(), kSet) == 0) sets.push_back(text.substr(pos + kSet.size(), eol - pos - kSet.size()));
+    if (text.compare(pos, kSet.size(), kSet) == 0)
+      sets.push_back(text.substr(pos + kSet.size(), eol - pos - kSet.size()));
     pos = eol + 1;
   }
   // A sweep the parser accepts costs time linear in its points (each point is
@@ -97,7 +98,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       std::abort();
     }
     for (const auto& p : ex.points)
-      if (p.config.chains < 1 || p.config.generations < 1 || p.config.samples < 2 || p.labels.size() != ex.axes.size()) {
+      if (p.config.chains < 1 || p.config.generations < 1 || p.config.samples < 2 ||
+          p.labels.size() != ex.axes.size()) {
         std::fprintf(stderr, "fuzz_config: an accepted point out of range\n");
         std::abort();
       }

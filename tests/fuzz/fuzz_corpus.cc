@@ -43,8 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     const ouro::Corpus c = ouro::parse_corpus(text, "fuzz", 1);
     const std::size_t V = c.vocab.size();
-    if (V < 3 || c.train_count.size() != V || c.vocab[0] != "</s>" || c.vocab[1] != "<unk>" ||
-        c.train_count[1] != 0)
+    if (V < 3 || c.train_count.size() != V || c.vocab[0] != "</s>" || c.vocab[1] != "<unk>" || c.train_count[1] != 0)
       fail("bad vocabulary");
     for (std::size_t w = 2; w < V; ++w) {
       if (c.train_count[w] == 0 || c.vocab[w].empty()) fail("a vocabulary word with no training count");

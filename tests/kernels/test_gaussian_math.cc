@@ -18,7 +18,8 @@ using namespace ouro::kernels;
 
 TEST(ZSums, VectorisedCpuLoopDrawsTheSameNormalsAsTheGenericOne) {
   // Odd and even boundaries, a range shorter than a tile and one spanning many.
-  for (auto [i0, i1] : std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 1}, {1, 2}, {3, 10}, {0, 100}, {7, 1001}, {0, 4096}}) {
+  for (auto [i0, i1] :
+       std::vector<std::pair<std::int64_t, std::int64_t>>{{0, 1}, {1, 2}, {3, 10}, {0, 100}, {7, 1001}, {0, 4096}}) {
     double a1 = 0, a2 = 0, b1 = 0, b2 = 0;
     cpu_zsums_1d(9, 4, 3, ouro::rng::kStreamSyntheticDraw, i0, i1, a1, a2);
     accumulate_zsums_1d(9, 4, 3, ouro::rng::kStreamSyntheticDraw, i0, i1, b1, b2);
@@ -177,11 +178,12 @@ TEST(Metrics, OneDimensionalClosedFormsByHand) {
   EXPECT_DOUBLE_EQ(out[kVarRatio], 0.25);
   EXPECT_NEAR(out[kDetRatio], 0.25, 1e-15);
   EXPECT_DOUBLE_EQ(out[kMeanSqErr], 0.25);
-  EXPECT_NEAR(out[kW2], std::sqrt(0.25 + 0.25), 1e-15);           // sqrt(dm^2 + (s - s0)^2)
+  EXPECT_NEAR(out[kW2], std::sqrt(0.25 + 0.25), 1e-15);  // sqrt(dm^2 + (s - s0)^2)
   EXPECT_NEAR(out[kKl], std::log(0.5) + (1.0 + 0.25) / (2 * 0.25) - 0.5, 1e-14);
   EXPECT_NEAR(out[kXent], 0.5 * std::log(2 * M_PI * 0.25) + (1.0 + 0.25) / (2 * 0.25), 1e-14);
   const double r = 2.5758293035489004;
-  const double p = 0.5 * std::erfc((r - mu) / (sd * std::sqrt(2.0))) + 0.5 * std::erfc((r + mu) / (sd * std::sqrt(2.0)));
+  const double p =
+      0.5 * std::erfc((r - mu) / (sd * std::sqrt(2.0))) + 0.5 * std::erfc((r + mu) / (sd * std::sqrt(2.0)));
   EXPECT_NEAR(out[kTailMass], p / 0.01, 1e-10);
   EXPECT_EQ(out[kSyntheticShare], 0.7);
   EXPECT_EQ(out[kDataAge], 1.5);

@@ -37,8 +37,7 @@ struct Mixture {
 
 // Three well-separated 2-D components with distinct weights.
 Mixture three() {
-  return Mixture({0.5, 0.3, 0.2}, {0, 0, 6, 0, 0, 6},
-                 {1.0, 0.3, 0.3, 0.8, 0.5, 0.0, 0.0, 1.2, 0.9, -0.2, -0.2, 0.4});
+  return Mixture({0.5, 0.3, 0.2}, {0, 0, 6, 0, 0, 6}, {1.0, 0.3, 0.3, 0.8, 0.5, 0.0, 0.0, 1.2, 0.9, -0.2, -0.2, 0.4});
 }
 
 std::vector<double> draw(const Mixture& m, std::int64_t n, std::uint32_t seed) {
@@ -93,7 +92,8 @@ TEST(GmmDraw, ComponentFrequenciesMatchTheWeights) {
   const std::int64_t n = 200000;
   std::vector<double> count(3, 0.0);
   for (std::int64_t i = 0; i < n; ++i) {
-    const ouro::rng::Block b = ouro::rng::draw_block(9, 4, 2, ouro::rng::kStreamSyntheticComponent, static_cast<std::uint64_t>(i) >> 2);
+    const ouro::rng::Block b =
+        ouro::rng::draw_block(9, 4, 2, ouro::rng::kStreamSyntheticComponent, static_cast<std::uint64_t>(i) >> 2);
     count[pick_component(3, m.cview().w, b.v[i & 3])] += 1.0;
   }
   for (int k = 0; k < 3; ++k) {
@@ -128,7 +128,8 @@ TEST(CpuEStep, BitIdenticalAcrossShapes) {
           std::vector<double> weights(n);
           for (std::int64_t i = 0; i < n; ++i) weights[i] = 0.3 + 0.7 * static_cast<double>(i % 5);
           for (const double* W : {static_cast<const double*>(nullptr), static_cast<const double*>(weights.data())})
-            for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
+            for (auto [pass, mode] :
+                 {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
               em_estep_serial(mode, m.cview(), diag, x.data(), W, n, EmScratch{lanes.data(), serial.data()});
               cpu_estep(pass, m.cview(), diag, x.data(), W, n, lanes.data(), tiled.data());
               for (int st = 0; st < S; ++st)
@@ -150,7 +151,8 @@ TEST(CpuEStep, BitIdenticalToTheSerialLaneOrder) {
       const auto x = draw(m, n, 3);
       const int S = em_stats_size(m.K, m.d);
       std::vector<double> lanes(kEmLanes * S), serial(S), tiled(S);
-      for (auto [pass, mode] : {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
+      for (auto [pass, mode] :
+           {std::pair{CpuPass::kSoft, LanePass::kSoft}, std::pair{CpuPass::kHard, LanePass::kHard}}) {
         em_estep_serial(mode, m.cview(), diag, x.data(), nullptr, n, EmScratch{lanes.data(), serial.data()});
         cpu_estep(pass, m.cview(), diag, x.data(), nullptr, n, lanes.data(), tiled.data());
         for (int s = 0; s < S; ++s)
@@ -229,8 +231,8 @@ TEST(Em, AgreesWithAnIndependentEigenReference) {
   const int S = em_stats_size(3, 2);
   std::vector<double> lanes(kEmLanes * S), stats(S);
   for (int it = 1; it <= 30; ++it) {
-    const EmOutcome out = em_run(one_step, ours.view(), x.data(), n, static_cast<double>(n), stats.data(), SerialEStep{false, lanes.data()},
-                                 SerialPolicy{});
+    const EmOutcome out = em_run(one_step, ours.view(), x.data(), n, static_cast<double>(n), stats.data(),
+                                 SerialEStep{false, lanes.data()}, SerialPolicy{});
     ASSERT_TRUE(out.ok);
     ref.step(X, 1e-6);
     const GmmCView o = ours.cview();
@@ -263,7 +265,8 @@ TEST(Em, LogLikelihoodNeverDecreases) {
       std::vector<double> lanes(kEmLanes * S), stats(S), trace(300);
       const SerialEStep estep{diag, lanes.data()};
       ASSERT_TRUE(kmeanspp_init(1, 2, 3, restart, s, m, x.data(), n, stats.data(), estep, SerialPolicy{}));
-      const EmOutcome out = em_run(s, m, x.data(), n, static_cast<double>(n), stats.data(), estep, SerialPolicy{}, trace.data());
+      const EmOutcome out =
+          em_run(s, m, x.data(), n, static_cast<double>(n), stats.data(), estep, SerialPolicy{}, trace.data());
       ASSERT_TRUE(out.ok);
       for (int it = 1; it < out.iters; ++it)
         EXPECT_GE(trace[it], trace[it - 1] - 1e-9 * std::abs(trace[it - 1]))
@@ -288,7 +291,8 @@ TEST(Em, IntegerWeightsEqualRepeatedPoints) {
   for (std::int64_t i = 0; i < n; ++i) {
     weights[i] = 1.0 + static_cast<double>((i * 7) % 3);
     total += weights[i];
-    for (int r = 0; r < static_cast<int>(weights[i]); ++r) repeated.insert(repeated.end(), x.begin() + 2 * i, x.begin() + 2 * i + 2);
+    for (int r = 0; r < static_cast<int>(weights[i]); ++r)
+      repeated.insert(repeated.end(), x.begin() + 2 * i, x.begin() + 2 * i + 2);
   }
   const auto m_rep = static_cast<std::int64_t>(repeated.size() / 2);
   ASSERT_EQ(static_cast<double>(m_rep), total);
@@ -328,8 +332,9 @@ TEST(Em, RecoversTheParametersOfAWellSeparatedMixture) {
   const int P = gmm_block_size(3, 2), S = em_stats_size(3, 2);
   std::vector<double> work(P), best(P), lanes(kEmLanes * S), stats(S);
   bool have = false;
-  const EmOutcome out = em_fit(7, 0, 1, s, false, nullptr, work.data(), best.data(), x.data(), n, static_cast<double>(n), stats.data(),
-                               SerialEStep{false, lanes.data()}, SerialPolicy{}, 3, 2, have);
+  const EmOutcome out =
+      em_fit(7, 0, 1, s, false, nullptr, work.data(), best.data(), x.data(), n, static_cast<double>(n), stats.data(),
+             SerialEStep{false, lanes.data()}, SerialPolicy{}, 3, 2, have);
   ASSERT_TRUE(have);
   EXPECT_TRUE(out.converged);
   const GmmCView f = gmm_view(3, 2, static_cast<const double*>(best.data()));

@@ -19,7 +19,8 @@ TEST(Normal, LogWithinTwoUlpOfLibm) {
     worst = std::max(worst, std::abs(kernels::log_positive(u) - ref) / std::abs(ref));
   };
   for (int i = 0; i < 2000000; ++i) check(kernels::u01_word(g() >> 32));
-  for (int i = 0; i < 200000; ++i) check(rng::u01_open(static_cast<std::uint32_t>(g()), static_cast<std::uint32_t>(g())));
+  for (int i = 0; i < 200000; ++i)
+    check(rng::u01_open(static_cast<std::uint32_t>(g()), static_cast<std::uint32_t>(g())));
   // The smallest and largest uniforms too.
   for (double u : {0x1.0p-33, 0x1.0p-53, 0.5, 1.0 - 0x1.0p-33}) check(u);
   EXPECT_LT(worst, 2 * 2.3e-16);
@@ -30,7 +31,7 @@ TEST(Normal, SinCosWithinFourUlpOfLibm) {
   double worst = 0.0;
   for (std::uint64_t i = 0; i < 2000000; ++i) {
     const std::uint64_t k = i < 8 ? (i * 0x20000000ull) + (i & 1) * 0x1FFFFFFFull : g() >> 32;  // quadrant edges first
-    const long double v = (k + 0.5L) / 4294967296.0L;  // (k + 1/2) 2^-32
+    const long double v = (k + 0.5L) / 4294967296.0L;                                           // (k + 1/2) 2^-32
     const long double a = 2.0L * 3.141592653589793238462643383279502884L * v;
     double s, c;
     kernels::sincos_2pi_word(k, s, c);
@@ -87,8 +88,7 @@ TEST(Normal, NeighbouringChainsAreUncorrelated) {
   // se 1/sqrt(N), z = 5.
   const int n = 1000000;
   double sxy = 0;
-  for (int m = 0; m < n; ++m)
-    sxy += kernels::stream_normal(1, 100, 2, 1, m) * kernels::stream_normal(1, 101, 2, 1, m);
+  for (int m = 0; m < n; ++m) sxy += kernels::stream_normal(1, 100, 2, 1, m) * kernels::stream_normal(1, 101, 2, 1, m);
   EXPECT_NEAR(sxy / n, 0.0, 5.0 / std::sqrt(static_cast<double>(n)));
 }
 

@@ -124,10 +124,8 @@ TEST(ChiSquare, QuantileInvertsSurvival) {
     for (double p : {1e-12, 1e-6, 0.01, 0.3, 0.5, 0.9, 0.999, 1 - 1e-9}) {
       const double x = chi2_quantile(p, dof);
       // Relative 1e-10 on whichever tail is the smaller.
-      if (p <= 0.5)
-        EXPECT_NEAR(chi2_cdf(x, dof), p, 1e-10 * p) << dof << " " << p;
-      else
-        EXPECT_NEAR(chi2_survival(x, dof), 1 - p, 1e-10 * (1 - p)) << dof << " " << p;
+      if (p <= 0.5) EXPECT_NEAR(chi2_cdf(x, dof), p, 1e-10 * p) << dof << " " << p;
+      else EXPECT_NEAR(chi2_survival(x, dof), 1 - p, 1e-10 * (1 - p)) << dof << " " << p;
     }
   }
   EXPECT_EQ(chi2_quantile(0.0, 3), 0.0);
@@ -611,7 +609,11 @@ TEST(TailMass, RotatedModelMatchesMonteCarlo) {
   };
   const Case cases[] = {
       {2, {0, 0}, {2.0, 0.8, 0.8, 1.0}, {0.7, -0.4}, {0.5, -0.3, -0.3, 1.5}},
-      {3, {1, 2, 3}, {2, 0.3, 0.1, 0.3, 1, 0.2, 0.1, 0.2, 0.5}, {1.5, 1.8, 3.1}, {0.3, 0.05, 0, 0.05, 2.0, -0.4, 0, -0.4, 0.4}},
+      {3,
+       {1, 2, 3},
+       {2, 0.3, 0.1, 0.3, 1, 0.2, 0.1, 0.2, 0.5},
+       {1.5, 1.8, 3.1},
+       {0.3, 0.05, 0, 0.05, 2.0, -0.4, 0, -0.4, 0.4}},
   };
   const int n = 4000000;
   unsigned seed = 10;
@@ -664,8 +666,8 @@ TEST(TailMass, MatchesEigenConstruction) {
       mu(i) = mu0(i) + 0.5 * nd(g);
     }
     const Eigen::MatrixXd L0m = S0.llt().matrixL();
-    const Eigen::MatrixXd W = L0m.triangularView<Eigen::Lower>().solve(
-        L0m.triangularView<Eigen::Lower>().solve(S).transpose());
+    const Eigen::MatrixXd W =
+        L0m.triangularView<Eigen::Lower>().solve(L0m.triangularView<Eigen::Lower>().solve(S).transpose());
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(0.5 * (W + W.transpose()));
     const Eigen::VectorXd m = L0m.triangularView<Eigen::Lower>().solve(mu - mu0);
     const Eigen::VectorXd b = es.eigenvectors().transpose() * m;

@@ -31,7 +31,6 @@ inline std::string from_env(const char* name, const char* fallback) {
 inline const std::string kBinary = from_env("OUROBOROS_BINARY", OUROBOROS_BINARY);
 inline const std::string kSourceDir = from_env("OUROBOROS_SOURCE_DIR", OUROBOROS_SOURCE_DIR);
 
-
 // A shell command's exit code (128 + the signal for a process killed by
 // one) and its stdout and stderr together.
 inline Result run_command(const std::string& command) {
@@ -51,14 +50,14 @@ inline Result run(const std::string& args) { return run_command(kBinary + " " + 
 // The binary under `mpirun -n ranks` (oversubscribed: more ranks than cores
 // is fine for tests; allowed as root, as CI containers run).
 inline Result run_mpi(int ranks, const std::string& args) {
-  return run_command("OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
-                     "mpirun --oversubscribe -n " + std::to_string(ranks) + " " + kBinary + " " + args);
+  return run_command(
+      "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+      "mpirun --oversubscribe -n " +
+      std::to_string(ranks) + " " + kBinary + " " + args);
 }
 
 // Whether this build runs across MPI ranks and mpirun is on the PATH.
-inline bool mpi_available() {
-  return OUROBOROS_HAVE_MPI && std::system("command -v mpirun > /dev/null 2>&1") == 0;
-}
+inline bool mpi_available() { return OUROBOROS_HAVE_MPI && std::system("command -v mpirun > /dev/null 2>&1") == 0; }
 
 inline std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

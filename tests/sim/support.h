@@ -23,8 +23,8 @@ using Row = std::array<Summary, kernels::kNumGaussianMetrics>;
 
 struct Curves {
   PointConfig config;
-  std::vector<Row> gen;                      // gen[t][metric]
-  std::vector<std::vector<double>> values;   // values[t] = [metric][chain] of the last run
+  std::vector<Row> gen;                     // gen[t][metric]
+  std::vector<std::vector<double>> values;  // values[t] = [metric][chain] of the last run
 };
 
 // Any family's curves through the loop's family interface: gen[t][metric]

@@ -26,8 +26,9 @@ void compare(const std::string& yaml) {
   });
 }
 
-const char* kBase = "seed: 5\nchains: 3000\ngenerations: 15\nmodel: {family: gaussian, dim: DIM, estimator: mle}\n"
-                    "truth: {isotropic: 1.5}\ndata: {samples: 37, regime: REGIME, real_fraction: 0.2}\n";
+const char* kBase =
+    "seed: 5\nchains: 3000\ngenerations: 15\nmodel: {family: gaussian, dim: DIM, estimator: mle}\n"
+    "truth: {isotropic: 1.5}\ndata: {samples: 37, regime: REGIME, real_fraction: 0.2}\n";
 
 std::string cfg(const char* dim, const char* regime) {
   std::string s = kBase;
@@ -52,11 +53,12 @@ TEST(CpuVsCuda, Filters1DAnd2D) {
     for (const char* dim : {"1", "2"})
       for (const bool dedup : {false, true}) {
         std::string s = cfg(dim, regime);
-        s.replace(s.find("real_fraction: 0.2}"), 19,
-                  std::string("real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
-                              "tail_upsample: {factor: 2, quantile: 0.1}") +
-                      (dedup ? ", dedup: true, dedup_resolution: 0.3" : "") +
-                      (std::string(regime) != "replace" ? ", age_decay: 0.8}" : "}"));
+        s.replace(
+            s.find("real_fraction: 0.2}"), 19,
+            std::string("real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, "
+                        "tail_upsample: {factor: 2, quantile: 0.1}") +
+                (dedup ? ", dedup: true, dedup_resolution: 0.3" : "") +
+                (std::string(regime) != "replace" ? ", age_decay: 0.8}" : "}"));
         compare(s);
       }
 }

@@ -51,7 +51,8 @@ Sample filled() {
 TEST(Checkpoint, RecordsReadBackAsWritten) {
   const fs::path p = scratch_file("roundtrip");
   Sample s = filled();
-  write_checkpoint(p, {{"format", kCheckpointFormat}, {"note", "x"}}, [&](kernels::StateArchive& ar) { s.archive(ar); });
+  write_checkpoint(p, {{"format", kCheckpointFormat}, {"note", "x"}},
+                   [&](kernels::StateArchive& ar) { s.archive(ar); });
   CheckpointReader r(p);
   EXPECT_EQ(r.header().at("note"), "x");
   Sample back;
@@ -88,7 +89,8 @@ TEST(Checkpoint, EveryTruncationAndEveryFlippedByteIsRefused) {
     }
     return false;
   };
-  for (std::size_t n = 0; n < good.size(); ++n) EXPECT_TRUE(refused(good.substr(0, n))) << "prefix of " << n << " bytes";
+  for (std::size_t n = 0; n < good.size(); ++n)
+    EXPECT_TRUE(refused(good.substr(0, n))) << "prefix of " << n << " bytes";
   for (std::size_t i = 0; i < good.size(); ++i) {
     std::string bad = good;
     bad[i] = static_cast<char>(bad[i] ^ 0x10);
@@ -167,7 +169,8 @@ TEST_P(Restore, GaussianContinuesBitForBit) {
                              "accumulate_subsample, dedup: true, dedup_resolution: 0.5"})
     expect_restored_run_matches(std::string("seed: 4\nchains: 40\ngenerations: 6\nmodel: {family: gaussian, dim: 2}\n"
                                             "truth: {isotropic: 1.0}\ndata: {samples: 7, real_fraction: 0.2, "
-                                            "regime: ") + regime + "}\n",
+                                            "regime: ") +
+                                    regime + "}\n",
                                 GetParam(), 3);
 }
 
@@ -176,7 +179,8 @@ TEST_P(Restore, MixtureContinuesBitForBit) {
     expect_restored_run_matches(std::string("seed: 5\nchains: 12\ngenerations: 5\nmodel: {family: gmm, components: 2, "
                                             "dim: 1, em: {max_iter: 20}}\ntruth: {weights: [0.7, 0.3], means: [[0], "
                                             "[3]], covs: [[1], [0.5]]}\ndata: {samples: 80, real_fraction: 0.2, "
-                                            "regime: ") + regime + "}\n",
+                                            "regime: ") +
+                                    regime + "}\n",
                                 GetParam(), 2);
 }
 
@@ -186,19 +190,22 @@ TEST_P(Restore, NgramContinuesBitForBit) {
       expect_restored_run_matches(std::string("seed: 6\nchains: 9\ngenerations: 5\nmodel: {family: ngram, order: "
                                               "2, smoothing: mle}\ntruth: {zipf: {vocab: 60, exponent: 1.1}}\n"
                                               "metrics: {heldout: 500}\ndata: {samples: 300, real_fraction: 0.2, "
-                                              "regime: ") + regime + "}\n",
+                                              "regime: ") +
+                                      regime + "}\n",
                                   GetParam(), 2);
     expect_restored_run_matches(std::string("seed: 6\nchains: 9\ngenerations: 5\nmodel: {family: ngram, order: 1}\n"
                                             "truth: {zipf: {vocab: 60, exponent: 1.1}}\nmetrics: {heldout: 500}\n"
-                                            "data: {samples: 300, regime: ") + regime + "}\n",
+                                            "data: {samples: 300, regime: ") +
+                                    regime + "}\n",
                                 GetParam(), 3);
   }
   // Text: replace with no real data reuses the sample's counts as the next
   // training counts (saved with the sample); Kneser-Ney over a pool of
   // counts (accumulate) and of texts (accumulate_subsample).
-  expect_restored_run_matches("seed: 6\nchains: 6\ngenerations: 4\nmodel: {family: ngram, order: 2}\n"
-                              "truth: {corpus: kjv}\ndata: {samples: 3000, regime: replace}\n",
-                              GetParam(), 2);
+  expect_restored_run_matches(
+      "seed: 6\nchains: 6\ngenerations: 4\nmodel: {family: ngram, order: 2}\n"
+      "truth: {corpus: kjv}\ndata: {samples: 3000, regime: replace}\n",
+      GetParam(), 2);
   for (const char* regime : {"accumulate", "accumulate_subsample"})
     expect_restored_run_matches(std::string("seed: 6\nchains: 6\ngenerations: 4\nmodel: {family: ngram, order: 3, "
                                             "smoothing: kneser_ney}\ntruth: {corpus: kjv}\ndata: {samples: 3000, "

@@ -40,9 +40,11 @@ sweep:
 TEST(Cli, OutputIsBitIdenticalForOneAndTwoThreads) {
   const fs::path dir = temp_dir("threads");
   const fs::path cfg = write_config(dir, kSweep);
-  const Result one = run("run " + cfg.string() + " --backend cpu --threads 1 --no-progress --out " + (dir / "t1").string());
+  const Result one =
+      run("run " + cfg.string() + " --backend cpu --threads 1 --no-progress --out " + (dir / "t1").string());
   ASSERT_EQ(one.code, 0) << one.out;
-  const Result two = run("run " + cfg.string() + " --backend cpu --threads 2 --no-progress --out " + (dir / "t2").string());
+  const Result two =
+      run("run " + cfg.string() + " --backend cpu --threads 2 --no-progress --out " + (dir / "t2").string());
   ASSERT_EQ(two.code, 0) << two.out;
   const std::string a = slurp(dir / "t1" / "metrics.csv"), b = slurp(dir / "t2" / "metrics.csv");
   EXPECT_GT(a.size(), 1000u);
@@ -67,8 +69,9 @@ TEST(Cli, OutputIsBitIdenticalForOneAndTwoThreads) {
 TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
   const fs::path dir = temp_dir("columns");
   const fs::path cfg = write_config(dir, kSweep);
-  const Result r = run("run " + cfg.string() + " --backend cpu --no-progress --set model.dim=1 --set data.real_fraction=0 --out " +
-                       (dir / "o").string());
+  const Result r =
+      run("run " + cfg.string() + " --backend cpu --no-progress --set model.dim=1 --set data.real_fraction=0 --out " +
+          (dir / "o").string());
   ASSERT_EQ(r.code, 0) << r.out;
   std::ifstream f(dir / "o" / "metrics.csv");
   std::string header;
@@ -131,7 +134,9 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
 TEST(Cli, RefusesToOverwriteAnOutputFolderWithoutForce) {
   const fs::path dir = temp_dir("force");
   const fs::path cfg = write_config(dir, kSweep);
-  const std::string base = "run " + cfg.string() + " --backend cpu --no-progress --set generations=1 --set chains=5 --out " + (dir / "o").string();
+  const std::string base = "run " + cfg.string() +
+                           " --backend cpu --no-progress --set generations=1 --set chains=5 --out " +
+                           (dir / "o").string();
   ASSERT_EQ(run(base).code, 0);
   const Result again = run(base);
   EXPECT_EQ(again.code, 2);

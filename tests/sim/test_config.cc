@@ -117,8 +117,8 @@ sweep:
 }
 
 TEST(Config, SetOnASweptKeyFixesItAndRemovesTheAxis) {
-  const auto ex = load_experiment_text(std::string(kBase) + "sweep: {data.samples: [10, 100], data.real_fraction: [0, 0.5]}\n",
-                                       {"data.samples=30"});
+  const auto ex = load_experiment_text(
+      std::string(kBase) + "sweep: {data.samples: [10, 100], data.real_fraction: [0, 0.5]}\n", {"data.samples=30"});
   ASSERT_EQ(ex.axes.size(), 1u);
   EXPECT_EQ(ex.axes[0].path, "data.real_fraction");
   ASSERT_EQ(ex.points.size(), 2u);
@@ -144,10 +144,9 @@ TEST(Config, RealCountRoundsHalfAwayFromZero) {
 }
 
 TEST(Config, MissingRequiredKeys) {
-  expect_refused("generations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\ndata: {samples: 5}\n", {},
-                 "chains", "missing");
-  expect_refused("chains: 3\ngenerations: 3\nmodel: {family: gaussian}\ndata: {samples: 5}\n", {}, "truth",
+  expect_refused("generations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\ndata: {samples: 5}\n", {}, "chains",
                  "missing");
+  expect_refused("chains: 3\ngenerations: 3\nmodel: {family: gaussian}\ndata: {samples: 5}\n", {}, "truth", "missing");
 }
 
 const char* kGmm = R"(
@@ -200,10 +199,11 @@ TEST(Config, GmmRefusalsNameTheKey) {
   expect_refused(kGmm, {"truth.weights=[1.0e-300, 1]", "truth.means=[[50, 50], [0, 0]]"}, "truth.weights",
                  "rare_mode_mass would be undefined");
   expect_refused(kGmm, {"model.em.reg_covar=0.1"}, "model.em.reg_covar", "not small against");
-  expect_refused(kGmm, {"model.dim=8", "model.em.reg_covar=0",
-                        "truth.means=[[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]]",
-                        "truth.covs=[[1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80], [1, 1, 1, 1, 1, 1, 1, 1]]"},
-                 "truth.covs", "overflows");
+  expect_refused(
+      kGmm,
+      {"model.dim=8", "model.em.reg_covar=0", "truth.means=[[0, 0, 0, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1, 1]]",
+       "truth.covs=[[1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80, 1e-80], [1, 1, 1, 1, 1, 1, 1, 1]]"},
+      "truth.covs", "overflows");
   // Keys of the other family are refused, not ignored.
   expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator", "applies to model.family gaussian only");
   expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
@@ -241,8 +241,10 @@ TEST(Config, NgramRefusalsNameTheKey) {
   expect_refused(kNgram, {"truth={corpus: /tmp}"}, "truth.corpus", "not a regular file");
   expect_refused(kNgram, {"model.k=2"}, "model.k", "applies to smoothing add_k only");
   expect_refused(kNgram, {"metrics.tail_count=3"}, "metrics.tail_count", "applies to a corpus truth only");
-  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.heldout=50"}, "metrics.heldout", "applies to a zipf truth only");
-  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.tail_count=0"}, "metrics.tail_count", "expected an integer in [1,");
+  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.heldout=50"}, "metrics.heldout",
+                 "applies to a zipf truth only");
+  expect_refused(kNgram, {"truth={corpus: kjv}", "metrics.tail_count=0"}, "metrics.tail_count",
+                 "expected an integer in [1,");
   expect_refused(kNgram, {"truth={corpus: kjv, zipf: {vocab: 5, exponent: 1}}"}, "truth", "exactly one of");
   expect_refused(kNgram, {"model.order=3"}, "model.order", "a zipf truth is of order 1 or 2");
   expect_refused(kNgram, {"model.order=2", "truth.zipf.vocab=6000"}, "truth.zipf.vocab", "at most 5000");

@@ -32,20 +32,20 @@ using test::write_config;
 // metric y (collapse when y >= 1), [1] the detector's statistic x, read with
 // score = x_g - x_ref. Chains 0-3 calibrate, 4-7 are judged; horizon 1.
 struct Chain {
-  int collapse;            // -1: never
-  std::vector<double> x;   // generations 0..6
+  int collapse;           // -1: never
+  std::vector<double> x;  // generations 0..6
 };
 const std::vector<Chain> kChains = {
     // Calibration. Scores reached (baseline generation 1):
-    {4, {0, 0, 0, 1, 2, 3, 3}},          // 0, 1, 2, 3 from generation 2 on
-    {-1, {0, 0, 0, 0.5, 0.5, 0.5, 0.5}}, // 0, 0.5: never collapses
-    {3, {0, 0, 2, 2, 2, 2, 2}},          // 2 at generation 2
-    {6, {0, 0, 0, 0, 0, 0, 5}},          // 5 at generation 6
+    {4, {0, 0, 0, 1, 2, 3, 3}},           // 0, 1, 2, 3 from generation 2 on
+    {-1, {0, 0, 0, 0.5, 0.5, 0.5, 0.5}},  // 0, 0.5: never collapses
+    {3, {0, 0, 2, 2, 2, 2, 2}},           // 2 at generation 2
+    {6, {0, 0, 0, 0, 0, 0, 5}},           // 5 at generation 6
     // Judged.
-    {5, {0, 0, 0, 0, 1, 1, 1}},          // alarm at 4: timely (5 - 1 <= 4 <= 5), lead 1
-    {2, {0, 0, 0, 0, 0, 0, 1}},          // alarm at 6: late, lead -4
-    {5, {0, 0, 0, 0, 0, 0, 0}},          // no alarm: a miss
-    {-1, {0, 0, 0.2, 0.4, 0.6, 0.8, 1}}, // first: alarm at 4, false; previous: steps of 0.2, none
+    {5, {0, 0, 0, 0, 1, 1, 1}},           // alarm at 4: timely (5 - 1 <= 4 <= 5), lead 1
+    {2, {0, 0, 0, 0, 0, 0, 1}},           // alarm at 6: late, lead -4
+    {5, {0, 0, 0, 0, 0, 0, 0}},           // no alarm: a miss
+    {-1, {0, 0, 0.2, 0.4, 0.6, 0.8, 1}},  // first: alarm at 4, false; previous: steps of 0.2, none
 };
 
 std::vector<DetectorResult> evaluate(bool previous, std::vector<Chain> chains = kChains) {
@@ -117,7 +117,8 @@ model: {family: gaussian, dim: 2}
 truth: {mean: [1.0, -2.0], cov: [[2.0, 0.6], [0.6, 1.0]]}
 data: {samples: 10}
 metrics: {heldout: 301}
-)", {});
+)",
+                                             {});
   const PointConfig& c = ex.points.front().config;
   const kernels::GaussianTruth tr = make_gaussian_truth(c);
   const double mu[2] = {0.7, -1.5}, cov[4] = {0.5, -0.1, -0.1, 0.8};

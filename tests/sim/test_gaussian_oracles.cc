@@ -51,8 +51,8 @@ void check_oracle(const test::Curves& curves, int m, const std::vector<int>& gen
 
 std::string gaussian_yaml(int chains, int generations, int dim, int n, const char* regime, const char* estimator,
                           double real_fraction = 0.0, const char* truth = "{isotropic: 1.0}") {
-  return "name: oracle\nseed: 2024\nchains: " + std::to_string(chains) + "\ngenerations: " +
-         std::to_string(generations) + "\nmodel: {family: gaussian, dim: " + std::to_string(dim) +
+  return "name: oracle\nseed: 2024\nchains: " + std::to_string(chains) +
+         "\ngenerations: " + std::to_string(generations) + "\nmodel: {family: gaussian, dim: " + std::to_string(dim) +
          ", estimator: " + estimator + "}\ntruth: " + truth + "\ndata: {samples: " + std::to_string(n) +
          ", regime: " + regime + ", real_fraction: " + std::to_string(real_fraction) + "}\n";
 }
@@ -64,17 +64,19 @@ class GaussianOracle : public BackendTest {};
 // 2024). Planted bug: n - 1 in place of n in the MLE denominator.
 TEST_P(GaussianOracle, ReplaceMleVarianceShrinksGeometrically) {
   const int n = 10;
-  const auto c = run_curves(gaussian_yaml(20000, 20, 2, n, "replace", "mle", 0.0, "{mean: [1, -1], cov: [[2, 0.5], [0.5, 1]]}"),
-                            GetParam());
+  const auto c = run_curves(
+      gaussian_yaml(20000, 20, 2, n, "replace", "mle", 0.0, "{mean: [1, -1], cov: [[2, 0.5], [0.5, 1]]}"), GetParam());
   const double a = (n - 1.0) / n, tr0 = 3.0;
   const std::vector<int> gens = {1, 2, 5, 10, 20};
-  check_oracle(c, kVarRatio, gens, [&](int t) { return std::pow(a, t); }, [&](int) { return 1.0; },
-               "n - 1 in the MLE");
-  check_oracle(c, kMeanSqErr, gens, [&](int t) { return tr0 * (1 - std::pow(a, t)); },
-               [&](int t) { return tr0 * t / n; }, "n - 1 in the MLE");
+  check_oracle(
+      c, kVarRatio, gens, [&](int t) { return std::pow(a, t); }, [&](int) { return 1.0; }, "n - 1 in the MLE");
+  check_oracle(
+      c, kMeanSqErr, gens, [&](int t) { return tr0 * (1 - std::pow(a, t)); }, [&](int t) { return tr0 * t / n; },
+      "n - 1 in the MLE");
   // Planted bug: off-by-one generation (generation t reports t - 1 fits).
-  check_oracle(c, kVarRatio, gens, [&](int t) { return std::pow(a, t); }, [&](int t) { return std::pow(a, t - 1); },
-               "off-by-one generation");
+  check_oracle(
+      c, kVarRatio, gens, [&](int t) { return std::pow(a, t); }, [&](int t) { return std::pow(a, t - 1); },
+      "off-by-one generation");
 }
 
 // E[det_ratio_t] = (prod_{i=1..d} (1 - i/n))^t: det of a Wishart_{n-1}(S, I)/n
@@ -86,8 +88,9 @@ TEST_P(GaussianOracle, ReplaceMleDeterminantShrinks) {
   const auto c = run_curves(gaussian_yaml(20000, 8, d, n, "replace", "mle"), GetParam());
   double f = 1.0;
   for (int i = 1; i <= d; ++i) f *= 1.0 - static_cast<double>(i) / n;
-  check_oracle(c, kDetRatio, {1, 2, 4, 8}, [&](int t) { return std::pow(f, t); },
-               [&](int t) { return std::pow((n - 1.0) / n, d * t); }, "independent dimensions");
+  check_oracle(
+      c, kDetRatio, {1, 2, 4, 8}, [&](int t) { return std::pow(f, t); },
+      [&](int t) { return std::pow((n - 1.0) / n, d * t); }, "independent dimensions");
 }
 
 // Unbiased fits keep E[var_ratio_t] = 1 while the mean random-walks:
@@ -96,10 +99,12 @@ TEST_P(GaussianOracle, ReplaceUnbiasedVarianceIsAMartingale) {
   const int n = 10;
   const auto c = run_curves(gaussian_yaml(20000, 20, 1, n, "replace", "unbiased"), GetParam());
   const std::vector<int> gens = {1, 2, 5, 10, 20};
-  check_oracle(c, kVarRatio, gens, [](int) { return 1.0; }, [&](int t) { return std::pow((n - 1.0) / n, t); },
-               "n in the unbiased estimator");
-  check_oracle(c, kMeanSqErr, gens, [&](int t) { return t * 1.0 / n; },
-               [&](int t) { return (t - 1) * 1.0 / n; }, "off-by-one generation");
+  check_oracle(
+      c, kVarRatio, gens, [](int) { return 1.0; }, [&](int t) { return std::pow((n - 1.0) / n, t); },
+      "n in the unbiased estimator");
+  check_oracle(
+      c, kMeanSqErr, gens, [&](int t) { return t * 1.0 / n; }, [&](int t) { return (t - 1) * 1.0 / n; },
+      "off-by-one generation");
 }
 
 // accumulate, MLE: E[var_ratio_t] = (1 - 1/n) prod_{j=2..t} (1 - 1/(n j^2))
@@ -113,8 +118,9 @@ TEST_P(GaussianOracle, AccumulateMleVarianceIsBounded) {
     for (int j = 2; j <= t; ++j) v *= 1.0 - 1.0 / (n * j * j);
     return v;
   };
-  check_oracle(c, kVarRatio, {1, 2, 4, 8, 12}, theory, [&](int t) { return std::pow((n - 1.0) / n, t); },
-               "replace instead of accumulate");
+  check_oracle(
+      c, kVarRatio, {1, 2, 4, 8, 12}, theory, [&](int t) { return std::pow((n - 1.0) / n, t); },
+      "replace instead of accumulate");
   // The mean's error: e_t = e_{t-1} + (mean of generation t's points - mu_{t-1}) / t, so
   // E e_t^2 = sum_{k=1..t} E[var_{k-1}] / (n k^2) <= (pi^2/6) / n (Gerstgrasser et al. 2024's
   // bound, here for the mean of a Gaussian); replace would give 1 - ((n-1)/n)^t.
@@ -123,8 +129,9 @@ TEST_P(GaussianOracle, AccumulateMleVarianceIsBounded) {
     for (int k = 1; k <= t; ++k) sum += (k == 1 ? 1.0 : theory(k - 1)) / (k * k);
     return sum / n;
   };
-  check_oracle(c, kMeanSqErr, {1, 2, 4, 8, 12}, mse, [&](int t) { return 1.0 - std::pow((n - 1.0) / n, t); },
-               "replace instead of accumulate");
+  check_oracle(
+      c, kMeanSqErr, {1, 2, 4, 8, 12}, mse, [&](int t) { return 1.0 - std::pow((n - 1.0) / n, t); },
+      "replace instead of accumulate");
   EXPECT_LT(mse(12), M_PI * M_PI / 6.0 / n);
   // Composition: no real data after generation 1, pool grows by n each time.
   for (int t : {1, 3, 12}) {
@@ -200,8 +207,8 @@ void check_against_reference(const test::Curves& c, const std::vector<std::vecto
   for (int t : gens) {
     const Summary e = c.gen[t][kVarRatio], r = summary_of(ref[t]), b = summary_of(bug[t]);
     const double se = std::sqrt(e.se * e.se + r.se * r.se);
-    EXPECT_LT(std::abs(e.mean - r.mean) / se, kZ) << "generation " << t << ": engine " << e.mean << " reference "
-                                                   << r.mean;
+    EXPECT_LT(std::abs(e.mean - r.mean) / se, kZ)
+        << "generation " << t << ": engine " << e.mean << " reference " << r.mean;
     power = std::max(power, std::abs(e.mean - b.mean) / std::sqrt(e.se * e.se + b.se * b.se));
   }
   EXPECT_GT(power, 2 * kZ) << "the test cannot tell the planted bug (" << bug_name << ") from correct code";

@@ -105,9 +105,11 @@ INSTANTIATE_TEST_SUITE_P(Backends, Gmm, ::testing::Values("cpu", "cuda"), test::
 // comparisons of runs below.
 std::string three_components(const char* regime, int chains, int generations, int samples, const char* em) {
   return "seed: 9\nchains: " + std::to_string(chains) + "\ngenerations: " + std::to_string(generations) +
-         "\nmodel: {family: gmm, components: 3, dim: 2, em: " + em + "}\n"
+         "\nmodel: {family: gmm, components: 3, dim: 2, em: " + em +
+         "}\n"
          "truth: {weights: [0.6, 0.3, 0.1], means: [[0, 0], [3, 0], [0, 3]], covs: [[1, 1], [0.5, 0.5], [0.3, 0.3]]}\n"
-         "data: {samples: " + std::to_string(samples) + ", real_fraction: 0.25, regime: " + regime + "}\n";
+         "data: {samples: " +
+         std::to_string(samples) + ", real_fraction: 0.25, regime: " + regime + "}\n";
 }
 
 // Every chain is handled whole by one thread, in a fixed order: per-chain

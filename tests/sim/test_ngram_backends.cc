@@ -193,8 +193,9 @@ TEST(NgramCuda, NamesWhatItDoesNotRunYet) {
   const std::string corpus = corpus_file(false);
   EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.1)), "");
   EXPECT_EQ(gap(config(corpus, 3, "kneser_ney", "accumulate", 0.0)), "");
-  const std::string zipf = "seed: 1\nchains: 2\ngenerations: 2\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
-                           "truth: {zipf: {vocab: 50, exponent: 1.1}}\ndata: {samples: 100}\n";
+  const std::string zipf =
+      "seed: 1\nchains: 2\ngenerations: 2\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
+      "truth: {zipf: {vocab: 50, exponent: 1.1}}\ndata: {samples: 100}\n";
   EXPECT_EQ(gap(zipf), "");
   std::string markov = zipf;
   markov.replace(markov.find("order: 1"), 8, "order: 2");

@@ -73,8 +73,8 @@ TEST_P(NgramOracleOn, RareTypeSurvivalFollowsSuresh) {
     bound /= V;
     const double th = *theory(c.config, kernels::kNgVocabSurvival, t);
     const Summary& v = c.at(t, "vocab_survival");
-    EXPECT_LT(std::abs(v.mean - th), 4.5 * v.se + bound) << "generation " << t << ": " << v.mean << " vs " << th
-                                                          << " (se " << v.se << ", bound " << bound << ")";
+    EXPECT_LT(std::abs(v.mean - th), 4.5 * v.se + bound)
+        << "generation " << t << ": " << v.mean << " vs " << th << " (se " << v.se << ", bound " << bound << ")";
   }
   // And forgetting happens: about a third of the types die in 8 generations.
   EXPECT_LT(c.at(gens, "vocab_survival").mean, 0.8);
@@ -165,19 +165,23 @@ TEST_P(NgramOracleOn, AddKKeepsEveryTypeAlive) {
 TEST(NgramCpu, BitIdenticalForOneAndTwoThreads) {
   for (const std::string& yaml :
        {std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
-                    "model: {family: ngram, order: 2, smoothing: kneser_ney}\ndata: {samples: 5000, regime: accumulate, real_fraction: 0.2}\n"),
+                    "model: {family: ngram, order: 2, smoothing: kneser_ney}\ndata: {samples: 5000, regime: "
+                    "accumulate, real_fraction: 0.2}\n"),
         std::string("seed: 6\nchains: 6\ngenerations: 3\ntruth: {corpus: kjv}\n"
-                    "model: {family: ngram, order: 2, smoothing: mle}\nsampler: {top_p: 0.9, temperature: 0.8}\ndata: {samples: 3000}\n"),
+                    "model: {family: ngram, order: 2, smoothing: mle}\nsampler: {top_p: 0.9, temperature: 0.8}\ndata: "
+                    "{samples: 3000}\n"),
         zipf(", smoothing: add_k}\nsampler: {top_p: 0.8, top_k: 50", 300, 1.1, 500, 6, 4),
         std::string("seed: 6\nchains: 4\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\n"
-                    "data: {samples: 4000, regime: accumulate, real_fraction: 0.2, tail_upsample: {factor: 2.5}, age_decay: 0.7}\n"),
+                    "data: {samples: 4000, regime: accumulate, real_fraction: 0.2, tail_upsample: {factor: 2.5}, "
+                    "age_decay: 0.7}\n"),
         std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
                     "model: {family: ngram, order: 2, smoothing: mle}\n"
                     "data: {samples: 20000, regime: accumulate_subsample, real_fraction: 0.1, dedup: true, "
                     "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.1}}\n"),
-        std::string("seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
-                    "model: {family: ngram, order: 2, smoothing: mle}\ndata: {samples: 50000, real_fraction: 0.1}\n")}) {
+        std::string(
+            "seed: 6\nchains: 1\ngenerations: 3\ntruth: {corpus: kjv}\n"
+            "model: {family: ngram, order: 2, smoothing: mle}\ndata: {samples: 50000, real_fraction: 0.1}\n")}) {
     const auto one = test::run_family(yaml, "cpu", 1, true);
     const auto two = test::run_family(yaml, "cpu", 2, true);
     for (std::size_t t = 0; t < one.values.size(); ++t)
@@ -208,7 +212,8 @@ TEST(NgramOracle, ZipfMarkovTruth) {
   }
   for (std::uint32_t v = 0; v < V; ++v) {
     total += spec.truth_p[v];
-    for (std::uint32_t w = 0; w < V; ++w) next[w] += spec.truth_p[v] * spec.truth_cond[static_cast<std::size_t>(v) * V + w];
+    for (std::uint32_t w = 0; w < V; ++w)
+      next[w] += spec.truth_p[v] * spec.truth_cond[static_cast<std::size_t>(v) * V + w];
   }
   EXPECT_NEAR(total, 1.0, 1e-12);
   for (std::uint32_t w = 0; w < V; ++w) EXPECT_NEAR(next[w], spec.truth_p[w], 1e-12);
@@ -219,7 +224,8 @@ TEST(NgramOracle, ZipfMarkovTruth) {
   EXPECT_GT(smooth.at(3, "kl").mean, smooth.at(1, "kl").mean);  // drifting away
   std::string mle = markov;
   mle.replace(mle.find("add_k"), 5, "mle");
-  EXPECT_EQ(test::run_family(mle, "cpu").at(1, "kl_inf_chains").mean, 1.0);  // 5000 tokens miss some of 150^2 transitions
+  EXPECT_EQ(test::run_family(mle, "cpu").at(1, "kl_inf_chains").mean,
+            1.0);  // 5000 tokens miss some of 150^2 transitions
 }
 
 // A small bigram model from explicit counts, to check the distributions.
@@ -239,7 +245,7 @@ struct Toy {
     ctx_total = {4, 4};
     ent_cum = {2, 3, 4, 3, 4};
     ent_cumd = {1.25, 1.5, 1.75, 2.25, 2.5};  // discount 0.75
-    uni = {1, 0, 2, 1, 1};  // continuation counts N(. w)
+    uni = {1, 0, 2, 1, 1};                    // continuation counts N(. w)
     uni_cum = {1, 1, 3, 4, 5};
     uni_cumd = {0.25, 0.25, 1.5, 1.75, 2.0};
     // Alias tables by hand (buckets of capacity c(v), word w holding
@@ -249,11 +255,19 @@ struct Toy {
     // from the context's first.
     alias = {{4, 0, 0}, {3, 2, 0}, {3, 4, 0}, {4, 2, 2}, {2, 3, 2}};
     alias_entry = {0, 0, 0, 0, 0};
-    const kernels::NgramLevel top{2,          ctx.data(),    ctx_start.data(), ctx_total.data(), ent_w.data(),
-                                  ent_c.data(), ent_cum.data(), ent_cumd.data(), nullptr,          alias.data(),
+    const kernels::NgramLevel top{2,
+                                  ctx.data(),
+                                  ctx_start.data(),
+                                  ctx_total.data(),
+                                  ent_w.data(),
+                                  ent_c.data(),
+                                  ent_cum.data(),
+                                  ent_cumd.data(),
+                                  nullptr,
+                                  alias.data(),
                                   alias_entry.data()};
-    return kernels::NgramView{2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, top,
-                              kernels::NgramLevel{}};
+    return kernels::NgramView{
+        2, sm, 0.5, 0.75, 5, uni.data(), uni_cum.data(), uni_cumd.data(), 5.0, 4.0, top, kernels::NgramLevel{}};
   }
 };
 
@@ -271,7 +285,8 @@ TEST(NgramMath, SmoothedDistributionsSumToOne) {
   // Kneser-Ney by hand: p(4 | 2) = (1 - 0.75)/4 + 0.75*3/4 * p_c(4),
   // p_c(4) = (1 - 0.75)/5 + 0.75*4/5/5.
   const double pc4 = 0.25 / 5 + 0.75 * 4 / 5 / 5;
-  EXPECT_NEAR(kernels::ngram_prob(toy.view(kernels::Smoothing::kKneserNey), 2, 4), 0.25 / 4 + 0.75 * 3 / 4 * pc4, 1e-15);
+  EXPECT_NEAR(kernels::ngram_prob(toy.view(kernels::Smoothing::kKneserNey), 2, 4), 0.25 / 4 + 0.75 * 3 / 4 * pc4,
+              1e-15);
 }
 
 // The first n training sentences of a corpus.
@@ -324,7 +339,8 @@ TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
       const kernels::NgramView m = fit.view();
       const std::uint64_t bos = kernels::start_context(order, V);
       const std::uint64_t seen = kernels::next_context(order, V, kernels::next_context(order, V, bos, the), lord);
-      const std::uint64_t unseen = kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), absent);
+      const std::uint64_t unseen =
+          kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), absent);
       // Order 3: "<absent> the" is unseen at the top level, "the" is seen below.
       const std::uint64_t partly = kernels::next_context(order, V, kernels::next_context(order, V, bos, absent), the);
       for (std::uint64_t ctx : {bos, seen, partly, unseen}) {
@@ -332,13 +348,16 @@ TEST(NgramMath, FittedModelsAreNormalisedAndSampledExactly) {
         double sum = 0.0;
         for (std::uint32_t w = 0; w < V; ++w) sum += kernels::ngram_prob(m, ctx, w);
         if (sm == kernels::Smoothing::kMle && order > 1 && ctx == unseen) EXPECT_EQ(sum, 0.0);
-        else EXPECT_NEAR(sum, 1.0, 1e-12) << "order " << order << " smoothing " << static_cast<int>(sm) << " context " << ctx;
+        else
+          EXPECT_NEAR(sum, 1.0, 1e-12) << "order " << order << " smoothing " << static_cast<int>(sm) << " context "
+                                       << ctx;
       }
       for (std::uint64_t ctx : {seen, partly, unseen}) {
         if (sm == kernels::Smoothing::kMle && order > 1 && (ctx == unseen || (order == 3 && ctx == partly))) continue;
         const int draws = 200000;
         std::vector<double> count(V, 0.0);
-        for (int j = 0; j < draws; ++j) count[kernels::sample_next(m, ctx, kernels::token_uniforms(8, 1, 1, 2, j, 0, true))] += 1.0;
+        for (int j = 0; j < draws; ++j)
+          count[kernels::sample_next(m, ctx, kernels::token_uniforms(8, 1, 1, 2, j, 0, true))] += 1.0;
         for (std::uint32_t w = 0; w < V; ++w) {
           const double p = kernels::ngram_prob(m, ctx, w);
           if (p == 0.0) {
@@ -443,7 +462,8 @@ TEST(NgramMath, SamplingMatchesTheDistribution) {
       for (std::uint32_t v : {2u, 5u}) {
         const int draws = 200000;
         std::vector<double> count(5, 0.0);
-        for (int j = 0; j < draws; ++j) count[kernels::sample_next(m, v, kernels::token_uniforms(3, 1, 1, 2, j, 0, true))] += 1.0;
+        for (int j = 0; j < draws; ++j)
+          count[kernels::sample_next(m, v, kernels::token_uniforms(3, 1, 1, 2, j, 0, true))] += 1.0;
         for (std::uint32_t w = 0; w < 5; ++w) {
           const double p = kernels::ngram_prob(m, v, w);
           const double se = std::sqrt(draws * p * (1 - p));

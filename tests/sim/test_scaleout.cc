@@ -75,7 +75,8 @@ void expect_same_output(const fs::path& a, const fs::path& b, const std::string&
     EXPECT_TRUE(slurp(a / f) == slurp(b / f)) << what << ": " << f << " differs";
   EXPECT_EQ(fs::exists(a / "early_warning.csv"), fs::exists(b / "early_warning.csv")) << what;
   if (fs::exists(a / "early_warning.csv")) {
-    EXPECT_TRUE(slurp(a / "early_warning.csv") == slurp(b / "early_warning.csv")) << what << ": early_warning.csv differs";
+    EXPECT_TRUE(slurp(a / "early_warning.csv") == slurp(b / "early_warning.csv"))
+        << what << ": early_warning.csv differs";
   }
 }
 
@@ -170,8 +171,8 @@ TEST(Resume, AfterSigkillTheOutputIsBitIdentical) {
     for (int step : k.kill_steps) {
       const fs::path out = dir / ("killed" + std::to_string(step));
       fs::remove_all(out);
-      const Result killed =
-          run_command("OUROBOROS_FAULT=kill@" + std::to_string(step) + " " + kBinary + " run " + cfg.string() + opts(out) + k.extra);
+      const Result killed = run_command("OUROBOROS_FAULT=kill@" + std::to_string(step) + " " + kBinary + " run " +
+                                        cfg.string() + opts(out) + k.extra);
       ASSERT_EQ(killed.code, 128 + 9) << "step " << step << ": " << killed.out;
       ASSERT_EQ(manifest_of(out)["status"], "running");
       const Result resumed = run("resume " + out.string() + " --no-progress");
@@ -248,32 +249,42 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
     for (std::size_t i = 0; i < before.size(); ++i)
       EXPECT_TRUE(slurp(out / kRunFiles[i]) == before[i]) << name << ": " << kRunFiles[i] << " was touched";
   };
-  refused("truncated", [&](const fs::path& out) {
-    fs::resize_file(out / ckpt, fs::file_size(out / ckpt) / 2);
-  }, "corrupted or truncated");
-  refused("flipped", [&](const fs::path& out) {
-    std::string b = slurp(out / ckpt);
-    b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 1);
-    std::ofstream(out / ckpt, std::ios::binary | std::ios::trunc) << b;
-  }, "corrupted or truncated");
-  refused("foreign", [&](const fs::path& out) {
-    fs::remove_all(out / "checkpoint");
-    fs::copy(dir / "other" / "checkpoint", out / "checkpoint");
-  }, "another config");
-  refused("version", [&](const fs::path& out) {
-    // Header: 8 bytes magic, u64 length, JSON; rewritten with another version.
-    const std::string b = slurp(out / ckpt);
-    std::uint64_t len = 0;
-    std::memcpy(&len, b.data() + 8, sizeof len);
-    json h = json::parse(b.substr(16, len));
-    h["version"] = "0.0.1 (an older build)";
-    const std::string text = h.dump();
-    const std::uint64_t n = text.size();
-    std::string forged = b.substr(0, 8) + std::string(reinterpret_cast<const char*>(&n), sizeof n) + text +
-                         b.substr(16 + len, b.size() - 16 - len - 8);
-    std::ofstream(out / ckpt, std::ios::binary | std::ios::trunc) << with_hash(forged);
-  }, "was written by ouroboros 0.0.1");
-  refused("none", [&](const fs::path& out) { fs::remove_all(out / "checkpoint"); }, "holds no checkpoint");
+  refused(
+      "truncated", [&](const fs::path& out) { fs::resize_file(out / ckpt, fs::file_size(out / ckpt) / 2); },
+      "corrupted or truncated");
+  refused(
+      "flipped",
+      [&](const fs::path& out) {
+        std::string b = slurp(out / ckpt);
+        b[b.size() / 2] = static_cast<char>(b[b.size() / 2] ^ 1);
+        std::ofstream(out / ckpt, std::ios::binary | std::ios::trunc) << b;
+      },
+      "corrupted or truncated");
+  refused(
+      "foreign",
+      [&](const fs::path& out) {
+        fs::remove_all(out / "checkpoint");
+        fs::copy(dir / "other" / "checkpoint", out / "checkpoint");
+      },
+      "another config");
+  refused(
+      "version",
+      [&](const fs::path& out) {
+        // Header: 8 bytes magic, u64 length, JSON; rewritten with another version.
+        const std::string b = slurp(out / ckpt);
+        std::uint64_t len = 0;
+        std::memcpy(&len, b.data() + 8, sizeof len);
+        json h = json::parse(b.substr(16, len));
+        h["version"] = "0.0.1 (an older build)";
+        const std::string text = h.dump();
+        const std::uint64_t n = text.size();
+        std::string forged = b.substr(0, 8) + std::string(reinterpret_cast<const char*>(&n), sizeof n) + text +
+                             b.substr(16 + len, b.size() - 16 - len - 8);
+        std::ofstream(out / ckpt, std::ios::binary | std::ios::trunc) << with_hash(forged);
+      },
+      "was written by ouroboros 0.0.1");
+  refused(
+      "none", [&](const fs::path& out) { fs::remove_all(out / "checkpoint"); }, "holds no checkpoint");
   if (mpi_available()) {
     const fs::path out = dir / "ranks";
     fs::copy(dir / "base", out, fs::copy_options::recursive);
@@ -287,7 +298,9 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
     const fs::path out = dir / "reused";
     fs::copy(dir / "base", out, fs::copy_options::recursive);
     ASSERT_EQ(run_command("OUROBOROS_FAULT=kill@1 " + kBinary + " run " + cfg.string() + opts(out) +
-                          " --checkpoint-every 5 --force").code, 128 + 9);
+                          " --checkpoint-every 5 --force")
+                  .code,
+              128 + 9);
     const Result r = run("resume " + out.string() + " --no-progress");
     EXPECT_EQ(r.code, 2) << r.out;
     EXPECT_NE(r.out.find("holds no checkpoint"), std::string::npos) << r.out;
@@ -310,8 +323,10 @@ TEST(Resume, MpiRunsResumeAndRefuseTogether) {
   ASSERT_EQ(killed.code, 0) << killed.out;
   expect_same_output(dir / "whole", dir / "k", "K = 2");
   fs::remove_all(dir / "k");
-  const Result r = run_command("OUROBOROS_FAULT=kill@9 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
-                               "mpirun --oversubscribe -n 2 " + kBinary + " run " + cfg.string() + opts(dir / "k") + extra);
+  const Result r = run_command(
+      "OUROBOROS_FAULT=kill@9 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "
+      "mpirun --oversubscribe -n 2 " +
+      kBinary + " run " + cfg.string() + opts(dir / "k") + extra);
   ASSERT_NE(r.code, 0) << r.out;
   fs::copy(dir / "k", dir / "bad", fs::copy_options::recursive);
   const Result resumed = run_mpi(2, "resume " + (dir / "k").string() + " --no-progress --threads 1");

@@ -56,8 +56,9 @@ bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
 // the generation's own sample, not on how EM got there), [metric][chain].
 std::vector<double> model_metrics(const FamilyCurves& c, int g) {
   static const std::vector<std::string> model_only = {
-      "var_ratio", "det_ratio",      "mean_sq_err", "w2",      "kl",             "xent",         "tail_mass",
-      "heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival", "gini_simpson", "tv"};
+      "var_ratio",    "det_ratio",   "mean_sq_err",    "w2",       "kl",      "xent",
+      "tail_mass",    "heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival",
+      "gini_simpson", "tv"};
   // (For text, tail_mass is measured on the generation's own sample.)
   const bool text = !c.config.corpus.empty();
   std::vector<double> out;
@@ -82,11 +83,13 @@ std::vector<std::string> all_real(const std::string& backend) {
       "seed: 3\nchains: 20\ngenerations: 4\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 15, regime: replace, real_fraction: 1.0, real_source: SOURCE}\n"};
   if (backend == "cpu") {
-    out.push_back("seed: 3\nchains: 5\ngenerations: 4\nmodel: {family: ngram, order: 1}\n"
-                  "truth: {zipf: {vocab: 80, exponent: 1.1}}\nmetrics: {heldout: 300}\n"
-                  "data: {samples: 300, regime: replace, real_fraction: 1.0, real_source: SOURCE}\n");
-    out.push_back("seed: 3\nchains: 3\ngenerations: 3\nmodel: {family: ngram, order: 2}\ntruth: {corpus: kjv}\n"
-                  "data: {samples: 2000, regime: replace, real_fraction: 1.0, real_source: SOURCE}\n");
+    out.push_back(
+        "seed: 3\nchains: 5\ngenerations: 4\nmodel: {family: ngram, order: 1}\n"
+        "truth: {zipf: {vocab: 80, exponent: 1.1}}\nmetrics: {heldout: 300}\n"
+        "data: {samples: 300, regime: replace, real_fraction: 1.0, real_source: SOURCE}\n");
+    out.push_back(
+        "seed: 3\nchains: 3\ngenerations: 3\nmodel: {family: ngram, order: 2}\ntruth: {corpus: kjv}\n"
+        "data: {samples: 2000, regime: replace, real_fraction: 1.0, real_source: SOURCE}\n");
   }
   return out;
 }
@@ -161,8 +164,8 @@ TEST_P(Strategies, VerifierKeepsWhatItsRuleSays) {
       "seed: 5\nchains: 4000\ngenerations: 12\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 20, regime: replace";
   auto with = [&](double phi, double psi) {
-    return base + ", verifier: {keep_plausible: " + std::to_string(phi) + ", keep_implausible: " +
-           std::to_string(psi) + ", quantile: 0.1}}\n";
+    return base + ", verifier: {keep_plausible: " + std::to_string(phi) + ", keep_implausible: " + std::to_string(psi) +
+           ", quantile: 0.1}}\n";
   };
   const FamilyCurves none = run_family(base + "}\n", GetParam(), 0, true);
   const FamilyCurves all = run_family(with(1.0, 1.0), GetParam(), 0, true);
@@ -340,14 +343,19 @@ std::vector<ReferenceFit> reference_filtered_chain(std::uint32_t seed, std::uint
                                                    int generations, const FilterRule& rule, bool filtered) {
   const double r2_max = kernels::chi2_quantile(1.0 - rule.verifier_q, 1);
   const double r2_min = kernels::chi2_quantile(1.0 - rule.tail_q, 1);
-  struct Point { double x, w; int k; bool synthetic; };
+  struct Point {
+    double x, w;
+    int k;
+    bool synthetic;
+  };
   std::vector<Point> pool;
   std::vector<ReferenceFit> fits(generations + 1);
   double mu = 0.0, sd = 1.0;
   for (int t = 1; t <= generations; ++t) {
     if (!rule.accumulate) pool.clear();
     const int reals = t == 1 ? n : real;
-    for (int i = 0; i < reals; ++i) pool.push_back({stream_normal(seed, ch, t, rng::kStreamRealDraw, i), 1.0, t, false});
+    for (int i = 0; i < reals; ++i)
+      pool.push_back({stream_normal(seed, ch, t, rng::kStreamRealDraw, i), 1.0, t, false});
     kernels::VerifyWords words;
     std::set<double> cells;
     int kept = 0, j = 0;
@@ -400,7 +408,8 @@ int expect_filter_rule(const FamilyCurves& c, const FilterRule& rule, const std:
       const auto at = [&](int metric) { return c.values[t][metric * chains + ch]; };
       const ReferenceFit& f = ref[t];
       EXPECT_NEAR(at(var), f.variance, 1e-9 * f.variance) << what << ", generation " << t << " chain " << ch;
-      EXPECT_NEAR(std::sqrt(at(mse)), std::abs(f.mean), 1e-9 * std::sqrt(f.variance)) << what << ", generation " << t << " chain " << ch;
+      EXPECT_NEAR(std::sqrt(at(mse)), std::abs(f.mean), 1e-9 * std::sqrt(f.variance))
+          << what << ", generation " << t << " chain " << ch;
       EXPECT_NEAR(at(share), f.share, 1e-12) << what << ", generation " << t << " chain " << ch;
       EXPECT_NEAR(at(age), f.age, 1e-12) << what << ", generation " << t << " chain " << ch;
       EXPECT_EQ(at(dpk), f.draws_per_kept) << what << ", generation " << t << " chain " << ch;
@@ -418,7 +427,8 @@ TEST_P(Strategies, FiltersUnderAccumulatePoolTheKeptPoints) {
   const FamilyCurves c = run_family(
       "seed: 23\nchains: 30\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 20, regime: accumulate, real_fraction: 0.25, age_decay: 0.6, "
-      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, tail_upsample: {factor: 3, quantile: 0.1}}\n",
+      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}, tail_upsample: {factor: 3, quantile: "
+      "0.1}}\n",
       GetParam(), 0, true);
   FilterRule rule;
   rule.accumulate = true, rule.decay = 0.6;
@@ -439,11 +449,11 @@ TEST_P(Strategies, GaussianDedupKeepsWhatItsRuleSays) {
   const std::string base =
       "seed: 23\nchains: 30\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 20, real_fraction: 0.25, dedup: true";
-  for (const std::string extra : {", dedup_resolution: 0.2, regime: replace",
-                                  ", dedup_resolution: 0.2, regime: accumulate, age_decay: 0.7",
-                                  ", dedup_resolution: 0.2, regime: replace, "
-                                  "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
-                                  ", dedup_resolution: 1000, regime: replace"}) {
+  for (const std::string extra :
+       {", dedup_resolution: 0.2, regime: replace", ", dedup_resolution: 0.2, regime: accumulate, age_decay: 0.7",
+        ", dedup_resolution: 0.2, regime: replace, "
+        "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
+        ", dedup_resolution: 1000, regime: replace"}) {
     const FamilyCurves c = run_family(base + extra + "}\n", GetParam(), 0, true);
     FilterRule rule;
     rule.accumulate = c.config.regime == kernels::Regime::kAccumulate;
@@ -473,9 +483,10 @@ TEST_P(Strategies, FiltersUnderAccumulateSubsampleRegenerateTheKeptPoints) {
       "seed: 23\nchains: 30\ngenerations: 6\nmodel: {family: gaussian, dim: 1}\ntruth: {isotropic: 1.0}\n"
       "data: {samples: 20, regime: accumulate_subsample, real_fraction: 0.25";
   const std::string verifier = ", verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}";
-  for (const std::string& extra : {verifier + ", tail_upsample: {factor: 3, quantile: 0.1}",
-                                  verifier + ", dedup: true, dedup_resolution: 0.2", verifier + ", age_decay: 0.6",
-                                  std::string(", age_decay: 0.6"), std::string(", dedup: true, dedup_resolution: 1000")}) {
+  for (const std::string& extra :
+       {verifier + ", tail_upsample: {factor: 3, quantile: 0.1}", verifier + ", dedup: true, dedup_resolution: 0.2",
+        verifier + ", age_decay: 0.6", std::string(", age_decay: 0.6"),
+        std::string(", dedup: true, dedup_resolution: 1000")}) {
     const FamilyCurves c = run_family(base + extra + "}\n", GetParam(), 0, true);
     FilterRule rule;
     rule.accumulate = rule.subsample = true;
@@ -508,7 +519,8 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
       "data: {samples: 50, regime: replace, real_fraction: 0.2";
   const PointConfig c =
       load_experiment_text(yaml + ", verifier: {keep_plausible: 0.9, keep_implausible: 0.2, quantile: 0.3}}\n", {})
-          .points.front().config;
+          .points.front()
+          .config;
   const kernels::GmmTruth tr = make_gmm_truth(c);
   const double ll_min = gmm_log_density_quantile(c, tr, 0.3);
   kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}, {}, {}};
@@ -557,8 +569,8 @@ TEST(Strategies, MixtureVerifierKeepsWhatItsRuleSays) {
 
   // phi = psi = 1 keeps every candidate: the run of no verifier, bit for bit.
   const FamilyCurves off = run_family(yaml + "}\n", "cpu", 2, true);
-  const FamilyCurves on = run_family(
-      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.3}}\n", "cpu", 2, true);
+  const FamilyCurves on =
+      run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.3}}\n", "cpu", 2, true);
   for (int g = 0; g <= 4; ++g) EXPECT_TRUE(same_bits(on.values[g], off.values[g])) << "generation " << g;
 }
 
@@ -580,9 +592,11 @@ TEST(Strategies, MarkovStrategiesReplayExactly) {
   for (const auto& [extra, verifier, factor] : std::vector<std::tuple<std::string, bool, double>>{
            {"verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.3}", true, 1.0},
            {"tail_upsample: {factor: 2.5}", false, 2.5}}) {
-    const std::string yaml = "seed: 9\nchains: 5\ngenerations: 2\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
-                             "truth: {zipf: {vocab: 40, exponent: 1.1}}\nmetrics: {tail_share: 0.3}\n"
-                             "data: {samples: 3000, regime: replace, " + extra + "}\n";
+    const std::string yaml =
+        "seed: 9\nchains: 5\ngenerations: 2\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+        "truth: {zipf: {vocab: 40, exponent: 1.1}}\nmetrics: {tail_share: 0.3}\n"
+        "data: {samples: 3000, regime: replace, " +
+        extra + "}\n";
     const FamilyCurves c = run_family(yaml, "cpu", 0, true);
     const kernels::NgramBatchSpec spec = make_ngram_spec(c.config, 1);
     const std::uint32_t V = spec.V;
@@ -599,7 +613,8 @@ TEST(Strategies, MarkovStrategiesReplayExactly) {
         for (std::uint32_t j = 0; j < n; ++j) {
           const rng::Block b = rng::draw_block(9, ch, 1, rng::kStreamRealDraw, j);
           const double u = rng::u01_open(b.v[0], b.v[1]);
-          const auto r = static_cast<std::uint32_t>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1]));
+          const auto r =
+              static_cast<std::uint32_t>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1]));
           ctx = spec.truth_perm[static_cast<std::size_t>(ctx) * V + r];
           real.tokens.push_back(ctx);
         }
@@ -617,8 +632,10 @@ TEST(Strategies, MarkovStrategiesReplayExactly) {
             ctx = V;
           }
           const std::uint32_t v = ctx;
-          ctx = kernels::sample_next(m, ctx, kernels::token_uniforms(9, ch, 2, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence,
-                                                                     static_cast<std::uint32_t>(j % kernels::kMaxSentence), false));
+          ctx = kernels::sample_next(
+              m, ctx,
+              kernels::token_uniforms(9, ch, 2, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence,
+                                      static_cast<std::uint32_t>(j % kernels::kMaxSentence), false));
           const bool plausible = spec.truth_cond[static_cast<std::size_t>(v) * V + ctx] >= spec.plausible_min_p;
           if (verifier && applied &&
               !words.keeps(9, ch, 2, j, plausible ? kernels::keep_threshold(1.0) : kernels::keep_threshold(0.0))) {
@@ -672,8 +689,9 @@ TEST(Strategies, MarkovStrategiesReplayExactly) {
 // verifier, bit for bit; phi = psi = 1/2 costs 2 draws per kept token
 // (negative binomial), |z| < 4.5.
 TEST(Strategies, NgramVerifierKeepsPlausibleTokens) {
-  const std::string yaml = "seed: 8\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
-                           "truth: {zipf: {vocab: 1000, exponent: 1.1}}\ndata: {samples: 20000, regime: replace";
+  const std::string yaml =
+      "seed: 8\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
+      "truth: {zipf: {vocab: 1000, exponent: 1.1}}\ndata: {samples: 20000, regime: replace";
   const std::vector<double> p = make_ngram_spec(load_experiment_text(yaml + "}\n", {}).points[0].config, 1).truth_p;
   double below = 0.0, pmin = 0.0;
   for (int w = 999; w >= 0; --w)
@@ -683,8 +701,8 @@ TEST(Strategies, NgramVerifierKeepsPlausibleTokens) {
     }
   int plausible = 0;
   for (double q : p) plausible += q >= pmin;
-  const FamilyCurves on = run_family(
-      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n", "cpu", 2, true);
+  const FamilyCurves on =
+      run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n", "cpu", 2, true);
   const FamilyCurves off = run_family(yaml + "}\n", "cpu", 2, true);
   const int k = on.metric("vocab_survival");
   const std::int64_t N = on.config.chains;
@@ -695,11 +713,11 @@ TEST(Strategies, NgramVerifierKeepsPlausibleTokens) {
       exceeded |= std::llround(off.values[g][k * N + i] * 1000) > plausible;
     }
   EXPECT_TRUE(exceeded) << "without the verifier no chain keeps more than the " << plausible << " plausible types";
-  const FamilyCurves all = run_family(
-      yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.1}}\n", "cpu", 2, true);
+  const FamilyCurves all =
+      run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 1, quantile: 0.1}}\n", "cpu", 2, true);
   for (int g = 0; g <= 3; ++g) EXPECT_TRUE(same_bits(all.values[g], off.values[g])) << "generation " << g;
-  const FamilyCurves half = run_family(
-      yaml + ", verifier: {keep_plausible: 0.5, keep_implausible: 0.5, quantile: 0.1}}\n", "cpu", 2, false);
+  const FamilyCurves half =
+      run_family(yaml + ", verifier: {keep_plausible: 0.5, keep_implausible: 0.5, quantile: 0.1}}\n", "cpu", 2, false);
   EXPECT_LT(std::abs(zscore(half.at(3, "draws_per_kept"), 2.0)), 4.5);
 }
 
@@ -720,7 +738,8 @@ TEST(Strategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
       for (int i = 0; i < c.real_count; ++i) {
         double first[2], later[2];
         ASSERT_TRUE(kernels::gmm_pool_point(s, 7, i, tr, no_model, first));
-        ASSERT_TRUE(kernels::gmm_pool_point(s, 7, static_cast<std::int64_t>(k - 1) * c.samples + i, tr, no_model, later));
+        ASSERT_TRUE(
+            kernels::gmm_pool_point(s, 7, static_cast<std::int64_t>(k - 1) * c.samples + i, tr, no_model, later));
         const bool same = std::memcmp(first, later, sizeof first) == 0;
         EXPECT_EQ(same, source == kernels::RealSource::kFixed) << "generation " << k << " point " << i;
       }
@@ -741,9 +760,12 @@ TEST(Strategies, DedupKeepsEachSentenceOnce) {
     std::ofstream f(dir / "abc.txt");
     for (int j = 0; j < 20; ++j) f << "abc"[j % 3] << "\n";  // lines 9 and 19 are held out
   }
-  const std::string yaml = "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
-                           "truth: {corpus: " + (dir / "abc.txt").string() + "}\nmetrics: {tail_count: 6}\n"
-                           "data: {samples: 20, regime: replace, ";
+  const std::string yaml =
+      "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+      "truth: {corpus: " +
+      (dir / "abc.txt").string() +
+      "}\nmetrics: {tail_count: 6}\n"
+      "data: {samples: 20, regime: replace, ";
   const FamilyCurves on = run_family(yaml + "dedup: true, max_draw_factor: 10}\n", "cpu", 2, true);
   const FamilyCurves on1 = run_family(yaml + "dedup: true, max_draw_factor: 10}\n", "cpu", 1, true);
   const FamilyCurves off = run_family(yaml + "dedup: false}\n", "cpu", 2, true);
@@ -756,7 +778,8 @@ TEST(Strategies, DedupKeepsEachSentenceOnce) {
       if (g == 0) {
         EXPECT_EQ(v, 200.0 / 6.0) << "chain " << i;  // the corpus model says all three
       }
-      EXPECT_TRUE(v == 200.0 / 6.0 || v == 200.0 / 4.0 || v == 200.0 / 2.0) << "generation " << g << " chain " << i << ": " << v;
+      EXPECT_TRUE(v == 200.0 / 6.0 || v == 200.0 / 4.0 || v == 200.0 / 2.0)
+          << "generation " << g << " chain " << i << ": " << v;
       fewer += v != 200.0 / 6.0;
       EXPECT_EQ(off.values[g][k * N + i], 1.0);
     }
@@ -768,8 +791,9 @@ TEST(Strategies, DedupKeepsEachSentenceOnce) {
 }
 
 TEST(Strategies, RealSamplesConsumedFollowTheSource) {
-  const std::string base = "seed: 1\nchains: 2\ngenerations: 10\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
-                           "data: {samples: 100, real_fraction: 0.25";
+  const std::string base =
+      "seed: 1\nchains: 2\ngenerations: 10\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
+      "data: {samples: 100, real_fraction: 0.25";
   EXPECT_EQ(real_samples_per_chain(load_experiment_text(base + "}\n", {}).points[0].config), 100 + 9 * 25);
   EXPECT_EQ(real_samples_per_chain(load_experiment_text(base + ", real_source: fixed}\n", {}).points[0].config), 100);
 }
@@ -783,10 +807,12 @@ void expect_same_values(const FamilyCurves& a, const FamilyCurves& b, const std:
 // The rule tests' mixture: two 2-D components (0.6, 0.4), the config's
 // data section as given, and the truth's q-quantile of its own log-density.
 std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std::string& data, double q) {
-  const PointConfig c = load_experiment_text("seed: 5\nchains: 2\ngenerations: 6\nmodel: {family: gmm, components: 2, dim: 2}\n"
-                                             "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
-                                             "data: {" + data + "}\n",
-                                             {})
+  const PointConfig c = load_experiment_text(
+                            "seed: 5\nchains: 2\ngenerations: 6\nmodel: {family: gmm, components: 2, dim: 2}\n"
+                            "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
+                            "data: {" +
+                                data + "}\n",
+                            {})
                             .points.front()
                             .config;
   const kernels::GmmTruth tr = make_gmm_truth(c);
@@ -808,9 +834,12 @@ TEST(Strategies, CorpusVerifierDropsImplausibleSentences) {
     std::ofstream f(dir / "abcd.txt");
     for (int j = 0; j < 22; ++j) f << (j == 3 || j == 14 || j == 9 ? "c d" : "a b") << "\n";  // line 9 (c d) held out
   }
-  const std::string yaml = "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
-                           "truth: {corpus: " + (dir / "abcd.txt").string() + "}\n"
-                           "data: {samples: 60, regime: replace";
+  const std::string yaml =
+      "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
+      "truth: {corpus: " +
+      (dir / "abcd.txt").string() +
+      "}\n"
+      "data: {samples: 60, regime: replace";
   const FamilyCurves strict =
       run_family(yaml + ", verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.2}}\n", "cpu", 0, true);
   const FamilyCurves off = run_family(yaml + "}\n", "cpu", 0, true);
@@ -833,8 +862,11 @@ TEST(Strategies, CorpusVerifierDropsImplausibleSentences) {
   // generation 1's real verses keep c and d alive in the pool.
   const FamilyCurves pooled = run_family(
       "seed: 4\nchains: 40\ngenerations: 3\nmodel: {family: ngram, order: 2, smoothing: mle}\n"
-      "truth: {corpus: " + (dir / "abcd.txt").string() + "}\n"
-      "data: {samples: 60, regime: accumulate, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.2}}\n",
+      "truth: {corpus: " +
+          (dir / "abcd.txt").string() +
+          "}\n"
+          "data: {samples: 60, regime: accumulate, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: "
+          "0.2}}\n",
       "cpu", 0, true);
   EXPECT_GT(pooled.at(1, "draws_per_kept").mean, 1.0);
   EXPECT_EQ(pooled.at(3, "vocab_survival").mean, strict.at(1, "vocab_survival").mean);
@@ -852,7 +884,8 @@ TEST(Strategies, CorpusVerifierDropsImplausibleSentences) {
 TEST(Strategies, MixtureDedupKeepsWhatItsRuleSays) {
   const auto [c, tr, ll_min] = two_component_case(
       "samples: 150, regime: replace, real_fraction: 0.2, dedup: true, dedup_resolution: 0.5, "
-      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}", 0.2);
+      "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
+      0.2);
   // A tight model: the truth's block with its covariances shrunk 25 times.
   std::vector<double> block(tr.params, tr.params + kernels::gmm_block_size(2, 2));
   kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
@@ -860,7 +893,8 @@ TEST(Strategies, MixtureDedupKeepsWhatItsRuleSays) {
   ASSERT_TRUE(kernels::gmm_complete(mv));
   const kernels::GmmCView model = kernels::as_const(mv);
   const std::int64_t real = c.real_count, need = c.samples - real;
-  for (const auto& [resolution, verify] : std::vector<std::pair<double, bool>>{{0.5, false}, {1e3, false}, {0.5, true}}) {
+  for (const auto& [resolution, verify] :
+       std::vector<std::pair<double, bool>>{{0.5, false}, {1e3, false}, {0.5, true}}) {
     kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 2, c.regime, c.real_source, {}, {}, {}};
     s.verifier.max_draw_factor = 10;
     s.dedup.on = 1;
@@ -912,8 +946,9 @@ TEST(Strategies, MixtureDedupKeepsWhatItsRuleSays) {
 // same order; in 1-D the cpu tiles the unfiltered sums, so only 2-D is
 // bitwise).
 TEST(Strategies, GaussianDedupOnAFineGridChangesNothing) {
-  const std::string base = "seed: 6\nchains: 20\ngenerations: 4\nmodel: {family: gaussian, dim: 2}\n"
-                           "truth: {isotropic: 1.0}\ndata: {samples: 40, real_fraction: 0.2, regime: accumulate";
+  const std::string base =
+      "seed: 6\nchains: 20\ngenerations: 4\nmodel: {family: gaussian, dim: 2}\n"
+      "truth: {isotropic: 1.0}\ndata: {samples: 40, real_fraction: 0.2, regime: accumulate";
   const FamilyCurves off = run_family(base + "}\n", "cpu", 0, true);
   const FamilyCurves on = run_family(base + ", dedup: true, dedup_resolution: 1.0e-9}\n", "cpu", 0, true);
   expect_same_values(off, on, "Gaussian dedup on a fine grid");
@@ -987,8 +1022,9 @@ TEST(Strategies, MixtureUnitWeightsChangeNothing) {
       "seed: 6\nchains: 12\ngenerations: 4\nmodel: {family: gmm, components: 2, dim: 2}\n"
       "truth: {weights: [0.7, 0.3], means: [[0, 0], [3, 2]], covs: [[1, 1], [0.5, 0.5]]}\n"
       "data: {samples: 80, real_fraction: 0.2, ";
-  for (const std::string regime : {"regime: replace, verifier: {keep_plausible: 1, keep_implausible: 0.5, quantile: 0.2}",
-                                   "regime: accumulate_subsample"}) {
+  for (const std::string regime :
+       {"regime: replace, verifier: {keep_plausible: 1, keep_implausible: 0.5, quantile: 0.2}",
+        "regime: accumulate_subsample"}) {
     const FamilyCurves off = run_family(base + regime + "}\n", "cpu", 0, true);
     const FamilyCurves on =
         run_family(base + regime + ", tail_upsample: {factor: 1, quantile: 0.2}}\n", "cpu", 0, true);
@@ -1014,7 +1050,8 @@ TEST(Strategies, MixtureUnitWeightsChangeNothing) {
 TEST(Strategies, MixtureFiltersRebuildEveryPooledGeneration) {
   const auto [c, tr, ll_min] = two_component_case(
       "samples: 40, regime: accumulate, real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, "
-      "quantile: 0.2}, dedup: true, dedup_resolution: 0.4", 0.2);
+      "quantile: 0.2}, dedup: true, dedup_resolution: 0.4",
+      0.2);
   const double tail_min = gmm_log_density_quantile(c, tr, 0.1);
   const int t = 5, n = c.samples, P0 = kernels::gmm_block_size(2, 2);
   std::vector<std::vector<double>> models;
@@ -1047,7 +1084,11 @@ TEST(Strategies, MixtureFiltersRebuildEveryPooledGeneration) {
         kernels::gmm_filtered_train(s, 2, tr, model_of, X.data(), W.data(), start.data(), table.data());
 
     // The rule, generation by generation.
-    struct Point { double x[2]; int k; bool real; };
+    struct Point {
+      double x[2];
+      int k;
+      bool real;
+    };
     std::vector<Point> pool;
     std::set<std::int64_t> kept_counts;
     double dpk = 1.0;
@@ -1075,7 +1116,8 @@ TEST(Strategies, MixtureFiltersRebuildEveryPooledGeneration) {
     if (regime == kernels::Regime::kAccumulate)
       for (std::int64_t j = 0; j < P; ++j) chosen.push_back(j);
     else
-      kernels::for_each_selected(c.seed, 2, t, P, std::min<std::int64_t>(n, P), [&](std::int64_t j) { chosen.push_back(j); });
+      kernels::for_each_selected(c.seed, 2, t, P, std::min<std::int64_t>(n, P),
+                                 [&](std::int64_t j) { chosen.push_back(j); });
     ASSERT_EQ(set.m, static_cast<std::int64_t>(chosen.size()));
     double total = 0.0, pts = 0.0, syn = 0.0, age = 0.0, lp[kernels::kGmmMaxComponents];
     for (std::size_t p = 0; p < chosen.size(); ++p) {
@@ -1180,14 +1222,15 @@ TEST(Strategies, MixtureAgeDecayWeighsTheComposition) {
 // (the planted bug) differs in most.
 TEST(Strategies, NgramWeightsReplayExactly) {
   const int V = 60, n = 200, chains = 20, generations = 5;
-  for (const auto& [regime, extra, factor, decay] :
-       std::vector<std::tuple<std::string, std::string, double, double>>{
+  for (const auto& [regime, extra, factor, decay] : std::vector<std::tuple<std::string, std::string, double, double>>{
            {"replace", "tail_upsample: {factor: 4}", 4.0, 1.0},
            {"accumulate", "tail_upsample: {factor: 2.5}, age_decay: 0.5", 2.5, 0.5},
            {"accumulate_subsample", "tail_upsample: {factor: 2.5}, age_decay: 0.5", 2.5, 0.5}}) {
-    const std::string yaml = "seed: 8\nchains: 20\ngenerations: 5\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
-                             "truth: {zipf: {vocab: 60, exponent: 1.1}}\nmetrics: {tail_share: 0.2}\n"
-                             "data: {samples: 200, regime: " + regime + ", " + extra + "}\n";
+    const std::string yaml =
+        "seed: 8\nchains: 20\ngenerations: 5\nmodel: {family: ngram, order: 1, smoothing: mle}\n"
+        "truth: {zipf: {vocab: 60, exponent: 1.1}}\nmetrics: {tail_share: 0.2}\n"
+        "data: {samples: 200, regime: " +
+        regime + ", " + extra + "}\n";
     const FamilyCurves c = run_family(yaml, "cpu", 0, true);
     const kernels::NgramBatchSpec spec = make_ngram_spec(c.config, 1);
     const int gini = c.metric("gini_simpson"), tail = c.metric("tail_mass"), share = c.metric("synthetic_share"),
@@ -1205,7 +1248,8 @@ TEST(Strategies, NgramWeightsReplayExactly) {
             for (int j = 0; j < n; ++j) {
               const rng::Block b = rng::draw_block(8, ch, 1, rng::kStreamRealDraw, j);
               const double u = rng::u01_open(b.v[0], b.v[1]);
-              text.push_back(static_cast<int>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1])));
+              text.push_back(
+                  static_cast<int>(kernels::first_above(spec.truth_cum.data(), 0, V, u * spec.truth_cum[V - 1])));
             }
           } else {
             for (double w : sample) text.push_back(static_cast<int>(w));
@@ -1220,7 +1264,10 @@ TEST(Strategies, NgramWeightsReplayExactly) {
           for (int w = 0; w < V; ++w) pool[w] = (weighted ? decay : 1.0) * pool[w] + counts[w];
           std::vector<double> fit = regime == "replace" ? counts : pool;
           if (regime == "accumulate_subsample") {
-            struct Ref { double key; int k, w; };
+            struct Ref {
+              double key;
+              int k, w;
+            };
             std::vector<Ref> refs;
             std::uint64_t g = 0;
             for (int k = 1; k <= t; ++k)
@@ -1257,9 +1304,8 @@ TEST(Strategies, NgramWeightsReplayExactly) {
           // The model's sample: the next generation's training text.
           sample.clear();
           for (int j = 0; j < n; ++j) {
-            const kernels::TokenUniforms r =
-                kernels::token_uniforms(8, ch, t + 1, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence,
-                                        j % kernels::kMaxSentence, false);
+            const kernels::TokenUniforms r = kernels::token_uniforms(
+                8, ch, t + 1, rng::kStreamSyntheticDraw, j / kernels::kMaxSentence, j % kernels::kMaxSentence, false);
             sample.push_back(static_cast<double>(kernels::first_above(cum.data(), 0, V, r.u * run)));
           }
         }
@@ -1269,8 +1315,9 @@ TEST(Strategies, NgramWeightsReplayExactly) {
 }
 
 TEST(Strategies, BadValuesAreRefused) {
-  const std::string base = "seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
-                           "data: {samples: 10";
+  const std::string base =
+      "seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: gaussian}\ntruth: {isotropic: 1}\n"
+      "data: {samples: 10";
   for (const auto& [extra, path] : std::vector<std::pair<std::string, std::string>>{
            {", real_source: stale}\n", "data.real_source"},
            {", synthetic_cap: 1.5}\n", "data.synthetic_cap"},
@@ -1300,25 +1347,32 @@ TEST(Strategies, BadValuesAreRefused) {
   }
   // Mixtures weigh their points in every regime (tail_upsample) and under
   // accumulate (age_decay); n-grams weigh their tail token set, no quantile.
-  const std::string gmm = "seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: gmm, components: 2, dim: 2}\n"
-                          "truth: {weights: [0.5, 0.5], means: [[0, 0], [3, 0]], covs: [[1, 1], [1, 1]]}\n"
-                          "data: {samples: 50";
-  EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate_subsample, tail_upsample: {factor: 2, quantile: 0.1}}\n", {}));
+  const std::string gmm =
+      "seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: gmm, components: 2, dim: 2}\n"
+      "truth: {weights: [0.5, 0.5], means: [[0, 0], [3, 0]], covs: [[1, 1], [1, 1]]}\n"
+      "data: {samples: 50";
+  EXPECT_NO_THROW(
+      load_experiment_text(gmm + ", regime: accumulate_subsample, tail_upsample: {factor: 2, quantile: 0.1}}\n", {}));
   EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate, age_decay: 0.5}\n", {}));
   EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate_subsample, age_decay: 0.5}\n", {}));
   // Their filters work in every regime.
   EXPECT_NO_THROW(load_experiment_text(gmm + ", regime: accumulate, dedup: true, dedup_resolution: 0.1}\n", {}));
   EXPECT_NO_THROW(load_experiment_text(
-      gmm + ", regime: accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n", {}));
+      gmm + ", regime: accumulate_subsample, verifier: {keep_plausible: 1, keep_implausible: 0, quantile: 0.1}}\n",
+      {}));
   for (const auto& [yaml, path] : std::vector<std::pair<std::string, std::string>>{
            {gmm + ", age_decay: 0.5}\n", "data.age_decay"},
            {gmm + ", dedup: true}\n", "data.dedup_resolution"},
            {gmm + ", dedup: true, dedup_resolution: 0}\n", "data.dedup_resolution"},
            {gmm + ", dedup_resolution: 0.1}\n", "data.dedup_resolution"},
-           {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
-            "data: {samples: 50, tail_upsample: {factor: 2, quantile: 0.1}}\n", "data.tail_upsample.quantile"},
-           {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: 1.1}}\n"
-            "data: {samples: 50, tail_upsample: {}}\n", "data.tail_upsample.factor"}}) {
+           {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: "
+            "1.1}}\n"
+            "data: {samples: 50, tail_upsample: {factor: 2, quantile: 0.1}}\n",
+            "data.tail_upsample.quantile"},
+           {"seed: 1\nchains: 2\ngenerations: 3\nmodel: {family: ngram, order: 1}\ntruth: {zipf: {vocab: 50, exponent: "
+            "1.1}}\n"
+            "data: {samples: 50, tail_upsample: {}}\n",
+            "data.tail_upsample.factor"}}) {
     try {
       load_experiment_text(yaml, {});
       ADD_FAILURE() << yaml << " was accepted";
