@@ -9,13 +9,13 @@
 #include <stdexcept>
 #include <vector>
 
-#include "kernels/gaussian_backend.h"
-#include "kernels/normal.h"
-#include "kernels/quadform.h"
-#include "sim/aggregate.h"
-#include "sim/backend.h"
-#include "sim/config.h"
-#include "sim/gaussian_truth.h"
+#include "kernels/core/normal.h"
+#include "kernels/core/quadform.h"
+#include "kernels/gaussian/gaussian_backend.h"
+#include "sim/analysis/aggregate.h"
+#include "sim/engine/config.h"
+#include "sim/families/gaussian/gaussian_truth.h"
+#include "sim/parallel/backend.h"
 
 namespace {
 
@@ -85,7 +85,7 @@ void BM_NormalStream(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-// The d > 1 tail-mass evaluation (kernels/quadform.h), the costliest metric:
+// The d > 1 tail-mass evaluation (kernels/core/quadform.h), the costliest metric:
 // the simulator's typical call, a 2-D model somewhat narrower than the truth
 // and shifted, at the truth's 99th-percentile radius.
 void BM_TailMass2D(benchmark::State& state) {

@@ -16,13 +16,13 @@
 #include <string>
 #include <vector>
 
-#include "kernels/gmm.h"
-#include "kernels/gmm_backend.h"
-#include "sim/aggregate.h"
-#include "sim/backend.h"
-#include "sim/config.h"
-#include "sim/family.h"
-#include "sim/gmm_family.h"
+#include "kernels/gmm/gmm.h"
+#include "kernels/gmm/gmm_backend.h"
+#include "sim/analysis/aggregate.h"
+#include "sim/engine/config.h"
+#include "sim/families/family.h"
+#include "sim/families/gmm/gmm_family.h"
+#include "sim/parallel/backend.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 //                   the tokenizer, the vocabulary, the split), every run's
 //                   first step
 //   BM_Sample       the shared per-token sampler (sample_next with
-//                   token_uniforms, kernels/ngram.h: the alias-table draw every
+//                   token_uniforms, kernels/ngram/ngram.h: the alias-table draw every
 //                   backend makes per token), whole sentences one after
 //                   another on one thread; the cpu backend interleaves 8
 //                   sentences per thread on top of this
@@ -27,13 +27,13 @@
 #include <string>
 #include <vector>
 
-#include "kernels/ngram.h"
-#include "kernels/ngram_backend.h"
-#include "sim/backend.h"
-#include "sim/config.h"
-#include "sim/corpus.h"
-#include "sim/family.h"
-#include "sim/ngram_family.h"
+#include "kernels/ngram/ngram.h"
+#include "kernels/ngram/ngram_backend.h"
+#include "sim/engine/config.h"
+#include "sim/families/family.h"
+#include "sim/families/ngram/corpus.h"
+#include "sim/families/ngram/ngram_family.h"
+#include "sim/parallel/backend.h"
 
 namespace {
 

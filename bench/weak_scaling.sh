@@ -3,7 +3,7 @@
 # OpenMP thread each), K = 1, 2, ... ranks, whole processes timed alternately.
 # Efficiency = time(K = 1) / time(K): 1 is perfect (K times the chains in the
 # same time). That a split never changes a bit is tested, not timed
-# (tests/sim/test_scaleout.cc).
+# (tests/sim/engine/test_scaleout.cc).
 #   bench/weak_scaling.sh [CONFIG] [CHAINS_PER_RANK] [MAX_RANKS] [REPEATS]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-// libFuzzer target for the config parser, load_experiment_text (sim/config.h).
+// libFuzzer target for the config parser, load_experiment_text (sim/engine/config.h).
 //
 // Input: a YAML document. Its lines of the form "#set key.path=value" are
 // also passed as --set overrides, so the override path (YAML values parsed
@@ -22,7 +22,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "sim/config.h"
+#include "sim/engine/config.h"
 
 namespace fs = std::filesystem;
 

@@ -1,4 +1,4 @@
-// libFuzzer target for the corpus reader, parse_corpus (sim/corpus.h): the
+// libFuzzer target for the corpus reader, parse_corpus (sim/families/ngram/corpus.h): the
 // tokenizer, the 1-in-10 held-out split and the vocabulary, on the bytes a
 // corpus file would hold.
 //
@@ -13,7 +13,7 @@
 #include <exception>
 #include <string>
 
-#include "sim/corpus.h"
+#include "sim/families/ngram/corpus.h"
 
 namespace {
 

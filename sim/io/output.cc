@@ -1,0 +1,146 @@
+#include "sim/io/output.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "sim/analysis/summary.h"
+
+namespace ouro {
+
+CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& header) : path_(path) {
+  f_ = std::fopen(path.c_str(), "w");
+  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  row(header);
+  flush();
+}
+
+CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size < bytes)
+    throw std::runtime_error(
+        fmt::format("{} is shorter than its checkpoint says ({} of {} bytes)", path, ec ? 0 : size, bytes));
+  std::filesystem::resize_file(path, bytes);
+  f_ = std::fopen(path.c_str(), "ab");
+  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+}
+
+void CsvWriter::sync() {
+  flush();
+  if (::fsync(fileno(f_)) != 0)
+    throw std::runtime_error(fmt::format("fsync of {} failed: {}", path_, std::strerror(errno)));
+}
+
+std::uint64_t CsvWriter::bytes() const {
+  const long at = std::ftell(f_);
+  if (at < 0) throw std::runtime_error(fmt::format("cannot tell the size of {}", path_));
+  return static_cast<std::uint64_t>(at);
+}
+
+CsvWriter::~CsvWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void CsvWriter::row(const std::vector<std::string>& fields) {
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) line += ',';
+    const std::string& v = fields[i];
+    if (v.find_first_of(",\"\n") != std::string::npos) {
+      line += '"';
+      for (char c : v) line += (c == '"') ? std::string("\"\"") : std::string(1, c);
+      line += '"';
+    } else {
+      line += v;
+    }
+  }
+  line += '\n';
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size())
+    throw std::runtime_error(fmt::format("write to {} failed: {}", path_, std::strerror(errno)));
+}
+
+void CsvWriter::flush() {
+  if (std::fflush(f_) != 0) throw std::runtime_error(fmt::format("flush of {} failed", path_));
+}
+
+// NaN (no value: no chains, or a spread of infinities) is an empty cell;
+// infinities are written as inf / -inf.
+std::string number(double v) {
+  if (std::isnan(v)) return {};
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  return fmt::format("{}", v);
+}
+std::string number(std::optional<double> v) { return v ? number(*v) : std::string(); }
+
+std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths) {
+  std::vector<std::string> h = axis_paths;
+  for (const char* c :
+       {"generation", "metric", "mean", "se", "std", "q05", "q50", "q95", "chains", "degenerate_chains", "theory"})
+    h.emplace_back(c);
+  return h;
+}
+
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation, const std::string& metric,
+                                     const Summary& s, std::optional<double> theory) {
+  std::vector<std::string> r = labels;
+  r.push_back(std::to_string(generation));
+  r.push_back(metric);
+  for (double v : {s.mean, s.se, s.std, s.q05, s.q50, s.q95}) r.push_back(number(v));
+  r.push_back(std::to_string(s.chains));
+  r.push_back(std::to_string(s.degenerate));
+  r.push_back(number(theory));
+  return r;
+}
+
+std::vector<std::string> summary_header(const std::vector<std::string>& axis_paths) {
+  std::vector<std::string> h = axis_paths;
+  for (const char* c :
+       {"point", "metric", "direction", "threshold", "generations", "collapse_generation", "last_mean", "last_lo",
+        "last_hi", "auc_mean", "auc_lo", "auc_hi", "chains", "degenerate_chains", "real_samples"})
+    h.emplace_back(c);
+  return h;
+}
+
+std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point,
+                                     const std::string& metric, const PointSummary& s, double real_samples,
+                                     int generations) {
+  std::vector<double> auc = s.chain_auc();
+  std::vector<double> scratch;
+  const Interval last = interval95(s.last());
+  const Summary a = summarize(auc.data(), static_cast<std::int64_t>(auc.size()), scratch);
+  const Interval area = interval95(a);
+  std::vector<std::string> r = labels;
+  r.push_back(std::to_string(point));
+  r.push_back(metric);
+  r.push_back(direction_name(collapse_direction(metric)));
+  r.push_back(number(s.threshold()));
+  r.push_back(std::to_string(generations));
+  const auto cg = s.collapse_generation();
+  r.push_back(cg ? std::to_string(*cg) : std::string());
+  for (double v : {last.mean, last.lo, last.hi, area.mean, area.lo, area.hi}) r.push_back(number(v));
+  r.push_back(std::to_string(s.last().chains));
+  r.push_back(std::to_string(s.last().degenerate));
+  r.push_back(number(real_samples));
+  return r;
+}
+
+void write_json_atomic(const std::string& path, const nlohmann::json& j) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    if (!f) throw std::runtime_error(fmt::format("cannot write {}", tmp));
+    f << j.dump(2) << '\n';
+    if (!f) throw std::runtime_error(fmt::format("write to {} failed", tmp));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw std::runtime_error(fmt::format("cannot rename {} to {}", tmp, path));
+}
+
+}  // namespace ouro

@@ -1,0 +1,59 @@
+// What a run writes: metrics.csv (tidy, one row per sweep point x generation x
+// metric, appended and flushed as generations finish), optionally
+// per_chain.csv, and manifest.json (provenance).
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/analysis/aggregate.h"
+
+namespace ouro {
+
+// A CSV file that is flushed after every block of rows, so an interrupted run
+// keeps every generation it finished.
+class CsvWriter {
+ public:
+  CsvWriter(const std::string& path, const std::vector<std::string>& header);
+  // Continues a file written by an earlier process (a resumed run): cut back
+  // to its first `bytes` bytes (what that process had flushed at its last
+  // checkpoint), then appended to.
+  CsvWriter(const std::string& path, std::uint64_t bytes);
+  ~CsvWriter();
+  CsvWriter(const CsvWriter&) = delete;
+  CsvWriter& operator=(const CsvWriter&) = delete;
+  void row(const std::vector<std::string>& fields);
+  void flush();
+  std::uint64_t bytes() const;  // written so far (after flush(): in the file)
+  // flush(), then fsync: on disk before a checkpoint records the length.
+  void sync();
+
+ private:
+  std::FILE* f_;
+  std::string path_;
+};
+
+// Shortest text that reads back as the same double; "" for NaN, inf/-inf.
+std::string number(double v);
+std::string number(std::optional<double> v);
+
+std::vector<std::string> metrics_header(const std::vector<std::string>& axis_paths);
+std::vector<std::string> metrics_row(const std::vector<std::string>& labels, int generation, const std::string& metric,
+                                     const Summary& s, std::optional<double> theory);
+
+// summary.csv (sim/analysis/summary.h): one row per sweep point.
+class PointSummary;
+std::vector<std::string> summary_header(const std::vector<std::string>& axis_paths);
+std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point,
+                                     const std::string& metric, const PointSummary& s, double real_samples,
+                                     int generations);
+
+// Writes JSON to path atomically (temporary file, then rename).
+void write_json_atomic(const std::string& path, const nlohmann::json& j);
+
+}  // namespace ouro
