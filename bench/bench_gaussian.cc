@@ -14,6 +14,7 @@
 #include "kernels/gaussian/gaussian_backend.h"
 #include "sim/analysis/aggregate.h"
 #include "sim/engine/config.h"
+#include "sim/families/gaussian/gaussian_family.h"
 #include "sim/families/gaussian/gaussian_truth.h"
 #include "sim/parallel/backend.h"
 
@@ -45,21 +46,42 @@ void BM_GenerationStep(benchmark::State& state, const std::string& backend, kern
   const std::int64_t chains = state.range(0);
   const int n = static_cast<int>(state.range(1));
   const PointConfig c = config(chains, n, regime, dim);
+  const auto& g_settings = c.settings<GaussianSettings>();
   kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, 0};
   auto b = make_gaussian_backend(backend, spec);
   std::vector<double> metrics(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * chains);
   b->start(metrics.data());
-  b->advance(
-      kernels::GaussianStep{
-          c.seed, c.dim, c.samples, c.real_count, 1, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
-      metrics.data());
+  b->advance(kernels::GaussianStep{c.seed,
+                                   g_settings.dim,
+                                   c.samples,
+                                   c.real_count,
+                                   1,
+                                   c.regime,
+                                   g_settings.estimator,
+                                   c.real_source,
+                                   -1.0,
+                                   {},
+                                   {},
+                                   1.0,
+                                   {}},
+             metrics.data());
   validate(metrics, chains, n);
   int g = 2;
   for (auto _ : state) {
-    b->advance(
-        kernels::GaussianStep{
-            c.seed, c.dim, c.samples, c.real_count, g, c.regime, c.estimator, c.real_source, -1.0, {}, {}, 1.0, {}},
-        metrics.data());
+    b->advance(kernels::GaussianStep{c.seed,
+                                     g_settings.dim,
+                                     c.samples,
+                                     c.real_count,
+                                     g,
+                                     c.regime,
+                                     g_settings.estimator,
+                                     c.real_source,
+                                     -1.0,
+                                     {},
+                                     {},
+                                     1.0,
+                                     {}},
+               metrics.data());
     if (++g > c.generations) {  // start over rather than run past the planned generations
       state.PauseTiming();
       b->start(metrics.data());

@@ -46,8 +46,9 @@ void BM_EStep(benchmark::State& state, bool vectorised) {
   const kernels::GmmTruth truth = make_gmm_truth(c);
   const kernels::GmmCView m = kernels::truth_view(truth);
   const std::int64_t n = state.range(0);
-  std::vector<double> x(n * c.dim);
-  for (std::int64_t i = 0; i < n; ++i) kernels::gmm_draw(1, 0, 1, true, i, m, x.data() + i * c.dim);
+  const int d = c.settings<GmmSettings>().dim;
+  std::vector<double> x(n * d);
+  for (std::int64_t i = 0; i < n; ++i) kernels::gmm_draw(1, 0, 1, true, i, m, x.data() + i * d);
   const int S = kernels::em_stats_size(m.K, m.d);
   std::vector<double> lanes(kernels::kEmLanes * S), stats(S);
   for (auto _ : state) {

@@ -51,8 +51,8 @@ struct NgramBatchSpec {
   Regime regime;
   RealSource real_source;
   int generations;
-  int samples;           // tokens per generation
-  double real_fraction;  // share of tokens filled with real data from generation 2 on
+  int samples;     // tokens per generation
+  int real_count;  // tokens filled with real sentences from generation 2 on (kernels::real_count)
   // data.dedup (corpus truths): a synthetic sentence identical to one
   // already in the sample is dropped and drawing goes on, until the sample
   // holds `samples` tokens or max_draw_factor * samples tokens were drawn.

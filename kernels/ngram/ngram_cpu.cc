@@ -542,7 +542,7 @@ class NgramCpu final : public NgramBackend {
     // previous model's sample, each part filled up to its token target
     // (whole sentences; the last may overshoot).
     const double n = s_.samples;
-    const double real_target = t == 1 ? n : std::round(s_.real_fraction * n);
+    const double real_target = t == 1 ? n : static_cast<double>(s_.real_count);
     TokenText text;
     text.start.push_back(0);
     double real_tokens = 0.0;

@@ -1201,8 +1201,7 @@ class NgramCuda final : public NgramBackend {
 
   void advance(int t, double* h_metrics) override {
     const std::uint64_t n = static_cast<std::uint64_t>(s_.samples);
-    const auto real_target =
-        static_cast<std::uint64_t>(t == 1 ? s_.samples : std::llround(s_.real_fraction * s_.samples));
+    const auto real_target = static_cast<std::uint64_t>(t == 1 ? s_.samples : s_.real_count);
     // Generation t's new text: real sentences (tokens) and the first of the
     // previous model's sample, composed in text_; or, without real data,
     // the whole sample (drawn until n tokens), already counted.

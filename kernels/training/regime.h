@@ -39,8 +39,15 @@ OURO_HD inline double subsample_uniform(std::uint32_t seed, std::uint32_t chain,
   return (j & 1) ? rng::u01_open(b.v[2], b.v[3]) : rng::u01_open(b.v[0], b.v[1]);
 }
 
+// The real points among a generation's `samples` new points from generation 2
+// on: round(real_fraction * samples), halves away from zero. Every family and
+// backend takes this count from here (through the config's real_count).
+inline int real_count(double real_fraction, int samples) {
+  return static_cast<int>(std::lround(real_fraction * samples));
+}
+
 // Real draws among generation k's new points: all n at k = 1, then
-// `real_count` (round(real_fraction * n)) from k = 2 on.
+// `real_count` from k = 2 on.
 OURO_HD inline int real_points_of(int k, int samples, int real_count) { return k == 1 ? samples : real_count; }
 
 // Selection sampling (Knuth, TAOCP vol. 2, 3.4.2, Algorithm S): `take`

@@ -10,32 +10,8 @@
 
 namespace ouro {
 
-std::vector<DetectorSpec> family_detectors(const PointConfig& c) {
-  // What a practitioner sees of generation t: the spread of its samples (the
-  // fitted variance is their sample variance up to the estimator's factor,
-  // and a ratio of var_ratio's values is a ratio of variances: the truth's
-  // scale cancels), the negative log-likelihood of a fixed real validation
-  // set, and the model's own entropy.
-  if (c.family == "gaussian")
-    return {{"diversity", "var_ratio", true, 1.0, -1.0, "ln (variance drop)"},
-            {"canary", "heldout_nll", false, 1.0, 1.0, "nats (validation NLL rise)"},
-            // The Gaussian's entropy is (1/2) ln det Sigma + const, and a
-            // ratio of det_ratio's values is a ratio of determinants.
-            {"entropy", "det_ratio", true, 0.5, -1.0, "nats (entropy drop)"}};
-  if (c.family == "gmm")
-    return {{"diversity", "var_ratio", true, 1.0, -1.0, "ln (variance drop)"},
-            {"canary", "xent", false, 1.0, 1.0, "nats (validation NLL rise)"},
-            // EM's own mean log-loss on the training set: the resubstitution
-            // estimate of the mixture's entropy.
-            {"entropy", "fit_nll", false, 1.0, -1.0, "nats (entropy drop)"}};
-  return {{"diversity", "distinct_2", true, 1.0, -1.0, "ln (distinct-2 drop)"},
-          // log2 of the held-out perplexity is the mean held-out NLL in bits.
-          {"canary", "heldout_ppl", true, 1.0 / std::log(2.0), 1.0, "bits (held-out NLL rise)"},
-          {"entropy", "entropy", false, 1.0, -1.0, "bits (entropy drop)"}};
-}
-
 std::vector<DetectorSpec> chosen_detectors(const PointConfig& c, const EarlyWarningSettings& s) {
-  const std::vector<DetectorSpec> all = family_detectors(c);
+  const std::vector<DetectorSpec> all = c.family->detectors();
   if (s.detectors.empty()) return all;
   std::vector<DetectorSpec> out;
   for (const auto& name : s.detectors)

@@ -38,21 +38,11 @@
 
 namespace ouro {
 
-// One detector of a family: which observable metric it reads and how its
-// score (the move towards collapse from the baseline) is formed.
-struct DetectorSpec {
-  std::string name;    // diversity | canary | entropy
-  std::string metric;  // the metrics.csv column it reads
-  // score = sign * (f(x_t) - f(x_ref)), f = scale * ln x (log) or x (linear).
-  bool log = false;
-  double scale = 1.0;
-  double sign = 1.0;
-  std::string units;  // of the score and so of the threshold
-};
+// (Each family's detectors, DetectorSpec, are rows of the family table:
+// sim/families/family.h.)
 
-// Every detector the point's family offers, in a fixed order.
-std::vector<DetectorSpec> family_detectors(const PointConfig& c);
-// The detectors an experiment asked for (early_warning.detectors), in that order.
+// The detectors an experiment asked for (early_warning.detectors), in that
+// order; every detector of the point's family when it named none.
 std::vector<DetectorSpec> chosen_detectors(const PointConfig& c, const EarlyWarningSettings& s);
 
 // One detector's outcome at one sweep point.

@@ -5,34 +5,6 @@
 
 namespace ouro {
 
-Direction collapse_direction(const std::string& m) {
-  // Shrink as the tails and the diversity go.
-  for (const char* d : {"var_ratio", "det_ratio", "tail_mass", "min_weight", "rare_mode_mass", "support",
-                        "vocab_survival", "entropy", "gini_simpson", "distinct_2"})
-    if (m == d) return Direction::kDown;
-  if (m.rfind("component_std_", 0) == 0) return Direction::kDown;
-  // Grow as the model drifts from the truth.
-  for (const char* u : {"mean_sq_err", "w2", "kl", "xent", "l2_density", "dead_components", "heldout_ppl",
-                        "zero_prob_rate", "tail_ppl", "tv", "kl_inf_chains", "missing_mass", "heldout_nll"})
-    if (m == u) return Direction::kUp;
-  return Direction::kNone;  // bookkeeping: synthetic_share, data_age, em_*, cut_sentences
-}
-
-bool truth_ratio(const std::string& m) {
-  for (const char* r : {"var_ratio", "det_ratio", "tail_mass", "rare_mode_mass"})
-    if (m == r) return true;
-  return false;
-}
-
-const char* direction_name(Direction d) { return d == Direction::kDown ? "down" : d == Direction::kUp ? "up" : ""; }
-
-SummarySettings default_summary(const PointConfig& c) {
-  // The headline of each family: the spread kept (Gaussians, mixtures) and
-  // the share of the vocabulary still alive (n-grams), at half of the truth's.
-  if (c.family == "ngram") return SummarySettings{"vocab_survival", 0.5};
-  return SummarySettings{"var_ratio", 0.5};
-}
-
 double real_samples_per_chain(const PointConfig& c) {
   // Generation 1 trains on n real samples; every later one draws its
   // real_count afresh (every regime keeps drawing real data), unless the real

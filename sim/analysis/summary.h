@@ -31,22 +31,8 @@
 
 namespace ouro {
 
-// Which way a metric moves as a model collapses (by name: a name means the
-// same thing in every family).
-enum class Direction { kNone, kDown, kUp };
-Direction collapse_direction(const std::string& metric);
-const char* direction_name(Direction d);  // "down", "up", ""
-
-// Whether a metric is a ratio to the truth's own value (1 at generation 0:
-// var_ratio, det_ratio, tail_mass, rare_mode_mass). It shrinks under
-// collapse, but a value far above 1 (a strategy that overshoots) is no
-// closer to the truth: the report ranks these by the median over chains of
-// |ln value|.
-bool truth_ratio(const std::string& metric);
-
-// The summary metric and threshold of an experiment (its `summary:` section,
-// or the family's default).
-SummarySettings default_summary(const PointConfig& c);
+// (A metric's collapse direction, and whether it is a ratio to the truth's
+// own value, are the family table's: sim/families/family.h.)
 
 // Real samples one chain draws over the run under the point's regime.
 double real_samples_per_chain(const PointConfig& c);

@@ -1,32 +1,25 @@
-// Experiment configuration: the YAML file, its --set overrides and its sweep,
-// validated into one typed PointConfig per sweep point before any work.
+// Experiment configuration: the YAML file, its --set overrides and its sweep, validated into one typed PointConfig
+// per sweep point before any work. The engine reads the keys every config has (common_keys(): the run's size, the
+// data section and its strategies, plot, summary, early_warning); the point's family reads its own (the family
+// table, sim/families/family.h).
 //
-// Every refusal is a ConfigError naming the key's path and what was expected
-// (and, for an unknown key, the nearest valid one); the CLI turns it into
-// exit code 2.
+// Every refusal is a ConfigError (sim/io/yaml_reader.h) naming the key's path and what was expected; the CLI turns
+// it into exit code 2.
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
 
-#include "kernels/gaussian/gaussian.h"
-#include "kernels/gmm/gmm.h"
+#include "kernels/training/regime.h"
+#include "sim/families/family.h"
+#include "sim/io/config_keys.h"
+#include "sim/io/yaml_reader.h"
 
 namespace ouro {
-
-class ConfigError : public std::runtime_error {
- public:
-  ConfigError(const std::string& path, const std::string& what)
-      : std::runtime_error(path.empty() ? what : path + ": " + what), path_(path) {}
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 // One fully resolved, validated sweep point.
 struct PointConfig {
@@ -34,53 +27,34 @@ struct PointConfig {
   std::uint32_t seed = 1;
   std::int64_t chains = 0;
   int generations = 0;
-  std::string family;  // gaussian | gmm
-  int dim = 1;
-  // family gaussian
-  kernels::Estimator estimator = kernels::Estimator::kMle;
-  std::vector<double> truth_mean;  // dim
-  std::vector<double> truth_cov;   // dim * dim, row-major, symmetric positive definite
-  // family gmm
-  int components = 0;  // K of the fitted mixtures
-  kernels::EmSettings em{100, 1e-3, 1e-6, kernels::EmInit::kWarm, 1, false};
-  std::vector<double> truth_weights;  // K0, summing to 1
-  std::vector<double> truth_means;    // K0 * dim
-  std::vector<double> truth_covs;     // K0 * dim * dim, each symmetric positive definite
-  int heldout = 1000;                 // metrics.heldout: points (gmm) or tokens (ngram, zipf) held out
-  double dead_weight = 1e-3;          // metrics.dead_weight
-  // family ngram
-  int order = 1;
-  std::string smoothing = "mle";  // mle | add_k | kneser_ney
-  double add_k = 1.0;             // model.k
-  double discount = 0.75;         // model.discount
-  double temperature = 1.0;       // sampler
-  int top_k = 0;
-  double top_p = 1.0;
-  std::string corpus;          // truth.corpus: kjv or a path ("" for a zipf truth)
-  int zipf_vocab = 0;          // truth.zipf.vocab
-  double zipf_exponent = 0.0;  // truth.zipf.exponent
-  int tail_count = 5;          // metrics.tail_count
-  double tail_share = 0.1;     // metrics.tail_share
+  const Family* family = nullptr;                         // model.family: its row of the table
+  std::shared_ptr<const FamilySettings> family_settings;  // what the family read of its own keys
+  // The family's settings as its own struct (std::bad_cast for another family's).
+  template <class S>
+  const S& settings() const {
+    return dynamic_cast<const S&>(*family_settings);
+  }
+
+  // data: the training set of every generation.
   int samples = 0;
   kernels::Regime regime = kernels::Regime::kReplace;
   kernels::RealSource real_source = kernels::RealSource::kFresh;  // data.real_source
   double synthetic_cap = 1.0;      // data.synthetic_cap: at most this share of a generation's new points is synthetic
   double real_fraction = 0.0;      // effective: max(data.real_fraction, 1 - synthetic_cap)
-  double estimator_weight = -1.0;  // data.estimator_weight (gaussian, replace); < 0: not set
-  // data.verifier (gaussian, replace): keep a plausible synthetic candidate
-  // with probability keep_plausible, an implausible one with keep_implausible;
-  // plausible = the truth's log-density at least its own verifier_quantile.
+  int real_count = 0;              // real points among a generation's new points: kernels::real_count()
+  double estimator_weight = -1.0;  // data.estimator_weight; < 0: not set
+  // data.verifier: keep a plausible synthetic candidate with probability keep_plausible, an implausible one with
+  // keep_implausible; plausible = the truth's log-density at least its own verifier_quantile.
   bool verifier = false;
   double keep_plausible = 1.0, keep_implausible = 1.0, verifier_quantile = 0.0;
   int max_draw_factor = 10;  // data.max_draw_factor: candidate draws per needed point, at most
-  // data.tail_upsample (every family and regime): synthetic points in the truth's
-  // lowest-density tail_quantile share count tail_factor times in the fit.
+  // data.tail_upsample: synthetic points in the truth's tail set count tail_factor times in the fit (a continuous
+  // family's tail is its lowest-density tail_quantile share).
   bool tail_upsample = false;
   double tail_factor = 1.0, tail_quantile = 0.0;
-  bool dedup = false;             // data.dedup (ngram, corpus truths; gaussian, gmm): drop repeated synthetic samples
-  double dedup_resolution = 0.0;  // data.dedup_resolution (gaussian, gmm): the grid continuous points are rounded to
+  bool dedup = false;             // data.dedup: drop repeated synthetic samples
+  double dedup_resolution = 0.0;  // data.dedup_resolution: the grid continuous points are rounded to
   double age_decay = 1.0;         // data.age_decay (the pooling regimes): weight decay^k for data k generations old
-  int real_count = 0;             // round(real_fraction * samples), half away from zero
 };
 
 struct SweepAxis {
@@ -91,13 +65,6 @@ struct SweepAxis {
 struct SweepPoint {
   std::vector<std::string> labels;  // one per axis
   PointConfig config;
-};
-
-// summary: {metric, threshold}: the metric and threshold of summary.csv's
-// collapse_generation (sim/analysis/summary.h); empty metric: the family's default.
-struct SummarySettings {
-  std::string metric;
-  double threshold = 0.0;
 };
 
 // early_warning: the detectors of sim/analysis/early_warning.h, calibrated per point.
@@ -118,13 +85,14 @@ struct Experiment {
   EarlyWarningSettings early_warning;  // not swept either
 };
 
-// Loads, overrides and validates. `sets` are "path=value" strings; a value is
-// parsed as YAML (so 0.5, replace and [1, 2] all work). A --set on a swept key
-// fixes it and removes its axis.
+// Loads, overrides and validates. `sets` are "path=value" strings; a value is parsed as YAML (so 0.5, replace and
+// [1, 2] all work). A --set on a swept key fixes it and removes its axis.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets);
 Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets);
 
+// The keys every config has, whatever its family (the families' own: Family::keys()).
+const std::vector<KeySpec>& common_keys();
+
 const char* regime_name(kernels::Regime r);
-const char* estimator_name(kernels::Estimator e);
 
 }  // namespace ouro

@@ -104,12 +104,584 @@ std::string checkpoint_path(const std::string& dir, std::uint64_t seq, int rank)
   return fmt::format("{}/ckpt-{}-rank{}.bin", dir, seq, rank);
 }
 
+// Wall time per stage of the loop, for manifest.json (carried through checkpoints).
+struct StageSeconds {
+  double backend = 0.0, gather = 0.0, aggregate = 0.0, write = 0.0, checkpoint = 0.0;
+  nlohmann::json json() const {
+    return {{"sample_fit_metrics", backend},
+            {"gather", gather},
+            {"aggregate", aggregate},
+            {"write", write},
+            {"checkpoint", checkpoint}};
+  }
+  void read(const nlohmann::json& j) {
+    backend = j.at("sample_fit_metrics");
+    gather = j.at("gather");
+    aggregate = j.at("aggregate");
+    write = j.at("write");
+    checkpoint = j.at("checkpoint");
+  }
+};
+
+// Fault injection for the tests (tests/sim/engine/test_scaleout.cc): OUROBOROS_FAULT=kill@S or term@S sends this
+// process SIGKILL or SIGTERM right after its S-th generation step (counted over points and batches, after that
+// step's rows and any checkpoint are written; a SIGTERM then stops the run at the next step's boundary).
+struct Fault {
+  int signal = 0;
+  long step = 0;
+  long steps = 0;
+  Fault() {
+    if (const char* f = std::getenv("OUROBOROS_FAULT")) {
+      const std::string spec = f;
+      const auto at = spec.find('@');
+      if (at != std::string::npos) {
+        step = std::atol(spec.c_str() + at + 1);
+        signal = spec.compare(0, at, "kill") == 0 ? SIGKILL : spec.compare(0, at, "term") == 0 ? SIGTERM : 0;
+      }
+    }
+  }
+  void after_step() {
+    if (signal && ++steps == step) std::raise(signal);
+  }
+};
+
+// One sweep point in progress: its metrics, rank 0's table of every chain's values, its summary and early-warning
+// view.
+struct PointRun {
+  std::size_t index;
+  const SweepPoint& point;
+  const PointPlan& plan;
+  std::vector<std::string> names;
+  std::vector<int> column;  // metric m's column in per_chain.csv
+  int M;
+  std::int64_t N;
+  bool whole;                 // a rank's chains are one batch: a generation is summarised as soon as it is done
+  std::vector<double> table;  // rank 0: [metric][chain] of one generation, or [g][metric][chain] of every one
+  int summary_metric;         // summary.metric's index
+  PointSummary summary;       // rank 0
+  std::unique_ptr<EarlyWarningTracker> early;  // rank 0, with early_warning
+  nlohmann::json workers = nlohmann::json::array();
+
+  std::size_t MN() const { return static_cast<std::size_t>(M) * N; }
+  double* slot(int g) { return table.data() + (whole ? 0 : static_cast<std::size_t>(g) * MN()); }
+};
+
+// The run of one experiment: rank 0 writes every file; every rank runs its chains. The steps, in the order
+// run() takes them: find where a resumed run goes on, open the outputs, then per sweep point and batch of chains
+// every generation (advance, gather, record, checkpoint when due), then the point's summaries, and the manifest.
+class ExperimentRun {
+ public:
+  ExperimentRun(const Experiment& ex, const RunOptions& opt)
+      : ex_(ex),
+        opt_(opt),
+        comm_(Comm::world()),
+        root_(comm_.root()),
+        plans_(plan_run(ex, opt)),
+        config_path_(opt.out_dir + "/config.yaml"),
+        ckdir_(opt.out_dir + "/checkpoint"),
+        manifest_path_(opt.out_dir + "/manifest.json") {
+    result_.backend = opt.backend;
+    result_.out_dir = opt.out_dir;
+    // A resumed run compares the checkpoint's hash with config.yaml's bytes as they are on disk (the experiment was
+    // loaded from them).
+    text_ = config_text(ex);
+    if (opt.resume) {
+      std::ifstream in(config_path_, std::ios::binary);
+      text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    // Metric names of every point (families, and a mixture's component count, may differ between points);
+    // per_chain.csv has a column for each name that any point has, empty where a point lacks it.
+    for (const auto& p : ex.points) {
+      point_names_.push_back(metric_names(p.config));
+      for (const auto& n : point_names_.back())
+        if (std::find(all_names_.begin(), all_names_.end(), n) == all_names_.end()) all_names_.push_back(n);
+    }
+    for (const auto& a : ex.axes) axis_paths_.push_back(a.path);
+  }
+
+  RunResult run() {
+    if (opt_.resume) read_checkpoint();
+    open_outputs();
+    for (std::size_t p = 0; p < ex_.points.size(); ++p) {
+      if (resuming() && p < resume_->point) continue;
+      if (!run_point(p)) return result_;  // stopped by a signal, checkpoint written
+    }
+    finish();
+    return result_;
+  }
+
+ private:
+  // Where a resumed run goes on: the checkpoint set latest.json names. Every rank checks its own file; all agree on
+  // the verdict before rank 0 touches anything in the folder.
+  struct Resume {
+    std::unique_ptr<CheckpointReader> reader;
+    std::size_t point = 0;
+    int batch = 0, generation = 0;
+    nlohmann::json header;  // this rank's
+  };
+
+  // A resumed run before it reached the batch its checkpoint stopped in.
+  bool resuming() const { return resume_.has_value() && resume_->reader != nullptr; }
+
+  // The run's identity (manifest.json's run_id), in every checkpoint header: a checkpoint left by an earlier run in
+  // a folder reused with --force is never taken for this run's.
+  std::string manifest_run_id() const {
+    std::ifstream in(manifest_path_);
+    nlohmann::json m;
+    in >> m;
+    return m.at("run_id").get<std::string>();
+  }
+
+  void read_checkpoint() {
+    std::string problem;
+    Resume r;
+    try {
+      run_id_ = manifest_run_id();
+      std::ifstream in(ckdir_ + "/latest.json");
+      nlohmann::json latest;
+      try {
+        in >> latest;
+        seq_ = latest.at("seq").get<std::uint64_t>();
+      } catch (const std::exception&) {
+        throw CheckpointError(
+            fmt::format("{} holds no checkpoint (the run stopped before its first one: run it "
+                        "again with --force)",
+                        opt_.out_dir));
+      }
+      const std::string file = checkpoint_path(ckdir_, seq_, comm_.rank());
+      r.reader = std::make_unique<CheckpointReader>(file);
+      const nlohmann::json& h = r.reader->header();
+      if (h.value("version", "") != version_text())
+        throw CheckpointError(fmt::format("checkpoint {} was written by ouroboros {}; this is {}", file,
+                                          h.value("version", "?"), version_text()));
+      if (h.value("config", "") != fingerprint(text_))
+        throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path_));
+      if (h.value("run", "") != run_id_)
+        throw CheckpointError(
+            fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
+                        "run in this folder?)",
+                        file, opt_.out_dir));
+      if (h.value("ranks", 0) != comm_.size() || h.value("rank", -1) != comm_.rank())
+        throw CheckpointError(
+            fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number "
+                        "of ranks (mpirun -n {})",
+                        file, h.value("rank", -1), h.value("ranks", 0), h.value("ranks", 0)));
+      // The chains' batches as they were run (the plan of this process may differ: another thread count, another
+      // machine's memory).
+      const nlohmann::json& hp = h.at("plans");
+      if (!hp.is_array() || hp.size() != plans_.size())
+        throw CheckpointError(fmt::format("checkpoint {} has the plans of another sweep", file));
+      for (std::size_t p = 0; p < plans_.size(); ++p) {
+        const auto batch = hp[p].at(0).get<std::int64_t>();
+        const int batches = hp[p].at(1).get<int>();
+        if (batch < 1 || batches < 1 || batch * batches < plans_[p].ranks.front().count)
+          throw CheckpointError(fmt::format("checkpoint {} has a damaged plan", file));
+        plans_[p].batch = batch;
+        plans_[p].batches = batches;
+      }
+      r.point = h.at("point").get<std::size_t>();
+      r.batch = h.at("batch").get<int>();
+      r.generation = h.at("generation").get<int>();
+      if (r.point >= plans_.size() || r.batch >= plans_[r.point].batches || r.generation < 0 ||
+          r.generation > ex_.points[r.point].config.generations)
+        throw CheckpointError(fmt::format("checkpoint {} has a damaged position", file));
+      r.header = h;
+    } catch (const CheckpointError& e) {
+      problem = e.what();
+    } catch (const std::exception& e) {
+      problem = fmt::format("{}: unreadable run state ({})", opt_.out_dir, e.what());
+    }
+    if (comm_.any(!problem.empty())) {
+      if (!problem.empty() && !root_)
+        std::fprintf(stderr, "ouroboros: resume, rank %d: %s\n", comm_.rank(), problem.c_str());
+      throw CheckpointError(problem.empty() ? "another rank's checkpoint was refused (its message above)" : problem);
+    }
+    resume_ = std::move(r);
+  }
+
+  // Rank 0: manifest.json (status running) and the tables, new, or for a resumed run cut back to the lengths its
+  // checkpoint recorded.
+  void open_outputs() {
+    for (const auto& pl : plans_) plan_json_.push_back({pl.batch, pl.batches});
+    if (root_) {
+      if (resume_) {
+        const nlohmann::json& saved = resume_->header;
+        std::ifstream in(manifest_path_);
+        in >> manifest_;
+        manifest_["resumed"].push_back({{"checkpoint", seq_},
+                                        {"point", resume_->point},
+                                        {"batch", resume_->batch},
+                                        {"generation", resume_->generation}});
+        result_.rows = saved.at("rows").get<std::size_t>();
+        points_json_ = saved.at("points");
+        stages_.read(saved.at("stage_seconds"));
+        auto reopen = [&](const char* file, const char* bytes) {
+          return std::make_unique<CsvWriter>(opt_.out_dir + "/" + file, saved.at(bytes).get<std::uint64_t>());
+        };
+        csv_ = reopen("metrics.csv", "metrics_bytes");
+        summary_csv_ = reopen("summary.csv", "summary_bytes");
+        summary_chains_ = reopen("summary_chains.csv", "summary_chains_bytes");
+        if (opt_.per_chain) per_chain_ = reopen("per_chain.csv", "per_chain_bytes");
+        if (ex_.early_warning.on) early_csv_ = reopen("early_warning.csv", "early_warning_bytes");
+      } else {
+        fs::create_directories(opt_.out_dir);
+        fs::remove_all(ckdir_);  // an earlier run's, in a folder reused with --force
+        write_file_atomic(config_path_, text_);
+        std::random_device entropy;
+        run_id_ = fmt::format("{:08x}{:08x}", entropy(), entropy());
+        write_new_manifest();
+        csv_ = std::make_unique<CsvWriter>(opt_.out_dir + "/metrics.csv", metrics_header(axis_paths_));
+        summary_csv_ = std::make_unique<CsvWriter>(opt_.out_dir + "/summary.csv", summary_header(axis_paths_));
+        std::vector<std::string> h = axis_paths_;
+        for (const char* c : {"point", "chain", "last", "auc"}) h.emplace_back(c);
+        summary_chains_ = std::make_unique<CsvWriter>(opt_.out_dir + "/summary_chains.csv", h);
+        if (opt_.per_chain) {
+          std::vector<std::string> header = axis_paths_;
+          header.emplace_back("generation");
+          header.emplace_back("chain");
+          for (const auto& n : all_names_) header.push_back(n);
+          per_chain_ = std::make_unique<CsvWriter>(opt_.out_dir + "/per_chain.csv", header);
+        }
+        if (ex_.early_warning.on)
+          early_csv_ =
+              std::make_unique<CsvWriter>(opt_.out_dir + "/early_warning.csv", early_warning_header(axis_paths_));
+      }
+      manifest_["status"] = "running";
+      write_json_atomic(manifest_path_, manifest_);
+    }
+    comm_.barrier();  // the folder and manifest exist before any rank writes a checkpoint into it
+    if (!root_ && !resume_) run_id_ = manifest_run_id();
+    std::size_t total_steps = 0;
+    for (std::size_t p = 0; p < ex_.points.size(); ++p)
+      total_steps += static_cast<std::size_t>(plans_[p].batches) * (ex_.points[p].config.generations + 1);
+    progress_ = std::make_unique<Progress>(opt_.progress && root_, total_steps);
+  }
+
+  void write_new_manifest() {
+    manifest_["run_id"] = run_id_;
+    manifest_["ouroboros_version"] = provenance::version();
+    manifest_["git_commit"] = provenance::git_commit();
+    manifest_["command"] = {{"config", opt_.config_path}, {"set", opt_.sets}};
+    manifest_["config"] = yaml_to_json(ex_.resolved);
+    manifest_["seed"] = ex_.points.front().config.seed;
+    manifest_["rng"] = {{"generator", "Philox4x32-10"},
+                        {"layout_version", rng::kRngLayoutVersion},
+                        {"key", "seed, chain"},
+                        {"counter", "index_lo, index_hi, stream, generation"}};
+    manifest_["backend"] = result_.backend;
+    manifest_["device"] = result_.backend == "cuda" ? cuda_device_name() : provenance::cpu_model();
+    manifest_["cpu_model"] = provenance::cpu_model();
+    manifest_["dependencies"] = provenance::dependencies();
+    if (cuda_built()) manifest_["dependencies"]["cuda_runtime"] = cuda_runtime_version();
+    manifest_["ranks"] = comm_.size();
+    manifest_["run_options"] = {{"backend", opt_.backend},
+                                {"per_chain", opt_.per_chain},
+                                {"checkpoint_every", opt_.checkpoint_every},
+                                {"max_memory_bytes", plans_.front().budget}};
+  }
+
+  // Every batch of sweep point p; false when a stop signal ended the run.
+  bool run_point(std::size_t p) {
+    const SweepPoint& point = ex_.points[p];
+    const PointConfig& c = point.config;
+    const std::vector<std::string>& names = point_names_[p];
+    const int M = static_cast<int>(names.size());
+    const int sm = static_cast<int>(std::find(names.begin(), names.end(), ex_.summary.metric) - names.begin());
+    const bool whole = plans_[p].batches == 1;
+    PointRun pr{
+        p,
+        point,
+        plans_[p],
+        names,
+        std::vector<int>(M),
+        M,
+        c.chains,
+        whole,
+        std::vector<double>(root_ ? (whole ? 1 : c.generations + 1) * static_cast<std::size_t>(M) * c.chains : 0),
+        sm,
+        PointSummary(sm, collapse_direction(ex_.summary.metric), ex_.summary.threshold, root_ ? c.chains : 0),
+        nullptr};
+    for (int m = 0; m < M; ++m)
+      pr.column[m] = static_cast<int>(std::find(all_names_.begin(), all_names_.end(), names[m]) - all_names_.begin());
+    if (root_ && ex_.early_warning.on) {
+      std::vector<DetectorSpec> detectors = chosen_detectors(c, ex_.early_warning);
+      std::vector<int> index;
+      for (const auto& d : detectors)
+        index.push_back(static_cast<int>(std::find(names.begin(), names.end(), d.metric) - names.begin()));
+      pr.early = std::make_unique<EarlyWarningTracker>(ex_.early_warning, std::move(detectors), std::move(index), sm,
+                                                       collapse_direction(ex_.summary.metric), ex_.summary.threshold,
+                                                       c.chains, c.generations);
+    }
+    for (int b = 0; b < pr.plan.batches; ++b) {
+      if (resuming() && p == resume_->point && b < resume_->batch) continue;
+      if (!run_batch(pr, b)) return false;
+    }
+    finish_point(pr);
+    return true;
+  }
+
+  // Batch b of a point, every generation; false when stopped.
+  bool run_batch(PointRun& pr, int b) {
+    const PointConfig& c = pr.point.config;
+    const ChainBlock block = pr.plan.block(comm_.rank(), b);
+    auto t0 = Clock::now();
+    std::unique_ptr<FamilyRun> backend;
+    if (block.count > 0) backend = make_family_run(c, opt_.backend, opt_.threads, block);
+    stages_.backend += seconds_since(t0);
+    std::vector<double> local(static_cast<std::size_t>(pr.M) * block.count), gathered;
+    std::vector<std::int64_t> counts(comm_.size());
+    for (int r = 0; r < comm_.size(); ++r) counts[r] = pr.M * pr.plan.block(r, b).count;
+    int g0 = 0;
+    if (resuming()) {  // this is the batch the checkpoint stopped in
+      CheckpointReader& reader = *resume_->reader;
+      if (root_ && !pr.whole) reader.vec("table", pr.table);
+      if (root_) pr.summary.archive(reader);
+      if (pr.early) pr.early->archive(reader);
+      if (backend) backend->state(reader);
+      reader.finish();
+      resume_->reader.reset();
+      if (root_) pr.workers = resume_->header.at("point_workers");
+      g0 = resume_->generation + 1;
+    }
+    for (int g = g0; g <= c.generations; ++g) {
+      t0 = Clock::now();
+      if (backend) {
+        if (g == 0) backend->start(local.data());
+        else backend->advance(g, local.data());
+      }
+      stages_.backend += seconds_since(t0);
+      t0 = Clock::now();
+      comm_.gather(local, counts, gathered);
+      stages_.gather += seconds_since(t0);
+      if (root_) {
+        collect(pr, b, g, gathered);
+        if (b == pr.plan.batches - 1) record_generation(pr, g);  // every chain has generation g
+        progress_->tick(pr.index, ex_.points.size(), g, c.generations);
+      }
+      const bool stop = comm_.any(g_stop != 0);
+      const bool due = opt_.checkpoint_every > 0 && g > 0 && g % opt_.checkpoint_every == 0;
+      if (due || stop) checkpoint(pr, b, g, backend.get());
+      fault_.after_step();
+      if (stop) {
+        stopped(pr.index, b, g);
+        return false;
+      }
+    }
+    // Which worker of which rank ran which chains of this batch.
+    nlohmann::json mine = nlohmann::json::array();
+    if (backend)
+      for (const auto& w : backend->workers())
+        mine.push_back({{"rank", comm_.rank()},
+                        {"batch", b},
+                        {"worker", w.worker},
+                        {"first_chain", w.first_chain},
+                        {"last_chain", w.last_chain},
+                        {"chains", w.chains}});
+    const std::vector<std::string> all = comm_.gather_text(mine.dump());
+    if (root_)
+      for (const auto& t : all)
+        for (const auto& w : nlohmann::json::parse(t)) pr.workers.push_back(w);
+    return true;
+  }
+
+  // Rank 0: each rank's values of generation g, [metric][its chains], into the point's [metric][chain].
+  void collect(PointRun& pr, int b, int g, const std::vector<double>& gathered) {
+    double* slot = pr.slot(g);
+    std::size_t at = 0;
+    for (int r = 0; r < comm_.size(); ++r) {
+      const ChainBlock rb = pr.plan.block(r, b);
+      for (int m = 0; m < pr.M; ++m, at += rb.count)
+        std::copy(gathered.begin() + at, gathered.begin() + at + rb.count,
+                  slot + static_cast<std::size_t>(m) * pr.N + rb.first);
+    }
+  }
+
+  // Rank 0, once every chain has generation g: each metric summarised over chains, the rows appended to metrics.csv
+  // (and per_chain.csv), the point's summary and early-warning view fed.
+  void record_generation(PointRun& pr, int g) {
+    const std::int64_t N = pr.N;
+    const double* slot = pr.slot(g);
+    auto t0 = Clock::now();
+    // Metrics are summarised independently, so in parallel without changing a bit; handed out one at a time
+    // because the constant ones (synthetic_share, data_age) cost nothing and would unbalance a static split.
+    const int threads = opt_.threads > 0 ? opt_.threads : omp_get_max_threads();
+    std::vector<Summary> summaries(pr.M);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+    for (int m = 0; m < pr.M; ++m) {
+      thread_local std::vector<double> scratch;
+      summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
+    }
+    pr.summary.add(g, slot + static_cast<std::size_t>(pr.summary_metric) * N, summaries[pr.summary_metric]);
+    if (pr.early) pr.early->add(g, slot);
+    std::vector<std::vector<std::string>> rows;
+    for (int m = 0; m < pr.M; ++m)
+      rows.push_back(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
+    stages_.aggregate += seconds_since(t0);
+    t0 = Clock::now();
+    for (const auto& r : rows) csv_->row(r);
+    csv_->flush();
+    result_.rows += rows.size();
+    if (per_chain_) {
+      for (std::int64_t i = 0; i < N; ++i) {
+        std::vector<std::string> r = pr.point.labels;
+        r.push_back(std::to_string(g));
+        r.push_back(std::to_string(i));
+        r.resize(r.size() + all_names_.size());
+        for (int m = 0; m < pr.M; ++m)
+          r[pr.point.labels.size() + 2 + pr.column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
+        per_chain_->row(r);
+      }
+      per_chain_->flush();
+    }
+    stages_.write += seconds_since(t0);
+  }
+
+  // Every rank's state after generation g of batch b, then the set committed (checkpoint/latest.json).
+  void checkpoint(PointRun& pr, int b, int g, FamilyRun* backend) {
+    const auto tc = Clock::now();
+    fs::create_directories(ckdir_);
+    ++seq_;
+    nlohmann::json h = {{"format", kCheckpointFormat},
+                        {"version", version_text()},
+                        {"config", fingerprint(text_)},
+                        {"run", run_id_},
+                        {"rank", comm_.rank()},
+                        {"ranks", comm_.size()},
+                        {"plans", plan_json_},
+                        {"point", pr.index},
+                        {"batch", b},
+                        {"generation", g},
+                        {"seq", seq_}};
+    if (root_) {
+      h["rows"] = result_.rows;
+      // On disk before the checkpoint that records their lengths.
+      csv_->sync();
+      summary_csv_->sync();
+      summary_chains_->sync();
+      if (per_chain_) per_chain_->sync();
+      if (early_csv_) early_csv_->sync();
+      h["metrics_bytes"] = csv_->bytes();
+      h["summary_bytes"] = summary_csv_->bytes();
+      h["summary_chains_bytes"] = summary_chains_->bytes();
+      h["per_chain_bytes"] = per_chain_ ? per_chain_->bytes() : 0;
+      h["early_warning_bytes"] = early_csv_ ? early_csv_->bytes() : 0;
+      h["points"] = points_json_;
+      h["point_workers"] = pr.workers;
+      h["stage_seconds"] = stages_.json();
+    }
+    write_checkpoint(checkpoint_path(ckdir_, seq_, comm_.rank()), h, [&](kernels::StateArchive& ar) {
+      if (root_ && !pr.whole) ar.vec("table", pr.table);
+      if (root_) pr.summary.archive(ar);
+      if (pr.early) pr.early->archive(ar);
+      if (backend) backend->state(ar);
+    });
+    comm_.barrier();  // every rank's file is in place: commit the set
+    if (root_)
+      write_file_atomic(
+          ckdir_ + "/latest.json",
+          nlohmann::json{{"seq", seq_}, {"point", pr.index}, {"batch", b}, {"generation", g}}.dump() + "\n");
+    comm_.barrier();
+    std::error_code ec;
+    if (seq_ > 1) fs::remove(checkpoint_path(ckdir_, seq_ - 1, comm_.rank()), ec);
+    stages_.checkpoint += seconds_since(tc);
+  }
+
+  // A stop signal: the manifest says where (the checkpoint was written).
+  void stopped(std::size_t p, int b, int g) {
+    result_.interrupted = true;
+    result_.wall_seconds = seconds_since(t_start_);
+    if (root_) {
+      manifest_["status"] = "interrupted";
+      manifest_["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
+      manifest_["rows"] = result_.rows;
+      write_json_atomic(manifest_path_, manifest_);
+    }
+  }
+
+  // Rank 0, after a point's last batch: its summary.csv row, every chain's summary, its early-warning rows.
+  void finish_point(PointRun& pr) {
+    const PointConfig& c = pr.point.config;
+    nlohmann::json pj;
+    for (std::size_t a = 0; a < ex_.axes.size(); ++a) pj[ex_.axes[a].path] = pr.point.labels[a];
+    nlohmann::json ranks = nlohmann::json::array();
+    for (int r = 0; r < comm_.size(); ++r)
+      ranks.push_back({{"rank", r}, {"first_chain", pr.plan.ranks[r].first}, {"chains", pr.plan.ranks[r].count}});
+    if (root_) {
+      summary_csv_->row(summary_row(pr.point.labels, pr.index, pr.names[pr.summary_metric], pr.summary,
+                                    real_samples_per_chain(c), c.generations));
+      for (std::int64_t i = 0; i < pr.N; ++i) {
+        std::vector<std::string> r = pr.point.labels;
+        for (const std::string& v : {std::to_string(pr.index), std::to_string(i), number(pr.summary.chain_last()[i]),
+                                     number(pr.summary.chain_auc()[i])})
+          r.push_back(v);
+        summary_chains_->row(r);
+      }
+      summary_csv_->flush();
+      summary_chains_->flush();
+      if (pr.early) {
+        for (const auto& r : pr.early->evaluate())
+          early_csv_->row(
+              early_warning_row(pr.point.labels, pr.index, ex_.early_warning, r, pr.summary.collapse_generation()));
+        early_csv_->flush();
+      }
+    }
+    points_json_.push_back({{"point", pj},
+                            {"seed", c.seed},
+                            {"chains", c.chains},
+                            {"ranks", ranks},
+                            {"batch_chains", pr.plan.batch},
+                            {"batches", pr.plan.batches},
+                            {"workers", pr.workers}});
+  }
+
+  // The manifest marked complete; the checkpoints, no longer needed, deleted (they can be as large as the state of
+  // every chain).
+  void finish() {
+    result_.wall_seconds = seconds_since(t_start_);
+    if (root_) {
+      manifest_["threads"] = result_.backend == "cpu" ? (opt_.threads > 0 ? opt_.threads : omp_get_max_threads()) : 0;
+      manifest_["points"] = points_json_;
+      manifest_["wall_seconds"] = result_.wall_seconds;
+      manifest_["stage_seconds"] = stages_.json();
+      manifest_["rows"] = result_.rows;
+      manifest_["status"] = "complete";
+      write_json_atomic(manifest_path_, manifest_);
+    }
+    comm_.barrier();
+    if (root_) {
+      std::error_code ec;
+      fs::remove_all(ckdir_, ec);
+    }
+  }
+
+  const Clock::time_point t_start_ = Clock::now();
+  const Experiment& ex_;
+  const RunOptions& opt_;
+  const Comm& comm_;
+  const bool root_;
+  std::vector<PointPlan> plans_;
+  const std::string config_path_, ckdir_, manifest_path_;
+  std::string text_;  // config.yaml's bytes
+  std::vector<std::string> axis_paths_, all_names_;
+  std::vector<std::vector<std::string>> point_names_;
+  std::optional<Resume> resume_;
+  std::uint64_t seq_ = 0;  // the last checkpoint set's number
+  std::string run_id_;
+  RunResult result_;
+  nlohmann::json manifest_;
+  nlohmann::json plan_json_ = nlohmann::json::array();
+  nlohmann::json points_json_ = nlohmann::json::array();
+  std::unique_ptr<CsvWriter> csv_, per_chain_, summary_csv_, summary_chains_, early_csv_;
+  StageSeconds stages_;
+  std::unique_ptr<Progress> progress_;
+  Fault fault_;
+};
+
 }  // namespace
 
 std::vector<PointPlan> plan_run(const Experiment& ex, const RunOptions& opt) {
   const Comm& comm = Comm::world();
-  // Every rank plans with the same budget (the smallest any rank has), so
-  // all run the same batches in lockstep.
+  // Every rank plans with the same budget (the smallest any rank has), so all run the same batches in lockstep.
   const double budget =
       comm.min(opt.max_memory > 0 ? opt.max_memory : default_memory_budget(opt.backend, comm.local_size()));
   const bool device = opt.backend == "cuda";
@@ -135,467 +707,6 @@ std::string config_text(const Experiment& ex) {
 
 void request_stop() { g_stop = 1; }
 
-RunResult run_experiment(const Experiment& ex, const RunOptions& opt) {
-  const auto t_start = Clock::now();
-  const Comm& comm = Comm::world();
-  const bool root = comm.root();
-  RunResult result;
-  result.backend = opt.backend;
-  result.out_dir = opt.out_dir;
-  std::vector<PointPlan> plans = plan_run(ex, opt);
-  const std::string config_path = opt.out_dir + "/config.yaml";
-  // A resumed run compares the checkpoint's hash with config.yaml's bytes as
-  // they are on disk (the experiment was loaded from them).
-  std::string text = config_text(ex);
-  if (opt.resume) {
-    std::ifstream in(config_path, std::ios::binary);
-    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  }
-  const std::string ckdir = opt.out_dir + "/checkpoint";
-  const std::string manifest_path = opt.out_dir + "/manifest.json";
-
-  std::vector<std::string> axis_paths;
-  for (const auto& a : ex.axes) axis_paths.push_back(a.path);
-  // Metric names of every point (families, and a mixture's component count,
-  // may differ between points); per_chain.csv has a column for each name
-  // that any point has, empty where a point lacks it.
-  std::vector<std::vector<std::string>> point_names;
-  std::vector<std::string> all_names;
-  for (const auto& p : ex.points) {
-    point_names.push_back(metric_names(p.config));
-    for (const auto& n : point_names.back())
-      if (std::find(all_names.begin(), all_names.end(), n) == all_names.end()) all_names.push_back(n);
-  }
-  std::vector<std::string> per_chain_header = axis_paths;
-  per_chain_header.emplace_back("generation");
-  per_chain_header.emplace_back("chain");
-  for (const auto& n : all_names) per_chain_header.push_back(n);
-
-  // Where a resumed run goes on: the checkpoint set latest.json names.
-  std::unique_ptr<CheckpointReader> reader;
-  std::size_t resume_point = 0;
-  int resume_batch = 0, resume_generation = 0;
-  std::uint64_t seq = 0;
-  nlohmann::json saved;  // rank 0's header of that checkpoint
-  // The run's identity (manifest.json's run_id), in every checkpoint header:
-  // a checkpoint left by an earlier run in a folder reused with --force is
-  // never taken for this run's.
-  std::string run_id;
-  auto manifest_run_id = [&] {
-    std::ifstream in(manifest_path);
-    nlohmann::json m;
-    in >> m;
-    return m.at("run_id").get<std::string>();
-  };
-  if (opt.resume) {
-    // Every rank checks its own file; all agree on the verdict before rank 0
-    // touches anything in the folder.
-    std::string problem;
-    try {
-      run_id = manifest_run_id();
-      std::ifstream in(ckdir + "/latest.json");
-      nlohmann::json latest;
-      try {
-        in >> latest;
-        seq = latest.at("seq").get<std::uint64_t>();
-      } catch (const std::exception&) {
-        throw CheckpointError(
-            fmt::format("{} holds no checkpoint (the run stopped before its first one: run it "
-                        "again with --force)",
-                        opt.out_dir));
-      }
-      const std::string file = checkpoint_path(ckdir, seq, comm.rank());
-      reader = std::make_unique<CheckpointReader>(file);
-      const nlohmann::json& h = reader->header();
-      if (h.value("version", "") != version_text())
-        throw CheckpointError(fmt::format("checkpoint {} was written by ouroboros {}; this is {}", file,
-                                          h.value("version", "?"), version_text()));
-      if (h.value("config", "") != fingerprint(text))
-        throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path));
-      if (h.value("run", "") != run_id)
-        throw CheckpointError(
-            fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
-                        "run in this folder?)",
-                        file, opt.out_dir));
-      if (h.value("ranks", 0) != comm.size() || h.value("rank", -1) != comm.rank())
-        throw CheckpointError(
-            fmt::format("checkpoint {} was written by rank {} of {}; resume with the same number "
-                        "of ranks (mpirun -n {})",
-                        file, h.value("rank", -1), h.value("ranks", 0), h.value("ranks", 0)));
-      // The chains' batches as they were run (the plan of this process may
-      // differ: another thread count, another machine's memory).
-      const nlohmann::json& hp = h.at("plans");
-      if (!hp.is_array() || hp.size() != plans.size())
-        throw CheckpointError(fmt::format("checkpoint {} has the plans of another sweep", file));
-      for (std::size_t p = 0; p < plans.size(); ++p) {
-        const auto batch = hp[p].at(0).get<std::int64_t>();
-        const int batches = hp[p].at(1).get<int>();
-        if (batch < 1 || batches < 1 || batch * batches < plans[p].ranks.front().count)
-          throw CheckpointError(fmt::format("checkpoint {} has a damaged plan", file));
-        plans[p].batch = batch;
-        plans[p].batches = batches;
-      }
-      resume_point = h.at("point").get<std::size_t>();
-      resume_batch = h.at("batch").get<int>();
-      resume_generation = h.at("generation").get<int>();
-      if (resume_point >= plans.size() || resume_batch >= plans[resume_point].batches || resume_generation < 0 ||
-          resume_generation > ex.points[resume_point].config.generations)
-        throw CheckpointError(fmt::format("checkpoint {} has a damaged position", file));
-      saved = h;
-    } catch (const CheckpointError& e) {
-      problem = e.what();
-    } catch (const std::exception& e) {
-      problem = fmt::format("{}: unreadable run state ({})", opt.out_dir, e.what());
-    }
-    if (comm.any(!problem.empty())) {
-      if (!problem.empty() && !root)
-        std::fprintf(stderr, "ouroboros: resume, rank %d: %s\n", comm.rank(), problem.c_str());
-      throw CheckpointError(problem.empty() ? "another rank's checkpoint was refused (its message above)" : problem);
-    }
-  }
-  nlohmann::json plan_json = nlohmann::json::array();
-  for (const auto& pl : plans) plan_json.push_back({pl.batch, pl.batches});
-
-  nlohmann::json manifest;
-  std::unique_ptr<CsvWriter> csv, per_chain, summary_csv, summary_chains, early_csv;
-  nlohmann::json points_json = nlohmann::json::array();
-  double t_backend = 0.0, t_gather = 0.0, t_aggregate = 0.0, t_write = 0.0, t_checkpoint = 0.0;
-  if (root) {
-    if (opt.resume) {
-      std::ifstream in(manifest_path);
-      in >> manifest;
-      manifest["resumed"].push_back(
-          {{"checkpoint", seq}, {"point", resume_point}, {"batch", resume_batch}, {"generation", resume_generation}});
-      result.rows = saved.at("rows").get<std::size_t>();
-      points_json = saved.at("points");
-      const auto& st = saved.at("stage_seconds");
-      t_backend = st.at("sample_fit_metrics");
-      t_gather = st.at("gather");
-      t_aggregate = st.at("aggregate");
-      t_write = st.at("write");
-      t_checkpoint = st.at("checkpoint");
-      csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", saved.at("metrics_bytes").get<std::uint64_t>());
-      summary_csv =
-          std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", saved.at("summary_bytes").get<std::uint64_t>());
-      summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv",
-                                                   saved.at("summary_chains_bytes").get<std::uint64_t>());
-      if (opt.per_chain)
-        per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv",
-                                                saved.at("per_chain_bytes").get<std::uint64_t>());
-      if (ex.early_warning.on)
-        early_csv = std::make_unique<CsvWriter>(opt.out_dir + "/early_warning.csv",
-                                                saved.at("early_warning_bytes").get<std::uint64_t>());
-    } else {
-      fs::create_directories(opt.out_dir);
-      fs::remove_all(ckdir);  // an earlier run's, in a folder reused with --force
-      write_file_atomic(config_path, text);
-      std::random_device entropy;
-      run_id = fmt::format("{:08x}{:08x}", entropy(), entropy());
-      manifest["run_id"] = run_id;
-      manifest["ouroboros_version"] = provenance::version();
-      manifest["git_commit"] = provenance::git_commit();
-      manifest["command"] = {{"config", opt.config_path}, {"set", opt.sets}};
-      manifest["config"] = yaml_to_json(ex.resolved);
-      manifest["seed"] = ex.points.front().config.seed;
-      manifest["rng"] = {{"generator", "Philox4x32-10"},
-                         {"layout_version", rng::kRngLayoutVersion},
-                         {"key", "seed, chain"},
-                         {"counter", "index_lo, index_hi, stream, generation"}};
-      manifest["backend"] = result.backend;
-      manifest["device"] = result.backend == "cuda" ? cuda_device_name() : provenance::cpu_model();
-      manifest["cpu_model"] = provenance::cpu_model();
-      manifest["dependencies"] = provenance::dependencies();
-      if (cuda_built()) manifest["dependencies"]["cuda_runtime"] = cuda_runtime_version();
-      manifest["ranks"] = comm.size();
-      manifest["run_options"] = {{"backend", opt.backend},
-                                 {"per_chain", opt.per_chain},
-                                 {"checkpoint_every", opt.checkpoint_every},
-                                 {"max_memory_bytes", plans.front().budget}};
-      csv = std::make_unique<CsvWriter>(opt.out_dir + "/metrics.csv", metrics_header(axis_paths));
-      summary_csv = std::make_unique<CsvWriter>(opt.out_dir + "/summary.csv", summary_header(axis_paths));
-      std::vector<std::string> h = axis_paths;
-      for (const char* c : {"point", "chain", "last", "auc"}) h.emplace_back(c);
-      summary_chains = std::make_unique<CsvWriter>(opt.out_dir + "/summary_chains.csv", h);
-      if (opt.per_chain) per_chain = std::make_unique<CsvWriter>(opt.out_dir + "/per_chain.csv", per_chain_header);
-      if (ex.early_warning.on)
-        early_csv = std::make_unique<CsvWriter>(opt.out_dir + "/early_warning.csv", early_warning_header(axis_paths));
-    }
-    manifest["status"] = "running";
-    write_json_atomic(manifest_path, manifest);
-  }
-  comm.barrier();  // the folder and manifest exist before any rank writes a checkpoint into it
-  if (!root && !opt.resume) run_id = manifest_run_id();
-  auto stage_seconds = [&] {
-    return nlohmann::json{{"sample_fit_metrics", t_backend},
-                          {"gather", t_gather},
-                          {"aggregate", t_aggregate},
-                          {"write", t_write},
-                          {"checkpoint", t_checkpoint}};
-  };
-
-  std::size_t total_steps = 0;
-  for (std::size_t p = 0; p < ex.points.size(); ++p)
-    total_steps += static_cast<std::size_t>(plans[p].batches) * (ex.points[p].config.generations + 1);
-  Progress progress(opt.progress && root, total_steps);
-  const int aggregate_threads = opt.threads > 0 ? opt.threads : omp_get_max_threads();
-  // Fault injection for the tests (tests/sim/engine/test_scaleout.cc):
-  // OUROBOROS_FAULT=kill@S or term@S sends this process SIGKILL or SIGTERM
-  // right after its S-th generation step (counted over points and batches,
-  // after that step's rows and any checkpoint are written; a SIGTERM then
-  // stops the run at the next step's boundary).
-  int fault_signal = 0;
-  long fault_step = 0;
-  if (const char* f = std::getenv("OUROBOROS_FAULT")) {
-    const std::string spec = f;
-    const auto at = spec.find('@');
-    if (at != std::string::npos) {
-      fault_step = std::atol(spec.c_str() + at + 1);
-      fault_signal = spec.compare(0, at, "kill") == 0 ? SIGKILL : spec.compare(0, at, "term") == 0 ? SIGTERM : 0;
-    }
-  }
-  long steps = 0;
-
-  for (std::size_t p = 0; p < ex.points.size(); ++p) {
-    if (reader && p < resume_point) continue;
-    const SweepPoint& point = ex.points[p];
-    const PointConfig& c = point.config;
-    const PointPlan& plan = plans[p];
-    const std::vector<std::string>& names = point_names[p];
-    const int M = static_cast<int>(names.size());
-    const std::int64_t N = c.chains;
-    const std::size_t MN = static_cast<std::size_t>(M) * N;
-    std::vector<int> column(M);  // metric m's column in per_chain.csv
-    for (int m = 0; m < M; ++m)
-      column[m] = static_cast<int>(std::find(all_names.begin(), all_names.end(), names[m]) - all_names.begin());
-    // Rank 0's values of every chain: one generation's when a rank's chains
-    // are one batch, else every generation's until the last batch has run.
-    const bool whole = plan.batches == 1;
-    std::vector<double> table(root ? (whole ? 1 : c.generations + 1) * MN : 0);
-    // The point's summary (rank 0): its metric's curve, chain by chain.
-    const int sm = static_cast<int>(std::find(names.begin(), names.end(), ex.summary.metric) - names.begin());
-    PointSummary summary(sm, collapse_direction(ex.summary.metric), ex.summary.threshold, root ? N : 0);
-    // The early-warning detectors' view of every chain (rank 0).
-    std::unique_ptr<EarlyWarningTracker> early;
-    if (root && ex.early_warning.on) {
-      std::vector<DetectorSpec> detectors = chosen_detectors(c, ex.early_warning);
-      std::vector<int> index;
-      for (const auto& d : detectors)
-        index.push_back(static_cast<int>(std::find(names.begin(), names.end(), d.metric) - names.begin()));
-      early = std::make_unique<EarlyWarningTracker>(ex.early_warning, std::move(detectors), std::move(index), sm,
-                                                    collapse_direction(ex.summary.metric), ex.summary.threshold, N,
-                                                    c.generations);
-    }
-    nlohmann::json point_workers = nlohmann::json::array();
-
-    for (int b = 0; b < plan.batches; ++b) {
-      if (reader && p == resume_point && b < resume_batch) continue;
-      const ChainBlock block = plan.block(comm.rank(), b);
-      auto t0 = Clock::now();
-      std::unique_ptr<FamilyRun> backend;
-      if (block.count > 0) backend = make_family_run(c, opt.backend, opt.threads, block);
-      t_backend += seconds_since(t0);
-      std::vector<double> local(static_cast<std::size_t>(M) * block.count), gathered;
-      std::vector<std::int64_t> counts(comm.size());
-      for (int r = 0; r < comm.size(); ++r) counts[r] = M * plan.block(r, b).count;
-      int g0 = 0;
-      if (reader) {  // this is the batch the checkpoint stopped in
-        if (root && !whole) reader->vec("table", table);
-        if (root) summary.archive(*reader);
-        if (early) early->archive(*reader);
-        if (backend) backend->state(*reader);
-        reader->finish();
-        reader.reset();
-        if (root) point_workers = saved.at("point_workers");
-        g0 = resume_generation + 1;
-      }
-      auto checkpoint = [&](int g) {
-        const auto tc = Clock::now();
-        fs::create_directories(ckdir);
-        ++seq;
-        nlohmann::json h = {{"format", kCheckpointFormat},
-                            {"version", version_text()},
-                            {"config", fingerprint(text)},
-                            {"run", run_id},
-                            {"rank", comm.rank()},
-                            {"ranks", comm.size()},
-                            {"plans", plan_json},
-                            {"point", p},
-                            {"batch", b},
-                            {"generation", g},
-                            {"seq", seq}};
-        if (root) {
-          h["rows"] = result.rows;
-          // On disk before the checkpoint that records their lengths.
-          csv->sync();
-          summary_csv->sync();
-          summary_chains->sync();
-          if (per_chain) per_chain->sync();
-          if (early_csv) early_csv->sync();
-          h["metrics_bytes"] = csv->bytes();
-          h["summary_bytes"] = summary_csv->bytes();
-          h["summary_chains_bytes"] = summary_chains->bytes();
-          h["per_chain_bytes"] = per_chain ? per_chain->bytes() : 0;
-          h["early_warning_bytes"] = early_csv ? early_csv->bytes() : 0;
-          h["points"] = points_json;
-          h["point_workers"] = point_workers;
-          h["stage_seconds"] = stage_seconds();
-        }
-        write_checkpoint(checkpoint_path(ckdir, seq, comm.rank()), h, [&](kernels::StateArchive& ar) {
-          if (root && !whole) ar.vec("table", table);
-          if (root) summary.archive(ar);
-          if (early) early->archive(ar);
-          if (backend) backend->state(ar);
-        });
-        comm.barrier();  // every rank's file is in place: commit the set
-        if (root)
-          write_file_atomic(ckdir + "/latest.json",
-                            nlohmann::json{{"seq", seq}, {"point", p}, {"batch", b}, {"generation", g}}.dump() + "\n");
-        comm.barrier();
-        std::error_code ec;
-        if (seq > 1) fs::remove(checkpoint_path(ckdir, seq - 1, comm.rank()), ec);
-        t_checkpoint += seconds_since(tc);
-      };
-
-      for (int g = g0; g <= c.generations; ++g) {
-        t0 = Clock::now();
-        if (backend) {
-          if (g == 0) backend->start(local.data());
-          else backend->advance(g, local.data());
-        }
-        t_backend += seconds_since(t0);
-        t0 = Clock::now();
-        comm.gather(local, counts, gathered);
-        t_gather += seconds_since(t0);
-        if (root) {
-          // Each rank's values, [metric][its chains], into [metric][chain].
-          double* slot = table.data() + (whole ? 0 : static_cast<std::size_t>(g) * MN);
-          std::size_t at = 0;
-          for (int r = 0; r < comm.size(); ++r) {
-            const ChainBlock rb = plan.block(r, b);
-            for (int m = 0; m < M; ++m, at += rb.count)
-              std::copy(gathered.begin() + at, gathered.begin() + at + rb.count,
-                        slot + static_cast<std::size_t>(m) * N + rb.first);
-          }
-          if (b == plan.batches - 1) {  // every chain has generation g
-            t0 = Clock::now();
-            // Metrics are summarised independently, so in parallel without
-            // changing a bit; handed out one at a time because the constant
-            // ones (synthetic_share, data_age) cost nothing and would
-            // unbalance a static split.
-            std::vector<Summary> summaries(M);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(aggregate_threads)
-            for (int m = 0; m < M; ++m) {
-              thread_local std::vector<double> scratch;
-              summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
-            }
-            summary.add(g, slot + static_cast<std::size_t>(sm) * N, summaries[sm]);
-            if (early) early->add(g, slot);
-            std::vector<std::vector<std::string>> rows;
-            for (int m = 0; m < M; ++m)
-              rows.push_back(metrics_row(point.labels, g, names[m], summaries[m], theory(c, m, g)));
-            t_aggregate += seconds_since(t0);
-            t0 = Clock::now();
-            for (const auto& r : rows) csv->row(r);
-            csv->flush();
-            result.rows += rows.size();
-            if (per_chain) {
-              for (std::int64_t i = 0; i < N; ++i) {
-                std::vector<std::string> r = point.labels;
-                r.push_back(std::to_string(g));
-                r.push_back(std::to_string(i));
-                r.resize(r.size() + all_names.size());
-                for (int m = 0; m < M; ++m)
-                  r[point.labels.size() + 2 + column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
-                per_chain->row(r);
-              }
-              per_chain->flush();
-            }
-            t_write += seconds_since(t0);
-          }
-          progress.tick(p, ex.points.size(), g, c.generations);
-        }
-        const bool stop = comm.any(g_stop != 0);
-        const bool due = opt.checkpoint_every > 0 && g > 0 && g % opt.checkpoint_every == 0;
-        if (due || stop) checkpoint(g);
-        if (fault_signal && ++steps == fault_step) std::raise(fault_signal);
-        if (stop) {
-          result.interrupted = true;
-          result.wall_seconds = seconds_since(t_start);
-          if (root) {
-            manifest["status"] = "interrupted";
-            manifest["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
-            manifest["rows"] = result.rows;
-            write_json_atomic(manifest_path, manifest);
-          }
-          return result;
-        }
-      }
-
-      // Which worker of which rank ran which chains of this batch.
-      nlohmann::json mine = nlohmann::json::array();
-      if (backend)
-        for (const auto& w : backend->workers())
-          mine.push_back({{"rank", comm.rank()},
-                          {"batch", b},
-                          {"worker", w.worker},
-                          {"first_chain", w.first_chain},
-                          {"last_chain", w.last_chain},
-                          {"chains", w.chains}});
-      const std::vector<std::string> all = comm.gather_text(mine.dump());
-      if (root)
-        for (const auto& t : all)
-          for (const auto& w : nlohmann::json::parse(t)) point_workers.push_back(w);
-    }
-
-    nlohmann::json pj;
-    for (std::size_t a = 0; a < ex.axes.size(); ++a) pj[ex.axes[a].path] = point.labels[a];
-    nlohmann::json ranks = nlohmann::json::array();
-    for (int r = 0; r < comm.size(); ++r)
-      ranks.push_back({{"rank", r}, {"first_chain", plan.ranks[r].first}, {"chains", plan.ranks[r].count}});
-    if (root) {
-      summary_csv->row(summary_row(point.labels, p, names[sm], summary, real_samples_per_chain(c), c.generations));
-      for (std::int64_t i = 0; i < N; ++i) {
-        std::vector<std::string> r = point.labels;
-        for (const std::string& v :
-             {std::to_string(p), std::to_string(i), number(summary.chain_last()[i]), number(summary.chain_auc()[i])})
-          r.push_back(v);
-        summary_chains->row(r);
-      }
-      summary_csv->flush();
-      summary_chains->flush();
-      if (early) {
-        for (const auto& r : early->evaluate())
-          early_csv->row(early_warning_row(point.labels, p, ex.early_warning, r, summary.collapse_generation()));
-        early_csv->flush();
-      }
-    }
-    points_json.push_back({{"point", pj},
-                           {"seed", c.seed},
-                           {"chains", c.chains},
-                           {"ranks", ranks},
-                           {"batch_chains", plan.batch},
-                           {"batches", plan.batches},
-                           {"workers", point_workers}});
-  }
-
-  result.wall_seconds = seconds_since(t_start);
-  if (root) {
-    manifest["threads"] = result.backend == "cpu" ? (opt.threads > 0 ? opt.threads : omp_get_max_threads()) : 0;
-    manifest["points"] = points_json;
-    manifest["wall_seconds"] = result.wall_seconds;
-    manifest["stage_seconds"] = stage_seconds();
-    manifest["rows"] = result.rows;
-    manifest["status"] = "complete";
-    write_json_atomic(manifest_path, manifest);
-  }
-  // A complete run needs no checkpoint (they can be as large as the state of
-  // every chain).
-  comm.barrier();
-  if (root) {
-    std::error_code ec;
-    fs::remove_all(ckdir, ec);
-  }
-  return result;
-}
+RunResult run_experiment(const Experiment& ex, const RunOptions& opt) { return ExperimentRun(ex, opt).run(); }
 
 }  // namespace ouro

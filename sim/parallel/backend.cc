@@ -63,21 +63,4 @@ std::string resolve_backend(const std::string& requested) {
   throw std::invalid_argument("--backend: expected auto, cpu or cuda, got \"" + requested + "\"");
 }
 
-std::unique_ptr<kernels::GaussianBackend> make_gaussian_backend(const std::string& backend,
-                                                                const kernels::GaussianBatchSpec& spec) {
-#if OUROBOROS_HAVE_CUDA
-  if (backend == "cuda") return kernels::make_gaussian_cuda(spec);
-#endif
-  if (backend != "cpu") throw std::invalid_argument("backend " + backend + " is not available in this build");
-  return kernels::make_gaussian_cpu(spec);
-}
-
-std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec) {
-#if OUROBOROS_HAVE_CUDA
-  if (backend == "cuda") return kernels::make_gmm_cuda(spec);
-#endif
-  if (backend != "cpu") throw std::invalid_argument("backend " + backend + " is not available in this build");
-  return kernels::make_gmm_cpu(spec);
-}
-
 }  // namespace ouro

@@ -1,13 +1,12 @@
 // Backend selection: which backends this build has, whether a CUDA device is
-// present, and `--backend auto|cpu|cuda` resolved to one of them. The only
-// place where the cuda build option is visible outside kernels/.
+// present, `--backend auto|cpu|cuda` resolved to one of them, and the one
+// factory every family builds its backend with. The only place where the cuda
+// build option (OUROBOROS_HAVE_CUDA) is visible outside kernels/.
 #pragma once
 
 #include <memory>
+#include <stdexcept>
 #include <string>
-
-#include "kernels/gaussian/gaussian_backend.h"
-#include "kernels/gmm/gmm_backend.h"
 
 namespace ouro {
 
@@ -24,8 +23,28 @@ double cuda_free_bytes();  // of the selected device; 0 without one
 // device.
 std::string resolve_backend(const std::string& requested);
 
-std::unique_ptr<kernels::GaussianBackend> make_gaussian_backend(const std::string& backend,
-                                                                const kernels::GaussianBatchSpec& spec);
-std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec);
+// A family's cuda factory where this build has the cuda backend, else nullptr (its symbol is then not referenced:
+// kernels/*/*_cuda.cu is not compiled).
+#if OUROBOROS_HAVE_CUDA
+#define OURO_CUDA_FACTORY(f) (&(f))
+#else
+#define OURO_CUDA_FACTORY(f) nullptr
+#endif
+
+// The backend `backend` ("cpu" or "cuda", resolved) of a family, from its factories: the cpu one, and the cuda one
+// or nullptr (OURO_CUDA_FACTORY). std::invalid_argument for a backend this build does not have.
+template <class Backend, class Spec>
+using BackendFactory = std::unique_ptr<Backend> (*)(const Spec&);
+template <class T>
+struct NotDeduced {
+  using type = T;
+};
+template <class Backend, class Spec>
+std::unique_ptr<Backend> make_backend(const std::string& backend, const Spec& spec, BackendFactory<Backend, Spec> cpu,
+                                      typename NotDeduced<BackendFactory<Backend, Spec>>::type cuda) {
+  if (backend == "cuda" && cuda != nullptr) return cuda(spec);
+  if (backend != "cpu") throw std::invalid_argument("backend " + backend + " is not available in this build");
+  return cpu(spec);
+}
 
 }  // namespace ouro

@@ -91,15 +91,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (points > 64 && points <= 10000) return -1;
   try {
     const ouro::Experiment ex = ouro::load_experiment_text(text, sets);
-    // A config that is accepted has at least one point, each with a name and
-    // positive counts (the run loop relies on it).
+    // A config that is accepted has at least one point, each with a name,
+    // positive counts and its family's settings (the run loop relies on it).
     if (ex.points.empty()) {
       std::fprintf(stderr, "fuzz_config: an accepted config with no sweep point\n");
       std::abort();
     }
     for (const auto& p : ex.points)
       if (p.config.chains < 1 || p.config.generations < 1 || p.config.samples < 2 ||
-          p.labels.size() != ex.axes.size()) {
+          p.labels.size() != ex.axes.size() || p.config.family == nullptr || p.config.family_settings == nullptr) {
         std::fprintf(stderr, "fuzz_config: an accepted point out of range\n");
         std::abort();
       }

@@ -8,15 +8,17 @@
 #include "kernels/core/linalg.h"
 #include "kernels/core/quadform.h"
 #include "kernels/gaussian/gaussian.h"
+#include "sim/families/gaussian/gaussian_family.h"
 
 namespace ouro {
 
 kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
+  const auto& g = c.settings<GaussianSettings>();
   kernels::GaussianTruth t{};
-  const int d = c.dim;
+  const int d = g.dim;
   t.d = d;
-  for (int i = 0; i < d; ++i) t.mu[i] = c.truth_mean[i];
-  for (int i = 0; i < d * d; ++i) t.cov[i] = c.truth_cov[i];
+  for (int i = 0; i < d; ++i) t.mu[i] = g.truth_mean[i];
+  for (int i = 0; i < d * d; ++i) t.cov[i] = g.truth_cov[i];
   kernels::cholesky(d, t.cov, t.chol);  // validated positive definite by the config
   t.trace = 0.0;
   t.logdet = 0.0;
@@ -35,14 +37,14 @@ kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
   // The held-out set: metrics.heldout real points under a chain id no chain
   // has (the mixture family's convention), summarised by their moments.
   std::vector<double> zsum(d, 0.0), zsq(static_cast<std::size_t>(d) * d, 0.0);
-  kernels::accumulate_zsums(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, d, 0, c.heldout, zsum.data(),
+  kernels::accumulate_zsums(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, d, 0, g.heldout, zsum.data(),
                             zsq.data());
   kernels::Moments h;
-  kernels::moments_from_zsums(d, c.heldout, zsum.data(), zsq.data(), t.mu, t.chol, h);
+  kernels::moments_from_zsums(d, g.heldout, zsum.data(), zsq.data(), t.mu, t.chol, h);
   Eigen::MatrixXd s(d, d);
   for (int i = 0; i < d; ++i) {
     t.heldout_mean[i] = h.mean[i];
-    for (int j = 0; j < d; ++j) s(i, j) = h.m2[i * d + j] / c.heldout;
+    for (int j = 0; j < d; ++j) s(i, j) = h.m2[i * d + j] / g.heldout;
   }
   // The symmetric square root of the positive semi-definite covariance (any
   // R with R R^T = S serves; this one exists even when H <= d).
@@ -56,10 +58,11 @@ kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
 
 std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   using namespace kernels;
+  const auto& g = c.settings<GaussianSettings>();
   const double n = c.samples;
-  const int d = c.dim;
+  const int d = g.dim;
   double trace0 = 0.0;
-  for (int i = 0; i < d; ++i) trace0 += c.truth_cov[i * d + i];
+  for (int i = 0; i < d; ++i) trace0 += g.truth_cov[i * d + i];
   if (t == 0) {
     switch (metric) {
       case kVarRatio:
@@ -110,7 +113,7 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   if (metric == kSyntheticShare || metric == kDataAge) {
     if (c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0) return std::nullopt;
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
-    const GaussianStep s{c.seed, d,  c.samples, c.real_count, t, r, c.estimator, RealSource::kFresh,
+    const GaussianStep s{c.seed, d,  c.samples, c.real_count, t, r, g.estimator, RealSource::kFresh,
                          -1.0,   {}, {},        c.age_decay,  {}};
     double share, age;
     pool_composition(s, share, age);
@@ -118,7 +121,7 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   }
   if (c.real_fraction != 0.0 || c.age_decay != 1.0) return std::nullopt;
   const double a = (n - 1.0) / n;
-  if (c.regime == Regime::kReplace && c.estimator == Estimator::kMle) {
+  if (c.regime == Regime::kReplace && g.estimator == Estimator::kMle) {
     if (metric == kVarRatio) return std::pow(a, t);
     if (metric == kMeanSqErr) return trace0 * (1.0 - std::pow(a, t));
     if (metric == kDetRatio) {
@@ -127,11 +130,11 @@ std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
       return std::pow(f, t);
     }
   }
-  if (c.regime == Regime::kReplace && c.estimator == Estimator::kUnbiased) {
+  if (c.regime == Regime::kReplace && g.estimator == Estimator::kUnbiased) {
     if (metric == kVarRatio) return 1.0;
     if (metric == kMeanSqErr) return t * trace0 / n;
   }
-  if (c.regime == Regime::kAccumulate && c.estimator == Estimator::kMle) {
+  if (c.regime == Regime::kAccumulate && g.estimator == Estimator::kMle) {
     // E[Sigma_k] = v_k Sigma_0 with v_0 = 1, v_1 = 1 - 1/n, v_k = v_{k-1} (1 - 1/(n k^2)) (README).
     auto v = [&](int k) {
       double f = k == 0 ? 1.0 : 1.0 - 1.0 / n;

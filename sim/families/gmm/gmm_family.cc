@@ -1,5 +1,5 @@
-// The Gaussian-mixture family in the one loop: its truth (computed once per
-// sweep point), metric names, theory column and backends.
+// The Gaussian-mixture family's row of the family table: its keys, truth (computed once per sweep point), metrics,
+// theory column, memory estimate and the backends of kernels/gmm/gmm_backend.h.
 #include "sim/families/gmm/gmm_family.h"
 
 #include <omp.h>
@@ -11,21 +11,24 @@
 
 #include "kernels/core/quadform.h"
 #include "kernels/core/rng.h"
+#include "kernels/training/dedup.h"
 #include "sim/analysis/aggregate.h"
+#include "sim/families/continuous_truths.h"
 #include "sim/parallel/backend.h"
 
 namespace ouro {
 
 kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
   using namespace kernels;
+  const auto& g = c.settings<GmmSettings>();
   GmmTruth t{};
-  const int K0 = static_cast<int>(c.truth_weights.size()), d = c.dim;
+  const int K0 = static_cast<int>(g.truth_weights.size()), d = g.dim;
   t.K0 = K0;
   t.d = d;
   const GmmView v = gmm_view(K0, d, t.params);
-  std::copy(c.truth_weights.begin(), c.truth_weights.end(), v.w);
-  std::copy(c.truth_means.begin(), c.truth_means.end(), v.mu);
-  std::copy(c.truth_covs.begin(), c.truth_covs.end(), v.cov);
+  std::copy(g.truth_weights.begin(), g.truth_weights.end(), v.w);
+  std::copy(g.truth_means.begin(), g.truth_means.end(), v.mu);
+  std::copy(g.truth_covs.begin(), g.truth_covs.end(), v.cov);
   gmm_complete(v);  // every covariance was checked positive definite by the config
   const GmmCView tv = truth_view(t);
   gmm_moments(tv, t.mean, t.cov);
@@ -46,17 +49,18 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
   }
   t.tail_r2 = 0.5 * (lo + hi);
 
-  t.rare = static_cast<int>(std::min_element(c.truth_weights.begin(), c.truth_weights.end()) - c.truth_weights.begin());
+  t.rare = static_cast<int>(std::min_element(g.truth_weights.begin(), g.truth_weights.end()) - g.truth_weights.begin());
   t.rare_mass = 1.0 - mixture_outside(tv, tv.mu + t.rare * d, tv.chol + t.rare * d * d, 4.0);
   t.self_overlap = mixture_overlap(tv, tv);
-  t.dead_weight = c.dead_weight;
+  t.dead_weight = g.dead_weight;
   return t;
 }
 
 std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& t) {
-  std::vector<double> x(static_cast<std::size_t>(c.heldout) * c.dim);
-  for (int i = 0; i < c.heldout; ++i)
-    kernels::gmm_draw(c.seed, rng::kHeldoutChain, 0, true, i, kernels::truth_view(t), x.data() + i * c.dim);
+  const auto& g = c.settings<GmmSettings>();
+  std::vector<double> x(static_cast<std::size_t>(g.heldout) * g.dim);
+  for (int i = 0; i < g.heldout; ++i)
+    kernels::gmm_draw(c.seed, rng::kHeldoutChain, 0, true, i, kernels::truth_view(t), x.data() + i * g.dim);
   return x;
 }
 
@@ -67,7 +71,7 @@ double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& t
   // sqrt(q (1 - q) / 2e5) / f(quantile), a 0.07% error in the share of
   // plausible mass at q = 0.1.
   constexpr int kDraws = 200000;
-  std::vector<double> lp(kDraws), x(c.dim), terms(kernels::kGmmMaxComponents);
+  std::vector<double> lp(kDraws), x(c.settings<GmmSettings>().dim), terms(kernels::kGmmMaxComponents);
   for (int i = 0; i < kDraws; ++i) {
     kernels::gmm_draw(c.seed, rng::kHeldoutChain, 1, true, i, kernels::truth_view(t), x.data());
     lp[i] = kernels::gmm_log_density(kernels::truth_view(t), false, x.data(), terms.data());
@@ -77,7 +81,12 @@ double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& t
   return out;
 }
 
+namespace {
+
+// Why the truth cannot be measured in double precision, or "" (refused before any work): an L2 self-overlap that
+// overflows, a rare component with no mass to speak of, a ridge that is not small against the truth's variances.
 std::string gmm_truth_problem(const PointConfig& c) {
+  const auto& g = c.settings<GmmSettings>();
   const kernels::GmmTruth t = make_gmm_truth(c);
   if (!std::isfinite(t.self_overlap))
     return "truth.covs: a component is so narrow that the integral of the squared density overflows (l2_density "
@@ -88,111 +97,289 @@ std::string gmm_truth_problem(const PointConfig& c) {
         "(below 1e-9), so rare_mode_mass would be undefined",
         t.rare_mass);
   double smallest = INFINITY;
-  for (std::size_t k = 0; k < c.truth_weights.size(); ++k)
-    for (int a = 0; a < c.dim; ++a) smallest = std::min(smallest, c.truth_covs[k * c.dim * c.dim + a * c.dim + a]);
-  if (c.em.reg_covar > 0.01 * smallest)
+  for (std::size_t k = 0; k < g.truth_weights.size(); ++k)
+    for (int a = 0; a < g.dim; ++a) smallest = std::min(smallest, g.truth_covs[k * g.dim * g.dim + a * g.dim + a]);
+  if (g.em.reg_covar > 0.01 * smallest)
     return fmt::format(
         "model.em.reg_covar: the ridge {:g} is not small against the truth's smallest variance {:g} "
         "(it must be at most 1% of it)",
-        c.em.reg_covar, smallest);
+        g.em.reg_covar, smallest);
   return "";
 }
 
-std::vector<std::string> gmm_metric_names(const PointConfig& c) {
-  std::vector<std::string> names = {"var_ratio",       "tail_mass",      "xent",     "l2_density",    "dead_components",
-                                    "min_weight",      "rare_mode_mass", "em_iters", "em_failures",   "em_unconverged",
-                                    "synthetic_share", "data_age",       "fit_nll",  "draws_per_kept"};
-  for (int k = 1; k <= c.components; ++k) names.push_back(fmt::format("component_std_{}", k));
-  return names;
+constexpr MetricSpec kMetrics[] = {
+    {kernels::kGmmVarRatio, "var_ratio", "tr Cov(p_t) / tr S_0, the model's total variance over the truth's",
+     Direction::kDown, true, "generation 0"},
+    {kernels::kGmmTailMass, "tail_mass",
+     "P_{p_t}(r(X)^2 > r_99^2) / 0.01, r the Mahalanobis radius w.r.t. the truth's mean and covariance",
+     Direction::kDown, true, "generation 0"},
+    {kernels::kGmmXent, "xent", "mean -ln p_t(x) over a fixed held-out set of metrics.heldout real points",
+     Direction::kUp, false, ""},
+    {kernels::kGmmL2Density, "l2_density", "(integral of (p_t - p_0)^2)^(1/2), in closed form", Direction::kUp, false,
+     "generation 0"},
+    {kernels::kGmmDeadComponents, "dead_components", "components with weight below metrics.dead_weight", Direction::kUp,
+     false, ""},
+    {kernels::kGmmMinWeight, "min_weight", "the smallest component weight", Direction::kDown, false, ""},
+    {kernels::kGmmRareModeMass, "rare_mode_mass",
+     "the model's mass within Mahalanobis radius 2 of the truth's lowest-weight component, over the truth's",
+     Direction::kDown, true, "generation 0"},
+    {kernels::kGmmEmIters, "em_iters", "M-steps of the kept fit", Direction::kNone, false, "generation 0"},
+    {kernels::kGmmEmFailures, "em_failures", "1 if the chain's fit has failed (now or earlier), else 0",
+     Direction::kNone, false, "generation 0"},
+    {kernels::kGmmEmUnconverged, "em_unconverged", "1 if the kept fit stopped at model.em.max_iter", Direction::kNone,
+     false, "generation 0"},
+    {kernels::kGmmSyntheticShare, "synthetic_share", "fraction of the training set that is synthetic", Direction::kNone,
+     false, "every regime without a filter (under accumulate_subsample its expectation)"},
+    {kernels::kGmmDataAge, "data_age",
+     "mean over the training set of (generation fitted - generation the point was added)", Direction::kNone, false,
+     "every regime without a filter (under accumulate_subsample its expectation)"},
+    {kernels::kGmmFitNll, "fit_nll",
+     "minus the kept fit's mean log-likelihood on its own training set (EM's log-loss); empty at generation 0",
+     Direction::kNone, false, ""},
+    {kernels::kGmmDrawsPerKept, "draws_per_kept",
+     "synthetic candidates drawn per synthetic point kept under data.verifier or data.dedup (1 without)",
+     Direction::kNone, false, ""},
+    {kernels::kGmmComponentStd1, "component_std_k",
+     "sqrt(tr Sigma / d) of the component of k-th largest weight (k = 1..K, ties by index)", Direction::kDown, false,
+     "", true},
+};
+static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels::kGmmComponentStd1 + 1,
+              "the mixture metrics' names follow kernels::GmmMetric");
+
+std::vector<KeySpec> make_keys() {
+  return {
+      integer_key("model.dim", 1, kernels::kGmmMaxDim, "1", "d, the dimension of the truth and the model"),
+      required(
+          integer_key("model.components", 1, kernels::kGmmMaxComponents, "", "K, the fitted mixture's components")),
+      choice_key("model.covariance", {"full", "diag"}, "full", "the components' covariances: full or diagonal"),
+      shaped_key("model.em", KeyType::kMapping, "{max_iter, tol, init, restarts, reg_covar}", "",
+                 "EM's settings (scikit-learn's GaussianMixture conventions)"),
+      integer_key("model.em.max_iter", 1, 100000, "100", "M-steps at most per fit"),
+      number_key("model.em.tol", "a tolerance >= 0", 0.0, 1e300, "1e-3",
+                 "stop when the mean log-likelihood changes by less between E-steps"),
+      choice_key("model.em.init", {"warm", "kmeans++"}, "warm",
+                 "start from the previous generation's fit, or seed every fit with k-means++"),
+      integer_key("model.em.restarts", 1, 1000, "1", "fits per generation; the best log-likelihood is kept"),
+      number_key("model.em.reg_covar", "a ridge >= 0", 0.0, 1e300, "1e-6",
+                 "added to every covariance's diagonal (at most 1% of the truth's smallest variance)"),
+      shaped_key("truth.weights", KeyType::kList, "1 to 16 weights > 0 summing to 1", "",
+                 "the truth's component weights (within 1e-6 of 1; divided by their sum)"),
+      shaped_key("truth.means", KeyType::kList, "a list of model.dim numbers per weight", "",
+                 "the truth's component means"),
+      shaped_key("truth.covs", KeyType::kList,
+                 "per weight a model.dim x model.dim symmetric positive definite matrix or a list of variances", "",
+                 "the truth's component covariances"),
+      integer_key("metrics.heldout", 1, 10000000, "1000", "held-out real points of xent"),
+      number_key("metrics.dead_weight", "a weight in [0, 1]", 0.0, 1.0, "1e-3",
+                 "a component below this weight counts in dead_components"),
+  };
 }
 
-std::optional<double> gmm_theory(const PointConfig& c, int metric, int t) {
-  using namespace kernels;
-  if (t == 0) {
-    switch (metric) {
-      case kGmmVarRatio:
-      case kGmmTailMass:
-      case kGmmRareModeMass:
-        return 1.0;
-      case kGmmL2Density:
-      case kGmmEmIters:
-      case kGmmEmFailures:
-      case kGmmEmUnconverged:
-      case kGmmSyntheticShare:
-      case kGmmDataAge:
-        return 0.0;
-      default:
-        return std::nullopt;
+class GmmFamily final : public Family {
+ public:
+  const char* name() const override { return "gmm"; }
+  FamilyKind kind() const override { return FamilyKind::kContinuous; }
+  const char* description() const override {
+    return "a mixture of K <= 16 Gaussians in d <= 8 dimensions, fitted by EM";
+  }
+  const std::vector<KeySpec>& keys() const override {
+    static const std::vector<KeySpec> keys = make_keys();
+    return keys;
+  }
+
+  // model.components, model.covariance, model.em and a truth {weights, means, covs}.
+  std::shared_ptr<const FamilySettings> read(const ConfigReader& r, const PointConfig& c) const override {
+    auto g = std::make_shared<GmmSettings>();
+    g->dim = static_cast<int>(r.integer(key("model.dim")));
+    const int d = g->dim;
+    g->components = static_cast<int>(r.integer(key("model.components")));
+    g->em.diag = r.choice(key("model.covariance")) == "diag";
+    g->em.max_iter = static_cast<int>(r.integer(key("model.em.max_iter")));
+    g->em.tol = r.number(key("model.em.tol"));
+    g->em.init = r.choice(key("model.em.init")) == "warm" ? kernels::EmInit::kWarm : kernels::EmInit::kKmeansPP;
+    g->em.restarts = static_cast<int>(r.integer(key("model.em.restarts")));
+    g->em.reg_covar = r.number(key("model.em.reg_covar"));
+
+    const std::string shape = "{weights: [...], means: [[...], ...], covs: [...]}";
+    const YAML::Node truth = r.node("truth");
+    if (!truth || truth.IsNull()) throw ConfigError("truth", "missing; expected " + shape);
+    if (!truth.IsMap()) throw ConfigError("truth", "expected " + shape);
+    if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected a list of component weights");
+    g->truth_weights = read_numbers(r.node("truth.weights"), "truth.weights");
+    const int K0 = static_cast<int>(g->truth_weights.size());
+    if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
+      throw ConfigError("truth.weights",
+                        fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
+    double sum = 0.0;
+    for (int k = 0; k < K0; ++k) {
+      if (!(g->truth_weights[k] > 0.0))
+        throw ConfigError(fmt::format("truth.weights[{}]", k),
+                          fmt::format("expected a weight > 0, got {}", g->truth_weights[k]));
+      sum += g->truth_weights[k];
     }
+    if (std::abs(sum - 1.0) > 1e-6)
+      throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
+    for (auto& w : g->truth_weights) w /= sum;
+    if (!r.given("truth.means"))
+      throw ConfigError("truth.means", fmt::format("missing; expected {} lists of {} numbers", K0, d));
+    if (!r.given("truth.covs")) throw ConfigError("truth.covs", fmt::format("missing; expected {} covariances", K0));
+    const YAML::Node means = r.node("truth.means"), covs = r.node("truth.covs");
+    if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
+      throw ConfigError("truth.means",
+                        fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
+    if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
+      throw ConfigError("truth.covs",
+                        fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
+    for (int k = 0; k < K0; ++k) {
+      const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
+      const auto mu = read_numbers(means[k], mp);
+      if (static_cast<int>(mu.size()) != d)
+        throw ConfigError(mp, fmt::format("expected {} numbers (model.dim), got {}", d, mu.size()));
+      const auto cov = read_covariance(covs[k], cp, d, true);
+      check_scales(cp, mp, d, mu.data(), cov.data());
+      g->truth_means.insert(g->truth_means.end(), mu.begin(), mu.end());
+      g->truth_covs.insert(g->truth_covs.end(), cov.begin(), cov.end());
+    }
+    g->heldout = static_cast<int>(r.integer(key("metrics.heldout")));
+    g->dead_weight = r.number(key("metrics.dead_weight"));
+    PointConfig with = c;
+    with.family_settings = g;
+    if (const std::string problem = gmm_truth_problem(with); !problem.empty()) {
+      const auto colon = problem.find(": ");
+      throw ConfigError(problem.substr(0, colon), problem.substr(colon + 2));
+    }
+    return g;
   }
-  // The training set's composition is fixed by the regime; under
-  // accumulate_subsample it is random, with the pool's values as expectation.
-  // A filter (data.verifier, data.dedup) whose draw budget runs out leaves a
-  // generation short of synthetic points, so then there is no closed form.
-  // (With age decay the subsample's shares are ratios of random weights.)
-  if ((metric == kGmmSyntheticShare || metric == kGmmDataAge) && !c.verifier && !c.dedup &&
-      !(c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0)) {
-    const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
-    double share, age;
-    regime_composition(r, c.samples, c.real_count, t, c.age_decay, share, age);
-    return metric == kGmmSyntheticShare ? share : age;
+
+  std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }
+
+  std::vector<std::string> metric_names(const PointConfig& c) const override {
+    std::vector<std::string> names;
+    for (const auto& m : kMetrics)
+      if (!m.per_component) names.emplace_back(m.name);
+    for (int k = 1; k <= c.settings<GmmSettings>().components; ++k) names.push_back(fmt::format("component_std_{}", k));
+    return names;
   }
-  return std::nullopt;
+
+  std::optional<double> theory(const PointConfig& c, int metric, int t) const override {
+    using namespace kernels;
+    if (t == 0) {
+      switch (metric) {
+        case kGmmVarRatio:
+        case kGmmTailMass:
+        case kGmmRareModeMass:
+          return 1.0;
+        case kGmmL2Density:
+        case kGmmEmIters:
+        case kGmmEmFailures:
+        case kGmmEmUnconverged:
+        case kGmmSyntheticShare:
+        case kGmmDataAge:
+          return 0.0;
+        default:
+          return std::nullopt;
+      }
+    }
+    // The training set's composition is fixed by the regime; under accumulate_subsample it is random, with the
+    // pool's values as expectation. A filter (data.verifier, data.dedup) whose draw budget runs out leaves a
+    // generation short of synthetic points, so then there is no closed form. (With age decay the subsample's shares
+    // are ratios of random weights.)
+    if ((metric == kGmmSyntheticShare || metric == kGmmDataAge) && !c.verifier && !c.dedup &&
+        !(c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0)) {
+      const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;
+      double share, age;
+      regime_composition(r, c.samples, c.real_count, t, c.age_decay, share, age);
+      return metric == kGmmSyntheticShare ? share : age;
+    }
+    return std::nullopt;
+  }
+
+  SummarySettings default_summary() const override { return {"var_ratio", 0.5}; }
+
+  std::vector<DetectorSpec> detectors() const override {
+    return {{"diversity", "var_ratio", true, 1.0, -1.0, "ln (variance drop)"},
+            {"canary", "xent", false, 1.0, 1.0, "nats (validation NLL rise)"},
+            // EM's own mean log-loss on the training set: the resubstitution estimate of the mixture's entropy.
+            {"entropy", "fit_nll", false, 1.0, -1.0, "nats (entropy drop)"}};
+  }
+
+  double point_bytes(const PointConfig& c) const override {
+    const auto& g = c.settings<GmmSettings>();
+    const double P = kernels::gmm_block_size(g.components, g.dim);
+    const double chains = static_cast<double>(c.chains);
+    double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(g.components);  // the fit, and the best restart's
+    if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);  // dedup's table (cuda: per chain of a slice)
+    if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
+    // Per-thread training set (with its weights) and lane partials; under a filter accumulate_subsample
+    // materialises its whole pool first.
+    const bool pool = c.regime == kernels::Regime::kAccumulate ||
+                      (c.regime == kernels::Regime::kAccumulateSubsample && (c.verifier || c.dedup));
+    const double train = pool ? static_cast<double>(c.generations) * c.samples : c.samples;
+    const double scratch =
+        omp_get_max_threads() * (train * (g.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(g.components, g.dim));
+    return 8.0 * (per_chain * chains + scratch + static_cast<double>(g.heldout) * g.dim);
+  }
+
+  BackendSupport support(const std::string&) const override {
+    // Both backends run every data option but the estimator weight (a Gaussian mean's).
+    return {true,
+            {DataOption::kVerifier, DataOption::kTailUpsample, DataOption::kAgeDecay, DataOption::kDedup,
+             DataOption::kDedupGrid}};
+  }
+
+  std::unique_ptr<FamilyRun> make_run(const PointConfig& c, const std::string& backend, int threads,
+                                      ChainBlock block) const override {
+    const auto& g = c.settings<GmmSettings>();
+    const kernels::GmmTruth truth = make_gmm_truth(c);
+    kernels::GmmBatchSpec spec{truth,
+                               make_gmm_heldout(c, truth),
+                               g.components,
+                               g.em,
+                               c.regime,
+                               c.real_source,
+                               c.generations,
+                               c.samples,
+                               c.real_count,
+                               c.seed,
+                               static_cast<std::uint32_t>(block.first),
+                               block.count,
+                               threads,
+                               {},
+                               {},
+                               {}};
+    spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
+    if (c.verifier) {
+      spec.verifier.on = 1;
+      spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+      spec.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
+      spec.verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
+    }
+    if (c.tail_upsample) {
+      spec.weighting.tail = 1;
+      spec.weighting.tail_factor = c.tail_factor;
+      spec.weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
+    }
+    spec.weighting.age_decay = c.age_decay;
+    if (c.dedup) {
+      spec.dedup.on = 1;
+      spec.dedup.resolution = c.dedup_resolution;
+    }
+    return make_gmm_backend(backend, spec);
+  }
+
+ private:
+  const KeySpec& key(const std::string& path) const { return key_of(keys(), path); }
+};
+
+}  // namespace
+
+std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec) {
+  return make_backend(backend, spec, &kernels::make_gmm_cpu, OURO_CUDA_FACTORY(kernels::make_gmm_cuda));
 }
 
-double gmm_point_bytes(const PointConfig& c) {
-  const double P = kernels::gmm_block_size(c.components, c.dim);
-  const double chains = static_cast<double>(c.chains);
-  double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(c.components);  // the fit, and the best restart's
-  if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);         // dedup's table (cuda: per chain of a slice)
-  if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
-  // Per-thread training set (with its weights) and lane partials; under a
-  // filter accumulate_subsample materialises its whole pool first.
-  const bool pool = c.regime == kernels::Regime::kAccumulate ||
-                    (c.regime == kernels::Regime::kAccumulateSubsample && (c.verifier || c.dedup));
-  const double train = pool ? static_cast<double>(c.generations) * c.samples : c.samples;
-  const double scratch =
-      omp_get_max_threads() * (train * (c.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(c.components, c.dim));
-  return 8.0 * (per_chain * chains + scratch + static_cast<double>(c.heldout) * c.dim);
-}
-
-std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
-                                        ChainBlock block) {
-  const kernels::GmmTruth truth = make_gmm_truth(c);
-  kernels::GmmBatchSpec spec{truth,
-                             make_gmm_heldout(c, truth),
-                             c.components,
-                             c.em,
-                             c.regime,
-                             c.real_source,
-                             c.generations,
-                             c.samples,
-                             c.real_count,
-                             c.seed,
-                             static_cast<std::uint32_t>(block.first),
-                             block.count,
-                             threads,
-                             {},
-                             {},
-                             {}};
-  spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
-  if (c.verifier) {
-    spec.verifier.on = 1;
-    spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
-    spec.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
-    spec.verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
-  }
-  if (c.tail_upsample) {
-    spec.weighting.tail = 1;
-    spec.weighting.tail_factor = c.tail_factor;
-    spec.weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
-  }
-  spec.weighting.age_decay = c.age_decay;
-  if (c.dedup) {
-    spec.dedup.on = 1;
-    spec.dedup.resolution = c.dedup_resolution;
-  }
-  return make_gmm_backend(backend, spec);
+const Family& gmm_family() {
+  static const GmmFamily f;
+  return f;
 }
 
 }  // namespace ouro

@@ -1,37 +1,40 @@
-// The Gaussian-mixture family's entries for sim/families/family.h, and its truth.
+// The Gaussian-mixture family (model.family: gmm): mixtures of K <= 16 Gaussians in d <= 8 dimensions fitted by EM,
+// against a mixture truth (docs/families/gmm.md).
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
-#include "kernels/gmm/gmm.h"
+#include "kernels/gmm/gmm_backend.h"
+#include "sim/engine/config.h"
 #include "sim/families/family.h"
 
 namespace ouro {
 
-// The truth mixture and what every chain's metrics reuse (overall moments,
-// the 99% radius, the rare component and its mass, the L2 self-overlap).
+// What the family reads of its own keys.
+struct GmmSettings : FamilySettings {
+  int dim = 1;         // model.dim
+  int components = 0;  // model.components: K of the fitted mixtures
+  kernels::EmSettings em{100, 1e-3, 1e-6, kernels::EmInit::kWarm, 1, false};  // model.covariance, model.em
+  std::vector<double> truth_weights;                                          // K0, summing to 1
+  std::vector<double> truth_means;                                            // K0 * dim
+  std::vector<double> truth_covs;  // K0 * dim * dim, each symmetric positive definite
+  int heldout = 1000;              // metrics.heldout: held-out real points of xent
+  double dead_weight = 1e-3;       // metrics.dead_weight
+};
+
+// The truth mixture and what every chain's metrics reuse (overall moments, the 99% radius, the rare component and
+// its mass, the L2 self-overlap).
 kernels::GmmTruth make_gmm_truth(const PointConfig& c);
 
-// The fixed held-out set: metrics.heldout real points (x dim, row-major),
-// the same for every chain (kernels/core/rng.h, kHeldoutChain).
+// The fixed held-out set: metrics.heldout real points (x dim, row-major), the same for every chain
+// (kernels/core/rng.h, kHeldoutChain).
 std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& truth);
-// The truth's q-quantile of its own log-density (data.verifier's plausibility
-// bound), estimated from truth draws.
+// The truth's q-quantile of its own log-density (data.verifier's plausibility bound), estimated from truth draws.
 double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& truth, double q);
 
-// Why the truth cannot be measured in double precision, or "" (checked by
-// the config, so the run is refused before any work): an L2 self-overlap
-// that overflows, a rare component with no mass to speak of, a ridge that is
-// not small against the truth's variances.
-std::string gmm_truth_problem(const PointConfig& c);
-
-std::vector<std::string> gmm_metric_names(const PointConfig& c);
-std::optional<double> gmm_theory(const PointConfig& c, int metric, int generation);
-double gmm_point_bytes(const PointConfig& c);
-std::unique_ptr<FamilyRun> make_gmm_run(const PointConfig& c, const std::string& backend, int threads,
-                                        ChainBlock block);
+// The backend of a batch of chains (the cpu or the cuda one), for the benchmarks and tests that drive it directly.
+std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec);
 
 }  // namespace ouro

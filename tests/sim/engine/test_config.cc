@@ -4,6 +4,8 @@
 #include <string>
 
 #include "sim/engine/config.h"
+#include "sim/families/gaussian/gaussian_family.h"
+#include "sim/families/gmm/gmm_family.h"
 
 namespace {
 
@@ -93,7 +95,7 @@ TEST(Config, SamplesMustExceedTheDimension) {
 
 TEST(Config, IsotropicTruthExpandsToTheModelDimension) {
   const auto ex = load_experiment_text(kBase, {"model.dim=3", "truth={isotropic: 2.0}"});
-  const auto& c = ex.points[0].config;
+  const auto& c = ex.points[0].config.settings<ouro::GaussianSettings>();
   ASSERT_EQ(c.truth_cov.size(), 9u);
   EXPECT_EQ(c.truth_cov[0], 2.0);
   EXPECT_EQ(c.truth_cov[1], 0.0);
@@ -163,8 +165,8 @@ data: {samples: 50}
 
 TEST(Config, GmmParsesWithDefaults) {
   const auto ex = load_experiment_text(kGmm, {});
-  const auto& c = ex.points.front().config;
-  EXPECT_EQ(c.family, "gmm");
+  EXPECT_STREQ(ex.points.front().config.family->name(), "gmm");
+  const auto& c = ex.points.front().config.settings<ouro::GmmSettings>();
   EXPECT_EQ(c.components, 2);
   EXPECT_EQ(c.em.max_iter, 100);
   EXPECT_EQ(c.em.tol, 1e-3);

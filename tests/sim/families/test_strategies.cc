@@ -60,7 +60,8 @@ std::vector<double> model_metrics(const FamilyCurves& c, int g) {
       "tail_mass",    "heldout_ppl", "zero_prob_rate", "tail_ppl", "support", "vocab_survival",
       "gini_simpson", "tv"};
   // (For text, tail_mass is measured on the generation's own sample.)
-  const bool text = !c.config.corpus.empty();
+  const auto* ngram = dynamic_cast<const NgramSettings*>(c.config.family_settings.get());
+  const bool text = ngram != nullptr && !ngram->corpus.empty();
   std::vector<double> out;
   const std::size_t n = static_cast<std::size_t>(c.config.chains);
   for (std::size_t m = 0; m < c.names.size(); ++m)

@@ -189,7 +189,10 @@ TEST(NgramCpuVsCuda, ZipfTruths) {
 // What the cuda backend does not run yet is named (and main refuses an
 // explicit --backend cuda for it with exit 2, or runs auto on the cpu).
 TEST(NgramCuda, NamesWhatItDoesNotRunYet) {
-  auto gap = [](const std::string& yaml) { return ngram_cuda_gap(load_experiment_text(yaml, {}).points[0].config); };
+  auto gap = [](const std::string& yaml) {
+    const PointConfig c = load_experiment_text(yaml, {}).points[0].config;
+    return c.family->backend_gap(c, "cuda");
+  };
   const std::string corpus = corpus_file(false);
   EXPECT_EQ(gap(config(corpus, 2, "mle", "replace", 0.1)), "");
   EXPECT_EQ(gap(config(corpus, 3, "kneser_ney", "accumulate", 0.0)), "");
