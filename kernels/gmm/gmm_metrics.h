@@ -1,0 +1,183 @@
+// The mixture family's metrics against the truth mixture, written once for both backends: the truth and what every
+// chain's metrics reuse, moments, L2 overlaps, the mass outside a Mahalanobis radius (kernels/core/quadform.h) and
+// the metric block of one chain. (tail_mass and rare_mode_mass call erfc and the quadratic-form code, whose libm
+// calls may differ in the last ulp between backends.)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/core/quadform.h"
+#include "kernels/gmm/gmm_mixture.h"
+
+namespace ouro::kernels {
+
+// ---- the truth and the metrics ---------------------------------------------------------------------
+
+// Metric slots of the mixture family, in metrics.csv order; component_std_k
+// for k = 1..K follow the fixed slots.
+enum GmmMetric : int {
+  kGmmVarRatio = 0,
+  kGmmTailMass,
+  kGmmXent,
+  kGmmL2Density,
+  kGmmDeadComponents,
+  kGmmMinWeight,
+  kGmmRareModeMass,
+  kGmmEmIters,
+  kGmmEmFailures,
+  kGmmEmUnconverged,
+  kGmmSyntheticShare,
+  kGmmDataAge,
+  kGmmFitNll,
+  kGmmDrawsPerKept,
+  kGmmComponentStd1,
+};
+OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
+
+// The truth mixture and what every chain's metrics reuse, computed once on
+// the host (sim/families/gmm/gmm_family.cc).
+struct GmmTruth {
+  int K0, d;
+  double params[kGmmMaxComponents * (2 + kGmmMaxDim + 2 * kGmmMaxDim * kGmmMaxDim)];  // block of K0
+  double mean[kGmmMaxDim];  // the mixture's overall mean and covariance
+  double cov[kGmmMaxDim * kGmmMaxDim];
+  double chol[kGmmMaxDim * kGmmMaxDim];
+  double trace;         // tr of the overall covariance
+  double tail_r2;       // squared Mahalanobis radius (overall mean/cov) outside which the truth has 1% of its mass
+  int rare;             // the truth's lowest-weight component (the first such)
+  double rare_mass;     // the truth's mass within Mahalanobis radius 2 of it (w.r.t. its own covariance)
+  double self_overlap;  // integral of p_truth^2
+  double dead_weight;   // metrics.dead_weight
+};
+
+OURO_HD inline GmmCView truth_view(const GmmTruth& t) {
+  return gmm_view(t.K0, t.d, static_cast<const double*>(t.params));
+}
+
+// Generation 0's parameters as the warm start of generation 1 (used when the
+// model has the truth's K0 components): the truth's block, with diagonal
+// covariances its diagonal projection.
+OURO_HD inline void gmm_warm_start_block(const GmmTruth& t, bool diag, double* out) {
+  const int P = gmm_block_size(t.K0, t.d), d = t.d;
+  for (int i = 0; i < P; ++i) out[i] = t.params[i];
+  if (!diag) return;
+  const GmmView v = gmm_view(t.K0, d, out);
+  for (int k = 0; k < t.K0; ++k)
+    for (int a = 0; a < d; ++a)
+      for (int b = 0; b < d; ++b)
+        if (a != b) v.cov[k * d * d + a * d + b] = 0.0;
+  gmm_complete(v);
+}
+
+// Overall mean and covariance of a mixture: sum_k w_k (Sigma_k + mu_k mu_k^T) - mu mu^T.
+OURO_HD inline void gmm_moments(const GmmCView& m, double* mean, double* cov) {
+  const int d = m.d;
+  for (int a = 0; a < d; ++a) {
+    mean[a] = 0.0;
+    for (int k = 0; k < m.K; ++k) mean[a] += m.w[k] * m.mu[k * d + a];
+  }
+  for (int a = 0; a < d; ++a)
+    for (int b = 0; b < d; ++b) {
+      double s = 0.0;
+      for (int k = 0; k < m.K; ++k) {
+        const double ea = m.mu[k * d + a] - mean[a], eb = m.mu[k * d + b] - mean[b];
+        s += m.w[k] * (m.cov[k * d * d + a * d + b] + ea * eb);
+      }
+      cov[a * d + b] = s;
+    }
+}
+
+// Integral of N(x; mu1, S1) N(x; mu2, S2) dx = N(mu1; mu2, S1 + S2).
+OURO_HD inline double gauss_overlap(int d, const double* mu1, const double* s1, const double* mu2, const double* s2) {
+  double s[kGmmMaxDim * kGmmMaxDim], l[kGmmMaxDim * kGmmMaxDim], e[kGmmMaxDim], y[kGmmMaxDim];
+  for (int a = 0; a < d * d; ++a) s[a] = s1[a] + s2[a];
+  if (!cholesky(d, s, l)) return NAN;
+  for (int a = 0; a < d; ++a) e[a] = mu1[a] - mu2[a];
+  lower_solve(d, l, e, y);
+  double q = 0.0, logdet_half = 0.0;
+  for (int a = 0; a < d; ++a) {
+    q += y[a] * y[a];
+    logdet_half += log_positive(l[a * d + a]);
+  }
+  return exp_poly(-0.5 * q - logdet_half - 0.5 * d * kLog2Pi);
+}
+
+// Integral of p_a p_b for two mixtures (closed form: sum of pairwise overlaps).
+OURO_HD inline double mixture_overlap(const GmmCView& a, const GmmCView& b) {
+  const int d = a.d;
+  double s = 0.0;
+  for (int i = 0; i < a.K; ++i)
+    for (int j = 0; j < b.K; ++j)
+      s += a.w[i] * b.w[j] * gauss_overlap(d, a.mu + i * d, a.cov + i * d * d, b.mu + j * d, b.cov + j * d * d);
+  return s;
+}
+
+// Mass of the mixture outside the ellipsoid (x - c)^T (L L^T)^{-1} (x - c) <= r2.
+OURO_HD inline double mixture_outside(const GmmCView& m, const double* c, const double* l, double r2) {
+  double s = 0.0;
+  for (int k = 0; k < m.K; ++k) s += m.w[k] * gaussian_tail_mass(m.d, c, l, m.mu + k * m.d, m.cov + k * m.d * m.d, r2);
+  return s;
+}
+
+// Every metric of one mixture (definitions in README) into the slots of a
+// family with `slots` components (m.K == slots except at generation 0, where
+// m is the truth: component_std_k beyond its K0 components is NaN). A failed
+// chain (`failed`) has em_failures = 1 and NaN everywhere else, which the
+// aggregation leaves out of those metrics. fit_nll is minus the mean
+// log-likelihood of the kept fit's last E-step on its training set (EM's own
+// number, before its last M-step; NaN for the truth).
+OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots, bool failed, int iters,
+                                bool unconverged, double xent, double fit_nll, double synthetic_share, double data_age,
+                                double* out, std::int64_t stride) {
+  const int K = m.K, d = m.d;
+  for (int k = 0; k < gmm_num_metrics(slots); ++k) out[k * stride] = NAN;
+  if (failed) {
+    out[kGmmEmFailures * stride] = 1.0;
+    return;
+  }
+  double mean[kGmmMaxDim], cov[kGmmMaxDim * kGmmMaxDim];
+  gmm_moments(m, mean, cov);
+  double trace = 0.0;
+  for (int a = 0; a < d; ++a) trace += cov[a * d + a];
+  const GmmCView t = truth_view(tr);
+  const double l2sq = mixture_overlap(m, m) - 2.0 * mixture_overlap(m, t) + tr.self_overlap;
+  int dead = 0;
+  double min_w = INFINITY;
+  for (int k = 0; k < K; ++k) {
+    dead += m.w[k] < tr.dead_weight ? 1 : 0;
+    min_w = m.w[k] < min_w ? m.w[k] : min_w;
+  }
+  const double* rare_mu = t.mu + tr.rare * d;
+  const double* rare_l = t.chol + tr.rare * d * d;
+  const double rare_in = 1.0 - mixture_outside(m, rare_mu, rare_l, 4.0);
+
+  out[kGmmVarRatio * stride] = trace / tr.trace;
+  out[kGmmTailMass * stride] = mixture_outside(m, tr.mean, tr.chol, tr.tail_r2) / 0.01;
+  out[kGmmXent * stride] = xent;
+  out[kGmmL2Density * stride] = l2sq < 0.0 ? 0.0 : sqrt(l2sq);  // rounding below 0 is 0; NaN stays NaN
+  out[kGmmDeadComponents * stride] = dead;
+  out[kGmmMinWeight * stride] = min_w;
+  out[kGmmRareModeMass * stride] = rare_in / tr.rare_mass;
+  out[kGmmEmIters * stride] = iters;
+  out[kGmmEmFailures * stride] = 0.0;
+  out[kGmmEmUnconverged * stride] = unconverged ? 1.0 : 0.0;
+  out[kGmmSyntheticShare * stride] = synthetic_share;
+  out[kGmmDataAge * stride] = data_age;
+  out[kGmmFitNll * stride] = fit_nll;
+  out[kGmmDrawsPerKept * stride] = 1.0;  // a caller with a verifier writes its own
+  // Components by decreasing weight (ties: lower index first), so that
+  // label switching cannot exchange the columns.
+  bool used[kGmmMaxComponents] = {};
+  for (int r = 0; r < K && r < slots; ++r) {
+    int best = -1;
+    for (int k = 0; k < K; ++k)
+      if (!used[k] && (best < 0 || m.w[k] > m.w[best])) best = k;
+    used[best] = true;
+    double tr_k = 0.0;
+    for (int a = 0; a < d; ++a) tr_k += m.cov[best * d * d + a * d + a];
+    out[(kGmmComponentStd1 + r) * stride] = sqrt(tr_k / d);
+  }
+}
+
+}  // namespace ouro::kernels
