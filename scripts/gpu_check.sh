@@ -6,7 +6,7 @@
 #
 # Two ways to use it:
 #   - on a GPU machine with our Debian packages: it builds into build/ first;
-#   - on a GPU machine without them (the lent device machine): on the build
+#   - on a GPU machine without them (a machine reached for a short time): on the build
 #     machine, `scripts/gpu_check.sh --bundle` builds a portable copy
 #     (build-gpu/: -march=x86-64-v3 instead of -march=native, since the GPU
 #     machine's processor is not ours) and stages its binaries, the shared
@@ -16,7 +16,7 @@
 # Results go to stdout and, when $OUT is set, to $OUT/gpu_check.txt (the
 # test logs beside it). Non-zero when a test fails or the cuda tests skip.
 #
-# Parts, in order of importance (a lent device machine has minutes, and a
+# Parts, in order of importance (GPU time may be minutes, and a
 # command at most ten of them): `tests` (the cuda tests), `bench` (Google
 # Benchmark cases and the whole-process runs with the PyTorch peer), `suite`
 # (the rest of the test suite, which CI also runs on the cpu). Name some to
