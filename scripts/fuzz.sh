@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh: the hostile-input check. Builds the libFuzzer targets
-# (clang, AddressSanitizer + UndefinedBehaviorSanitizer, tests/fuzz/) into
-# build-fuzz/ and runs each for a fixed number of executions on a copy of its
-# seed corpus (tests/fuzz/corpus/, never written to), both at once (one core
-# each). Non-zero on any crash, sanitizer finding, unexpected exception, leak,
+# (clang, AddressSanitizer + UndefinedBehaviorSanitizer, tests/fuzz/) in the
+# sanitizer build (build-sanitize/, scripts/setup.sh --sanitize) and runs each
+# for a fixed number of executions on a copy of its seed corpus
+# (tests/fuzz/corpus/, never written to), both at once (one core each). Non-zero on any crash, sanitizer finding, unexpected exception, leak,
 # timeout or out-of-memory, and when a target stops short of its executions.
 #
 #   OUROBOROS_FUZZ_RUNS      executions per target (default 100000)
 #   OUROBOROS_FUZZ_MAX_TIME  seconds per target before it is stopped, a safety cap (default 600)
 #   OUROBOROS_FUZZ_SEED      libFuzzer's random seed (default 1, so a CI run is reproducible; 0 picks one)
 #
-# A finding is written as build-fuzz/fuzz-run/<target>/crash-* (or timeout-,
-# oom-, leak-); rerun it with build-fuzz/<target> FILE.
+# A finding is written as build-sanitize/fuzz-run/<target>/crash-* (or
+# timeout-, oom-, leak-); rerun it with build-sanitize/<target> FILE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,16 +19,9 @@ runs=${OUROBOROS_FUZZ_RUNS:-100000}
 max_time=${OUROBOROS_FUZZ_MAX_TIME:-600}
 seed=${OUROBOROS_FUZZ_SEED:-1}
 
-# libFuzzer and the sanitizer runtimes come with clang's compiler-rt; clang's
-# OpenMP is libomp. Installed the way scripts/setup.sh installs the rest.
-scripts/install_packages.sh clang libclang-rt-dev libomp-dev
+scripts/setup.sh --sanitize
 
-# RelWithDebInfo: line numbers in a finding's stack trace. No cuda (its objects
-# would not be instrumented), no MPI (the targets never start ranks).
-CC=clang CXX=clang++ OUROBOROS_BUILD_DIR=build-fuzz scripts/setup.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DOUROBOROS_CUDA=OFF -DOUROBOROS_MPI=OFF -DOUROBOROS_BENCH=OFF -DOUROBOROS_TESTS=OFF -DOUROBOROS_FUZZ=ON
-
-work=build-fuzz/fuzz-run
+work=build-sanitize/fuzz-run
 rm -rf "$work"
 mkdir -p "$work"
 export UBSAN_OPTIONS=print_stacktrace=1
@@ -45,7 +38,7 @@ run() {
   (
     start=$(date +%s.%N)
     rc=0
-    "build-fuzz/$target" -runs="$runs" -max_total_time="$max_time" -seed="$seed" -max_len=4096 -timeout=30 \
+    "build-sanitize/$target" -runs="$runs" -max_total_time="$max_time" -seed="$seed" -max_len=4096 -timeout=30 \
       -print_final_stats=1 -artifact_prefix="$work/$target/" "$@" "$work/$target/corpus" \
       </dev/null >"$work/$target.log" 2>&1 || rc=$?
     echo "$rc $(date +%s.%N) $start" >"$work/$target.status"

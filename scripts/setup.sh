@@ -1,12 +1,31 @@
 #!/usr/bin/env bash
-# Installs what ouroboros needs from Debian (only what is missing), then
-# configures and builds into build/ (or $OUROBOROS_BUILD_DIR). Shared by
-# scripts/run.sh and scripts/test.sh. Extra arguments go to cmake's configure.
+# scripts/setup.sh [--sanitize] [CMAKE_OPTION...]: installs what ouroboros needs from Debian (only what is missing),
+# then configures and builds. Shared by scripts/run.sh, scripts/test.sh and scripts/fuzz.sh.
+#
+#   (default)   build/ (or $OUROBOROS_BUILD_DIR): g++, Release, the cuda backend whenever nvcc is found, MPI when
+#               it is found, the tests and the benchmarks.
+#   --sanitize  build-sanitize/: the cpu-only build, with clang under AddressSanitizer and
+#               UndefinedBehaviorSanitizer, without MPI (whose library's own allocations the leak checker would
+#               report), the unit tests and the libFuzzer targets (ouro_core compiled once for both).
+#
+# Extra arguments go to cmake's configure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
           nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib python3-yaml bible-kjv)
+build=${OUROBOROS_BUILD_DIR:-build}
+preset=()
+if [ "${1:-}" = "--sanitize" ]; then
+  shift
+  # libFuzzer and the sanitizer runtimes come with clang's compiler-rt; clang's OpenMP is libomp.
+  packages+=(clang libclang-rt-dev libomp-dev)
+  build=${OUROBOROS_BUILD_DIR:-build-sanitize}
+  export CC=clang CXX=clang++
+  # RelWithDebInfo: line numbers in a finding's stack trace.
+  preset=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUROBOROS_CUDA=OFF -DOUROBOROS_MPI=OFF -DOUROBOROS_BENCH=OFF
+          -DOUROBOROS_SCRIPT_TESTS=OFF -DOUROBOROS_SANITIZE=ON -DOUROBOROS_FUZZ=ON)
+fi
 scripts/install_packages.sh "${packages[@]}"
 
 # The King James text for the n-gram family, cached once as one verse per line
@@ -19,9 +38,8 @@ if [ ! -s data/kjv.txt ]; then
   mv data/kjv.txt.partial data/kjv.txt
 fi
 
-build=${OUROBOROS_BUILD_DIR:-build}
 mkdir -p "$build"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "$@" >"$build/configure.log" 2>&1 || {
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "${preset[@]}" "$@" >"$build/configure.log" 2>&1 || {
   cat "$build/configure.log" >&2
   exit 1
 }

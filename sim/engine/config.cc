@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <memory>
+#include <set>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -82,51 +85,62 @@ std::vector<KeySpec> make_common_keys() {
   };
 }
 
-// Every key of the union of the common keys and every family's, once, in that order.
-std::vector<KeySpec> all_keys() {
-  std::vector<KeySpec> all = common_keys();
-  for (const Family* f : family_table())
-    for (const auto& k : f->keys())
-      if (std::none_of(all.begin(), all.end(), [&](const KeySpec& a) { return a.path == k.path; })) all.push_back(k);
-  return all;
-}
-
 bool at_or_under(const std::string& key, const std::string& path) {
   return key == path || (key.size() > path.size() && key.compare(0, path.size(), path) == 0 && key[path.size()] == '.');
 }
 
-// A path whose value is a mapping of further keys.
-bool is_section(const std::string& path) {
-  if (path.empty()) return true;
-  for (const auto& k : all_keys())
-    if ((k.path == path && k.type == KeyType::kMapping) || (at_or_under(k.path, path) && k.path != path)) return true;
-  return false;
+// The keys of the union of the common keys and every family's (each once, in that order), and what the reader asks
+// of them, worked out once for the family table as it is.
+struct KeyIndex {
+  std::vector<KeySpec> all;
+  std::set<std::string> sections;   // paths whose value is a mapping of further keys ("" is the top level)
+  std::vector<std::string> leaves;  // the keys a value can be given to (--set, sweep)
+  std::map<std::string, std::vector<std::string>> children;  // section -> the paths valid directly under it
+
+  KeyIndex() {
+    all = common_keys();
+    for (const Family* f : family_table())
+      for (const auto& k : f->keys())
+        if (std::none_of(all.begin(), all.end(), [&](const KeySpec& a) { return a.path == k.path; })) all.push_back(k);
+    sections.insert("");
+    for (const auto& k : all) {
+      if (k.type == KeyType::kMapping) sections.insert(k.path);
+      for (auto dot = k.path.find('.'); dot != std::string::npos; dot = k.path.find('.', dot + 1))
+        sections.insert(k.path.substr(0, dot));
+    }
+    for (const auto& k : all)
+      if (sections.count(k.path) == 0) leaves.push_back(k.path);
+    for (const auto& section : sections)
+      for (const auto& k : all) {
+        if (!section.empty() && !(at_or_under(k.path, section) && k.path != section)) continue;
+        const std::string rest = section.empty() ? k.path : k.path.substr(section.size() + 1);
+        const std::string child = join_path(section, rest.substr(0, rest.find('.')));
+        auto& list = children[section];
+        if (std::find(list.begin(), list.end(), child) == list.end()) list.push_back(child);
+      }
+  }
+};
+
+const KeyIndex& key_index() {
+  static std::unique_ptr<KeyIndex> index;
+  static std::size_t families = 0;
+  if (!index || families != family_table().size()) {
+    index = std::make_unique<KeyIndex>();
+    families = family_table().size();
+  }
+  return *index;
 }
 
-// The keys a value can be given to (--set, sweep): every key that is not a section, less the special ones.
-std::vector<std::string> leaf_paths() {
-  std::vector<std::string> out;
-  for (const auto& k : all_keys())
-    if (!is_section(k.path)) out.push_back(k.path);
-  return out;
-}
+bool is_section(const std::string& path) { return key_index().sections.count(path) > 0; }
+const std::vector<std::string>& leaf_paths() { return key_index().leaves; }
 
 bool is_leaf_path(const std::string& path) {
-  const auto leaves = leaf_paths();
+  const auto& leaves = leaf_paths();
   return std::find(leaves.begin(), leaves.end(), path) != leaves.end();
 }
 
 // The names valid directly under a section, as paths.
-std::vector<std::string> children(const std::string& section) {
-  std::vector<std::string> out;
-  for (const auto& k : all_keys()) {
-    if (!section.empty() && !(at_or_under(k.path, section) && k.path != section)) continue;
-    const std::string rest = section.empty() ? k.path : k.path.substr(section.size() + 1);
-    const std::string child = join_path(section, rest.substr(0, rest.find('.')));
-    if (std::find(out.begin(), out.end(), child) == out.end()) out.push_back(child);
-  }
-  return out;
-}
+const std::vector<std::string>& children(const std::string& section) { return key_index().children.at(section); }
 
 [[noreturn]] void unknown_key(const std::string& path, const std::vector<std::string>& candidates) {
   throw ConfigError(path, fmt::format("unknown key (did you mean {}?)", nearest(path, candidates)));
@@ -513,7 +527,13 @@ Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets) 
 }  // namespace
 
 const std::vector<KeySpec>& common_keys() {
-  static const std::vector<KeySpec> keys = make_common_keys();
+  // (Made again when a family joins the table: model.family's choices name every family.)
+  static std::vector<KeySpec> keys;
+  static std::size_t families = 0;
+  if (keys.empty() || families != family_table().size()) {
+    keys = make_common_keys();
+    families = family_table().size();
+  }
   return keys;
 }
 

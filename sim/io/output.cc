@@ -143,4 +143,34 @@ void write_json_atomic(const std::string& path, const nlohmann::json& j) {
     throw std::runtime_error(fmt::format("cannot rename {} to {}", tmp, path));
 }
 
+nlohmann::json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      nlohmann::json j = nlohmann::json::object();
+      for (const auto& kv : n) j[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      return j;
+    }
+    case YAML::NodeType::Sequence: {
+      nlohmann::json j = nlohmann::json::array();
+      for (const auto& v : n) j.push_back(yaml_to_json(v));
+      return j;
+    }
+    case YAML::NodeType::Scalar: {
+      const std::string s = n.Scalar();
+      try {
+        std::size_t pos = 0;
+        const double v = std::stod(s, &pos);
+        if (pos == s.size()) {
+          if (s.find_first_of(".eE") == std::string::npos) return nlohmann::json(static_cast<long long>(v));
+          return nlohmann::json(v);
+        }
+      } catch (...) {
+      }
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
 }  // namespace ouro

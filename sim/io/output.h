@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
 #include <nlohmann/json.hpp>
 
 #include "sim/analysis/aggregate.h"
@@ -52,6 +53,10 @@ std::vector<std::string> summary_header(const std::vector<std::string>& axis_pat
 std::vector<std::string> summary_row(const std::vector<std::string>& labels, std::size_t point,
                                      const std::string& metric, const PointSummary& s, double real_samples,
                                      int generations);
+
+// A YAML tree as JSON (the config in manifest.json): numbers as numbers (integers when written without a point or
+// exponent), everything else as text.
+nlohmann::json yaml_to_json(const YAML::Node& n);
 
 // Writes JSON to path atomically (temporary file, then rename).
 void write_json_atomic(const std::string& path, const nlohmann::json& j);

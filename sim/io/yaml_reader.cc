@@ -59,10 +59,16 @@ std::string scalar_text(const YAML::Node& n) {
 }
 
 YAML::Node find_node(const YAML::Node& root, const std::string& path) {
-  YAML::Node cur = YAML::Clone(root);
+  // (reset() rebinds the handle; assigning a node would write into the tree. Lookups go through a const node,
+  // whose operator[] does not insert.)
+  YAML::Node cur;
+  cur.reset(root);
   for (const auto& part : split_path(path)) {
-    if (!cur.IsMap() || !cur[part]) return YAML::Node();
-    cur = cur[part];
+    const YAML::Node& here = cur;
+    if (!here.IsMap()) return YAML::Node();
+    const YAML::Node next = here[part];
+    if (!next) return YAML::Node();
+    cur.reset(next);
   }
   return cur;
 }

@@ -35,8 +35,8 @@ std::string join_path(const std::string& section, const std::string& key);
 // A node as one line of text: a scalar as written, anything else in YAML's flow style.
 std::string scalar_text(const YAML::Node& n);
 
-// The node at a dotted path, or an undefined node; never changes the tree (yaml-cpp's operator[] on a non-const
-// node inserts).
+// The node at a dotted path (a handle into the tree, to be read), or an undefined node; never changes the tree
+// (yaml-cpp's operator[] on a non-const node inserts).
 YAML::Node find_node(const YAML::Node& root, const std::string& path);
 // Sets the node at a dotted path, creating the mappings on the way; ConfigError where a prefix is not a mapping.
 void assign_node(YAML::Node root, const std::string& path, const YAML::Node& value);
@@ -52,7 +52,7 @@ class ConfigReader {
  public:
   explicit ConfigReader(const YAML::Node& root) : root_(root) {}
   const YAML::Node& root() const { return root_; }
-  YAML::Node node(const std::string& path) const { return find_node(root_, path); }
+  const YAML::Node node(const std::string& path) const { return find_node(root_, path); }
   // Present and not null.
   bool given(const std::string& path) const;
 

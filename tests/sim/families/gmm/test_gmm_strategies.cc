@@ -128,7 +128,12 @@ TEST(GmmStrategies, MixtureRealPointsComeFromGenerationOneWhenFixed) {
 
 // The rule tests' mixture: two 2-D components (0.6, 0.4), the config's
 // data section as given, and the truth's q-quantile of its own log-density.
-std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std::string& data, double q) {
+struct TwoComponents {
+  PointConfig c;
+  kernels::GmmTruth tr;
+  double log_density_quantile;
+};
+TwoComponents two_component_case(const std::string& data, double q) {
   const PointConfig c = load_experiment_text(
                             "seed: 5\nchains: 2\ngenerations: 6\nmodel: {family: gmm, components: 2, dim: 2}\n"
                             "truth: {weights: [0.6, 0.4], means: [[0, 0], [4, 1]], covs: [[1, 1], [1, 2]]}\n"
@@ -150,10 +155,13 @@ std::tuple<PointConfig, kernels::GmmTruth, double> two_component_case(const std:
 // power); on a grid of 1e3 all fall in one cell, so one point is kept and the
 // whole budget is drawn; with the verifier on as well, both rules apply.
 TEST(GmmStrategies, MixtureDedupKeepsWhatItsRuleSays) {
-  const auto [c, tr, ll_min] = two_component_case(
+  const TwoComponents two = two_component_case(
       "samples: 150, regime: replace, real_fraction: 0.2, dedup: true, dedup_resolution: 0.5, "
       "verifier: {keep_plausible: 1, keep_implausible: 0.3, quantile: 0.2}",
       0.2);
+  const PointConfig& c = two.c;
+  const kernels::GmmTruth& tr = two.tr;
+  const double ll_min = two.log_density_quantile;
   // A tight model: the truth's block with its covariances shrunk 25 times.
   std::vector<double> block(tr.params, tr.params + kernels::gmm_block_size(2, 2));
   kernels::GmmView mv = kernels::gmm_view(2, 2, block.data());
@@ -221,9 +229,12 @@ TEST(GmmStrategies, MixtureDedupKeepsWhatItsRuleSays) {
 // share of synthetic points and mean age. std::pow and the truth's density
 // written out here: 1e-15 relative.
 TEST(GmmStrategies, MixtureWeightsFollowTheirRule) {
-  const auto [c, tr, ll_min] = two_component_case(
+  const TwoComponents two = two_component_case(
       "samples: 30, regime: accumulate, real_fraction: 0.2, age_decay: 0.7, tail_upsample: {factor: 3, quantile: 0.1}",
       0.1);
+  const PointConfig& c = two.c;
+  const kernels::GmmTruth& tr = two.tr;
+  const double ll_min = two.log_density_quantile;
   using kernels::Regime;
   for (const auto regime : {Regime::kAccumulate, Regime::kReplace, Regime::kAccumulateSubsample}) {
     kernels::GmmStep s{c.seed, 2, 2, c.samples, c.real_count, 4, regime, c.real_source, {}, {}, {}};
@@ -303,10 +314,13 @@ TEST(GmmStrategies, MixtureUnitWeightsChangeNothing) {
 // misplaced generation boundary shows. Points bit for bit,
 // weights to 1e-15, totals and composition to 1e-13.
 TEST(GmmStrategies, MixtureFiltersRebuildEveryPooledGeneration) {
-  const auto [c, tr, ll_min] = two_component_case(
+  const TwoComponents two = two_component_case(
       "samples: 40, regime: accumulate, real_fraction: 0.2, verifier: {keep_plausible: 1, keep_implausible: 0.3, "
       "quantile: 0.2}, dedup: true, dedup_resolution: 0.4",
       0.2);
+  const PointConfig& c = two.c;
+  const kernels::GmmTruth& tr = two.tr;
+  const double ll_min = two.log_density_quantile;
   const double tail_min = gmm_log_density_quantile(c, tr, 0.1);
   const int t = 5, n = c.samples, P0 = kernels::gmm_block_size(2, 2);
   std::vector<std::vector<double>> models;

@@ -327,7 +327,7 @@ TEST(NgramStrategies, NgramWeightsReplayExactly) {
           }
           texts.push_back(text);
           // A token of generation k weighs decay^(t - k), and a synthetic tail token `factor` more.
-          auto weight = [&](int w, int k) {
+          auto weight = [&, factor = factor, decay = decay](int w, int k) {
             return (weighted ? std::pow(decay, t - k) : 1.0) * (k >= 2 && spec.tail[w] && weighted ? factor : 1.0);
           };
           std::vector<double> counts(V, 0.0);
