@@ -256,8 +256,11 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
         std::string where;
         for (std::size_t i = 0; i < ex.axes.size(); ++i)
           where += fmt::format("{}{}={}", i ? ", " : " (at sweep point ", ex.axes[i].path, p.labels[i]);
-        say(comm, fmt::format("--backend cuda: the {} family's cuda backend does not run {} yet{}; use --backend cpu",
-                              p.config.family->name(), gap, where.empty() ? "" : where + ")"));
+        const std::string what =
+            p.config.family->support("cuda").runs
+                ? fmt::format("the {} family's cuda backend does not run {} yet", p.config.family->name(), gap)
+                : fmt::format("the {} family has no cuda backend", p.config.family->name());
+        say(comm, fmt::format("--backend cuda: {}{}; use --backend cpu", what, where.empty() ? "" : where + ")"));
         return kExitBadInput;
       }
       opt.backend = "cpu";
