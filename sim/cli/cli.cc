@@ -10,6 +10,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <thread>
 
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
@@ -21,6 +23,7 @@
 #include "sim/engine/run.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/provenance.h"
+#include "sim/io/run_folder.h"
 #include "sim/parallel/backend.h"
 #include "sim/parallel/comm.h"
 
@@ -30,7 +33,7 @@ volatile std::sig_atomic_t g_signal = 0;
 
 extern "C" void on_stop_signal(int sig) {
   g_signal = sig;
-  ouro::request_stop();
+  ouro::request_stop(sig);
 }
 
 }  // namespace
@@ -40,12 +43,14 @@ namespace {
 
 namespace fs = std::filesystem;
 constexpr int kExitBadInput = 2;
+constexpr int kMaxThreads = 1024;
 
 // Everything the command line can say.
 struct Args {
   std::string config_path, out_dir, backend = "auto", max_memory, resume_dir, report_dir, family;
   std::vector<std::string> sets;
   int threads = 0, checkpoint_every = 0;
+  double checkpoint_seconds = 300.0;
   bool per_chain = false, no_progress = false, force = false, dry_run = false, markdown = false;
   CLI::App *run = nullptr, *report = nullptr, *resume = nullptr, *validate = nullptr, *keys = nullptr,
            *metrics = nullptr;
@@ -58,14 +63,20 @@ void add_subcommands(CLI::App& app, Args& a) {
   a.run->add_option("--out", a.out_dir, "output folder (default: runs/NAME-TIMESTAMP)");
   a.run->add_option("--backend", a.backend, "auto (cuda when a device is present, else cpu), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  a.run->add_option("--threads", a.threads, "cpu threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  a.run->add_option("--threads", a.threads, "cpu threads (default: all cores; at most 1024)")
+      ->check(CLI::Range(0, kMaxThreads));
   a.run->add_flag("--per-chain", a.per_chain, "also write every chain's values to per_chain.csv");
   a.run->add_flag("--no-progress", a.no_progress, "no progress bar on stderr");
   a.run->add_flag("--force", a.force, "write into an output folder that already has files");
   a.run
       ->add_option("--checkpoint-every", a.checkpoint_every,
-                   "write every chain's state every G generations, for `ouroboros resume` (default: only when "
-                   "stopped by SIGINT/SIGTERM)")
+                   "also write every chain's state every G generations, for `ouroboros resume` (default: 0, by "
+                   "time only)")
+      ->check(CLI::NonNegativeNumber);
+  a.run
+      ->add_option("--checkpoint-every-seconds", a.checkpoint_seconds,
+                   "write every chain's state every S seconds of wall time, for `ouroboros resume` (default: 300; 0: "
+                   "only when stopped by a signal or a failed write)")
       ->check(CLI::NonNegativeNumber);
   a.run->add_option("--max-memory", a.max_memory,
                     "memory one process may use, e.g. 8G (default: 80% of what the device or host has free); chains "
@@ -77,7 +88,8 @@ void add_subcommands(CLI::App& app, Args& a) {
 
   a.resume = app.add_subcommand("resume", "continue a stopped or killed run from its last checkpoint");
   a.resume->add_option("dir", a.resume_dir, "the run's output folder")->required();
-  a.resume->add_option("--threads", a.threads, "cpu threads (default: all cores)")->check(CLI::NonNegativeNumber);
+  a.resume->add_option("--threads", a.threads, "cpu threads (default: all cores; at most 1024)")
+      ->check(CLI::Range(0, kMaxThreads));
   a.resume->add_flag("--no-progress", a.no_progress, "no progress bar on stderr");
 
   a.validate = app.add_subcommand("validate", "check a config without running it");
@@ -188,25 +200,56 @@ int reference_command(const Comm& comm, const Args& a) {
   return 0;
 }
 
-// resume DIR: the run's manifest and config.yaml; an exit code when there is nothing to go on with.
+// resume DIR: the run's manifest and config.yaml; an exit code when there is nothing to go on with. The caller
+// holds the folder's lock.
 std::optional<int> read_resumed_run(const Comm& comm, Args& a, nlohmann::json& recorded) {
   a.config_path = a.resume_dir + "/config.yaml";
-  try {
-    std::ifstream in(a.resume_dir + "/manifest.json");
-    if (!in) throw std::runtime_error("missing");
-    in >> recorded;
-    (void)recorded.at("run_options").at("backend");
-  } catch (const std::exception&) {
-    say(comm, fmt::format("resume: {} is not an ouroboros run folder (no readable manifest.json)", a.resume_dir));
+  std::string problem = regular_file_problem(a.resume_dir + "/manifest.json", "the run's manifest");
+  if (problem.empty()) {
+    try {
+      std::ifstream in(a.resume_dir + "/manifest.json");
+      in >> recorded;
+      (void)recorded.at("run_options").at("backend");
+    } catch (const std::exception&) {
+      problem = "its manifest.json is not readable";
+    }
+  }
+  if (!problem.empty()) {
+    say(comm, fmt::format("resume: {} is not an ouroboros run folder ({})", a.resume_dir, problem));
     return kExitBadInput;
   }
-  if (!fs::exists(a.config_path)) {
-    say(comm, fmt::format("resume: {} is missing", a.config_path));
+  if (const std::string p = regular_file_problem(a.config_path, "the run's config"); !p.empty()) {
+    say(comm, fmt::format("resume: {}", p));
     return kExitBadInput;
   }
-  if (recorded.is_object() && recorded["status"].is_string() && recorded["status"] == "complete") {
+  const RunState state = read_run_state(a.resume_dir);
+  if (state.status == "complete") {
     if (comm.root()) std::printf("ouroboros: %s is complete; nothing to resume\n", a.resume_dir.c_str());
     return 0;
+  }
+  if (state.status == "failed") {
+    say(comm, fmt::format("resume: the run in {} failed ({}) with no checkpoint to go on from; run it again with "
+                          "--force",
+                          a.resume_dir, state.reason.empty() ? "no reason recorded" : state.reason));
+    return kExitBadInput;
+  }
+  return std::nullopt;
+}
+
+// Rank 0 takes the output folder's lock (created when absent) for the rest of the process; every rank gets the
+// verdict. An exit code when the folder is not usable or another process holds it.
+std::optional<int> lock_out_dir(const Comm& comm, const std::string& dir, std::unique_ptr<RunFolderLock>& lock) {
+  std::string problem;
+  if (comm.root()) {
+    try {
+      lock = std::make_unique<RunFolderLock>(dir);
+    } catch (const std::exception& e) {
+      problem = e.what();
+    }
+  }
+  if (comm.any(!problem.empty())) {
+    say(comm, problem);
+    return kExitBadInput;
   }
   return std::nullopt;
 }
@@ -221,6 +264,7 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
   opt.per_chain = a.per_chain;
   opt.progress = !a.no_progress;
   opt.checkpoint_every = a.checkpoint_every;
+  opt.checkpoint_seconds = a.checkpoint_seconds;
   opt.out_dir = a.out_dir.empty() ? default_out_dir(ex.points.front().config.name) : a.out_dir;
   if (a.resume->parsed()) {
     try {
@@ -228,6 +272,7 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
       a.backend = ro.at("backend").get<std::string>();
       opt.per_chain = ro.at("per_chain").get<bool>();
       opt.checkpoint_every = ro.at("checkpoint_every").get<int>();
+      opt.checkpoint_seconds = ro.value("checkpoint_every_seconds", 300.0);
       opt.max_memory = ro.at("max_memory_bytes").get<double>();
       opt.config_path = recorded.at("command").at("config").get<std::string>();
     } catch (const std::exception& e) {
@@ -266,10 +311,31 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
       opt.backend = "cpu";
       break;
     }
-  // Folder checks on rank 0 only (it alone writes), the verdict shared.
-  const bool occupied = comm.any(comm.root() && !opt.resume && !a.dry_run && fs::exists(opt.out_dir) &&
-                                 !fs::is_empty(opt.out_dir) && !a.force);
-  if (occupied) {
+  return std::nullopt;
+}
+
+// Folder checks on rank 0 only (it alone writes), the verdict shared: the output folder can be one, nobody else
+// writes it, and it is empty unless --force. A real run takes the lock first (kept in `lock`); a dry run only looks.
+std::optional<int> claim_out_dir(const Comm& comm, const Args& a, const RunOptions& opt,
+                                 std::unique_ptr<RunFolderLock>& lock) {
+  if (opt.resume) return std::nullopt;  // locked before its folder was read
+  std::string problem = comm.root() ? out_dir_problem(opt.out_dir) : "";
+  if (comm.any(!problem.empty())) {
+    say(comm, problem);
+    return kExitBadInput;
+  }
+  if (a.dry_run) {
+    if (comm.root())
+      if (const auto pid = lock_holder(opt.out_dir))
+        problem = fmt::format("{} is in use by process {}", opt.out_dir, *pid);
+    if (comm.any(!problem.empty())) {
+      say(comm, problem);
+      return kExitBadInput;
+    }
+  } else if (const auto refused = lock_out_dir(comm, opt.out_dir, lock)) {
+    return refused;
+  }
+  if (comm.any(comm.root() && !a.force && has_files(opt.out_dir))) {
     say(comm, fmt::format("output folder {} already has files; choose another --out or pass --force", opt.out_dir));
     return kExitBadInput;
   }
@@ -283,15 +349,25 @@ int run_command(const Comm& comm, const Args& a, const Experiment& ex, const Run
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);  // a closed terminal stops the run as SIGINT does, resumable
   try {
     const RunResult r = run_experiment(ex, opt);
     if (r.interrupted) {
       g_signal = static_cast<int>(-comm.min(-static_cast<double>(g_signal)));  // the signal any rank received
-      say(comm,
-          fmt::format("stopped by signal {} at a generation boundary; every finished generation is in {}/metrics.csv "
-                      "and `ouroboros resume {}` continues the run",
-                      static_cast<int>(g_signal), r.out_dir, r.out_dir));
-      return 128 + static_cast<int>(g_signal);
+      if (g_signal != 0) {
+        say(comm, fmt::format("stopped by signal {} at a generation boundary; every finished generation is in "
+                              "{}/metrics.csv and `ouroboros resume {}` continues the run",
+                              static_cast<int>(g_signal), r.out_dir, r.out_dir));
+        return 128 + static_cast<int>(g_signal);
+      }
+      say(comm, r.status == "interrupted"
+                    ? fmt::format("the run stopped: {}. Every finished generation is in {}/metrics.csv; once the "
+                                  "cause is fixed, `ouroboros resume {}` continues the run",
+                                  r.reason, r.out_dir, r.out_dir)
+                    : fmt::format("the run failed: {}. Every finished generation is in {}/metrics.csv; there is no "
+                                  "checkpoint to resume from",
+                                  r.reason, r.out_dir));
+      return 1;
     }
     const std::string where = r.backend == "cpu"
                                   ? fmt::format("cpu, {} threads", a.threads > 0 ? a.threads : omp_get_max_threads())
@@ -343,9 +419,29 @@ int run_cli(int argc, char** argv) {
   if (a.report->parsed()) return report_command(comm, a);
   if (a.keys->parsed() || a.metrics->parsed()) return reference_command(comm, a);
 
-  nlohmann::json recorded;  // resume: the run's manifest
-  if (a.resume->parsed())
+  nlohmann::json recorded;              // resume: the run's manifest
+  std::unique_ptr<RunFolderLock> lock;  // rank 0: the output folder's, to the end of the process
+  if (a.resume->parsed()) {
+    if (const std::string p = comm.root() ? out_dir_problem(a.resume_dir) : ""; comm.any(!p.empty())) {
+      say(comm, fmt::format("resume: {}", p));
+      return kExitBadInput;
+    }
+    if (comm.any(comm.root() && !fs::is_directory(a.resume_dir))) {
+      say(comm, fmt::format("resume: there is no run folder {}", a.resume_dir));
+      return kExitBadInput;
+    }
+    // A folder that is not a run's is refused before its lock file would be made in it.
+    if (const std::string p = comm.root() ? regular_file_problem(a.resume_dir + "/manifest.json", "the manifest") : "";
+        comm.any(!p.empty())) {
+      say(comm, fmt::format("resume: {} is not an ouroboros run folder ({})", a.resume_dir, p));
+      return kExitBadInput;
+    }
+    if (const auto refused = lock_out_dir(comm, a.resume_dir, lock)) return *refused;
     if (const auto done = read_resumed_run(comm, a, recorded)) return *done;
+  } else if (const std::string p = regular_file_problem(a.config_path, "config file"); !p.empty()) {
+    say(comm, fmt::format("config error: {}", p));
+    return kExitBadInput;
+  }
   Experiment ex;
   try {
     ex = load_experiment(a.config_path, a.sets);
@@ -360,7 +456,14 @@ int run_cli(int argc, char** argv) {
 
   RunOptions opt;
   if (const auto refused = run_options(comm, a, ex, recorded, opt)) return *refused;
-  if (opt.backend == "cpu" && a.threads > 0) omp_set_num_threads(a.threads);
+  if (opt.backend == "cpu" && a.threads > 0) {
+    const unsigned cores = std::thread::hardware_concurrency();
+    if (cores > 0 && static_cast<unsigned>(a.threads) > cores)
+      say(comm, fmt::format("warning: --threads {} is more than this machine's {} cores; more threads than cores "
+                            "makes a run slower, not faster",
+                            a.threads, cores));
+    omp_set_num_threads(a.threads);
+  }
   std::vector<PointPlan> plans;
   try {
     plans = plan_run(ex, opt);
@@ -369,6 +472,7 @@ int run_cli(int argc, char** argv) {
     say(comm, fmt::format("config error: {}", e.what()));
     return kExitBadInput;
   }
+  if (const auto refused = claim_out_dir(comm, a, opt, lock)) return *refused;
   if (a.dry_run) {
     try {
       if (comm.root()) std::printf("%s", dry_run_report(ex, plans, opt, comm.size()).c_str());

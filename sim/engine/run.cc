@@ -47,16 +47,30 @@ class Progress {
     last_ = now;
     const int width = 30;
     const int filled = static_cast<int>(width * done_ / total_);
-    std::fprintf(stderr, "\r[%s%s] point %zu/%zu  generation %d/%d", std::string(filled, '#').c_str(),
-                 std::string(width - filled, '.').c_str(), point + 1, points, g, G);
+    std::fprintf(stderr, "\r[%s%s] point %zu/%zu  generation %d/%d  %s ", std::string(filled, '#').c_str(),
+                 std::string(width - filled, '.').c_str(), point + 1, points, g, G, eta(now).c_str());
     if (done_ == total_) std::fprintf(stderr, "\n");
     std::fflush(stderr);
+  }
+
+  // Time left, from the steps done so far at their mean pace ("ETA 1h02m", "ETA 41s"; "" before the first second).
+  std::string eta(Clock::time_point now) const {
+    const double spent = std::chrono::duration<double>(now - start_).count();
+    if (done_ == total_) return fmt::format("done in {}", duration_text(spent));
+    if (spent < 1.0) return std::string(16, ' ');
+    return fmt::format("ETA {:<12}", duration_text(spent * static_cast<double>(total_ - done_) / done_));
+  }
+  static std::string duration_text(double s) {
+    const auto t = static_cast<long>(s + 0.5);
+    if (t < 60) return fmt::format("{}s", t);
+    if (t < 3600) return fmt::format("{}m{:02}s", t / 60, t % 60);
+    return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
   }
 
  private:
   bool on_;
   std::size_t total_, done_ = 0;
-  Clock::time_point last_{};
+  Clock::time_point start_ = Clock::now(), last_{};
 };
 
 volatile std::sig_atomic_t g_stop = 0;
@@ -66,6 +80,41 @@ std::string fingerprint(const std::string& text) {
   std::uint64_t h = 14695981039346656037ULL;
   for (unsigned char ch : text) h = (h ^ ch) * 1099511628211ULL;
   return fmt::format("{:016x}", h);
+}
+
+// The files a run reads (corpora), each with its size and FNV-1a hash: in manifest.json and every checkpoint, so that
+// resume refuses a corpus that changed since the run started.
+nlohmann::json input_digests(const Experiment& ex) {
+  std::vector<std::string> paths;
+  for (const auto& p : ex.points)
+    for (const auto& f : p.config.family->input_files(p.config))
+      if (std::find(paths.begin(), paths.end(), f) == paths.end()) paths.push_back(f);
+  nlohmann::json all = nlohmann::json::array();
+  for (const auto& path : paths) {
+    std::ifstream in(path, std::ios::binary);
+    std::uint64_t h = 14695981039346656037ULL, n = 0;
+    char buf[1 << 16];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      const auto got = static_cast<std::size_t>(in.gcount());
+      for (std::size_t i = 0; i < got; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+      n += got;
+    }
+    all.push_back({{"path", path}, {"bytes", n}, {"fnv1a64", in.bad() ? "unreadable" : fmt::format("{:016x}", h)}});
+  }
+  return all;
+}
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "a signal";
+  }
 }
 
 std::string version_text() { return provenance::version() + " (" + provenance::git_commit() + ")"; }
@@ -93,8 +142,8 @@ struct StageSeconds {
   }
 };
 
-// Fault injection for the tests (tests/sim/engine/test_scaleout.cc): OUROBOROS_FAULT=kill@S or term@S sends this
-// process SIGKILL or SIGTERM right after its S-th generation step (counted over points and batches, after that
+// Fault injection for the tests (tests/sim/engine/): OUROBOROS_FAULT=kill@S, term@S or hup@S sends this process
+// SIGKILL, SIGTERM or SIGHUP right after its S-th generation step (counted over points and batches, after that
 // step's rows and any checkpoint are written; a SIGTERM then stops the run at the next step's boundary).
 struct Fault {
   int signal = 0;
@@ -106,7 +155,8 @@ struct Fault {
       const auto at = spec.find('@');
       if (at != std::string::npos) {
         step = std::atol(spec.c_str() + at + 1);
-        signal = spec.compare(0, at, "kill") == 0 ? SIGKILL : spec.compare(0, at, "term") == 0 ? SIGTERM : 0;
+        const std::string kind = spec.substr(0, at);
+        signal = kind == "kill" ? SIGKILL : kind == "term" ? SIGTERM : kind == "hup" ? SIGHUP : 0;
       }
     }
   }
@@ -167,16 +217,22 @@ class ExperimentRun {
         if (std::find(all_names_.begin(), all_names_.end(), n) == all_names_.end()) all_names_.push_back(n);
     }
     for (const auto& a : ex.axes) axis_paths_.push_back(a.path);
+    inputs_ = input_digests(ex);
   }
 
   RunResult run() {
-    if (opt_.resume) read_checkpoint();
-    open_outputs();
-    for (std::size_t p = 0; p < ex_.points.size(); ++p) {
-      if (resuming() && p < resume_->point) continue;
-      if (!run_point(p)) return result_;  // stopped by a signal, checkpoint written
+    if (opt_.resume) read_checkpoint();  // a refusal leaves the folder as it was
+    try {
+      open_outputs();
+      for (std::size_t p = 0; p < ex_.points.size(); ++p) {
+        if (resuming() && p < resume_->point) continue;
+        if (!run_point(p)) return result_;  // stopped (a signal, a failed write); the manifest says why
+      }
+      finish();
+    } catch (const std::exception& e) {
+      record_failure(e.what());
+      throw;
     }
-    finish();
     return result_;
   }
 
@@ -226,6 +282,12 @@ class ExperimentRun {
                                           h.value("version", "?"), version_text()));
       if (h.value("config", "") != fingerprint(text_))
         throw CheckpointError(fmt::format("checkpoint {} belongs to another config than {}", file, config_path_));
+      if (h.value("rng_layout", -1) != static_cast<int>(rng::kRngLayoutVersion))
+        throw CheckpointError(
+            fmt::format("checkpoint {} was written with random-stream layout {}; this ouroboros has "
+                        "layout {}",
+                        file, h.value("rng_layout", -1), rng::kRngLayoutVersion));
+      if (h.contains("inputs") && h["inputs"] != inputs_) throw CheckpointError(changed_inputs(h["inputs"]));
       if (h.value("run", "") != run_id_)
         throw CheckpointError(
             fmt::format("checkpoint {} belongs to another run than {}/manifest.json (an earlier "
@@ -267,6 +329,23 @@ class ExperimentRun {
       throw CheckpointError(problem.empty() ? "another rank's checkpoint was refused (its message above)" : problem);
     }
     resume_ = std::move(r);
+  }
+
+  // Why a checkpoint's input files are not those of this run: the first file that moved, changed or vanished.
+  std::string changed_inputs(const nlohmann::json& saved) const {
+    for (const auto& was : saved) {
+      const std::string path = was.value("path", "");
+      const auto now = std::find_if(inputs_.begin(), inputs_.end(),
+                                    [&](const nlohmann::json& f) { return f.value("path", "") == path; });
+      if (now == inputs_.end())
+        return fmt::format("the run read {}, which this config no longer names (was the corpus moved?)", path);
+      if (*now != was)
+        return fmt::format(
+            "{} changed since the run started ({} bytes, FNV-1a {} then; {} bytes, {} now); restore it "
+            "or start the run again with --force",
+            path, was.value("bytes", 0), was.value("fnv1a64", "?"), now->value("bytes", 0), now->value("fnv1a64", "?"));
+    }
+    return "the run's input files are not those of this config";
   }
 
   // Rank 0: manifest.json (status running) and the tables, new, or for a resumed run cut back to the lengths its
@@ -317,6 +396,7 @@ class ExperimentRun {
               std::make_unique<CsvWriter>(opt_.out_dir + "/early_warning.csv", early_warning_header(axis_paths_));
       }
       manifest_["status"] = "running";
+      manifest_.erase("status_reason");
       write_json_atomic(manifest_path_, manifest_);
     }
     comm_.barrier();  // the folder and manifest exist before any rank writes a checkpoint into it
@@ -344,9 +424,11 @@ class ExperimentRun {
     manifest_["dependencies"] = provenance::dependencies();
     if (cuda_built()) manifest_["dependencies"]["cuda_runtime"] = cuda_runtime_version();
     manifest_["ranks"] = comm_.size();
+    manifest_["inputs"] = inputs_;
     manifest_["run_options"] = {{"backend", opt_.backend},
                                 {"per_chain", opt_.per_chain},
                                 {"checkpoint_every", opt_.checkpoint_every},
+                                {"checkpoint_every_seconds", opt_.checkpoint_seconds},
                                 {"max_memory_bytes", plans_.front().budget}};
   }
 
@@ -386,11 +468,10 @@ class ExperimentRun {
       if (resuming() && p == resume_->point && b < resume_->batch) continue;
       if (!run_batch(pr, b)) return false;
     }
-    finish_point(pr);
     return true;
   }
 
-  // Batch b of a point, every generation; false when stopped.
+  // Batch b of a point, every generation (and after the point's last batch, its summaries); false when stopped.
   bool run_batch(PointRun& pr, int b) {
     const PointConfig& c = pr.point.config;
     const ChainBlock block = pr.plan.block(comm_.rank(), b);
@@ -404,7 +485,8 @@ class ExperimentRun {
     int g0 = 0;
     if (resuming()) {  // this is the batch the checkpoint stopped in
       CheckpointReader& reader = *resume_->reader;
-      if (root_ && !pr.whole) reader.vec("table", pr.table);
+      const bool pending = root_ && resume_->header.value("pending_rows", false);
+      if (root_ && (!pr.whole || pending)) reader.vec("table", pr.table);
       if (root_) pr.summary.archive(reader);
       if (pr.early) pr.early->archive(reader);
       if (backend) backend->state(reader);
@@ -412,6 +494,8 @@ class ExperimentRun {
       resume_->reader.reset();
       if (root_) pr.workers = resume_->header.at("point_workers");
       g0 = resume_->generation + 1;
+      // The rows of the checkpoint's generation that a failed write left out (their summaries are in the state).
+      if (pending) write_rows(pr, resume_->generation, summarize_generation(pr, resume_->generation));
     }
     for (int g = g0; g <= c.generations; ++g) {
       t0 = Clock::now();
@@ -423,17 +507,36 @@ class ExperimentRun {
       t0 = Clock::now();
       comm_.gather(local, counts, gathered);
       stages_.gather += seconds_since(t0);
+      bool unwritten = false;  // rank 0: generation g's rows could not be written (a full disk)
       if (root_) {
         collect(pr, b, g, gathered);
-        if (b == pr.plan.batches - 1) record_generation(pr, g);  // every chain has generation g
+        if (b == pr.plan.batches - 1) unwritten = !record_generation(pr, g);  // every chain has generation g
         progress_->tick(pr.index, ex_.points.size(), g, c.generations);
       }
+      const bool failed = comm_.any(unwritten);
       const bool stop = comm_.any(g_stop != 0);
-      const bool due = opt_.checkpoint_every > 0 && g > 0 && g % opt_.checkpoint_every == 0;
-      if (due || stop) checkpoint(pr, b, g, backend.get());
-      fault_.after_step();
-      if (stop) {
+      const bool timed =
+          comm_.any(root_ && opt_.checkpoint_seconds > 0 && seconds_since(last_checkpoint_) >= opt_.checkpoint_seconds);
+      const bool due = g > 0 && (timed || (opt_.checkpoint_every > 0 && g % opt_.checkpoint_every == 0));
+      const bool saved = (due || stop || failed) && checkpoint(pr, b, g, backend.get(), failed);
+      if ((due || stop || failed) && !saved) {
         stopped(pr.index, b, g);
+        return false;
+      }
+      fault_.after_step();
+      if (stop || failed) {
+        stopped(pr.index, b, g);
+        return false;
+      }
+    }
+    // The point's summaries once its last batch is done; a failed write stops the run here, resumable to write them
+    // again.
+    if (b == pr.plan.batches - 1) {
+      bool unwritten = false;
+      if (root_) unwritten = !write_point_summary(pr);
+      if (comm_.any(unwritten)) {
+        checkpoint(pr, b, c.generations, backend.get(), false);
+        stopped(pr.index, b, c.generations);
         return false;
       }
     }
@@ -451,6 +554,7 @@ class ExperimentRun {
     if (root_)
       for (const auto& t : all)
         for (const auto& w : nlohmann::json::parse(t)) pr.workers.push_back(w);
+    if (b == pr.plan.batches - 1) record_point(pr);
     return true;
   }
 
@@ -466,14 +570,12 @@ class ExperimentRun {
     }
   }
 
-  // Rank 0, once every chain has generation g: each metric summarised over chains, the rows appended to metrics.csv
-  // (and per_chain.csv), the point's summary and early-warning view fed.
-  void record_generation(PointRun& pr, int g) {
+  // Rank 0: generation g's values of every metric summarised over the chains (in parallel: metrics are summarised
+  // independently, so without changing a bit; handed out one at a time because the constant ones, synthetic_share and
+  // data_age, cost nothing and would unbalance a static split).
+  std::vector<Summary> summarize_generation(PointRun& pr, int g) {
     const std::int64_t N = pr.N;
     const double* slot = pr.slot(g);
-    auto t0 = Clock::now();
-    // Metrics are summarised independently, so in parallel without changing a bit; handed out one at a time
-    // because the constant ones (synthetic_share, data_age) cost nothing and would unbalance a static split.
     const int threads = opt_.threads > 0 ? opt_.threads : omp_get_max_threads();
     std::vector<Summary> summaries(pr.M);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
@@ -481,16 +583,34 @@ class ExperimentRun {
       thread_local std::vector<double> scratch;
       summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
     }
-    pr.summary.add(g, slot + static_cast<std::size_t>(pr.summary_metric) * N, summaries[pr.summary_metric]);
+    return summaries;
+  }
+
+  // Rank 0, once every chain has generation g: the point's summary and early-warning view fed, the rows appended to
+  // metrics.csv (and per_chain.csv). False when a write failed: the tables are cut back to generation g - 1.
+  bool record_generation(PointRun& pr, int g) {
+    auto t0 = Clock::now();
+    const std::vector<Summary> summaries = summarize_generation(pr, g);
+    const double* slot = pr.slot(g);
+    pr.summary.add(g, slot + static_cast<std::size_t>(pr.summary_metric) * pr.N, summaries[pr.summary_metric]);
     if (pr.early) pr.early->add(g, slot);
-    std::vector<std::vector<std::string>> rows;
-    for (int m = 0; m < pr.M; ++m)
-      rows.push_back(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
     stages_.aggregate += seconds_since(t0);
-    t0 = Clock::now();
-    for (const auto& r : rows) csv_->row(r);
-    csv_->flush();
-    result_.rows += rows.size();
+    try {
+      write_rows(pr, g, summaries);
+    } catch (const WriteError& e) {
+      write_failed(e);
+      return false;
+    }
+    return true;
+  }
+
+  // Rank 0: generation g's rows, then the tables marked as whole up to here.
+  void write_rows(PointRun& pr, int g, const std::vector<Summary>& summaries) {
+    auto t0 = Clock::now();
+    const std::int64_t N = pr.N;
+    const double* slot = pr.slot(g);
+    for (int m = 0; m < pr.M; ++m)
+      csv_->row(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
     if (per_chain_) {
       for (std::int64_t i = 0; i < N; ++i) {
         std::vector<std::string> r = pr.point.labels;
@@ -501,19 +621,32 @@ class ExperimentRun {
           r[pr.point.labels.size() + 2 + pr.column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
         per_chain_->row(r);
       }
-      per_chain_->flush();
     }
+    csv_->mark();
+    if (per_chain_) per_chain_->mark();
+    result_.rows += pr.M;
     stages_.write += seconds_since(t0);
   }
 
-  // Every rank's state after generation g of batch b, then the set committed (checkpoint/latest.json).
-  void checkpoint(PointRun& pr, int b, int g, FamilyRun* backend) {
+  // Rank 0, after a failed write: every table cut back to its last whole block (the half-written row removed), and
+  // the reason kept for the manifest.
+  void write_failed(const WriteError& e) {
+    stop_reason_ = e.disk_full() ? fmt::format("the disk is full ({})", e.what()) : e.what();
+    for (CsvWriter* w : {csv_.get(), per_chain_.get(), summary_csv_.get(), summary_chains_.get(), early_csv_.get()})
+      if (w) w->rollback();
+  }
+
+  // Every rank's state after generation g of batch b, then the set committed (checkpoint/latest.json). `unwritten`:
+  // generation g's rows are not in the tables (a failed write); rank 0 keeps its values, and resume writes them.
+  // False when a file could not be written: the new set is removed, the previous one (if any) stays the last.
+  bool checkpoint(PointRun& pr, int b, int g, FamilyRun* backend, bool unwritten) {
     const auto tc = Clock::now();
-    fs::create_directories(ckdir_);
     ++seq_;
     nlohmann::json h = {{"format", kCheckpointFormat},
                         {"version", version_text()},
                         {"config", fingerprint(text_)},
+                        {"rng_layout", rng::kRngLayoutVersion},
+                        {"inputs", inputs_},
                         {"run", run_id_},
                         {"rank", comm_.rank()},
                         {"ranks", comm_.size()},
@@ -522,61 +655,110 @@ class ExperimentRun {
                         {"batch", b},
                         {"generation", g},
                         {"seq", seq_}};
-    if (root_) {
-      h["rows"] = result_.rows;
-      // On disk before the checkpoint that records their lengths.
-      csv_->sync();
-      summary_csv_->sync();
-      summary_chains_->sync();
-      if (per_chain_) per_chain_->sync();
-      if (early_csv_) early_csv_->sync();
-      h["metrics_bytes"] = csv_->bytes();
-      h["summary_bytes"] = summary_csv_->bytes();
-      h["summary_chains_bytes"] = summary_chains_->bytes();
-      h["per_chain_bytes"] = per_chain_ ? per_chain_->bytes() : 0;
-      h["early_warning_bytes"] = early_csv_ ? early_csv_->bytes() : 0;
-      h["points"] = points_json_;
-      h["point_workers"] = pr.workers;
-      h["stage_seconds"] = stages_.json();
+    const std::string file = checkpoint_path(ckdir_, seq_, comm_.rank());
+    std::string problem;
+    try {
+      fs::create_directories(ckdir_);
+      if (root_) {
+        h["rows"] = result_.rows;
+        h["pending_rows"] = unwritten;
+        // On disk before the checkpoint that records their lengths.
+        for (CsvWriter* w : {csv_.get(), summary_csv_.get(), summary_chains_.get(), per_chain_.get(), early_csv_.get()})
+          if (w) w->sync();
+        h["metrics_bytes"] = csv_->bytes();
+        h["summary_bytes"] = summary_csv_->bytes();
+        h["summary_chains_bytes"] = summary_chains_->bytes();
+        h["per_chain_bytes"] = per_chain_ ? per_chain_->bytes() : 0;
+        h["early_warning_bytes"] = early_csv_ ? early_csv_->bytes() : 0;
+        h["points"] = points_json_;
+        h["point_workers"] = pr.workers;
+        h["stage_seconds"] = stages_.json();
+      }
+      write_checkpoint(file, h, [&](kernels::StateArchive& ar) {
+        if (root_ && (!pr.whole || unwritten)) ar.vec("table", pr.table);
+        if (root_) pr.summary.archive(ar);
+        if (pr.early) pr.early->archive(ar);
+        if (backend) backend->state(ar);
+      });
+    } catch (const std::exception& e) {  // a write error, or no room for the folder
+      problem = e.what();
     }
-    write_checkpoint(checkpoint_path(ckdir_, seq_, comm_.rank()), h, [&](kernels::StateArchive& ar) {
-      if (root_ && !pr.whole) ar.vec("table", pr.table);
-      if (root_) pr.summary.archive(ar);
-      if (pr.early) pr.early->archive(ar);
-      if (backend) backend->state(ar);
-    });
-    comm_.barrier();  // every rank's file is in place: commit the set
-    if (root_)
-      write_file_atomic(
-          ckdir_ + "/latest.json",
-          nlohmann::json{{"seq", seq_}, {"point", pr.index}, {"batch", b}, {"generation", g}}.dump() + "\n");
-    comm_.barrier();
+    // Every rank's file is in place (or one failed): commit the set.
+    if (!comm_.any(!problem.empty()) && root_) {
+      try {
+        write_file_atomic(
+            ckdir_ + "/latest.json",
+            nlohmann::json{{"seq", seq_}, {"point", pr.index}, {"batch", b}, {"generation", g}}.dump() + "\n");
+      } catch (const std::exception& e) {
+        problem = e.what();
+      }
+    }
     std::error_code ec;
+    if (comm_.any(!problem.empty())) {
+      fs::remove(file, ec);
+      --seq_;
+      if (root_) {
+        const std::string why = problem.empty() ? "another rank could not write its checkpoint" : problem;
+        stop_reason_ = stop_reason_.empty()
+                           ? fmt::format("a checkpoint could not be written ({})", why)
+                           : fmt::format("{}, and then no checkpoint could be written ({})", stop_reason_, why);
+      }
+      stages_.checkpoint += seconds_since(tc);
+      return false;
+    }
     if (seq_ > 1) fs::remove(checkpoint_path(ckdir_, seq_ - 1, comm_.rank()), ec);
+    last_checkpoint_ = Clock::now();
     stages_.checkpoint += seconds_since(tc);
+    return true;
   }
 
-  // A stop signal: the manifest says where (the checkpoint was written).
+  // Whether a committed checkpoint set is there to resume from.
+  bool resumable() const {
+    std::error_code ec;
+    return fs::is_regular_file(ckdir_ + "/latest.json", ec);
+  }
+
+  // The status after a failure the loop did not handle (rank 0, best effort: the disk may be full): interrupted when
+  // a checkpoint is there to go on from, else failed.
+  void record_failure(const std::string& what) {
+    result_.interrupted = true;
+    result_.status = resumable() ? "interrupted" : "failed";
+    result_.reason = what;
+    if (!root_ || manifest_.is_null()) return;
+    manifest_["status"] = result_.status;
+    manifest_["status_reason"] = what;
+    try {
+      write_json_atomic(manifest_path_, manifest_);
+    } catch (const std::exception&) {
+      // The manifest keeps saying running; read_run_state() reads a running folder nobody holds as it is.
+    }
+  }
+
+  // The run stopped at batch b, generation g of point p: by a signal or a failed write (stop_reason_, rank 0). The
+  // manifest says where and why, and whether resume can go on (a checkpoint is there).
   void stopped(std::size_t p, int b, int g) {
     result_.interrupted = true;
     result_.wall_seconds = seconds_since(t_start_);
-    if (root_) {
-      manifest_["status"] = "interrupted";
-      manifest_["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
-      manifest_["rows"] = result_.rows;
+    if (!root_) return;
+    result_.status = resumable() ? "interrupted" : "failed";
+    result_.reason =
+        stop_reason_.empty() ? fmt::format("stopped by {}", signal_name(static_cast<int>(g_stop))) : stop_reason_;
+    manifest_["status"] = result_.status;
+    manifest_["status_reason"] = result_.reason;
+    manifest_["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
+    manifest_["rows"] = result_.rows;
+    try {
       write_json_atomic(manifest_path_, manifest_);
+    } catch (const std::exception&) {
+      // As in record_failure().
     }
   }
 
-  // Rank 0, after a point's last batch: its summary.csv row, every chain's summary, its early-warning rows.
-  void finish_point(PointRun& pr) {
+  // Rank 0, after a point's last batch: its summary.csv row, every chain's summary, its early-warning rows, then the
+  // tables marked whole. False when a write failed (the tables cut back to before the point's summaries).
+  bool write_point_summary(PointRun& pr) {
     const PointConfig& c = pr.point.config;
-    nlohmann::json pj;
-    for (std::size_t a = 0; a < ex_.axes.size(); ++a) pj[ex_.axes[a].path] = pr.point.labels[a];
-    nlohmann::json ranks = nlohmann::json::array();
-    for (int r = 0; r < comm_.size(); ++r)
-      ranks.push_back({{"rank", r}, {"first_chain", pr.plan.ranks[r].first}, {"chains", pr.plan.ranks[r].count}});
-    if (root_) {
+    try {
       summary_csv_->row(summary_row(pr.point.labels, pr.index, pr.names[pr.summary_metric], pr.summary,
                                     real_samples_per_chain(c), c.generations));
       for (std::int64_t i = 0; i < pr.N; ++i) {
@@ -586,15 +768,28 @@ class ExperimentRun {
           r.push_back(v);
         summary_chains_->row(r);
       }
-      summary_csv_->flush();
-      summary_chains_->flush();
-      if (pr.early) {
+      if (pr.early)
         for (const auto& r : pr.early->evaluate())
           early_csv_->row(
               early_warning_row(pr.point.labels, pr.index, ex_.early_warning, r, pr.summary.collapse_generation()));
-        early_csv_->flush();
-      }
+      summary_csv_->mark();
+      summary_chains_->mark();
+      if (early_csv_) early_csv_->mark();
+    } catch (const WriteError& e) {
+      write_failed(e);
+      return false;
     }
+    return true;
+  }
+
+  // The point in manifest.json: its seed, chains, and which rank and worker ran which of them.
+  void record_point(PointRun& pr) {
+    const PointConfig& c = pr.point.config;
+    nlohmann::json pj;
+    for (std::size_t a = 0; a < ex_.axes.size(); ++a) pj[ex_.axes[a].path] = pr.point.labels[a];
+    nlohmann::json ranks = nlohmann::json::array();
+    for (int r = 0; r < comm_.size(); ++r)
+      ranks.push_back({{"rank", r}, {"first_chain", pr.plan.ranks[r].first}, {"chains", pr.plan.ranks[r].count}});
     points_json_.push_back({{"point", pj},
                             {"seed", c.seed},
                             {"chains", c.chains},
@@ -625,6 +820,7 @@ class ExperimentRun {
   }
 
   const Clock::time_point t_start_ = Clock::now();
+  Clock::time_point last_checkpoint_ = t_start_;
   const Experiment& ex_;
   const RunOptions& opt_;
   const Comm& comm_;
@@ -637,6 +833,8 @@ class ExperimentRun {
   std::optional<Resume> resume_;
   std::uint64_t seq_ = 0;  // the last checkpoint set's number
   std::string run_id_;
+  nlohmann::json inputs_;    // input_digests()
+  std::string stop_reason_;  // rank 0: why the run stops early, when not a signal
   RunResult result_;
   nlohmann::json manifest_;
   nlohmann::json plan_json_ = nlohmann::json::array();
@@ -675,7 +873,7 @@ std::string config_text(const Experiment& ex) {
   return std::string(e.c_str()) + "\n";
 }
 
-void request_stop() { g_stop = 1; }
+void request_stop(int signal) { g_stop = signal > 0 ? signal : SIGTERM; }
 
 RunResult run_experiment(const Experiment& ex, const RunOptions& opt) { return ExperimentRun(ex, opt).run(); }
 

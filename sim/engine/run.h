@@ -6,8 +6,11 @@
 // rank, into batches that fit its memory (sim/engine/plan.h); rank 0 gathers every
 // chain's values and writes every file. Since randomness is keyed by (seed,
 // chain), the files do not depend on the split. Checkpoints (every
-// `checkpoint_every` generations, and when a stop is requested) hold every
-// chain's state, so `resume` continues a killed run to the same bytes.
+// `checkpoint_seconds` of wall time and every `checkpoint_every` generations,
+// and when a stop is requested or a write fails) hold every chain's state, so
+// `resume` continues a killed run to the same bytes. A failed write of the
+// tables (a full disk) cuts them back to the last whole generation and stops
+// the run with a checkpoint that holds the rows not yet written.
 #pragma once
 
 #include <string>
@@ -26,9 +29,12 @@ struct RunOptions {
   int threads = 0;  // cpu: 0 = all cores
   bool per_chain = false;
   bool progress = true;      // progress bar on stderr (only if it is a terminal)
-  int checkpoint_every = 0;  // generations between checkpoints; 0: only when stopped by a signal
-  double max_memory = 0.0;   // bytes one process may use; 0: default_memory_budget
-  bool resume = false;       // continue out_dir's run from its last checkpoint
+  int checkpoint_every = 0;  // generations between checkpoints; 0: none by count
+  // Wall seconds between checkpoints, on rank 0's clock (it decides for every rank); 0: none by time. A run stopped
+  // by a signal or a failed write checkpoints whatever these say.
+  double checkpoint_seconds = 300.0;
+  double max_memory = 0.0;  // bytes one process may use; 0: default_memory_budget
+  bool resume = false;      // continue out_dir's run from its last checkpoint
 };
 
 struct RunResult {
@@ -36,7 +42,9 @@ struct RunResult {
   std::string backend;
   double wall_seconds = 0.0;
   std::size_t rows = 0;
-  bool interrupted = false;  // stopped by request_stop(); a checkpoint was written
+  bool interrupted = false;         // stopped before the end (a signal, a failed write): see status
+  std::string status = "complete";  // complete | interrupted (resumable) | failed (sim/io/run_folder.h)
+  std::string reason;               // why it stopped early
 };
 
 // The plan of every sweep point for this job's ranks (ConfigError when a
@@ -50,8 +58,8 @@ RunResult run_experiment(const Experiment& ex, const RunOptions& opt);
 // resume; its hash ties checkpoints to it.
 std::string config_text(const Experiment& ex);
 
-// Asks a running experiment to stop at the next generation boundary after a
-// checkpoint (async-signal-safe: for SIGINT / SIGTERM handlers).
-void request_stop();
+// Asks a running experiment to stop at the next generation boundary after a checkpoint (async-signal-safe: for
+// the SIGINT, SIGTERM and SIGHUP handlers); `signal` is named in the manifest's status_reason.
+void request_stop(int signal);
 
 }  // namespace ouro

@@ -73,6 +73,8 @@ std::vector<std::string> Family::metric_names(const PointConfig&) const {
   return names;
 }
 
+std::vector<std::string> Family::input_files(const PointConfig&) const { return {}; }
+
 std::optional<double> Family::theory(const PointConfig&, int, int) const { return std::nullopt; }
 
 std::string Family::backend_gap(const PointConfig& c, const std::string& backend) const {

@@ -123,6 +123,9 @@ class Family {
   virtual int min_samples(const PointConfig& c) const;
   // Checks that need the data section too (ConfigError); after read().
   virtual void check(const PointConfig& c) const;
+  // The files the point reads (a corpus), by absolute path: their content is hashed into manifest.json and
+  // checkpoints, and `resume` refuses to go on when one has changed.
+  virtual std::vector<std::string> input_files(const PointConfig& c) const;
 
   // ---- metrics
   virtual std::vector<MetricSpec> metrics() const = 0;  // in metrics.csv order

@@ -1,5 +1,7 @@
 #include "sim/io/checkpoint.h"
 
+#include "sim/io/output.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -32,13 +34,14 @@ void sync_folder(const std::string& dir) {
 
 void finish_atomic(std::FILE* f, const std::string& tmp, const std::string& path) {
   if (std::fflush(f) != 0 || ::fsync(fileno(f)) != 0) {
-    const std::string why = errno_text();
+    const int err = errno;
     std::fclose(f);
-    throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, why));
+    std::remove(tmp.c_str());
+    throw WriteError(fmt::format("cannot write {}: {}", tmp, std::strerror(err)), err);
   }
   std::fclose(f);
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error(fmt::format("cannot rename {} to {}: {}", tmp, path, errno_text()));
+    throw WriteError(fmt::format("cannot rename {} to {}: {}", tmp, path, errno_text()), errno);
   sync_folder(std::filesystem::path(path).parent_path().string());
 }
 
@@ -53,7 +56,7 @@ class Writer final : public kernels::StateArchive {
   void count(const char* name, std::uint64_t& n) override { name_and_size(name, n); }
   void put(const void* p, std::uint64_t n) {
     if (n && std::fwrite(p, 1, n, f_) != n)
-      throw std::runtime_error(fmt::format("cannot write {}: {}", path_, errno_text()));
+      throw WriteError(fmt::format("cannot write {}: {}", path_, errno_text()), errno);
     fnv(hash_, p, n);
   }
   std::uint64_t hash() const { return hash_; }
@@ -70,15 +73,22 @@ class Writer final : public kernels::StateArchive {
   std::uint64_t hash_ = kFnvOffset;
 };
 
+// A full disk, injected for the tests (sim/io/output.h).
+void refuse_if_injected(const std::string& tmp) {
+  if (injected_disk_full_everywhere())
+    throw WriteError(fmt::format("cannot write {}: {}", tmp, std::strerror(ENOSPC)), ENOSPC);
+}
+
 }  // namespace
 
 void write_file_atomic(const std::string& path, const std::string& text) {
   const std::string tmp = path + ".tmp";
+  refuse_if_injected(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, errno_text()));
+  if (!f) throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text()), errno);
   if (!text.empty() && std::fwrite(text.data(), 1, text.size(), f) != text.size()) {
     std::fclose(f);
-    throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, errno_text()));
+    throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text()), errno);
   }
   finish_atomic(f, tmp, path);
 }
@@ -86,8 +96,9 @@ void write_file_atomic(const std::string& path, const std::string& text) {
 void write_checkpoint(const std::string& path, const nlohmann::json& header,
                       const std::function<void(kernels::StateArchive&)>& fill) {
   const std::string tmp = path + ".tmp";
+  refuse_if_injected(tmp);
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, errno_text()));
+  if (!f) throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text()), errno);
   try {
     Writer w(f, tmp);
     w.put(kMagic, sizeof kMagic);
@@ -98,7 +109,7 @@ void write_checkpoint(const std::string& path, const nlohmann::json& header,
     fill(w);
     const std::uint64_t sum = w.hash();
     if (std::fwrite(&sum, 1, sizeof sum, f) != sizeof sum)
-      throw std::runtime_error(fmt::format("cannot write {}: {}", tmp, errno_text()));
+      throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text()), errno);
   } catch (...) {
     std::fclose(f);
     std::remove(tmp.c_str());

@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -14,34 +16,98 @@
 
 namespace ouro {
 
-CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& header) : path_(path) {
-  f_ = std::fopen(path.c_str(), "w");
-  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  row(header);
-  flush();
+namespace {
+
+// OUROBOROS_FAULT=enospc@N or enospc-all@N (sim/io/output.h).
+struct DiskFault {
+  std::uint64_t limit = 0;
+  bool armed = false, everywhere = false, tripped = false;
+  std::uint64_t written = 0;
+  DiskFault() {
+    const char* f = std::getenv("OUROBOROS_FAULT");
+    if (!f) return;
+    const std::string spec = f;
+    for (const char* kind : {"enospc-all@", "enospc@"}) {
+      const std::string k = kind;
+      if (spec.compare(0, k.size(), k) == 0) {
+        armed = true;
+        everywhere = k == "enospc-all@";
+        limit = std::strtoull(spec.c_str() + k.size(), nullptr, 10);
+        return;
+      }
+    }
+  }
+};
+
+DiskFault& disk_fault() {
+  static DiskFault f;
+  return f;
 }
 
-CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path) {
+std::string errno_text(int err) { return std::strerror(err); }
+
+}  // namespace
+
+bool injected_disk_full(std::uint64_t more_bytes) {
+  DiskFault& f = disk_fault();
+  if (!f.armed) return false;
+  if (f.tripped || f.written + more_bytes > f.limit) return f.tripped = true;
+  f.written += more_bytes;
+  return false;
+}
+
+bool injected_disk_full_everywhere() {
+  const DiskFault& f = disk_fault();
+  return f.armed && f.everywhere && f.tripped;
+}
+
+bool WriteError::disk_full() const { return err_ == ENOSPC || err_ == EDQUOT; }
+
+CsvWriter::CsvWriter(const std::string& path, const std::vector<std::string>& header) : path_(path) {
+  f_ = std::fopen(path.c_str(), "w");
+  if (!f_) throw WriteError(fmt::format("cannot write {}: {}", path, errno_text(errno)), errno);
+  row(header);
+  mark();
+}
+
+CsvWriter::CsvWriter(const std::string& path, std::uint64_t bytes) : path_(path), mark_(bytes) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   if (ec || size < bytes)
     throw std::runtime_error(
         fmt::format("{} is shorter than its checkpoint says ({} of {} bytes)", path, ec ? 0 : size, bytes));
-  std::filesystem::resize_file(path, bytes);
-  f_ = std::fopen(path.c_str(), "ab");
-  if (!f_) throw std::runtime_error(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  open_append();
+}
+
+// Cut to mark_, then open to append.
+void CsvWriter::open_append() {
+  if (::truncate(path_.c_str(), static_cast<off_t>(mark_)) != 0)
+    throw WriteError(fmt::format("cannot cut {} back to {} bytes: {}", path_, mark_, errno_text(errno)), errno);
+  f_ = std::fopen(path_.c_str(), "ab");
+  if (!f_) throw WriteError(fmt::format("cannot write {}: {}", path_, errno_text(errno)), errno);
 }
 
 void CsvWriter::sync() {
   flush();
   if (::fsync(fileno(f_)) != 0)
-    throw std::runtime_error(fmt::format("fsync of {} failed: {}", path_, std::strerror(errno)));
+    throw WriteError(fmt::format("fsync of {} failed: {}", path_, errno_text(errno)), errno);
 }
 
 std::uint64_t CsvWriter::bytes() const {
   const long at = std::ftell(f_);
   if (at < 0) throw std::runtime_error(fmt::format("cannot tell the size of {}", path_));
   return static_cast<std::uint64_t>(at);
+}
+
+void CsvWriter::mark() {
+  flush();
+  mark_ = bytes();
+}
+
+void CsvWriter::rollback() {
+  if (f_) std::fclose(f_);  // what it could not flush is dropped with it
+  f_ = nullptr;
+  open_append();
 }
 
 CsvWriter::~CsvWriter() {
@@ -62,12 +128,17 @@ void CsvWriter::row(const std::vector<std::string>& fields) {
     }
   }
   line += '\n';
+  if (injected_disk_full(line.size())) {  // half the row reaches the file, as on a disk that filled up
+    std::fwrite(line.data(), 1, line.size() / 2, f_);
+    std::fflush(f_);
+    throw WriteError(fmt::format("write to {} failed: {}", path_, errno_text(ENOSPC)), ENOSPC);
+  }
   if (std::fwrite(line.data(), 1, line.size(), f_) != line.size())
-    throw std::runtime_error(fmt::format("write to {} failed: {}", path_, std::strerror(errno)));
+    throw WriteError(fmt::format("write to {} failed: {}", path_, errno_text(errno)), errno);
 }
 
 void CsvWriter::flush() {
-  if (std::fflush(f_) != 0) throw std::runtime_error(fmt::format("flush of {} failed", path_));
+  if (std::fflush(f_) != 0) throw WriteError(fmt::format("flush of {} failed: {}", path_, errno_text(errno)), errno);
 }
 
 // NaN (no value: no chains, or a spread of infinities) is an empty cell;
@@ -134,13 +205,16 @@ std::vector<std::string> summary_row(const std::vector<std::string>& labels, std
 void write_json_atomic(const std::string& path, const nlohmann::json& j) {
   const std::string tmp = path + ".tmp";
   {
+    if (injected_disk_full_everywhere())
+      throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text(ENOSPC)), ENOSPC);
     std::ofstream f(tmp);
-    if (!f) throw std::runtime_error(fmt::format("cannot write {}", tmp));
+    if (!f) throw WriteError(fmt::format("cannot write {}: {}", tmp, errno_text(errno)), errno);
     f << j.dump(2) << '\n';
-    if (!f) throw std::runtime_error(fmt::format("write to {} failed", tmp));
+    f.close();
+    if (!f) throw WriteError(fmt::format("write to {} failed: {}", tmp, errno_text(errno)), errno);
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw std::runtime_error(fmt::format("cannot rename {} to {}", tmp, path));
+    throw WriteError(fmt::format("cannot rename {} to {}: {}", tmp, path, errno_text(errno)), errno);
 }
 
 nlohmann::json yaml_to_json(const YAML::Node& n) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 
 #include <fmt/format.h>
@@ -455,6 +456,12 @@ class NgramFamily final : public Family {
       throw ConfigError("data.dedup",
                         "drops repeated synthetic sentences, and a zipf truth's samples are single "
                         "tokens, not sentences (use a corpus truth)");
+  }
+
+  std::vector<std::string> input_files(const PointConfig& c) const override {
+    const auto& g = c.settings<NgramSettings>();
+    if (g.corpus.empty()) return {};
+    return {std::filesystem::absolute(g.corpus).lexically_normal().string()};
   }
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }

@@ -16,6 +16,7 @@
 
 #include "kernels/gaussian/gaussian.h"
 #include "tests/support/cli.h"
+#include "tests/support/run_outputs.h"
 
 namespace {
 
@@ -62,23 +63,6 @@ early_warning: {horizon: 1, detectors: [canary, diversity]}
 )";
 
 std::string opts(const fs::path& out) { return " --backend cpu --no-progress --per-chain --out " + out.string(); }
-
-json manifest_of(const fs::path& out) { return json::parse(slurp(out / "manifest.json")); }
-
-// metrics.csv, per_chain.csv and the summaries of two runs, byte for byte.
-void expect_same_output(const fs::path& a, const fs::path& b, const std::string& what) {
-  const std::string ma = slurp(a / "metrics.csv"), pa = slurp(a / "per_chain.csv");
-  ASSERT_GT(ma.size(), 500u) << what;
-  EXPECT_TRUE(ma == slurp(b / "metrics.csv")) << what << ": metrics.csv differs";
-  EXPECT_TRUE(pa == slurp(b / "per_chain.csv")) << what << ": per_chain.csv differs";
-  for (const char* f : {"summary.csv", "summary_chains.csv"})
-    EXPECT_TRUE(slurp(a / f) == slurp(b / f)) << what << ": " << f << " differs";
-  EXPECT_EQ(fs::exists(a / "early_warning.csv"), fs::exists(b / "early_warning.csv")) << what;
-  if (fs::exists(a / "early_warning.csv")) {
-    EXPECT_TRUE(slurp(a / "early_warning.csv") == slurp(b / "early_warning.csv"))
-        << what << ": early_warning.csv differs";
-  }
-}
 
 int max_batches(const json& m) {
   int most = 0;
@@ -284,7 +268,7 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
       },
       "was written by ouroboros 0.0.1");
   refused(
-      "none", [&](const fs::path& out) { fs::remove_all(out / "checkpoint"); }, "holds no checkpoint");
+      "none", [&](const fs::path& out) { fs::remove_all(out / "checkpoint"); }, "no checkpoint to go on from");
   if (mpi_available()) {
     const fs::path out = dir / "ranks";
     fs::copy(dir / "base", out, fs::copy_options::recursive);
@@ -303,7 +287,7 @@ TEST(Resume, DamagedOrForeignCheckpointsAreRefused) {
               128 + 9);
     const Result r = run("resume " + out.string() + " --no-progress");
     EXPECT_EQ(r.code, 2) << r.out;
-    EXPECT_NE(r.out.find("holds no checkpoint"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("no checkpoint to go on from"), std::string::npos) << r.out;
   }
   // The undamaged copy resumes.
   EXPECT_EQ(run("resume " + (dir / "base").string() + " --no-progress").code, 0);
