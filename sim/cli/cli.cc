@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/analysis/report.h"
+#include "sim/cli/dry_run.h"
 #include "sim/cli/reference.h"
 #include "sim/engine/config.h"
 #include "sim/engine/run.h"
@@ -115,52 +116,6 @@ std::string default_out_dir(const std::string& name) {
 std::string describe_points(const Experiment& ex) {
   std::string s = fmt::format("{} sweep point{}", ex.points.size(), ex.points.size() == 1 ? "" : "s");
   for (const auto& a : ex.axes) s += fmt::format("\n  {}: {}", a.path, fmt::join(a.labels, ", "));
-  return s;
-}
-
-// Seconds the point would take on this process: a short calibration (the first chains of its first batch for up to
-// two generations), extrapolated linearly in chains and generations. A rough guide for planning, not a promise: the
-// first generations of a chain may cost less than later ones.
-double calibrate_seconds(const PointConfig& c, const PointPlan& plan, const std::string& backend, int threads) {
-  using Clock = std::chrono::steady_clock;
-  const std::int64_t n = std::max<std::int64_t>(1, std::min<std::int64_t>(plan.batch, 32));
-  const int gens = std::min(c.generations, 2);
-  auto run = make_family_run(c, backend, threads, ChainBlock{0, n});
-  std::vector<double> metrics(metric_names(c).size() * n);
-  const auto t0 = Clock::now();
-  run->start(metrics.data());
-  const auto t1 = Clock::now();
-  for (int g = 1; g <= gens; ++g) run->advance(g, metrics.data());
-  const auto t2 = Clock::now();
-  const double start = std::chrono::duration<double>(t1 - t0).count();
-  const double step = gens ? std::chrono::duration<double>(t2 - t1).count() / gens : 0.0;
-  const double per_rank = static_cast<double>(plan.ranks.front().count);
-  return per_rank / static_cast<double>(n) * (start + c.generations * step);
-}
-
-std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& plans, const RunOptions& opt,
-                           int ranks) {
-  std::string s = fmt::format("plan: {} sweep point{} on the {} backend, {} rank{}, {} per process\n", ex.points.size(),
-                              ex.points.size() == 1 ? "" : "s", opt.backend, ranks, ranks == 1 ? "" : "s",
-                              format_bytes(plans.front().budget));
-  double total = 0.0;
-  for (std::size_t p = 0; p < ex.points.size(); ++p) {
-    const auto& c = ex.points[p].config;
-    const auto& pl = plans[p];
-    const double seconds = calibrate_seconds(c, pl, opt.backend, opt.threads);
-    total += seconds;
-    std::string label;
-    for (std::size_t a = 0; a < ex.axes.size(); ++a)
-      label += fmt::format("{}{}={}", a ? ", " : "", ex.axes[a].path, ex.points[p].labels[a]);
-    s += fmt::format(
-        "point {}{}: {} chains x {} generations; per rank {} chains in {} batch{} of {}; memory {} "
-        "(backend {} + {} per chain) + {} of per-chain values on rank 0; about {:.1f} s\n",
-        p + 1, label.empty() ? "" : " (" + label + ")", c.chains, c.generations, pl.ranks.front().count, pl.batches,
-        pl.batches == 1 ? "" : "es", pl.batch,
-        format_bytes(pl.fixed_bytes + pl.chain_bytes * static_cast<double>(pl.batch)), format_bytes(pl.fixed_bytes),
-        format_bytes(pl.chain_bytes), format_bytes(pl.table_bytes), seconds);
-  }
-  s += fmt::format("estimated run time: about {:.1f} s (from a short calibration on this process)\n", total);
   return s;
 }
 

@@ -106,11 +106,9 @@ std::optional<long> lock_holder(const std::string& dir) {
 
 std::string regular_file_problem(const std::string& path, const std::string& what) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0)
-    return fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno));
+  if (::stat(path.c_str(), &st) != 0) return fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno));
   if (S_ISDIR(st.st_mode)) return fmt::format("{} {} is a directory, not a file", what, path);
-  if (!S_ISREG(st.st_mode))
-    return fmt::format("{} {} is not a regular file (a FIFO, socket or device)", what, path);
+  if (!S_ISREG(st.st_mode)) return fmt::format("{} {} is not a regular file (a FIFO, socket or device)", what, path);
   if (::access(path.c_str(), R_OK) != 0) return fmt::format("cannot read {} {}: {}", what, path, std::strerror(errno));
   return {};
 }
@@ -136,8 +134,9 @@ RunState read_run_state(const std::string& dir) {
     if (s.live && *s.live == static_cast<long>(::getpid())) s.live.reset();  // this process: resume holds it
     if (!s.live) {
       s.status = s.checkpoint ? "interrupted" : "failed";
-      s.reason = "its manifest says running, but no process holds the folder: the process was killed, or could not "
-                 "write its status";
+      s.reason =
+          "its manifest says running, but no process holds the folder: the process was killed, or could not "
+          "write its status";
     }
   }
   return s;

@@ -57,10 +57,10 @@ std::optional<long> lock_holder(const std::string& dir);
 std::string regular_file_problem(const std::string& path, const std::string& what);
 
 struct RunState {
-  std::string status;  // running | complete | interrupted | failed; "" when there is no readable manifest
-  std::string reason;  // why it is not complete (for interrupted and failed)
-  bool checkpoint = false;                 // checkpoint/latest.json exists
-  std::optional<long> live;                // running: the pid that holds the lock
+  std::string status;        // running | complete | interrupted | failed; "" when there is no readable manifest
+  std::string reason;        // why it is not complete (for interrupted and failed)
+  bool checkpoint = false;   // checkpoint/latest.json exists
+  std::optional<long> live;  // running: the pid that holds the lock
   bool resumable() const { return status == "interrupted"; }
 };
 

@@ -71,8 +71,8 @@ TEST(RunFolder, FullDiskKeepsWholeGenerationsAndResumesToTheSameBytes) {
   for (const double share : {0.02, 0.3, 0.55, 0.8, 0.97, 0.999}) {
     const auto limit = static_cast<std::uintmax_t>(share * static_cast<double>(total));
     const fs::path out = dir / ("full" + std::to_string(limit));
-    const Result r = run_command(with_env("OUROBOROS_FAULT=enospc@" + std::to_string(limit), "run " + cfg.string()) +
-                                 opts(out));
+    const Result r =
+        run_command(with_env("OUROBOROS_FAULT=enospc@" + std::to_string(limit), "run " + cfg.string()) + opts(out));
     ASSERT_EQ(r.code, 1) << "limit " << limit << " of " << total << ": " << r.out;
     EXPECT_NE(r.out.find("disk is full"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("ouroboros resume"), std::string::npos) << r.out;
@@ -167,8 +167,8 @@ TEST(RunFolder, ASecondWriterIsRefusedWhileTheFirstIsAlive) {
   ASSERT_GT(pid, 0) << slurp(dir / "first.log");
   ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGSTOP), 0);
   const std::string holder = "process " + std::to_string(pid);
-  for (const std::string& args : {"run " + cfg.string() + opts(out), "run " + cfg.string() + opts(out) + " --force",
-                                  "resume " + out.string()}) {
+  for (const std::string& args :
+       {"run " + cfg.string() + opts(out), "run " + cfg.string() + opts(out) + " --force", "resume " + out.string()}) {
     const Result r = run(args);
     EXPECT_EQ(r.code, 2) << args << ": " << r.out;
     EXPECT_NE(r.out.find(holder), std::string::npos) << args << ": " << r.out;
@@ -191,14 +191,15 @@ TEST(RunFolder, ResumeRefusesACorpusThatChanged) {
     std::ofstream f(corpus);
     for (int i = 0; i < 300; ++i) f << "the cat sat on the mat number " << i << " today\n";
   }
-  const fs::path cfg = write_config(dir, "name: corpus-change\nchains: 8\ngenerations: 6\n"
-                                         "model: {family: ngram, order: 2, smoothing: mle}\n"
-                                         "truth: {corpus: " +
-                                             corpus.string() + "}\ndata: {samples: 500}\n");
+  const fs::path cfg = write_config(dir,
+                                    "name: corpus-change\nchains: 8\ngenerations: 6\n"
+                                    "model: {family: ngram, order: 2, smoothing: mle}\n"
+                                    "truth: {corpus: " +
+                                        corpus.string() + "}\ndata: {samples: 500}\n");
   const fs::path out = dir / "run";
-  ASSERT_EQ(run_command(with_env("OUROBOROS_FAULT=kill@4", "run " + cfg.string()) + opts(out) + " --checkpoint-every 1")
-                .code,
-            128 + SIGKILL);
+  ASSERT_EQ(
+      run_command(with_env("OUROBOROS_FAULT=kill@4", "run " + cfg.string()) + opts(out) + " --checkpoint-every 1").code,
+      128 + SIGKILL);
   const json inputs = manifest_of(out)["inputs"];
   ASSERT_EQ(inputs.size(), 1u);
   EXPECT_EQ(inputs[0]["path"], corpus.string());

@@ -356,4 +356,28 @@ TEST(Plan, DryRunPrintsThePlanAndWritesNothing) {
   fs::remove_all(dir);
 }
 
+// A dry run stays small whatever the config: a Zipf vocabulary of 10^8 types (about 4 GiB a chain) is planned
+// without building a chain, under a 1 GiB address-space limit (the calibration would need over 10), with the reason
+// it has no estimate; a folder that already has files is refused as the run would refuse it.
+TEST(Plan, DryRunStaysSmallAndChecksTheOutputFolder) {
+  const fs::path dir = temp_dir("dryrun-small");
+  const fs::path cfg = write_config(dir, R"(
+name: huge-zipf
+chains: 10
+generations: 5
+model: {family: ngram, order: 1, smoothing: mle}
+truth: {zipf: {vocab: 100000000, exponent: 1.1}}
+data: {samples: 1000}
+)");
+  const Result r = run_command("ulimit -v 1048576; " + kBinary + " run " + cfg.string() + " --dry-run --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("no estimate: one chain needs"), std::string::npos) << r.out;
+  fs::create_directories(dir / "used");
+  std::ofstream(dir / "used" / "metrics.csv") << "x\n";
+  const Result used = run("run " + cfg.string() + " --dry-run --out " + (dir / "used").string());
+  EXPECT_EQ(used.code, 2) << used.out;
+  EXPECT_NE(used.out.find("already has files"), std::string::npos) << used.out;
+  fs::remove_all(dir);
+}
+
 }  // namespace
