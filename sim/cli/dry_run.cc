@@ -93,8 +93,7 @@ std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& p
     const auto& pl = plans[p];
     // Each point gets an equal share of what is left of the calibration time.
     const double left = kDryRunSeconds - seconds(t0, Clock::now());
-    const Estimate e =
-        calibrate(c, pl, opt.backend, opt.threads, left / static_cast<double>(ex.points.size() - p));
+    const Estimate e = calibrate(c, pl, opt.backend, opt.threads, left / static_cast<double>(ex.points.size() - p));
     if (e.seconds) total += *e.seconds;
     else ++missing;
     std::string label;
@@ -114,8 +113,7 @@ std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& p
   else if (missing < ex.points.size())
     s += fmt::format("estimated run time: more than {:.1f} s ({} of {} points have no estimate)\n", total, missing,
                      ex.points.size());
-  else
-    s += "estimated run time: unknown (no point has an estimate)\n";
+  else s += "estimated run time: unknown (no point has an estimate)\n";
   return s;
 }
 

@@ -11,11 +11,10 @@
 
 namespace ouro {
 
-inline constexpr double kDryRunSeconds = 4.0;         // the calibrations of every point together
+inline constexpr double kDryRunSeconds = 4.0;                // the calibrations of every point together
 inline constexpr double kDryRunBytes = 192.0 * 1024 * 1024;  // what one calibration may plan to use
 
 // The plan and estimate as printed. opt.backend must be resolved.
-std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& plans, const RunOptions& opt,
-                           int ranks);
+std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& plans, const RunOptions& opt, int ranks);
 
 }  // namespace ouro

@@ -84,17 +84,17 @@ std::string keys_reference(const std::vector<const Family*>& families, const Fam
 std::string metrics_reference(const Family& f, TextFormat format) {
   std::string s;
   if (format == TextFormat::kMarkdown) {
-    s += "| metric | collapse | theory column | definition |\n|---|---|---|---|\n";
+    s += "| metric | collapse | theory column | written | definition |\n|---|---|---|---|---|\n";
     for (const auto& m : f.metrics())
-      s += fmt::format("| `{}` | {} | {} | {} |\n", m.name, cell(direction_name(m.direction), "–"),
-                       cell(m.theory, "none"), cell(m.definition));
+      s += fmt::format("| `{}` | {} | {} | {} | {} |\n", m.name, cell(direction_name(m.direction), "–"),
+                       cell(m.theory, "none"), cell(m.written, "always"), cell(m.definition));
     return s;
   }
   s += fmt::format("Metrics of model.family {} (collapse: the way a metric moves as the model collapses):\n", f.name());
   for (const auto& m : f.metrics())
-    s += fmt::format("  {}\n      collapse {}; theory column: {}\n      {}\n", m.name,
+    s += fmt::format("  {}\n      collapse {}; theory column: {}; written: {}\n      {}\n", m.name,
                      m.direction == Direction::kNone ? "-" : direction_name(m.direction),
-                     m.theory[0] ? m.theory : "none", m.definition);
+                     m.theory[0] ? m.theory : "none", m.written[0] ? m.written : "always", m.definition);
   return s;
 }
 

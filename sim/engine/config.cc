@@ -320,17 +320,23 @@ void check_plot(const ConfigReader& r, const Experiment& ex) {
   const YAML::Node m = r.node("plot.metrics");
   if (!m || m.IsNull()) return;
   if (!m.IsSequence()) throw ConfigError("plot.metrics", "expected a list of metric names, got " + scalar_text(m));
-  std::vector<std::string> known;
-  for (const auto& p : ex.points)
-    for (const auto& n : metric_names(p.config))
+  std::vector<std::string> known, computed;
+  for (const auto& p : ex.points) {
+    for (const auto& n : written_metric_names(p.config))
       if (std::find(known.begin(), known.end(), n) == known.end()) known.push_back(n);
+    for (const auto& n : metric_names(p.config)) computed.push_back(n);
+  }
   for (std::size_t i = 0; i < m.size(); ++i) {
     const std::string path = fmt::format("plot.metrics[{}]", i);
     if (!m[i].IsScalar()) throw ConfigError(path, "expected a metric name, got " + scalar_text(m[i]));
     const std::string name = m[i].Scalar();
-    if (std::find(known.begin(), known.end(), name) == known.end())
-      throw ConfigError(
-          path, fmt::format("no metric \"{}\" in this experiment (did you mean {}?)", name, nearest(name, known)));
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    if (std::find(computed.begin(), computed.end(), name) != computed.end())
+      throw ConfigError(path, fmt::format("{} does not apply to this experiment's configuration and is not written "
+                                          "(`ouroboros metrics FAMILY` says when it is)",
+                                          name));
+    throw ConfigError(
+        path, fmt::format("no metric \"{}\" in this experiment (did you mean {}?)", name, nearest(name, known)));
   }
 }
 
@@ -349,7 +355,13 @@ void check_summary(const ConfigReader& r, Experiment& ex) {
     ex.summary.threshold = r.number(key("summary.threshold"));
   }
   for (const auto& p : ex.points) {
-    const auto names = metric_names(p.config);
+    const auto names = written_metric_names(p.config);
+    const auto computed = metric_names(p.config);
+    if (std::find(names.begin(), names.end(), ex.summary.metric) == names.end() &&
+        std::find(computed.begin(), computed.end(), ex.summary.metric) != computed.end())
+      throw ConfigError("summary.metric",
+                        fmt::format("{} does not apply to this experiment's {} points and is not written",
+                                    ex.summary.metric, p.config.family->name()));
     if (std::find(names.begin(), names.end(), ex.summary.metric) == names.end())
       throw ConfigError("summary.metric",
                         fmt::format("no metric \"{}\" in this experiment's {} points (did you mean "

@@ -171,8 +171,9 @@ struct PointRun {
   std::size_t index;
   const SweepPoint& point;
   const PointPlan& plan;
-  std::vector<std::string> names;
-  std::vector<int> column;  // metric m's column in per_chain.csv
+  std::vector<std::string> names;  // every metric the backend computes (metric_names)
+  std::vector<int> written;        // the positions in names of those the outputs have (written_metrics)
+  std::vector<int> column;         // metric m's column in per_chain.csv (written ones)
   int M;
   std::int64_t N;
   bool whole;                 // a rank's chains are one batch: a generation is summarised as soon as it is done
@@ -210,10 +211,10 @@ class ExperimentRun {
       text_.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
     // Metric names of every point (families, and a mixture's component count, may differ between points);
-    // per_chain.csv has a column for each name that any point has, empty where a point lacks it.
+    // per_chain.csv has a column for each written name that any point has, empty where a point lacks it.
     for (const auto& p : ex.points) {
       point_names_.push_back(metric_names(p.config));
-      for (const auto& n : point_names_.back())
+      for (const auto& n : written_metric_names(p.config))
         if (std::find(all_names_.begin(), all_names_.end(), n) == all_names_.end()) all_names_.push_back(n);
     }
     for (const auto& a : ex.axes) axis_paths_.push_back(a.path);
@@ -445,6 +446,7 @@ class ExperimentRun {
         point,
         plans_[p],
         names,
+        written_metrics(c),
         std::vector<int>(M),
         M,
         c.chains,
@@ -453,7 +455,7 @@ class ExperimentRun {
         sm,
         PointSummary(sm, collapse_direction(ex_.summary.metric), ex_.summary.threshold, root_ ? c.chains : 0),
         nullptr};
-    for (int m = 0; m < M; ++m)
+    for (int m : pr.written)
       pr.column[m] = static_cast<int>(std::find(all_names_.begin(), all_names_.end(), names[m]) - all_names_.begin());
     if (root_ && ex_.early_warning.on) {
       std::vector<DetectorSpec> detectors = chosen_detectors(c, ex_.early_warning);
@@ -577,10 +579,14 @@ class ExperimentRun {
     const std::int64_t N = pr.N;
     const double* slot = pr.slot(g);
     const int threads = opt_.threads > 0 ? opt_.threads : omp_get_max_threads();
+    std::vector<int> needed = pr.written;
+    if (std::find(needed.begin(), needed.end(), pr.summary_metric) == needed.end()) needed.push_back(pr.summary_metric);
     std::vector<Summary> summaries(pr.M);
+    const int K = static_cast<int>(needed.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
-    for (int m = 0; m < pr.M; ++m) {
+    for (int k = 0; k < K; ++k) {
       thread_local std::vector<double> scratch;
+      const int m = needed[k];
       summaries[m] = summarize(slot + static_cast<std::size_t>(m) * N, N, scratch);
     }
     return summaries;
@@ -609,7 +615,7 @@ class ExperimentRun {
     auto t0 = Clock::now();
     const std::int64_t N = pr.N;
     const double* slot = pr.slot(g);
-    for (int m = 0; m < pr.M; ++m)
+    for (int m : pr.written)
       csv_->row(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
     if (per_chain_) {
       for (std::int64_t i = 0; i < N; ++i) {
@@ -617,14 +623,14 @@ class ExperimentRun {
         r.push_back(std::to_string(g));
         r.push_back(std::to_string(i));
         r.resize(r.size() + all_names_.size());
-        for (int m = 0; m < pr.M; ++m)
+        for (int m : pr.written)
           r[pr.point.labels.size() + 2 + pr.column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
         per_chain_->row(r);
       }
     }
     csv_->mark();
     if (per_chain_) per_chain_->mark();
-    result_.rows += pr.M;
+    result_.rows += pr.written.size();
     stages_.write += seconds_since(t0);
   }
 

@@ -73,6 +73,11 @@ std::vector<std::string> Family::metric_names(const PointConfig&) const {
   return names;
 }
 
+bool Family::writes(const PointConfig& c, const std::string& metric) const {
+  if (metric == "draws_per_kept") return uses(c, DataOption::kVerifier) || uses(c, DataOption::kDedup);
+  return true;
+}
+
 std::vector<std::string> Family::input_files(const PointConfig&) const { return {}; }
 
 std::optional<double> Family::theory(const PointConfig&, int, int) const { return std::nullopt; }
@@ -124,6 +129,21 @@ void register_family(const Family& f) {
 }
 
 std::vector<std::string> metric_names(const PointConfig& c) { return c.family->metric_names(c); }
+
+std::vector<int> written_metrics(const PointConfig& c) {
+  const std::vector<std::string> names = metric_names(c);
+  std::vector<int> slots;
+  for (std::size_t m = 0; m < names.size(); ++m)
+    if (c.family->writes(c, names[m])) slots.push_back(static_cast<int>(m));
+  return slots;
+}
+
+std::vector<std::string> written_metric_names(const PointConfig& c) {
+  const std::vector<std::string> names = metric_names(c);
+  std::vector<std::string> written;
+  for (int m : written_metrics(c)) written.push_back(names[m]);
+  return written;
+}
 
 std::optional<double> theory(const PointConfig& c, int metric, int generation) {
   // The closed forms assume fresh real data; reused real points are another process (no theory column beyond

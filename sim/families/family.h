@@ -44,6 +44,9 @@ struct MetricSpec {
   const char* theory;  // where the theory column has an exact expectation ("" where it has none)
   // One column per model component, name_1 .. name_K (the name is written with a trailing "_k").
   bool per_component = false;
+  // When metrics.csv has the metric ("" : always). A metric that cannot apply to a configuration (a closed-form
+  // comparison with a truth that has no closed form, a filter's statistic without the filter) is not written.
+  const char* written = "";
 };
 
 template <std::size_t N>
@@ -131,6 +134,9 @@ class Family {
   virtual std::vector<MetricSpec> metrics() const = 0;  // in metrics.csv order
   // The point's metric names (a per-component metric gives one name per component).
   virtual std::vector<std::string> metric_names(const PointConfig& c) const;
+  // Whether the point's outputs have the metric (by its name in metric_names()): MetricSpec::written says when. By
+  // default every metric but draws_per_kept without data.verifier or data.dedup.
+  virtual bool writes(const PointConfig& c, const std::string& metric) const;
   // E[metric at generation t] where an exact closed form is known (the theory column), else nothing.
   virtual std::optional<double> theory(const PointConfig& c, int metric, int generation) const;
   virtual SummarySettings default_summary() const = 0;
@@ -161,7 +167,11 @@ bool uses(const PointConfig& c, DataOption o);
 
 // ---- what the loop and the analyses ask of a point, through its family
 
+// Every metric the point's backend computes, in its [metric][chain] block's order.
 std::vector<std::string> metric_names(const PointConfig& c);
+// The positions in metric_names(c) of the metrics the point writes (Family::writes), in order, and their names.
+std::vector<int> written_metrics(const PointConfig& c);
+std::vector<std::string> written_metric_names(const PointConfig& c);
 // The theory column: the family's closed form, where its assumptions hold (fresh real data, no weighted mean).
 std::optional<double> theory(const PointConfig& c, int metric, int generation);
 double estimate_point_bytes(const PointConfig& c);

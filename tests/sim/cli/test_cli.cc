@@ -79,8 +79,9 @@ TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
   EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,degenerate_chains,theory");
   int rows = 0;
   for (std::string line; std::getline(f, line);) ++rows;
-  // points x generations (0..6) x the Gaussian family's metrics
-  EXPECT_EQ(rows, 3 * 7 * static_cast<int>(ouro::kernels::kNumGaussianMetrics));
+  // points x generations (0..6) x the Gaussian family's metrics but draws_per_kept (written only with a filter)
+  EXPECT_EQ(rows, 3 * 7 * (static_cast<int>(ouro::kernels::kNumGaussianMetrics) - 1));
+  EXPECT_EQ(slurp(dir / "o" / "metrics.csv").find("draws_per_kept"), std::string::npos);
   EXPECT_NE(r.out.find((dir / "o").string()), std::string::npos) << "summary must name the output folder";
   fs::remove_all(dir);
 }
@@ -113,6 +114,8 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
       {"run " + c + " --set seed=", "gives no value"},
       {"run " + c + " --set data.regime.x=1", "data.regime"},
       {"run " + c + " --set \"truth={isotropic: 1e300}\"", "outside [1e-100, 1e100]"},
+      // A metric the configuration does not write (draws_per_kept without a filter) named for the plot.
+      {"run " + c + " --set \"plot.metrics=[var_ratio, draws_per_kept]\"", "draws_per_kept does not apply"},
       // The n-gram family's refusals (a bad corpus path, an empty corpus,
       // an order outside 1..3, top_p outside (0, 1]).
       {"run " + g + " --set \"truth={corpus: /nonexistent.txt}\"", "cannot read corpus file"},
