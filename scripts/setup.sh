@@ -5,15 +5,16 @@
 #   (default)   build/ (or $OUROBOROS_BUILD_DIR): g++, Release, the cuda backend whenever nvcc is found, MPI when
 #               it is found, the tests and the benchmarks.
 #   --sanitize  build-sanitize/: the cpu-only build, with clang under AddressSanitizer and
-#               UndefinedBehaviorSanitizer, without MPI (whose library's own allocations the leak checker would
-#               report), the unit tests and the libFuzzer targets (ouro_core compiled once for both).
+#               UndefinedBehaviorSanitizer, without MPI and HDF5 (whose libraries' own allocations the leak checker
+#               would report), the unit tests and the libFuzzer targets (ouro_core compiled once for both).
 #
 # Extra arguments go to cmake's configure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib python3-yaml bible-kjv)
+          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin libhdf5-dev
+          python3-numpy python3-matplotlib python3-yaml python3-pandas python3-h5py bible-kjv)
 build=${OUROBOROS_BUILD_DIR:-build}
 preset=()
 if [ "${1:-}" = "--sanitize" ]; then
@@ -23,7 +24,7 @@ if [ "${1:-}" = "--sanitize" ]; then
   build=${OUROBOROS_BUILD_DIR:-build-sanitize}
   export CC=clang CXX=clang++
   # RelWithDebInfo: line numbers in a finding's stack trace.
-  preset=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUROBOROS_CUDA=OFF -DOUROBOROS_MPI=OFF -DOUROBOROS_BENCH=OFF
+  preset=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUROBOROS_CUDA=OFF -DOUROBOROS_MPI=OFF -DOUROBOROS_HDF5=OFF -DOUROBOROS_BENCH=OFF
           -DOUROBOROS_SCRIPT_TESTS=OFF -DOUROBOROS_SANITIZE=ON -DOUROBOROS_FUZZ=ON)
 fi
 scripts/install_packages.sh "${packages[@]}"

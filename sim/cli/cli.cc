@@ -23,6 +23,7 @@
 #include "sim/engine/config.h"
 #include "sim/engine/run.h"
 #include "sim/io/checkpoint.h"
+#include "sim/io/per_chain_h5.h"
 #include "sim/io/provenance.h"
 #include "sim/io/run_folder.h"
 #include "sim/parallel/backend.h"
@@ -48,7 +49,8 @@ constexpr int kMaxThreads = 1024;
 
 // Everything the command line can say.
 struct Args {
-  std::string config_path, out_dir, backend = "auto", max_memory, resume_dir, report_dir, family;
+  std::string config_path, out_dir, backend = "auto", max_memory, resume_dir, report_dir, family,
+                                    per_chain_format = "csv";
   std::vector<std::string> sets;
   int threads = 0, checkpoint_every = 0;
   double checkpoint_seconds = 300.0;
@@ -67,6 +69,10 @@ void add_subcommands(CLI::App& app, Args& a) {
   a.run->add_option("--threads", a.threads, "cpu threads (default: all cores; at most 1024)")
       ->check(CLI::Range(0, kMaxThreads));
   a.run->add_flag("--per-chain", a.per_chain, "also write every chain's values to per_chain.csv");
+  a.run
+      ->add_option("--per-chain-format", a.per_chain_format,
+                   "csv (per_chain.csv) or hdf5 (per_chain.h5: chunked, compressed; implies --per-chain)")
+      ->check(CLI::IsMember({"csv", "hdf5"}));
   a.run->add_flag("--no-progress", a.no_progress, "no progress bar on stderr");
   a.run->add_flag("--force", a.force, "write into an output folder that already has files");
   a.run
@@ -216,7 +222,8 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
   opt.sets = a.sets;
   opt.backend = a.backend;
   opt.threads = a.threads;
-  opt.per_chain = a.per_chain;
+  opt.per_chain = a.per_chain || a.run->count("--per-chain-format") > 0;
+  opt.per_chain_format = a.per_chain_format;
   opt.progress = !a.no_progress;
   opt.checkpoint_every = a.checkpoint_every;
   opt.checkpoint_seconds = a.checkpoint_seconds;
@@ -226,6 +233,7 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
       const auto& ro = recorded.at("run_options");
       a.backend = ro.at("backend").get<std::string>();
       opt.per_chain = ro.at("per_chain").get<bool>();
+      opt.per_chain_format = ro.value("per_chain_format", "csv");
       opt.checkpoint_every = ro.at("checkpoint_every").get<int>();
       opt.checkpoint_seconds = ro.value("checkpoint_every_seconds", 300.0);
       opt.max_memory = ro.at("max_memory_bytes").get<double>();
@@ -237,6 +245,10 @@ std::optional<int> run_options(const Comm& comm, Args& a, const Experiment& ex, 
     }
     opt.out_dir = a.resume_dir;
     opt.resume = true;
+  }
+  if (opt.per_chain && opt.per_chain_format == "hdf5" && !hdf5_built()) {
+    say(comm, "--per-chain-format hdf5: this ouroboros was built without HDF5 (Debian: libhdf5-dev; then build again)");
+    return kExitBadInput;
   }
   try {
     if (!a.max_memory.empty()) opt.max_memory = parse_bytes(a.max_memory);

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "sim/families/family.h"
+#include "sim/io/per_chain_h5.h"
 
 namespace ouro {
 namespace {
@@ -107,6 +108,19 @@ std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& p
         format_bytes(pl.fixed_bytes + pl.chain_bytes * static_cast<double>(pl.batch)), format_bytes(pl.fixed_bytes),
         format_bytes(pl.chain_bytes), format_bytes(pl.table_bytes),
         e.seconds ? fmt::format("about {:.1f} s ({})", *e.seconds, e.note) : e.note);
+  }
+  if (opt.per_chain) {
+    double bytes = 0.0, values = 0.0;
+    for (const auto& p : ex.points) {
+      const int M = static_cast<int>(written_metrics(p.config).size());
+      bytes += PerChainH5::point_bytes(p.config.chains, p.config.generations, M);
+      values += (p.config.generations + 1.0) * static_cast<double>(p.config.chains) * M;
+    }
+    s += opt.per_chain_format == "hdf5"
+             ? fmt::format("per_chain.h5: at most {} (its values uncompressed; deflate makes it smaller)\n",
+                           format_bytes(bytes))
+             : fmt::format("per_chain.csv: about {} (about 20 bytes a value, {:.3g} values)\n",
+                           format_bytes(20.0 * values), values);
   }
   if (missing == 0)
     s += fmt::format("estimated run time: about {:.1f} s (from a short calibration on this process)\n", total);

@@ -24,6 +24,7 @@
 #include "sim/families/family.h"
 #include "sim/io/checkpoint.h"
 #include "sim/io/output.h"
+#include "sim/io/per_chain_h5.h"
 #include "sim/io/provenance.h"
 #include "sim/parallel/backend.h"
 #include "sim/parallel/comm.h"
@@ -371,11 +372,15 @@ class ExperimentRun {
         csv_ = reopen("metrics.csv", "metrics_bytes");
         summary_csv_ = reopen("summary.csv", "summary_bytes");
         summary_chains_ = reopen("summary_chains.csv", "summary_chains_bytes");
-        if (opt_.per_chain) per_chain_ = reopen("per_chain.csv", "per_chain_bytes");
+        if (opt_.per_chain && !h5()) per_chain_ = reopen("per_chain.csv", "per_chain_bytes");
+        if (opt_.per_chain && h5()) per_chain_h5_ = std::make_unique<PerChainH5>(h5_path(), axis_paths_, true);
         if (ex_.early_warning.on) early_csv_ = reopen("early_warning.csv", "early_warning_bytes");
       } else {
         fs::create_directories(opt_.out_dir);
-        fs::remove_all(ckdir_);  // an earlier run's, in a folder reused with --force
+        // An earlier run's files, in a folder reused with --force: none of them may pass for this run's.
+        fs::remove_all(ckdir_);
+        for (const char* f : {"per_chain.csv", "per_chain.h5", "early_warning.csv", "report.md"})
+          fs::remove(fs::path(opt_.out_dir) / f);
         write_file_atomic(config_path_, text_);
         std::random_device entropy;
         run_id_ = fmt::format("{:08x}{:08x}", entropy(), entropy());
@@ -385,7 +390,8 @@ class ExperimentRun {
         std::vector<std::string> h = axis_paths_;
         for (const char* c : {"point", "chain", "last", "auc"}) h.emplace_back(c);
         summary_chains_ = std::make_unique<CsvWriter>(opt_.out_dir + "/summary_chains.csv", h);
-        if (opt_.per_chain) {
+        if (opt_.per_chain && h5()) per_chain_h5_ = std::make_unique<PerChainH5>(h5_path(), axis_paths_, false);
+        if (opt_.per_chain && !h5()) {
           std::vector<std::string> header = axis_paths_;
           header.emplace_back("generation");
           header.emplace_back("chain");
@@ -428,6 +434,7 @@ class ExperimentRun {
     manifest_["inputs"] = inputs_;
     manifest_["run_options"] = {{"backend", opt_.backend},
                                 {"per_chain", opt_.per_chain},
+                                {"per_chain_format", opt_.per_chain_format},
                                 {"checkpoint_every", opt_.checkpoint_every},
                                 {"checkpoint_every_seconds", opt_.checkpoint_seconds},
                                 {"max_memory_bytes", plans_.front().budget}};
@@ -457,6 +464,7 @@ class ExperimentRun {
         nullptr};
     for (int m : pr.written)
       pr.column[m] = static_cast<int>(std::find(all_names_.begin(), all_names_.end(), names[m]) - all_names_.begin());
+    if (per_chain_h5_) per_chain_h5_->point(p, point.labels, written_metric_names(c), c.chains, c.generations, c.seed);
     if (root_ && ex_.early_warning.on) {
       std::vector<DetectorSpec> detectors = chosen_detectors(c, ex_.early_warning);
       std::vector<int> index;
@@ -627,6 +635,13 @@ class ExperimentRun {
           r[pr.point.labels.size() + 2 + pr.column[m]] = number(slot[static_cast<std::size_t>(m) * N + i]);
         per_chain_->row(r);
       }
+    }
+    if (per_chain_h5_) {
+      std::vector<double> values;
+      values.reserve(pr.written.size() * static_cast<std::size_t>(N));
+      for (int m : pr.written)
+        values.insert(values.end(), slot + static_cast<std::size_t>(m) * N, slot + static_cast<std::size_t>(m + 1) * N);
+      per_chain_h5_->write(pr.index, g, values);
     }
     csv_->mark();
     if (per_chain_) per_chain_->mark();
@@ -846,6 +861,9 @@ class ExperimentRun {
   nlohmann::json plan_json_ = nlohmann::json::array();
   nlohmann::json points_json_ = nlohmann::json::array();
   std::unique_ptr<CsvWriter> csv_, per_chain_, summary_csv_, summary_chains_, early_csv_;
+  std::unique_ptr<PerChainH5> per_chain_h5_;
+  bool h5() const { return opt_.per_chain_format == "hdf5"; }
+  std::string h5_path() const { return opt_.out_dir + "/per_chain.h5"; }
   StageSeconds stages_;
   std::unique_ptr<Progress> progress_;
   Fault fault_;

@@ -28,8 +28,9 @@ struct RunOptions {
   std::string backend = "auto";
   int threads = 0;  // cpu: 0 = all cores
   bool per_chain = false;
-  bool progress = true;      // progress bar on stderr (only if it is a terminal)
-  int checkpoint_every = 0;  // generations between checkpoints; 0: none by count
+  std::string per_chain_format = "csv";  // csv (per_chain.csv) or hdf5 (per_chain.h5, sim/io/per_chain_h5.h)
+  bool progress = true;                  // progress bar on stderr (only if it is a terminal)
+  int checkpoint_every = 0;              // generations between checkpoints; 0: none by count
   // Wall seconds between checkpoints, on rank 0's clock (it decides for every rank); 0: none by time. A run stopped
   // by a signal or a failed write checkpoints whatever these say.
   double checkpoint_seconds = 300.0;
