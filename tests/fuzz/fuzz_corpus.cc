@@ -2,9 +2,9 @@
 // tokenizer, the 1-in-10 held-out split and the vocabulary, on the bytes a
 // corpus file would hold.
 //
-// CorpusError (no sentence, fewer than 10) is the one expected failure; any
-// other exception is a finding (abort), and so is anything the sanitizers
-// see. An accepted corpus is checked against the invariants the n-gram family
+// CorpusError (empty, not UTF-8 text, no sentence, fewer than 10) is the one
+// expected failure; any other exception is a finding (abort), and so is
+// anything the sanitizers see. An accepted corpus is checked against the invariants the n-gram family
 // relies on, and against the same text tokenized in 3 stretches at once.
 #include <cstddef>
 #include <cstdint>

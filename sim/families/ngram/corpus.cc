@@ -1,11 +1,16 @@
 #include "sim/families/ngram/corpus.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <deque>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -169,6 +174,63 @@ void tokenize_stretch(std::string_view text, Stretch& out) {
   }
 }
 
+// The first offset at which `text` stops being UTF-8 text without NUL bytes, and what is wrong there
+// (text.size() when nothing is). Well-formed UTF-8 is Unicode's Table 3-7 (The Unicode Standard, ch. 3.9):
+// a lead byte C2..DF, E0..EF or F0..F4 followed by 1, 2 or 3 continuation bytes 80..BF, the second one narrowed
+// after E0 (A0..BF: below is an overlong encoding), ED (80..9F: above are the surrogates D800..DFFF), F0 (90..BF:
+// overlong) and F4 (80..8F: above is beyond U+10FFFF). C0, C1 (overlong) and F5..FF never occur. A bad sequence is
+// reported at its first byte. Eight ASCII bytes are checked at once.
+std::size_t first_bad_byte(std::string_view text, std::string& what) {
+  const auto* b = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  auto bad = [&](std::size_t at, const char* why) {
+    what = fmt::format("not valid UTF-8 (byte 0x{:02X}: {})", static_cast<unsigned>(b[at]), why);
+    return at;
+  };
+  for (std::size_t i = 0; i < n;) {
+    if (i + 8 <= n) {
+      std::uint64_t v;
+      std::memcpy(&v, b + i, 8);
+      constexpr std::uint64_t kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
+      if ((v & kHighs) == 0 && ((v - kOnes) & ~v & kHighs) == 0) {  // no byte >= 0x80, no byte 0
+        i += 8;
+        continue;
+      }
+    }
+    const unsigned c = b[i];
+    if (c == 0) {
+      what = "a NUL byte";
+      return i;
+    }
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = 0;
+    unsigned lo = 0x80, hi = 0xBF;
+    const char* narrowed = "";  // what a continuation byte outside [lo, hi] would encode
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0, narrowed = "an overlong encoding";
+    else if (c == 0xED) len = 3, hi = 0x9F, narrowed = "a surrogate, U+D800..U+DFFF";
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90, narrowed = "an overlong encoding";
+    else if (c == 0xF4) len = 4, hi = 0x8F, narrowed = "a code point above U+10FFFF";
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c <= 0xBF) return bad(i, "a continuation byte with no lead byte");
+    else if (c <= 0xC1) return bad(i, "an overlong encoding");
+    else if (c <= 0xF7) return bad(i, "a code point above U+10FFFF");
+    else return bad(i, "never used in UTF-8");
+    for (std::size_t k = 1; k < len; ++k) {
+      if (i + k >= n) return bad(i, "a sequence cut short by the end of the file");
+      const unsigned d = b[i + k];
+      if (d < 0x80 || d > 0xBF) return bad(i, "a sequence cut short");
+      if (k == 1 && (d < lo || d > hi)) return bad(i, narrowed);
+    }
+    i += len;
+  }
+  return n;
+}
+
 }  // namespace
 
 std::vector<std::string> tokenize(const std::string& line) {
@@ -179,20 +241,49 @@ std::vector<std::string> tokenize(const std::string& line) {
 }
 
 Corpus load_corpus(const std::string& path) {
-  std::error_code ec;
-  if (!fs::is_regular_file(path, ec))
-    throw CorpusError(fmt::format("cannot read corpus file \"{}\" (not a regular file)", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
-  std::string text(static_cast<std::size_t>(fs::file_size(path, ec)), '\0');
-  if (ec) throw CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, ec.message()));
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad() || in.gcount() != static_cast<std::streamsize>(text.size()))
-    throw CorpusError(fmt::format("cannot read corpus file \"{}\"", path));
+  // What the path names is checked before it is opened (a FIFO would block the open, a device or a directory read
+  // as something else than text), and again on the open file, non-blocking, in case the path changed in between.
+  auto refuse = [&](const std::string& why) {
+    return CorpusError(fmt::format("cannot read corpus file \"{}\": {}", path, why));
+  };
+  auto kind = [](mode_t mode) -> std::string {
+    return S_ISDIR(mode)    ? "a directory"
+           : S_ISFIFO(mode) ? "a FIFO (named pipe)"
+           : S_ISCHR(mode)  ? "a character device"
+           : S_ISBLK(mode)  ? "a block device"
+           : S_ISSOCK(mode) ? "a socket"
+                            : "not a file";
+  };
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) throw refuse(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw refuse(kind(st.st_mode) + ", not a regular file");
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) throw refuse(std::strerror(errno));
+  struct Close {
+    int fd;
+    ~Close() { ::close(fd); }
+  } close_fd{fd};
+  if (::fstat(fd, &st) != 0) throw refuse(std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw refuse(kind(st.st_mode) + ", not a regular file");
+  std::string text(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t r = ::read(fd, text.data() + got, text.size() - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) throw refuse(std::strerror(errno));
+    if (r == 0) break;
+    got += static_cast<std::size_t>(r);
+  }
+  text.resize(got);
   return parse_corpus(text, path);
 }
 
 Corpus parse_corpus(const std::string& text, const std::string& source, int parts) {
+  if (text.empty()) throw CorpusError(fmt::format("corpus file \"{}\" is empty (0 bytes)", source));
+  std::string what;
+  if (const std::size_t at = first_bad_byte(text, what); at < text.size())
+    throw CorpusError(fmt::format("corpus file \"{}\" is not text: {} at byte offset {} (line {})", source, what, at,
+                                  1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n')));
   // The text cut at line ends into stretches (about 1 MiB or more each, at
   // most one per thread unless `parts` says), tokenized in parallel.
   if (parts <= 0) parts = static_cast<int>(std::clamp<std::size_t>(text.size() >> 20, 1, omp_get_max_threads()));

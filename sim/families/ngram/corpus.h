@@ -46,15 +46,19 @@ struct Corpus {
 
 std::vector<std::string> tokenize(const std::string& line);
 
-// Reads and splits a corpus file; CorpusError (naming the file) if it cannot
-// be read, is empty, or yields no training or no held-out sentence.
+// Reads and splits a corpus file; CorpusError (naming the file) if it is not
+// a regular file (a directory, a FIFO, a device: said without opening it, so
+// a FIFO never blocks), cannot be read, or parse_corpus refuses its bytes.
 Corpus load_corpus(const std::string& path);
 
 // What load_corpus does with the file's bytes, for text already in memory
 // (the fuzz target tests/fuzz/fuzz_corpus.cc); `source` is what the errors
-// name and what Corpus::source records. The text is tokenized in `parts`
-// stretches of whole lines at once (0: one per MiB, at most one per
-// thread); the result does not depend on how many.
+// name and what Corpus::source records. CorpusError if the text is empty, is
+// not valid UTF-8 or holds a NUL byte (naming the byte offset and line of the
+// first bad byte, and what is wrong there), or yields no training or no
+// held-out sentence. The text is tokenized in `parts` stretches of whole
+// lines at once (0: one per MiB, at most one per thread); the result does not
+// depend on how many.
 Corpus parse_corpus(const std::string& text, const std::string& source, int parts = 0);
 
 // load_corpus, read once per path and process (sweep points share it).

@@ -6,10 +6,14 @@
 #include <cmath>
 #include <filesystem>
 #include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include <fmt/format.h>
 
 #include "sim/families/ngram/corpus.h"
+#include "sim/families/ngram/wright_fisher.h"
 #include "sim/parallel/backend.h"
 
 namespace ouro {
@@ -220,27 +224,30 @@ std::optional<double> ngram_theory(const PointConfig& c, int metric, int t) {
                              g.order == 1 && g.temperature == 1.0 && g.top_k == 0 && g.top_p == 1.0 &&
                              !c.tail_upsample && !c.verifier;
   if (!wright_fisher) return std::nullopt;
-  const auto p = zipf_probabilities(g.zipf_vocab, g.zipf_exponent);
   if (metric == kNgGiniSimpson) {
     // E[1 - sum p_t^2] = (1 - sum p_0^2)(1 - 1/n)^t for multinomial resampling
     // of n tokens per generation (each generation's heterozygosity shrinks by 1 - 1/n).
     double sq = 0.0;
-    for (double q : p) sq += q * q;
+    for (double q : zipf_probabilities(g.zipf_vocab, g.zipf_exponent)) sq += q * q;
     return (1.0 - sq) * std::pow(1.0 - 1.0 / n, t);
   }
   if ((metric == kNgVocabSurvival || metric == kNgMissingMass) && t >= 1) {
-    // Suresh et al. 2024: P(type of probability p alive at t) ~ 1 - exp(-n p g_t),
-    // g_1 = 1, g_{t+1} = 1 - exp(-g_t) (a Poisson approximation, not exact);
-    // the missing mass weighs each type's death by its true probability.
-    double gt = 1.0;
-    for (int k = 1; k < t; ++k) gt = 1.0 - std::exp(-gt);
-    double alive = 0.0, missing = 0.0;
-    for (double q : p) {
-      const double dead = std::exp(-n * q * gt);
-      alive += 1.0 - dead;
-      missing += q * dead;
+    // Exact: each type's count is a binomial chain absorbed at 0, c_1 ~ Binomial(n, p_w), c_{t+1} ~ Binomial(n,
+    // c_t / n), and E[vocab_survival_t] = 1 - (1/V) sum_w P(c_t = 0), E[missing_mass_t] = sum_w p_w P(c_t = 0)
+    // (sim/families/ngram/wright_fisher.h; not Suresh et al.'s 2024 Poisson approximation). Computed once per
+    // truth, n and length: theory is asked for every generation and metric.
+    static std::mutex mutex;
+    static std::map<std::tuple<int, double, double, int>, WrightFisherLoss> cache;
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto key = std::make_tuple(g.zipf_vocab, g.zipf_exponent, n, c.generations);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      const auto p = zipf_probabilities(g.zipf_vocab, g.zipf_exponent);
+      it = cache.emplace(key, wright_fisher_loss(p, c.samples, c.generations)).first;
     }
-    return metric == kNgMissingMass ? missing : alive / static_cast<double>(p.size());
+    const WrightFisherLoss& loss = it->second;
+    if (static_cast<std::size_t>(t) >= loss.survival.size()) return std::nullopt;  // beyond the budget
+    return metric == kNgMissingMass ? loss.missing[t] : loss.survival[t];
   }
   return std::nullopt;
 }
@@ -298,12 +305,12 @@ constexpr MetricSpec kMetrics[] = {
      Direction::kDown, false, ""},
     {kernels::kNgVocabSurvival, "vocab_survival", "share of the truth's word types the model can still produce",
      Direction::kDown, false,
-     "generation 0 of a zipf truth; later, under gini_simpson's conditions, Suresh et al.'s Poisson approximation "
-     "(not exact)"},
+     "generation 0 of a zipf truth; under gini_simpson's conditions every generation (each type's count a "
+     "binomial chain)"},
     {kernels::kNgMissingMass, "missing_mass", "the truth's probability mass on the word types the model cannot produce",
      Direction::kUp, false,
-     "generation 0 of a zipf truth; later, under gini_simpson's conditions, Suresh et al.'s Poisson approximation "
-     "(not exact)"},
+     "generation 0 of a zipf truth; under gini_simpson's conditions every generation (each type's count a "
+     "binomial chain)"},
     {kernels::kNgEntropy, "entropy", "mean -log2 p(w | v) under the model over the generation's own sample",
      Direction::kDown, false, ""},
     {kernels::kNgGiniSimpson, "gini_simpson", "order 1: 1 - sum p(w)^2", Direction::kDown, false,

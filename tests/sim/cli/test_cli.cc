@@ -99,6 +99,12 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
   std::ofstream(ngram_cfg) << "chains: 2\ngenerations: 2\nmodel: {family: ngram, order: 1}\n"
                               "truth: {zipf: {vocab: 50, exponent: 1}}\ndata: {samples: 20}\n";
   const std::string g = ngram_cfg.string();
+  // Corpora that are not text: twelve good lines (216 bytes), then a NUL byte or a byte that is never UTF-8.
+  std::string lines;
+  for (int i = 0; i < 12; ++i) lines += "In the beginning.\n";
+  const std::string nul = (dir / "nul.txt").string(), binary = (dir / "binary.txt").string();
+  std::ofstream(nul) << lines << std::string("ab\0c\n", 5);
+  std::ofstream(binary) << lines << "caf\xC3\xA9 \xFF\n";
   const BadInput cases[] = {
       {"run " + c + " --set data.samples=-3", "data.samples"},
       {"run " + c + " --set data.real_fraction=2", "data.real_fraction"},
@@ -116,10 +122,16 @@ TEST(Cli, BadInputExitsWithCodeTwoAndNamesTheProblem) {
       {"run " + c + " --set \"truth={isotropic: 1e300}\"", "outside [1e-100, 1e100]"},
       // A metric the configuration does not write (draws_per_kept without a filter) named for the plot.
       {"run " + c + " --set \"plot.metrics=[var_ratio, draws_per_kept]\"", "draws_per_kept does not apply"},
-      // The n-gram family's refusals (a bad corpus path, an empty corpus,
-      // an order outside 1..3, top_p outside (0, 1]).
+      // The n-gram family's refusals (a bad corpus path, a corpus that is not
+      // text, named with the offset of its first bad byte, a directory, an
+      // order outside 1..3, top_p outside (0, 1]).
       {"run " + g + " --set \"truth={corpus: /nonexistent.txt}\"", "cannot read corpus file"},
       {"run " + g + " --set \"truth={corpus: /dev/null}\"", "not a regular file"},
+      {"validate " + g + " --set \"truth={corpus: " + nul + "}\"",
+       "is not text: a NUL byte at byte offset 218 (line 13)"},
+      {"validate " + g + " --set \"truth={corpus: " + binary + "}\"",
+       "is not text: not valid UTF-8 (byte 0xFF: never used in UTF-8) at byte offset 222 (line 13)"},
+      {"validate " + g + " --set \"truth={corpus: " + dir.string() + "}\"", "a directory, not a regular file"},
       {"run " + g + " --set model.order=4", "model.order"},
       {"run " + g + " --set sampler.top_p=0", "sampler.top_p"},
       {"run " + g + " --backend cuda", "--backend"},
