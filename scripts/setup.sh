@@ -13,7 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake git pkg-config libeigen3-dev librandom123-dev libyaml-cpp-dev libcli11-dev
-          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib python3-yaml bible-kjv)
+          nlohmann-json3-dev libfmt-dev libgtest-dev libbenchmark-dev libopenmpi-dev openmpi-bin python3-numpy python3-matplotlib python3-yaml
+          python3-pandas bible-kjv)
 build=${OUROBOROS_BUILD_DIR:-build}
 preset=()
 if [ "${1:-}" = "--sanitize" ]; then
