@@ -332,7 +332,7 @@ Manifest read_manifest(const std::string& text, const std::string& dir) {
       damaged(fmt::format("{}: points[{}] has no chain count (\"chains\": a positive integer, there or in the config)",
                           file, i));
     if (const auto labels = p.find("point"); labels != p.end()) {
-      if (!labels->is_object())
+      if (!labels->is_object() && !labels->is_null())  // null: a run without a sweep
         damaged(
             fmt::format("{}: points[{}].point is {}, expected the swept keys' values", file, i, labels->type_name()));
       mp.labels.emplace();

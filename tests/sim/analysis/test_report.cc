@@ -97,6 +97,23 @@ TEST_F(Report, AcceptsTheRunAsWritten) {
   EXPECT_FALSE(fs::exists(dir_ / "report.md.tmp"));
 }
 
+// A run without a sweep: no swept keys, one point (its manifest entry's
+// "point" is null).
+TEST(ReportRun, WithoutASweep) {
+  const fs::path dir = temp_dir("report_one_point");
+  std::string config = kRun;
+  config.erase(config.find("sweep:"));
+  const fs::path cfg = write_config(dir, config);
+  const Result r = run("run " + cfg.string() + " --backend cpu --no-progress --out " + (dir / "run").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  const Result rep = run("report " + (dir / "run").string());
+  ASSERT_EQ(rep.code, 0) << rep.out;
+  const std::string md = slurp(dir / "run" / "report.md");
+  EXPECT_NE(md.find("\n| 1 | "), std::string::npos) << md;  // the ranking's one row
+  EXPECT_EQ(md.find("\n| 2 | "), std::string::npos) << md;
+  fs::remove_all(dir);
+}
+
 // The command line on cut-short tables: a refusal with the file and line on
 // stderr and a failure exit code -- not a crash (128 + signal), and not a
 // report ranked on chains that are not there.
