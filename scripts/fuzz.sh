@@ -3,7 +3,7 @@
 # (clang, AddressSanitizer + UndefinedBehaviorSanitizer, tests/fuzz/) in the
 # sanitizer build (build-sanitize/, scripts/setup.sh --sanitize) and runs each
 # for a fixed number of executions on a copy of its seed corpus
-# (tests/fuzz/corpus/, never written to), both at once (one core each). Non-zero on any crash, sanitizer finding, unexpected exception, leak,
+# (tests/fuzz/corpus/, never written to), all at once (one process each). Non-zero on any crash, sanitizer finding, unexpected exception, leak,
 # timeout or out-of-memory, and when a target stops short of its executions.
 #
 #   OUROBOROS_FUZZ_RUNS      executions per target (default 100000)
@@ -47,10 +47,11 @@ run() {
 
 run fuzz_config tests/fuzz/corpus/config -dict=tests/fuzz/config.dict
 run fuzz_corpus tests/fuzz/corpus/corpus
+run fuzz_report tests/fuzz/corpus/report -dict=tests/fuzz/report.dict
 wait
 
 failed=0
-for target in fuzz_config fuzz_corpus; do
+for target in fuzz_config fuzz_corpus fuzz_report; do
   read -r rc end start <"$work/$target.status"
   log=$work/$target.log
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")

@@ -20,8 +20,14 @@ column is an expectation), for metrics whose mean is carried by a few chains
 `plot: {metrics: [...], center: ...}` section, recorded in manifest.json,
 gives the defaults; the options override it.
 
+Without plot.metrics or --metrics every metric of the run gets a panel,
+except those whose values (mean and quantiles) are the same number at every
+sweep point and generation, or missing throughout: a constant or empty panel
+says nothing (they are named on stderr; asking for one draws it).
+
 Only the standard library, numpy and matplotlib are used (run it with
-Debian's /usr/bin/python3).
+Debian's /usr/bin/python3); without numpy or matplotlib the script says what
+to install and exits with status 1.
 """
 
 import argparse
@@ -31,15 +37,20 @@ import math
 import os
 import sys
 
-import numpy as np
-import matplotlib
+try:
+    import numpy as np
+    import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgb
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+except ImportError as e:
+    sys.stderr.write("plot_collapse.py needs numpy and matplotlib (%s): apt-get install python3-numpy "
+                     "python3-matplotlib, or pip install numpy matplotlib\n" % e)
+    sys.exit(1)
 
 # Okabe-Ito, reordered so the low-contrast yellow comes last.
 OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7",
@@ -129,6 +140,41 @@ def run_name(directory):
     return os.path.basename(os.path.normpath(os.path.abspath(directory)))
 
 
+def constant_metrics(t, names):
+    """The metrics among names whose mean and quantiles take one value (or
+    none) over every sweep point and generation."""
+    metric = np.array(t["metric"], dtype=object)
+    finite_gen = np.isfinite(t["generation"])
+    out = []
+    for m in names:
+        rows = (metric == m) & finite_gen
+        values = np.concatenate([t[c][rows] for c in ("mean", "q05", "q50", "q95")])
+        values = values[~np.isnan(values)]
+        if values.size == 0 or np.all(values == values[0]):
+            out.append(m)
+    return out
+
+
+def panel_metrics(t, requested):
+    """The metrics to draw, in order, and those left out of the default panels.
+
+    requested: a list of metric names (--metrics or plot.metrics), drawn as
+    asked where the run has them; None: every metric of the run that is not
+    constant (all of them when every one is)."""
+    names = list(dict.fromkeys(m for m, g in zip(t["metric"], t["generation"])
+                               if m and np.isfinite(g)))
+    if requested is not None:
+        missing = [m for m in requested if m not in names]
+        if missing:
+            sys.stderr.write("plot_collapse: warning: no data for metric(s): %s\n"
+                             % ", ".join(missing))
+        return [m for m in requested if m in names], []
+    constant = constant_metrics(t, names)
+    if len(constant) == len(names):
+        return names, []
+    return [m for m in names if m not in constant], constant
+
+
 def axis_sort_key(values):
     """Order of an axis' values: numeric if all are numbers, else first seen."""
     uniq = list(dict.fromkeys(values))
@@ -186,14 +232,11 @@ def main():
 
     gen = t["generation"]
     keep = np.isfinite(gen)
-    metric_names = list(dict.fromkeys(m for m, k in zip(t["metric"], keep) if k and m))
-    if args.metrics:
-        wanted = [m.strip() for m in args.metrics.split(",") if m.strip()]
-        missing = [m for m in wanted if m not in metric_names]
-        if missing:
-            sys.stderr.write("plot_collapse: warning: no data for metric(s): %s\n"
-                             % ", ".join(missing))
-        metric_names = [m for m in wanted if m in metric_names]
+    wanted = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    metric_names, skipped = panel_metrics(t, wanted)
+    if skipped:
+        sys.stderr.write("plot_collapse: no panel for metric(s) constant over every point and generation: %s "
+                         "(--metrics or plot.metrics draws them)\n" % ", ".join(skipped))
     if not metric_names:
         die("no metrics to plot in %s" % csv_path)
 

@@ -134,6 +134,9 @@ int report_command(const Comm& comm, const Args& a) {
   if (!comm.root()) return 0;
   try {
     write_report(a.report_dir);
+  } catch (const RunFolderError& e) {  // a run folder that is damaged or not complete: the folder, not the argument
+    std::fprintf(stderr, "ouroboros: report: %s\n", e.what());
+    return 1;
   } catch (const ReportError& e) {
     std::fprintf(stderr, "ouroboros: report: %s\n", e.what());
     return kExitBadInput;

@@ -30,8 +30,7 @@ namespace {
 // HDF5's own error stack is silenced; every failure becomes a WriteError naming the file and the call.
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   const int err = errno == ENOSPC || errno == EDQUOT ? errno : EIO;
-  throw WriteError(fmt::format("{}: {} failed ({})", path, what, err == EIO ? "HDF5 error" : std::strerror(err)),
-                   err);
+  throw WriteError(fmt::format("{}: {} failed ({})", path, what, err == EIO ? "HDF5 error" : std::strerror(err)), err);
 }
 
 hid_t check(hid_t id, const std::string& path, const char* what) {
@@ -73,7 +72,7 @@ void number_attribute(hid_t on, const char* name, double value, const std::strin
 struct PerChainH5::Impl {
   std::string path;
   hid_t file = -1;
-  std::map<std::size_t, hid_t> sets;  // point -> its values dataset
+  std::map<std::size_t, hid_t> sets;                    // point -> its values dataset
   std::map<std::size_t, std::array<hsize_t, 2>> shape;  // point -> (metrics, chains)
 };
 
@@ -129,8 +128,8 @@ void PerChainH5::point(std::size_t p, const std::vector<std::string>& labels, co
   }
   const double nan = NAN;
   check(H5Pset_fill_value(props, H5T_NATIVE_DOUBLE, &nan), path, "H5Pset_fill_value");
-  impl_->sets[p] = check(H5Dcreate2(group, "values", H5T_IEEE_F64LE, space, H5P_DEFAULT, props, H5P_DEFAULT), path,
-                         "H5Dcreate2");
+  impl_->sets[p] =
+      check(H5Dcreate2(group, "values", H5T_IEEE_F64LE, space, H5P_DEFAULT, props, H5P_DEFAULT), path, "H5Dcreate2");
   H5Pclose(props);
   H5Sclose(space);
   H5Gclose(group);
@@ -164,8 +163,8 @@ PerChainH5::PerChainH5(const std::string& path, const std::vector<std::string>&,
   throw WriteError(fmt::format("{}: this ouroboros was built without HDF5", path), ENOTSUP);
 }
 PerChainH5::~PerChainH5() = default;
-void PerChainH5::point(std::size_t, const std::vector<std::string>&, const std::vector<std::string>&, std::int64_t,
-                       int, std::uint32_t) {}
+void PerChainH5::point(std::size_t, const std::vector<std::string>&, const std::vector<std::string>&, std::int64_t, int,
+                       std::uint32_t) {}
 void PerChainH5::write(std::size_t, int, const std::vector<double>&) {}
 
 #endif

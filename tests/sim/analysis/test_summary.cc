@@ -150,7 +150,7 @@ TEST(Summary, RatioMetricsRankByTheMedianChainsDistanceFromTheTruth) {
   const fs::path dir = temp_dir("ratio_rank");
   std::ofstream(dir / "manifest.json")
       << R"({"status": "complete", "backend": "cpu", "ouroboros_version": "test", "config": {"name": "ratio"},)"
-      << R"( "points": [{"chains": 5}]})";
+      << R"( "points": [{"chains": 5}, {"chains": 5}, {"chains": 5}]})";
   const std::vector<std::vector<double>> chains = {
       {20, 20, 20, 20, 20}, {0.001, 0.001, 0.001, 2.4985, 2.4985}, {0.8, 0.9, 1.0, 1.05, 1.1}};
   std::ofstream sum(dir / "summary.csv"), per(dir / "summary_chains.csv");
