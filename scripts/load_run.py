@@ -9,7 +9,8 @@ As a module (with scripts/ on sys.path):
     run.summary          # summary.csv: one row per sweep point
     run.summary_chains   # summary_chains.csv: one row per sweep point and chain
     run.early_warning    # early_warning.csv (one row per point and detector), or None
-    run.per_chain        # per_chain.csv (--per-chain: one row per point, generation and chain), or None
+    run.per_chain        # per_chain.csv or per_chain.h5 (--per-chain: one row per point, generation and
+                         # chain, the same columns from either file), or None
     run.manifest         # manifest.json as a dict
     run.config           # config.yaml as a dict (the manifest's copy when PyYAML is not installed)
     run.axes             # the swept keys: the first columns of every table
@@ -33,7 +34,9 @@ interrupted) is read as it is: its tables hold the generations and points it
 finished.
 
 Needs pandas (Debian's python3-pandas, or pip install pandas); PyYAML
-(python3-yaml) is used for config.yaml when it is there.
+(python3-yaml) is used for config.yaml when it is there, h5py (python3-h5py)
+for per_chain.h5 (`--per-chain-format hdf5`). Every number is read back to
+the bit (pandas's round-trip float parser for the CSVs).
 """
 
 import dataclasses
@@ -89,9 +92,42 @@ def read_table(path: str, axes: Optional[List[str]] = None) -> pd.DataFrame:
     text = set(axes or []) | set(TEXT_COLUMNS)
     dtype = {c: str for c in header if c in text}
     try:
-        return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
+        return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""], float_precision="round_trip")
     except (OSError, ValueError) as e:
         raise RunFolderError("cannot read %s: %s" % (path, e)) from e
+
+
+def read_per_chain_h5(path: str) -> pd.DataFrame:
+    """per_chain.h5 (sim/io/per_chain_h5.h) as per_chain.csv's table: the swept keys (text), generation, chain,
+    then one column per metric (NaN where a point does not write it)."""
+    try:
+        import h5py
+        import numpy as np
+    except ImportError as e:
+        raise RunFolderError("reading %s needs h5py (%s): apt-get install python3-h5py, or pip install h5py"
+                             % (path, e)) from e
+
+    def text(values):
+        return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+    try:
+        with h5py.File(path, "r") as f:
+            axes = text(f.attrs["axes"])
+            frames = []
+            for p in range(len(f.keys())):
+                group = f["point_%d" % p]
+                values = group["values"][()]  # [generation][metric][chain]
+                gens, _, chains = values.shape
+                table = {a: np.repeat(np.array([label], dtype=object), gens * chains)
+                         for a, label in zip(axes, text(group.attrs["labels"]))}
+                table["generation"] = np.repeat(np.arange(gens), chains)
+                table["chain"] = np.tile(np.arange(chains), gens)
+                for m, name in enumerate(text(group.attrs["metrics"])):
+                    table[name] = values[:, m, :].ravel()
+                frames.append(pd.DataFrame(table))
+    except (OSError, KeyError) as e:
+        raise RunFolderError("cannot read %s: %s" % (path, e)) from e
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def swept_keys(path: str) -> List[str]:
@@ -146,7 +182,8 @@ def load_run(directory: str) -> Run:
         summary=read_table(path("summary.csv"), axes),
         summary_chains=read_table(path("summary_chains.csv"), axes),
         early_warning=optional("early_warning.csv"),
-        per_chain=optional("per_chain.csv"),
+        per_chain=(read_per_chain_h5(path("per_chain.h5")) if os.path.isfile(path("per_chain.h5"))
+                   else optional("per_chain.csv")),
         manifest=manifest,
         config=config,
     )

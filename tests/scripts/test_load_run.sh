@@ -88,6 +88,32 @@ assert plain.metrics.shape[0] == 6 * 3 * M and plain.summary_chains.shape[0] == 
 print("load_run: tables ok")
 EOF
 
+# per_chain.h5 (when the binary has HDF5): the same table as per_chain.csv, value for value.
+if "$bin" run "$dir/full.yaml" --per-chain-format hdf5 --no-progress --out "$dir/h5" >/dev/null 2>"$dir/err"; then
+  /usr/bin/python3 - "$src/scripts" "$dir/full" "$dir/h5" <<'EOF'
+import sys
+
+import numpy as np
+
+sys.path.insert(0, sys.argv[1])
+from load_run import load_run  # noqa: E402
+
+csv_run, h5_run = load_run(sys.argv[2]), load_run(sys.argv[3])
+a, b = csv_run.per_chain, h5_run.per_chain
+assert list(a.columns) == list(b.columns), (list(a.columns), list(b.columns))
+assert a.shape == b.shape, (a.shape, b.shape)
+for c in a.columns:
+    x, y = a[c].to_numpy(), b[c].to_numpy()
+    if x.dtype.kind == "f" or y.dtype.kind == "f":
+        assert np.array_equal(x.astype(float), y.astype(float), equal_nan=True), c
+    else:
+        assert (x.astype(str) == y.astype(str)).all(), c
+print("load_run: per_chain.h5 matches per_chain.csv")
+EOF
+else
+  grep -q "built without HDF5" "$dir/err" || { cat "$dir/err"; exit 1; }
+fi
+
 out=$(/usr/bin/python3 "$src/scripts/load_run.py" "$dir/full")
 metrics=$(head -n 1 "$dir/full/per_chain.csv" | tr ',' '\n' | tail -n +5 | wc -l)  # after the 2 keys, generation, chain
 echo "$out" | grep -q "^  metrics.csv: $((4 * 4 * metrics)) rows (4 points x 4 generations x $metrics metrics)$" ||
