@@ -2,19 +2,20 @@
 # The quickstart and the mixture rare-mode experiment at reduced size through
 # the binary and the plot script: the pictures are written, are PNGs, and the
 # script refuses a folder without metrics.csv with exit code 2. The default
-# panels leave out a metric that is constant over the run (draws_per_kept is 1
-# without a verifier) and a requested one is drawn. Under a python without
+# panels leave out a metric that is constant over the run (data_age is 0 when
+# every point replaces its data) and a requested one is drawn. Under a python without
 # numpy or matplotlib the script says what to install and exits 1.
 set -euo pipefail
 bin=$1
 src=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-"$bin" run "$src/experiments/quickstart.yaml" --set chains=50 --set generations=20 --no-progress --out "$dir/run" >/dev/null
+"$bin" run "$src/experiments/quickstart.yaml" --set chains=50 --set generations=20 --set data.regime=replace \
+  --no-progress --out "$dir/run" >/dev/null
 png=$(/usr/bin/python3 "$src/scripts/plot_collapse.py" "$dir/run" 2>"$dir/plot.err")
 [ "$png" = "$dir/run/collapse.png" ] || { echo "unexpected output path: $png"; exit 1; }
-grep -q "^plot_collapse: no panel for metric(s) constant over every point and generation: draws_per_kept " "$dir/plot.err" ||
-  { echo "the constant draws_per_kept was not left out:"; cat "$dir/plot.err"; exit 1; }
+grep -q "^plot_collapse: no panel for metric(s) constant over every point and generation: data_age " "$dir/plot.err" ||
+  { echo "the constant data_age was not left out:"; cat "$dir/plot.err"; exit 1; }
 # The panels themselves: every metric of the run but the constant one by default, and what is asked for when asked.
 panels=$(cd "$src/scripts" && /usr/bin/python3 -c '
 import sys
@@ -22,15 +23,15 @@ import plot_collapse as p
 t = p.read_metrics(sys.argv[1])
 names = sorted(set(t["metric"]))
 drawn, skipped = p.panel_metrics(t, None)
-assert skipped == ["draws_per_kept"], skipped
-assert sorted(drawn) == [m for m in names if m != "draws_per_kept"], (drawn, names)
-assert "var_ratio" in drawn and "data_age" in drawn, drawn  # data_age is constant under replace only: drawn
-asked, skipped = p.panel_metrics(t, ["draws_per_kept", "var_ratio"])
-assert asked == ["draws_per_kept", "var_ratio"] and skipped == [], (asked, skipped)
+assert skipped == ["data_age"], skipped
+assert sorted(drawn) == [m for m in names if m != "data_age"], (drawn, names)
+assert "var_ratio" in drawn and "synthetic_share" in drawn, drawn  # synthetic_share varies with real_fraction
+asked, skipped = p.panel_metrics(t, ["data_age", "var_ratio"])
+assert asked == ["data_age", "var_ratio"] and skipped == [], (asked, skipped)
 print(len(drawn))
 ' "$dir/run/metrics.csv")
 [ "$panels" -ge 8 ] || { echo "too few default panels: $panels"; exit 1; }
-png=$(/usr/bin/python3 "$src/scripts/plot_collapse.py" "$dir/run" --metrics draws_per_kept,var_ratio --out "$dir/asked.png" 2>"$dir/plot.err")
+png=$(/usr/bin/python3 "$src/scripts/plot_collapse.py" "$dir/run" --metrics data_age,var_ratio --out "$dir/asked.png" 2>"$dir/plot.err")
 [ -s "$png" ] && [ ! -s "$dir/plot.err" ] || { echo "a requested constant metric was not drawn quietly:"; cat "$dir/plot.err"; exit 1; }
 head -c 8 "$png" | od -An -tx1 | grep -q "89 50 4e 47 0d 0a 1a 0a" || { echo "not a PNG: $png"; exit 1; }
 [ "$(stat -c %s "$png")" -gt 20000 ] || { echo "suspiciously small PNG"; exit 1; }

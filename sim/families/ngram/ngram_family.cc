@@ -314,22 +314,23 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kNgEntropy, "entropy", "mean -log2 p(w | v) under the model over the generation's own sample",
      Direction::kDown, false, ""},
     {kernels::kNgGiniSimpson, "gini_simpson", "order 1: 1 - sum p(w)^2", Direction::kDown, false,
-     "zipf truth, order 1, mle, replace, no real data, default sampler (Wright-Fisher)"},
+     "zipf truth, order 1, mle, replace, no real data, default sampler (Wright-Fisher)", false, "with model.order 1"},
     {kernels::kNgKl, "kl", "zipf truths: KL(truth || model_t) in bits (the rate of a Markov chain)", Direction::kUp,
-     false, "generation 0 of a zipf truth"},
+     false, "generation 0 of a zipf truth", false, "with a zipf truth"},
     {kernels::kNgTv, "tv", "zipf truths: total variation between truth and model (the rate of a Markov chain)",
-     Direction::kUp, false, "generation 0 of a zipf truth"},
+     Direction::kUp, false, "generation 0 of a zipf truth", false, "with a zipf truth"},
     {kernels::kNgKlInfChains, "kl_inf_chains", "zipf truths: 1 for a chain whose kl is infinite (a type has died)",
-     Direction::kUp, false, "generation 0 of a zipf truth"},
+     Direction::kUp, false, "generation 0 of a zipf truth", false, "with a zipf truth"},
     {kernels::kNgTailMass, "tail_mass", "the model's mass on the tail set over the truth's", Direction::kDown, true,
      "generation 0 of a zipf truth"},
     {kernels::kNgDistinct2, "distinct_2", "distinct bigrams over bigrams in the generation's sample", Direction::kDown,
      false, ""},
     {kernels::kNgCutSentences, "cut_sentences", "sentences of the sample cut at 4096 tokens", Direction::kNone, false,
-     ""},
+     "", false, "with a corpus truth (a zipf truth's samples are not sentences)"},
     {kernels::kNgDrawsPerKept, "draws_per_kept",
-     "tokens drawn per token kept in the sample under data.dedup or data.verifier (1 without)", Direction::kNone, false,
-     ""},
+     "tokens drawn per token kept in the sample under data.dedup or "
+     "data.verifier",
+     Direction::kNone, false, "", false, "with data.verifier or data.dedup"},
     {kernels::kNgSyntheticShare, "synthetic_share", "share of the training text's tokens that are synthetic",
      Direction::kNone, false, "zipf truths without a verifier"},
     {kernels::kNgDataAge, "data_age", "mean age in generations of the training text's tokens", Direction::kNone, false,
@@ -472,6 +473,16 @@ class NgramFamily final : public Family {
   }
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }
+
+  // MetricSpec::written: gini_simpson is a unigram's; kl, tv and kl_inf_chains compare with a truth known in closed
+  // form (a zipf truth); cut_sentences counts sentences, which a zipf truth's samples are not.
+  bool writes(const PointConfig& c, const std::string& metric) const override {
+    const auto& g = c.settings<NgramSettings>();
+    if (metric == "gini_simpson") return g.order == 1;
+    if (metric == "kl" || metric == "tv" || metric == "kl_inf_chains") return g.corpus.empty();
+    if (metric == "cut_sentences") return !g.corpus.empty();
+    return Family::writes(c, metric);
+  }
 
   std::optional<double> theory(const PointConfig& c, int metric, int generation) const override {
     return ngram_theory(c, metric, generation);

@@ -190,16 +190,23 @@ TEST_F(Report, AFileThatIsNotARegularFileIsRefusedBeforeItIsOpened) {
 TEST_F(Report, ARunNotCompleteIsRefusedSayingWhatToDo) {
   edit("manifest.json", R"("status": "complete")", R"("status": "interrupted")");
   expect_refused({"interrupted", "ouroboros resume " + dir_.string()});
+  // A manifest that says running with nobody holding the folder's lock: a killed run, without a checkpoint failed
+  // (not resumable), with one interrupted (sim/io/run_folder.h).
   edit("manifest.json", R"("status": "interrupted")", R"("status": "running")");
   try {
     write_report(dir_.string());
     ADD_FAILURE() << "a running run was reported";
   } catch (const RunFolderError& e) {
     const std::string m = e.what();
-    EXPECT_NE(m.find("status running"), std::string::npos) << m;
+    EXPECT_NE(m.find("says running"), std::string::npos) << m;
     EXPECT_NE(m.find("killed"), std::string::npos) << m;
-    EXPECT_EQ(m.find("resume"), std::string::npos) << "a running run is not resumed: " << m;
+    EXPECT_EQ(m.find("ouroboros resume"), std::string::npos) << "nothing to resume from: " << m;
+    EXPECT_NE(m.find("--force"), std::string::npos) << m;
   }
+  fs::create_directories(dir_ / "checkpoint");
+  std::ofstream(dir_ / "checkpoint" / "latest.json") << "{}";
+  expect_refused({"killed", "ouroboros resume " + dir_.string()});
+  fs::remove_all(dir_ / "checkpoint");
   edit("manifest.json", R"("status": "running")", R"("status": "paused")");
   expect_refused({"manifest.json: status \"paused\", expected \"complete\""});
   edit("manifest.json", R"("status": "paused",?)", "");

@@ -149,8 +149,8 @@ TEST(RunFolder, CheckpointsByWallTime) {
 }
 
 // One writer per folder: while a run is alive (held stopped with SIGSTOP, so the test does not race it), a second
-// run into its folder, with or without --force, and a resume of it are refused with exit code 2 naming its pid; the
-// first run then completes with its own files.
+// run into its folder, with or without --force, and a resume of it are refused with exit code 2 naming its pid, and
+// report says it is being written; the first run then completes with its own files.
 TEST(RunFolder, ASecondWriterIsRefusedWhileTheFirstIsAlive) {
   const fs::path dir = temp_dir("lock");
   const fs::path cfg = write_config(dir, kGaussian);
@@ -173,6 +173,9 @@ TEST(RunFolder, ASecondWriterIsRefusedWhileTheFirstIsAlive) {
     EXPECT_EQ(r.code, 2) << args << ": " << r.out;
     EXPECT_NE(r.out.find(holder), std::string::npos) << args << ": " << r.out;
   }
+  const Result report = run("report " + out.string());
+  EXPECT_EQ(report.code, 1) << report.out;
+  EXPECT_NE(report.out.find("being written now by " + holder), std::string::npos) << report.out;
   ASSERT_EQ(kill(static_cast<pid_t>(pid), SIGCONT), 0);
   for (int i = 0; i < 1200 && kill(static_cast<pid_t>(pid), 0) == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
