@@ -1,7 +1,11 @@
 #include "sim/engine/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <map>
 #include <memory>
@@ -89,6 +93,34 @@ bool at_or_under(const std::string& key, const std::string& path) {
   return key == path || (key.size() > path.size() && key.compare(0, path.size(), path) == 0 && key[path.size()] == '.');
 }
 
+// The data option a common key belongs to, if any.
+std::optional<DataOption> option_of(const std::string& path) {
+  for (DataOption o : {DataOption::kEstimatorWeight, DataOption::kVerifier, DataOption::kTailUpsample,
+                       DataOption::kAgeDecay, DataOption::kDedup, DataOption::kDedupGrid})
+    if (at_or_under(path, data_option_key(o))) return o;
+  return std::nullopt;
+}
+
+// The families a given key or section belongs to: those with a key at or under it, or, for a data option, those
+// whose cpu backend offers it. Empty for a key every config has.
+std::vector<const Family*> find_owners(const std::string& path) {
+  std::vector<const Family*> out;
+  if (const auto o = option_of(path)) {
+    for (const Family* f : family_table())
+      if (f->support("cpu").offers(*o)) out.push_back(f);
+    return out;
+  }
+  for (const auto& k : common_keys())
+    if (at_or_under(k.path, path)) return out;
+  for (const Family* f : family_table())
+    for (const auto& k : f->keys())
+      if (at_or_under(k.path, path)) {
+        out.push_back(f);
+        break;
+      }
+  return out;
+}
+
 // The keys of the union of the common keys and every family's (each once, in that order), and what the reader asks
 // of them, worked out once for the family table as it is.
 struct KeyIndex {
@@ -96,6 +128,7 @@ struct KeyIndex {
   std::set<std::string> sections;   // paths whose value is a mapping of further keys ("" is the top level)
   std::vector<std::string> leaves;  // the keys a value can be given to (--set, sweep)
   std::map<std::string, std::vector<std::string>> children;  // section -> the paths valid directly under it
+  std::map<std::string, std::vector<const Family*>> owners;  // each such path -> find_owners()
 
   KeyIndex() {
     all = common_keys();
@@ -118,6 +151,8 @@ struct KeyIndex {
         auto& list = children[section];
         if (std::find(list.begin(), list.end(), child) == list.end()) list.push_back(child);
       }
+    for (const auto& [section, list] : children)
+      for (const auto& child : list) owners.emplace(child, find_owners(child));
   }
 };
 
@@ -158,32 +193,11 @@ void check_keys(const YAML::Node& node, const std::string& section) {
   }
 }
 
-// The data option a common key belongs to, if any.
-std::optional<DataOption> option_of(const std::string& path) {
-  for (DataOption o : {DataOption::kEstimatorWeight, DataOption::kVerifier, DataOption::kTailUpsample,
-                       DataOption::kAgeDecay, DataOption::kDedup, DataOption::kDedupGrid})
-    if (at_or_under(path, data_option_key(o))) return o;
-  return std::nullopt;
-}
-
-// The families a given key or section belongs to: those with a key at or under it, or, for a data option, those
-// whose cpu backend offers it. Empty for a key every config has.
+// find_owners(), worked out once per path.
 std::vector<const Family*> owners(const std::string& path) {
-  std::vector<const Family*> out;
-  if (const auto o = option_of(path)) {
-    for (const Family* f : family_table())
-      if (f->support("cpu").offers(*o)) out.push_back(f);
-    return out;
-  }
-  for (const auto& k : common_keys())
-    if (at_or_under(k.path, path)) return out;
-  for (const Family* f : family_table())
-    for (const auto& k : f->keys())
-      if (at_or_under(k.path, path)) {
-        out.push_back(f);
-        break;
-      }
-  return out;
+  const auto& known = key_index().owners;
+  const auto it = known.find(path);
+  return it != known.end() ? it->second : find_owners(path);
 }
 
 // A key that belongs to other families is refused in this one's config, naming its owners.
@@ -456,8 +470,11 @@ std::vector<SweepAxis> read_sweep(const YAML::Node& root) {
 // The cross product, first axis slowest, each point validated. Its size is bounded before anything is multiplied
 // out: a few lines of YAML can ask for 10^8 points (validating them would exhaust memory, not refuse the config),
 // and 32 axes of 4 values would wrap a size_t product to 0 points, accepting a config none of whose values was
-// checked.
-std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<SweepAxis>& axes) {
+// checked. The points share one copy of the config less its sweep, into which each point assigns its value of every
+// axis (the readers only read it): a copy per point of the whole config, whose sweep lists can hold 10^4 values,
+// made the largest sweeps take minutes.
+std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<SweepAxis>& axes,
+                                     const ValidationProgress& progress) {
   constexpr std::size_t kMaxSweepPoints = 10000;
   std::size_t total = 1;
   for (const auto& a : axes) {
@@ -469,17 +486,24 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
     }
     total *= a.labels.size();
   }
+  YAML::Node point = YAML::Clone(root);
+  point.remove("sweep");
+  std::vector<std::vector<YAML::Node>> values(axes.size());  // [axis][k]
+  if (!axes.empty()) {
+    const YAML::Node sweep = find_node(root, "sweep");
+    for (std::size_t a = 0; a < axes.size(); ++a)
+      for (const auto& v : static_cast<const YAML::Node&>(sweep)[axes[a].path]) values[a].push_back(v);
+  }
   std::vector<SweepPoint> points;
+  points.reserve(total);
   for (std::size_t p = 0; p < total; ++p) {
-    YAML::Node point = YAML::Clone(root);
-    point.remove("sweep");
     std::vector<std::string> labels(axes.size());
     std::size_t rest = p;
     for (std::size_t a = axes.size(); a-- > 0;) {
       const std::size_t k = rest % axes[a].labels.size();
       rest /= axes[a].labels.size();
       labels[a] = axes[a].labels[k];
-      assign_node(point, axes[a].path, YAML::Clone(root["sweep"][axes[a].path][k]));
+      assign_node(point, axes[a].path, values[a][k]);
     }
     try {
       points.push_back(SweepPoint{labels, parse_point(point)});
@@ -491,11 +515,12 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
       throw ConfigError(e.path(),
                         std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
     }
+    if (progress) progress(p + 1, total);
   }
   return points;
 }
 
-Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
+Experiment build(YAML::Node root, const std::vector<std::string>& sets, const ValidationProgress& progress) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
   apply_sets(root, sets);
   check_keys(root, "");
@@ -506,7 +531,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   Experiment ex;
   ex.axes = read_sweep(root);
   ex.resolved = YAML::Clone(root);
-  ex.points = expand_sweep(root, ex.axes);
+  ex.points = expand_sweep(root, ex.axes, progress);
   const ConfigReader r(root);
   check_plot(r, ex);
   check_summary(r, ex);
@@ -516,9 +541,9 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
 
 // Any yaml-cpp exception that escapes the checks above (an odd document shape) is still a refusal of the config,
 // never a crash.
-Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets) {
+Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets, const ValidationProgress& progress) {
   try {
-    return build(root, sets);
+    return build(root, sets, progress);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("unexpected config structure: {}", e.what()));
   }
@@ -537,17 +562,19 @@ const std::vector<KeySpec>& common_keys() {
   return keys;
 }
 
-Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets) {
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
+                                const ValidationProgress& progress) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("not valid YAML: {}", e.what()));
   }
-  return build_checked(root, sets);
+  return build_checked(root, sets, progress);
 }
 
-Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets) {
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
+                           const ValidationProgress& progress) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -556,7 +583,22 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("{} is not valid YAML: {}", path, e.what()));
   }
-  return build_checked(root, sets);
+  return build_checked(root, sets, progress);
+}
+
+ValidationProgress terminal_progress() {
+  if (!isatty(STDERR_FILENO)) return {};
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  auto last = start;
+  return [=](std::size_t done, std::size_t total) mutable {
+    const auto now = Clock::now();
+    if (now - start < std::chrono::seconds(1) || (done != total && now - last < std::chrono::milliseconds(200))) return;
+    last = now;
+    std::fprintf(stderr, "\rvalidated %zu/%zu sweep points", done, total);
+    if (done == total) std::fprintf(stderr, "\n");
+    std::fflush(stderr);
+  };
 }
 
 const char* regime_name(kernels::Regime r) {

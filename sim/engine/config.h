@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,10 +86,21 @@ struct Experiment {
   EarlyWarningSettings early_warning;  // not swept either
 };
 
+// Called after each sweep point is validated: (points done, points in all).
+using ValidationProgress = std::function<void(std::size_t done, std::size_t total)>;
+
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is parsed as YAML (so 0.5, replace and
-// [1, 2] all work). A --set on a swept key fixes it and removes its axis.
-Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets);
-Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets);
+// [1, 2] all work). A --set on a swept key fixes it and removes its axis. `progress`, when given, hears of every
+// sweep point validated.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
+                           const ValidationProgress& progress = {});
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
+                                const ValidationProgress& progress = {});
+
+// A progress printer for load_experiment: when stderr is a terminal and validation has taken more than a second,
+// "validated 2000/10000 sweep points" on one line of stderr, rewritten a few times a second. (One process of a
+// run prints: pass it on rank 0 only.)
+ValidationProgress terminal_progress();
 
 // The keys every config has, whatever its family (the families' own: Family::keys()).
 const std::vector<KeySpec>& common_keys();

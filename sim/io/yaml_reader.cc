@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -40,10 +39,13 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
 }
 
 std::vector<std::string> split_path(const std::string& path) {
+  // (As std::getline splits: a trailing '.' adds no empty part. No stream: a lookup's cost is mostly this.)
   std::vector<std::string> parts;
-  std::stringstream ss(path);
-  std::string part;
-  while (std::getline(ss, part, '.')) parts.push_back(part);
+  for (std::size_t at = 0; at < path.size();) {
+    const std::size_t dot = std::min(path.find('.', at), path.size());
+    parts.push_back(path.substr(at, dot - at));
+    at = dot + 1;
+  }
   return parts;
 }
 
@@ -63,7 +65,11 @@ YAML::Node find_node(const YAML::Node& root, const std::string& path) {
   // whose operator[] does not insert.)
   YAML::Node cur;
   cur.reset(root);
-  for (const auto& part : split_path(path)) {
+  std::string part;
+  for (std::size_t at = 0; at < path.size();) {  // each part, as split_path() splits (without its vector)
+    const std::size_t dot = std::min(path.find('.', at), path.size());
+    part.assign(path, at, dot - at);
+    at = dot + 1;
     const YAML::Node& here = cur;
     if (!here.IsMap()) return YAML::Node();
     const YAML::Node next = here[part];
