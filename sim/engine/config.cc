@@ -436,6 +436,7 @@ void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
     } catch (const YAML::Exception& e) {
       throw ConfigError(path, fmt::format("cannot parse --set value \"{}\": {}", s.substr(eq + 1), e.msg));
     }
+    refuse_duplicate_keys(value, path, "in --set " + s);
     assign_node(root, path, value);
     if (root["sweep"] && root["sweep"].IsMap() && root["sweep"][path]) root["sweep"].remove(path);
   }
@@ -522,6 +523,7 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
 
 Experiment build(YAML::Node root, const std::vector<std::string>& sets, const ValidationProgress& progress) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
+  refuse_duplicate_keys(root, "");
   apply_sets(root, sets);
   check_keys(root, "");
   // reproduction: a paper's claims about this experiment (experiments/papers/), read by scripts/reproduce.py,

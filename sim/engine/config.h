@@ -90,8 +90,8 @@ struct Experiment {
 using ValidationProgress = std::function<void(std::size_t done, std::size_t total)>;
 
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is parsed as YAML (so 0.5, replace and
-// [1, 2] all work). A --set on a swept key fixes it and removes its axis. `progress`, when given, hears of every
-// sweep point validated.
+// [1, 2] all work). A --set on a swept key fixes it and removes its axis. A key given twice in one mapping, of the
+// file or of a --set value, is refused. `progress`, when given, hears of every sweep point validated.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
                            const ValidationProgress& progress = {});
 Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
