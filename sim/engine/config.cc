@@ -419,13 +419,27 @@ void check_early_warning(const ConfigReader& r, Experiment& ex) {
   }
 }
 
-// --set overrides, each fixing (and un-sweeping) its key.
+// ---- --set ---------------------------------------------------------------------
+
+// The paths a sweep mapping has axes for.
+std::vector<std::string> swept_paths(const YAML::Node& root) {
+  std::vector<std::string> out;
+  const YAML::Node sweep = find_node(root, "sweep");
+  if (sweep && sweep.IsMap())
+    for (const auto& kv : sweep)
+      if (kv.first.IsScalar()) out.push_back(kv.first.Scalar());
+  return out;
+}
+
+// --set overrides, in order (the rules: load_experiment in config.h).
 void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
   for (const auto& s : sets) {
     const auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) throw ConfigError("--set " + s, "expected key.path=value");
     const std::string path = s.substr(0, eq);
-    if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
+    const bool axis = path.rfind("sweep.", 0) == 0;
+    if (axis && path.size() == 6) throw ConfigError(path, "expected sweep.key.path=[values]");
+    if (!axis && !is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
     if (path == "reproduction" || path.rfind("reproduction.", 0) == 0)
       throw ConfigError(path, "the reproduction section cannot be set from the command line");
     if (s.find_first_not_of(" \t", eq + 1) == std::string::npos)
@@ -437,8 +451,29 @@ void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
       throw ConfigError(path, fmt::format("cannot parse --set value \"{}\": {}", s.substr(eq + 1), e.msg));
     }
     refuse_duplicate_keys(value, path, "in --set " + s);
+    if (axis) {
+      // An axis: its key holds dots, so it is one entry of the sweep mapping (checked with the sweep: read_sweep).
+      const YAML::Node sweep = find_node(root, "sweep");
+      if (sweep && !sweep.IsNull() && !sweep.IsMap())
+        throw ConfigError("sweep", "expected a mapping of key.path: [values], got " + scalar_text(sweep));
+      if (!sweep || sweep.IsNull()) root["sweep"] = YAML::Node(YAML::NodeType::Map);
+      root["sweep"][path.substr(6)] = value;
+      continue;
+    }
+    // A mapping that holds a swept key would be overridden in part by the sweep: refused, naming the way to say
+    // which was meant.
+    if (path != "sweep")
+      for (const auto& swept : swept_paths(root))
+        if (swept != path && at_or_under(swept, path)) {
+          const YAML::Node given = find_node(value, swept.substr(path.size() + 1));
+          const std::string v = given && given.IsScalar() ? given.Scalar() : "VALUE";
+          throw ConfigError(path, fmt::format("sets a mapping that holds {}, which is swept (sweep.{}) and would be "
+                                              "overridden by the sweep: use --set {}={} to fix that key, or "
+                                              "--set sweep.{}=[{}] to change its values",
+                                              swept, swept, swept, v, swept, v));
+        }
     assign_node(root, path, value);
-    if (root["sweep"] && root["sweep"].IsMap() && root["sweep"][path]) root["sweep"].remove(path);
+    if (YAML::Node sweep = find_node(root, "sweep"); path != "sweep" && sweep && sweep.IsMap()) sweep.remove(path);
   }
 }
 

@@ -90,8 +90,14 @@ struct Experiment {
 using ValidationProgress = std::function<void(std::size_t done, std::size_t total)>;
 
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is parsed as YAML (so 0.5, replace and
-// [1, 2] all work). A --set on a swept key fixes it and removes its axis. A key given twice in one mapping, of the
-// file or of a --set value, is refused. `progress`, when given, hears of every sweep point validated.
+// [1, 2] all work). They apply in order, each to the config as the ones before it left it:
+// - a key (--set data.samples=30) sets it; a swept key is fixed, and its axis removed;
+// - a mapping (--set "truth={isotropic: 2}") replaces it, and is refused where it holds a swept key (the sweep
+//   would override part of what was set): set that key, or its axis, instead;
+// - sweep.KEY (--set "sweep.data.samples=[10, 30]") replaces the axis KEY, or adds it as the last (fastest) one;
+// - sweep (--set "sweep={data.samples: [10, 30]}") replaces the whole sweep; {} or null leaves none.
+// A key given twice in one mapping, of the file or of a --set value, is refused. `progress`, when given, hears of
+// every sweep point validated.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
                            const ValidationProgress& progress = {});
 Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
