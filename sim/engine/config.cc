@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -16,6 +17,8 @@
 
 namespace ouro {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kTiny = std::numeric_limits<double>::denorm_min();  // the lower bound of an open (0, ...
@@ -419,6 +422,34 @@ void check_early_warning(const ConfigReader& r, Experiment& ex) {
   }
 }
 
+// ---- paths -------------------------------------------------------------------
+
+// One value of a path-valued key, made absolute against `base` when it is a relative path (not one of the key's
+// words, such as kjv); lexically normal, so the config records it without "./" or "a/../".
+void resolve_path(YAML::Node n, const KeySpec& k, const fs::path& base) {
+  if (!n || !n.IsScalar() || n.Scalar().empty()) return;  // (refused, if at all, by the key's reader)
+  if (std::find(k.choices.begin(), k.choices.end(), n.Scalar()) != k.choices.end()) return;
+  const fs::path p(n.Scalar());
+  if (p.is_relative()) n = (base / p).lexically_normal().string();
+}
+
+// The relative paths of `node`, the value at `at` ("" for the whole config, "sweep" or "sweep.KEY" for a sweep or an
+// axis), against `base`: every path-valued key's value, and every value of its sweep axis.
+void resolve_paths(const YAML::Node& node, const std::string& at, const fs::path& base) {
+  for (const auto& k : key_index().all) {
+    if (k.type != KeyType::kPath) continue;
+    if (at.empty() || at_or_under(k.path, at))
+      resolve_path(at == k.path ? node : find_node(node, at.empty() ? k.path : k.path.substr(at.size() + 1)), k, base);
+    // An axis is an entry of the sweep mapping whose key holds dots: looked up as one key, not walked as a path.
+    YAML::Node sweep = at.empty() ? find_node(node, "sweep") : at == "sweep" ? node : YAML::Node();
+    YAML::Node axis = at == "sweep." + k.path ? node : YAML::Node();
+    if (sweep && sweep.IsMap())
+      if (const YAML::Node values = static_cast<const YAML::Node&>(sweep)[k.path]; values) axis.reset(values);
+    if (axis && axis.IsSequence())
+      for (YAML::Node v : axis) resolve_path(v, k, base);
+  }
+}
+
 // ---- --set ---------------------------------------------------------------------
 
 // The paths a sweep mapping has axes for.
@@ -431,8 +462,10 @@ std::vector<std::string> swept_paths(const YAML::Node& root) {
   return out;
 }
 
-// --set overrides, in order (the rules: load_experiment in config.h).
+// --set overrides, in order (the rules: load_experiment in config.h). A relative path in a value is read against the
+// current folder, where the command was typed.
 void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
+  const fs::path here = fs::current_path();
   for (const auto& s : sets) {
     const auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) throw ConfigError("--set " + s, "expected key.path=value");
@@ -451,6 +484,7 @@ void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
       throw ConfigError(path, fmt::format("cannot parse --set value \"{}\": {}", s.substr(eq + 1), e.msg));
     }
     refuse_duplicate_keys(value, path, "in --set " + s);
+    resolve_paths(value, path, here);
     if (axis) {
       // An axis: its key holds dots, so it is one entry of the sweep mapping (checked with the sweep: read_sweep).
       const YAML::Node sweep = find_node(root, "sweep");
@@ -556,10 +590,13 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
   return points;
 }
 
-Experiment build(YAML::Node root, const std::vector<std::string>& sets, const ValidationProgress& progress) {
+// `base`: the folder relative paths in the config are read against.
+Experiment build(YAML::Node root, const std::vector<std::string>& sets, const fs::path& base,
+                 const ValidationProgress& progress) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
   refuse_duplicate_keys(root, "");
   apply_sets(root, sets);
+  resolve_paths(root, "", base);
   check_keys(root, "");
   // reproduction: a paper's claims about this experiment (experiments/papers/), read by scripts/reproduce.py,
   // carried into the manifest, never read by the engine; only its shape is checked here.
@@ -578,9 +615,10 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets, const Va
 
 // Any yaml-cpp exception that escapes the checks above (an odd document shape) is still a refusal of the config,
 // never a crash.
-Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets, const ValidationProgress& progress) {
+Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets, const fs::path& base,
+                         const ValidationProgress& progress) {
   try {
-    return build(root, sets, progress);
+    return build(root, sets, base, progress);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("unexpected config structure: {}", e.what()));
   }
@@ -607,7 +645,7 @@ Experiment load_experiment_text(const std::string& yaml_text, const std::vector<
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("not valid YAML: {}", e.what()));
   }
-  return build_checked(root, sets, progress);
+  return build_checked(root, sets, fs::current_path(), progress);
 }
 
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
@@ -620,7 +658,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("{} is not valid YAML: {}", path, e.what()));
   }
-  return build_checked(root, sets, progress);
+  return build_checked(root, sets, fs::absolute(path).parent_path(), progress);
 }
 
 ValidationProgress terminal_progress() {

@@ -96,8 +96,10 @@ using ValidationProgress = std::function<void(std::size_t done, std::size_t tota
 //   would override part of what was set): set that key, or its axis, instead;
 // - sweep.KEY (--set "sweep.data.samples=[10, 30]") replaces the axis KEY, or adds it as the last (fastest) one;
 // - sweep (--set "sweep={data.samples: [10, 30]}") replaces the whole sweep; {} or null leaves none.
-// A key given twice in one mapping, of the file or of a --set value, is refused. `progress`, when given, hears of
-// every sweep point validated.
+// A key given twice in one mapping, of the file or of a --set value, is refused. A relative path of a path-valued
+// key (KeyType::kPath) is read against the config file's folder, one in a --set value against the current folder
+// (where it was typed), and one in `yaml_text` against the current folder; Experiment::resolved holds them absolute.
+// `progress`, when given, hears of every sweep point validated.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
                            const ValidationProgress& progress = {});
 Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
