@@ -663,15 +663,25 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 ValidationProgress terminal_progress() {
   if (!isatty(STDERR_FILENO)) return {};
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
-  auto last = start;
-  return [=](std::size_t done, std::size_t total) mutable {
-    const auto now = Clock::now();
-    if (now - start < std::chrono::seconds(1) || (done != total && now - last < std::chrono::milliseconds(200))) return;
-    last = now;
-    std::fprintf(stderr, "\rvalidated %zu/%zu sweep points", done, total);
-    if (done == total) std::fprintf(stderr, "\n");
+  // The line shown is ended when the last copy of the printer goes, so that a refusal met halfway starts a line of
+  // its own.
+  struct Line {
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point start = Clock::now(), last = start;
+    bool open = false;
+    ~Line() {
+      if (open) std::fprintf(stderr, "\n");
+    }
+  };
+  auto line = std::make_shared<Line>();
+  return [line](std::size_t done, std::size_t total) {
+    const auto now = Line::Clock::now();
+    if (now - line->start < std::chrono::seconds(1) ||
+        (done != total && now - line->last < std::chrono::milliseconds(200)))
+      return;
+    line->last = now;
+    line->open = done != total;
+    std::fprintf(stderr, "\rvalidated %zu/%zu sweep points%s", done, total, done == total ? "\n" : "");
     std::fflush(stderr);
   };
 }
