@@ -1,7 +1,12 @@
 #include "sim/engine/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -12,6 +17,8 @@
 
 namespace ouro {
 namespace {
+
+namespace fs = std::filesystem;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kTiny = std::numeric_limits<double>::denorm_min();  // the lower bound of an open (0, ...
@@ -89,6 +96,34 @@ bool at_or_under(const std::string& key, const std::string& path) {
   return key == path || (key.size() > path.size() && key.compare(0, path.size(), path) == 0 && key[path.size()] == '.');
 }
 
+// The data option a common key belongs to, if any.
+std::optional<DataOption> option_of(const std::string& path) {
+  for (DataOption o : {DataOption::kEstimatorWeight, DataOption::kVerifier, DataOption::kTailUpsample,
+                       DataOption::kAgeDecay, DataOption::kDedup, DataOption::kDedupGrid})
+    if (at_or_under(path, data_option_key(o))) return o;
+  return std::nullopt;
+}
+
+// The families a given key or section belongs to: those with a key at or under it, or, for a data option, those
+// whose cpu backend offers it. Empty for a key every config has.
+std::vector<const Family*> find_owners(const std::string& path) {
+  std::vector<const Family*> out;
+  if (const auto o = option_of(path)) {
+    for (const Family* f : family_table())
+      if (f->support("cpu").offers(*o)) out.push_back(f);
+    return out;
+  }
+  for (const auto& k : common_keys())
+    if (at_or_under(k.path, path)) return out;
+  for (const Family* f : family_table())
+    for (const auto& k : f->keys())
+      if (at_or_under(k.path, path)) {
+        out.push_back(f);
+        break;
+      }
+  return out;
+}
+
 // The keys of the union of the common keys and every family's (each once, in that order), and what the reader asks
 // of them, worked out once for the family table as it is.
 struct KeyIndex {
@@ -96,6 +131,7 @@ struct KeyIndex {
   std::set<std::string> sections;   // paths whose value is a mapping of further keys ("" is the top level)
   std::vector<std::string> leaves;  // the keys a value can be given to (--set, sweep)
   std::map<std::string, std::vector<std::string>> children;  // section -> the paths valid directly under it
+  std::map<std::string, std::vector<const Family*>> owners;  // each such path -> find_owners()
 
   KeyIndex() {
     all = common_keys();
@@ -118,6 +154,8 @@ struct KeyIndex {
         auto& list = children[section];
         if (std::find(list.begin(), list.end(), child) == list.end()) list.push_back(child);
       }
+    for (const auto& [section, list] : children)
+      for (const auto& child : list) owners.emplace(child, find_owners(child));
   }
 };
 
@@ -158,32 +196,11 @@ void check_keys(const YAML::Node& node, const std::string& section) {
   }
 }
 
-// The data option a common key belongs to, if any.
-std::optional<DataOption> option_of(const std::string& path) {
-  for (DataOption o : {DataOption::kEstimatorWeight, DataOption::kVerifier, DataOption::kTailUpsample,
-                       DataOption::kAgeDecay, DataOption::kDedup, DataOption::kDedupGrid})
-    if (at_or_under(path, data_option_key(o))) return o;
-  return std::nullopt;
-}
-
-// The families a given key or section belongs to: those with a key at or under it, or, for a data option, those
-// whose cpu backend offers it. Empty for a key every config has.
+// find_owners(), worked out once per path.
 std::vector<const Family*> owners(const std::string& path) {
-  std::vector<const Family*> out;
-  if (const auto o = option_of(path)) {
-    for (const Family* f : family_table())
-      if (f->support("cpu").offers(*o)) out.push_back(f);
-    return out;
-  }
-  for (const auto& k : common_keys())
-    if (at_or_under(k.path, path)) return out;
-  for (const Family* f : family_table())
-    for (const auto& k : f->keys())
-      if (at_or_under(k.path, path)) {
-        out.push_back(f);
-        break;
-      }
-  return out;
+  const auto& known = key_index().owners;
+  const auto it = known.find(path);
+  return it != known.end() ? it->second : find_owners(path);
 }
 
 // A key that belongs to other families is refused in this one's config, naming its owners.
@@ -417,13 +434,57 @@ void check_early_warning(const ConfigReader& r, Experiment& ex) {
   }
 }
 
-// --set overrides, each fixing (and un-sweeping) its key.
+// ---- paths -------------------------------------------------------------------
+
+// One value of a path-valued key, made absolute against `base` when it is a relative path (not one of the key's
+// words, such as kjv); lexically normal, so the config records it without "./" or "a/../".
+void resolve_path(YAML::Node n, const KeySpec& k, const fs::path& base) {
+  if (!n || !n.IsScalar() || n.Scalar().empty()) return;  // (refused, if at all, by the key's reader)
+  if (std::find(k.choices.begin(), k.choices.end(), n.Scalar()) != k.choices.end()) return;
+  const fs::path p(n.Scalar());
+  if (p.is_relative()) n = (base / p).lexically_normal().string();
+}
+
+// The relative paths of `node`, the value at `at` ("" for the whole config, "sweep" or "sweep.KEY" for a sweep or an
+// axis), against `base`: every path-valued key's value, and every value of its sweep axis.
+void resolve_paths(const YAML::Node& node, const std::string& at, const fs::path& base) {
+  for (const auto& k : key_index().all) {
+    if (k.type != KeyType::kPath) continue;
+    if (at.empty() || at_or_under(k.path, at))
+      resolve_path(at == k.path ? node : find_node(node, at.empty() ? k.path : k.path.substr(at.size() + 1)), k, base);
+    // An axis is an entry of the sweep mapping whose key holds dots: looked up as one key, not walked as a path.
+    YAML::Node sweep = at.empty() ? find_node(node, "sweep") : at == "sweep" ? node : YAML::Node();
+    YAML::Node axis = at == "sweep." + k.path ? node : YAML::Node();
+    if (sweep && sweep.IsMap())
+      if (const YAML::Node values = static_cast<const YAML::Node&>(sweep)[k.path]; values) axis.reset(values);
+    if (axis && axis.IsSequence())
+      for (YAML::Node v : axis) resolve_path(v, k, base);
+  }
+}
+
+// ---- --set ---------------------------------------------------------------------
+
+// The paths a sweep mapping has axes for.
+std::vector<std::string> swept_paths(const YAML::Node& root) {
+  std::vector<std::string> out;
+  const YAML::Node sweep = find_node(root, "sweep");
+  if (sweep && sweep.IsMap())
+    for (const auto& kv : sweep)
+      if (kv.first.IsScalar()) out.push_back(kv.first.Scalar());
+  return out;
+}
+
+// --set overrides, in order (the rules: load_experiment in config.h). A relative path in a value is read against the
+// current folder, where the command was typed.
 void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
+  const fs::path here = fs::current_path();
   for (const auto& s : sets) {
     const auto eq = s.find('=');
     if (eq == std::string::npos || eq == 0) throw ConfigError("--set " + s, "expected key.path=value");
     const std::string path = s.substr(0, eq);
-    if (!is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
+    const bool axis = path.rfind("sweep.", 0) == 0;
+    if (axis && path.size() == 6) throw ConfigError(path, "expected sweep.key.path=[values]");
+    if (!axis && !is_leaf_path(path) && !(is_section(path) && !path.empty())) unknown_key(path, leaf_paths());
     if (path == "reproduction" || path.rfind("reproduction.", 0) == 0)
       throw ConfigError(path, "the reproduction section cannot be set from the command line");
     if (s.find_first_not_of(" \t", eq + 1) == std::string::npos)
@@ -434,8 +495,31 @@ void apply_sets(YAML::Node root, const std::vector<std::string>& sets) {
     } catch (const YAML::Exception& e) {
       throw ConfigError(path, fmt::format("cannot parse --set value \"{}\": {}", s.substr(eq + 1), e.msg));
     }
+    refuse_duplicate_keys(value, path, "in --set " + s);
+    resolve_paths(value, path, here);
+    if (axis) {
+      // An axis: its key holds dots, so it is one entry of the sweep mapping (checked with the sweep: read_sweep).
+      const YAML::Node sweep = find_node(root, "sweep");
+      if (sweep && !sweep.IsNull() && !sweep.IsMap())
+        throw ConfigError("sweep", "expected a mapping of key.path: [values], got " + scalar_text(sweep));
+      if (!sweep || sweep.IsNull()) root["sweep"] = YAML::Node(YAML::NodeType::Map);
+      root["sweep"][path.substr(6)] = value;
+      continue;
+    }
+    // A mapping that holds a swept key would be overridden in part by the sweep: refused, naming the way to say
+    // which was meant.
+    if (path != "sweep")
+      for (const auto& swept : swept_paths(root))
+        if (swept != path && at_or_under(swept, path)) {
+          const YAML::Node given = find_node(value, swept.substr(path.size() + 1));
+          const std::string v = given && given.IsScalar() ? given.Scalar() : "VALUE";
+          throw ConfigError(path, fmt::format("sets a mapping that holds {}, which is swept (sweep.{}) and would be "
+                                              "overridden by the sweep: use --set {}={} to fix that key, or "
+                                              "--set sweep.{}=[{}] to change its values",
+                                              swept, swept, swept, v, swept, v));
+        }
     assign_node(root, path, value);
-    if (root["sweep"] && root["sweep"].IsMap() && root["sweep"][path]) root["sweep"].remove(path);
+    if (YAML::Node sweep = find_node(root, "sweep"); path != "sweep" && sweep && sweep.IsMap()) sweep.remove(path);
   }
 }
 
@@ -468,8 +552,11 @@ std::vector<SweepAxis> read_sweep(const YAML::Node& root) {
 // The cross product, first axis slowest, each point validated. Its size is bounded before anything is multiplied
 // out: a few lines of YAML can ask for 10^8 points (validating them would exhaust memory, not refuse the config),
 // and 32 axes of 4 values would wrap a size_t product to 0 points, accepting a config none of whose values was
-// checked.
-std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<SweepAxis>& axes) {
+// checked. The points share one copy of the config less its sweep, into which each point assigns its value of every
+// axis (the readers only read it): a copy per point of the whole config, whose sweep lists can hold 10^4 values,
+// made the largest sweeps take minutes.
+std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<SweepAxis>& axes,
+                                     const ValidationProgress& progress) {
   constexpr std::size_t kMaxSweepPoints = 10000;
   std::size_t total = 1;
   for (const auto& a : axes) {
@@ -481,17 +568,24 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
     }
     total *= a.labels.size();
   }
+  YAML::Node point = YAML::Clone(root);
+  point.remove("sweep");
+  std::vector<std::vector<YAML::Node>> values(axes.size());  // [axis][k]
+  if (!axes.empty()) {
+    const YAML::Node sweep = find_node(root, "sweep");
+    for (std::size_t a = 0; a < axes.size(); ++a)
+      for (const auto& v : static_cast<const YAML::Node&>(sweep)[axes[a].path]) values[a].push_back(v);
+  }
   std::vector<SweepPoint> points;
+  points.reserve(total);
   for (std::size_t p = 0; p < total; ++p) {
-    YAML::Node point = YAML::Clone(root);
-    point.remove("sweep");
     std::vector<std::string> labels(axes.size());
     std::size_t rest = p;
     for (std::size_t a = axes.size(); a-- > 0;) {
       const std::size_t k = rest % axes[a].labels.size();
       rest /= axes[a].labels.size();
       labels[a] = axes[a].labels[k];
-      assign_node(point, axes[a].path, YAML::Clone(root["sweep"][axes[a].path][k]));
+      assign_node(point, axes[a].path, values[a][k]);
     }
     try {
       points.push_back(SweepPoint{labels, parse_point(point)});
@@ -503,13 +597,18 @@ std::vector<SweepPoint> expand_sweep(const YAML::Node& root, const std::vector<S
       throw ConfigError(e.path(),
                         std::string(e.what()).substr(e.path().size() + 2) + " (at sweep point " + where + ")");
     }
+    if (progress) progress(p + 1, total);
   }
   return points;
 }
 
-Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
+// `base`: the folder relative paths in the config are read against.
+Experiment build(YAML::Node root, const std::vector<std::string>& sets, const fs::path& base,
+                 const ValidationProgress& progress) {
   if (!root.IsMap()) throw ConfigError("<top level>", "expected a mapping of config keys");
+  refuse_duplicate_keys(root, "");
   apply_sets(root, sets);
+  resolve_paths(root, "", base);
   check_keys(root, "");
   // reproduction: a paper's claims about this experiment (experiments/papers/), read by scripts/reproduce.py,
   // carried into the manifest, never read by the engine; only its shape is checked here.
@@ -518,7 +617,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
   Experiment ex;
   ex.axes = read_sweep(root);
   ex.resolved = YAML::Clone(root);
-  ex.points = expand_sweep(root, ex.axes);
+  ex.points = expand_sweep(root, ex.axes, progress);
   const ConfigReader r(root);
   check_plot(r, ex);
   check_summary(r, ex);
@@ -528,9 +627,10 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets) {
 
 // Any yaml-cpp exception that escapes the checks above (an odd document shape) is still a refusal of the config,
 // never a crash.
-Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets) {
+Experiment build_checked(YAML::Node root, const std::vector<std::string>& sets, const fs::path& base,
+                         const ValidationProgress& progress) {
   try {
-    return build(root, sets);
+    return build(root, sets, base, progress);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("unexpected config structure: {}", e.what()));
   }
@@ -549,17 +649,19 @@ const std::vector<KeySpec>& common_keys() {
   return keys;
 }
 
-Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets) {
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
+                                const ValidationProgress& progress) {
   YAML::Node root;
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("not valid YAML: {}", e.what()));
   }
-  return build_checked(root, sets);
+  return build_checked(root, sets, fs::current_path(), progress);
 }
 
-Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets) {
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
+                           const ValidationProgress& progress) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -568,7 +670,32 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
   } catch (const YAML::Exception& e) {
     throw ConfigError("", fmt::format("{} is not valid YAML: {}", path, e.what()));
   }
-  return build_checked(root, sets);
+  return build_checked(root, sets, fs::absolute(path).parent_path(), progress);
+}
+
+ValidationProgress terminal_progress() {
+  if (!isatty(STDERR_FILENO)) return {};
+  // The line shown is ended when the last copy of the printer goes, so that a refusal met halfway starts a line of
+  // its own.
+  struct Line {
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point start = Clock::now(), last = start;
+    bool open = false;
+    ~Line() {
+      if (open) std::fprintf(stderr, "\n");
+    }
+  };
+  auto line = std::make_shared<Line>();
+  return [line](std::size_t done, std::size_t total) {
+    const auto now = Line::Clock::now();
+    if (now - line->start < std::chrono::seconds(1) ||
+        (done != total && now - line->last < std::chrono::milliseconds(200)))
+      return;
+    line->last = now;
+    line->open = done != total;
+    std::fprintf(stderr, "\rvalidated %zu/%zu sweep points%s", done, total, done == total ? "\n" : "");
+    std::fflush(stderr);
+  };
 }
 
 const char* regime_name(kernels::Regime r) {

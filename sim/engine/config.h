@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -85,10 +86,29 @@ struct Experiment {
   EarlyWarningSettings early_warning;  // not swept either
 };
 
+// Called after each sweep point is validated: (points done, points in all).
+using ValidationProgress = std::function<void(std::size_t done, std::size_t total)>;
+
 // Loads, overrides and validates. `sets` are "path=value" strings; a value is parsed as YAML (so 0.5, replace and
-// [1, 2] all work). A --set on a swept key fixes it and removes its axis.
-Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets);
-Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets);
+// [1, 2] all work). They apply in order, each to the config as the ones before it left it:
+// - a key (--set data.samples=30) sets it; a swept key is fixed, and its axis removed;
+// - a mapping (--set "truth={isotropic: 2}") replaces it, and is refused where it holds a swept key (the sweep
+//   would override part of what was set): set that key, or its axis, instead;
+// - sweep.KEY (--set "sweep.data.samples=[10, 30]") replaces the axis KEY, or adds it as the last (fastest) one;
+// - sweep (--set "sweep={data.samples: [10, 30]}") replaces the whole sweep; {} or null leaves none.
+// A key given twice in one mapping, of the file or of a --set value, is refused. A relative path of a path-valued
+// key (KeyType::kPath) is read against the config file's folder, one in a --set value against the current folder
+// (where it was typed), and one in `yaml_text` against the current folder; Experiment::resolved holds them absolute.
+// `progress`, when given, hears of every sweep point validated.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& sets,
+                           const ValidationProgress& progress = {});
+Experiment load_experiment_text(const std::string& yaml_text, const std::vector<std::string>& sets,
+                                const ValidationProgress& progress = {});
+
+// A progress printer for load_experiment: when stderr is a terminal and validation has taken more than a second,
+// "validated 2000/10000 sweep points" on one line of stderr, rewritten a few times a second. (One process of a
+// run prints: pass it on rank 0 only.)
+ValidationProgress terminal_progress();
 
 // The keys every config has, whatever its family (the families' own: Family::keys()).
 const std::vector<KeySpec>& common_keys();

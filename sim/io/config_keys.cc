@@ -25,6 +25,8 @@ const char* key_type_name(KeyType t) {
       return "matrix";
     case KeyType::kMapping:
       return "mapping";
+    case KeyType::kPath:
+      return "path";
   }
   return "";
 }
@@ -73,6 +75,19 @@ KeySpec bool_key(std::string path, std::string fallback, std::string meaning) {
   k.path = std::move(path);
   k.type = KeyType::kBool;
   k.expected = "true or false";
+  k.fallback = std::move(fallback);
+  k.meaning = std::move(meaning);
+  return k;
+}
+
+KeySpec path_key(std::string path, std::vector<std::string> words, std::string what, std::string fallback,
+                 std::string meaning) {
+  KeySpec k;
+  k.path = std::move(path);
+  k.type = KeyType::kPath;
+  for (const auto& w : words) k.expected += w + " or ";
+  k.expected += "a file path, relative to the config file's folder: " + what;
+  k.choices = std::move(words);
   k.fallback = std::move(fallback);
   k.meaning = std::move(meaning);
   return k;

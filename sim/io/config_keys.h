@@ -10,7 +10,11 @@
 
 namespace ouro {
 
-enum class KeyType { kInteger, kNumber, kChoice, kBool, kText, kList, kMatrix, kMapping };
+// kPath: a file path. A relative one is read against the folder of the config file that holds it (against the
+// current folder for a --set value, which was typed there, and for a config given as text); the config reader
+// rewrites it to an absolute path before anything reads it, so the config a run records names the same file from
+// any folder. The key's `choices` are the words it also accepts that are not paths (truth.corpus: kjv).
+enum class KeyType { kInteger, kNumber, kChoice, kBool, kText, kList, kMatrix, kMapping, kPath };
 const char* key_type_name(KeyType t);
 
 struct KeySpec {
@@ -23,7 +27,7 @@ struct KeySpec {
   // kInteger, kNumber: the accepted range, inclusive at both ends.
   double lo = -std::numeric_limits<double>::infinity();
   double hi = std::numeric_limits<double>::infinity();
-  std::vector<std::string> choices;  // kChoice, in the order `expected` lists them
+  std::vector<std::string> choices;  // kChoice, in the order `expected` lists them; kPath: the words that are not paths
 };
 
 // An integer in [lo, hi] ("an integer in [lo, hi]", or "an integer >= lo" when hi is unbounded).
@@ -34,6 +38,10 @@ KeySpec number_key(std::string path, std::string expected, double lo, double hi,
 // One of `choices` ("one of a b c").
 KeySpec choice_key(std::string path, std::vector<std::string> choices, std::string fallback, std::string meaning);
 KeySpec bool_key(std::string path, std::string fallback, std::string meaning);
+// A file path, or one of `words` ("kjv or a file path, relative to the config file's folder: WHAT"); `what` says
+// what the file holds.
+KeySpec path_key(std::string path, std::vector<std::string> words, std::string what, std::string fallback,
+                 std::string meaning);
 // Text, a list, a matrix or a mapping, described by `expected` and read by the code that owns it.
 KeySpec shaped_key(std::string path, KeyType type, std::string expected, std::string fallback, std::string meaning);
 // The same key with no default: a config must give it.

@@ -3,7 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <sstream>
+#include <map>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -27,7 +28,41 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   throw ConfigError(k.path, "missing; expected " + expected);
 }
 
+// Where a key's two instances are: " (lines 4 and 9)", or " (line 4, columns 8 and 20)" on one line.
+std::string two_places(const YAML::Mark& a, const YAML::Mark& b) {
+  if (a.is_null() || b.is_null()) return "";
+  if (a.line == b.line) return fmt::format(" (line {}, columns {} and {})", a.line + 1, a.column + 1, b.column + 1);
+  return fmt::format(" (lines {} and {})", a.line + 1, b.line + 1);
+}
+
+// `seen` holds the positions of the mappings and lists walked already: an alias is the node it names (the same
+// mark), walked once, so a document of nested aliases is not walked exponentially often.
+void walk_duplicates(const YAML::Node& node, const std::string& at, const std::string& where, std::set<int>& seen) {
+  if (!node.IsMap() && !node.IsSequence()) return;
+  const YAML::Mark m = node.Mark();
+  if (!m.is_null() && !seen.insert(m.pos).second) return;
+  if (node.IsSequence()) {
+    std::size_t i = 0;
+    for (const auto& v : node) walk_duplicates(v, fmt::format("{}[{}]", at, i++), where, seen);
+    return;
+  }
+  std::map<std::string, YAML::Mark> keys;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) continue;  // (refused as a key elsewhere)
+    const std::string path = join_path(at, kv.first.Scalar());
+    const auto [it, fresh] = keys.emplace(kv.first.Scalar(), kv.first.Mark());
+    if (!fresh)
+      throw ConfigError(path, "given twice" + (where.empty() ? two_places(it->second, kv.first.Mark()) : " " + where));
+    walk_duplicates(kv.second, path, where, seen);
+  }
+}
+
 }  // namespace
+
+void refuse_duplicate_keys(const YAML::Node& node, const std::string& at, const std::string& where) {
+  std::set<int> seen;
+  walk_duplicates(node, at, where, seen);
+}
 
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {
   std::string best;
@@ -40,10 +75,13 @@ std::string nearest(const std::string& word, const std::vector<std::string>& can
 }
 
 std::vector<std::string> split_path(const std::string& path) {
+  // (As std::getline splits: a trailing '.' adds no empty part. No stream: a lookup's cost is mostly this.)
   std::vector<std::string> parts;
-  std::stringstream ss(path);
-  std::string part;
-  while (std::getline(ss, part, '.')) parts.push_back(part);
+  for (std::size_t at = 0; at < path.size();) {
+    const std::size_t dot = std::min(path.find('.', at), path.size());
+    parts.push_back(path.substr(at, dot - at));
+    at = dot + 1;
+  }
   return parts;
 }
 
@@ -63,7 +101,11 @@ YAML::Node find_node(const YAML::Node& root, const std::string& path) {
   // whose operator[] does not insert.)
   YAML::Node cur;
   cur.reset(root);
-  for (const auto& part : split_path(path)) {
+  std::string part;
+  for (std::size_t at = 0; at < path.size();) {  // each part, as split_path() splits (without its vector)
+    const std::size_t dot = std::min(path.find('.', at), path.size());
+    part.assign(path, at, dot - at);
+    at = dot + 1;
     const YAML::Node& here = cur;
     if (!here.IsMap()) return YAML::Node();
     const YAML::Node next = here[part];

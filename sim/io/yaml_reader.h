@@ -41,6 +41,12 @@ YAML::Node find_node(const YAML::Node& root, const std::string& path);
 // Sets the node at a dotted path, creating the mappings on the way; ConfigError where a prefix is not a mapping.
 void assign_node(YAML::Node root, const std::string& path, const YAML::Node& value);
 
+// A key given twice in one mapping of `node` (the value at `at`, "" for a whole config), anywhere in it (nested
+// mappings, lists, sweep), is refused: yaml-cpp keeps both, and which one a reader finds is not what the config says.
+// Keys compare as scalars. The refusal names the key's path and where the two are: "(lines 4 and 9)" as an editor
+// numbers them (the node's marks), or `where` when it is not empty (a --set value: "in --set data={...}").
+void refuse_duplicate_keys(const YAML::Node& node, const std::string& at, const std::string& where = "");
+
 // A number read from a scalar node; ConfigError "expected EXPECTED, got ..." otherwise (or if not finite).
 double as_number(const YAML::Node& n, const std::string& path, const std::string& expected);
 // A list of numbers.

@@ -3,6 +3,8 @@
 
 #include <string>
 
+#include <fmt/format.h>
+
 #include "sim/engine/config.h"
 #include "sim/families/gaussian/gaussian_family.h"
 #include "sim/families/gmm/gmm_family.h"
@@ -270,4 +272,40 @@ TEST(Config, HugeSweepsAreRefusedBeforeExpansion) {
     axes += "]\n";
   }
   expect_refused(std::string(kBase) + axes, {}, "sweep", "at most 10000");
+}
+
+// The largest sweep allowed is validated whole, point by point: 100 x 100 values over two keys, and one axis of
+// 10^4 values (whose list the validation of each point must not copy), each point heard of by the progress callback.
+TEST(Config, LargestSweepIsValidated) {
+  std::string samples, fractions, seeds;
+  for (int i = 0; i < 100; ++i) {
+    samples += (i ? ", " : "") + std::to_string(20 + i);
+    fractions += fmt::format("{}{:.2f}", i ? ", " : "", i / 100.0);
+  }
+  for (int i = 0; i < 10000; ++i) seeds += (i ? ", " : "") + std::to_string(1000 + i);
+  std::size_t heard = 0, total = 0;
+  const auto ex = load_experiment_text(
+      std::string(kBase) + "sweep: {data.samples: [" + samples + "], data.real_fraction: [" + fractions + "]}\n", {},
+      [&](std::size_t done, std::size_t all) {
+        EXPECT_EQ(done, heard + 1);
+        heard = done, total = all;
+      });
+  ASSERT_EQ(ex.points.size(), 10000u);
+  EXPECT_EQ(heard, 10000u);
+  EXPECT_EQ(total, 10000u);
+  EXPECT_EQ(ex.points[101].labels, (std::vector<std::string>{"21", "0.01"}));
+  EXPECT_EQ(ex.points[101].config.samples, 21);
+  EXPECT_EQ(ex.points[101].config.real_count, ouro::kernels::real_count(0.01, 21));
+  EXPECT_EQ(ex.points[9999].config.samples, 119);
+  EXPECT_EQ(ex.points[9999].config.real_fraction, 0.99);
+  // A bad value anywhere is still found, and named with its point.
+  expect_refused(std::string(kBase) + "sweep: {data.samples: [" + samples + "], data.real_fraction: [" +
+                     fractions.substr(0, fractions.rfind(',')) + ", 1.5]}\n",
+                 {}, "data.real_fraction", "at sweep point data.samples=20, data.real_fraction=1.5");
+
+  const auto one = load_experiment_text(std::string(kBase) + "sweep: {seed: [" + seeds + "]}\n", {});
+  ASSERT_EQ(one.points.size(), 10000u);
+  EXPECT_EQ(one.points[0].config.seed, 1000u);
+  EXPECT_EQ(one.points[9999].config.seed, 10999u);
+  EXPECT_EQ(one.resolved["sweep"]["seed"].size(), 10000u);
 }
