@@ -414,7 +414,7 @@ int run_cli(int argc, char** argv) {
   }
   Experiment ex;
   try {
-    ex = load_experiment(a.config_path, a.sets);
+    ex = load_experiment(a.config_path, a.sets, comm.root() ? terminal_progress() : ValidationProgress());
   } catch (const ConfigError& e) {
     say(comm, fmt::format("config error: {}", e.what()));
     return kExitBadInput;
