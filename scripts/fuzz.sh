@@ -48,10 +48,11 @@ run() {
 run fuzz_config tests/fuzz/corpus/config -dict=tests/fuzz/config.dict
 run fuzz_corpus tests/fuzz/corpus/corpus
 run fuzz_report tests/fuzz/corpus/report -dict=tests/fuzz/report.dict
+run fuzz_resume tests/fuzz/corpus/resume
 wait
 
 failed=0
-for target in fuzz_config fuzz_corpus fuzz_report; do
+for target in fuzz_config fuzz_corpus fuzz_report fuzz_resume; do
   read -r rc end start <"$work/$target.status"
   log=$work/$target.log
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
