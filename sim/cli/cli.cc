@@ -325,9 +325,13 @@ int run_command(const Comm& comm, const Args& a, const Experiment& ex, const Run
     if (r.interrupted) {
       g_signal = static_cast<int>(-comm.min(-static_cast<double>(g_signal)));  // the signal any rank received
       if (g_signal != 0) {
-        say(comm, fmt::format("stopped by signal {} at a generation boundary; every finished generation is in "
-                              "{}/metrics.csv and `ouroboros resume {}` continues the run",
-                              static_cast<int>(g_signal), r.out_dir, r.out_dir));
+        say(comm, r.status == "failed" && comm.root()
+                      ? fmt::format("stopped by signal {}, but {}: every finished generation is in {}/metrics.csv, "
+                                    "with no checkpoint to resume from",
+                                    static_cast<int>(g_signal), r.reason, r.out_dir)
+                      : fmt::format("stopped by signal {} at a generation boundary; every finished generation is in "
+                                    "{}/metrics.csv and `ouroboros resume {}` continues the run",
+                                    static_cast<int>(g_signal), r.out_dir, r.out_dir));
         return 128 + static_cast<int>(g_signal);
       }
       say(comm, r.status == "interrupted"

@@ -147,8 +147,7 @@ void ExperimentRun::stopped(std::size_t p, int b, int g) {
   result_.wall_seconds = seconds_since(t_start_);
   if (!root_) return;
   result_.status = resumable() ? "interrupted" : "failed";
-  result_.reason =
-      stop_reason_.empty() ? fmt::format("stopped by {}", signal_name(stop_signal())) : stop_reason_;
+  result_.reason = stop_reason_.empty() ? fmt::format("stopped by {}", signal_name(stop_signal())) : stop_reason_;
   manifest_["status"] = result_.status;
   manifest_["status_reason"] = result_.reason;
   manifest_["stopped_at"] = {{"point", p}, {"batch", b}, {"generation", g}};
