@@ -13,14 +13,15 @@
 # binary was built with MPI and mpirun is installed; every run with --per-chain, then `ouroboros report`.
 # Compared: metrics.csv, summary.csv, summary_chains.csv, early_warning.csv, per_chain.csv, report.md and
 # manifest.json less the fields that name a time, a commit or a path (run_id, git_commit, wall_seconds,
-# stage_seconds, command.config) and the memory that happened to be free (run_options.max_memory_bytes).
+# stage_seconds, command.config, inputs[].path) and the memory that happened to be free
+# (run_options.max_memory_bytes).
 #
 # The checksums hold on one machine: the cpu model and the dependency versions are in manifest.json. On another
 # machine, `record` first (it rebuilds the reference commit there), then `check`. A deliberate change of output
 # moves REFERENCE to the commit that makes it and says so in its commit message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-REFERENCE=de3a96789535839d32a230488d0c7a88be17ad2a
+REFERENCE=c2a9e254e0aa62880294d6497a0716cb0a9d093d
 sums=tests/golden/outputs.sha256
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
@@ -49,6 +50,8 @@ for k in ("run_id", "git_commit", "wall_seconds", "stage_seconds"):
     m.pop(k, None)
 m.get("command", {}).pop("config", None)
 m.get("run_options", {}).pop("max_memory_bytes", None)  # 80% of the memory free at the start
+for f in m.get("inputs", []):
+    f.pop("path", None)  # where this machine keeps the corpus; its size and hash stay
 json.dump(m, open(path, "w"), indent=1, sort_keys=True)
 open(path, "a").write("\n")
 EOF
@@ -61,7 +64,11 @@ outputs() {
   rm -rf "$dir"
   mkdir -p "$dir"
   local modes=(t1 t2)
-  if "$bin" --version >/dev/null && command -v mpirun >/dev/null && ldd "$bin" | grep -q libmpi; then modes+=(mpi2); fi
+  # (grep without -q reads all of ldd's output: -q would end the pipe early, and under pipefail ldd's SIGPIPE would
+  # drop the MPI runs now and then.)
+  if "$bin" --version >/dev/null && command -v mpirun >/dev/null && ldd "$bin" | grep libmpi >/dev/null; then
+    modes+=(mpi2)
+  fi
   local config
   while read -r config; do
     local name=${config#experiments/}
