@@ -159,9 +159,13 @@ CheckpointReader::CheckpointReader(const std::string& path) : path_(path) {
   } catch (const std::exception&) {
     throw CheckpointError(fmt::format("checkpoint {} has a damaged header", path));
   }
-  if (!header_.is_object() || header_.value("format", 0) != kCheckpointFormat)
+  // The format as written, whatever its JSON type (a header's field of another type is a damaged header, never an
+  // exception of the JSON library).
+  const auto format = header_.is_object() ? header_.find("format") : header_.end();
+  const bool known = format != header_.end() && format->is_number_integer() && *format == kCheckpointFormat;
+  if (!known)
     throw CheckpointError(fmt::format("checkpoint {} has format {}; this ouroboros reads format {}", path,
-                                      header_.is_object() ? header_.value("format", 0) : 0, kCheckpointFormat));
+                                      format != header_.end() ? format->dump() : "none", kCheckpointFormat));
 }
 
 CheckpointReader::~CheckpointReader() = default;
