@@ -8,21 +8,13 @@
 #include "sim/engine/config.h"
 #include "sim/families/gaussian/gaussian_family.h"
 #include "sim/families/gmm/gmm_family.h"
+#include "tests/sim/engine/base_config.h"
 
 namespace {
 
 using ouro::ConfigError;
 using ouro::load_experiment_text;
-
-const char* kBase = R"(
-name: t
-seed: 3
-chains: 10
-generations: 5
-model: {family: gaussian, dim: 1, estimator: mle}
-truth: {mean: [0.0], cov: [[1.0]]}
-data: {samples: 20, regime: replace, real_fraction: 0.0}
-)";
+using ouro::test::kBase;
 
 // Expects a ConfigError whose path is `path` and whose message contains `text`.
 void expect_refused(const std::string& yaml, const std::vector<std::string>& sets, const std::string& path,

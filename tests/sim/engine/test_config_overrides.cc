@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "sim/engine/config.h"
+#include "tests/sim/engine/base_config.h"
 #include "tests/support/cli.h"
 
 namespace {
@@ -15,15 +16,7 @@ using ouro::load_experiment;
 using ouro::load_experiment_text;
 namespace fs = std::filesystem;
 
-const char* kBase = R"(
-name: t
-seed: 3
-chains: 10
-generations: 5
-model: {family: gaussian, dim: 1, estimator: mle}
-truth: {mean: [0.0], cov: [[1.0]]}
-data: {samples: 20, regime: replace, real_fraction: 0.0}
-)";
+using ouro::test::kBase;
 
 const std::string kSwept = std::string(kBase) + "sweep: {data.samples: [10, 100], data.real_fraction: [0, 0.5]}\n";
 
