@@ -6,7 +6,8 @@
 #define OURO_FAMILIES(X) \
   X(gaussian)            \
   X(gmm)                 \
-  X(ngram)
+  X(ngram)               \
+  X(linear_regression)
 
 namespace ouro {
 
