@@ -55,12 +55,12 @@ enum RegressionMetric : int {
 // The truth, on the backend's side (host memory for cpu, device memory for cuda: the arrays are the backend's).
 struct RegressionTruth {
   int d;
-  double sigma0;      // truth.noise_std
-  const double* w0;   // [d]
-  const double* cov;  // [d * d] Sigma_x, row-major
-  const double* chol; // [d * d] its lower Cholesky factor
-  bool diagonal;      // Sigma_x diagonal: x_a = chol[a, a] z_a
-  double w0_norm2;    // ||w0||^2 > 0
+  double sigma0;       // truth.noise_std
+  const double* w0;    // [d]
+  const double* cov;   // [d * d] Sigma_x, row-major
+  const double* chol;  // [d * d] its lower Cholesky factor
+  bool diagonal;       // Sigma_x diagonal: x_a = chol[a, a] z_a
+  double w0_norm2;     // ||w0||^2 > 0
 };
 
 // Everything one generation step needs besides the per-chain arrays.
@@ -113,8 +113,7 @@ OURO_HD inline void add_point(int d, const double* x, double r, double wt, doubl
 // Point i of generation `gen`'s stream `stream`, regenerated: its inputs x and its noise eps (scalar path: one
 // Philox block per four normals, as stream_normals).
 OURO_HD inline double regenerate_point(const RegressionStep& s, const RegressionTruth& tr, std::uint32_t chain,
-                                       std::uint32_t gen, std::uint32_t stream, std::int64_t i, double* z,
-                                       double* x) {
+                                       std::uint32_t gen, std::uint32_t stream, std::int64_t i, double* z, double* x) {
   const int d = s.d;
   const std::uint64_t m0 = point_first_normal(d, i);
   if (s.design == Design::kFixed) {
@@ -317,8 +316,9 @@ OURO_HD inline void subsample_statistics(const RegressionStep& s, const Regressi
       if (!sel.next()) continue;
       const bool is_real = i < real;
       const double eps =
-          is_real ? regenerate_point(s, tr, chain, real_draw_generation(s.real_source, k), rng::kStreamRealDraw, i, z, x)
-                  : regenerate_point(s, tr, chain, static_cast<std::uint32_t>(k), rng::kStreamSyntheticDraw, i, z, x);
+          is_real
+              ? regenerate_point(s, tr, chain, real_draw_generation(s.real_source, k), rng::kStreamRealDraw, i, z, x)
+              : regenerate_point(s, tr, chain, static_cast<std::uint32_t>(k), rng::kStreamSyntheticDraw, i, z, x);
       const double r = is_real ? point_residual(d, x, eps, tr.sigma0, nullptr, e_ref)
                                : point_residual(d, x, eps, hist_s[slot], hist_e + slot * d, e_ref);
       add_point(d, x, r, wt, g, u, v);
@@ -364,10 +364,8 @@ OURO_HD inline void finish_regression_chain(const RegressionStep& s, const Regre
   }
   update_system(s, tr, g, u, e, a, delta);
   bool ok = true;
-  if (cholesky_upper_relative(d, a, l, kSingularPivot))
-    cholesky_upper_solve(d, l, delta);
-  else
-    ok = singular(a, delta, e);  // (the factorisation wrote l only: a is intact)
+  if (cholesky_upper_relative(d, a, l, kSingularPivot)) cholesky_upper_solve(d, l, delta);
+  else ok = singular(a, delta, e);  // (the factorisation wrote l only: a is intact)
   const double rss = update_rss(d, g, u, v, delta);
   const double s_fit = sqrt(rss / n);
   for (int k = 0; k < d; ++k) {

@@ -154,8 +154,8 @@ class RegressionCpu final : public RegressionBackend {
   // a time: their normals in one vectorised pass, their inputs transposed (xt[a][p]) and residuals, then every sum
   // over the tile in four fixed lanes (point p in lane p mod 4, a GCC vector type: the same bits whatever vector
   // width the machine has) added to the running sums in a fixed order.
-  void add_points(const RegressionStep& s, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int p0,
-                  int p1, bool real, double s_src, const double* e_ref, Scratch& sc, double& v) const {
+  void add_points(const RegressionStep& s, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int p0, int p1,
+                  bool real, double s_src, const double* e_ref, Scratch& sc, double& v) const {
     typedef double Lanes __attribute__((vector_size(32)));
     const int d = s.d;
     const int tile = tile_points(d);
@@ -280,10 +280,8 @@ class RegressionCpu final : public RegressionBackend {
     const Eigen::VectorXd ref_coef = V.transpose() * w_ref;
     Eigen::VectorXd y(d);
     for (int k = 0; k < d; ++k) {
-      if (lambda[k] > tol)
-        y[k] = coef[k] / lambda[k];
-      else
-        y[k] = s.estimator == RegressionEstimator::kOls ? -ref_coef[k] : 0.0;
+      if (lambda[k] > tol) y[k] = coef[k] / lambda[k];
+      else y[k] = s.estimator == RegressionEstimator::kOls ? -ref_coef[k] : 0.0;
     }
     out = V * y;
     return out.allFinite();

@@ -19,8 +19,9 @@ using kernels::RegressionMetric;
 constexpr MetricSpec kMetrics[] = {
     {kernels::kTestError, "test_error",
      "(w_t - w0)' Sigma_x (w_t - w0): the excess squared error on fresh inputs over the truth's, exact", Direction::kUp,
-     false, "generation 0; ols without real data or age decay, data.samples > d + 1: replace (either noise, either "
-            "design) and accumulate (noise fixed, design fixed)"},
+     false,
+     "generation 0; ols without real data or age decay, data.samples > d + 1: replace (either noise, either "
+     "design) and accumulate (noise fixed, design fixed)"},
     {kernels::kWeightErr, "weight_err", "||w_t - w0||^2", Direction::kUp, false, "as test_error"},
     {kernels::kNormRatio, "norm_ratio", "||w_t||^2 / ||w0||^2", Direction::kNone, true, "as test_error"},
     {kernels::kNoiseRatio, "noise_ratio",
@@ -60,7 +61,8 @@ std::vector<KeySpec> make_keys() {
 
 // truth.weights: a list of d numbers, or {dim: d, norm: r}.
 std::vector<double> read_weights(const ConfigReader& r) {
-  const std::string shape = fmt::format("a list of d numbers (1 <= d <= {}), or {{dim: d, norm: r}}", kMaxRegressionDim);
+  const std::string shape =
+      fmt::format("a list of d numbers (1 <= d <= {}), or {{dim: d, norm: r}}", kMaxRegressionDim);
   if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected " + shape);
   const YAML::Node n = r.node("truth.weights");
   std::vector<double> w;
@@ -84,12 +86,10 @@ std::vector<double> read_weights(const ConfigReader& r) {
     if (!n.IsSequence()) throw ConfigError("truth.weights", "expected " + shape + ", got " + scalar_text(n));
     w = read_numbers(n, "truth.weights");
     if (w.empty() || static_cast<int>(w.size()) > kMaxRegressionDim)
-      throw ConfigError("truth.weights",
-                        fmt::format("expected 1 to {} numbers, got {}", kMaxRegressionDim, w.size()));
+      throw ConfigError("truth.weights", fmt::format("expected 1 to {} numbers, got {}", kMaxRegressionDim, w.size()));
     double norm2 = 0.0;
     for (double x : w) {
-      if (!(std::abs(x) <= 1e100))
-        throw ConfigError("truth.weights", fmt::format("{} is outside [-1e100, 1e100]", x));
+      if (!(std::abs(x) <= 1e100)) throw ConfigError("truth.weights", fmt::format("{} is outside [-1e100, 1e100]", x));
       norm2 += x * x;
     }
     if (!(norm2 > 0.0))
@@ -100,9 +100,10 @@ std::vector<double> read_weights(const ConfigReader& r) {
 
 // truth.design_cov: {isotropic: v} or a d x d symmetric positive definite matrix.
 std::vector<double> read_design_cov(const ConfigReader& r, int d, bool& diagonal) {
-  const std::string expected = fmt::format("a {0} x {0} symmetric positive definite matrix (d = {0}, the length of "
-                                           "truth.weights), or {{isotropic: variance}}",
-                                           d);
+  const std::string expected = fmt::format(
+      "a {0} x {0} symmetric positive definite matrix (d = {0}, the length of "
+      "truth.weights), or {{isotropic: variance}}",
+      d);
   std::vector<double> m(static_cast<std::size_t>(d) * d, 0.0);
   diagonal = true;
   if (!r.given("truth.design_cov")) {
@@ -133,7 +134,8 @@ std::vector<double> read_design_cov(const ConfigReader& r, int d, bool& diagonal
   for (int i = 0; i < d; ++i) {
     const double v = m[i * d + i];
     if (!(v >= 1e-100 && v <= 1e100))
-      throw ConfigError("truth.design_cov", fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
+      throw ConfigError("truth.design_cov",
+                        fmt::format("variance {} in dimension {} is outside [1e-100, 1e100]", v, i));
     for (int j = 0; j < i; ++j) {
       const double a = m[i * d + j], b = m[j * d + i];
       if (std::abs(a - b) > 1e-12 * std::max(std::abs(a), std::abs(b)))
@@ -161,9 +163,9 @@ class RegressionRun final : public FamilyRun {
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
-    const kernels::RegressionStep step{c_.seed,        g_.dim(),  c_.samples,   c_.real_count, generation,
-                                       c_.regime,      c_.real_source, g_.design, g_.estimator,  g_.ridge,
-                                       g_.noise,       c_.age_decay};
+    const kernels::RegressionStep step{c_.seed,      g_.dim(),  c_.samples,     c_.real_count,
+                                       generation,   c_.regime, c_.real_source, g_.design,
+                                       g_.estimator, g_.ridge,  g_.noise,       c_.age_decay};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -191,16 +193,16 @@ class RegressionFamily final : public Family {
   std::shared_ptr<const FamilySettings> read(const ConfigReader& r, const PointConfig&) const override {
     auto g = std::make_shared<RegressionSettings>();
     g->estimator = r.choice(key("model.estimator")) == "ridge" ? kernels::RegressionEstimator::kRidge
-                                                                : kernels::RegressionEstimator::kOls;
+                                                               : kernels::RegressionEstimator::kOls;
     g->ridge = r.number(key("model.ridge"));
     if (g->estimator == kernels::RegressionEstimator::kOls && g->ridge != 0.0)
-      throw ConfigError("model.ridge",
-                        fmt::format("is {} but model.estimator is ols (set model.estimator: ridge for a penalty)",
-                                    g->ridge));
+      throw ConfigError(
+          "model.ridge",
+          fmt::format("is {} but model.estimator is ols (set model.estimator: ridge for a penalty)", g->ridge));
     if (g->estimator == kernels::RegressionEstimator::kRidge && !(g->ridge > 0.0))
       throw ConfigError("model.ridge", "must be > 0 with model.estimator ridge (ridge with lambda 0 is ols)");
-    g->noise = r.choice(key("model.noise")) == "fitted" ? kernels::RegressionNoise::kFitted
-                                                         : kernels::RegressionNoise::kFixed;
+    g->noise =
+        r.choice(key("model.noise")) == "fitted" ? kernels::RegressionNoise::kFitted : kernels::RegressionNoise::kFixed;
     g->weights = read_weights(r);
     g->design_cov = read_design_cov(r, g->dim(), g->design_diagonal);
     g->noise_std = r.number(key("truth.noise_std"));

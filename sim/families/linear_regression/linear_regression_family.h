@@ -18,12 +18,12 @@ constexpr int kMaxRegressionDim = 256;
 // What the family reads of its own keys.
 struct RegressionSettings : FamilySettings {
   kernels::RegressionEstimator estimator = kernels::RegressionEstimator::kOls;  // model.estimator
-  double ridge = 0.0;                                                          // model.ridge
-  kernels::RegressionNoise noise = kernels::RegressionNoise::kFixed;           // model.noise
-  std::vector<double> weights;                                                 // truth.weights: w0, d numbers
-  std::vector<double> design_cov;  // truth.design_cov: d * d, row-major, symmetric positive definite
-  bool design_diagonal = false;    // design_cov is diagonal
-  double noise_std = 1.0;          // truth.noise_std: sigma0
+  double ridge = 0.0;                                                           // model.ridge
+  kernels::RegressionNoise noise = kernels::RegressionNoise::kFixed;            // model.noise
+  std::vector<double> weights;                                                  // truth.weights: w0, d numbers
+  std::vector<double> design_cov;                    // truth.design_cov: d * d, row-major, symmetric positive definite
+  bool design_diagonal = false;                      // design_cov is diagonal
+  double noise_std = 1.0;                            // truth.noise_std: sigma0
   kernels::Design design = kernels::Design::kFresh;  // data.design
   int dim() const { return static_cast<int>(weights.size()); }
 };
