@@ -52,6 +52,11 @@ class RegressionBackend {
 void cpu_stream_normals(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
                         std::uint64_t first, std::int64_t count, double* out);
 
+// Normals first, first + stride, ..., count of them, of one stream: the same values as stream_normal (a fixed
+// design's noise, one normal of each point's d + 1).
+void cpu_strided_normals(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
+                         std::uint64_t first, std::uint64_t stride, std::int64_t count, double* out);
+
 std::unique_ptr<RegressionBackend> make_regression_cpu(const RegressionBatchSpec& spec);
 // Defined only in builds with the cuda backend (OUROBOROS_HAVE_CUDA).
 std::unique_ptr<RegressionBackend> make_regression_cuda(const RegressionBatchSpec& spec);

@@ -50,6 +50,26 @@ void cpu_stream_normals(std::uint32_t seed, std::uint32_t chain, std::uint32_t g
   }
 }
 
+void cpu_strided_normals(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, std::uint32_t stream,
+                         std::uint64_t first, std::uint64_t stride, std::int64_t count, double* out) {
+  constexpr int kTile = 32;
+  alignas(64) std::uint64_t w0[kTile], w1[kTile], w2[kTile], w3[kTile], index[kTile];
+  const rng::PhiloxKeys keys(seed, chain);
+  for (std::int64_t k0 = 0; k0 < count; k0 += kTile) {
+    const int m = static_cast<int>(std::min<std::int64_t>(kTile, count - k0));
+    for (int b = 0; b < kTile; ++b)
+      index[b] = (first + static_cast<std::uint64_t>(k0 + std::min(b, m - 1)) * stride) >> 2;
+    rng::philox_blocks<kTile>(index, 0, stream, generation, keys, w0, w1, w2, w3);
+    for (int b = 0; b < m; ++b) {
+      const unsigned which = static_cast<unsigned>((first + static_cast<std::uint64_t>(k0 + b) * stride) & 3);
+      double z0, z1;
+      if (which < 2) box_muller_pair(w0[b], w1[b], z0, z1);
+      else box_muller_pair(w2[b], w3[b], z0, z1);
+      out[k0 + b] = (which & 1) ? z1 : z0;
+    }
+  }
+}
+
 namespace {
 
 using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
@@ -179,10 +199,11 @@ class RegressionCpu final : public RegressionBackend {
       double* z = sc.inputs.data();
       if (s.design == Design::kFixed) {
         cpu_stream_normals(s.seed, chain, 1u, rng::kStreamRealDraw, first, count, z);
-        if (!(real && gen == 1u))  // generation 1's real points have their own noise in the same normals
-          for (int p = 0; p < m; ++p)
-            z[static_cast<std::size_t>(p) * (d + 1) + d] =
-                stream_normal(s.seed, chain, gen, stream, point_first_normal(d, q0 + p) + d);
+        if (!(real && gen == 1u)) {     // generation 1's real points have their own noise in the same normals
+          double* eps = sc.res.data();  // (scratch until the residuals are formed)
+          cpu_strided_normals(s.seed, chain, gen, stream, first + d, d + 1, m, eps);
+          for (int p = 0; p < m; ++p) z[static_cast<std::size_t>(p) * (d + 1) + d] = eps[p];
+        }
       } else {
         cpu_stream_normals(s.seed, chain, gen, stream, first, count, z);
       }

@@ -244,6 +244,14 @@ class RegressionFamily final : public Family {
     return {backend == "cpu" || backend == "cuda", {DataOption::kAgeDecay}};
   }
 
+  // The cuda backend has no minimum-norm solve: a point whose training set can have fewer points than dimensions
+  // runs on the cpu only.
+  std::string backend_gap(const PointConfig& c, const std::string& backend) const override {
+    if (backend == "cuda" && c.samples < c.settings<RegressionSettings>().dim())
+      return "data.samples below d (the minimum-norm fit of an under-determined system)";
+    return Family::backend_gap(c, backend);
+  }
+
   std::unique_ptr<FamilyRun> make_run(const PointConfig& c, const std::string& backend, int threads,
                                       ChainBlock block) const override {
     return std::make_unique<RegressionRun>(c, backend, threads, block);

@@ -26,6 +26,19 @@ TEST(RegressionMath, CpuNormalsAreTheStreamsNormals) {
     }
 }
 
+// cpu_strided_normals is stream_normal at first, first + stride, ..., bit for bit.
+TEST(RegressionMath, StridedNormalsAreTheStreamsNormals) {
+  for (std::uint64_t first : {0ull, 3ull, 130ull})
+    for (std::uint64_t stride : {1ull, 2ull, 5ull, 11ull, 257ull})
+      for (int count : {1, 31, 32, 33, 100}) {
+        std::vector<double> fast(count);
+        cpu_strided_normals(9u, 4u, 2u, ouro::rng::kStreamRealDraw, first, stride, count, fast.data());
+        for (int k = 0; k < count; ++k)
+          ASSERT_EQ(fast[k], stream_normal(9u, 4u, 2u, ouro::rng::kStreamRealDraw, first + k * stride))
+              << "first " << first << " stride " << stride << " k " << k;
+      }
+}
+
 // A textbook Gaussian elimination with partial pivoting, in long double.
 std::vector<long double> eliminate(int d, std::vector<long double> a, std::vector<long double> b) {
   for (int c = 0; c < d; ++c) {

@@ -33,8 +33,8 @@ constexpr double kSigma = 0.5;
 constexpr double kTraceInverse = 3.0 / 1.91 + 2.0 + 1.0;
 const char* kDesign = "[[2.0, 0.3, 0.0, 0.0], [0.3, 1.0, 0.0, 0.0], [0.0, 0.0, 0.5, 0.0], [0.0, 0.0, 0.0, 1.0]]";
 
-std::string oracle_yaml(const std::string& noise, const std::string& regime, const std::string& design,
-                        int generations, std::uint32_t seed) {
+std::string oracle_yaml(const std::string& noise, const std::string& regime, const std::string& design, int generations,
+                        std::uint32_t seed) {
   return "name: oracle\nseed: " + std::to_string(seed) + "\nchains: " + std::to_string(kChains) +
          "\ngenerations: " + std::to_string(generations) + "\nmodel: {family: linear_regression, noise: " + noise +
          "}\ntruth: {weights: [1.0, -0.5, 0.25, 2.0], design_cov: " + kDesign +

@@ -189,8 +189,9 @@ std::string config(const std::string& model, const std::string& truth, const std
          "}\ntruth: " + truth + "\ndata: " + data + "\n";
 }
 
-const char* kTruth = "{weights: [1.0, -0.5, 0.25], design_cov: [[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]], "
-                     "noise_std: 0.7}";
+const char* kTruth =
+    "{weights: [1.0, -0.5, 0.25], design_cov: [[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, 0.5]], "
+    "noise_std: 0.7}";
 
 TEST(RegressionReference, ReplaceWithFreshRealData) {
   expect_matches_reference(config(", noise: fitted", kTruth, "{samples: 12, regime: replace, real_fraction: 0.25}"));
@@ -246,10 +247,11 @@ TEST(RegressionReference, SmallNoiseKeepsItsAccuracy) {
 TEST(RegressionReference, ThreadCountDoesNotChangeOutput) {
   const auto dir = test::temp_dir("regression-threads");
   const auto cfg = test::write_config(
-      dir, config(", noise: fitted", kTruth, "{samples: 20, regime: accumulate_subsample, real_fraction: 0.1}", 101, 8));
+      dir,
+      config(", noise: fitted", kTruth, "{samples: 20, regime: accumulate_subsample, real_fraction: 0.1}", 101, 8));
   for (int threads : {1, 2}) {
-    const auto r = test::run("run " + cfg.string() + " --no-progress --threads " + std::to_string(threads) +
-                             " --out " + (dir / ("t" + std::to_string(threads))).string());
+    const auto r = test::run("run " + cfg.string() + " --no-progress --threads " + std::to_string(threads) + " --out " +
+                             (dir / ("t" + std::to_string(threads))).string());
     ASSERT_EQ(r.code, 0) << r.out;
   }
   test::expect_same_output(dir / "t1", dir / "t2", "1 and 2 threads");
