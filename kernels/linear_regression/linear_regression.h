@@ -297,7 +297,9 @@ OURO_HD inline void start_regression_chain(const RegressionTruth& tr, const Regr
 // j % n of generation j / n + 1), each regenerated from its counter and labelled by the model that labelled it
 // (the truth for real points, generation k-1's model, from the history, for synthetic points of generation k).
 // Adds them, in the frame w0 + e_ref and weighted by age_decay^(t - k), to (g, u, v, n), and writes the training
-// set's synthetic share and mean age (each point weighted by its age weight).
+// set's synthetic share and mean age (each point weighted by its age weight). `Sel` makes the decisions: Selection
+// itself, or on the cpu BatchedSelection (kernels/training/batched_selection.h), the same decisions made faster.
+template <class Sel = Selection>
 OURO_HD inline void subsample_statistics(const RegressionStep& s, const RegressionTruth& tr, std::uint32_t chain,
                                          const double* hist_e, const double* hist_s, std::int64_t batch,
                                          std::int64_t local, const double* e_ref, double* z, double* x, double* g,
@@ -306,7 +308,7 @@ OURO_HD inline void subsample_statistics(const RegressionStep& s, const Regressi
   const int samples = s.samples;
   const int t = s.generation;
   const std::int64_t total = static_cast<std::int64_t>(t) * samples;
-  Selection sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < samples ? total : samples};
+  Sel sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < samples ? total : samples};
   double points = 0.0, synthetic = 0.0, age = 0.0;
   for (int k = 1; k <= t && !sel.done(); ++k) {
     const int real = real_points_of(k, samples, s.real_count);

@@ -22,6 +22,7 @@
 #include "kernels/core/philox_batch.h"
 #include "kernels/core/state.h"
 #include "kernels/linear_regression/linear_regression_backend.h"
+#include "kernels/training/batched_selection.h"
 
 namespace ouro::kernels {
 
@@ -262,8 +263,8 @@ class RegressionCpu final : public RegressionBackend {
     const double* e_ref = c.e + i * d;
     if (c.ok[i]) {
       if (s.regime == Regime::kAccumulateSubsample) {
-        subsample_statistics(s, truth_, chain, c.hist_e, c.hist_s, c.batch, i, e_ref, sc.z.data(), sc.x.data(),
-                             sc.g.data(), sc.u.data(), v, n, synthetic_share, data_age);
+        subsample_statistics<BatchedSelection>(s, truth_, chain, c.hist_e, c.hist_s, c.batch, i, e_ref, sc.z.data(),
+                                               sc.x.data(), sc.g.data(), sc.u.data(), v, n, synthetic_share, data_age);
       } else {
         const int real = real_points_of(t, s.samples, s.real_count);
         add_points(s, chain, real_draw_generation(s.real_source, t), rng::kStreamRealDraw, 0, real, true, 0.0, e_ref,
