@@ -149,6 +149,20 @@ std::vector<double> read_design_cov(const ConfigReader& r, int d, bool& diagonal
   return m;
 }
 
+// tr(A^{-1}) of a symmetric positive definite d x d matrix, column by column of A^{-1}.
+double trace_inverse(int d, const std::vector<double>& a) {
+  std::vector<double> u(static_cast<std::size_t>(d) * d), col(d);
+  kernels::cholesky_upper_relative(d, a.data(), u.data(), 0.0);  // (validated positive definite)
+  double trace = 0.0;
+  for (int j = 0; j < d; ++j) {
+    std::fill(col.begin(), col.end(), 0.0);
+    col[j] = 1.0;
+    kernels::cholesky_upper_solve(d, u.data(), col.data());
+    trace += col[j];
+  }
+  return trace;
+}
+
 class RegressionRun final : public FamilyRun {
  public:
   RegressionRun(const PointConfig& c, const std::string& backend, int threads, ChainBlock block)
@@ -206,6 +220,7 @@ class RegressionFamily final : public Family {
     g->weights = read_weights(r);
     g->design_cov = read_design_cov(r, g->dim(), g->design_diagonal);
     g->noise_std = r.number(key("truth.noise_std"));
+    g->design_trace_inverse = trace_inverse(g->dim(), g->design_cov);
     g->design = r.choice(key("data.design")) == "fixed" ? kernels::Design::kFixed : kernels::Design::kFresh;
     return g;
   }
@@ -305,17 +320,7 @@ std::optional<double> regression_theory(const PointConfig& c, int metric, int t)
     return std::nullopt;
   const double sigma2 = g.noise_std * g.noise_std;
   // tr(M Sigma_x^{-1}) for M = Sigma_x (test_error: d) and M = I (weight_err: tr Sigma_x^{-1}).
-  double tr_inv = 0.0;
-  {
-    std::vector<double> u(static_cast<std::size_t>(d) * d), col(d);
-    kernels::cholesky_upper_relative(d, g.design_cov.data(), u.data(), 0.0);  // (validated positive definite)
-    for (int j = 0; j < d; ++j) {
-      std::fill(col.begin(), col.end(), 0.0);
-      col[j] = 1.0;
-      kernels::cholesky_upper_solve(d, u.data(), col.data());
-      tr_inv += col[j];
-    }
-  }
+  const double tr_inv = g.design_trace_inverse;
   double w0_norm2 = 0.0;
   for (double w : g.weights) w0_norm2 += w * w;
   // Sum over generations of the expected labelling variance, s_{k-1}^2 / sigma0^2, each generation's update adding

@@ -23,6 +23,7 @@ struct RegressionSettings : FamilySettings {
   std::vector<double> weights;                                                  // truth.weights: w0, d numbers
   std::vector<double> design_cov;                    // truth.design_cov: d * d, row-major, symmetric positive definite
   bool design_diagonal = false;                      // design_cov is diagonal
+  double design_trace_inverse = 0.0;                 // tr(design_cov^{-1}), for the theory column
   double noise_std = 1.0;                            // truth.noise_std: sigma0
   kernels::Design design = kernels::Design::kFresh;  // data.design
   int dim() const { return static_cast<int>(weights.size()); }
