@@ -20,17 +20,17 @@ namespace {
 using namespace ouro;
 
 PointConfig config(std::int64_t chains, int n, int dim, const char* regime, const char* design) {
-  const std::string yaml = "seed: 1\nchains: " + std::to_string(chains) +
-                           "\ngenerations: 1000\nmodel: {family: linear_regression}\ntruth: {weights: {dim: " +
-                           std::to_string(dim) + ", norm: 1.0}}\ndata: {samples: " + std::to_string(n) +
-                           ", regime: " + regime + ", design: " + design + "}\n";
+  const std::string yaml =
+      "seed: 1\nchains: " + std::to_string(chains) +
+      "\ngenerations: 1000\nmodel: {family: linear_regression}\ntruth: {weights: {dim: " + std::to_string(dim) +
+      ", norm: 1.0}}\ndata: {samples: " + std::to_string(n) + ", regime: " + regime + ", design: " + design + "}\n";
   return load_experiment_text(yaml, {}).points.front().config;
 }
 
 kernels::RegressionStep step(const PointConfig& c, int generation) {
   const auto& g = c.settings<RegressionSettings>();
-  return {c.seed,   g.dim(),    c.samples, c.real_count, generation, c.regime,
-          c.real_source, g.design, g.estimator, g.ridge,     g.noise,    c.age_decay};
+  return {c.seed,        g.dim(),  c.samples,   c.real_count, generation, c.regime,
+          c.real_source, g.design, g.estimator, g.ridge,      g.noise,    c.age_decay};
 }
 
 void BM_RegressionStep(benchmark::State& state, const std::string& backend, const char* regime, const char* design) {

@@ -136,51 +136,98 @@ OURO_HD inline double point_residual(int d, const double* x, double eps, double 
   return r + s_src * eps;
 }
 
-// G's upper triangle from its lower one.
-OURO_HD inline void symmetrize_lower(int d, double* g) {
-  for (int a = 0; a < d; ++a)
-    for (int b = a + 1; b < d; ++b) g[a * d + b] = g[b * d + a];
+// How the fit of one chain (finish_regression_chain and the Cholesky factorisation and solve below) runs on a
+// backend, after the policies of the mixture family's EM (kernels/gmm/gmm_em.h). Every thread of a chain runs the
+// control flow and computes the scalars; a policy says how a loop whose iterations are independent is spread:
+//   each(n, f)        f(k) for k in [0, n)
+//   each_upper(n, f)  f(r, c) for 0 <= r <= c < n
+//   single(f)         f() once, its bool result seen by every thread
+// each step beginning after every thread is done with the previous one and ending before any goes on. No entry is
+// written by two iterations of one step and every entry sees the same operations in the same order whatever the
+// partition, so the results do not depend on it. The cpu backend's chain is one thread (RegressionSerial), and so is
+// the cuda backend's for d <= OURO_MAX_DIM; on its sliced path (larger d, and accumulate_subsample) a chain is a block
+// (kernels/linear_regression/linear_regression_cuda.cu).
+struct RegressionSerial {
+  template <class F>
+  OURO_HD void each(int n, F&& f) const {
+    for (int k = 0; k < n; ++k) f(k);
+  }
+  template <class F>
+  OURO_HD void each_upper(int n, F&& f) const {
+    for (int r = 0; r < n; ++r)
+      for (int c = r; c < n; ++c) f(r, c);
+  }
+  template <class F>
+  OURO_HD bool single(F&& f) const {
+    return f();
+  }
+};
+
+// Row a of G's upper triangle from its lower one (column a, which no row writes).
+OURO_HD inline void symmetrize_row(int d, double* g, int a) {
+  for (int b = a + 1; b < d; ++b) g[a * d + b] = g[b * d + a];
 }
 
 // The upper Cholesky factor U of A (full symmetric, row-major; U'U = A) into u, right-looking: step j scales row j
 // of U by 1/U[j][j] and subtracts its outer product from the trailing rows, loops over contiguous rows without a
-// chain of dependent operations (each entry is updated in the order of j on every backend). Refuses a pivot at or
-// below rel_tol times its diagonal entry (a numerically singular matrix, as a system with fewer points than
-// dimensions gives): returns false then.
-OURO_HD inline bool cholesky_upper_relative(int d, const double* a, double* u, double rel_tol) {
-  for (int i = 0; i < d * d; ++i) u[i] = a[i];
+// chain of dependent operations (each entry is updated in the order of j on every backend and policy). Refuses a
+// pivot at or below rel_tol times its diagonal entry (a numerically singular matrix, as a system with fewer points
+// than dimensions gives): returns false then (on every thread of a policy: they all read the same pivot).
+template <class Policy>
+OURO_HD inline bool cholesky_upper_relative(const Policy& p, int d, const double* a, double* u, double rel_tol) {
+  p.each(d, [&](int r) {
+    for (int k = 0; k < d; ++k) u[r * d + k] = a[r * d + k];
+  });
   for (int j = 0; j < d; ++j) {
     double* row = u + j * d;
     const double pivot = row[j];
     if (!(pivot > rel_tol * a[j * d + j] && pivot <= 1.7976931348623157e308)) return false;  // also NaN
     const double root = sqrt(pivot), inv = 1.0 / root;
-    row[j] = root;
-    for (int i = j + 1; i < d; ++i) row[i] *= inv;
-    for (int k = j + 1; k < d; ++k) {
-      const double ujk = row[k];
-      double* trailing = u + k * d;
-      for (int i = k; i < d; ++i) trailing[i] -= ujk * row[i];
-    }
+    p.each(d - j, [&](int k) {
+      if (k == 0) row[j] = root;
+      else row[j + k] *= inv;
+    });
+    const int m = d - j - 1;
+    p.each_upper(m, [&](int r, int c) {
+      const int k = j + 1 + r, i = j + 1 + c;
+      u[k * d + i] -= row[k] * row[i];
+    });
   }
-  for (int i = 0; i < d; ++i)
-    for (int j = 0; j < i; ++j) u[i * d + j] = 0.0;
+  p.each(d, [&](int r) {
+    for (int k = 0; k < r; ++k) u[r * d + k] = 0.0;
+  });
   return true;
 }
 
-// x = (U'U)^{-1} b, in place: U'y = b by columns of U' (rows of U, contiguous), then U x = y by rows.
-OURO_HD inline void cholesky_upper_solve(int d, const double* u, double* x) {
+OURO_HD inline bool cholesky_upper_relative(int d, const double* a, double* u, double rel_tol) {
+  return cholesky_upper_relative(RegressionSerial{}, d, a, u, rel_tol);
+}
+
+// x = (U'U)^{-1} b, in place: U'y = b by columns of U' (rows of U, contiguous), then U x = y by rows (one thread:
+// each entry is a dot product in a fixed order).
+template <class Policy>
+OURO_HD inline void cholesky_upper_solve(const Policy& p, int d, const double* u, double* x) {
   for (int k = 0; k < d; ++k) {
     const double* row = u + k * d;
     const double yk = x[k] / row[k];
-    x[k] = yk;
-    for (int i = k + 1; i < d; ++i) x[i] -= row[i] * yk;
+    p.each(d - k, [&](int m) {
+      if (m == 0) x[k] = yk;
+      else x[k + m] -= row[k + m] * yk;
+    });
   }
-  for (int i = d - 1; i >= 0; --i) {
-    const double* row = u + i * d;
-    double s = x[i];
-    for (int k = i + 1; k < d; ++k) s -= row[k] * x[k];
-    x[i] = s / row[i];
-  }
+  p.single([&] {
+    for (int i = d - 1; i >= 0; --i) {
+      const double* row = u + i * d;
+      double s = x[i];
+      for (int k = i + 1; k < d; ++k) s -= row[k] * x[k];
+      x[i] = s / row[i];
+    }
+    return true;
+  });
+}
+
+OURO_HD inline void cholesky_upper_solve(int d, const double* u, double* x) {
+  cholesky_upper_solve(RegressionSerial{}, d, u, x);
 }
 
 // A pivot of the Cholesky factor at or below this share of its diagonal entry marks the system as singular: the
@@ -188,42 +235,33 @@ OURO_HD inline void cholesky_upper_solve(int d, const double* u, double* x) {
 // while the pivots of a matrix of rank n < d fall to rounding (about 1e-16 of the diagonal).
 constexpr double kSingularPivot = 1e-12;
 
-// The right-hand side and matrix of the fit's update delta = w_t - w_ref, for the frame w_ref = w0 + e_ref:
+// Row r of the right-hand side and matrix of the fit's update delta = w_t - w_ref, for the frame w_ref = w0 + e_ref:
 // OLS  G delta = u;  ridge  (G + lambda I) delta = u - lambda w_ref  (the minimiser of ||X w - y||^2 + lambda ||w||^2).
 // g holds G (full); a gets the system's matrix, rhs its right-hand side.
-OURO_HD inline void update_system(const RegressionStep& s, const RegressionTruth& tr, const double* g, const double* u,
-                                  const double* e_ref, double* a, double* rhs) {
+OURO_HD inline void update_system_row(const RegressionStep& s, const RegressionTruth& tr, const double* g,
+                                      const double* u, const double* e_ref, double* a, double* rhs, int r) {
   const int d = s.d;
-  for (int i = 0; i < d * d; ++i) a[i] = g[i];
-  for (int i = 0; i < d; ++i) rhs[i] = u[i];
+  for (int k = 0; k < d; ++k) a[r * d + k] = g[r * d + k];
+  rhs[r] = u[r];
   if (s.estimator == RegressionEstimator::kRidge) {
-    for (int i = 0; i < d; ++i) {
-      a[i * d + i] += s.ridge;
-      rhs[i] -= s.ridge * (tr.w0[i] + e_ref[i]);
-    }
+    a[r * d + r] += s.ridge;
+    rhs[r] -= s.ridge * (tr.w0[r] + e_ref[r]);
   }
 }
 
-// The residual sum of squares of the update: sum (r - x.delta)^2 = v - delta'(2u - G delta), at least 0.
-OURO_HD inline double update_rss(int d, const double* g, const double* u, double v, const double* delta) {
+// (G delta)[a].
+OURO_HD inline double g_times(int d, const double* g, const double* delta, int a) {
+  double gd = 0.0;
+  for (int b = 0; b < d; ++b) gd += g[a * d + b] * delta[b];
+  return gd;
+}
+
+// The residual sum of squares of the update: sum (r - x.delta)^2 = v - delta'(2u - G delta), at least 0 (gd = G delta).
+OURO_HD inline double update_rss(int d, const double* gd, const double* u, double v, const double* delta) {
   double q = 0.0;
-  for (int a = 0; a < d; ++a) {
-    double gd = 0.0;
-    for (int b = 0; b < d; ++b) gd += g[a * d + b] * delta[b];
-    q += delta[a] * (2.0 * u[a] - gd);
-  }
+  for (int a = 0; a < d; ++a) q += delta[a] * (2.0 * u[a] - gd[a]);
   const double rss = v - q;
   return rss > 0.0 ? rss : 0.0;
-}
-
-// Carries statistics from the frame w_ref into w_ref + delta: u <- u - G delta, v <- rss.
-OURO_HD inline void rebase(int d, const double* g, double* u, double& v, const double* delta, double rss) {
-  for (int a = 0; a < d; ++a) {
-    double gd = 0.0;
-    for (int b = 0; b < d; ++b) gd += g[a * d + b] * delta[b];
-    u[a] -= gd;
-  }
-  v = rss;
 }
 
 // The metrics of a chain whose model is (w0 + e, s_fit): test_error = e' Sigma_x e, weight_err = ||e||^2,
@@ -294,44 +332,62 @@ OURO_HD inline void start_regression_chain(const RegressionTruth& tr, const Regr
 
 // accumulate_subsample: generation t trains on `samples` points drawn uniformly without replacement from the pool
 // of every point of generations 1..t (positions by Selection, kernels/training/regime.h; pool position j is point
-// j % n of generation j / n + 1), each regenerated from its counter and labelled by the model that labelled it
-// (the truth for real points, generation k-1's model, from the history, for synthetic points of generation k).
-// Adds them, in the frame w0 + e_ref and weighted by age_decay^(t - k), to (g, u, v, n), and writes the training
-// set's synthetic share and mean age (each point weighted by its age weight). `Sel` makes the decisions: Selection
-// itself, or on the cpu BatchedSelection (kernels/training/batched_selection.h), the same decisions made faster.
+// j % n of generation j / n + 1). Calls f(k, i, is_real, wt) for each chosen point in order: point i of generation
+// k, a real draw or not, weighted by age_decay^(t - k). `Sel` makes the decisions: Selection itself, or on the cpu
+// BatchedSelection (kernels/training/batched_selection.h), the same decisions made faster.
+template <class Sel = Selection, class F>
+OURO_HD inline void subsample_points(const RegressionStep& s, std::uint32_t chain, F&& f) {
+  const int samples = s.samples;
+  const int t = s.generation;
+  const std::int64_t total = static_cast<std::int64_t>(t) * samples;
+  Sel sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < samples ? total : samples};
+  for (int k = 1; k <= t && !sel.done(); ++k) {
+    const int real = real_points_of(k, samples, s.real_count);
+    const double wt = pow_int(s.age_decay, t - k);
+    for (int i = 0; i < samples && !sel.done(); ++i) {
+      if (!sel.next()) continue;
+      f(k, i, i < real, wt);
+    }
+  }
+}
+
+// The composition of a subsampled training set: its synthetic share and mean age, each point weighted by its age
+// weight, summed in the points' order.
+struct SubsampleTally {
+  double points = 0.0, synthetic = 0.0, age = 0.0;
+  OURO_HD void add(bool is_real, double wt, int age_generations) {
+    points += wt;
+    synthetic += is_real ? 0.0 : wt;
+    age += wt * static_cast<double>(age_generations);
+  }
+  OURO_HD double synthetic_share() const { return synthetic / points; }
+  OURO_HD double data_age() const { return age / points; }
+};
+
+// The subsampled points of subsample_points, each regenerated from its counter and labelled by the model that
+// labelled it (the truth for real points, generation k-1's model, from the history, for synthetic points of
+// generation k). Adds them, in the frame w0 + e_ref and weighted by their age weights, to (g, u, v, n), and writes
+// the training set's synthetic share and mean age.
 template <class Sel = Selection>
 OURO_HD inline void subsample_statistics(const RegressionStep& s, const RegressionTruth& tr, std::uint32_t chain,
                                          const double* hist_e, const double* hist_s, std::int64_t batch,
                                          std::int64_t local, const double* e_ref, double* z, double* x, double* g,
                                          double* u, double& v, double& n, double& synthetic_share, double& data_age) {
   const int d = s.d;
-  const int samples = s.samples;
-  const int t = s.generation;
-  const std::int64_t total = static_cast<std::int64_t>(t) * samples;
-  Sel sel{s.seed, chain, static_cast<std::uint32_t>(t), total, total < samples ? total : samples};
-  double points = 0.0, synthetic = 0.0, age = 0.0;
-  for (int k = 1; k <= t && !sel.done(); ++k) {
-    const int real = real_points_of(k, samples, s.real_count);
-    const double wt = pow_int(s.age_decay, t - k);
+  SubsampleTally tally;
+  subsample_points<Sel>(s, chain, [&](int k, int i, bool is_real, double wt) {
     const std::int64_t slot = static_cast<std::int64_t>(k - 1) * batch + local;
-    for (int i = 0; i < samples && !sel.done(); ++i) {
-      if (!sel.next()) continue;
-      const bool is_real = i < real;
-      const double eps =
-          is_real
-              ? regenerate_point(s, tr, chain, real_draw_generation(s.real_source, k), rng::kStreamRealDraw, i, z, x)
-              : regenerate_point(s, tr, chain, static_cast<std::uint32_t>(k), rng::kStreamSyntheticDraw, i, z, x);
-      const double r = is_real ? point_residual(d, x, eps, tr.sigma0, nullptr, e_ref)
-                               : point_residual(d, x, eps, hist_s[slot], hist_e + slot * d, e_ref);
-      add_point(d, x, r, wt, g, u, v);
-      n += wt;
-      points += wt;
-      synthetic += is_real ? 0.0 : wt;
-      age += wt * static_cast<double>(t - k);
-    }
-  }
-  synthetic_share = synthetic / points;
-  data_age = age / points;
+    const double eps =
+        is_real ? regenerate_point(s, tr, chain, real_draw_generation(s.real_source, k), rng::kStreamRealDraw, i, z, x)
+                : regenerate_point(s, tr, chain, static_cast<std::uint32_t>(k), rng::kStreamSyntheticDraw, i, z, x);
+    const double r = is_real ? point_residual(d, x, eps, tr.sigma0, nullptr, e_ref)
+                             : point_residual(d, x, eps, hist_s[slot], hist_e + slot * d, e_ref);
+    add_point(d, x, r, wt, g, u, v);
+    n += wt;
+    tally.add(is_real, wt, s.generation - k);
+  });
+  synthetic_share = tally.synthetic_share();
+  data_age = tally.data_age();
 }
 
 // Fits generation s.generation of local chain i from its training set's statistics (g: G's lower triangle, u, v,
@@ -340,58 +396,87 @@ OURO_HD inline void subsample_statistics(const RegressionStep& s, const Regressi
 // delta (d). A system whose Cholesky factorisation fails (fewer points than
 // dimensions): `singular(a, delta, e_ref)` overwrites the right-hand side in delta with the update: the
 // minimum-norm least-squares one for OLS (the frame's model is w0 + e_ref), and returns whether it is finite (the
-// backend's own routine: Eigen on the cpu).
-template <class Singular>
-OURO_HD inline void finish_regression_chain(const RegressionStep& s, const RegressionTruth& tr,
+// backend's own routine: Eigen on the cpu; run once, by policy.single). Each thread of a policy passes its own
+// copies of the scalars (v, n, the composition), the same on all of them; the arrays are the chain's, shared.
+template <class Policy, class Singular>
+OURO_HD inline void finish_regression_chain(const Policy& p, const RegressionStep& s, const RegressionTruth& tr,
                                             const RegressionChains& c, std::int64_t i, double* g, double* u, double v,
                                             double n, double synthetic_share, double data_age, double* a, double* l,
                                             double* delta, Singular&& singular) {
   const int d = s.d;
   double* e = c.e + i * d;
-  symmetrize_lower(d, g);
+  p.each(d, [&](int r) { symmetrize_row(d, g, r); });
   double* pg = nullptr;
   double* pu = nullptr;
   if (s.regime == Regime::kAccumulate) {
     const double q = s.age_decay;
     pg = c.pool_g + i * d * d;
     pu = c.pool_u + i * d;
-    for (int k = 0; k < d * d; ++k) g[k] += q * pg[k];
-    for (int k = 0; k < d; ++k) u[k] += q * pu[k];
+    p.each(d, [&](int r) {
+      for (int k = r * d; k < (r + 1) * d; ++k) g[k] += q * pg[k];
+      u[r] += q * pu[r];
+    });
     v += q * c.pool_v[i];
     n += q * c.pool_n[i];
   }
   if (!c.ok[i]) {  // a failed chain stays failed: its model cannot label points
-    regression_metrics(tr, e, c.s_fit[i], false, synthetic_share, data_age, c.metrics + i, c.batch);
+    p.single([&] {
+      regression_metrics(tr, e, c.s_fit[i], false, synthetic_share, data_age, c.metrics + i, c.batch);
+      return true;
+    });
     return;
   }
-  update_system(s, tr, g, u, e, a, delta);
+  p.each(d, [&](int r) { update_system_row(s, tr, g, u, e, a, delta, r); });
   bool ok = true;
-  if (cholesky_upper_relative(d, a, l, kSingularPivot)) cholesky_upper_solve(d, l, delta);
-  else ok = singular(a, delta, e);  // (the factorisation wrote l only: a is intact)
-  const double rss = update_rss(d, g, u, v, delta);
+  if (cholesky_upper_relative(p, d, a, l, kSingularPivot)) cholesky_upper_solve(p, d, l, delta);
+  else ok = p.single([&] { return singular(a, delta, e); });  // (the factorisation wrote l only: a is intact)
+  double* gd = l;                                             // G delta, in the factor's room (done with)
+  p.each(d, [&](int r) { gd[r] = g_times(d, g, delta, r); });
+  const double rss = update_rss(d, gd, u, v, delta);
   const double s_fit = sqrt(rss / n);
-  for (int k = 0; k < d; ++k) {
-    e[k] += delta[k];
-    ok = ok && std::isfinite(e[k]);
-  }
-  ok = ok && std::isfinite(s_fit);
-  c.ok[i] = ok ? 1 : 0;
-  c.s_fit[i] = s_fit;
-  c.s_model[i] = s.noise == RegressionNoise::kFitted ? s_fit : tr.sigma0;
-  if (pg) {
-    double pv = v;
-    rebase(d, g, u, pv, delta, rss);
-    for (int k = 0; k < d * d; ++k) pg[k] = g[k];
-    for (int k = 0; k < d; ++k) pu[k] = u[k];
-    c.pool_v[i] = pv;
-    c.pool_n[i] = n;
+  p.each(d, [&](int k) { e[k] += delta[k]; });
+  ok = p.single([&] {
+    bool finite = ok;
+    for (int k = 0; k < d; ++k) finite = finite && std::isfinite(e[k]);
+    finite = finite && std::isfinite(s_fit);
+    c.ok[i] = finite ? 1 : 0;
+    c.s_fit[i] = s_fit;
+    c.s_model[i] = s.noise == RegressionNoise::kFitted ? s_fit : tr.sigma0;
+    return finite;
+  });
+  if (pg) {  // the pool, into the new fit's frame: u <- u - G delta, v <- rss
+    p.each(d, [&](int r) {
+      for (int k = r * d; k < (r + 1) * d; ++k) pg[k] = g[k];
+      pu[r] = u[r] - gd[r];
+    });
+    p.single([&] {
+      c.pool_v[i] = rss;
+      c.pool_n[i] = n;
+      return true;
+    });
   }
   if (s.regime == Regime::kAccumulateSubsample) {
     const std::int64_t slot = static_cast<std::int64_t>(s.generation) * c.batch + i;
-    for (int k = 0; k < d; ++k) c.hist_e[slot * d + k] = e[k];
-    c.hist_s[slot] = c.s_model[i];
+    p.each(d, [&](int k) { c.hist_e[slot * d + k] = e[k]; });
+    p.single([&] {
+      c.hist_s[slot] = c.s_model[i];
+      return true;
+    });
   }
-  regression_metrics(tr, e, s_fit, ok, synthetic_share, data_age, c.metrics + i, c.batch);
+  p.single([&] {
+    regression_metrics(tr, e, s_fit, ok, synthetic_share, data_age, c.metrics + i, c.batch);
+    return true;
+  });
+}
+
+// The same on one thread.
+template <class Singular>
+OURO_HD inline void finish_regression_chain(const RegressionStep& s, const RegressionTruth& tr,
+                                            const RegressionChains& c, std::int64_t i, double* g, double* u, double v,
+                                            double n, double synthetic_share, double data_age, double* a, double* l,
+                                            double* delta, Singular&& singular) {
+  finish_regression_chain(RegressionSerial{}, s, tr, c, i, g, u, v, n, synthetic_share, data_age, a, l, delta,
+                          singular);
 }
 
 }  // namespace ouro::kernels
