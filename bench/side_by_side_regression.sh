@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench/side_by_side_regression.sh [OUROBOROS [REPEATS]]: whole-process wall
 # time of `ouroboros run` and of the numpy peer on the same linear regression
-# experiment (10^4 chains, d = 10, n = 100, 100 generations, replace, ols,
-# fixed label noise, fresh inputs every generation), alternating, on this
-# machine. Prints each run and the ratio of the medians. OUROBOROS is the
-# binary (default build/ouroboros, from scripts/setup.sh).
+# experiment (experiments/regression/bench.yaml: 10^4 chains, d = 10, n = 100,
+# 100 generations, replace, ols, fixed label noise, fresh inputs every
+# generation), alternating, on this machine. Prints each run and the ratio of
+# the medians. OUROBOROS is the binary (default build/ouroboros, from
+# scripts/setup.sh).
 set -euo pipefail
 bin=${1:-build/ouroboros}
 if [ $# -ge 1 ] && [[ $1 != /* ]]; then bin=$PWD/$1; fi   # a path given is relative to the caller
@@ -14,18 +15,9 @@ repeats=${2:-5}
 chains=10000 samples=100 dim=10 generations=100
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-cat >"$tmp/regression.yaml" <<EOF
-name: regression-replace
-seed: 1
-chains: $chains
-generations: $generations
-model: {family: linear_regression, estimator: ols, noise: fixed}
-truth: {weights: {dim: $dim, norm: 1.0}, design_cov: {isotropic: 1.0}, noise_std: 1.0}
-data: {samples: $samples, regime: replace}
-EOF
 
 source bench/timing.sh
-run_ours() { "$bin" run "$tmp/regression.yaml" --backend cpu --no-progress --force --out "$tmp/o" >/dev/null; }
+run_ours() { "$bin" run experiments/regression/bench.yaml --backend cpu --no-progress --force --out "$tmp/o" >/dev/null; }
 run_peer() {
   /usr/bin/python3 bench/peers/numpy_regression.py --chains $chains --samples $samples --dim $dim \
     --generations $generations --noise fixed --regime replace --design fresh --seed 1 --out "$tmp/peer.csv" >/dev/null
