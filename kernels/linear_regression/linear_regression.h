@@ -49,6 +49,7 @@ enum RegressionMetric : int {
   kNoiseRatio,
   kRegressionSyntheticShare,
   kRegressionDataAge,
+  kRegressionDrawsPerKept,
   kNumRegressionMetrics
 };
 
@@ -61,6 +62,21 @@ struct RegressionTruth {
   const double* chol;  // [d * d] its lower Cholesky factor
   bool diagonal;       // Sigma_x diagonal: x_a = chol[a, a] z_a
   double w0_norm2;     // ||w0||^2 > 0
+};
+
+// data.verifier and data.tail_upsample for labelled points: a synthetic candidate (x, y) is judged by the truth's
+// likelihood of its label given x, through its standardised residual under the truth z = (y - x.w0) / sigma0
+// (z^2 is chi-square with 1 degree of freedom under the truth). The verifier calls it plausible when
+// z^2 <= z2_max (the truth's log-density of the label at least its own q-quantile) and keeps it with probability
+// keep_plausible or keep_implausible (the verify stream's word j of candidate j, as every family), drawing further
+// candidates until the generation's synthetic points are kept or max_draw_factor times as many were drawn;
+// tail_upsample counts a kept point with z^2 > z2_min (the truth's lowest-density q share of labels) `factor` times
+// in the fit and in N. The cpu runs both under replace and accumulate.
+struct RegressionFilter : KeepRule {
+  double z2_max = 0.0;
+  int upsample = 0;
+  double factor = 1.0, z2_min = 0.0;
+  OURO_HD bool any() const { return on || upsample; }
 };
 
 // Everything one generation step needs besides the per-chain arrays.
@@ -76,7 +92,8 @@ struct RegressionStep {
   RegressionEstimator estimator;
   double ridge;  // lambda: the penalty lambda ||w||^2 on the unscaled sum of squares
   RegressionNoise noise;
-  double age_decay;  // accumulate, accumulate_subsample: a point k generations old weighs age_decay^k
+  double age_decay;              // accumulate, accumulate_subsample: a point k generations old weighs age_decay^k
+  RegressionFilter filter = {};  // data.verifier, data.tail_upsample (cpu, replace and accumulate)
 };
 
 // Normal numbers of point i of a generation in its stream.
@@ -289,6 +306,7 @@ OURO_HD inline void regression_metrics(const RegressionTruth& tr, const double* 
   out[kNoiseRatio * stride] = (s_fit / tr.sigma0) * (s_fit / tr.sigma0);
   out[kRegressionSyntheticShare * stride] = synthetic_share;
   out[kRegressionDataAge * stride] = data_age;
+  out[kRegressionDrawsPerKept * stride] = 1.0;  // (a filtering backend writes its own after the fit)
 }
 
 // The arrays of a batch of chains, structure of arrays, in the backend's memory. Local chain c of the batch has

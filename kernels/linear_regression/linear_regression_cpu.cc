@@ -77,7 +77,7 @@ using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::R
 
 // One thread's working memory, reused across its chains.
 struct Scratch {
-  std::vector<double> g, u, a, l, delta, z, x, inputs, xt, res;
+  std::vector<double> g, u, a, l, delta, z, x, inputs, xt, res, eps;
   void size(int d, int tile) {
     g.assign(static_cast<std::size_t>(d) * d, 0.0);
     u.assign(d, 0.0);
@@ -89,6 +89,7 @@ struct Scratch {
     inputs.assign(static_cast<std::size_t>(tile) * (d + 1), 0.0);
     xt.assign(static_cast<std::size_t>(d) * (tile + 3), 0.0);
     res.assign(tile + 3, 0.0);
+    eps.assign(tile, 0.0);
   }
 };
 
@@ -109,6 +110,7 @@ class RegressionCpu final : public RegressionBackend {
       pool_u_.assign(n * d, 0.0);
       pool_v_.assign(n, 0.0);
       pool_n_.assign(n, 0.0);
+      pool_comp_.assign(3 * n, 0.0);
     }
     if (spec.regime == Regime::kAccumulateSubsample) {
       hist_e_.assign((spec.generations + 1) * n * d, 0.0);
@@ -166,10 +168,75 @@ class RegressionCpu final : public RegressionBackend {
     ar.vec("pool_n", pool_n_);
     ar.vec("hist_e", hist_e_);
     ar.vec("hist_s", hist_s_);
+    ar.vec("pool_comp", pool_comp_);
     ar.workers(workers_);
   }
 
  private:
+  // The normals of points [q0, q0 + m) of generation `gen`'s stream `stream` into sc.inputs, point p's d + 1 at
+  // p (d + 1): z, then eps. Under a fixed design z is generation 1's real point's (and so is eps for generation 1's
+  // real points); eps is the point's own.
+  const double* draw_tile(const RegressionStep& s, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int q0,
+                          int m, bool real, Scratch& sc) const {
+    const int d = s.d;
+    const std::uint64_t first = point_first_normal(d, q0);
+    const std::int64_t count = static_cast<std::int64_t>(m) * (d + 1);
+    double* z = sc.inputs.data();
+    if (s.design == Design::kFixed) {
+      cpu_stream_normals(s.seed, chain, 1u, rng::kStreamRealDraw, first, count, z);
+      if (!(real && gen == 1u)) {  // generation 1's real points have their own noise in the same normals
+        double* eps = sc.eps.data();
+        cpu_strided_normals(s.seed, chain, gen, stream, first + d, d + 1, m, eps);
+        for (int p = 0; p < m; ++p) z[static_cast<std::size_t>(p) * (d + 1) + d] = eps[p];
+      }
+    } else {
+      cpu_stream_normals(s.seed, chain, gen, stream, first, count, z);
+    }
+    return z;
+  }
+
+  // The synthetic candidates of a generation under data.verifier and/or data.tail_upsample (RegressionFilter):
+  // candidate j = 0, 1, ... is point first + j of the synthetic stream (the point that stands there without a
+  // filter), labelled by the frame's model (r = s_src eps); it is kept or dropped by the verifier on its truth
+  // residual z = (y - x.w0) / sigma0 = (x.e_ref + r) / sigma0, and a kept one is added with the upsampling weight,
+  // one point at a time in candidate order (add_point), until `need` are kept or the verifier's draw budget is
+  // spent. Returns the points kept, the candidates drawn and the kept points' total weight.
+  void add_filtered_points(const RegressionStep& s, std::uint32_t chain, int first, int need, double s_src,
+                           const double* e_ref, Scratch& sc, double& v, double& kept, double& drawn,
+                           double& weight) const {
+    const int d = s.d;
+    const RegressionFilter& f = s.filter;
+    const auto gen = static_cast<std::uint32_t>(s.generation);
+    const std::int64_t cap = f.on ? static_cast<std::int64_t>(need) * f.max_draw_factor : need;
+    const int tile = tile_points(d);
+    double* x = sc.x.data();
+    VerifyWords words;
+    std::int64_t j = 0, k = 0;
+    double total = 0.0;
+    while (j < cap && k < need) {
+      const int m = static_cast<int>(std::min<std::int64_t>(tile, cap - j));
+      const double* z = draw_tile(s, chain, gen, rng::kStreamSyntheticDraw, first + static_cast<int>(j), m, false, sc);
+      for (int p = 0; p < m && k < need; ++p, ++j) {
+        const double* zp = z + static_cast<std::size_t>(p) * (d + 1);
+        design_inputs(truth_, zp, x);
+        const double r = s_src * zp[d];
+        double y0 = r;  // y - x.w0
+        for (int a = 0; a < d; ++a) y0 += x[a] * e_ref[a];
+        const double z2 = (y0 / truth_.sigma0) * (y0 / truth_.sigma0);
+        if (f.on && !words.keeps(s.seed, chain, gen, static_cast<std::uint64_t>(j),
+                                 z2 <= f.z2_max ? f.keep_plausible : f.keep_implausible))
+          continue;
+        const double wt = (f.upsample && z2 > f.z2_min) ? f.factor : 1.0;
+        add_point(d, x, r, wt, sc.g.data(), sc.u.data(), v);
+        ++k;
+        total += wt;
+      }
+    }
+    kept = static_cast<double>(k);
+    drawn = static_cast<double>(j);
+    weight = total;
+  }
+
   // Adds points [p0, p1) of generation `gen`'s stream `stream` to the statistics in the frame w0 + e_ref: labelled
   // by the truth (real) or by the frame's model itself (synthetic, noise s_src: r = s_src eps). A tile of points at
   // a time: their normals in one vectorised pass, their inputs transposed (xt[a][p]) and residuals, then every sum
@@ -195,19 +262,7 @@ class RegressionCpu final : public RegressionBackend {
       const int q1 = std::min(p1, q0 + tile);
       const int m = q1 - q0;
       const int m4 = (m + 3) & ~3;  // padded with points of zero inputs and residual, which add exact zeros
-      const std::uint64_t first = point_first_normal(d, q0);
-      const std::int64_t count = static_cast<std::int64_t>(m) * (d + 1);
-      double* z = sc.inputs.data();
-      if (s.design == Design::kFixed) {
-        cpu_stream_normals(s.seed, chain, 1u, rng::kStreamRealDraw, first, count, z);
-        if (!(real && gen == 1u)) {     // generation 1's real points have their own noise in the same normals
-          double* eps = sc.res.data();  // (scratch until the residuals are formed)
-          cpu_strided_normals(s.seed, chain, gen, stream, first + d, d + 1, m, eps);
-          for (int p = 0; p < m; ++p) z[static_cast<std::size_t>(p) * (d + 1) + d] = eps[p];
-        }
-      } else {
-        cpu_stream_normals(s.seed, chain, gen, stream, first, count, z);
-      }
+      const double* z = draw_tile(s, chain, gen, stream, q0, m, real, sc);
       // x = L z, transposed; r = s_src eps (synthetic) or sigma0 eps - x.e_ref (real).
       for (int a = 0; a < d; ++a) {
         double* row = xt + static_cast<std::size_t>(a) * m4;
@@ -259,7 +314,7 @@ class RegressionCpu final : public RegressionBackend {
     const int t = s.generation;
     std::fill(sc.g.begin(), sc.g.end(), 0.0);
     std::fill(sc.u.begin(), sc.u.end(), 0.0);
-    double v = 0.0, n = 0.0, synthetic_share = 0.0, data_age = 0.0;
+    double v = 0.0, n = 0.0, synthetic_share = 0.0, data_age = 0.0, draws_per_kept = 1.0;
     const double* e_ref = c.e + i * d;
     if (c.ok[i]) {
       if (s.regime == Regime::kAccumulateSubsample) {
@@ -269,10 +324,19 @@ class RegressionCpu final : public RegressionBackend {
         const int real = real_points_of(t, s.samples, s.real_count);
         add_points(s, chain, real_draw_generation(s.real_source, t), rng::kStreamRealDraw, 0, real, true, 0.0, e_ref,
                    sc, v);
-        add_points(s, chain, static_cast<std::uint32_t>(t), rng::kStreamSyntheticDraw, real, s.samples, false,
-                   c.s_model[i], e_ref, sc, v);
-        n = s.samples;
-        regime_composition(s.regime, s.samples, s.real_count, t, s.age_decay, synthetic_share, data_age);
+        if (!s.filter.any()) {
+          add_points(s, chain, static_cast<std::uint32_t>(t), rng::kStreamSyntheticDraw, real, s.samples, false,
+                     c.s_model[i], e_ref, sc, v);
+          n = s.samples;
+          regime_composition(s.regime, s.samples, s.real_count, t, s.age_decay, synthetic_share, data_age);
+        } else {
+          double kept = 0.0, drawn = 0.0, weight = 0.0;
+          if (s.samples > real)
+            add_filtered_points(s, chain, real, s.samples - real, c.s_model[i], e_ref, sc, v, kept, drawn, weight);
+          n = real + weight;
+          if (s.samples > real) draws_per_kept = kept > 0.0 ? drawn / kept : INFINITY;
+          filtered_composition(s, i, real, kept, synthetic_share, data_age);
+        }
       }
     }
     auto singular = [&](const double* a, double* delta, const double* e) {
@@ -280,6 +344,28 @@ class RegressionCpu final : public RegressionBackend {
     };
     finish_regression_chain(s, truth_, c, i, sc.g.data(), sc.u.data(), v, n, synthetic_share, data_age, sc.a.data(),
                             sc.l.data(), sc.delta.data(), singular);
+    if (c.ok[i]) c.metrics[kRegressionDrawsPerKept * c.batch + i] = draws_per_kept;
+  }
+
+  // The training set's synthetic share and mean age under a filter, by points (not weights): replace, this
+  // generation's real and kept points; accumulate, the chain's pool, whose points, synthetic points and points x age
+  // (each aged by the decay) are kept in pool_comp_: a generation ages them (A <- q (A + P), P <- q P, S <- q S)
+  // and adds its own at age 0.
+  void filtered_composition(const RegressionStep& s, std::int64_t i, int real, double kept, double& synthetic_share,
+                            double& data_age) const {
+    if (s.regime == Regime::kReplace) {
+      synthetic_share = kept / (real + kept);
+      data_age = 0.0;
+      return;
+    }
+    const std::int64_t b = spec_.batch;
+    double* comp = pool_comp_.data();
+    const double q = s.age_decay;
+    comp[2 * b + i] = q * (comp[2 * b + i] + comp[i]);
+    comp[i] = q * comp[i] + real + kept;
+    comp[b + i] = q * comp[b + i] + kept;
+    synthetic_share = comp[b + i] / comp[i];
+    data_age = comp[2 * b + i] / comp[i];
   }
 
   // The update of a singular system A delta = rhs (rhs in delta on entry) by A's eigen-decomposition: eigenvalues at
@@ -313,6 +399,8 @@ class RegressionCpu final : public RegressionBackend {
   RegressionTruth truth_;
   int threads_;
   std::vector<double> e_, s_model_, s_fit_, pool_g_, pool_u_, pool_v_, pool_n_, hist_e_, hist_s_;
+  // accumulate under a filter: the pool's points, synthetic points and points x age, each aged by the decay.
+  mutable std::vector<double> pool_comp_;
   std::vector<unsigned char> ok_;
   mutable std::vector<Scratch> scratch_;
   RegressionChains chains_;

@@ -458,6 +458,7 @@ class RegressionCuda final : public RegressionBackend {
       pool_u_ = device_array<double>(n * d, state);
       pool_v_ = device_array<double>(n, state);
       pool_n_ = device_array<double>(n, state);
+      pool_comp_.assign(3 * static_cast<std::size_t>(n), 0.0);
     }
     if (spec.regime == Regime::kAccumulateSubsample) {
       const std::size_t slots = static_cast<std::size_t>(spec.generations + 1) * n;
@@ -508,6 +509,7 @@ class RegressionCuda final : public RegressionBackend {
     archive(ar, "pool_n", pool_n_);
     archive(ar, "hist_e", hist_e_);
     archive(ar, "hist_s", hist_s_);
+    ar.vec("pool_comp", pool_comp_);
     ar.workers(workers_);
   }
 
@@ -634,6 +636,9 @@ class RegressionCuda final : public RegressionBackend {
   DeviceBuffer<double> w0_, cov_, chol_;
   RegressionTruth truth_{};
   DeviceBuffer<double> e_, s_model_, s_fit_, pool_g_, pool_u_, pool_v_, pool_n_, hist_e_, hist_s_, metrics_;
+  // The cpu's composition of a filtered pool, kept for interchangeable checkpoints (this backend runs no filter:
+  // it stays zero).
+  std::vector<double> pool_comp_;
   DeviceBuffer<unsigned char> ok_;
   RegressionChains chains_{};
   std::vector<WorkerRange> workers_;

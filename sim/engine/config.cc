@@ -63,7 +63,7 @@ std::vector<KeySpec> make_common_keys() {
       number_key("data.tail_upsample.factor", "a weight in [1e-6, 1e6]", 1e-6, 1e6, "",
                  "the weight of a synthetic tail point"),
       number_key("data.tail_upsample.quantile", "a share in (0, 1)", 1e-9, 1.0 - 1e-9, "",
-                 "continuous families: the tail is the truth's lowest-density share q"),
+                 "continuous and labelled families: the tail is the truth's lowest-density share q"),
       number_key("data.age_decay", "a decay in (0, 1]", 1e-6, 1.0, "1",
                  "data added k generations before the fit weighs decay^k (accumulate, accumulate_subsample)"),
       bool_key("data.dedup", "false", "drops a synthetic sample that repeats one already kept"),
@@ -268,9 +268,9 @@ void read_data(const ConfigReader& r, PointConfig& c) {
   }
   c.max_draw_factor = static_cast<int>(r.integer(key("data.max_draw_factor")));
   if (r.given("data.tail_upsample")) {
-    // A continuous family's tail is its truth's lowest-density share; a text family weighs the token set of its
-    // tail metrics, with no quantile.
-    const bool quantile = family.kind() == FamilyKind::kContinuous;
+    // A continuous or labelled family's tail is its truth's lowest-density share (of points, of labels given their
+    // inputs); a text family weighs the token set of its tail metrics, with no quantile.
+    const bool quantile = family.kind() != FamilyKind::kText;
     if (!quantile && r.given("data.tail_upsample.quantile"))
       throw ConfigError("data.tail_upsample.quantile",
                         fmt::format("does not apply to model.family {}, whose tail is the token set of its tail "

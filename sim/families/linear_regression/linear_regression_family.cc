@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "kernels/core/linalg.h"
+#include "kernels/core/quadform.h"
 #include "sim/parallel/backend.h"
 
 namespace ouro {
@@ -20,7 +21,7 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kTestError, "test_error",
      "(w_t - w0)' Sigma_x (w_t - w0): the excess squared error on fresh inputs over the truth's, exact", Direction::kUp,
      false,
-     "generation 0; ols without real data or age decay, data.samples > d + 1: replace (either noise, either "
+     "generation 0; ols without real data or age decay or filter, data.samples > d + 1: replace (either noise, either "
      "design) and accumulate (noise fixed, design fixed)"},
     {kernels::kWeightErr, "weight_err", "||w_t - w0||^2", Direction::kUp, false, "as test_error"},
     {kernels::kNormRatio, "norm_ratio", "||w_t||^2 / ||w0||^2", Direction::kNone, true, "as test_error"},
@@ -28,12 +29,17 @@ constexpr MetricSpec kMetrics[] = {
      "s_t^2 / sigma0^2, s_t^2 = RSS / N the fit's residual variance on its training set of N points (written under "
      "either model.noise)",
      Direction::kDown, true,
-     "generation 0; ols without real data or age decay, data.samples > d + 1: replace (either noise, either design)"},
+     "generation 0; ols without real data or age decay or filter, data.samples > d + 1: replace (either noise, either "
+     "design)"},
     {kernels::kRegressionSyntheticShare, "synthetic_share", "fraction of the training set that is synthetic",
-     Direction::kNone, false, "every regime (under accumulate_subsample its expectation, without age decay)"},
+     Direction::kNone, false,
+     "every regime without a filter (under accumulate_subsample its expectation, without age decay)"},
     {kernels::kRegressionDataAge, "data_age",
      "mean over the training set of (generation fitted - generation the point was added)", Direction::kNone, false,
-     "every regime (under accumulate_subsample its expectation, without age decay)"},
+     "every regime without a filter (under accumulate_subsample its expectation, without age decay)"},
+    {kernels::kRegressionDrawsPerKept, "draws_per_kept",
+     "synthetic candidates drawn per synthetic point kept under data.verifier", Direction::kNone, false,
+     "generations 0 and 1", false, "with data.verifier"},
 };
 static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels::kNumRegressionMetrics,
               "the linear regression metrics' names follow kernels::RegressionMetric");
@@ -174,12 +180,26 @@ class RegressionRun final : public FamilyRun {
                                             block.count,
                                             threads};
     backend_ = make_regression_backend(backend, spec);
+    // The truth's standardised label residual z is N(0, 1): z^2 is chi-square with one degree of freedom, whose
+    // (1 - q)-quantile bounds the plausible labels (the verifier) and starts the tail (upsampling).
+    if (c.verifier) {
+      filter_.on = 1;
+      filter_.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+      filter_.keep_implausible = kernels::keep_threshold(c.keep_implausible);
+      filter_.z2_max = kernels::chi2_quantile(1.0 - c.verifier_quantile, 1);
+    }
+    filter_.max_draw_factor = c.max_draw_factor;
+    if (c.tail_upsample) {
+      filter_.upsample = 1;
+      filter_.factor = c.tail_factor;
+      filter_.z2_min = kernels::chi2_quantile(1.0 - c.tail_quantile, 1);
+    }
   }
   void start(double* metrics) override { backend_->start(metrics); }
   void advance(int generation, double* metrics) override {
-    const kernels::RegressionStep step{c_.seed,      g_.dim(),  c_.samples,     c_.real_count,
-                                       generation,   c_.regime, c_.real_source, g_.design,
-                                       g_.estimator, g_.ridge,  g_.noise,       c_.age_decay};
+    const kernels::RegressionStep step{c_.seed,   g_.dim(),       c_.samples, c_.real_count, generation,
+                                       c_.regime, c_.real_source, g_.design,  g_.estimator,  g_.ridge,
+                                       g_.noise,  c_.age_decay,   filter_};
     backend_->advance(step, metrics);
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
@@ -188,6 +208,7 @@ class RegressionRun final : public FamilyRun {
  private:
   PointConfig c_;
   const RegressionSettings& g_;
+  kernels::RegressionFilter filter_;
   std::unique_ptr<kernels::RegressionBackend> backend_;
 };
 
@@ -254,9 +275,21 @@ class RegressionFamily final : public Family {
   }
 
   BackendSupport support(const std::string& backend) const override {
-    // Strategies that judge a point by its label's likelihood under the truth (data.verifier, data.tail_upsample)
-    // and dedup on a grid over (x, y) are not built for this family.
-    return {backend == "cpu" || backend == "cuda", {DataOption::kAgeDecay}};
+    // Dedup on a grid over (x, y) is not built for this family; the filters that judge a point by its label's
+    // likelihood under the truth (data.verifier, data.tail_upsample) run on the cpu.
+    if (backend == "cpu") return {true, {DataOption::kAgeDecay, DataOption::kVerifier, DataOption::kTailUpsample}};
+    return {backend == "cuda", {DataOption::kAgeDecay}};
+  }
+
+  void check(const PointConfig& c) const override {
+    for (const auto& [on, key] : {std::pair<bool, const char*>{c.verifier, "data.verifier"},
+                                  std::pair<bool, const char*>{c.tail_upsample, "data.tail_upsample"}})
+      if (on && c.regime == kernels::Regime::kAccumulateSubsample)
+        throw ConfigError(key, "is built for data.regime replace and accumulate in the linear_regression family");
+    if (c.verifier && c.settings<RegressionSettings>().design == kernels::Design::kFixed)
+      throw ConfigError("data.verifier",
+                        "needs data.design fresh: a fixed design has one input per point, and the verifier's refill "
+                        "draws further candidates");
   }
 
   // The cuda backend has no minimum-norm solve: a point whose training set can have fewer points than dimensions
@@ -300,11 +333,15 @@ std::optional<double> regression_theory(const PointConfig& c, int metric, int t)
     switch (metric) {
       case kNormRatio:
       case kNoiseRatio:
+      case kRegressionDrawsPerKept:
         return 1.0;
       default:
         return 0.0;
     }
   }
+  if (metric == kRegressionDrawsPerKept) return t <= 1 ? std::optional<double>(1.0) : std::nullopt;
+  // A filter changes every law from generation 2 on (generation 1 has no synthetic points).
+  if ((c.verifier || c.tail_upsample) && t >= 2) return std::nullopt;
   if (metric == kRegressionSyntheticShare || metric == kRegressionDataAge) {
     if (c.regime == Regime::kAccumulateSubsample && c.age_decay != 1.0) return std::nullopt;
     const Regime r = c.regime == Regime::kAccumulateSubsample ? Regime::kAccumulate : c.regime;

@@ -44,9 +44,13 @@ TEST(RegressionConfig, BadInputIsRefusedNamingTheKey) {
   expect_refused({"data.design=random"}, "data.design", "one of fresh fixed");
   // Strategies the family does not build are refused, naming the families that run them.
   expect_refused({"data.dedup=true", "data.dedup_resolution=0.1"}, "data.dedup", "applies to model.family");
-  expect_refused({"data.verifier={keep_plausible: 1, keep_implausible: 0, quantile: 0.1}"}, "data.verifier",
-                 "applies to model.family");
-  expect_refused({"data.tail_upsample={factor: 2, quantile: 0.1}"}, "data.tail_upsample", "applies to model.family");
+  expect_refused(
+      {"data.verifier={keep_plausible: 1, keep_implausible: 0, quantile: 0.1}", "data.regime=accumulate_subsample"},
+      "data.verifier", "replace and accumulate");
+  expect_refused({"data.tail_upsample={factor: 2, quantile: 0.1}", "data.regime=accumulate_subsample"},
+                 "data.tail_upsample", "replace and accumulate");
+  expect_refused({"data.verifier={keep_plausible: 1, keep_implausible: 0, quantile: 0.1}", "data.design=fixed"},
+                 "data.verifier", "data.design fresh");
   expect_refused({"data.estimator_weight=0.5"}, "data.estimator_weight", "applies to model.family");
   // And another family's keys.
   expect_refused({"model.dim=2"}, "model.dim", "applies to model.family");

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kernels/core/normal.h"
+#include "kernels/core/quadform.h"
 #include "kernels/linear_regression/linear_regression.h"
 #include "sim/families/linear_regression/linear_regression_family.h"
 #include "tests/support/backend_test.h"
@@ -33,6 +34,7 @@ struct Point {
   Real y;
   int generation;
   bool real;
+  Real weight = 1;  // data.tail_upsample's frequency weight
 };
 
 std::vector<Real> solve(int d, std::vector<Real> a, std::vector<Real> b) {
@@ -74,7 +76,7 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
   Real s_model = sigma0, s_fit = sigma0;
   std::vector<Point> pool;
   std::vector<std::vector<double>> out;
-  auto metrics = [&](Real share, Real age) {
+  auto metrics = [&](Real share, Real age, Real draws_per_kept) {
     Real test = 0, werr = 0, norm = 0, norm0 = 0;
     for (int a = 0; a < d; ++a) {
       for (int b = 0; b < d; ++b) test += (w[a] - w0[a]) * g.design_cov[a * d + b] * (w[b] - w0[b]);
@@ -84,13 +86,18 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
     }
     out.push_back({static_cast<double>(test), static_cast<double>(werr), static_cast<double>(norm / norm0),
                    static_cast<double>(s_fit * s_fit / (sigma0 * sigma0)), static_cast<double>(share),
-                   static_cast<double>(age)});
+                   static_cast<double>(age), static_cast<double>(draws_per_kept)});
   };
-  metrics(0, 0);
+  metrics(0, 0, 1);
   for (int t = 1; t <= c.generations; ++t) {
     std::vector<Point> fresh;
     const int real = t == 1 ? n : c.real_count;
-    for (int i = 0; i < n; ++i) {
+    Real drawn = 0, kept = 0;
+    // Without a filter candidate i < n is point i; with one, synthetic candidates go on past n until n - real are
+    // kept or the verifier's budget, max_draw_factor (n - real) candidates, is spent.
+    const bool filtered = (c.verifier || c.tail_upsample) && real < n;
+    const long cap = c.verifier && filtered ? static_cast<long>(n - real) * c.max_draw_factor : n - real;
+    for (long i = 0; i < (filtered ? real + cap : n) && !(filtered && kept == n - real); ++i) {
       const bool is_real = i < real;
       const std::uint32_t gen = is_real ? (c.real_source == RealSource::kFixed ? 1u : static_cast<std::uint32_t>(t))
                                         : static_cast<std::uint32_t>(t);
@@ -105,7 +112,25 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
         for (int b = 0; b <= a; ++b) x[a] += chol[a * d + b] * z[b];
       Real y = (is_real ? sigma0 : s_model) * eps;
       for (int a = 0; a < d; ++a) y += x[a] * (is_real ? w0[a] : w[a]);
-      fresh.push_back({x, y, t, is_real});
+      Real weight = 1;
+      if (filtered && !is_real) {
+        // The truth's standardised residual of the label; the verifier keeps candidate j = i - real when word j of
+        // its verify stream is below the keep probability's threshold.
+        Real r0 = y;
+        for (int a = 0; a < d; ++a) r0 -= x[a] * w0[a];
+        const double z2 = static_cast<double>((r0 / sigma0) * (r0 / sigma0));
+        const std::uint64_t j = static_cast<std::uint64_t>(i - real);
+        ++drawn;
+        if (c.verifier) {
+          const double p = z2 <= chi2_quantile(1.0 - c.verifier_quantile, 1) ? c.keep_plausible : c.keep_implausible;
+          const std::uint32_t word =
+              rng::draw_block(c.seed, chain, static_cast<std::uint32_t>(t), rng::kStreamVerify, j / 4).v[j % 4];
+          if (!(static_cast<double>(word) < std::ldexp(p, 32))) continue;
+        }
+        if (c.tail_upsample && z2 > chi2_quantile(1.0 - c.tail_quantile, 1)) weight = c.tail_factor;
+        ++kept;
+      }
+      fresh.push_back({x, y, t, is_real, weight});
     }
     std::vector<Point> train;
     if (c.regime == Regime::kReplace) {
@@ -121,16 +146,19 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
       }
     }
     std::vector<Real> a(static_cast<std::size_t>(d) * d, 0), b(d, 0);
-    Real weight = 0, synthetic = 0, age = 0;
+    Real weight = 0, points = 0, synthetic = 0, age = 0;
     for (const Point& p : train) {
-      const Real wt = std::pow(static_cast<Real>(c.age_decay), t - p.generation);
+      const Real wt = std::pow(static_cast<Real>(c.age_decay), t - p.generation) * p.weight;
       for (int i = 0; i < d; ++i) {
         b[i] += wt * p.x[i] * p.y;
         for (int j = 0; j < d; ++j) a[i * d + j] += wt * p.x[i] * p.x[j];
       }
+      // (the composition counts points, each by its age weight alone)
+      const Real aged = std::pow(static_cast<Real>(c.age_decay), t - p.generation);
       weight += wt;
-      synthetic += p.real ? 0 : wt;
-      age += wt * (t - p.generation);
+      points += aged;
+      synthetic += p.real ? 0 : aged;
+      age += aged * (t - p.generation);
     }
     if (g.estimator == RegressionEstimator::kRidge)
       for (int i = 0; i < d; ++i) a[i * d + i] += g.ridge;
@@ -154,11 +182,11 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
     for (const Point& p : train) {
       Real r = p.y;
       for (int i = 0; i < d; ++i) r -= p.x[i] * w[i];
-      rss += std::pow(static_cast<Real>(c.age_decay), t - p.generation) * r * r;
+      rss += std::pow(static_cast<Real>(c.age_decay), t - p.generation) * p.weight * r * r;
     }
     s_fit = std::sqrt(rss / weight);
     s_model = g.noise == RegressionNoise::kFitted ? s_fit : sigma0;
-    metrics(synthetic / weight, age / weight);
+    metrics(synthetic / points, age / points, filtered ? (kept > 0 ? drawn / kept : INFINITY) : 1);
   }
   return out;
 }
@@ -218,6 +246,21 @@ TEST(RegressionReference, Ridge) {
   expect_matches_reference(
       config(", estimator: ridge, ridge: 3.5, noise: fitted", kTruth, "{samples: 8, regime: replace}"));
   expect_matches_reference(config(", estimator: ridge, ridge: 0.5", kTruth, "{samples: 8, regime: accumulate}"));
+}
+
+// data.verifier and data.tail_upsample: candidates judged by the truth's standardised residual of their label, kept
+// by the verify stream's words, weighted in the fit and in N; draws_per_kept the candidates drawn per point kept.
+TEST(RegressionReference, VerifierAndTailUpsample) {
+  expect_matches_reference(config(", noise: fitted", kTruth,
+                                  "{samples: 12, regime: replace, real_fraction: 0.25, verifier: {keep_plausible: "
+                                  "0.9, keep_implausible: 0.2, quantile: 0.3}, max_draw_factor: 3}"));
+  expect_matches_reference(
+      config("", kTruth,
+             "{samples: 10, regime: accumulate, age_decay: 0.8, verifier: {keep_plausible: 1.0, "
+             "keep_implausible: 0.1, quantile: 0.2}, tail_upsample: {factor: 3.0, quantile: 0.2}}"));
+  expect_matches_reference(config(", noise: fitted", kTruth,
+                                  "{samples: 10, regime: replace, design: fixed, tail_upsample: {factor: 0.5, "
+                                  "quantile: 0.4}}"));
 }
 
 // Fewer points than dimensions: OLS is the minimum-norm least-squares fit (an eigen-decomposition of X'X on the
