@@ -6,9 +6,10 @@
 #                                      every output file's checksum with tests/golden/outputs.sha256
 #   scripts/golden.sh record           builds the reference commit below (cpu only, in build-golden/base) and
 #                                      writes its checksums to tests/golden/outputs.sha256
-#   scripts/golden.sh outputs BINARY DIR   only runs the matrix into DIR (for a diff of two trees' files)
+#   scripts/golden.sh outputs BINARY DIR [ROOT]   only runs the matrix into DIR (for a diff of two trees' files);
+#                                      ROOT: the tree whose experiments/ to run (default: this one)
 #
-# The matrix: every config under experiments/ with --set chains=64 --set generations=5 (the papers/ configs at
+# The matrix: every config under experiments/ (record: the reference commit's own configs) with --set chains=64 --set generations=5 (the papers/ configs at
 # their reproduction.reduced size instead), each at --threads 1, at --threads 2 and under `mpirun -n 2` when the
 # binary was built with MPI and mpirun is installed; every run with --per-chain, then `ouroboros report`.
 # Compared: metrics.csv, summary.csv, summary_chains.csv, early_warning.csv, per_chain.csv, report.md and
@@ -18,7 +19,9 @@
 #
 # The checksums hold on one machine: the cpu model and the dependency versions are in manifest.json. On another
 # machine, `record` first (it rebuilds the reference commit there), then `check`. A deliberate change of output
-# moves REFERENCE to the commit that makes it and says so in its commit message.
+# moves REFERENCE to the commit that makes it and says so in its commit message. A config added since the
+# reference (a new family's experiments) has no recorded files: `check` lists its files as new and compares the
+# rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REFERENCE=c2a9e254e0aa62880294d6497a0716cb0a9d093d
@@ -59,8 +62,9 @@ EOF
 
 # Runs are written to DIR/NAME.MODE, named relative to DIR (report.md names its folder).
 outputs() {
-  local bin dir=$2
+  local bin dir=$2 root
   bin=$(realpath "$1")
+  root=$(realpath "${3:-.}")
   rm -rf "$dir"
   mkdir -p "$dir"
   local modes=(t1 t2)
@@ -74,11 +78,11 @@ outputs() {
     local name=${config#experiments/}
     name=${name%.yaml}
     name=${name//\//_}
-    mapfile -t size < <(size_args "$config")
+    mapfile -t size < <(size_args "$root/$config")
     local mode
     for mode in "${modes[@]}"; do
       local out=$name.$mode
-      local cmd=("$bin" run "$PWD/$config" "${size[@]}" --per-chain --no-progress --out "$out")
+      local cmd=("$bin" run "$root/$config" "${size[@]}" --per-chain --no-progress --out "$out")
       case $mode in
         t1) cmd+=(--threads 1) ;;
         t2) cmd+=(--threads 2) ;;
@@ -90,7 +94,7 @@ outputs() {
       rm -f "$dir/$out.log"
       echo "golden: $config ($mode)" >&2
     done
-  done < <(find experiments -name '*.yaml' | LC_ALL=C sort)
+  done < <(cd "$root" && find experiments -name '*.yaml' | LC_ALL=C sort)
 }
 
 checksums() {
@@ -100,8 +104,8 @@ checksums() {
 
 case ${1:-} in
   outputs)
-    [ $# -eq 3 ] || { echo "usage: scripts/golden.sh outputs BINARY DIR" >&2; exit 2; }
-    outputs "$2" "$3"
+    [ $# -ge 3 ] && [ $# -le 4 ] || { echo "usage: scripts/golden.sh outputs BINARY DIR [ROOT]" >&2; exit 2; }
+    outputs "$2" "$3" "${4:-.}"
     ;;
   record)
     base=build-golden/base
@@ -112,7 +116,7 @@ case ${1:-} in
       (cd "$base" && OUROBOROS_BUILD_DIR=build scripts/setup.sh -DOUROBOROS_CUDA=OFF -DOUROBOROS_TESTS=OFF \
         -DOUROBOROS_BENCH=OFF)
     fi
-    outputs "$base/build/ouroboros" build-golden/expected
+    outputs "$base/build/ouroboros" build-golden/expected "$base"
     mkdir -p "$(dirname "$sums")"
     checksums build-golden/expected > "$sums"
     echo "golden: $(wc -l < "$sums") files recorded from $REFERENCE in $sums"
@@ -120,7 +124,15 @@ case ${1:-} in
   check)
     bin=${2:-build/ouroboros}
     outputs "$bin" build-golden/actual
-    if diff <(checksums build-golden/actual) "$sums" > build-golden/check.diff; then
+    # Files of configs the reference did not have are new, not different: listed, and left out of the comparison.
+    checksums build-golden/actual > build-golden/actual.sha256
+    new=$(awk 'NR == FNR { known[$2] = 1; next } !($2 in known) { print $2 }' "$sums" build-golden/actual.sha256)
+    if [ -n "$new" ]; then
+      echo "golden: $(printf '%s\n' "$new" | wc -l) files of configs added since $REFERENCE, not compared:"
+      printf '%s\n' "$new" | sed 's|^\./||; s|/.*||' | sort -u | sed 's/^/  /'
+    fi
+    if diff <(awk 'NR == FNR { known[$2] = 1; next } $2 in known' "$sums" build-golden/actual.sha256) "$sums" \
+      > build-golden/check.diff; then
       echo "golden: $(wc -l < "$sums") files identical to $REFERENCE's"
     else
       echo "golden: outputs differ from $REFERENCE's (< this tree, > reference):" >&2
