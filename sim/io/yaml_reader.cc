@@ -36,14 +36,28 @@ std::string two_places(const YAML::Mark& a, const YAML::Mark& b) {
 }
 
 // `seen` holds the positions of the mappings and lists walked already: an alias is the node it names (the same
-// mark), walked once, so a document of nested aliases is not walked exponentially often.
-void walk_duplicates(const YAML::Node& node, const std::string& at, const std::string& where, std::set<int>& seen) {
+// mark), walked once, so a document of nested aliases is not walked exponentially often. `open` holds those being
+// walked (the node's ancestors): an alias to one of them inside it is a cycle, which every later reader of the
+// config would follow forever, and is refused.
+void walk_duplicates(const YAML::Node& node, const std::string& at, const std::string& where, std::set<int>& seen,
+                     std::set<int>& open) {
   if (!node.IsMap() && !node.IsSequence()) return;
   const YAML::Mark m = node.Mark();
+  if (!m.is_null() && open.count(m.pos))
+    throw ConfigError(at.empty() ? "<top level>" : at,
+                      "is an alias of a mapping or list that contains it (a cycle: the value would never end)");
   if (!m.is_null() && !seen.insert(m.pos).second) return;
+  struct Open {  // m is walked until this scope ends
+    std::set<int>& open;
+    int pos;
+    bool on;
+    ~Open() {
+      if (on) open.erase(pos);
+    }
+  } mark_open{open, m.pos, !m.is_null() && open.insert(m.pos).second};
   if (node.IsSequence()) {
     std::size_t i = 0;
-    for (const auto& v : node) walk_duplicates(v, fmt::format("{}[{}]", at, i++), where, seen);
+    for (const auto& v : node) walk_duplicates(v, fmt::format("{}[{}]", at, i++), where, seen, open);
     return;
   }
   std::map<std::string, YAML::Mark> keys;
@@ -53,15 +67,15 @@ void walk_duplicates(const YAML::Node& node, const std::string& at, const std::s
     const auto [it, fresh] = keys.emplace(kv.first.Scalar(), kv.first.Mark());
     if (!fresh)
       throw ConfigError(path, "given twice" + (where.empty() ? two_places(it->second, kv.first.Mark()) : " " + where));
-    walk_duplicates(kv.second, path, where, seen);
+    walk_duplicates(kv.second, path, where, seen, open);
   }
 }
 
 }  // namespace
 
 void refuse_duplicate_keys(const YAML::Node& node, const std::string& at, const std::string& where) {
-  std::set<int> seen;
-  walk_duplicates(node, at, where, seen);
+  std::set<int> seen, open;
+  walk_duplicates(node, at, where, seen, open);
 }
 
 std::string nearest(const std::string& word, const std::vector<std::string>& candidates) {

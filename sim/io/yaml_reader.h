@@ -44,7 +44,8 @@ void assign_node(YAML::Node root, const std::string& path, const YAML::Node& val
 // A key given twice in one mapping of `node` (the value at `at`, "" for a whole config), anywhere in it (nested
 // mappings, lists, sweep), is refused: yaml-cpp keeps both, and which one a reader finds is not what the config says.
 // Keys compare as scalars. The refusal names the key's path and where the two are: "(lines 4 and 9)" as an editor
-// numbers them (the node's marks), or `where` when it is not empty (a --set value: "in --set data={...}").
+// numbers them (the node's marks), or `where` when it is not empty (a --set value: "in --set data={...}"). A value
+// that is an alias of a mapping or list containing it (a cycle) is refused too.
 void refuse_duplicate_keys(const YAML::Node& node, const std::string& at, const std::string& where = "");
 
 // A number read from a scalar node; ConfigError "expected EXPECTED, got ..." otherwise (or if not finite).

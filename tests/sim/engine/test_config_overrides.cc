@@ -83,6 +83,21 @@ TEST(ConfigDuplicates, EverywhereInTheTree) {
   EXPECT_EQ(refusal(std::string(kBase) + "'seed': 4\n", {}, "seed"), "seed: given twice (lines 3 and 9)");
 }
 
+// An alias of a mapping or list inside itself is a cycle: refused naming where it is, in the file and in a --set
+// value, where every later reader would recurse forever. An alias that is not a cycle stays allowed.
+TEST(ConfigDuplicates, ACyclicAliasIsRefused) {
+  const std::string head = "chains: 10\ngenerations: 5\ntruth: {isotropic: 1.0}\ndata: {samples: 20}\n";
+  EXPECT_EQ(refusal(head + "model: &m {family: gaussian, dim: *m}\n", {}, "model.dim"),
+            "model.dim: is an alias of a mapping or list that contains it (a cycle: the value would never end)");
+  EXPECT_EQ(refusal(std::string(kBase), {"truth=&t {isotropic: 1.0, cov: [*t]}"}, "truth.cov[0]"),
+            "truth.cov[0]: is an alias of a mapping or list that contains it (a cycle: the value would never end)");
+  EXPECT_NO_THROW(
+      load_experiment_text("chains: 10\ngenerations: 5\nmodel: {family: gaussian, dim: 1}\n"
+                           "truth: {isotropic: 1.0}\ndata: &d {samples: 20}\n"
+                           "reproduction: {paper: p, claims: [*d, *d]}\n",
+                           {}));
+}
+
 // An alias names a node given once: walked once, never a duplicate of itself.
 TEST(ConfigDuplicates, AliasesAreNotDuplicates) {
   const auto ex = load_experiment_text(
