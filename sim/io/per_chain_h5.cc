@@ -52,7 +52,9 @@ void string_attribute(hid_t on, const char* name, const std::vector<std::string>
   H5Tset_cset(type, H5T_CSET_UTF8);
   const hid_t space = check(H5Screate_simple(1, &n, nullptr), path, "H5Screate_simple");
   const hid_t attr = check(H5Acreate2(on, name, type, space, H5P_DEFAULT, H5P_DEFAULT), path, "H5Acreate2");
-  check(H5Awrite(attr, type, ptrs.data()), path, "H5Awrite");
+  // An empty list (a run without a sweep has no axes and no labels) is an attribute of no elements, with nothing
+  // to write: H5Awrite refuses the null buffer of an empty vector.
+  if (n > 0) check(H5Awrite(attr, type, ptrs.data()), path, "H5Awrite");
   H5Aclose(attr);
   H5Sclose(space);
   H5Tclose(type);

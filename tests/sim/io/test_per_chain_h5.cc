@@ -40,6 +40,11 @@ std::vector<std::string> strings(hid_t on, const char* name) {
   const hid_t attr = H5Aopen(on, name, H5P_DEFAULT);
   const hid_t space = H5Aget_space(attr);
   std::vector<char*> raw(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  if (raw.empty()) {  // an empty list: nothing to read
+    H5Sclose(space);
+    H5Aclose(attr);
+    return {};
+  }
   const hid_t type = H5Tcopy(H5T_C_S1);
   H5Tset_size(type, H5T_VARIABLE);
   H5Tset_cset(type, H5T_CSET_UTF8);
@@ -137,6 +142,25 @@ TEST(PerChainH5, HoldsTheValuesOfPerChainCsv) {
   EXPECT_EQ(points[0].dims, (std::vector<hsize_t>{6, points[0].metrics.size(), 37}));
   EXPECT_EQ(std::find(points[0].metrics.begin(), points[0].metrics.end(), "draws_per_kept"), points[0].metrics.end())
       << "a metric that is not written";
+  expect_same_values(dir / "csv" / "per_chain.csv", points, axes);
+  fs::remove_all(dir);
+}
+
+// Without a sweep: no axes and no labels (empty lists), and the same values as per_chain.csv.
+TEST(PerChainH5, ARunWithoutASweep) {
+  const fs::path dir = temp_dir("h5-no-sweep");
+  std::string config = kConfig;
+  config = config.substr(0, config.find("sweep:"));
+  const fs::path cfg = write_config(dir, config);
+  const std::string base = "run " + cfg.string() + " --no-progress --backend cpu";
+  ASSERT_EQ(run(base + " --per-chain --out " + (dir / "csv").string()).code, 0);
+  const Result r = run(base + " --per-chain-format hdf5 --out " + (dir / "h5").string());
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::vector<std::string> axes;
+  const std::vector<Point> points = read_h5(dir / "h5" / "per_chain.h5", axes);
+  EXPECT_TRUE(axes.empty());
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_TRUE(points[0].labels.empty());
   expect_same_values(dir / "csv" / "per_chain.csv", points, axes);
   fs::remove_all(dir);
 }
