@@ -69,10 +69,20 @@ void check_summary(const ConfigReader& r, Experiment& ex) {
                                     "{}?)",
                                     ex.summary.metric, p.config.family->name(), nearest(ex.summary.metric, names)));
   }
-  if (collapse_direction(ex.summary.metric) == Direction::kNone)
-    throw ConfigError("summary.metric", fmt::format("{} does not move one way under collapse; choose a metric such as "
-                                                    "var_ratio, tail_mass, vocab_survival, kl or heldout_ppl",
-                                                    ex.summary.metric));
+  if (collapse_direction(ex.summary.metric) == Direction::kNone) {
+    // The point's own metrics that do move one way, as its family lists them.
+    const PointConfig& first = ex.points.front().config;
+    const auto written = written_metric_names(first);
+    std::vector<std::string> directed;
+    for (const auto& m : first.family->metrics())
+      if (m.direction != Direction::kNone && !m.per_component &&
+          std::find(written.begin(), written.end(), m.name) != written.end())
+        directed.emplace_back(m.name);
+    throw ConfigError("summary.metric",
+                      fmt::format("{} does not move one way under collapse; choose one of the {} family's metrics "
+                                  "that does: {}",
+                                  ex.summary.metric, first.family->name(), fmt::join(directed, ", ")));
+  }
 }
 
 // early_warning (sim/analysis/early_warning.h): detectors the family has, a target false-alarm rate in (0, 1), a

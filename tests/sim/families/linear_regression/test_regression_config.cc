@@ -34,7 +34,17 @@ TEST(RegressionConfig, BadInputIsRefusedNamingTheKey) {
   expect_refused({"truth.design_cov={isotropic: -1}"}, "truth.design_cov.isotropic", "variance");
   expect_refused({"truth.noise_std=-1"}, "truth.noise_std", "");
   expect_refused({"truth.noise_std=0"}, "truth.noise_std", "");
-  expect_refused({"truth.weights=[0, 0, 0]"}, "truth.weights", "all zeros");
+  expect_refused({"truth.weights=[0, 0, 0]"}, "truth.weights", "has norm 0");
+  expect_refused({"truth.weights=[1e-200, 1e-200]"}, "truth.weights", "at least 1e-50");
+  expect_refused({"truth.weights={dim: 3, norm: 1e-300}"}, "truth.weights.norm", "[1e-50, 1e50]");
+  // Scales double precision cannot carry: results that would overflow the aggregates, an ill-conditioned design.
+  expect_refused({"truth.noise_std=1e300"}, "truth.noise_std", "[1e-50, 1e50]");
+  expect_refused({"truth.noise_std=1e-170"}, "truth.noise_std", "[1e-50, 1e50]");
+  expect_refused({"truth.noise_std=1e45", "truth.design_cov={isotropic: 1e-40}"}, "truth.noise_std", "too large");
+  expect_refused({"truth.weights=[1e-40, 0, 0]", "truth.noise_std=1e20"}, "truth.noise_std", "too large");
+  expect_refused({"truth.design_cov=[[1, 0.999999999999999, 0], [0.999999999999999, 1, 0], [0, 0, 1]]"},
+                 "truth.design_cov", "condition number");
+  expect_refused({"model.estimator=ridge", "model.ridge=1e300"}, "model.ridge", "[0, 1e100]");
   expect_refused({"truth.weights=[]"}, "truth.weights", "");
   expect_refused({"truth.weights={dim: 300}"}, "truth.weights.dim", "[1, 256]");
   expect_refused({"truth.weights={dim: 3, nrom: 1}"}, "truth.weights.nrom", "unknown key");
