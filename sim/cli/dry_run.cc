@@ -40,9 +40,10 @@ double extrapolate(const std::vector<double>& t, int G) {
   return (gG - gk) * a + b * (gG * (gG + 1.0) / 2.0 - gk * (gk + 1.0) / 2.0);
 }
 
-// The point's time on this process: its first chains (at most 32, as many as fit kDryRunBytes) run for as many
-// generations as `budget` seconds allow (every one when they fit), the rest extrapolated from the measured cost's
-// growth, scaled to the rank's chains.
+// The point's time on this process: its first chains (at most 32, as many as fit kDryRunBytes; one when a
+// generation of one chain takes a quarter of the budget for all of them) run for as many generations as `budget`
+// seconds allow (every one when they fit; at least three, or one of a single long chain), the rest extrapolated from
+// the measured cost's growth, scaled to the rank's chains.
 Estimate calibrate(const PointConfig& c, const PointPlan& plan, const std::string& backend, int threads,
                    double budget) {
   std::int64_t n = std::max<std::int64_t>(1, std::min<std::int64_t>(plan.batch, 32));
@@ -52,6 +53,17 @@ Estimate calibrate(const PointConfig& c, const PointPlan& plan, const std::strin
     return {std::nullopt, fmt::format("no estimate: one chain needs {}, more than a dry run uses ({})",
                                       format_bytes(need), format_bytes(kDryRunBytes))};
   if (budget <= 0.0) return {std::nullopt, "no estimate: the dry run's time for calibrations was spent"};
+  // A first generation of one chain says whether the point's generations are long (a large data.samples or
+  // dimension): then that chain alone is measured, as few generations as the budget allows (at least one), so the
+  // dry run takes about one chain-generation at most beyond its budget, not three generations of 32 chains.
+  {
+    auto probe = make_family_run(c, backend, threads, ChainBlock{0, 1});
+    std::vector<double> metrics(metric_names(c).size());
+    const auto t0 = Clock::now();
+    probe->start(metrics.data());
+    probe->advance(1, metrics.data());
+    if (seconds(t0, Clock::now()) * static_cast<double>(n) > budget / 4.0) n = 1;
+  }
   auto run = make_family_run(c, backend, threads, ChainBlock{0, n});
   std::vector<double> metrics(metric_names(c).size() * static_cast<std::size_t>(n));
   const auto t0 = Clock::now();
@@ -64,7 +76,7 @@ Estimate calibrate(const PointConfig& c, const PointPlan& plan, const std::strin
     const auto now = Clock::now();
     step.push_back(seconds(last, now));
     last = now;
-    if (g >= 3 && seconds(t0, now) > budget) break;
+    if ((g >= 3 || n == 1) && seconds(t0, now) > budget) break;
   }
   double chain_seconds = start;
   for (double t : step) chain_seconds += t;
