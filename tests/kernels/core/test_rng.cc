@@ -60,8 +60,8 @@ TEST(Philox, LayoutPutsSeedChainInKeyAndGenerationStreamIndexInCounter) {
   for (int i = 0; i < 4; ++i) EXPECT_EQ(a.v[i], b.v[i]);
 }
 
-// The cpu backend's batch of blocks (AVX2 where the build has it, else the
-// plain loop), and the plain loop itself, are draw_block, lane by lane, for
+// The cpu backend's batch of blocks (AVX-512 and AVX2 where the build has
+// them, else the plain loop), and the plain loop itself, are draw_block, lane by lane, for
 // random keys, streams, generations and 64-bit indices, with and without the
 // offset.
 template <int N>
@@ -92,6 +92,7 @@ TEST(Philox, BatchOfBlocksIsDrawBlock) {
   for (int trial = 0; trial < 2000; ++trial) {
     expect_batch_is_draw_block<4>(g);
     expect_batch_is_draw_block<8>(g);
+    expect_batch_is_draw_block<12>(g);  // (eight lanes of AVX-512, then four of AVX2, where the build has them)
     expect_batch_is_draw_block<32>(g);
   }
 }
