@@ -31,16 +31,16 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kTestError, "test_error",
      "(w_t - w0)' Sigma_x (w_t - w0): the excess squared error on fresh inputs over the truth's, exact", Direction::kUp,
      false,
-     "generation 0; ols without real data or age decay or filter, data.samples > d + 1: replace (either noise, either "
-     "design) and accumulate (noise fixed, design fixed)"},
+     "generations 0 and 1; ols without real data or age decay or filter, data.samples > d + 1: replace (either noise, "
+     "either design) and accumulate (noise fixed, design fixed)"},
     {kernels::kWeightErr, "weight_err", "||w_t - w0||^2", Direction::kUp, false, "as test_error"},
     {kernels::kNormRatio, "norm_ratio", "||w_t||^2 / ||w0||^2", Direction::kNone, true, "as test_error"},
     {kernels::kNoiseRatio, "noise_ratio",
      "s_t^2 / sigma0^2, s_t^2 = RSS / N the fit's residual variance on its training set of N points (written under "
      "either model.noise)",
      Direction::kDown, true,
-     "generation 0; ols without real data or age decay or filter, data.samples > d + 1: replace (either noise, either "
-     "design)"},
+     "generations 0 and 1; ols without real data or age decay or filter, data.samples > d + 1: replace (either "
+     "noise, either design)"},
     {kernels::kRegressionSyntheticShare, "synthetic_share", "fraction of the training set that is synthetic",
      Direction::kNone, false,
      "every regime without a filter (under accumulate_subsample its expectation, without age decay)"},
@@ -312,7 +312,7 @@ class RegressionFamily final : public Family {
   double point_bytes(const PointConfig& c) const override {
     const double d = c.settings<RegressionSettings>().dim(), chains = static_cast<double>(c.chains);
     double per_chain = d + 3 + kernels::kNumRegressionMetrics;  // e, s_model, s_fit, ok, the metric block
-    if (c.regime == kernels::Regime::kAccumulate) per_chain += d * d + d + 2;
+    if (c.regime == kernels::Regime::kAccumulate) per_chain += d * d + d + 2 + 3;  // (+ a filter's composition)
     if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + 1);
     return 8.0 * per_chain * chains;
   }
