@@ -369,10 +369,10 @@ class RegressionCpu final : public RegressionBackend {
   }
 
   // The update of a singular system A delta = rhs (rhs in delta on entry) by A's eigen-decomposition: eigenvalues at
-  // or below d * DBL_EPSILON times the largest count as zero (numpy's lstsq rule). For OLS the update moves the fit
-  // to the minimum-norm least-squares solution w = G^+ X'y = P w_ref + G^+ u (P the projection on G's range), so
-  // delta = G^+ u - (I - P) w_ref; for ridge (A = G + lambda I, singular only for a lambda lost to rounding) it is
-  // A^+ rhs.
+  // or below d * DBL_EPSILON times the largest count as zero (a relative rank tolerance on X'X's eigenvalues). For OLS
+  // the update moves the fit to the minimum-norm least-squares solution w = G^+ X'y = P w_ref + G^+ u (P the projection
+  // on G's range), so delta = G^+ u - (I - P) w_ref; for ridge (A = G + lambda I, singular only for a lambda lost to
+  // rounding) it is A^+ rhs.
   bool minimum_norm_update(const RegressionStep& s, const double* a, double* delta, const double* e_ref) const {
     const int d = s.d;
     const Eigen::Map<const RowMatrix> A(a, d, d);
