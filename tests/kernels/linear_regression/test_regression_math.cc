@@ -8,10 +8,12 @@
 
 #include "kernels/core/normal.h"
 #include "kernels/linear_regression/linear_regression_backend.h"
+#include "tests/support/elimination.h"
 
 namespace {
 
 using namespace ouro::kernels;
+using ouro::test::eliminate;
 
 // cpu_stream_normals is the same draws as stream_normals, bit for bit, at every offset and length (tiles of 128
 // normals, blocks of four: starts and ends inside both).
@@ -37,29 +39,6 @@ TEST(RegressionMath, StridedNormalsAreTheStreamsNormals) {
           ASSERT_EQ(fast[k], stream_normal(9u, 4u, 2u, ouro::rng::kStreamRealDraw, first + k * stride))
               << "first " << first << " stride " << stride << " k " << k;
       }
-}
-
-// A textbook Gaussian elimination with partial pivoting, in long double.
-std::vector<long double> eliminate(int d, std::vector<long double> a, std::vector<long double> b) {
-  for (int c = 0; c < d; ++c) {
-    int p = c;
-    for (int r = c + 1; r < d; ++r)
-      if (std::fabs(a[r * d + c]) > std::fabs(a[p * d + c])) p = r;
-    for (int k = 0; k < d; ++k) std::swap(a[c * d + k], a[p * d + k]);
-    std::swap(b[c], b[p]);
-    for (int r = c + 1; r < d; ++r) {
-      const long double f = a[r * d + c] / a[c * d + c];
-      for (int k = c; k < d; ++k) a[r * d + k] -= f * a[c * d + k];
-      b[r] -= f * b[c];
-    }
-  }
-  std::vector<long double> x(d);
-  for (int r = d - 1; r >= 0; --r) {
-    long double s = b[r];
-    for (int k = r + 1; k < d; ++k) s -= a[r * d + k] * x[k];
-    x[r] = s / a[r * d + r];
-  }
-  return x;
 }
 
 // The fit's solve (cholesky_upper_relative, cholesky_upper_solve) on Gram matrices of n >= d Gaussian points, d up

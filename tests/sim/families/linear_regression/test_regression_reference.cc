@@ -21,6 +21,7 @@
 #include "sim/families/linear_regression/linear_regression_family.h"
 #include "tests/support/backend_test.h"
 #include "tests/support/cli.h"
+#include "tests/support/elimination.h"
 #include "tests/support/run_outputs.h"
 
 namespace {
@@ -37,26 +38,9 @@ struct Point {
   Real weight = 1;  // data.tail_upsample's frequency weight
 };
 
-std::vector<Real> solve(int d, std::vector<Real> a, std::vector<Real> b) {
-  for (int c = 0; c < d; ++c) {
-    int p = c;
-    for (int r = c + 1; r < d; ++r)
-      if (std::fabs(a[r * d + c]) > std::fabs(a[p * d + c])) p = r;
-    for (int k = 0; k < d; ++k) std::swap(a[c * d + k], a[p * d + k]);
-    std::swap(b[c], b[p]);
-    for (int r = c + 1; r < d; ++r) {
-      const Real f = a[r * d + c] / a[c * d + c];
-      for (int k = c; k < d; ++k) a[r * d + k] -= f * a[c * d + k];
-      b[r] -= f * b[c];
-    }
-  }
-  std::vector<Real> x(d);
-  for (int r = d - 1; r >= 0; --r) {
-    Real s = b[r];
-    for (int k = r + 1; k < d; ++k) s -= a[r * d + k] * x[k];
-    x[r] = s / a[r * d + r];
-  }
-  return x;
+// The textbook elimination (tests/support/elimination.h).
+std::vector<Real> solve(int d, const std::vector<Real>& a, const std::vector<Real>& b) {
+  return test::eliminate(d, a, b);
 }
 
 // Every generation's metrics of one chain, [generation][metric] in kernels::RegressionMetric order.
