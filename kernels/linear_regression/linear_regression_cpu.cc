@@ -176,8 +176,8 @@ class RegressionCpu final : public RegressionBackend {
   // The normals of points [q0, q0 + m) of generation `gen`'s stream `stream` into sc.inputs, point p's d + 1 at
   // p (d + 1): z, then eps. Under a fixed design z is generation 1's real point's (and so is eps for generation 1's
   // real points); eps is the point's own.
-  const double* draw_tile(const RegressionStep& s, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream, int q0,
-                          int m, bool real, Scratch& sc) const {
+  const double* draw_tile(const RegressionStep& s, std::uint32_t chain, std::uint32_t gen, std::uint32_t stream,
+                          std::int64_t q0, int m, bool real, Scratch& sc) const {
     const int d = s.d;
     const std::uint64_t first = point_first_normal(d, q0);
     const std::int64_t count = static_cast<std::int64_t>(m) * (d + 1);
@@ -215,7 +215,7 @@ class RegressionCpu final : public RegressionBackend {
     double total = 0.0;
     while (j < cap && k < need) {
       const int m = static_cast<int>(std::min<std::int64_t>(tile, cap - j));
-      const double* z = draw_tile(s, chain, gen, rng::kStreamSyntheticDraw, first + static_cast<int>(j), m, false, sc);
+      const double* z = draw_tile(s, chain, gen, rng::kStreamSyntheticDraw, first + j, m, false, sc);
       for (int p = 0; p < m && k < need; ++p, ++j) {
         const double* zp = z + static_cast<std::size_t>(p) * (d + 1);
         design_inputs(truth_, zp, x);
@@ -371,8 +371,9 @@ class RegressionCpu final : public RegressionBackend {
   // The update of a singular system A delta = rhs (rhs in delta on entry) by A's eigen-decomposition: eigenvalues at
   // or below d * DBL_EPSILON times the largest count as zero (a relative rank tolerance on X'X's eigenvalues). For OLS
   // the update moves the fit to the minimum-norm least-squares solution w = G^+ X'y = P w_ref + G^+ u (P the projection
-  // on G's range), so delta = G^+ u - (I - P) w_ref; for ridge (A = G + lambda I, singular only for a lambda lost to
-  // rounding) it is A^+ rhs.
+  // on G's range), so delta = G^+ u - (I - P) w_ref. For ridge (A = G + lambda I, singular only for a lambda lost to
+  // rounding) the same: along an eigenvector of G's null space the exact update (u_k - lambda w_ref,k) / (0 + lambda)
+  // is -w_ref,k (u lies in G's range), as for OLS, and elsewhere rhs_k / (g_k + lambda).
   bool minimum_norm_update(const RegressionStep& s, const double* a, double* delta, const double* e_ref) const {
     const int d = s.d;
     const Eigen::Map<const RowMatrix> A(a, d, d);
@@ -389,7 +390,7 @@ class RegressionCpu final : public RegressionBackend {
     Eigen::VectorXd y(d);
     for (int k = 0; k < d; ++k) {
       if (lambda[k] > tol) y[k] = coef[k] / lambda[k];
-      else y[k] = s.estimator == RegressionEstimator::kOls ? -ref_coef[k] : 0.0;
+      else y[k] = -ref_coef[k];
     }
     out = V * y;
     return out.allFinite();

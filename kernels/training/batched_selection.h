@@ -1,5 +1,5 @@
 // Selection (kernels/training/regime.h) on the cpu with its uniforms drawn in vectorised batches: the same
-// decisions, bit for bit (tests/kernels/core/test_batched_selection.cc), at a fraction of the cost. Algorithm S
+// decisions, bit for bit (tests/kernels/training/test_batched_selection.cc), at a fraction of the cost. Algorithm S
 // draws one uniform per pool position, so for a pool of t generations of n points each generation's subsample
 // costs t n uniforms: the Philox blocks behind them dominate accumulate_subsample's cost, and here 64 of them are
 // made at a time (philox_blocks) instead of one by one. Host only.

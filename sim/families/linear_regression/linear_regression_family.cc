@@ -335,11 +335,18 @@ class RegressionFamily final : public Family {
                         "draws further candidates");
   }
 
-  // The cuda backend has no minimum-norm solve: a point whose training set can have fewer points than dimensions
-  // runs on the cpu only.
+  // The cuda backend has no minimum-norm solve: a point whose training sets can be rank-deficient runs on the cpu
+  // only. They are: fewer points than dimensions, or as many (a square design, singular now and then at d = 32),
+  // and accumulate_subsample picking the same inputs twice (a fixed design, or a fixed real sample among them).
   std::string backend_gap(const PointConfig& c, const std::string& backend) const override {
-    if (backend == "cuda" && c.samples < c.settings<RegressionSettings>().dim())
-      return "data.samples below d (the minimum-norm fit of an under-determined system)";
+    if (backend == "cuda") {
+      const auto& g = c.settings<RegressionSettings>();
+      if (c.samples <= g.dim()) return "data.samples at or below d (a minimum-norm fit of a rank-deficient system)";
+      if (c.regime == kernels::Regime::kAccumulateSubsample &&
+          (g.design == kernels::Design::kFixed || (c.real_source == kernels::RealSource::kFixed && c.real_count > 0)))
+        return "accumulate_subsample over repeated inputs (a fixed design or fixed real data: minimum-norm fits of "
+               "rank-deficient systems)";
+    }
     return Family::backend_gap(c, backend);
   }
 
@@ -396,8 +403,9 @@ std::optional<double> regression_theory(const PointConfig& c, int metric, int t)
   // T = data.samples > d + 1 (so that E (X'X)^{-1} = Sigma_x^{-1} / (T - d - 1), the inverse Wishart mean).
   const int d = g.dim();
   const double n = c.samples;
-  if (g.estimator != RegressionEstimator::kOls || c.real_count != 0 || c.age_decay != 1.0 || !(n > d + 1.0))
-    return std::nullopt;
+  // (Generation 1 fits n real points in every regime, whatever the later generations' real data and age decay.)
+  if (g.estimator != RegressionEstimator::kOls || !(n > d + 1.0)) return std::nullopt;
+  if (t > 1 && (c.real_count != 0 || c.age_decay != 1.0)) return std::nullopt;
   const double sigma2 = g.noise_std * g.noise_std;
   // tr(M Sigma_x^{-1}) for M = Sigma_x (test_error: d) and M = I (weight_err: tr Sigma_x^{-1}).
   const double tr_inv = g.design_trace_inverse;

@@ -184,6 +184,21 @@ TEST_P(Restore, MixtureContinuesBitForBit) {
                                 GetParam(), 2);
 }
 
+// (With a filter under accumulate, the pool's composition; under accumulate_subsample every generation's model.)
+TEST_P(Restore, RegressionContinuesBitForBit) {
+  for (const char* data : {"regime: replace",
+                           "regime: accumulate, age_decay: 0.8, verifier: {keep_plausible: 1.0, keep_implausible: "
+                           "0.3, quantile: 0.2}, tail_upsample: {factor: 2.0, quantile: 0.1}",
+                           "regime: accumulate_subsample, design: fixed"}) {
+    if (GetParam() == "cuda" && std::string(data).find("regime: replace") == std::string::npos) continue;
+    expect_restored_run_matches(std::string("seed: 7\nchains: 11\ngenerations: 6\nmodel: {family: linear_regression, "
+                                            "noise: fitted}\ntruth: {weights: [1.0, -0.5, 0.25]}\ndata: {samples: 9, "
+                                            "real_fraction: 0.2, ") +
+                                    data + "}\n",
+                                GetParam(), 3);
+  }
+}
+
 TEST_P(Restore, NgramContinuesBitForBit) {
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample"}) {
     if (std::string(regime) != "accumulate_subsample")  // (not defined for one Markov sequence per generation)

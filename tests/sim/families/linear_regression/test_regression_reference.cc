@@ -1,9 +1,10 @@
 // The linear regression family against an independent brute-force reference written here: every point stored,
 // labels y = x.w + s eps formed as such, training sets built as lists of points, the fit by a textbook elimination
 // of the normal equations in long double, the residual sum of squares from the stored residuals. It shares with the
-// engine only the definition of the random numbers (kernels/core/normal.h's stream_normal, point i of a generation
-// taking normals i (d + 1) .. i (d + 1) + d of its stream) and of accumulate_subsample's selection rule
-// (kernels/training/regime.h's for_each_selected): what a chain draws is specified by them, how it fits is not.
+// engine only the definitions of what a chain draws: the random numbers (kernels/core/normal.h's stream_normal, point
+// i of a generation taking normals i (d + 1) .. i (d + 1) + d of its stream), accumulate_subsample's selection rule
+// (kernels/training/regime.h's for_each_selected), the filters' thresholds (kernels/core/quadform.h's chi2_quantile)
+// and the config's real-point count; how it fits is not.
 //
 // Tolerance: 1e-9 relative (and 1e-12 absolute, for values near 0). The engine sums in double in another order and
 // solves by Cholesky; its rounding error over a few hundred points and d <= 5 is around 1e-14 relative, so 1e-9
@@ -109,7 +110,9 @@ std::vector<std::vector<double>> reference_chain(const PointConfig& c, std::uint
           const double p = z2 <= chi2_quantile(1.0 - c.verifier_quantile, 1) ? c.keep_plausible : c.keep_implausible;
           const std::uint32_t word =
               rng::draw_block(c.seed, chain, static_cast<std::uint32_t>(t), rng::kStreamVerify, j / 4).v[j % 4];
-          if (!(static_cast<double>(word) < std::ldexp(p, 32))) continue;
+          // (the keep rule of every family: word < round(p 2^32), kernels/training/regime.h)
+          if (!(static_cast<std::uint64_t>(word) < static_cast<std::uint64_t>(std::llround(std::ldexp(p, 32)))))
+            continue;
         }
         if (c.tail_upsample && z2 > chi2_quantile(1.0 - c.tail_quantile, 1)) weight = c.tail_factor;
         ++kept;
@@ -247,6 +250,21 @@ TEST(RegressionReference, VerifierAndTailUpsample) {
                                   "quantile: 0.4}}"));
 }
 
+// More points than one of the cpu's tiles holds (4096 / (d + 1) = 1024 at d = 3): tiles that start past point 0,
+// padded to four lanes, a fixed design's noise in later tiles, and the verifier's refill running into a next tile.
+TEST(RegressionReference, SeveralTiles) {
+  const std::string truth =
+      "{weights: [1.0, -0.5, 0.25], design_cov: [[2.0, 0.6, 0.0], [0.6, 1.0, -0.3], [0.0, -0.3, "
+      "0.5]], noise_std: 0.7}";
+  expect_matches_reference(
+      config(", noise: fitted", truth,
+             "{samples: 1500, regime: replace, real_fraction: 0.1, verifier: {keep_plausible: 0.9, "
+             "keep_implausible: 0.2, quantile: 0.3}, max_draw_factor: 2}",
+             3, 3));
+  expect_matches_reference(config(
+      "", truth, "{samples: 1100, regime: accumulate, design: fixed, real_source: fixed, real_fraction: 0.1}", 3, 3));
+}
+
 // Fewer points than dimensions: OLS is the minimum-norm least-squares fit (an eigen-decomposition of X'X on the
 // cpu, here the dual form X'(X X')^{-1} y). It interpolates its training set: the residual variance is 0 (within
 // rounding: the absolute tolerance), and with fitted noise every later generation relabels without noise.
@@ -257,6 +275,23 @@ TEST(RegressionReference, UnderDeterminedFitIsTheMinimumNormOne) {
   const std::string truth = "{weights: [1.0, -0.5, 0.25, 0.1, 2.0], noise_std: 0.3}";
   expect_matches_reference(config("", truth, "{samples: 3, regime: replace}"), 1e-7);
   expect_matches_reference(config(", noise: fitted", truth, "{samples: 4, regime: replace, design: fixed}"), 1e-7);
+}
+
+// Ridge with a penalty lost to rounding on an under-determined system is the minimum-norm fit, as lambda -> 0 of
+// ridge is: along G's null space the exact ridge update (u_k - lambda w_k) / (0 + lambda) is -w_k, whatever lambda.
+// (The engine takes the singular path for both; the values agree to the eigen-solver's rounding.)
+TEST(RegressionReference, RidgeLostToRoundingIsTheMinimumNormFit) {
+  const std::string truth = "{weights: [1.0, -0.5, 0.25, 0.1, 2.0], noise_std: 0.3}";
+  const auto ols = run_family(config("", truth, "{samples: 3, regime: replace}"), "cpu", 0, true);
+  const auto ridge =
+      run_family(config(", estimator: ridge, ridge: 1.0e-30", truth, "{samples: 3, regime: replace}"), "cpu", 0, true);
+  const auto chains = static_cast<std::size_t>(ols.config.chains);
+  for (int t = 1; t <= ols.config.generations; ++t)
+    for (std::size_t i = 0; i < chains; ++i) {
+      const double a = ols.values[t][kernels::kWeightErr * chains + i];
+      const double b = ridge.values[t][kernels::kWeightErr * chains + i];
+      EXPECT_NEAR(b, a, 1e-9 * a) << "generation " << t << " chain " << i;
+    }
 }
 
 // Labels with noise a millionth of the weights: the engine keeps residual statistics in its current fit's frame,
