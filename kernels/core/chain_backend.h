@@ -42,6 +42,16 @@ class ChainBackend {
   // start() was not called, everything advance() needs to go on from the
   // last generation done (a checkpoint; kernels/core/state.h).
   virtual void state(StateArchive& ar) = 0;
+  // The model sample of batch chain `chain` (0-based within the batch) at the last generation done (the truth's at
+  // generation 0): `count` points of dimension point_dim(), drawn from the chain's model with the model-sample
+  // streams (rng::kStreamModelSample, rng::kStreamModelChoice) of that generation, row-major into x. The points the
+  // sample-based metrics compare with the held-out set, and the scatter of scripts/plot_collapse.py. A backend
+  // whose family has no points in R^d returns false (the default).
+  virtual bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) {
+    (void)chain, (void)count, (void)x;
+    return false;
+  }
+  virtual int point_dim() const { return 0; }
 };
 
 }  // namespace ouro::kernels

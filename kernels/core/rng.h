@@ -40,6 +40,8 @@ enum Stream : std::uint32_t {
   kStreamEmInit = 6,              // mixtures: k-means++ seeding of EM restarts
   kStreamTruth = 7,               // a truth's own random construction (key: seed, kHeldoutChain)
   kStreamVerify = 8,              // data.verifier: the keep decision of synthetic candidate j (word j)
+  kStreamModelSample = 9,         // the model sample of the sample-based metrics and the scatter: its normals
+  kStreamModelChoice = 10,        // ... and the component (mixtures) or parent (kernel density) of each of its points
 };
 
 // The held-out evaluation set is the same for every chain: the real draws of
