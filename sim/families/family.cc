@@ -82,6 +82,11 @@ std::vector<std::string> Family::input_files(const PointConfig&) const { return 
 
 std::optional<double> Family::theory(const PointConfig&, int, int) const { return std::nullopt; }
 
+int Family::point_dim(const PointConfig& c) const {
+  if (!has_points()) return 0;
+  return make_run(c, "cpu", 1, ChainBlock{0, 1})->point_dim();
+}
+
 std::string Family::backend_gap(const PointConfig& c, const std::string& backend) const {
   const BackendSupport s = support(backend);
   if (!s.runs) return fmt::format("the {} family", name());

@@ -151,6 +151,14 @@ class Family {
   // backend: "cpu" or "cuda" (resolved); threads: cpu OpenMP threads, 0 = all.
   virtual std::unique_ptr<FamilyRun> make_run(const PointConfig& c, const std::string& backend, int threads,
                                               ChainBlock block) const = 0;
+
+  // ---- points
+  // Whether the family's models draw points in R^d (FamilyRun::model_sample): plot.scatter is refused for a family
+  // without (sentences of tokens have no coordinates to draw).
+  virtual bool has_points() const { return false; }
+  // The dimension of the point's points, 0 without; by default asked of a one-chain cpu run of the point
+  // (FamilyRun::point_dim), which a family may answer without building one.
+  virtual int point_dim(const PointConfig& c) const;
 };
 
 // The table: the built-in families, then any registered.

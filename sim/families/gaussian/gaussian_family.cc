@@ -108,6 +108,7 @@ class GaussianFamily final : public Family {
  public:
   const char* name() const override { return "gaussian"; }
   FamilyKind kind() const override { return FamilyKind::kContinuous; }
+  bool has_points() const override { return true; }
   const char* description() const override {
     return "a Gaussian N(mu, Sigma) in d <= 16 dimensions, fitted by maximum likelihood or with the unbiased "
            "covariance";

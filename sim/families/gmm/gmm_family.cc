@@ -179,6 +179,7 @@ class GmmFamily final : public Family {
  public:
   const char* name() const override { return "gmm"; }
   FamilyKind kind() const override { return FamilyKind::kContinuous; }
+  bool has_points() const override { return true; }
   const char* description() const override {
     return "a mixture of K <= 16 Gaussians in d <= 8 dimensions, fitted by EM";
   }
