@@ -134,6 +134,18 @@ std::string dry_run_report(const Experiment& ex, const std::vector<PointPlan>& p
              : fmt::format("per_chain.csv: about {} (about 20 bytes a value, {:.3g} values)\n",
                            format_bytes(20.0 * values), values);
   }
+  if (ex.scatter.on) {
+    double rows = 0.0;
+    int dim = 0;
+    for (std::size_t p = 0; p < ex.points.size(); ++p) {
+      const auto& c = ex.points[p].config;
+      const auto chains = std::min<std::int64_t>(ex.scatter.chains, plans[p].ranks.front().count);
+      rows += static_cast<double>(ex.scatter.generations.size() * chains) * ex.scatter.points;
+      dim = std::max(dim, c.family->point_dim(c));
+    }
+    s += fmt::format("scatter.csv: about {} ({:.3g} rows of {} coordinate{}, about 20 bytes each)\n",
+                     format_bytes(rows * (20.0 * dim + 10.0)), rows, dim, dim == 1 ? "" : "s");
+  }
   if (missing == 0)
     s += fmt::format("estimated run time: about {:.1f} s (from a short calibration on this process)\n", total);
   else if (missing < ex.points.size())

@@ -72,6 +72,14 @@ std::vector<KeySpec> make_common_keys() {
       shaped_key("plot.metrics", KeyType::kList, "a list of metric names", "",
                  "the panels of scripts/plot_collapse.py (default: the family's own choice)"),
       choice_key("plot.center", {"mean", "median"}, "mean", "the line the plot draws over chains"),
+      shaped_key("plot.scatter", KeyType::kMapping, "{chains, generations, points}", "",
+                 "writes scatter.csv: points drawn from a few chains' models at chosen generations, which the plot "
+                 "draws beside the curves (off when absent)"),
+      integer_key("plot.scatter.chains", 1, 16, "3",
+                  "the chains drawn: ids 0 .. chains - 1 (those among them that rank 0 runs, under MPI)"),
+      shaped_key("plot.scatter.generations", KeyType::kList, "a list of distinct generations in [0, generations]", "",
+                 "the generations drawn (needed with plot.scatter)"),
+      integer_key("plot.scatter.points", 1, 100000, "500", "points drawn from each chain's model at each of them"),
       shaped_key("summary.metric", KeyType::kText, "a metric that moves one way under collapse", "",
                  "the metric of summary.csv and the report (default: the family's)"),
       number_key("summary.threshold", "a finite number", -1e300, 1e300, "",
@@ -192,8 +200,10 @@ void check_keys(const YAML::Node& node, const std::string& section) {
     if (!kv.first.IsScalar()) throw ConfigError(section.empty() ? "<top level>" : section, "keys must be plain names");
     const std::string path = join_path(section, kv.first.as<std::string>());
     if (std::find(siblings.begin(), siblings.end(), path) == siblings.end()) unknown_key(path, siblings);
-    // (sweep's keys are paths, checked when the sweep is read; the reproduction section is only carried.)
-    if (path != "sweep" && path != "reproduction" && is_section(path)) check_keys(kv.second, path);
+    // (sweep's keys are paths, checked when the sweep is read; the reproduction section is only carried; a section
+    // given as null is absent, as every reader takes it.)
+    if (path != "sweep" && path != "reproduction" && is_section(path) && !kv.second.IsNull())
+      check_keys(kv.second, path);
   }
 }
 
@@ -517,6 +527,7 @@ Experiment build(YAML::Node root, const std::vector<std::string>& sets, const fs
   ex.points = expand_sweep(root, ex.axes, progress);
   const ConfigReader r(root);
   config_detail::check_plot(r, ex);
+  config_detail::check_scatter(r, ex);
   config_detail::check_summary(r, ex);
   config_detail::check_early_warning(r, ex);
   return ex;

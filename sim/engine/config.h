@@ -7,6 +7,7 @@
 // it into exit code 2.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -78,12 +79,24 @@ struct EarlyWarningSettings {
   bool previous = false;               // baseline: the previous generation (else generation 1)
 };
 
+// plot.scatter: the model samples of a few chains at chosen generations, written to scatter.csv and drawn beside the
+// curves by scripts/plot_collapse.py. The chains are the ids among [0, chains) that rank 0 runs (every one of them
+// without MPI).
+struct ScatterSettings {
+  bool on = false;
+  int chains = 3;
+  std::vector<int> generations;  // ascending
+  int points = 500;              // per chain and generation
+  bool at(int generation) const { return on && std::binary_search(generations.begin(), generations.end(), generation); }
+};
+
 struct Experiment {
   YAML::Node resolved;  // the config after --set, sweep included (for the manifest)
   std::vector<SweepAxis> axes;
   std::vector<SweepPoint> points;      // cross product, first axis slowest
   SummarySettings summary;             // not swept: one definition for every point
   EarlyWarningSettings early_warning;  // not swept either
+  ScatterSettings scatter;             // nor this
 };
 
 // Called after each sweep point is validated: (points done, points in all).

@@ -41,6 +41,50 @@ void check_plot(const ConfigReader& r, const Experiment& ex) {
   }
 }
 
+// plot.scatter: {chains, generations, points} (scatter.csv): a family whose models draw points at every sweep point,
+// and generations that every point has, each once.
+void check_scatter(const ConfigReader& r, Experiment& ex) {
+  const YAML::Node n = r.node("plot.scatter");
+  if (!n || n.IsNull()) return;
+  if (!n.IsMap())
+    throw ConfigError("plot.scatter", "expected a mapping such as {generations: [0, 5, 10]}, got " + scalar_text(n));
+  for (const auto& p : ex.points)
+    if (!p.config.family->has_points())
+      throw ConfigError("plot.scatter", fmt::format("the {} family's models draw no points in R^d to scatter "
+                                                    "(plot.scatter needs a family with points: `ouroboros keys`)",
+                                                    p.config.family->name()));
+  ScatterSettings& s = ex.scatter;
+  s.on = true;
+  s.chains = static_cast<int>(r.integer(key("plot.scatter.chains")));
+  s.points = static_cast<int>(r.integer(key("plot.scatter.points")));
+  const YAML::Node g = n["generations"];
+  if (!g || g.IsNull())
+    throw ConfigError("plot.scatter.generations", "missing (the generations to draw, such as [0, 5, 10])");
+  if (!g.IsSequence() || g.size() == 0)
+    throw ConfigError("plot.scatter.generations", "expected a non-empty list of generations, got " + scalar_text(g));
+  const std::string expected = "a generation (an integer in [0, generations])";
+  for (std::size_t i = 0; i < g.size(); ++i) {
+    const std::string path = fmt::format("plot.scatter.generations[{}]", i);
+    if (!g[i].IsScalar()) throw ConfigError(path, "expected " + expected + ", got " + scalar_text(g[i]));
+    const double v = as_number(g[i], path, expected);
+    if (v != std::floor(v) || v < 0.0 || v > 1e9)
+      throw ConfigError(path, fmt::format("expected {}, got {}", expected, g[i].Scalar()));
+    const int gen = static_cast<int>(v);
+    for (const auto& p : ex.points)
+      if (gen > p.config.generations) {
+        std::string where;
+        for (std::size_t a = 0; a < ex.axes.size(); ++a)
+          where += fmt::format("{}{}={}", a ? ", " : " (at sweep point ", ex.axes[a].path, p.labels[a]);
+        throw ConfigError(path, fmt::format("generation {} is past the run's last, generation {}{}", gen,
+                                            p.config.generations, where.empty() ? "" : where + ")"));
+      }
+    if (std::find(s.generations.begin(), s.generations.end(), gen) != s.generations.end())
+      throw ConfigError(path, fmt::format("generation {} is listed twice", gen));
+    s.generations.push_back(gen);
+  }
+  std::sort(s.generations.begin(), s.generations.end());
+}
+
 // summary: {metric, threshold} (sim/analysis/summary.h): one metric that every point has and that moves one way
 // under collapse, and a finite threshold; the family's default when absent.
 void check_summary(const ConfigReader& r, Experiment& ex) {

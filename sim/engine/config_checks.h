@@ -11,6 +11,9 @@ namespace config_detail {
 // plot: its metrics are written for some point of the experiment.
 void check_plot(const ConfigReader& r, const Experiment& ex);
 
+// plot.scatter: fills Experiment::scatter when the section is there.
+void check_scatter(const ConfigReader& r, Experiment& ex);
+
 // summary: fills Experiment::summary (the family's default when absent).
 void check_summary(const ConfigReader& r, Experiment& ex);
 

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <random>
+#include <stdexcept>
 #include <thread>
 
 #include <fmt/format.h>
@@ -225,6 +226,15 @@ class ExperimentRun {
     }
     for (const auto& a : ex.axes) axis_paths_.push_back(a.path);
     inputs_ = input_digests(ex);
+    // scatter.csv has a column per coordinate of the points with the most (rank 0 writes it).
+    if (root_ && ex.scatter.on)
+      for (const auto& p : ex.points) {
+        const int d = p.config.family->point_dim(p.config);
+        if (d < 1)
+          throw std::logic_error(fmt::format("the {} family has points, but its backend gives them no dimension",
+                                             p.config.family->name()));
+        scatter_dim_ = std::max(scatter_dim_, d);
+      }
   }
 
   RunResult run();
@@ -271,12 +281,24 @@ class ExperimentRun {
   // data_age, cost nothing and would unbalance a static split).
   std::vector<Summary> summarize_generation(PointRun& pr, int g);
 
-  // Rank 0, once every chain has generation g: the point's summary and early-warning view fed, the rows appended to
-  // metrics.csv (and per_chain.csv). False when a write failed: the tables are cut back to generation g - 1.
-  bool record_generation(PointRun& pr, int g);
+  // Rank 0, once batch b has generation g: on the point's last batch (every chain has generation g) the point's
+  // summary and early-warning view fed and the rows appended to metrics.csv (and per_chain.csv); on any batch the
+  // scatter rows of its chains (plot.scatter). False when a write failed: the tables are cut back to before
+  // generation g's rows.
+  bool record_generation(PointRun& pr, int b, int g, FamilyRun* backend);
 
-  // Rank 0: generation g's rows, then the tables marked as whole up to here.
-  void write_rows(PointRun& pr, int g, const std::vector<Summary>& summaries);
+  // Whether batch b's generation g has rows to write: every generation of the last batch, the scatter's of any.
+  bool has_rows(const PointRun& pr, int b, int g) const {
+    return b == pr.plan.batches - 1 || (scatter_ && ex_.scatter.at(g));
+  }
+
+  // Rank 0: generation g's rows of batch b (the metrics' when `summaries` holds the generation's, on the last batch;
+  // the scatter's), then the tables marked as whole up to here.
+  void write_rows(PointRun& pr, int b, int g, const std::vector<Summary>& summaries, FamilyRun* backend);
+
+  // Rank 0: scatter.csv's rows of generation g when plot.scatter draws it: plot.scatter.points points from the
+  // model of each chain among [0, plot.scatter.chains) that this rank's batch b holds.
+  void write_scatter(PointRun& pr, int b, int g, FamilyRun* backend);
 
   // Rank 0, after a failed write: every table cut back to its last whole block (the half-written row removed), and
   // the reason kept for the manifest.
@@ -329,7 +351,8 @@ class ExperimentRun {
   nlohmann::json manifest_;
   nlohmann::json plan_json_ = nlohmann::json::array();
   nlohmann::json points_json_ = nlohmann::json::array();
-  std::unique_ptr<CsvWriter> csv_, per_chain_, summary_csv_, summary_chains_, early_csv_;
+  std::unique_ptr<CsvWriter> csv_, per_chain_, summary_csv_, summary_chains_, early_csv_, scatter_;
+  int scatter_dim_ = 0;  // rank 0: scatter.csv's coordinates, the most any point's points have
   std::unique_ptr<PerChainH5> per_chain_h5_;
   bool h5() const { return opt_.per_chain_format == "hdf5"; }
   std::string h5_path() const { return opt_.out_dir + "/per_chain.h5"; }

@@ -90,8 +90,12 @@ bool ExperimentRun::run_batch(PointRun& pr, int b) {
     resume_->reader.reset();
     if (root_) pr.workers = resume_->header.at("point_workers");
     g0 = resume_->generation + 1;
-    // The rows of the checkpoint's generation that a failed write left out (their summaries are in the state).
-    if (pending) write_rows(pr, resume_->generation, summarize_generation(pr, resume_->generation));
+    // The rows of the checkpoint's generation that a failed write left out (their summaries are in the state; the
+    // backend, restored at that generation, draws the scatter's points again).
+    if (pending)
+      write_rows(pr, b, resume_->generation,
+                 b == pr.plan.batches - 1 ? summarize_generation(pr, resume_->generation) : std::vector<Summary>(),
+                 backend.get());
   }
   for (int g = g0; g <= c.generations; ++g) {
     t0 = Clock::now();
@@ -106,7 +110,7 @@ bool ExperimentRun::run_batch(PointRun& pr, int b) {
     bool unwritten = false;  // rank 0: generation g's rows could not be written (a full disk)
     if (root_) {
       collect(pr, b, g, gathered);
-      if (b == pr.plan.batches - 1) unwritten = !record_generation(pr, g);  // every chain has generation g
+      if (has_rows(pr, b, g)) unwritten = !record_generation(pr, b, g, backend.get());
       progress_->tick(pr.index, ex_.points.size(), g, c.generations);
     }
     const bool failed = comm_.any(unwritten);
@@ -182,15 +186,18 @@ std::vector<Summary> ExperimentRun::summarize_generation(PointRun& pr, int g) {
   return summaries;
 }
 
-bool ExperimentRun::record_generation(PointRun& pr, int g) {
-  auto t0 = Clock::now();
-  const std::vector<Summary> summaries = summarize_generation(pr, g);
-  const double* slot = pr.slot(g);
-  pr.summary.add(g, slot + static_cast<std::size_t>(pr.summary_metric) * pr.N, summaries[pr.summary_metric]);
-  if (pr.early) pr.early->add(g, slot);
-  stages_.aggregate += seconds_since(t0);
+bool ExperimentRun::record_generation(PointRun& pr, int b, int g, FamilyRun* backend) {
+  std::vector<Summary> summaries;
+  if (b == pr.plan.batches - 1) {  // every chain has generation g
+    auto t0 = Clock::now();
+    summaries = summarize_generation(pr, g);
+    const double* slot = pr.slot(g);
+    pr.summary.add(g, slot + static_cast<std::size_t>(pr.summary_metric) * pr.N, summaries[pr.summary_metric]);
+    if (pr.early) pr.early->add(g, slot);
+    stages_.aggregate += seconds_since(t0);
+  }
   try {
-    write_rows(pr, g, summaries);
+    write_rows(pr, b, g, summaries, backend);
   } catch (const WriteError& e) {
     write_failed(e);
     return false;

@@ -124,13 +124,15 @@ bool ExperimentRun::checkpoint(PointRun& pr, int b, int g, FamilyRun* backend, b
       h["rows"] = result_.rows;
       h["pending_rows"] = unwritten;
       // On disk before the checkpoint that records their lengths.
-      for (CsvWriter* w : {csv_.get(), summary_csv_.get(), summary_chains_.get(), per_chain_.get(), early_csv_.get()})
+      for (CsvWriter* w :
+           {csv_.get(), summary_csv_.get(), summary_chains_.get(), per_chain_.get(), early_csv_.get(), scatter_.get()})
         if (w) w->sync();
       h["metrics_bytes"] = csv_->bytes();
       h["summary_bytes"] = summary_csv_->bytes();
       h["summary_chains_bytes"] = summary_chains_->bytes();
       h["per_chain_bytes"] = per_chain_ ? per_chain_->bytes() : 0;
       h["early_warning_bytes"] = early_csv_ ? early_csv_->bytes() : 0;
+      h["scatter_bytes"] = scatter_ ? scatter_->bytes() : 0;
       h["points"] = points_json_;
       h["point_workers"] = pr.workers;
       h["stage_seconds"] = stages_.json();

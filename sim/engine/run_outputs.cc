@@ -1,5 +1,5 @@
 // ExperimentRun (sim/engine/experiment_run.h): what rank 0 writes: the manifest, the tables (metrics.csv, the
-// per-chain file, the point summaries), and the status of a run that stops before its end.
+// per-chain file, scatter.csv, the point summaries), and the status of a run that stops before its end.
 #include "sim/engine/experiment_run.h"
 
 namespace ouro::run_detail {
@@ -27,11 +27,12 @@ void ExperimentRun::open_outputs() {
       if (opt_.per_chain && !h5()) per_chain_ = reopen("per_chain.csv", "per_chain_bytes");
       if (opt_.per_chain && h5()) per_chain_h5_ = std::make_unique<PerChainH5>(h5_path(), axis_paths_, true);
       if (ex_.early_warning.on) early_csv_ = reopen("early_warning.csv", "early_warning_bytes");
+      if (ex_.scatter.on) scatter_ = reopen("scatter.csv", "scatter_bytes");
     } else {
       fs::create_directories(opt_.out_dir);
       // An earlier run's files, in a folder reused with --force: none of them may pass for this run's.
       fs::remove_all(ckdir_);
-      for (const char* f : {"per_chain.csv", "per_chain.h5", "early_warning.csv", "report.md"})
+      for (const char* f : {"per_chain.csv", "per_chain.h5", "early_warning.csv", "scatter.csv", "report.md"})
         fs::remove(fs::path(opt_.out_dir) / f);
       write_file_atomic(config_path_, text_);
       std::random_device entropy;
@@ -53,6 +54,12 @@ void ExperimentRun::open_outputs() {
       if (ex_.early_warning.on)
         early_csv_ =
             std::make_unique<CsvWriter>(opt_.out_dir + "/early_warning.csv", early_warning_header(axis_paths_));
+      if (ex_.scatter.on) {
+        std::vector<std::string> header = axis_paths_;
+        for (const char* c : {"point", "generation", "chain"}) header.emplace_back(c);
+        for (int k = 1; k <= scatter_dim_; ++k) header.push_back(fmt::format("x_{}", k));
+        scatter_ = std::make_unique<CsvWriter>(opt_.out_dir + "/scatter.csv", header);
+      }
     }
     manifest_["status"] = "running";
     manifest_.erase("status_reason");
@@ -92,13 +99,15 @@ void ExperimentRun::write_new_manifest() {
                               {"max_memory_bytes", plans_.front().budget}};
 }
 
-void ExperimentRun::write_rows(PointRun& pr, int g, const std::vector<Summary>& summaries) {
+void ExperimentRun::write_rows(PointRun& pr, int b, int g, const std::vector<Summary>& summaries, FamilyRun* backend) {
   auto t0 = Clock::now();
   const std::int64_t N = pr.N;
   const double* slot = pr.slot(g);
-  for (int m : pr.written)
-    csv_->row(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
-  if (per_chain_) {
+  const bool metrics = !summaries.empty();
+  if (metrics)
+    for (int m : pr.written)
+      csv_->row(metrics_row(pr.point.labels, g, pr.names[m], summaries[m], theory(pr.point.config, m, g)));
+  if (per_chain_ && metrics) {
     for (std::int64_t i = 0; i < N; ++i) {
       std::vector<std::string> r = pr.point.labels;
       r.push_back(std::to_string(g));
@@ -109,7 +118,9 @@ void ExperimentRun::write_rows(PointRun& pr, int g, const std::vector<Summary>& 
       per_chain_->row(r);
     }
   }
-  if (per_chain_h5_) {
+  write_scatter(pr, b, g, backend);
+  // (The HDF5 file last: every table that a failed write cuts back is written before it.)
+  if (per_chain_h5_ && metrics) {
     std::vector<double> values;
     values.reserve(pr.written.size() * static_cast<std::size_t>(N));
     for (int m : pr.written)
@@ -118,13 +129,43 @@ void ExperimentRun::write_rows(PointRun& pr, int g, const std::vector<Summary>& 
   }
   csv_->mark();
   if (per_chain_) per_chain_->mark();
-  result_.rows += pr.written.size();
+  if (scatter_) scatter_->mark();
+  if (metrics) result_.rows += pr.written.size();
   stages_.write += seconds_since(t0);
+}
+
+void ExperimentRun::write_scatter(PointRun& pr, int b, int g, FamilyRun* backend) {
+  if (!scatter_ || !ex_.scatter.at(g) || !backend) return;
+  const ChainBlock block = pr.plan.block(comm_.rank(), b);
+  const std::int64_t end = std::min<std::int64_t>(block.first + block.count, ex_.scatter.chains);
+  const std::int64_t P = ex_.scatter.points;
+  const int d = backend->point_dim();
+  const std::size_t at = pr.point.labels.size() + 3;  // the first coordinate's column
+  std::vector<double> x;
+  std::vector<std::string> r(at + static_cast<std::size_t>(scatter_dim_));
+  std::copy(pr.point.labels.begin(), pr.point.labels.end(), r.begin());
+  r[at - 3] = std::to_string(pr.index);
+  r[at - 2] = std::to_string(g);
+  for (std::int64_t chain = block.first; chain < end; ++chain) {
+    x.clear();
+    if (!backend->model_sample(chain - block.first, P, x) || d < 1 || d > scatter_dim_ ||
+        x.size() != static_cast<std::size_t>(P * d))
+      throw std::logic_error(
+          fmt::format("the {} family's backend drew no model sample of {} points of dimension "
+                      "{} (of at most {}) for scatter.csv",
+                      pr.point.config.family->name(), P, d, scatter_dim_));
+    r[at - 1] = std::to_string(chain);
+    for (std::int64_t i = 0; i < P; ++i) {
+      for (int k = 0; k < d; ++k) r[at + k] = number(x[static_cast<std::size_t>(i * d + k)]);
+      scatter_->row(r);
+    }
+  }
 }
 
 void ExperimentRun::write_failed(const WriteError& e) {
   stop_reason_ = e.disk_full() ? fmt::format("the disk is full ({})", e.what()) : e.what();
-  for (CsvWriter* w : {csv_.get(), per_chain_.get(), summary_csv_.get(), summary_chains_.get(), early_csv_.get()})
+  for (CsvWriter* w :
+       {csv_.get(), per_chain_.get(), summary_csv_.get(), summary_chains_.get(), early_csv_.get(), scatter_.get()})
     if (w) w->rollback();
 }
 

@@ -8,6 +8,7 @@
 // Refusing a config is the parser's job: ConfigError is the one expected
 // failure. Any other exception escaping is reported as a finding (abort),
 // and so is anything the sanitizers see.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -103,6 +104,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::fprintf(stderr, "fuzz_config: an accepted point out of range\n");
         std::abort();
       }
+    // plot.scatter: what the loop draws and writes (scatter.csv) is in range, and every point has each generation.
+    const ouro::ScatterSettings& s = ex.scatter;
+    if (s.on) {
+      bool bad = s.chains < 1 || s.chains > 16 || s.points < 1 || s.points > 100000 || s.generations.empty() ||
+                 s.generations.front() < 0 || !std::is_sorted(s.generations.begin(), s.generations.end()) ||
+                 std::adjacent_find(s.generations.begin(), s.generations.end()) != s.generations.end();
+      for (const auto& p : ex.points)
+        bad = bad || !p.config.family->has_points() || s.generations.back() > p.config.generations;
+      if (bad) {
+        std::fprintf(stderr, "fuzz_config: accepted plot.scatter settings out of range\n");
+        std::abort();
+      }
+    }
   } catch (const ouro::ConfigError&) {
     // The expected refusal.
   } catch (const std::exception& e) {
