@@ -11,6 +11,8 @@ As a module (with scripts/ on sys.path):
     run.early_warning    # early_warning.csv (one row per point and detector), or None
     run.per_chain        # per_chain.csv or per_chain.h5 (--per-chain: one row per point, generation and
                          # chain, the same columns from either file), or None
+    run.scatter          # scatter.csv (plot.scatter: one row per point drawn from a chain's model at a chosen
+                         # generation: point, generation, chain, x_1 .. x_D), or None
     run.manifest         # manifest.json as a dict
     run.config           # config.yaml as a dict (the manifest's copy when PyYAML is not installed)
     run.axes             # the swept keys: the first columns of every table
@@ -73,6 +75,7 @@ class Run:
     summary_chains: pd.DataFrame
     early_warning: Optional[pd.DataFrame]
     per_chain: Optional[pd.DataFrame]
+    scatter: Optional[pd.DataFrame]
     manifest: dict
     config: dict
 
@@ -184,6 +187,7 @@ def load_run(directory: str) -> Run:
         early_warning=optional("early_warning.csv"),
         per_chain=(read_per_chain_h5(path("per_chain.h5")) if os.path.isfile(path("per_chain.h5"))
                    else optional("per_chain.csv")),
+        scatter=optional("scatter.csv"),
         manifest=manifest,
         config=config,
     )
@@ -214,7 +218,8 @@ def describe(run: Run) -> str:
             len(s), s["metric"].iloc[0], s["threshold"].iloc[0], len(run.summary_chains)))
     else:
         lines.append("  summary.csv: no rows yet; summary_chains.csv: %d rows" % len(run.summary_chains))
-    for name, table in (("early_warning.csv", run.early_warning), ("per_chain.csv", run.per_chain)):
+    for name, table in (("early_warning.csv", run.early_warning), ("per_chain.csv", run.per_chain),
+                        ("scatter.csv", run.scatter)):
         lines.append("  %s: %s" % (name, "none" if table is None else "%d rows" % len(table)))
     return "\n".join(lines)
 

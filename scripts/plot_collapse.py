@@ -2,7 +2,7 @@
 """Plot the per-generation metrics of an ouroboros run.
 
 Usage:
-    scripts/plot_collapse.py DIR [--out FILE] [--metrics m1,m2,...] [--center mean|median]
+    scripts/plot_collapse.py DIR [--out FILE] [--metrics m1,m2,...] [--center mean|median] [--no-scatter]
 
 Reads DIR/metrics.csv (tidy: one row per sweep point, generation and metric)
 and, if present, DIR/manifest.json (for the run's name), and writes a grid of
@@ -25,6 +25,15 @@ except those whose values (mean and quantiles) are the same number at every
 sweep point and generation, or missing throughout: a constant or empty panel
 says nothing (they are named on stderr; asking for one draws it).
 
+When the run drew model samples (`plot: {scatter: ...}`: DIR/scatter.csv), a
+block of small panels goes below the curves: a row per sweep point (the
+first six), a panel per scatter generation titled "generation g", the first two
+coordinates of each chain's points in its own colour, with equal aspect and
+the same limits across a point's generations, so that a cloud that shrinks
+looks smaller; for one-dimensional points each panel holds a histogram per
+chain over bins shared by the point's generations. The number of panels is
+said on stderr; --no-scatter leaves the block out.
+
 Only the standard library, numpy and matplotlib are used (run it with
 Debian's /usr/bin/python3); without numpy or matplotlib the script says what
 to install and exits with status 1.
@@ -32,6 +41,7 @@ to install and exits with status 1.
 
 import argparse
 import csv
+import io
 import json
 import math
 import os
@@ -61,6 +71,9 @@ PANEL_H = 3.1
 MAX_COLS = 3
 LOG_SPAN = 100.0   # > two decades of positive values -> log y
 LOG_CLAMP = 1e3    # on log axes, bands may reach at most 3 decades past the means
+SCATTER_PANEL = 2.4       # inches per scatter panel (square), at most
+SCATTER_MIN_PANEL = 1.5   # and at least
+SCATTER_MAX_POINTS = 6    # sweep points with a row of scatter panels
 
 
 def die(msg):
@@ -207,6 +220,167 @@ def fmt_count(x):
     return "%d" % x if float(x).is_integer() else "%g" % x
 
 
+def read_scatter(path):
+    """scatter.csv: {point: (labels, {generation: {chain: array [points][D]}})}, the swept keys, and D."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            die("%s is empty" % path)
+        need = ("point", "generation", "chain")
+        if any(n not in header for n in need) or header.index("chain") != header.index("point") + 2:
+            die("%s: expected the swept keys, then point,generation,chain,x_1,... (header: %s)"
+                % (path, ",".join(header)))
+        pi = header.index("point")
+        dims = len(header) - pi - 3
+        rows = [r for r in reader if r and any(v.strip() for v in r)]
+    points = {}
+    if not rows:
+        return points, header[:pi], dims
+    if any(len(r) != len(header) for r in rows):
+        die("%s: a row has not the header's %d fields" % (path, len(header)))
+    cols = list(zip(*rows))
+    ids = np.array(cols[pi], dtype=int)
+    gens = np.array(cols[pi + 1], dtype=int)
+    chains = np.array(cols[pi + 2], dtype=int)
+    x = np.stack([to_float(cols[pi + 3 + k]) for k in range(dims)], axis=1) if dims else np.zeros((len(rows), 0))
+    for i in range(len(rows)):
+        if ids[i] not in points:
+            points[ids[i]] = (tuple(rows[i][:pi]), {})
+    for p in points:
+        at_p = ids == p
+        for g in np.unique(gens[at_p]):
+            at_g = at_p & (gens == g)
+            points[p][1][int(g)] = {int(c): x[at_g & (chains == c)] for c in np.unique(chains[at_g])}
+    return points, header[:pi], dims
+
+
+def chain_colours(chains):
+    """A distinct colour per chain id: Okabe-Ito, then tab20 past eight chains."""
+    if len(chains) <= len(OKABE_ITO):
+        return {c: OKABE_ITO[i] for i, c in enumerate(chains)}
+    cmap = plt.get_cmap("tab20")
+    return {c: cmap(i % 20) for i, c in enumerate(chains)}
+
+
+def square_limits(values):
+    """Limits for x_1 and x_2 with one span for both (equal aspect fills a square panel)."""
+    finite = values[np.all(np.isfinite(values), axis=1)]
+    if finite.size == 0:
+        return (-1.0, 1.0), (-1.0, 1.0)
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    centre = (lo + hi) / 2.0
+    half = max(float((hi - lo).max()) / 2.0 * 1.06, 1e-9 * (1.0 + float(np.abs(centre).max())))
+    return (centre[0] - half, centre[0] + half), (centre[1] - half, centre[1] + half)
+
+
+def scatter_figure(path, width_in):
+    """The scatter block of scatter.csv as a figure at most about width_in wide (wider only where its panels would
+    be too small), and its panel count (None, 0 when the file has no rows)."""
+    points, axes, dims = read_scatter(path)
+    if not points or dims < 1:
+        return None, 0
+    order = sorted(points)
+    if len(order) > SCATTER_MAX_POINTS:
+        sys.stderr.write("plot_collapse: scatter: the first %d of %d sweep points drawn\n"
+                         % (SCATTER_MAX_POINTS, len(order)))
+        order = order[:SCATTER_MAX_POINTS]
+    generations = sorted({g for p in order for g in points[p][1]})
+    chains = sorted({c for p in order for by_chain in points[p][1].values() for c in by_chain})
+    colours = chain_colours(chains)
+    ncols = len(generations)
+    gap = 0.5  # inches a panel's tick labels and the space between panels take
+    panel = min(SCATTER_PANEL, max(SCATTER_MIN_PANEL, (width_in - 0.4) / ncols - gap))
+    names = short_names(axes)
+    per_chain = max(len(x) for p in order for by_chain in points[p][1].values() for x in by_chain.values())
+    # A marker of about 2 pt^2 for a few thousand points in a panel, larger for a few, smaller for many.
+    marker = float(np.clip(4000.0 / (per_chain * len(chains)), 0.6, 8.0))
+
+    height_rows = panel + 0.75
+    legend_h = 0.55
+    fig = plt.figure(figsize=(ncols * (panel + gap) + 0.4, len(order) * height_rows + legend_h),
+                     layout="constrained")
+    subs = fig.subfigures(len(order) + 1, 1, height_ratios=[height_rows] * len(order) + [legend_h])
+    panels = 0
+    for row, p in enumerate(order):
+        labels, by_gen = points[p]
+        sub = subs[row]
+        title = ", ".join("%s=%s" % (a, v) for a, v in zip(names, labels)) if axes else ""
+        if dims > 2:
+            title += ("; " if title else "") + "x_1, x_2 of %d coordinates" % dims
+        if title:
+            sub.suptitle(title, fontsize=10)
+        axs = sub.subplots(1, ncols, squeeze=False)[0]
+        everything = np.concatenate([x for by_chain in by_gen.values() for x in by_chain.values()])
+        # The point's own dimension: its coordinates past it are empty.
+        d = int(np.sum(np.any(np.isfinite(everything), axis=0)))
+        for gi, g in enumerate(generations):
+            ax = axs[gi]
+            ax.set_title("generation %d" % g, fontsize=9)
+            ax.tick_params(labelsize=8, direction="out", length=2.5)
+            by_chain = by_gen.get(g)
+            if by_chain is None:
+                ax.set_axis_off()
+                continue
+            panels += 1
+            if d >= 2:
+                xlim, ylim = square_limits(everything[:, :2])
+                for c in chains:
+                    if c in by_chain:
+                        x = by_chain[c]
+                        ax.scatter(x[:, 0], x[:, 1], s=marker, color=colours[c], alpha=0.65, lw=0,
+                                   rasterized=False)
+                ax.set_xlim(*xlim)
+                ax.set_ylim(*ylim)
+                ax.set_aspect("equal", adjustable="box")
+                ax.set_xlabel("$x_1$", fontsize=9, labelpad=1)
+                if gi == 0:
+                    ax.set_ylabel("$x_2$", fontsize=9, labelpad=1)
+            else:
+                v = everything[:, 0]
+                v = v[np.isfinite(v)]
+                lo, hi = (v.min(), v.max()) if v.size else (-1.0, 1.0)
+                if hi <= lo:
+                    lo, hi = lo - 0.5, hi + 0.5
+                edges = np.linspace(lo, hi, int(np.clip(2.0 * np.sqrt(per_chain), 10, 60)) + 1)
+                for c in chains:
+                    if c in by_chain:
+                        ax.hist(by_chain[c][:, 0], bins=edges, histtype="step", color=colours[c], lw=1.0)
+                ax.set_xlim(lo, hi)
+                ax.set_xlabel("$x_1$", fontsize=9, labelpad=1)
+                if gi == 0:
+                    ax.set_ylabel("points", fontsize=9, labelpad=1)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.grid(True, color="0.92", lw=0.5)
+            ax.set_axisbelow(True)
+        if d < 2:  # one count axis for the row, so that a histogram that narrows is seen to rise
+            top = max(ax.get_ylim()[1] for ax in axs if ax.axison)
+            for ax in axs:
+                ax.set_ylim(0.0, top)
+    handles = [Line2D([], [], ls="none", marker="o", ms=5, color=colours[c], label="chain %d" % c) for c in chains]
+    legend = subs[-1]
+    legend.legend(handles=handles, loc="center", ncol=min(len(handles), 8), frameon=False, fontsize=9,
+                  title="model samples, %d points per chain and generation" % per_chain, title_fontsize=9,
+                  handletextpad=0.2, columnspacing=1.2)
+    return fig, panels
+
+
+def stack_images(top, bottom, out, dpi):
+    """Two rendered PNGs (byte buffers) one above the other, centred on a white page, written to out."""
+    a, b = plt.imread(top), plt.imread(bottom)
+    width = max(a.shape[1], b.shape[1])
+
+    def padded(img):
+        page = np.ones((img.shape[0], width, 4), dtype=img.dtype)
+        left = (width - img.shape[1]) // 2
+        page[:, left:left + img.shape[1], :img.shape[2]] = img
+        return page
+
+    plt.imsave(out, np.concatenate([padded(a), padded(b)], axis=0), dpi=dpi)
+
+
 def main():
     ap = argparse.ArgumentParser(description="Plot ouroboros collapse metrics.")
     ap.add_argument("dir", help="run directory containing metrics.csv")
@@ -214,6 +388,8 @@ def main():
     ap.add_argument("--metrics", help="comma-separated metrics to plot, in order")
     ap.add_argument("--center", choices=("mean", "median"),
                     help="line drawn per sweep point (default: the config's plot.center, else mean)")
+    ap.add_argument("--no-scatter", action="store_true",
+                    help="leave out the model samples of scatter.csv (drawn below the curves when the run has them)")
     args = ap.parse_args()
     plot_cfg = run_config(args.dir).get("plot") or {}
     if not isinstance(plot_cfg, dict):
@@ -413,7 +589,25 @@ def main():
 
     out_dir = os.path.dirname(os.path.abspath(out))
     os.makedirs(out_dir, exist_ok=True)
-    fig.savefig(out, dpi=150, facecolor="white")
+    scatter_path = os.path.join(args.dir, "scatter.csv")
+    scatter, panels = (None, 0)
+    if not args.no_scatter and os.path.isfile(scatter_path):
+        scatter, panels = scatter_figure(scatter_path, fig_w)
+        if scatter is None:
+            sys.stderr.write("plot_collapse: scatter: %s has no points to draw\n" % scatter_path)
+    if scatter is None:
+        fig.savefig(out, dpi=150, facecolor="white")
+    else:
+        # The curves and the scatter block are laid out apart (each fitted to its own legends and labels), then
+        # put one above the other.
+        curves, block = io.BytesIO(), io.BytesIO()
+        fig.savefig(curves, format="png", dpi=150, facecolor="white")
+        scatter.savefig(block, format="png", dpi=150, facecolor="white")
+        plt.close(scatter)
+        curves.seek(0)
+        block.seek(0)
+        stack_images(curves, block, out, 150)
+        sys.stderr.write("plot_collapse: scatter: %d panels from %s\n" % (panels, scatter_path))
     plt.close(fig)
     print(out)
 

@@ -5,10 +5,13 @@
 # tables agree with each other (a chain's last value in summary_chains.csv is
 # its value at the last generation in per_chain.csv). As a program it
 # describes the run; it refuses a folder that is not a run with exit 2, and
-# under a python without pandas says what to install and exits 1.
+# under a python without pandas says what to install and exits 1. scatter.csv
+# is read from a run of the tests' cloud family (ouroboros_test_families, the
+# third argument).
 set -euo pipefail
 bin=$1
 src=$2
+families=$3
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 cat >"$dir/full.yaml" <<'EOF'
@@ -113,6 +116,52 @@ EOF
 else
   grep -q "built without HDF5" "$dir/err" || { cat "$dir/err"; exit 1; }
 fi
+
+# scatter.csv (plot.scatter; the tests' cloud family through ouroboros_test_families): the coordinates as numbers to
+# the bit, empty cells NaN (a 1-D point has no x_2), the swept keys as text, one row per drawn point.
+cat >"$dir/cloud.yaml" <<'EOF'
+name: cloud
+seed: 5
+chains: 4
+generations: 3
+model: {family: cloud, dim: 2}
+data: {samples: 8}
+plot: {scatter: {chains: 3, generations: [1, 3], points: 20}}
+sweep:
+  model.dim: [2, 1]
+EOF
+"$families" run "$dir/cloud.yaml" --no-progress --out "$dir/cloud" >/dev/null
+/usr/bin/python3 - "$src/scripts" "$dir/cloud" "$dir/full" <<'EOF'
+import csv
+import math
+import sys
+
+sys.path.insert(0, sys.argv[1])
+from load_run import load_run  # noqa: E402
+
+run = load_run(sys.argv[2])
+s = run.scatter
+assert list(s.columns) == ["model.dim", "point", "generation", "chain", "x_1", "x_2"], list(s.columns)
+assert s.shape[0] == 2 * 2 * 3 * 20, s.shape
+assert set(s["model.dim"]) == {"2", "1"}, set(s["model.dim"])
+assert s["x_1"].dtype.kind == "f" and s["generation"].dtype.kind == "i" and s["chain"].dtype.kind == "i"
+assert sorted(set(s["generation"])) == [1, 3] and sorted(set(s["chain"])) == [0, 1, 2]
+one = s[s["model.dim"] == "1"]
+assert len(one) == 120 and one["x_2"].isna().all() and not one["x_1"].isna().any()
+assert not s[s["model.dim"] == "2"][["x_1", "x_2"]].isna().any().any()
+with open(sys.argv[2] + "/scatter.csv") as f:
+    rows = list(csv.DictReader(f))
+assert len(rows) == len(s)
+for i in (0, 7, 61, len(rows) - 1):
+    for c in ("x_1", "x_2"):
+        want = float(rows[i][c]) if rows[i][c] else math.nan
+        got = s[c].iloc[i]
+        assert (math.isnan(want) and math.isnan(got)) or got == want, (i, c, got, rows[i][c])
+assert load_run(sys.argv[3]).scatter is None
+print("load_run: scatter ok")
+EOF
+/usr/bin/python3 "$src/scripts/load_run.py" "$dir/cloud" | grep -qx "  scatter.csv: 240 rows" ||
+  { echo "no scatter.csv in the description:"; /usr/bin/python3 "$src/scripts/load_run.py" "$dir/cloud"; exit 1; }
 
 out=$(/usr/bin/python3 "$src/scripts/load_run.py" "$dir/full")
 metrics=$(head -n 1 "$dir/full/per_chain.csv" | tr ',' '\n' | tail -n +5 | wc -l)  # after the 2 keys, generation, chain
