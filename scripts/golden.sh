@@ -12,7 +12,7 @@
 # The matrix: every config under experiments/ (record: the reference commit's own configs) with --set chains=64 --set generations=5 (the papers/ configs at
 # their reproduction.reduced size instead), each at --threads 1, at --threads 2 and under `mpirun -n 2` when the
 # binary was built with MPI and mpirun is installed; every run with --per-chain, then `ouroboros report`.
-# Compared: metrics.csv, summary.csv, summary_chains.csv, early_warning.csv, per_chain.csv, report.md and
+# Compared: metrics.csv, summary.csv, summary_chains.csv, early_warning.csv, per_chain.csv, scatter.csv, report.md and
 # manifest.json less the fields that name a time, a commit or a path (run_id, git_commit, wall_seconds,
 # stage_seconds, command.config, inputs[].path) and the memory that happened to be free
 # (run_options.max_memory_bytes).
