@@ -32,15 +32,10 @@
 
 namespace ouro::kernels {
 
-// sin and cos of 2 pi v for v = (k + 1/2) 2^-32, the angle uniform of a 32-bit
-// word k. The top two bits of k are the quadrant, the low 30 bits the exact
-// position w in (0, 1) inside it; the angle is then folded to [0, pi/4]
-// where Taylor series to degree 15/16 are accurate to double precision.
-OURO_HD OURO_FORCEINLINE void sincos_2pi_word(std::uint64_t k, double& s_out, double& c_out) {
-  const std::uint64_t q = (k >> 30) & 3;  // quadrant 0..3
-  // (k mod 2^30 + 1/2) 2^-30, exact; the integer is converted through the
-  // 2^52 bit trick (AVX2 has no 64-bit integer -> double conversion).
-  const double w = (double_of(0x4330000000000000ull | (k & 0x3FFFFFFFull)) - 4503599627370496.0 + 0.5) * 0x1.0p-30;
+// sin and cos of the angle (q + w) pi/2: quadrant q in 0..3 and the position w in [0, 1] inside it. The angle is
+// folded to [0, pi/4], where Taylor series to degree 15/16 are accurate to double precision, then rotated by
+// q pi/2. The polynomial core of sincos_2pi_word and sincos_2pi.
+OURO_HD OURO_FORCEINLINE void sincos_quadrant(std::uint64_t q, double w, double& s_out, double& c_out) {
   const bool fold = w > 0.5;
   const double a = (fold ? 1.0 - w : w) * 1.5707963267948966;  // [0, pi/4]
   const double a2 = a * a;
@@ -66,6 +61,25 @@ OURO_HD OURO_FORCEINLINE void sincos_2pi_word(std::uint64_t k, double& s_out, do
   const std::uint64_t c_sign = ((q ^ (q >> 1)) & 1) << 63;
   s_out = double_of(bits_of(s_abs) ^ s_sign);
   c_out = double_of(bits_of(c_abs) ^ c_sign);
+}
+
+// sin and cos of 2 pi v for v = (k + 1/2) 2^-32, the angle uniform of a 32-bit
+// word k. The top two bits of k are the quadrant, the low 30 bits the exact
+// position w in (0, 1) inside it.
+OURO_HD OURO_FORCEINLINE void sincos_2pi_word(std::uint64_t k, double& s_out, double& c_out) {
+  const std::uint64_t q = (k >> 30) & 3;  // quadrant 0..3
+  // (k mod 2^30 + 1/2) 2^-30, exact; the integer is converted through the
+  // 2^52 bit trick (AVX2 has no 64-bit integer -> double conversion).
+  const double w = (double_of(0x4330000000000000ull | (k & 0x3FFFFFFFull)) - 4503599627370496.0 + 0.5) * 0x1.0p-30;
+  sincos_quadrant(q, w, s_out, c_out);
+}
+
+// sin and cos of 2 pi v for a double v in [0, 1), with sincos_2pi_word's polynomials (no libm, so the same bits on
+// both backends). 4v is exact, so are its quadrant q = floor(4v) and the position 4v - q inside it.
+OURO_HD OURO_FORCEINLINE void sincos_2pi(double v, double& s_out, double& c_out) {
+  const double v4 = 4.0 * v;
+  const double qf = floor(v4);
+  sincos_quadrant(static_cast<std::uint64_t>(qf) & 3, v4 - qf, s_out, c_out);
 }
 
 // The uniform (k + 1/2) 2^-32 in (0, 1) of a 32-bit word k (held in any

@@ -180,11 +180,10 @@ class GmmCpu final : public GmmBackend {
     const std::int64_t n = spec_.batch;
     // Every chain starts at the truth: its metrics once, then copied.
     std::vector<double> lanes(kEmLanes);
-    const double xent = -mean_loglik_serial(truth_view(tr), false, spec_.heldout.data(),
-                                            static_cast<std::int64_t>(spec_.heldout.size() / d), lanes.data());
     const int M = gmm_num_metrics(K);
     std::vector<double> first(M);
-    gmm_metrics(tr, truth_view(tr), K, false, 0, false, xent, NAN, 0.0, 0.0, first.data(), 1);
+    gmm_truth_metrics(tr, K, spec_.heldout.data(), static_cast<std::int64_t>(spec_.heldout.size() / d), lanes.data(),
+                      first.data());
     std::vector<double> warm(P_);
     if (K == tr.K0) gmm_warm_start_block(tr, spec_.em.diag, warm.data());
     std::vector<WorkerRange> seen(threads_);

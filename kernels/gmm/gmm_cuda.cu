@@ -258,10 +258,9 @@ class GmmCuda final : public GmmBackend {
     const GmmTruth& tr = spec_.truth;
     const int d = tr.d;
     std::vector<double> lanes(kEmLanes);
-    const double xent = -mean_loglik_serial(truth_view(tr), false, spec_.heldout.data(),
-                                            static_cast<std::int64_t>(spec_.heldout.size() / d), lanes.data());
     std::vector<double> first(M_);
-    gmm_metrics(tr, truth_view(tr), spec_.K, false, 0, false, xent, NAN, 0.0, 0.0, first.data(), 1);
+    gmm_truth_metrics(tr, spec_.K, spec_.heldout.data(), static_cast<std::int64_t>(spec_.heldout.size() / d),
+                      lanes.data(), first.data());
     for (int m = 0; m < M_; ++m) std::fill(h_metrics + m * spec_.batch, h_metrics + (m + 1) * spec_.batch, first[m]);
     if (spec_.K == tr.K0) {
       std::vector<double> warm(P_);

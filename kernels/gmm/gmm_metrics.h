@@ -8,6 +8,8 @@
 #include <cstdint>
 
 #include "kernels/core/quadform.h"
+#include "kernels/core/shapes.h"
+#include "kernels/gmm/gmm_em.h"
 #include "kernels/gmm/gmm_mixture.h"
 
 namespace ouro::kernels {
@@ -35,8 +37,11 @@ enum GmmMetric : int {
 };
 OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
 
-// The truth mixture and what every chain's metrics reuse, computed once on
-// the host (sim/families/gmm/gmm_family.cc).
+// The truth and what every chain's metrics reuse, computed once on the host
+// (sim/families/gmm/gmm_family.cc). The truth is a mixture (shape.kind
+// kNone: K0 components in params) or a shape law (kernels/core/shapes.h:
+// K0 = 0, and only mean, cov, chol, trace and dead_weight below are set;
+// the rest needs the truth's density in closed form and stays NaN).
 struct GmmTruth {
   int K0, d;
   double params[kGmmMaxComponents * (2 + kGmmMaxDim + 2 * kGmmMaxDim * kGmmMaxDim)];  // block of K0
@@ -49,10 +54,22 @@ struct GmmTruth {
   double rare_mass;     // the truth's mass within Mahalanobis radius 2 of it (w.r.t. its own covariance)
   double self_overlap;  // integral of p_truth^2
   double dead_weight;   // metrics.dead_weight
+  ShapeTruth shape;     // a shape truth (kind kNone for a mixture)
 };
+
+OURO_HD inline bool is_shape(const GmmTruth& t) { return t.shape.kind != ShapeKind::kNone; }
 
 OURO_HD inline GmmCView truth_view(const GmmTruth& t) {
   return gmm_view(t.K0, t.d, static_cast<const double*>(t.params));
+}
+
+// Real point i of generation `gen` of a chain, drawn from the truth: every real draw of the continuous families
+// (training sets, the held-out set) goes through here. A shape truth draws with shape_draw on the real streams, a
+// mixture with gmm_draw.
+OURO_HD inline void truth_draw(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, std::int64_t i,
+                               const GmmTruth& t, double* x) {
+  if (is_shape(t)) shape_draw(seed, chain, gen, rng::kStreamRealComponent, rng::kStreamRealDraw, i, t.shape, x);
+  else gmm_draw(seed, chain, gen, true, i, truth_view(t), x);
 }
 
 // Generation 0's parameters as the warm start of generation 1 (used when the
@@ -140,25 +157,27 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
   gmm_moments(m, mean, cov);
   double trace = 0.0;
   for (int a = 0; a < d; ++a) trace += cov[a * d + a];
-  const GmmCView t = truth_view(tr);
-  const double l2sq = mixture_overlap(m, m) - 2.0 * mixture_overlap(m, t) + tr.self_overlap;
   int dead = 0;
   double min_w = INFINITY;
   for (int k = 0; k < K; ++k) {
     dead += m.w[k] < tr.dead_weight ? 1 : 0;
     min_w = m.w[k] < min_w ? m.w[k] : min_w;
   }
-  const double* rare_mu = t.mu + tr.rare * d;
-  const double* rare_l = t.chol + tr.rare * d * d;
-  const double rare_in = 1.0 - mixture_outside(m, rare_mu, rare_l, 4.0);
-
+  // The metrics that need the truth's density in closed form: a mixture truth only (a shape's stay NaN, unwritten).
+  if (!is_shape(tr)) {
+    const GmmCView t = truth_view(tr);
+    const double l2sq = mixture_overlap(m, m) - 2.0 * mixture_overlap(m, t) + tr.self_overlap;
+    const double* rare_mu = t.mu + tr.rare * d;
+    const double* rare_l = t.chol + tr.rare * d * d;
+    const double rare_in = 1.0 - mixture_outside(m, rare_mu, rare_l, 4.0);
+    out[kGmmTailMass * stride] = mixture_outside(m, tr.mean, tr.chol, tr.tail_r2) / 0.01;
+    out[kGmmL2Density * stride] = l2sq < 0.0 ? 0.0 : sqrt(l2sq);  // rounding below 0 is 0; NaN stays NaN
+    out[kGmmRareModeMass * stride] = rare_in / tr.rare_mass;
+  }
   out[kGmmVarRatio * stride] = trace / tr.trace;
-  out[kGmmTailMass * stride] = mixture_outside(m, tr.mean, tr.chol, tr.tail_r2) / 0.01;
   out[kGmmXent * stride] = xent;
-  out[kGmmL2Density * stride] = l2sq < 0.0 ? 0.0 : sqrt(l2sq);  // rounding below 0 is 0; NaN stays NaN
   out[kGmmDeadComponents * stride] = dead;
   out[kGmmMinWeight * stride] = min_w;
-  out[kGmmRareModeMass * stride] = rare_in / tr.rare_mass;
   out[kGmmEmIters * stride] = iters;
   out[kGmmEmFailures * stride] = 0.0;
   out[kGmmEmUnconverged * stride] = unconverged ? 1.0 : 0.0;
@@ -178,6 +197,23 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
     for (int a = 0; a < d; ++a) tr_k += m.cov[best * d * d + a * d + a];
     out[(kGmmComponentStd1 + r) * stride] = sqrt(tr_k / d);
   }
+}
+
+// Generation 0's metrics, where every chain is the truth, into out (stride 1), on the host: a mixture's are
+// gmm_metrics of the truth with its cross-entropy on the held-out set (count points; lanes: kEmLanes doubles of
+// scratch); a shape law has no density in closed form, so it has var_ratio 1, draws_per_kept 1, the fit's counters
+// and the composition 0, and NaN for the rest (xent, the components' metrics).
+inline void gmm_truth_metrics(const GmmTruth& tr, int slots, const double* heldout, std::int64_t count, double* lanes,
+                              double* out) {
+  if (!is_shape(tr)) {
+    const double xent = -mean_loglik_serial(truth_view(tr), false, heldout, count, lanes);
+    gmm_metrics(tr, truth_view(tr), slots, false, 0, false, xent, NAN, 0.0, 0.0, out, 1);
+    return;
+  }
+  for (int k = 0; k < gmm_num_metrics(slots); ++k) out[k] = NAN;
+  out[kGmmVarRatio] = 1.0;
+  for (int k : {kGmmEmIters, kGmmEmFailures, kGmmEmUnconverged, kGmmSyntheticShare, kGmmDataAge}) out[k] = 0.0;
+  out[kGmmDrawsPerKept] = 1.0;
 }
 
 }  // namespace ouro::kernels

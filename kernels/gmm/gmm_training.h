@@ -93,7 +93,7 @@ OURO_HD inline bool gmm_pool_point(const GmmStep& s, std::uint32_t chain, std::i
   const int k = static_cast<int>(j / s.samples) + 1;
   const std::int64_t i = j % s.samples;
   const bool real = i < real_points_of(k, s.samples, s.real_count);
-  if (real) gmm_draw(s.seed, chain, real_draw_generation(s.real_source, k), true, i, truth_view(tr), x);
+  if (real) truth_draw(s.seed, chain, real_draw_generation(s.real_source, k), i, tr, x);
   else gmm_draw(s.seed, chain, static_cast<std::uint32_t>(k), false, i, gmm_view(s.K, s.d, model_of(k - 1)), x);
   return real;
 }
@@ -209,7 +209,7 @@ OURO_HD inline GmmFilteredSet gmm_filtered_train(const GmmStep& s, std::uint32_t
     start[k - first] = P;
     const int real = real_points_of(k, n, s.real_count);
     for (int i = 0; i < real; ++i)
-      gmm_draw(s.seed, chain, real_draw_generation(s.real_source, k), true, i, truth, X + (P + i) * d);
+      truth_draw(s.seed, chain, real_draw_generation(s.real_source, k), i, tr, X + (P + i) * d);
     P += real;
     if (real < n) {
       GmmStep sk = s;

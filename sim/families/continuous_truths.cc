@@ -52,4 +52,83 @@ void check_scales(const std::string& var_path, const std::string& mean_path, int
   }
 }
 
+std::vector<KeySpec> shape_keys() {
+  return {
+      choice_key("truth.shape", {"moons", "circles", "swiss_roll", "blobs"}, "",
+                 "scikit-learn's toy shapes as iid laws (docs/families/gmm.md, shape truths); absent: another truth"),
+      number_key("truth.noise", "a standard deviation in [0, 1e50]", 0.0, 1e50, "0",
+                 "moons, circles, swiss_roll: the isotropic Gaussian noise added to every point"),
+      number_key("truth.factor", "a radius in (0, 1)", 1e-9, 1.0 - 1e-9, "0.8", "circles: the inner circle's radius"),
+      shaped_key("truth.centers", KeyType::kList,
+                 fmt::format("1 to {} points, each a list of 1 to {} numbers, all of one dimension",
+                             kernels::kShapeMaxCenters, kernels::kShapeMaxDim),
+                 "", "blobs: the centres (required for blobs; their dimension is the truth's)"),
+      number_key("truth.cluster_std", "a standard deviation in [1e-50, 1e50]", 1e-50, 1e50, "1.0",
+                 "blobs: the standard deviation of every coordinate around its centre"),
+  };
+}
+
+kernels::ShapeTruth read_shape_truth(const ConfigReader& r) {
+  using kernels::ShapeKind;
+  static const std::vector<KeySpec> keys = shape_keys();
+  kernels::ShapeTruth s{};
+  if (!r.given("truth.shape")) {
+    for (const char* k : {"truth.noise", "truth.factor", "truth.centers", "truth.cluster_std"})
+      if (r.given(k)) throw ConfigError(k, "applies to a shape truth only (truth.shape), which this config has not");
+    return s;
+  }
+  const std::string name = r.choice(key_of(keys, "truth.shape"));
+  s.kind = name == "moons"     ? ShapeKind::kMoons
+           : name == "circles" ? ShapeKind::kCircles
+           : name == "blobs"   ? ShapeKind::kBlobs
+                               : ShapeKind::kSwissRoll;
+  for (const char* k : {"truth.weights", "truth.means", "truth.covs", "truth.mean", "truth.cov"})
+    if (r.given(k))
+      throw ConfigError(k, fmt::format("a mixture's or Gaussian's truth key, given with truth.shape ({}): a truth is "
+                                       "one or the other",
+                                       name));
+  const bool blobs = s.kind == ShapeKind::kBlobs;
+  auto only = [&](const char* k, bool applies, const char* shapes) {
+    if (!applies && r.given(k))
+      throw ConfigError(k, fmt::format("applies to {} only (truth.shape is {})", shapes, name));
+  };
+  only("truth.noise", !blobs, "moons, circles and swiss_roll (blobs: truth.cluster_std)");
+  only("truth.factor", s.kind == ShapeKind::kCircles, "circles");
+  only("truth.centers", blobs, "blobs");
+  only("truth.cluster_std", blobs, "blobs");
+  if (!blobs) {
+    s.d = 2;
+    s.noise = r.number(key_of(keys, "truth.noise"));
+    if (s.kind == ShapeKind::kCircles) s.factor = r.number(key_of(keys, "truth.factor"));
+    return s;
+  }
+  const std::string expected = key_of(keys, "truth.centers").expected;
+  if (!r.given("truth.centers"))
+    throw ConfigError("truth.centers", "missing (blobs need their centres); expected " + expected);
+  const YAML::Node centers = r.node("truth.centers");
+  if (!centers.IsSequence() || centers.size() < 1 ||
+      centers.size() > static_cast<std::size_t>(kernels::kShapeMaxCenters))
+    throw ConfigError("truth.centers", fmt::format("expected {}, got {}", expected, scalar_text(centers)));
+  s.centers = static_cast<int>(centers.size());
+  s.cluster_std = r.number(key_of(keys, "truth.cluster_std"));
+  std::vector<double> var;
+  for (int k = 0; k < s.centers; ++k) {
+    const std::string path = fmt::format("truth.centers[{}]", k);
+    const std::vector<double> c = read_numbers(centers[k], path);
+    const int d = static_cast<int>(c.size());
+    if (k == 0) {
+      if (d < 1 || d > kernels::kShapeMaxDim)
+        throw ConfigError(path, fmt::format("expected 1 to {} numbers, got {}", kernels::kShapeMaxDim, d));
+      s.d = d;
+      var.assign(d * d, 0.0);
+      for (int a = 0; a < d; ++a) var[a * d + a] = s.cluster_std * s.cluster_std;
+    } else if (d != s.d) {
+      throw ConfigError(path, fmt::format("expected {} numbers (the dimension of truth.centers[0]), got {}", s.d, d));
+    }
+    check_scales("truth.cluster_std", path, s.d, c.data(), var.data());
+    std::copy(c.begin(), c.end(), s.center + k * s.d);
+  }
+  return s;
+}
+
 }  // namespace ouro

@@ -22,6 +22,23 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
   using namespace kernels;
   const auto& g = c.settings<GmmSettings>();
   GmmTruth t{};
+  if (g.shape.kind != ShapeKind::kNone) {
+    // A shape law: its moments in closed form (kernels/core/shapes.h). It has no density in closed form, so the
+    // radius, the rare component and the overlap are not defined: NaN, and nothing computes them.
+    t.K0 = 0;
+    t.d = g.dim;
+    t.shape = g.shape;
+    shape_moments(t.shape, t.mean, t.cov);
+    cholesky(t.d, t.cov, t.chol);  // every shape's covariance is positive definite
+    t.trace = 0.0;
+    for (int a = 0; a < t.d; ++a) t.trace += t.cov[a * t.d + a];
+    t.tail_r2 = NAN;
+    t.rare = -1;
+    t.rare_mass = NAN;
+    t.self_overlap = NAN;
+    t.dead_weight = g.dead_weight;
+    return t;
+  }
   const int K0 = static_cast<int>(g.truth_weights.size()), d = g.dim;
   t.K0 = K0;
   t.d = d;
@@ -59,8 +76,7 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c) {
 std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& t) {
   const auto& g = c.settings<GmmSettings>();
   std::vector<double> x(static_cast<std::size_t>(g.heldout) * g.dim);
-  for (int i = 0; i < g.heldout; ++i)
-    kernels::gmm_draw(c.seed, rng::kHeldoutChain, 0, true, i, kernels::truth_view(t), x.data() + i * g.dim);
+  for (int i = 0; i < g.heldout; ++i) kernels::truth_draw(c.seed, rng::kHeldoutChain, 0, i, t, x.data() + i * g.dim);
   return x;
 }
 
@@ -73,7 +89,7 @@ double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& t
   constexpr int kDraws = 200000;
   std::vector<double> lp(kDraws), x(c.settings<GmmSettings>().dim), terms(kernels::kGmmMaxComponents);
   for (int i = 0; i < kDraws; ++i) {
-    kernels::gmm_draw(c.seed, rng::kHeldoutChain, 1, true, i, kernels::truth_view(t), x.data());
+    kernels::truth_draw(c.seed, rng::kHeldoutChain, 1, i, t, x.data());
     lp[i] = kernels::gmm_log_density(kernels::truth_view(t), false, x.data(), terms.data());
   }
   double out;
@@ -88,6 +104,21 @@ namespace {
 std::string gmm_truth_problem(const PointConfig& c) {
   const auto& g = c.settings<GmmSettings>();
   const kernels::GmmTruth t = make_gmm_truth(c);
+  if (kernels::is_shape(t)) {
+    // The overlap and the rare component are a mixture's only. The smallest variance: the blobs' own, else the
+    // law's smallest marginal variance.
+    double smallest = g.shape.cluster_std * g.shape.cluster_std;
+    if (g.shape.kind != kernels::ShapeKind::kBlobs) {
+      smallest = t.cov[0];
+      for (int a = 1; a < g.dim; ++a) smallest = std::min(smallest, t.cov[a * g.dim + a]);
+    }
+    if (g.em.reg_covar > 0.01 * smallest)
+      return fmt::format(
+          "model.em.reg_covar: the ridge {:g} is not small against the truth's smallest variance {:g} "
+          "(it must be at most 1% of it)",
+          g.em.reg_covar, smallest);
+    return "";
+  }
   if (!std::isfinite(t.self_overlap))
     return "truth.covs: a component is so narrow that the integral of the squared density overflows (l2_density "
            "could not be computed)";
@@ -107,22 +138,25 @@ std::string gmm_truth_problem(const PointConfig& c) {
   return "";
 }
 
+// The metrics that need the truth's density in closed form, which a shape truth has not.
+constexpr const char* kMixtureTruthOnly = "with a mixture truth (not truth.shape)";
+
 constexpr MetricSpec kMetrics[] = {
     {kernels::kGmmVarRatio, "var_ratio", "tr Cov(p_t) / tr S_0, the model's total variance over the truth's",
      Direction::kDown, true, "generation 0"},
     {kernels::kGmmTailMass, "tail_mass",
      "P_{p_t}(r(X)^2 > r_99^2) / 0.01, r the Mahalanobis radius w.r.t. the truth's mean and covariance",
-     Direction::kDown, true, "generation 0"},
+     Direction::kDown, true, "generation 0", false, kMixtureTruthOnly},
     {kernels::kGmmXent, "xent", "mean -ln p_t(x) over a fixed held-out set of metrics.heldout real points",
      Direction::kUp, false, ""},
     {kernels::kGmmL2Density, "l2_density", "(integral of (p_t - p_0)^2)^(1/2), in closed form", Direction::kUp, false,
-     "generation 0"},
+     "generation 0", false, kMixtureTruthOnly},
     {kernels::kGmmDeadComponents, "dead_components", "components with weight below metrics.dead_weight", Direction::kUp,
      false, ""},
     {kernels::kGmmMinWeight, "min_weight", "the smallest component weight", Direction::kDown, false, ""},
     {kernels::kGmmRareModeMass, "rare_mode_mass",
      "the model's mass within Mahalanobis radius 2 of the truth's lowest-weight component, over the truth's",
-     Direction::kDown, true, "generation 0"},
+     Direction::kDown, true, "generation 0", false, kMixtureTruthOnly},
     {kernels::kGmmEmIters, "em_iters", "M-steps of the kept fit", Direction::kNone, false, "generation 0"},
     {kernels::kGmmEmFailures, "em_failures", "1 if the chain's fit has failed (now or earlier), else 0",
      Direction::kNone, false, "generation 0"},
@@ -147,8 +181,10 @@ static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels:
               "the mixture metrics' names follow kernels::GmmMetric");
 
 std::vector<KeySpec> make_keys() {
-  return {
-      integer_key("model.dim", 1, kernels::kGmmMaxDim, "1", "d, the dimension of the truth and the model"),
+  std::vector<KeySpec> keys = {
+      integer_key("model.dim", 1, kernels::kGmmMaxDim, "1",
+                  "d, the dimension of the truth and the model (a shape truth's own when not given: 2, or the "
+                  "dimension of truth.centers)"),
       required(
           integer_key("model.components", 1, kernels::kGmmMaxComponents, "", "K, the fitted mixture's components")),
       choice_key("model.covariance", {"full", "diag"}, "full", "the components' covariances: full or diagonal"),
@@ -173,6 +209,11 @@ std::vector<KeySpec> make_keys() {
       number_key("metrics.dead_weight", "a weight in [0, 1]", 0.0, 1.0, "1e-3",
                  "a component below this weight counts in dead_components"),
   };
+  // A shape's law as the truth, after the mixture truth's keys.
+  const std::vector<KeySpec> shapes = shape_keys();
+  const auto at = std::find_if(keys.begin(), keys.end(), [](const KeySpec& k) { return k.path == "metrics.heldout"; });
+  keys.insert(at, shapes.begin(), shapes.end());
+  return keys;
 }
 
 class GmmFamily final : public Family {
@@ -188,11 +229,20 @@ class GmmFamily final : public Family {
     return keys;
   }
 
-  // model.components, model.covariance, model.em and a truth {weights, means, covs}.
+  // model.components, model.covariance, model.em and a truth: {weights, means, covs} or a shape.
   std::shared_ptr<const FamilySettings> read(const ConfigReader& r, const PointConfig& c) const override {
     auto g = std::make_shared<GmmSettings>();
-    g->dim = static_cast<int>(r.integer(key("model.dim")));
-    const int d = g->dim;
+    const YAML::Node truth = r.node("truth");
+    const std::string expected = "{weights: [...], means: [[...], ...], covs: [...]} or {shape: moons, ...}";
+    if (!truth || truth.IsNull()) throw ConfigError("truth", "missing; expected " + expected);
+    if (!truth.IsMap()) throw ConfigError("truth", "expected " + expected);
+    g->shape = read_shape_truth(r);
+    const bool shape = g->shape.kind != kernels::ShapeKind::kNone;
+    // A shape truth has its own dimension, which model.dim may repeat.
+    g->dim = shape && !r.given("model.dim") ? g->shape.d : static_cast<int>(r.integer(key("model.dim")));
+    if (shape && g->dim != g->shape.d)
+      throw ConfigError("model.dim", fmt::format("expected {} (the dimension of truth.shape {}), got {}", g->shape.d,
+                                                 kernels::shape_name(g->shape.kind), g->dim));
     g->components = static_cast<int>(r.integer(key("model.components")));
     g->em.diag = r.choice(key("model.covariance")) == "diag";
     g->em.max_iter = static_cast<int>(r.integer(key("model.em.max_iter")));
@@ -201,46 +251,7 @@ class GmmFamily final : public Family {
     g->em.restarts = static_cast<int>(r.integer(key("model.em.restarts")));
     g->em.reg_covar = r.number(key("model.em.reg_covar"));
 
-    const std::string shape = "{weights: [...], means: [[...], ...], covs: [...]}";
-    const YAML::Node truth = r.node("truth");
-    if (!truth || truth.IsNull()) throw ConfigError("truth", "missing; expected " + shape);
-    if (!truth.IsMap()) throw ConfigError("truth", "expected " + shape);
-    if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected a list of component weights");
-    g->truth_weights = read_numbers(r.node("truth.weights"), "truth.weights");
-    const int K0 = static_cast<int>(g->truth_weights.size());
-    if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
-      throw ConfigError("truth.weights",
-                        fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
-    double sum = 0.0;
-    for (int k = 0; k < K0; ++k) {
-      if (!(g->truth_weights[k] > 0.0))
-        throw ConfigError(fmt::format("truth.weights[{}]", k),
-                          fmt::format("expected a weight > 0, got {}", g->truth_weights[k]));
-      sum += g->truth_weights[k];
-    }
-    if (std::abs(sum - 1.0) > 1e-6)
-      throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
-    for (auto& w : g->truth_weights) w /= sum;
-    if (!r.given("truth.means"))
-      throw ConfigError("truth.means", fmt::format("missing; expected {} lists of {} numbers", K0, d));
-    if (!r.given("truth.covs")) throw ConfigError("truth.covs", fmt::format("missing; expected {} covariances", K0));
-    const YAML::Node means = r.node("truth.means"), covs = r.node("truth.covs");
-    if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
-      throw ConfigError("truth.means",
-                        fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
-    if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
-      throw ConfigError("truth.covs",
-                        fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
-    for (int k = 0; k < K0; ++k) {
-      const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
-      const auto mu = read_numbers(means[k], mp);
-      if (static_cast<int>(mu.size()) != d)
-        throw ConfigError(mp, fmt::format("expected {} numbers (model.dim), got {}", d, mu.size()));
-      const auto cov = read_covariance(covs[k], cp, d, true);
-      check_scales(cp, mp, d, mu.data(), cov.data());
-      g->truth_means.insert(g->truth_means.end(), mu.begin(), mu.end());
-      g->truth_covs.insert(g->truth_covs.end(), cov.begin(), cov.end());
-    }
+    if (!shape) read_mixture_truth(r, g.get());
     g->heldout = static_cast<int>(r.integer(key("metrics.heldout")));
     g->dead_weight = r.number(key("metrics.dead_weight"));
     PointConfig with = c;
@@ -250,6 +261,32 @@ class GmmFamily final : public Family {
       throw ConfigError(problem.substr(0, colon), problem.substr(colon + 2));
     }
     return g;
+  }
+
+  // data.verifier and data.tail_upsample judge points by the truth's log-density, which a shape truth has not.
+  void check(const PointConfig& c) const override {
+    const auto& g = c.settings<GmmSettings>();
+    if (g.shape.kind == kernels::ShapeKind::kNone) return;
+    const char* name = kernels::shape_name(g.shape.kind);
+    if (c.verifier)
+      throw ConfigError(
+          "data.verifier",
+          fmt::format("its plausibility test is the truth's log-density, which a shape truth (truth.shape "
+                      "{}) has not in closed form",
+                      name));
+    if (c.tail_upsample)
+      throw ConfigError("data.tail_upsample",
+                        fmt::format("its tail is where the truth's log-density is lowest, which a shape truth "
+                                    "(truth.shape {}) has not in closed form",
+                                    name));
+  }
+
+  // The metrics that compare with the truth's density in closed form are not written for a shape truth.
+  bool writes(const PointConfig& c, const std::string& metric) const override {
+    if (c.settings<GmmSettings>().shape.kind != kernels::ShapeKind::kNone)
+      for (const auto& m : kMetrics)
+        if (metric == m.name && std::string(m.written) == kMixtureTruthOnly) return false;
+    return Family::writes(c, metric);
   }
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }
@@ -369,6 +406,47 @@ class GmmFamily final : public Family {
   }
 
  private:
+  // A mixture truth {weights, means, covs} of g->dim dimensions.
+  void read_mixture_truth(const ConfigReader& r, GmmSettings* g) const {
+    const int d = g->dim;
+    if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected a list of component weights");
+    g->truth_weights = read_numbers(r.node("truth.weights"), "truth.weights");
+    const int K0 = static_cast<int>(g->truth_weights.size());
+    if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
+      throw ConfigError("truth.weights",
+                        fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
+    double sum = 0.0;
+    for (int k = 0; k < K0; ++k) {
+      if (!(g->truth_weights[k] > 0.0))
+        throw ConfigError(fmt::format("truth.weights[{}]", k),
+                          fmt::format("expected a weight > 0, got {}", g->truth_weights[k]));
+      sum += g->truth_weights[k];
+    }
+    if (std::abs(sum - 1.0) > 1e-6)
+      throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
+    for (auto& w : g->truth_weights) w /= sum;
+    if (!r.given("truth.means"))
+      throw ConfigError("truth.means", fmt::format("missing; expected {} lists of {} numbers", K0, d));
+    if (!r.given("truth.covs")) throw ConfigError("truth.covs", fmt::format("missing; expected {} covariances", K0));
+    const YAML::Node means = r.node("truth.means"), covs = r.node("truth.covs");
+    if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
+      throw ConfigError("truth.means",
+                        fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
+    if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
+      throw ConfigError("truth.covs",
+                        fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
+    for (int k = 0; k < K0; ++k) {
+      const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
+      const auto mu = read_numbers(means[k], mp);
+      if (static_cast<int>(mu.size()) != d)
+        throw ConfigError(mp, fmt::format("expected {} numbers (model.dim), got {}", d, mu.size()));
+      const auto cov = read_covariance(covs[k], cp, d, true);
+      check_scales(cp, mp, d, mu.data(), cov.data());
+      g->truth_means.insert(g->truth_means.end(), mu.begin(), mu.end());
+      g->truth_covs.insert(g->truth_covs.end(), cov.begin(), cov.end());
+    }
+  }
+
   const KeySpec& key(const std::string& path) const { return key_of(keys(), path); }
 };
 

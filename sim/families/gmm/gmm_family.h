@@ -1,5 +1,5 @@
 // The Gaussian-mixture family (model.family: gmm): mixtures of K <= 16 Gaussians in d <= 8 dimensions fitted by EM,
-// against a mixture truth (docs/families/gmm.md).
+// against a mixture truth or a toy shape's law (docs/families/gmm.md).
 #pragma once
 
 #include <memory>
@@ -17,15 +17,16 @@ struct GmmSettings : FamilySettings {
   int dim = 1;         // model.dim
   int components = 0;  // model.components: K of the fitted mixtures
   kernels::EmSettings em{100, 1e-3, 1e-6, kernels::EmInit::kWarm, 1, false};  // model.covariance, model.em
-  std::vector<double> truth_weights;                                          // K0, summing to 1
-  std::vector<double> truth_means;                                            // K0 * dim
-  std::vector<double> truth_covs;  // K0 * dim * dim, each symmetric positive definite
-  int heldout = 1000;              // metrics.heldout: held-out real points of xent
-  double dead_weight = 1e-3;       // metrics.dead_weight
+  kernels::ShapeTruth shape;          // a shape truth (truth.shape; kind kNone: the mixture truth below)
+  std::vector<double> truth_weights;  // K0, summing to 1
+  std::vector<double> truth_means;    // K0 * dim
+  std::vector<double> truth_covs;     // K0 * dim * dim, each symmetric positive definite
+  int heldout = 1000;                 // metrics.heldout: held-out real points of xent
+  double dead_weight = 1e-3;          // metrics.dead_weight
 };
 
-// The truth mixture and what every chain's metrics reuse (overall moments, the 99% radius, the rare component and
-// its mass, the L2 self-overlap).
+// The truth and what every chain's metrics reuse: its overall moments, and for a mixture the 99% radius, the rare
+// component and its mass, the L2 self-overlap.
 kernels::GmmTruth make_gmm_truth(const PointConfig& c);
 
 // The fixed held-out set: metrics.heldout real points (x dim, row-major), the same for every chain
