@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/core/quadform.h"
+#include "kernels/core/sample_metrics.h"
 #include "kernels/gmm/gmm_mixture.h"
 
 namespace ouro::kernels {
@@ -32,8 +33,24 @@ enum GmmMetric : int {
   kGmmFitNll,
   kGmmDrawsPerKept,
   kGmmComponentStd1,
+  // The sample-based metrics (kernels/core/sample_metrics.h), in SampleMetric order: the family table's entries after
+  // component_std_k; their rows follow the K component rows (gmm_sample_row), present only when
+  // metrics.sample_based lists one.
+  kGmmPrecision,
+  kGmmRecall,
+  kGmmCoverage,
+  kGmmEnergy,
 };
+static_assert(kGmmRecall - kGmmPrecision == kSampleRecall && kGmmCoverage - kGmmPrecision == kSampleCoverage &&
+                  kGmmEnergy - kGmmPrecision == kSampleEnergy,
+              "the mixture family's sample-based entries follow kernels::SampleMetric");
 OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
+// The rows of a batch's metric block: the fixed slots, the K component rows, and the sample-based metrics' rows when
+// some are asked for (sample_mask, bit k for SampleMetric k), so that a run without them keeps the block it had.
+OURO_HD inline int gmm_metric_rows(int K, unsigned sample_mask) {
+  return gmm_num_metrics(K) + (sample_mask ? kSampleMetricCount : 0);
+}
+OURO_HD inline int gmm_sample_row(int K, int k) { return gmm_num_metrics(K) + k; }
 
 // The truth mixture and what every chain's metrics reuse, computed once on
 // the host (sim/families/gmm/gmm_family.cc).
@@ -178,6 +195,24 @@ OURO_HD inline void gmm_metrics(const GmmTruth& tr, const GmmCView& m, int slots
     for (int a = 0; a < d; ++a) tr_k += m.cov[best * d * d + a * d + a];
     out[(kGmmComponentStd1 + r) * stride] = sqrt(tr_k / d);
   }
+}
+
+// The sample-based metrics of `mask` (kernels/core/sample_metrics.h) of a chain's mixture *m at generation `gen`
+// (the truth at generation 0; null: a failed chain, whose model cannot be sampled): its model sample of n points
+// (gmm_model_sample) into `points` (n * d), scratch n doubles, against the held-out side h, into the chain's
+// sample-based rows of a block of a K-component family (`out` the chain's first value, rows `stride` apart; NaN for
+// those not asked for, and all four for a failed chain).
+OURO_HD inline void gmm_sample_metrics(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, const GmmCView* m,
+                                       int K, std::int64_t n, unsigned mask, const HeldoutSide& h, double* points,
+                                       double* scratch, double* out, std::int64_t stride) {
+  if (!mask) return;  // (the block has no such rows)
+  for (int k = 0; k < kSampleMetricCount; ++k) out[gmm_sample_row(K, k) * stride] = NAN;
+  if (!m) return;
+  gmm_model_sample(seed, chain, gen, *m, n, points);
+  double v[kSampleMetricCount];
+  sample_metrics(h, points, n, mask, scratch, v);
+  for (int k = 0; k < kSampleMetricCount; ++k)
+    if ((mask >> k) & 1u) out[gmm_sample_row(K, k) * stride] = v[k];
 }
 
 }  // namespace ouro::kernels
