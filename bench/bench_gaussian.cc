@@ -47,7 +47,8 @@ void BM_GenerationStep(benchmark::State& state, const std::string& backend, kern
   const int n = static_cast<int>(state.range(1));
   const PointConfig c = config(chains, n, regime, dim);
   const auto& g_settings = c.settings<GaussianSettings>();
-  kernels::GaussianBatchSpec spec{make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, 0};
+  kernels::GaussianBatchSpec spec{
+      make_gaussian_truth(c), c.regime, c.generations, 0, c.chains, 0, c.seed, c.samples, 0, {}};
   auto b = make_gaussian_backend(backend, spec);
   std::vector<double> metrics(static_cast<std::size_t>(kernels::kNumGaussianMetrics) * chains);
   b->start(metrics.data());

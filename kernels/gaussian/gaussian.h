@@ -22,6 +22,7 @@
 #include "kernels/core/portability.h"
 #include "kernels/core/quadform.h"
 #include "kernels/core/rng.h"
+#include "kernels/core/sample_metrics.h"
 #include "kernels/training/dedup.h"
 #include "kernels/training/regime.h"
 
@@ -42,8 +43,19 @@ enum GaussianMetric : int {
   kDataAge,
   kDrawsPerKept,
   kHeldoutNll,
+  kPrecision,  // the sample-based metrics (kernels/core/sample_metrics.h), in SampleMetric order: rows of the
+  kRecall,     // block only when metrics.sample_based lists one (gaussian_metric_rows)
+  kCoverage,
+  kEnergy,
   kNumGaussianMetrics
 };
+static_assert(kRecall - kPrecision == kSampleRecall && kCoverage - kPrecision == kSampleCoverage &&
+                  kEnergy - kPrecision == kSampleEnergy && kNumGaussianMetrics - kPrecision == kSampleMetricCount,
+              "the Gaussian family's sample-based slots follow kernels::SampleMetric");
+
+// The rows of a batch's metric block: every slot when sample-based metrics are asked for (sample_mask, bit k for
+// SampleMetric k), else those before them, so that a run without them keeps the block (and its memory) it had.
+OURO_HD inline int gaussian_metric_rows(unsigned sample_mask) { return sample_mask ? kNumGaussianMetrics : kPrecision; }
 
 // The truth and everything about it that every chain's metrics reuse,
 // computed once on the host (sim/families/gaussian/gaussian_truth.cc).
@@ -451,7 +463,8 @@ OURO_HD inline double mean_mahalanobis_sq(int d, const double* mu, const double*
   return s;
 }
 
-// All Gaussian metrics of one model against the truth (definitions in README):
+// The Gaussian metrics of one model against the truth (definitions in README), the slots before the sample-based
+// ones (gaussian_sample_metrics):
 // closed forms for KL(truth || model), cross-entropy and W2 (Givens & Shortt
 // 1984 / Olkin & Pukelsheim 1982 for Gaussians), tail mass by
 // kernels/core/quadform.h. `ok` false (a failed fit) gives NaN in every metric,
@@ -461,7 +474,7 @@ OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, 
                                      std::int64_t stride) {
   const int d = tr.d;
   if (!ok) {  // a degenerate chain: left out of every metric's aggregate alike
-    for (int k = 0; k < kNumGaussianMetrics; ++k) out[k * stride] = NAN;
+    for (int k = 0; k < kPrecision; ++k) out[k * stride] = NAN;
     return;
   }
   double trace = 0.0, logdet = 0.0, det_ratio = 1.0, msq = 0.0;
@@ -517,6 +530,18 @@ OURO_HD inline void gaussian_metrics(const GaussianTruth& tr, const double* mu, 
       0.5 * (d * log2pi + logdet + mean_mahalanobis_sq(d, mu, chol, tr.heldout_mean, tr.heldout_root));
 }
 
+// Points [0, count) of a chain's model sample at `generation` (kernels/core/chain_backend.h) from its model N(mu, L
+// L^T): point i is mu + L z, z the normals i*d .. i*d+d-1 of the model-sample stream (kernels/core/normal.h);
+// row-major into x.
+OURO_HD inline void gaussian_model_sample(std::uint32_t seed, std::uint32_t chain, std::uint32_t generation, int d,
+                                          const double* mu, const double* chol, std::int64_t count, double* x) {
+  double z[OURO_MAX_DIM];
+  for (std::int64_t i = 0; i < count; ++i) {
+    stream_normals(seed, chain, generation, rng::kStreamModelSample, static_cast<std::uint64_t>(i) * d, d, z);
+    affine_lower(d, mu, chol, z, x + i * d);
+  }
+}
+
 // The arrays of a batch of chains, structure of arrays, in the backend's memory
 // (host for cpu, device for cuda). Local chain c of the batch has global id
 // chain0 + c, which keys its random streams.
@@ -537,7 +562,7 @@ struct GaussianChains {
   double* zsum;       // [2 * batch * d]      this generation's z-sums, real then synthetic
   double* zsq;        // [2 * batch * d * d]
   double* kept;       // [3 * batch]  filters: synthetic points kept, candidates drawn, total weight
-  double* metrics;    // [kNumGaussianMetrics * batch]
+  double* metrics;    // [gaussian_metric_rows(sample mask) * batch]
 };
 
 // Generation 0: every chain is the truth.
@@ -645,6 +670,25 @@ OURO_HD inline void finish_chain(const GaussianStep& s, const GaussianTruth& tr,
   }
   gaussian_metrics(tr, mu, cov, chol, ok, synthetic_share, data_age, c.metrics + i, stride);
   if (ok) c.metrics[kDrawsPerKept * stride + i] = draws_per_kept;
+}
+
+// The sample-based metrics of `mask` (kernels/core/sample_metrics.h) for local chain i at `generation` (0: the
+// truth, which start_chain made every chain's model): its model sample of n points (gaussian_model_sample) into
+// `points` (n * d), scratch n doubles, against the held-out side h, into the chain's sample-based rows of the metric
+// block (NaN for those not asked for). A degenerate chain's model cannot be sampled: all four are NaN.
+OURO_HD inline void gaussian_sample_metrics(std::uint32_t seed, std::uint32_t generation, std::int64_t n, unsigned mask,
+                                            const HeldoutSide& h, const GaussianChains& c, std::int64_t i,
+                                            double* points, double* scratch) {
+  if (!mask) return;  // (the block has no such rows)
+  for (int k = 0; k < kSampleMetricCount; ++k) c.metrics[(kPrecision + k) * c.batch + i] = NAN;
+  if (!c.ok[i]) return;
+  const int d = h.d;
+  gaussian_model_sample(seed, c.chain0 + static_cast<std::uint32_t>(i), generation, d, c.mu + i * d, c.chol + i * d * d,
+                        n, points);
+  double out[kSampleMetricCount];
+  sample_metrics(h, points, n, mask, scratch, out);
+  for (int k = 0; k < kSampleMetricCount; ++k)
+    if ((mask >> k) & 1u) c.metrics[(kPrecision + k) * c.batch + i] = out[k];
 }
 
 }  // namespace ouro::kernels

@@ -22,19 +22,30 @@ struct GaussianBatchSpec {
   std::uint32_t chain_begin;  // global id of the batch's first chain
   std::int64_t batch;         // number of chains
   int threads;                // cpu: OpenMP threads (0 = all); cuda: ignored
+  // The model sample's streams and size (kernels/core/chain_backend.h), and the sample-based metrics
+  // (kernels/core/sample_metrics.h) asked for: bit k for SampleMetric k, against the held-out side (empty when none).
+  std::uint32_t seed = 0;
+  int samples = 0;  // n, the model sample's points (data.samples)
+  unsigned sample_metrics = 0;
+  HeldoutSideStore heldout_side;
 };
 
 class GaussianBackend {
  public:
   virtual ~GaussianBackend() = default;
   // Generation 0 (every chain is the truth); metrics to h_metrics as
-  // [kNumGaussianMetrics][batch].
+  // [gaussian_metric_rows(spec.sample_metrics)][batch].
   virtual void start(double* h_metrics) = 0;
   // Fits generation step.generation (>= 1) from the previous one.
   virtual void advance(const GaussianStep& step, double* h_metrics) = 0;
   virtual std::vector<WorkerRange> workers() const = 0;
   // As ChainBackend::state (kernels/core/chain_backend.h).
   virtual void state(StateArchive& ar) = 0;
+  // As ChainBackend::model_sample and point_dim: N(mu_t, Sigma_t) of local chain `chain` at the last generation
+  // done by start() or advance() (gaussian_model_sample; a backend restored from a checkpoint knows its generation
+  // from its next advance()); a degenerate chain's points are NaN.
+  virtual bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) = 0;
+  virtual int point_dim() const = 0;
 };
 
 // The cpu backend's vectorised d = 1 z-sums over normals [i0, i1) of one

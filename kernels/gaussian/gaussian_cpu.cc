@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -70,10 +71,12 @@ void cpu_zsums_1d(std::uint32_t seed, std::uint32_t chain, std::uint32_t generat
 
 namespace {
 
-// data.dedup's working memory of one thread, reused across its chains.
-struct DedupScratch {
+// A thread's working memory, reused across its chains: data.dedup's table and kept points, and the sample-based
+// metrics' model sample and its k-NN radii.
+struct Scratch {
   std::vector<std::int64_t> table;
   std::vector<double> kept_x;
+  std::vector<double> points, radii;
 };
 
 class GaussianCpu final : public GaussianBackend {
@@ -98,6 +101,7 @@ class GaussianCpu final : public GaussianBackend {
     kept_.assign(3 * n, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
     scratch_.resize(threads_);
+    heldout_ = spec_.heldout_side.view();
     chains_ = GaussianChains{n,
                              spec.chain_begin,
                              mu_.data(),
@@ -126,8 +130,10 @@ class GaussianCpu final : public GaussianBackend {
       note_chain(seen[omp_get_thread_num()], "omp-thread-" + std::to_string(omp_get_thread_num()),
                  spec_.chain_begin + i);
       start_chain(spec_.truth, c, i);
+      sample_metrics_of(c, 0, i, scratch_[omp_get_thread_num()]);
     }
     workers_ = seen;
+    generation_ = 0;
   }
 
   void advance(const GaussianStep& s, double* h_metrics) override {
@@ -163,7 +169,7 @@ class GaussianCpu final : public GaussianBackend {
           if (!verify) accumulate_zsums(s.seed, chain, gen, rng::kStreamSyntheticDraw, d, real, s.samples, ss, sq);
         }
       }
-      DedupScratch& sc = scratch_[omp_get_thread_num()];
+      Scratch& sc = scratch_[omp_get_thread_num()];
       if (s.dedup.on && s.samples > real) {
         sc.table.resize(dedup_table_size(s.samples - real));
         sc.kept_x.resize(static_cast<std::size_t>(s.samples - real) * d);
@@ -175,7 +181,9 @@ class GaussianCpu final : public GaussianBackend {
                          sc.table.data(), sc.kept_x.data(), ss, sq, c.kept[i], c.kept[n + i], c.kept[2 * n + i]);
       }
       finish_chain(s, spec_.truth, c, i, sc.table.data(), sc.kept_x.data());
+      sample_metrics_of(c, gen, i, sc);
     }
+    generation_ = s.generation;
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
@@ -196,14 +204,36 @@ class GaussianCpu final : public GaussianBackend {
     ar.workers(workers_);
   }
 
+  bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) override {
+    const int d = spec_.truth.d;
+    x.assign(static_cast<std::size_t>(count) * d, NAN);
+    if (ok_[chain])
+      gaussian_model_sample(spec_.seed, spec_.chain_begin + static_cast<std::uint32_t>(chain),
+                            static_cast<std::uint32_t>(generation_), d, mu_.data() + chain * d,
+                            chol_.data() + chain * d * d, count, x.data());
+    return true;
+  }
+  int point_dim() const override { return spec_.truth.d; }
+
  private:
+  // The sample-based metrics of chain i at generation t, with the thread's scratch.
+  void sample_metrics_of(const GaussianChains& c, std::uint32_t t, std::int64_t i, Scratch& sc) {
+    if (!spec_.sample_metrics) return;
+    const std::int64_t n = spec_.samples;
+    sc.points.resize(static_cast<std::size_t>(n) * spec_.truth.d);
+    sc.radii.resize(n);
+    gaussian_sample_metrics(spec_.seed, t, n, spec_.sample_metrics, heldout_, c, i, sc.points.data(), sc.radii.data());
+  }
+
   GaussianBatchSpec spec_;
   int threads_;
   std::vector<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_, zsq_,
       kept_;
   std::vector<unsigned char> ok_;
-  std::vector<DedupScratch> scratch_;
+  std::vector<Scratch> scratch_;
   GaussianChains chains_;
+  HeldoutSide heldout_{};
+  int generation_ = 0;  // the last generation done
   std::vector<WorkerRange> workers_;
 };
 

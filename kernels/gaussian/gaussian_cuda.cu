@@ -8,7 +8,10 @@
 // accumulate_subsample, which draws no z-sums, it counts the kept points
 // that finish_kernel's subsample then regenerates).
 // A generation is two launches (three with a filter) and one copy of the metric block to the host;
-// no per-chain launches and no host round-trips inside a generation.
+// no per-chain launches and no host round-trips inside a generation. Under metrics.sample_based,
+// sample_metrics_kernel (one thread per chain, in slices whose model samples fit the scratch budget)
+// draws each chain's model sample and computes its sample-based metrics with the cpu's code
+// (gaussian_sample_metrics), generation 0 included.
 #include <cub/warp/warp_reduce.cuh>
 
 #include <algorithm>
@@ -128,6 +131,16 @@ __global__ void finish_kernel(GaussianStep s, const GaussianTruth* tr, GaussianC
                scratch ? kept_x + local * need * s.d : nullptr);
 }
 
+// The sample-based metrics of chains [first, first + count) at `generation`, one thread per chain, thread `local`
+// drawing its model sample into slot `local` of the slice's points and radii.
+__global__ void sample_metrics_kernel(std::uint32_t seed, std::uint32_t generation, std::int64_t n, unsigned mask,
+                                      HeldoutSide h, GaussianChains c, std::int64_t first, std::int64_t count,
+                                      double* points, double* radii) {
+  const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (local >= count) return;
+  gaussian_sample_metrics(seed, generation, n, mask, h, c, first + local, points + local * n * h.d, radii + local * n);
+}
+
 class GaussianCuda final : public GaussianBackend {
  public:
   explicit GaussianCuda(const GaussianBatchSpec& spec) : spec_(spec) {
@@ -151,16 +164,28 @@ class GaussianCuda final : public GaussianBackend {
     zsum_ = DeviceBuffer<double>(2 * n * d);
     zsq_ = DeviceBuffer<double>(2 * n * d * d);
     kept_ = DeviceBuffer<double>(3 * n);
-    metrics_ = DeviceBuffer<double>(kNumGaussianMetrics * n);
+    rows_ = gaussian_metric_rows(spec.sample_metrics);
+    metrics_ = DeviceBuffer<double>(rows_ * n);
     chains_ = GaussianChains{spec.batch,       spec.chain_begin, mu_.get(),        cov_.get(),
                              chol_.get(),      ok_.get(),        pool_mean_.get(), pool_m2_.get(),
                              pool_comp_.get(), hist_mu_.get(),   hist_chol_.get(), hist_kept_.get(),
                              zsum_.get(),      zsq_.get(),       kept_.get(),      metrics_.get()};
+    if (spec.sample_metrics) {  // the held-out side on the device
+      const HeldoutSideStore& hs = spec.heldout_side;
+      heldout_x_ = DeviceBuffer<double>(hs.x.size());
+      heldout_r2_ = DeviceBuffer<double>(hs.radius2.size());
+      OURO_CUDA_CHECK(cudaMemcpy(heldout_x_.get(), hs.x.data(), hs.x.size() * sizeof(double), cudaMemcpyHostToDevice));
+      OURO_CUDA_CHECK(
+          cudaMemcpy(heldout_r2_.get(), hs.radius2.data(), hs.radius2.size() * sizeof(double), cudaMemcpyHostToDevice));
+      heldout_ = HeldoutSide{heldout_x_.get(), hs.m, hs.d, heldout_r2_.get(), hs.within};
+    }
   }
 
   void start(double* h_metrics) override {
     start_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(truth_.get(), chains_);
     OURO_CUDA_CHECK(cudaGetLastError());
+    generation_ = 0;
+    sample_metrics(0);
     copy_metrics(h_metrics);
   }
 
@@ -187,8 +212,27 @@ class GaussianCuda final : public GaussianBackend {
                                                            kept_x_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
     }
+    generation_ = s.generation;
+    sample_metrics(static_cast<std::uint32_t>(s.generation));
     copy_metrics(h_metrics);
   }
+
+  // One chain's model on the host (a copy of its mean, factor and flag), drawn by the cpu's code.
+  bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) override {
+    const int d = spec_.truth.d;
+    std::vector<double> mu(d), chol(static_cast<std::size_t>(d) * d);
+    unsigned char ok = 0;
+    OURO_CUDA_CHECK(cudaMemcpy(mu.data(), mu_.get() + chain * d, d * sizeof(double), cudaMemcpyDeviceToHost));
+    OURO_CUDA_CHECK(
+        cudaMemcpy(chol.data(), chol_.get() + chain * d * d, d * d * sizeof(double), cudaMemcpyDeviceToHost));
+    OURO_CUDA_CHECK(cudaMemcpy(&ok, ok_.get() + chain, 1, cudaMemcpyDeviceToHost));
+    x.assign(static_cast<std::size_t>(count) * d, NAN);
+    if (ok)
+      gaussian_model_sample(spec_.seed, spec_.chain_begin + static_cast<std::uint32_t>(chain),
+                            static_cast<std::uint32_t>(generation_), d, mu.data(), chol.data(), count, x.data());
+    return true;
+  }
+  int point_dim() const override { return spec_.truth.d; }
 
   std::vector<WorkerRange> workers() const override {
     return {WorkerRange{cuda_worker_name(), spec_.chain_begin, spec_.chain_begin + spec_.batch - 1, spec_.batch}};
@@ -224,20 +268,45 @@ class GaussianCuda final : public GaussianBackend {
     if (kept_x_.size() < coords) kept_x_ = DeviceBuffer<double>(coords);
     return slice;
   }
+  // The sample-based metrics of every chain at `generation`, in slices whose model samples (and their radii) fit
+  // cuda_scratch_bytes().
+  void sample_metrics(std::uint32_t generation) {
+    if (!spec_.sample_metrics) return;
+    const std::int64_t n = spec_.samples;
+    const int d = spec_.truth.d;
+    const double per_chain = 8.0 * static_cast<double>(n) * (d + 1.0);
+    const std::int64_t slice = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(cuda_scratch_bytes() / per_chain)));
+    if (points_.size() < static_cast<std::size_t>(slice * n * d)) points_ = DeviceBuffer<double>(slice * n * d);
+    if (radii_.size() < static_cast<std::size_t>(slice * n)) radii_ = DeviceBuffer<double>(slice * n);
+    for (std::int64_t first = 0; first < spec_.batch; first += slice) {
+      const std::int64_t count = std::min(slice, spec_.batch - first);
+      sample_metrics_kernel<<<blocks(count, kThreads), kThreads>>>(spec_.seed, generation, n, spec_.sample_metrics,
+                                                                   heldout_, chains_, first, count, points_.get(),
+                                                                   radii_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+    }
+  }
   static unsigned blocks(std::int64_t threads, int per_block) {
     return static_cast<unsigned>((threads + per_block - 1) / per_block);
   }
   void copy_metrics(double* h_metrics) {
-    OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(), sizeof(double) * kNumGaussianMetrics * spec_.batch,
-                               cudaMemcpyDeviceToHost));
+    OURO_CUDA_CHECK(
+        cudaMemcpy(h_metrics, metrics_.get(), sizeof(double) * rows_ * spec_.batch, cudaMemcpyDeviceToHost));
   }
 
   GaussianBatchSpec spec_;
+  int rows_ = 0;  // of the metric block
   DeviceBuffer<GaussianTruth> truth_;
   DeviceBuffer<double> mu_, cov_, chol_, pool_mean_, pool_m2_, pool_comp_, hist_mu_, hist_chol_, hist_kept_, zsum_,
       zsq_, kept_, metrics_, kept_x_;
   DeviceBuffer<std::int64_t> table_;  // dedup's scratch (dedup_slice)
   DeviceBuffer<unsigned char> ok_;
+  // The sample-based metrics' held-out side, model samples and radii (sample_metrics), and the held-out side's view
+  // of them on the device.
+  DeviceBuffer<double> heldout_x_, heldout_r2_, points_, radii_;
+  HeldoutSide heldout_{};
+  int generation_ = 0;  // the last generation done
   GaussianChains chains_{};
 };
 

@@ -31,9 +31,16 @@ struct GmmBatchSpec {
   GmmVerifier verifier;       // data.verifier
   GmmWeighting weighting;     // data.tail_upsample, data.age_decay
   Dedup dedup;                // data.dedup
+  // The sample-based metrics (kernels/core/sample_metrics.h) asked for: bit k for SampleMetric k, each chain's model
+  // sample of `samples` points against the held-out side (empty when none).
+  unsigned sample_metrics = 0;
+  HeldoutSideStore heldout_side;
 };
 
-// Metrics as [gmm_num_metrics(K)][batch].
+// Metrics as [gmm_metric_rows(K, sample_metrics)][batch]. model_sample (kernels/core/chain_backend.h) draws the
+// truth's mixture at generation 0 and the chain's fit after (gmm_model_sample), NaN for a failed chain, at the last
+// generation done by start() or advance() (a backend restored from a checkpoint knows its generation from its next
+// advance()).
 using GmmBackend = ChainBackend;
 
 // The cpu backend's vectorised E-step: the statistics of em_estep_serial

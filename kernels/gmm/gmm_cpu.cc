@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -158,6 +159,7 @@ namespace {
 // One thread's working memory, reused across its chains.
 struct Scratch {
   std::vector<double> x, w, lanes, stats, work, best;
+  std::vector<double> points, radii;     // the sample-based metrics' model sample and its k-NN radii
   std::vector<std::int64_t> pos, table;  // subsample positions (filters: where generations start); dedup's table
 };
 
@@ -172,6 +174,7 @@ class GmmCpu final : public GmmBackend {
       hist_.assign(static_cast<std::size_t>(spec.generations) * spec.batch * P_, 0.0);
     threads_ = spec.threads > 0 ? spec.threads : omp_get_max_threads();
     scratch_.resize(threads_);
+    heldout_ = spec_.heldout_side.view();
   }
 
   void start(double* h_metrics) override {
@@ -193,14 +196,23 @@ class GmmCpu final : public GmmBackend {
                  spec_.chain_begin + i);
       if (K == tr.K0) std::copy(warm.begin(), warm.end(), params_.begin() + i * P_);
       for (int m = 0; m < M; ++m) h_metrics[m * n + i] = first[m];
+      const GmmCView truth = truth_view(tr);
+      sample_metrics_of(0, i, &truth, h_metrics, scratch_[omp_get_thread_num()]);  // the truth's own sample
     }
     workers_ = seen;
+    generation_ = 0;
   }
 
   void advance(int generation, double* h_metrics) override {
     const std::int64_t n = spec_.batch;
 #pragma omp parallel for schedule(static) num_threads(threads_)
-    for (std::int64_t i = 0; i < n; ++i) chain_generation(generation, i, h_metrics, scratch_[omp_get_thread_num()]);
+    for (std::int64_t i = 0; i < n; ++i) {
+      Scratch& sc = scratch_[omp_get_thread_num()];
+      chain_generation(generation, i, h_metrics, sc);
+      const GmmCView fit = gmm_view(spec_.K, spec_.truth.d, static_cast<const double*>(params_.data()) + i * P_);
+      sample_metrics_of(generation, i, failed_[i] ? nullptr : &fit, h_metrics, sc);
+    }
+    generation_ = generation;
   }
 
   std::vector<WorkerRange> workers() const override { return workers_; }
@@ -213,7 +225,32 @@ class GmmCpu final : public GmmBackend {
     ar.workers(workers_);
   }
 
+  // The truth at generation 0, the chain's fit after; a failed chain's points are NaN.
+  bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) override {
+    const int d = spec_.truth.d;
+    x.assign(static_cast<std::size_t>(count) * d, NAN);
+    const std::uint32_t id = spec_.chain_begin + static_cast<std::uint32_t>(chain);
+    const auto gen = static_cast<std::uint32_t>(generation_);
+    if (generation_ == 0) truth_model_sample(spec_.seed, id, spec_.truth, count, x.data());
+    else if (!failed_[chain])
+      gmm_model_sample(spec_.seed, id, gen,
+                       gmm_view(spec_.K, d, static_cast<const double*>(params_.data()) + chain * P_), count, x.data());
+    return true;
+  }
+  int point_dim() const override { return spec_.truth.d; }
+
  private:
+  // The sample-based metrics of chain i's model *m (null: failed) at generation t, with the thread's scratch.
+  void sample_metrics_of(int t, std::int64_t i, const GmmCView* m, double* metrics, Scratch& sc) {
+    if (!spec_.sample_metrics) return;
+    const std::int64_t n = spec_.samples;
+    sc.points.resize(static_cast<std::size_t>(n) * spec_.truth.d);
+    sc.radii.resize(n);
+    gmm_sample_metrics(spec_.seed, spec_.chain_begin + static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(t), m,
+                       spec_.truth, spec_.K, n, spec_.sample_metrics, heldout_, sc.points.data(), sc.radii.data(), metrics + i,
+                       spec_.batch);
+  }
+
   void chain_generation(int t, std::int64_t i, double* metrics, Scratch& sc) {
     const GmmTruth& tr = spec_.truth;
     const EmSettings& em = spec_.em;
@@ -320,6 +357,8 @@ class GmmCpu final : public GmmBackend {
   std::vector<double> params_, hist_;
   std::vector<unsigned char> failed_;
   std::vector<Scratch> scratch_;
+  HeldoutSide heldout_{};
+  int generation_ = 0;  // the last generation done
   std::vector<WorkerRange> workers_;
 };
 

@@ -5,7 +5,11 @@
 // four-warp combination reducing the lanes in the order of em_reduce_lanes,
 // the M-step and k-means++ seeding on thread 0 with the parameters in shared
 // memory. One launch per generation (per slice of chains whose training sets
-// fit the scratch budget), one copy of the metric block to the host.
+// fit the scratch budget), one copy of the metric block to the host. Under
+// metrics.sample_based, sample_metrics_kernel (one thread per chain, in slices
+// whose model samples fit the scratch budget) then draws each chain's model
+// sample and computes its sample-based metrics with the cpu's code
+// (gmm_sample_metrics), generation 0 included.
 //
 // This is the per-thread path for small d (d <= kGmmMaxDim = 8): each thread
 // keeps its lane's statistics in an array sized by a template bound on their
@@ -215,13 +219,30 @@ __global__ void __launch_bounds__(kEmLanes) generation_kernel(GmmDevice g, int t
   if (threadIdx.x == 0) g.metrics[kGmmDrawsPerKept * g.batch + i] = composition[2];
 }
 
+// The sample-based metrics of chains [first, first + count) at generation t (of the truth at 0), one thread per
+// chain, thread `local` drawing its model sample into slot `local` of the slice's points and radii. A failed chain's
+// slots stay NaN.
+__global__ void sample_metrics_kernel(const GmmTruth* truth, const double* params, const unsigned char* failed,
+                                      double* metrics, std::int64_t batch, std::uint32_t chain0, int K,
+                                      std::uint32_t seed, int t, std::int64_t n, unsigned mask, HeldoutSide h,
+                                      std::int64_t first, std::int64_t count, double* points, double* radii) {
+  const std::int64_t local = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (local >= count) return;
+  const std::int64_t i = first + local;
+  const int d = h.d;
+  const GmmCView m = t == 0 ? truth_view(*truth) : gmm_view(K, d, params + i * gmm_block_size(K, d));
+  gmm_sample_metrics(seed, chain0 + static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(t),
+                     t > 0 && failed[i] ? nullptr : &m, *truth, K, n, mask, h, points + local * n * d, radii + local * n,
+                     metrics + i, batch);
+}
+
 class GmmCuda final : public GmmBackend {
  public:
   explicit GmmCuda(const GmmBatchSpec& spec) : spec_(spec) {
     const int K = spec.K, d = spec.truth.d;
     const std::int64_t n = spec.batch;
     P_ = gmm_block_size(K, d);
-    M_ = gmm_num_metrics(K);
+    M_ = gmm_metric_rows(K, spec.sample_metrics);
     // Room for the training set; under a filter, accumulate_subsample
     // materialises its whole pool before choosing from it (gmm_filtered_train).
     const bool filtered = spec.verifier.on || spec.dedup.on;
@@ -250,6 +271,15 @@ class GmmCuda final : public GmmBackend {
     if (spec.weighting.on()) w_ = DeviceBuffer<double>(slice_ * train_max_);
     pos_ = DeviceBuffer<std::int64_t>(slice_ * pos_stride_);
     if (spec.dedup.on) table_ = DeviceBuffer<std::int64_t>(slice_ * dedup_table_size(spec.samples));
+    if (spec.sample_metrics) {  // the held-out side on the device
+      const HeldoutSideStore& hs = spec.heldout_side;
+      heldout_x_ = DeviceBuffer<double>(hs.x.size());
+      heldout_r2_ = DeviceBuffer<double>(hs.radius2.size());
+      OURO_CUDA_CHECK(cudaMemcpy(heldout_x_.get(), hs.x.data(), hs.x.size() * sizeof(double), cudaMemcpyHostToDevice));
+      OURO_CUDA_CHECK(
+          cudaMemcpy(heldout_r2_.get(), hs.radius2.data(), hs.radius2.size() * sizeof(double), cudaMemcpyHostToDevice));
+      side_ = HeldoutSide{heldout_x_.get(), hs.m, hs.d, heldout_r2_.get(), hs.within};
+    }
   }
 
   void start(double* h_metrics) override {
@@ -258,10 +288,11 @@ class GmmCuda final : public GmmBackend {
     const GmmTruth& tr = spec_.truth;
     const int d = tr.d;
     std::vector<double> lanes(kEmLanes);
-    std::vector<double> first(M_);
+    const int rows = gmm_num_metrics(spec_.K);  // (the sample-based rows below)
+    std::vector<double> first(rows);
     gmm_truth_metrics(tr, spec_.K, spec_.heldout.data(), static_cast<std::int64_t>(spec_.heldout.size() / d),
                       lanes.data(), first.data());
-    for (int m = 0; m < M_; ++m) std::fill(h_metrics + m * spec_.batch, h_metrics + (m + 1) * spec_.batch, first[m]);
+    for (int m = 0; m < rows; ++m) std::fill(h_metrics + m * spec_.batch, h_metrics + (m + 1) * spec_.batch, first[m]);
     if (spec_.K == tr.K0) {
       std::vector<double> warm(P_);
       gmm_warm_start_block(tr, spec_.em.diag, warm.data());
@@ -273,6 +304,13 @@ class GmmCuda final : public GmmBackend {
       OURO_CUDA_CHECK(cudaDeviceSynchronize());
     }
     OURO_CUDA_CHECK(cudaDeviceSynchronize());
+    generation_ = 0;
+    if (spec_.sample_metrics) {  // each chain's own sample of the truth: its rows of the device block, copied over
+      sample_metrics(0);
+      const std::size_t at = static_cast<std::size_t>(gmm_sample_row(spec_.K, 0)) * spec_.batch;
+      OURO_CUDA_CHECK(cudaMemcpy(h_metrics + at, metrics_.get() + at, kSampleMetricCount * spec_.batch * sizeof(double),
+                                 cudaMemcpyDeviceToHost));
+    }
   }
 
   void advance(int generation, double* h_metrics) override {
@@ -280,6 +318,8 @@ class GmmCuda final : public GmmBackend {
     if (S <= 32) launch<32>(generation);
     else if (S <= 128) launch<128>(generation);
     else launch<kMaxStats>(generation);
+    generation_ = generation;
+    sample_metrics(generation);
     OURO_CUDA_CHECK(cudaMemcpy(h_metrics, metrics_.get(), static_cast<std::size_t>(M_) * spec_.batch * sizeof(double),
                                cudaMemcpyDeviceToHost));
   }
@@ -295,7 +335,50 @@ class GmmCuda final : public GmmBackend {
     archive(ar, "failed", failed_);
   }
 
+  // One chain's model on the host (a copy of its parameters and flag; the truth at generation 0), drawn by the cpu's
+  // code.
+  bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) override {
+    const int d = spec_.truth.d;
+    x.assign(static_cast<std::size_t>(count) * d, NAN);
+    const std::uint32_t id = spec_.chain_begin + static_cast<std::uint32_t>(chain);
+    const auto gen = static_cast<std::uint32_t>(generation_);
+    if (generation_ == 0) {
+      truth_model_sample(spec_.seed, id, spec_.truth, count, x.data());
+      return true;
+    }
+    unsigned char failed = 1;
+    std::vector<double> params(P_);
+    OURO_CUDA_CHECK(cudaMemcpy(&failed, failed_.get() + chain, 1, cudaMemcpyDeviceToHost));
+    OURO_CUDA_CHECK(cudaMemcpy(params.data(), params_.get() + chain * P_, P_ * sizeof(double), cudaMemcpyDeviceToHost));
+    if (!failed)
+      gmm_model_sample(spec_.seed, id, gen, gmm_view(spec_.K, d, static_cast<const double*>(params.data())), count,
+                       x.data());
+    return true;
+  }
+  int point_dim() const override { return spec_.truth.d; }
+
  private:
+  // The sample-based metrics of every chain at generation t into the device's metric block, in slices whose model
+  // samples (and their radii) fit cuda_scratch_bytes().
+  void sample_metrics(int t) {
+    if (!spec_.sample_metrics) return;
+    const std::int64_t n = spec_.samples;
+    const int d = spec_.truth.d;
+    const double per_chain = 8.0 * static_cast<double>(n) * (d + 1.0);
+    const std::int64_t slice = std::max<std::int64_t>(
+        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(cuda_scratch_bytes() / per_chain)));
+    if (points_.size() < static_cast<std::size_t>(slice * n * d)) points_ = DeviceBuffer<double>(slice * n * d);
+    if (radii_.size() < static_cast<std::size_t>(slice * n)) radii_ = DeviceBuffer<double>(slice * n);
+    for (std::int64_t first = 0; first < spec_.batch; first += slice) {
+      const std::int64_t count = std::min(slice, spec_.batch - first);
+      sample_metrics_kernel<<<static_cast<unsigned>((count + 127) / 128), 128>>>(
+          truth_.get(), params_.get(), failed_.get(), metrics_.get(), spec_.batch, spec_.chain_begin, spec_.K,
+          spec_.seed, t, n, spec_.sample_metrics, side_, first, count, points_.get(), radii_.get());
+      OURO_CUDA_CHECK(cudaGetLastError());
+    }
+    OURO_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
   template <int MaxS>
   void launch(int generation) {
     const int S = em_stats_size(spec_.K, spec_.truth.d);
@@ -329,6 +412,11 @@ class GmmCuda final : public GmmBackend {
   DeviceBuffer<double> heldout_, params_, best_, hist_, metrics_, x_, w_;
   DeviceBuffer<unsigned char> failed_;
   DeviceBuffer<std::int64_t> pos_, table_;
+  // The sample-based metrics' held-out side, model samples and radii (sample_metrics), and the held-out side's view
+  // of them on the device.
+  DeviceBuffer<double> heldout_x_, heldout_r2_, points_, radii_;
+  HeldoutSide side_{};
+  int generation_ = 0;  // the last generation done
 };
 
 }  // namespace

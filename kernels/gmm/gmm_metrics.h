@@ -10,6 +10,7 @@
 #include "kernels/core/quadform.h"
 #include "kernels/core/shapes.h"
 #include "kernels/gmm/gmm_em.h"
+#include "kernels/core/sample_metrics.h"
 #include "kernels/gmm/gmm_mixture.h"
 
 namespace ouro::kernels {
@@ -34,8 +35,24 @@ enum GmmMetric : int {
   kGmmFitNll,
   kGmmDrawsPerKept,
   kGmmComponentStd1,
+  // The sample-based metrics (kernels/core/sample_metrics.h), in SampleMetric order: the family table's entries after
+  // component_std_k; their rows follow the K component rows (gmm_sample_row), present only when
+  // metrics.sample_based lists one.
+  kGmmPrecision,
+  kGmmRecall,
+  kGmmCoverage,
+  kGmmEnergy,
 };
+static_assert(kGmmRecall - kGmmPrecision == kSampleRecall && kGmmCoverage - kGmmPrecision == kSampleCoverage &&
+                  kGmmEnergy - kGmmPrecision == kSampleEnergy,
+              "the mixture family's sample-based entries follow kernels::SampleMetric");
 OURO_HD inline int gmm_num_metrics(int K) { return kGmmComponentStd1 + K; }
+// The rows of a batch's metric block: the fixed slots, the K component rows, and the sample-based metrics' rows when
+// some are asked for (sample_mask, bit k for SampleMetric k), so that a run without them keeps the block it had.
+OURO_HD inline int gmm_metric_rows(int K, unsigned sample_mask) {
+  return gmm_num_metrics(K) + (sample_mask ? kSampleMetricCount : 0);
+}
+OURO_HD inline int gmm_sample_row(int K, int k) { return gmm_num_metrics(K) + k; }
 
 // The truth and what every chain's metrics reuse, computed once on the host
 // (sim/families/gmm/gmm_family.cc). The truth is a mixture (shape.kind
@@ -70,6 +87,18 @@ OURO_HD inline void truth_draw(std::uint32_t seed, std::uint32_t chain, std::uin
                                const GmmTruth& t, double* x) {
   if (is_shape(t)) shape_draw(seed, chain, gen, rng::kStreamRealComponent, rng::kStreamRealDraw, i, t.shape, x);
   else gmm_draw(seed, chain, gen, true, i, truth_view(t), x);
+}
+
+// Points [0, count) of the model sample at generation 0 (kernels/core/chain_backend.h), whose model is the truth:
+// a mixture's are gmm_model_sample's, a shape's are shape_draw's on the model-sample streams.
+OURO_HD inline void truth_model_sample(std::uint32_t seed, std::uint32_t chain, const GmmTruth& t, std::int64_t count,
+                                       double* x) {
+  if (!is_shape(t)) {
+    gmm_model_sample(seed, chain, 0, truth_view(t), count, x);
+    return;
+  }
+  for (std::int64_t i = 0; i < count; ++i)
+    shape_draw(seed, chain, 0, rng::kStreamModelChoice, rng::kStreamModelSample, i, t.shape, x + i * t.d);
 }
 
 // Generation 0's parameters as the warm start of generation 1 (used when the
@@ -214,6 +243,26 @@ inline void gmm_truth_metrics(const GmmTruth& tr, int slots, const double* heldo
   out[kGmmVarRatio] = 1.0;
   for (int k : {kGmmEmIters, kGmmEmFailures, kGmmEmUnconverged, kGmmSyntheticShare, kGmmDataAge}) out[k] = 0.0;
   out[kGmmDrawsPerKept] = 1.0;
+}
+
+// The sample-based metrics of `mask` (kernels/core/sample_metrics.h) of a chain's mixture *m at generation `gen`
+// (the truth at generation 0, sampled by truth_model_sample; null: a failed chain, whose model cannot be sampled):
+// its model sample of n points (gmm_model_sample) into `points` (n * d), scratch n doubles, against the held-out side h, into the chain's
+// sample-based rows of a block of a K-component family (`out` the chain's first value, rows `stride` apart; NaN for
+// those not asked for, and all four for a failed chain).
+OURO_HD inline void gmm_sample_metrics(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, const GmmCView* m,
+                                       const GmmTruth& truth, int K, std::int64_t n, unsigned mask,
+                                       const HeldoutSide& h, double* points, double* scratch, double* out,
+                                       std::int64_t stride) {
+  if (!mask) return;  // (the block has no such rows)
+  for (int k = 0; k < kSampleMetricCount; ++k) out[gmm_sample_row(K, k) * stride] = NAN;
+  if (!m) return;
+  if (gen == 0) truth_model_sample(seed, chain, truth, n, points);
+  else gmm_model_sample(seed, chain, gen, *m, n, points);
+  double v[kSampleMetricCount];
+  sample_metrics(h, points, n, mask, scratch, v);
+  for (int k = 0; k < kSampleMetricCount; ++k)
+    if ((mask >> k) & 1u) out[gmm_sample_row(K, k) * stride] = v[k];
 }
 
 }  // namespace ouro::kernels

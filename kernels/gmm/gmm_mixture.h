@@ -85,20 +85,33 @@ OURO_HD inline int pick_component(int K, const double* w, std::uint32_t word) {
   return K - 1;
 }
 
-// Point i of generation `gen` of a chain, drawn from the mixture m: real
-// draws (from the truth) and synthetic ones use separate component and
-// normal streams. Coordinates are normals i*d .. i*d+d-1 of the normal stream,
-// the component is word i of the component stream; x = mu_k + L_k z.
-OURO_HD inline void gmm_draw(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, bool real, std::int64_t i,
-                             const GmmCView& m, double* x) {
-  const std::uint32_t comp_stream = real ? rng::kStreamRealComponent : rng::kStreamSyntheticComponent;
-  const std::uint32_t normal_stream = real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw;
+// Point i of generation `gen` of a chain, drawn from the mixture m with a component stream and a normal stream: the
+// component is word i of the component stream, the coordinates are normals i*d .. i*d+d-1 of the normal stream, and
+// x = mu_k + L_k z.
+OURO_HD inline void gmm_draw_streams(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen,
+                                     std::uint32_t comp_stream, std::uint32_t normal_stream, std::int64_t i,
+                                     const GmmCView& m, double* x) {
   const auto iu = static_cast<std::uint64_t>(i);
   const rng::Block b = rng::draw_block(seed, chain, gen, comp_stream, iu >> 2);
   const int k = pick_component(m.K, m.w, b.v[iu & 3]);
   double z[kGmmMaxDim];
   stream_normals(seed, chain, gen, normal_stream, iu * m.d, m.d, z);
   affine_lower(m.d, m.mu + k * m.d, m.chol + k * m.d * m.d, z, x);
+}
+
+// A real draw (from the truth) or a synthetic one: each kind has its own component and normal streams.
+OURO_HD inline void gmm_draw(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, bool real, std::int64_t i,
+                             const GmmCView& m, double* x) {
+  gmm_draw_streams(seed, chain, gen, real ? rng::kStreamRealComponent : rng::kStreamSyntheticComponent,
+                   real ? rng::kStreamRealDraw : rng::kStreamSyntheticDraw, i, m, x);
+}
+
+// Points [0, count) of a chain's model sample at generation `gen` (kernels/core/chain_backend.h), drawn from the
+// mixture m with the model-sample streams (components: rng::kStreamModelChoice), row-major into x.
+OURO_HD inline void gmm_model_sample(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, const GmmCView& m,
+                                     std::int64_t count, double* x) {
+  for (std::int64_t i = 0; i < count; ++i)
+    gmm_draw_streams(seed, chain, gen, rng::kStreamModelChoice, rng::kStreamModelSample, i, m, x + i * m.d);
 }
 
 // ln(w_k N(x; mu_k, Sigma_k)) for every component into lp; returns the

@@ -34,7 +34,8 @@ const char* direction_name(Direction d);  // "down", "up", ""
 // One metric of a family. Families list theirs in arrays indexed by the kernels' metric enum, and check the order
 // at compile time with metrics_in_enum_order().
 struct MetricSpec {
-  int id;                  // the kernels' enum value: the metric's row in a backend's [metric][chain] block
+  int id;  // the kernels' enum value: the metric's row in a backend's [metric][chain] block (for the entries after a
+           // per-component one, which spans K rows, its position in the table: the family places their rows)
   const char* name;        // metrics.csv's name; a name means the same thing in every family
   const char* definition;  // one line
   Direction direction;

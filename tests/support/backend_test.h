@@ -73,7 +73,7 @@ inline Curves run_curves(const std::string& yaml, const std::string& backend, in
   Curves out{f.config, {}, std::move(f.values)};
   for (const auto& g : f.gen) {
     Row row;
-    for (int k = 0; k < kernels::kNumGaussianMetrics; ++k) row[k] = g[k];
+    for (std::size_t k = 0; k < g.size() && k < row.size(); ++k) row[k] = g[k];  // (the sample-based only if asked)
     out.gen.push_back(row);
   }
   return out;

@@ -2,6 +2,8 @@
 // memory estimate and the backends of kernels/gaussian/gaussian_backend.h.
 #include "sim/families/gaussian/gaussian_family.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 
@@ -11,6 +13,7 @@
 #include "kernels/training/dedup.h"
 #include "sim/families/continuous_truths.h"
 #include "sim/families/gaussian/gaussian_truth.h"
+#include "sim/families/sample_metrics.h"
 #include "sim/parallel/backend.h"
 
 namespace ouro {
@@ -44,6 +47,10 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kHeldoutNll, "heldout_nll",
      "mean -ln N(x; mu_t, Sigma_t) over a fixed held-out set of metrics.heldout real points", Direction::kUp, false,
      ""},
+    sample_metric_spec(kernels::kPrecision, kernels::kSamplePrecision),
+    sample_metric_spec(kernels::kRecall, kernels::kSampleRecall),
+    sample_metric_spec(kernels::kCoverage, kernels::kSampleCoverage),
+    sample_metric_spec(kernels::kEnergy, kernels::kSampleEnergy),
 };
 static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels::kNumGaussianMetrics,
               "the Gaussian metrics' names follow kernels::GaussianMetric");
@@ -59,7 +66,9 @@ std::vector<KeySpec> make_keys() {
                  "the truth's covariance Sigma_0"),
       number_key("truth.isotropic", "a variance > 0", 0.0, 1e300, "",
                  "instead of truth.cov: Sigma_0 = this variance times the identity"),
-      integer_key("metrics.heldout", 1, 10000000, "1000", "held-out real points of heldout_nll"),
+      integer_key("metrics.heldout", 1, 10000000, "1000",
+                  "held-out real points of heldout_nll and of the sample-based metrics"),
+      sample_based_key(),
   };
 }
 
@@ -67,8 +76,17 @@ class GaussianRun final : public FamilyRun {
  public:
   GaussianRun(const PointConfig& c, const std::string& backend, int threads, ChainBlock block)
       : c_(c), g_(c_.settings<GaussianSettings>()) {
-    const kernels::GaussianBatchSpec spec{
-        make_gaussian_truth(c), c.regime, c.generations, static_cast<std::uint32_t>(block.first), block.count, threads};
+    kernels::GaussianBatchSpec spec{make_gaussian_truth(c),
+                                    c.regime,
+                                    c.generations,
+                                    static_cast<std::uint32_t>(block.first),
+                                    block.count,
+                                    threads,
+                                    c.seed,
+                                    c.samples,
+                                    g_.sample_based,
+                                    {}};
+    if (g_.sample_based) spec.heldout_side = kernels::make_heldout_side(make_gaussian_heldout(c, spec.truth), g_.dim);
     backend_ = make_gaussian_backend(backend, spec);
     if (c.verifier) {
       verifier_.on = 1;
@@ -94,6 +112,10 @@ class GaussianRun final : public FamilyRun {
   }
   std::vector<kernels::WorkerRange> workers() const override { return backend_->workers(); }
   void state(kernels::StateArchive& ar) override { backend_->state(ar); }
+  bool model_sample(std::int64_t chain, std::int64_t count, std::vector<double>& x) override {
+    return backend_->model_sample(chain, count, x);
+  }
+  int point_dim() const override { return backend_->point_dim(); }
 
  private:
   PointConfig c_;
@@ -148,12 +170,31 @@ class GaussianFamily final : public Family {
       throw ConfigError("truth.mean", fmt::format("expected {} numbers (model.dim), got {}", d, g->truth_mean.size()));
     check_scales("truth", "truth.mean", d, g->truth_mean.data(), g->truth_cov.data());
     g->heldout = static_cast<int>(r.integer(key("metrics.heldout")));
+    g->sample_based = read_sample_based(r);
+    check_heldout_size(g->sample_based, g->heldout, "metrics.heldout");
     return g;
   }
 
   int min_samples(const PointConfig& c) const override { return std::max(2, c.settings<GaussianSettings>().dim + 1); }
 
+  void check(const PointConfig& c) const override {
+    check_sample_size(c.settings<GaussianSettings>().sample_based, c.samples);
+  }
+
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }
+
+  // The block's rows: the sample-based metrics' only when the config asks for one.
+  std::vector<std::string> metric_names(const PointConfig& c) const override {
+    std::vector<std::string> names;
+    for (int m = 0; m < kernels::gaussian_metric_rows(c.settings<GaussianSettings>().sample_based); ++m)
+      names.emplace_back(kMetrics[m].name);
+    return names;
+  }
+
+  bool writes(const PointConfig& c, const std::string& metric) const override {
+    if (const int k = sample_metric_of(metric); k >= 0) return (c.settings<GaussianSettings>().sample_based >> k) & 1u;
+    return Family::writes(c, metric);
+  }
 
   std::optional<double> theory(const PointConfig& c, int metric, int generation) const override {
     return gaussian_theory(c, metric, generation);
@@ -177,12 +218,17 @@ class GaussianFamily final : public Family {
     double per_chain = 3 * d * d + 2 * d            // mu, cov, chol, pooled mean and M2
                        + 2 * d + 2 * d * d + 1 + 2  // z-sums, degenerate flag, verifier counts
                        + 4                          // the pool's weight and composition (filters)
-                       + kernels::kNumGaussianMetrics;
+                       + kernels::gaussian_metric_rows(c.settings<GaussianSettings>().sample_based);
     if (c.regime == kernels::Regime::kAccumulateSubsample) per_chain += (c.generations + 1.0) * (d + d * d + 1);
     // data.dedup's table and kept points: per chain, an upper bound on both backends (the cpu keeps one per thread,
     // the cuda backend one per chain of a slice of at most 1 GiB of them).
     if (c.dedup) per_chain += kernels::dedup_table_size(c.samples) + c.samples * d;
-    return 8.0 * per_chain * chains;
+    // The sample-based metrics: the held-out side (points and radii), and a model sample with its radii per thread
+    // (cuda: per chain of a slice of at most the scratch budget).
+    const auto& g = c.settings<GaussianSettings>();
+    const double fixed =
+        g.sample_based ? (g.heldout + omp_get_max_threads() * static_cast<double>(c.samples)) * (d + 1.0) : 0.0;
+    return 8.0 * (per_chain * chains + fixed);
   }
 
   BackendSupport support(const std::string&) const override {

@@ -18,7 +18,8 @@ struct GaussianSettings : FamilySettings {
   kernels::Estimator estimator = kernels::Estimator::kMle;  // model.estimator
   std::vector<double> truth_mean;                           // dim
   std::vector<double> truth_cov;                            // dim * dim, row-major, symmetric positive definite
-  int heldout = 1000;                                       // metrics.heldout: real points of heldout_nll
+  int heldout = 1000;         // metrics.heldout: real points of heldout_nll and the sample-based metrics
+  unsigned sample_based = 0;  // metrics.sample_based: bit k for kernels::SampleMetric k
 };
 
 // The backend of a batch of chains (the cpu or the cuda one), for the benchmarks and tests that drive it directly.

@@ -56,6 +56,18 @@ kernels::GaussianTruth make_gaussian_truth(const PointConfig& c) {
   return t;
 }
 
+std::vector<double> make_gaussian_heldout(const PointConfig& c, const kernels::GaussianTruth& t) {
+  const int d = t.d, h = c.settings<GaussianSettings>().heldout;
+  std::vector<double> x(static_cast<std::size_t>(h) * d);
+  double z[OURO_MAX_DIM];
+  for (std::int64_t i = 0; i < h; ++i) {
+    kernels::stream_normals(c.seed, rng::kHeldoutChain, 0, rng::kStreamRealDraw, static_cast<std::uint64_t>(i) * d, d,
+                            z);
+    kernels::affine_lower(d, t.mu, t.chol, z, x.data() + i * d);
+  }
+  return x;
+}
+
 std::optional<double> gaussian_theory(const PointConfig& c, int metric, int t) {
   using namespace kernels;
   const auto& g = c.settings<GaussianSettings>();

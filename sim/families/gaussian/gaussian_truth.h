@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <vector>
 
 #include "kernels/gaussian/gaussian.h"
 #include "sim/engine/config.h"
@@ -11,6 +12,11 @@ namespace ouro {
 
 // Everything about the truth that metrics reuse, computed once on the host.
 kernels::GaussianTruth make_gaussian_truth(const PointConfig& c);
+
+// The fixed held-out set of heldout_nll as points: metrics.heldout real draws (x dim, row-major) of generation 0
+// under the held-out chain id (kernels/core/rng.h, kHeldoutChain), the set the truth's heldout moments summarise; the
+// sample-based metrics' held-out side.
+std::vector<double> make_gaussian_heldout(const PointConfig& c, const kernels::GaussianTruth& truth);
 
 // E[metric at generation t] where a closed form is known (README, "Theory"),
 // else nothing. Covered: real_fraction = 0 with

@@ -14,6 +14,7 @@
 #include "kernels/training/dedup.h"
 #include "sim/analysis/aggregate.h"
 #include "sim/families/continuous_truths.h"
+#include "sim/families/sample_metrics.h"
 #include "sim/parallel/backend.h"
 
 namespace ouro {
@@ -176,8 +177,12 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kGmmComponentStd1, "component_std_k",
      "sqrt(tr Sigma / d) of the component of k-th largest weight (k = 1..K, ties by index)", Direction::kDown, false,
      "", true},
+    sample_metric_spec(kernels::kGmmPrecision, kernels::kSamplePrecision),
+    sample_metric_spec(kernels::kGmmRecall, kernels::kSampleRecall),
+    sample_metric_spec(kernels::kGmmCoverage, kernels::kSampleCoverage),
+    sample_metric_spec(kernels::kGmmEnergy, kernels::kSampleEnergy),
 };
-static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels::kGmmComponentStd1 + 1,
+static_assert(metrics_in_enum_order(kMetrics) && std::size(kMetrics) == kernels::kGmmEnergy + 1,
               "the mixture metrics' names follow kernels::GmmMetric");
 
 std::vector<KeySpec> make_keys() {
@@ -205,9 +210,11 @@ std::vector<KeySpec> make_keys() {
       shaped_key("truth.covs", KeyType::kList,
                  "per weight a model.dim x model.dim symmetric positive definite matrix or a list of variances", "",
                  "the truth's component covariances"),
-      integer_key("metrics.heldout", 1, 10000000, "1000", "held-out real points of xent"),
+      integer_key("metrics.heldout", 1, 10000000, "1000",
+                  "held-out real points of xent and of the sample-based metrics"),
       number_key("metrics.dead_weight", "a weight in [0, 1]", 0.0, 1.0, "1e-3",
                  "a component below this weight counts in dead_components"),
+      sample_based_key(),
   };
   // A shape's law as the truth, after the mixture truth's keys.
   const std::vector<KeySpec> shapes = shape_keys();
@@ -254,6 +261,8 @@ class GmmFamily final : public Family {
     if (!shape) read_mixture_truth(r, g.get());
     g->heldout = static_cast<int>(r.integer(key("metrics.heldout")));
     g->dead_weight = r.number(key("metrics.dead_weight"));
+    g->sample_based = read_sample_based(r);
+    check_heldout_size(g->sample_based, g->heldout, "metrics.heldout");
     PointConfig with = c;
     with.family_settings = g;
     if (const std::string problem = gmm_truth_problem(with); !problem.empty()) {
@@ -266,6 +275,7 @@ class GmmFamily final : public Family {
   // data.verifier and data.tail_upsample judge points by the truth's log-density, which a shape truth has not.
   void check(const PointConfig& c) const override {
     const auto& g = c.settings<GmmSettings>();
+    check_sample_size(g.sample_based, c.samples);
     if (g.shape.kind == kernels::ShapeKind::kNone) return;
     const char* name = kernels::shape_name(g.shape.kind);
     if (c.verifier)
@@ -281,9 +291,12 @@ class GmmFamily final : public Family {
                                     name));
   }
 
-  // The metrics that compare with the truth's density in closed form are not written for a shape truth.
+  // The sample-based metrics are written when asked for; those that compare with the truth's density in closed
+  // form are not written for a shape truth.
   bool writes(const PointConfig& c, const std::string& metric) const override {
-    if (c.settings<GmmSettings>().shape.kind != kernels::ShapeKind::kNone)
+    const auto& g = c.settings<GmmSettings>();
+    if (const int k = sample_metric_of(metric); k >= 0) return (g.sample_based >> k) & 1u;
+    if (g.shape.kind != kernels::ShapeKind::kNone)
       for (const auto& m : kMetrics)
         if (metric == m.name && std::string(m.written) == kMixtureTruthOnly) return false;
     return Family::writes(c, metric);
@@ -291,11 +304,15 @@ class GmmFamily final : public Family {
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }
 
+  // The block's rows: the fixed slots, a component_std row per component, then the sample-based metrics' rows when
+  // the config asks for one (kernels::gmm_metric_rows).
   std::vector<std::string> metric_names(const PointConfig& c) const override {
+    const auto& g = c.settings<GmmSettings>();
     std::vector<std::string> names;
-    for (const auto& m : kMetrics)
-      if (!m.per_component) names.emplace_back(m.name);
-    for (int k = 1; k <= c.settings<GmmSettings>().components; ++k) names.push_back(fmt::format("component_std_{}", k));
+    for (int m = 0; m < kernels::kGmmComponentStd1; ++m) names.emplace_back(kMetrics[m].name);
+    for (int k = 1; k <= g.components; ++k) names.push_back(fmt::format("component_std_{}", k));
+    if (g.sample_based)
+      for (int m = kernels::kGmmPrecision; m <= kernels::kGmmEnergy; ++m) names.emplace_back(kMetrics[m].name);
     return names;
   }
 
@@ -345,7 +362,8 @@ class GmmFamily final : public Family {
     const auto& g = c.settings<GmmSettings>();
     const double P = kernels::gmm_block_size(g.components, g.dim);
     const double chains = static_cast<double>(c.chains);
-    double per_chain = 2 * P + 1 + kernels::gmm_num_metrics(g.components);  // the fit, and the best restart's
+    double per_chain =
+        2 * P + 1 + kernels::gmm_metric_rows(g.components, g.sample_based);  // the fit, the best restart's
     if (c.dedup) per_chain += kernels::dedup_table_size(c.samples);  // dedup's table (cuda: per chain of a slice)
     if (c.regime != kernels::Regime::kReplace) per_chain += c.generations * P;  // model history
     // Per-thread training set (with its weights) and lane partials; under a filter accumulate_subsample
@@ -353,9 +371,16 @@ class GmmFamily final : public Family {
     const bool pool = c.regime == kernels::Regime::kAccumulate ||
                       (c.regime == kernels::Regime::kAccumulateSubsample && (c.verifier || c.dedup));
     const double train = pool ? static_cast<double>(c.generations) * c.samples : c.samples;
-    const double scratch =
+    double scratch =
         omp_get_max_threads() * (train * (g.dim + 1) + kernels::kEmLanes * kernels::em_stats_size(g.components, g.dim));
-    return 8.0 * (per_chain * chains + scratch + static_cast<double>(g.heldout) * g.dim);
+    double heldout = static_cast<double>(g.heldout) * g.dim;
+    // The sample-based metrics: the held-out side's radii, and a model sample with its radii per thread (cuda: per
+    // chain of a slice of at most the scratch budget).
+    if (g.sample_based) {
+      heldout += g.heldout;
+      scratch += omp_get_max_threads() * (c.samples * (g.dim + 1.0));
+    }
+    return 8.0 * (per_chain * chains + scratch + heldout);
   }
 
   BackendSupport support(const std::string&) const override {
@@ -384,6 +409,8 @@ class GmmFamily final : public Family {
                                threads,
                                {},
                                {},
+                               {},
+                               g.sample_based,
                                {}};
     spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
     if (c.verifier) {
@@ -402,6 +429,7 @@ class GmmFamily final : public Family {
       spec.dedup.on = 1;
       spec.dedup.resolution = c.dedup_resolution;
     }
+    if (g.sample_based) spec.heldout_side = kernels::make_heldout_side(spec.heldout, g.dim);
     return make_gmm_backend(backend, spec);
   }
 

@@ -21,8 +21,9 @@ struct GmmSettings : FamilySettings {
   std::vector<double> truth_weights;  // K0, summing to 1
   std::vector<double> truth_means;    // K0 * dim
   std::vector<double> truth_covs;     // K0 * dim * dim, each symmetric positive definite
-  int heldout = 1000;                 // metrics.heldout: held-out real points of xent
+  int heldout = 1000;                 // metrics.heldout: held-out real points of xent and the sample-based metrics
   double dead_weight = 1e-3;          // metrics.dead_weight
+  unsigned sample_based = 0;          // metrics.sample_based: bit k for kernels::SampleMetric k
 };
 
 // The truth and what every chain's metrics reuse: its overall moments, and for a mixture the 99% radius, the rare

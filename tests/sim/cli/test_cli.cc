@@ -79,9 +79,13 @@ TEST(Cli, MetricsCsvHasTheDocumentedColumnsAndRows) {
   EXPECT_EQ(header, "data.regime,generation,metric,mean,se,std,q05,q50,q95,chains,degenerate_chains,theory");
   int rows = 0;
   for (std::string line; std::getline(f, line);) ++rows;
-  // points x generations (0..6) x the Gaussian family's metrics but draws_per_kept (written only with a filter)
-  EXPECT_EQ(rows, 3 * 7 * (static_cast<int>(ouro::kernels::kNumGaussianMetrics) - 1));
+  // points x generations (0..6) x the Gaussian family's metrics but draws_per_kept (written only with a filter) and
+  // the sample-based ones (only when metrics.sample_based lists them)
+  EXPECT_EQ(rows, 3 * 7 *
+                      (static_cast<int>(ouro::kernels::kNumGaussianMetrics) - 1 -
+                       static_cast<int>(ouro::kernels::kSampleMetricCount)));
   EXPECT_EQ(slurp(dir / "o" / "metrics.csv").find("draws_per_kept"), std::string::npos);
+  EXPECT_EQ(slurp(dir / "o" / "metrics.csv").find(",recall,"), std::string::npos);
   EXPECT_NE(r.out.find((dir / "o").string()), std::string::npos) << "summary must name the output folder";
   fs::remove_all(dir);
 }

@@ -187,13 +187,15 @@ TEST(Resume, SigtermStopsCleanlyAndResumes) {
   const json m = manifest_of(dir / "t");
   EXPECT_EQ(m["status"], "interrupted");
   // Stopped after step 11: point 1 (0-based), generation 2; its rows are on
-  // disk: 8 generations of point 0 and 3 of point 1, every Gaussian metric each but draws_per_kept (no filter).
+  // disk: 8 generations of point 0 and 3 of point 1, every Gaussian metric each but draws_per_kept (no filter) and
+  // the sample-based ones (not asked for).
   EXPECT_EQ(m["stopped_at"]["point"], 1);
   EXPECT_EQ(m["stopped_at"]["generation"], 2);
   std::ifstream f(dir / "t" / "metrics.csv");
   int lines = 0;
   for (std::string line; std::getline(f, line);) ++lines;
-  EXPECT_EQ(lines, 1 + (8 + 3) * (static_cast<int>(ouro::kernels::kNumGaussianMetrics) - 1));
+  EXPECT_EQ(lines, 1 + (8 + 3) * (static_cast<int>(ouro::kernels::kNumGaussianMetrics) - 1 -
+                                  static_cast<int>(ouro::kernels::kSampleMetricCount)));
   const Result resumed = run("resume " + (dir / "t").string() + " --no-progress");
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   expect_same_output(dir / "whole", dir / "t", "after SIGTERM");

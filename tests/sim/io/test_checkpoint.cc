@@ -172,6 +172,12 @@ TEST_P(Restore, GaussianContinuesBitForBit) {
                                             "regime: ") +
                                     regime + "}\n",
                                 GetParam(), 3);
+  // The sample-based metrics: each generation's model sample is drawn from the restored model.
+  expect_restored_run_matches(
+      "seed: 4\nchains: 40\ngenerations: 6\nmodel: {family: gaussian, dim: 2}\ntruth: {isotropic: 1.0}\n"
+      "data: {samples: 7, real_fraction: 0.2, regime: replace}\n"
+      "metrics: {heldout: 100, sample_based: [precision, recall, coverage, energy]}\n",
+      GetParam(), 3);
 }
 
 TEST_P(Restore, MixtureContinuesBitForBit) {
@@ -182,6 +188,12 @@ TEST_P(Restore, MixtureContinuesBitForBit) {
                                             "regime: ") +
                                     regime + "}\n",
                                 GetParam(), 2);
+  expect_restored_run_matches(
+      "seed: 5\nchains: 12\ngenerations: 5\nmodel: {family: gmm, components: 2, dim: 1, em: {max_iter: 20}}\n"
+      "truth: {weights: [0.7, 0.3], means: [[0], [3]], covs: [[1], [0.5]]}\n"
+      "data: {samples: 80, real_fraction: 0.2, regime: accumulate}\n"
+      "metrics: {heldout: 100, sample_based: [precision, recall, coverage, energy]}\n",
+      GetParam(), 2);
 }
 
 // (With a filter under accumulate, the pool's composition; under accumulate_subsample every generation's model.)
