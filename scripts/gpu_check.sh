@@ -25,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-binaries=(ouroboros bench_gaussian bench_gmm bench_ngram bench_regression tests/test_sim tests/test_kernels)
+binaries=(ouroboros bench_gaussian bench_gmm bench_ngram bench_regression bench_kde tests/test_sim tests/test_kernels)
 
 if [ "${1:-}" = "--bundle" ]; then
   OUROBOROS_BUILD_DIR=build-gpu scripts/setup.sh -DOUROBOROS_NATIVE=OFF -DCMAKE_CXX_FLAGS=-march=x86-64-v3
@@ -95,6 +95,7 @@ echo "== benchmarks"
 # (BM_Generation is the host's cores; BM_GenerationCuda the device.)
 "$build/bench_ngram" --benchmark_min_time=0.5 2>&1 | grep -E 'BM_|Benchmark' || status=1
 "$build/bench_regression" --benchmark_min_time=0.5 2>&1 | grep -E 'BM_|Benchmark' || status=1
+"$build/bench_kde" --benchmark_min_time=0.5 2>&1 | grep -E 'BM_|Benchmark' || status=1
 
 echo "== whole process: the benchmark experiment, cuda vs cpu vs PyTorch on the GPU"
 timed() {  # timed LABEL COMMAND...: wall seconds of one run (the command's output is kept in $logs/last_run.txt)
@@ -134,6 +135,10 @@ done
 exp "ouroboros --backend cuda, regression d = 100, T = 400, 10^3 chains, 20 generations" /tmp/gpu_check_regression_big \
   experiments/regression/bench.yaml --backend cuda --set chains=1000 --set data.samples=400 \
   --set "truth.weights={dim: 100, norm: 1.0}" --set generations=20
+for backend in cuda cpu; do
+  exp "ouroboros --backend $backend, experiments/kde/bench.yaml (moons, n = 1000, h = 0.5, 2000 held-out points)" \
+    "/tmp/gpu_check_kde_$backend" experiments/kde/bench.yaml --backend "$backend"
+done
 # The n-gram speed benchmark (one chain, 10^6 tokens, 5 generations), then
 # 10^3 chains of 10^5 tokens on the device.
 for backend in cuda cpu; do

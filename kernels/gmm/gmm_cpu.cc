@@ -247,8 +247,8 @@ class GmmCpu final : public GmmBackend {
     sc.points.resize(static_cast<std::size_t>(n) * spec_.truth.d);
     sc.radii.resize(n);
     gmm_sample_metrics(spec_.seed, spec_.chain_begin + static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(t), m,
-                       spec_.truth, spec_.K, n, spec_.sample_metrics, heldout_, sc.points.data(), sc.radii.data(), metrics + i,
-                       spec_.batch);
+                       spec_.truth, spec_.K, n, spec_.sample_metrics, heldout_, sc.points.data(), sc.radii.data(),
+                       metrics + i, spec_.batch);
   }
 
   void chain_generation(int t, std::int64_t i, double* metrics, Scratch& sc) {

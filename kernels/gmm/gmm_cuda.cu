@@ -232,8 +232,8 @@ __global__ void sample_metrics_kernel(const GmmTruth* truth, const double* param
   const int d = h.d;
   const GmmCView m = t == 0 ? truth_view(*truth) : gmm_view(K, d, params + i * gmm_block_size(K, d));
   gmm_sample_metrics(seed, chain0 + static_cast<std::uint32_t>(i), static_cast<std::uint32_t>(t),
-                     t > 0 && failed[i] ? nullptr : &m, *truth, K, n, mask, h, points + local * n * d, radii + local * n,
-                     metrics + i, batch);
+                     t > 0 && failed[i] ? nullptr : &m, *truth, K, n, mask, h, points + local * n * d,
+                     radii + local * n, metrics + i, batch);
 }
 
 class GmmCuda final : public GmmBackend {

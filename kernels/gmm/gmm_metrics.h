@@ -8,9 +8,9 @@
 #include <cstdint>
 
 #include "kernels/core/quadform.h"
+#include "kernels/core/sample_metrics.h"
 #include "kernels/core/shapes.h"
 #include "kernels/gmm/gmm_em.h"
-#include "kernels/core/sample_metrics.h"
 #include "kernels/gmm/gmm_mixture.h"
 
 namespace ouro::kernels {
@@ -247,9 +247,9 @@ inline void gmm_truth_metrics(const GmmTruth& tr, int slots, const double* heldo
 
 // The sample-based metrics of `mask` (kernels/core/sample_metrics.h) of a chain's mixture *m at generation `gen`
 // (the truth at generation 0, sampled by truth_model_sample; null: a failed chain, whose model cannot be sampled):
-// its model sample of n points (gmm_model_sample) into `points` (n * d), scratch n doubles, against the held-out side h, into the chain's
-// sample-based rows of a block of a K-component family (`out` the chain's first value, rows `stride` apart; NaN for
-// those not asked for, and all four for a failed chain).
+// its model sample of n points (gmm_model_sample) into `points` (n * d), scratch n doubles, against the held-out side
+// h, into the chain's sample-based rows of a block of a K-component family (`out` the chain's first value, rows
+// `stride` apart; NaN for those not asked for, and all four for a failed chain).
 OURO_HD inline void gmm_sample_metrics(std::uint32_t seed, std::uint32_t chain, std::uint32_t gen, const GmmCView* m,
                                        const GmmTruth& truth, int K, std::int64_t n, unsigned mask,
                                        const HeldoutSide& h, double* points, double* scratch, double* out,

@@ -412,60 +412,35 @@ __global__ void finish_kernel(RegressionStep s, RegressionTruth tr, RegressionCh
                           data_age, sc.a + cl * dd, sc.l + cl * dd, sc.delta + cl * d, NoSingularFit{});
 }
 
-unsigned blocks(std::int64_t threads, int per_block) {
-  return static_cast<unsigned>((threads + per_block - 1) / per_block);
-}
-
-std::string mib(double bytes) { return std::to_string(static_cast<long long>(bytes / (1024.0 * 1024.0) + 0.5)); }
-
-// A device array of n elements; a failed allocation says what it was for and how much memory was free.
-template <typename T>
-DeviceBuffer<T> device_array(std::size_t n, const std::string& what) {
-  const double free = cuda_free_bytes();
-  try {
-    return DeviceBuffer<T>(n);
-  } catch (const std::runtime_error& e) {
-    cudaGetLastError();  // clear the allocation's error, so that it is not reported again by a later check
-    throw std::runtime_error("linear_regression cuda backend: no room on the device for " + what + " (" +
-                             mib(static_cast<double>(n) * sizeof(T)) + " MiB, " + mib(free) +
-                             " MiB free): " + e.what());
-  }
-}
-
-template <typename T>
-DeviceBuffer<T> upload(const std::vector<T>& host, const std::string& what) {
-  DeviceBuffer<T> b = device_array<T>(host.size(), what);
-  if (!host.empty()) OURO_CUDA_CHECK(cudaMemcpy(b.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
-  return b;
-}
+constexpr const char* kOwner = "linear_regression cuda backend";
 
 class RegressionCuda final : public RegressionBackend {
  public:
   explicit RegressionCuda(const RegressionBatchSpec& spec) : spec_(spec) {
     const RegressionTruthData& t = spec.truth;
     const std::size_t n = static_cast<std::size_t>(spec.batch), d = static_cast<std::size_t>(t.d);
-    w0_ = upload(t.w0, "the truth");
-    cov_ = upload(t.cov, "the truth");
-    chol_ = upload(t.chol, "the truth");
+    w0_ = upload_device(kOwner, t.w0, "the truth");
+    cov_ = upload_device(kOwner, t.cov, "the truth");
+    chol_ = upload_device(kOwner, t.chol, "the truth");
     truth_ = RegressionTruth{t.d, t.sigma0, w0_.get(), cov_.get(), chol_.get(), t.diagonal, t.w0_norm2};
     const std::string state = "the state of " + std::to_string(spec.batch) + " chains";
-    e_ = device_array<double>(n * d, state);
-    s_model_ = device_array<double>(n, state);
-    s_fit_ = device_array<double>(n, state);
-    ok_ = device_array<unsigned char>(n, state);
+    e_ = allocate_device<double>(kOwner, n * d, state);
+    s_model_ = allocate_device<double>(kOwner, n, state);
+    s_fit_ = allocate_device<double>(kOwner, n, state);
+    ok_ = allocate_device<unsigned char>(kOwner, n, state);
     if (spec.regime == Regime::kAccumulate) {
-      pool_g_ = device_array<double>(n * d * d, state + " (the accumulated pool's statistics)");
-      pool_u_ = device_array<double>(n * d, state);
-      pool_v_ = device_array<double>(n, state);
-      pool_n_ = device_array<double>(n, state);
+      pool_g_ = allocate_device<double>(kOwner, n * d * d, state + " (the accumulated pool's statistics)");
+      pool_u_ = allocate_device<double>(kOwner, n * d, state);
+      pool_v_ = allocate_device<double>(kOwner, n, state);
+      pool_n_ = allocate_device<double>(kOwner, n, state);
       pool_comp_.assign(3 * static_cast<std::size_t>(n), 0.0);
     }
     if (spec.regime == Regime::kAccumulateSubsample) {
       const std::size_t slots = static_cast<std::size_t>(spec.generations + 1) * n;
-      hist_e_ = device_array<double>(slots * d, state + " (every generation's model)");
-      hist_s_ = device_array<double>(slots, state);
+      hist_e_ = allocate_device<double>(kOwner, slots * d, state + " (every generation's model)");
+      hist_s_ = allocate_device<double>(kOwner, slots, state);
     }
-    metrics_ = device_array<double>(kNumRegressionMetrics * n, state);
+    metrics_ = allocate_device<double>(kOwner, kNumRegressionMetrics * n, state);
     chains_ = RegressionChains{spec.batch,    spec.chain_begin, e_.get(),      s_model_.get(), s_fit_.get(),
                                ok_.get(),     pool_g_.get(),    pool_u_.get(), pool_v_.get(),  pool_n_.get(),
                                hist_e_.get(), hist_s_.get(),    metrics_.get()};
@@ -475,8 +450,8 @@ class RegressionCuda final : public RegressionBackend {
   void start(double* h_metrics) override {
     workers_ = {WorkerRange{cuda_worker_name(), spec_.chain_begin, spec_.chain_begin + spec_.batch - 1, spec_.batch}};
     if (spec_.batch == 0) return;
-    start_kernel<<<blocks(spec_.batch, kThreads), kThreads>>>(truth_, chains_,
-                                                              spec_.regime == Regime::kAccumulateSubsample);
+    start_kernel<<<grid_blocks(spec_.batch, kThreads), kThreads>>>(truth_, chains_,
+                                                                   spec_.regime == Regime::kAccumulateSubsample);
     OURO_CUDA_CHECK(cudaGetLastError());
     copy_metrics(h_metrics);
   }
@@ -484,7 +459,7 @@ class RegressionCuda final : public RegressionBackend {
   void advance(const RegressionStep& s, double* h_metrics) override {
     if (spec_.batch == 0) return;
     if (s.d <= kSmallDim && s.regime != Regime::kAccumulateSubsample) {
-      small_kernel<<<blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, truth_, chains_);
+      small_kernel<<<grid_blocks(spec_.batch * kWarp, kThreads), kThreads>>>(s, truth_, chains_);
       OURO_CUDA_CHECK(cudaGetLastError());
     } else {
       const std::int64_t slice = prepare_scratch(s);
@@ -537,20 +512,20 @@ class RegressionCuda final : public RegressionBackend {
         std::max<std::int64_t>(1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(budget / per_chain)));
     const std::size_t S = static_cast<std::size_t>(slice), D = static_cast<std::size_t>(d) + 1;
     const std::string what = "the scratch of " + std::to_string(slice) + " chains at d = " + std::to_string(d);
-    z_ = device_array<double>(S * D * tile, what);
-    x_ = device_array<double>(S * D * tile, what);
+    z_ = allocate_device<double>(kOwner, S * D * tile, what);
+    x_ = allocate_device<double>(kOwner, S * D * tile, what);
     if (subsample) {
-      w_ = device_array<double>(S * tile, what);
-      picks_ = device_array<std::int64_t>(S * static_cast<std::size_t>(s.samples), what);
-      tally_ = device_array<double>(S * 3, what);
+      w_ = allocate_device<double>(kOwner, S * tile, what);
+      picks_ = allocate_device<std::int64_t>(kOwner, S * static_cast<std::size_t>(s.samples), what);
+      tally_ = allocate_device<double>(kOwner, S * 3, what);
     }
     const std::size_t sdd = S * static_cast<std::size_t>(d) * d;
-    g_ = device_array<double>(sdd, what);
-    a_ = device_array<double>(sdd, what);
-    l_ = device_array<double>(sdd, what);
-    u_ = device_array<double>(S * d, what);
-    delta_ = device_array<double>(S * d, what);
-    v_ = device_array<double>(S, what);
+    g_ = allocate_device<double>(kOwner, sdd, what);
+    a_ = allocate_device<double>(kOwner, sdd, what);
+    l_ = allocate_device<double>(kOwner, sdd, what);
+    u_ = allocate_device<double>(kOwner, S * d, what);
+    delta_ = allocate_device<double>(kOwner, S * d, what);
+    v_ = allocate_device<double>(kOwner, S, what);
     slice_ = slice;
     tile_ = tile;
     samples_ = s.samples;
@@ -585,7 +560,7 @@ class RegressionCuda final : public RegressionBackend {
     OURO_CUDA_CHECK(cudaMemset(sc.u, 0, S * d * sizeof(double)));
     OURO_CUDA_CHECK(cudaMemset(sc.v, 0, S * sizeof(double)));
     if (s.regime == Regime::kAccumulateSubsample) {
-      pick_kernel<<<blocks(chains, kThreads), kThreads>>>(s, chains_, sc, first, chains);
+      pick_kernel<<<grid_blocks(chains, kThreads), kThreads>>>(s, chains_, sc, first, chains);
       OURO_CUDA_CHECK(cudaGetLastError());
       for (int q0 = 0; q0 < s.samples; q0 += tile_)
         add_tile(s, sc, Tile{first, q0, std::min(tile_, s.samples - q0), false}, chains);
@@ -606,7 +581,7 @@ class RegressionCuda final : public RegressionBackend {
   void add_tile(const RegressionStep& s, const Scratch& sc, const Tile& tl, std::int64_t chains) {
     const int d = s.d;
     const std::int64_t points = chains * tl.count;
-    draw_kernel<<<blocks(points, kThreads), kThreads>>>(s, chains_, sc, tl, chains);
+    draw_kernel<<<grid_blocks(points, kThreads), kThreads>>>(s, chains_, sc, tl, chains);
     OURO_CUDA_CHECK(cudaGetLastError());
     const bool wide = d + 1 > 32;  // 64 x 64 blocks of the products, else 32 x 32
     if (!truth_.diagonal) {
@@ -617,7 +592,7 @@ class RegressionCuda final : public RegressionBackend {
       else inputs_kernel<32><<<grid, kThreads>>>(truth_.chol, sc, d, tl.count);
       OURO_CUDA_CHECK(cudaGetLastError());
     }
-    residual_kernel<<<blocks(points, kThreads), kThreads>>>(s, truth_, chains_, sc, tl, chains);
+    residual_kernel<<<grid_blocks(points, kThreads), kThreads>>>(s, truth_, chains_, sc, tl, chains);
     OURO_CUDA_CHECK(cudaGetLastError());
     const int side = wide ? 64 : 32;
     const int nb = (d + 1 + side - 1) / side;

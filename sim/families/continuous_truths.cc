@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "kernels/core/linalg.h"
+#include "kernels/gmm/gmm_mixture.h"
 #include "sim/io/yaml_reader.h"
 
 namespace ouro {
@@ -129,6 +130,56 @@ kernels::ShapeTruth read_shape_truth(const ConfigReader& r) {
     std::copy(c.begin(), c.end(), s.center + k * s.d);
   }
   return s;
+}
+
+MixtureTruthSpec read_mixture_truth(const ConfigReader& r, int d, int max_dim) {
+  const std::string shape = "{weights: [...], means: [[...], ...], covs: [...]}";
+  const YAML::Node truth = r.node("truth");
+  if (!truth || truth.IsNull()) throw ConfigError("truth", "missing; expected " + shape);
+  if (!truth.IsMap()) throw ConfigError("truth", "expected " + shape);
+  MixtureTruthSpec out;
+  if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected a list of component weights");
+  out.weights = read_numbers(r.node("truth.weights"), "truth.weights");
+  const int K0 = static_cast<int>(out.weights.size());
+  if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
+    throw ConfigError("truth.weights", fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
+  double sum = 0.0;
+  for (int k = 0; k < K0; ++k) {
+    if (!(out.weights[k] > 0.0))
+      throw ConfigError(fmt::format("truth.weights[{}]", k),
+                        fmt::format("expected a weight > 0, got {}", out.weights[k]));
+    sum += out.weights[k];
+  }
+  if (std::abs(sum - 1.0) > 1e-6) throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
+  for (auto& w : out.weights) w /= sum;
+  const std::string dims = d < 0 ? "numbers" : fmt::format("{} numbers", d);
+  const char* which = d < 0 ? "the truth's dimension" : "model.dim";
+  if (!r.given("truth.means"))
+    throw ConfigError("truth.means", fmt::format("missing; expected {} lists of {}", K0, dims));
+  if (!r.given("truth.covs")) throw ConfigError("truth.covs", fmt::format("missing; expected {} covariances", K0));
+  const YAML::Node means = r.node("truth.means"), covs = r.node("truth.covs");
+  if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
+    throw ConfigError("truth.means", fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
+  if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
+    throw ConfigError("truth.covs",
+                      fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
+  for (int k = 0; k < K0; ++k) {
+    const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
+    const auto mu = read_numbers(means[k], mp);
+    if (d < 0) {
+      d = static_cast<int>(mu.size());
+      if (d < 1 || d > max_dim)
+        throw ConfigError(mp, fmt::format("expected 1 to {} numbers (the truth's dimension), got {}", max_dim, d));
+    }
+    if (static_cast<int>(mu.size()) != d)
+      throw ConfigError(mp, fmt::format("expected {} numbers ({}), got {}", d, which, mu.size()));
+    const auto cov = read_covariance(covs[k], cp, d, true);
+    check_scales(cp, mp, d, mu.data(), cov.data());
+    out.means.insert(out.means.end(), mu.begin(), mu.end());
+    out.covs.insert(out.covs.end(), cov.begin(), cov.end());
+  }
+  out.d = d;
+  return out;
 }
 
 }  // namespace ouro

@@ -14,6 +14,17 @@ namespace ouro {
 
 class ConfigReader;  // sim/io/yaml_reader.h
 
+// A mixture truth as a config gives it: K0 <= 16 weights summing to 1, K0 means of d numbers and K0 symmetric
+// positive definite covariances (row-major).
+struct MixtureTruthSpec {
+  int d = 0;
+  std::vector<double> weights, means, covs;
+};
+
+// Reads truth.weights, truth.means and truth.covs (a covariance may be a list of d variances). d < 0: the dimension
+// is the first mean's length, at most max_dim. ConfigError naming the key otherwise.
+MixtureTruthSpec read_mixture_truth(const ConfigReader& r, int d, int max_dim);
+
 // A symmetric positive definite d x d matrix, or (allow_diagonal) a list of d positive variances for a diagonal
 // one; row-major. ConfigError naming `path` otherwise.
 std::vector<double> read_covariance(const YAML::Node& n, const std::string& path, int d, bool allow_diagonal);

@@ -7,7 +7,8 @@
   X(gaussian)            \
   X(gmm)                 \
   X(ngram)               \
-  X(linear_regression)
+  X(linear_regression)   \
+  X(kde)
 
 namespace ouro {
 

@@ -88,7 +88,7 @@ double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& t
   // sqrt(q (1 - q) / 2e5) / f(quantile), a 0.07% error in the share of
   // plausible mass at q = 0.1.
   constexpr int kDraws = 200000;
-  std::vector<double> lp(kDraws), x(c.settings<GmmSettings>().dim), terms(kernels::kGmmMaxComponents);
+  std::vector<double> lp(kDraws), x(t.d), terms(kernels::kGmmMaxComponents);
   for (int i = 0; i < kDraws; ++i) {
     kernels::truth_draw(c.seed, rng::kHeldoutChain, 1, i, t, x.data());
     lp[i] = kernels::gmm_log_density(kernels::truth_view(t), false, x.data(), terms.data());
@@ -96,6 +96,27 @@ double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& t
   double out;
   quantiles_type7(lp, &q, &out, 1);
   return out;
+}
+
+void mixture_filters(const PointConfig& c, const kernels::GmmTruth& truth, kernels::GmmVerifier& verifier,
+                     kernels::GmmWeighting& weighting, kernels::Dedup& dedup) {
+  verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
+  if (c.verifier) {
+    verifier.on = 1;
+    verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
+    verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
+    verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
+  }
+  if (c.tail_upsample) {
+    weighting.tail = 1;
+    weighting.tail_factor = c.tail_factor;
+    weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
+  }
+  weighting.age_decay = c.age_decay;
+  if (c.dedup) {
+    dedup.on = 1;
+    dedup.resolution = c.dedup_resolution;
+  }
 }
 
 namespace {
@@ -258,7 +279,12 @@ class GmmFamily final : public Family {
     g->em.restarts = static_cast<int>(r.integer(key("model.em.restarts")));
     g->em.reg_covar = r.number(key("model.em.reg_covar"));
 
-    if (!shape) read_mixture_truth(r, g.get());
+    if (!shape) {
+      MixtureTruthSpec spec = read_mixture_truth(r, g->dim, kernels::kGmmMaxDim);
+      g->truth_weights = std::move(spec.weights);
+      g->truth_means = std::move(spec.means);
+      g->truth_covs = std::move(spec.covs);
+    }
     g->heldout = static_cast<int>(r.integer(key("metrics.heldout")));
     g->dead_weight = r.number(key("metrics.dead_weight"));
     g->sample_based = read_sample_based(r);
@@ -412,69 +438,12 @@ class GmmFamily final : public Family {
                                {},
                                g.sample_based,
                                {}};
-    spec.verifier.max_draw_factor = c.max_draw_factor;  // (bounds dedup's refill too)
-    if (c.verifier) {
-      spec.verifier.on = 1;
-      spec.verifier.keep_plausible = kernels::keep_threshold(c.keep_plausible);
-      spec.verifier.keep_implausible = kernels::keep_threshold(c.keep_implausible);
-      spec.verifier.log_density_min = gmm_log_density_quantile(c, truth, c.verifier_quantile);
-    }
-    if (c.tail_upsample) {
-      spec.weighting.tail = 1;
-      spec.weighting.tail_factor = c.tail_factor;
-      spec.weighting.tail_log_density = gmm_log_density_quantile(c, truth, c.tail_quantile);
-    }
-    spec.weighting.age_decay = c.age_decay;
-    if (c.dedup) {
-      spec.dedup.on = 1;
-      spec.dedup.resolution = c.dedup_resolution;
-    }
+    mixture_filters(c, truth, spec.verifier, spec.weighting, spec.dedup);
     if (g.sample_based) spec.heldout_side = kernels::make_heldout_side(spec.heldout, g.dim);
     return make_gmm_backend(backend, spec);
   }
 
  private:
-  // A mixture truth {weights, means, covs} of g->dim dimensions.
-  void read_mixture_truth(const ConfigReader& r, GmmSettings* g) const {
-    const int d = g->dim;
-    if (!r.given("truth.weights")) throw ConfigError("truth.weights", "missing; expected a list of component weights");
-    g->truth_weights = read_numbers(r.node("truth.weights"), "truth.weights");
-    const int K0 = static_cast<int>(g->truth_weights.size());
-    if (K0 < 1 || K0 > kernels::kGmmMaxComponents)
-      throw ConfigError("truth.weights",
-                        fmt::format("expected 1 to {} weights, got {}", kernels::kGmmMaxComponents, K0));
-    double sum = 0.0;
-    for (int k = 0; k < K0; ++k) {
-      if (!(g->truth_weights[k] > 0.0))
-        throw ConfigError(fmt::format("truth.weights[{}]", k),
-                          fmt::format("expected a weight > 0, got {}", g->truth_weights[k]));
-      sum += g->truth_weights[k];
-    }
-    if (std::abs(sum - 1.0) > 1e-6)
-      throw ConfigError("truth.weights", fmt::format("weights sum to {}, expected 1", sum));
-    for (auto& w : g->truth_weights) w /= sum;
-    if (!r.given("truth.means"))
-      throw ConfigError("truth.means", fmt::format("missing; expected {} lists of {} numbers", K0, d));
-    if (!r.given("truth.covs")) throw ConfigError("truth.covs", fmt::format("missing; expected {} covariances", K0));
-    const YAML::Node means = r.node("truth.means"), covs = r.node("truth.covs");
-    if (!means.IsSequence() || static_cast<int>(means.size()) != K0)
-      throw ConfigError("truth.means",
-                        fmt::format("expected {} means (one per weight), got {}", K0, scalar_text(means)));
-    if (!covs.IsSequence() || static_cast<int>(covs.size()) != K0)
-      throw ConfigError("truth.covs",
-                        fmt::format("expected {} covariances (one per weight), got {}", K0, scalar_text(covs)));
-    for (int k = 0; k < K0; ++k) {
-      const std::string mp = fmt::format("truth.means[{}]", k), cp = fmt::format("truth.covs[{}]", k);
-      const auto mu = read_numbers(means[k], mp);
-      if (static_cast<int>(mu.size()) != d)
-        throw ConfigError(mp, fmt::format("expected {} numbers (model.dim), got {}", d, mu.size()));
-      const auto cov = read_covariance(covs[k], cp, d, true);
-      check_scales(cp, mp, d, mu.data(), cov.data());
-      g->truth_means.insert(g->truth_means.end(), mu.begin(), mu.end());
-      g->truth_covs.insert(g->truth_covs.end(), cov.begin(), cov.end());
-    }
-  }
-
   const KeySpec& key(const std::string& path) const { return key_of(keys(), path); }
 };
 

@@ -35,6 +35,10 @@ kernels::GmmTruth make_gmm_truth(const PointConfig& c);
 std::vector<double> make_gmm_heldout(const PointConfig& c, const kernels::GmmTruth& truth);
 // The truth's q-quantile of its own log-density (data.verifier's plausibility bound), estimated from truth draws.
 double gmm_log_density_quantile(const PointConfig& c, const kernels::GmmTruth& truth, double q);
+// The filters and weights of a point whose truth is a mixture or a shape (data.verifier, data.max_draw_factor,
+// data.tail_upsample, data.age_decay, data.dedup), as the mixture and kernel density kernels take them.
+void mixture_filters(const PointConfig& c, const kernels::GmmTruth& truth, kernels::GmmVerifier& verifier,
+                     kernels::GmmWeighting& weighting, kernels::Dedup& dedup);
 
 // The backend of a batch of chains (the cpu or the cuda one), for the benchmarks and tests that drive it directly.
 std::unique_ptr<kernels::GmmBackend> make_gmm_backend(const std::string& backend, const kernels::GmmBatchSpec& spec);

@@ -203,7 +203,7 @@ TEST(Config, GmmRefusalsNameTheKey) {
   // Keys of the other family are refused, not ignored.
   expect_refused(kGmm, {"model.estimator=mle"}, "model.estimator",
                  "applies to model.family gaussian or linear_regression only");
-  expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian only");
+  expect_refused(kGmm, {"truth.mean=[0, 0]"}, "truth.mean", "applies to model.family gaussian or kde only");
   expect_refused(kBase, {"model.components=2"}, "model.components", "applies to model.family gmm only");
   expect_refused(kBase, {"metrics.dead_weight=0.01"}, "metrics.dead_weight", "applies to model.family gmm only");
 }

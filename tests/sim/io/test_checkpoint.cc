@@ -211,6 +211,21 @@ TEST_P(Restore, RegressionContinuesBitForBit) {
   }
 }
 
+// (The stored pool and training set; a filter, weights by age and tail, the sample-based metrics.)
+TEST_P(Restore, KdeContinuesBitForBit) {
+  for (const char* data : {"regime: replace, dedup: true, dedup_resolution: 0.01",
+                           "regime: accumulate, age_decay: 0.8, verifier: {keep_plausible: 1.0, keep_implausible: "
+                           "0.3, quantile: 0.2}, tail_upsample: {factor: 2.0, quantile: 0.1}",
+                           "regime: accumulate_subsample, real_source: fixed"}) {
+    expect_restored_run_matches(std::string("seed: 7\nchains: 11\ngenerations: 6\nmodel: {family: kde, bandwidth: "
+                                            "scott}\ntruth: {weights: [0.6, 0.4], means: [[0, 0], [3, 1]], covs: [[1, "
+                                            "1], [0.5, 0.5]]}\nmetrics: {heldout: 40, sample_based: [recall, "
+                                            "energy]}\ndata: {samples: 12, real_fraction: 0.25, ") +
+                                    data + "}\n",
+                                GetParam(), 3);
+  }
+}
+
 TEST_P(Restore, NgramContinuesBitForBit) {
   for (const char* regime : {"replace", "accumulate", "accumulate_subsample"}) {
     if (std::string(regime) != "accumulate_subsample")  // (not defined for one Markov sequence per generation)

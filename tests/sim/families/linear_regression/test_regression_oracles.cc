@@ -19,6 +19,7 @@
 
 #include "kernels/linear_regression/linear_regression.h"
 #include "tests/support/backend_test.h"
+#include "tests/support/oracle.h"
 
 namespace {
 
@@ -42,30 +43,13 @@ std::string oracle_yaml(const std::string& noise, const std::string& regime, con
          ", regime: " + regime + ", design: " + design + "}\n";
 }
 
-// Checks metric `name` of `c` against theory(t) at `gens`; and that the planted bug's curve bug(t) would have been
-// caught.
+// Within kZ standard errors (tests/support/oracle.h).
 void check_oracle(const FamilyCurves& c, const std::string& name, const std::vector<int>& gens,
                   const std::function<double(int)>& theory, const std::function<double(int)>& bug,
                   const char* bug_name) {
-  double power = 0.0;
-  for (int t : gens) {
-    const Summary& s = c.at(t, name);
-    EXPECT_LT(std::abs(test::zscore(s, theory(t))), kZ)
-        << name << " generation " << t << ": mean " << s.mean << " se " << s.se << " theory " << theory(t);
-    power = std::max(power, std::abs(theory(t) - bug(t)) / s.se);
-  }
-  EXPECT_GT(power, 2 * kZ) << "the test cannot tell the planted bug (" << bug_name << ") from correct code";
+  test::check_oracle(c, name, gens, theory, bug, bug_name, kZ);
 }
-
-// The engine's theory column agrees with the closed form the test states (the column is what the plots overlay).
-void check_theory_column(const FamilyCurves& c, const std::string& name, const std::vector<int>& gens,
-                         const std::function<double(int)>& theory) {
-  for (int t : gens) {
-    const auto th = ouro::theory(c.config, c.metric(name), t);
-    ASSERT_TRUE(th.has_value()) << name << " generation " << t;
-    EXPECT_NEAR(*th, theory(t), 1e-12 * std::abs(theory(t))) << name << " generation " << t;
-  }
-}
+using test::check_theory_column;
 
 const double kStep = kSigma * kSigma / (kSamples - kDim - 1.0);  // sigma0^2 / (T - d - 1)
 
