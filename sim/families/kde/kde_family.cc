@@ -240,13 +240,6 @@ class KdeFamily final : public Family {
                           "needs the truth's density, which a shape truth does not have in closed form");
     }
     check_sample_size(k.sample_based, c.samples);
-    // The memory one chain needs must fit the default budget on its own (the loop splits chains into batches, not
-    // a chain).
-    const double per_chain = chain_bytes(c);
-    if (per_chain > 64e9)
-      throw ConfigError("data.samples",
-                        fmt::format("one chain would store {:.3g} GB of points ({} generations of {} points under {})",
-                                    per_chain / 1e9, c.generations, c.samples, regime_name(c.regime)));
   }
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }

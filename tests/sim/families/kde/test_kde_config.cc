@@ -48,8 +48,9 @@ TEST(KdeConfig, BadInputIsRefusedNamingTheKey) {
   expect_refused({"data.verifier={keep_plausible: 1, keep_implausible: 0, quantile: 0.1}"}, "data.verifier",
                  "shape truth");
   expect_refused({"data.tail_upsample={factor: 2, quantile: 0.1}"}, "data.tail_upsample", "shape truth");
-  // One chain's stored points beyond any machine.
-  expect_refused({"data.regime=accumulate", "data.samples=100000000", "generations=1000"}, "data.samples", "GB");
+  // One chain's stored points (every generation's under accumulate) beyond the memory budget: refused by the plan.
+  expect_refused({"data.regime=accumulate", "data.samples=100000000", "generations=1000"}, "chains",
+                 "even one chain");
 }
 
 // A Gaussian, a mixture and every shape run; the bandwidth rules are written as a metric.
