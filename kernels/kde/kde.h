@@ -55,6 +55,7 @@ enum class BandwidthRule : int { kFixed = 0, kScott = 1, kSilverman = 2 };
 // both backends).
 OURO_HD inline double kde_bandwidth(BandwidthRule rule, double fixed, std::int64_t m, int d) {
   if (rule == BandwidthRule::kFixed) return fixed;
+  if (m <= 0) return NAN;  // (an empty training set has no rule's bandwidth)
   const double base = rule == BandwidthRule::kScott ? static_cast<double>(m) : static_cast<double>(m) * (d + 2) / 4.0;
   return exp_poly(-log_positive(base) / (d + 4));
 }
@@ -269,7 +270,9 @@ OURO_HD inline std::int64_t kde_new_points(const KdeStep& s, std::uint32_t chain
     sc.flags[r] = kKdeReal;
   }
   draws_per_kept = NAN;
-  if (real >= n) return real;
+  // No synthetic points without a model to draw them from: a generation whose filters kept nothing left an empty
+  // training set (under replace without real data), and the chain goes on with real points only, if any.
+  if (real >= n || prev.m == 0) return real;
   double* out = sc.fresh + static_cast<std::int64_t>(real) * d;
   std::int64_t kept;
   if (s.filtered()) {
@@ -360,10 +363,13 @@ OURO_HD inline KdeChainStats kde_chain_stats(const KdeStep& s, const GmmTruth& t
     } else {
       out.log_total = log_positive(static_cast<double>(m));
     }
-    // The composition, each point weighing age_decay^(t - k).
+    // The composition, each point weighing age_decay^(t - k), taken relative to the youngest point (the ratios are
+    // the same, and points many generations old cannot all underflow to weight 0).
+    int youngest = v.born[0];
+    for (std::int64_t j = 1; j < m; ++j) youngest = v.born[j] > youngest ? v.born[j] : youngest;
     double points = 0.0, synthetic = 0.0, age = 0.0;
     for (std::int64_t j = 0; j < m; ++j) {
-      const double aged = pow_int(s.weighting.age_decay, t - v.born[j]);
+      const double aged = pow_int(s.weighting.age_decay, youngest - v.born[j]);
       points += aged;
       synthetic += (v.flags[j] & kKdeReal) ? 0.0 : aged;
       age += aged * (t - v.born[j]);

@@ -294,7 +294,9 @@ class KdeCpu final : public ChainBackend {
     const auto chain = static_cast<std::uint32_t>(spec_.chain_begin + i);
     std::int64_t m_prev = 0;
     const KdePoints prev = train(i, m_prev);
-    const std::int64_t room = std::max(m_prev, pool_m_[i] + spec_.samples);
+    // Training sets of up to m_prev points now and, after this generation, the pool under accumulate or n points.
+    const std::int64_t room =
+        std::max(m_prev, spec_.regime == Regime::kAccumulate ? pool_m_[i] + spec_.samples : spec_.samples);
     const KdeScratch ks = sc.view(spec_.samples, room, d);
     KdeStep sp = s;
     sp.generation = t - 1;

@@ -5,16 +5,18 @@
 //
 //   generation_kernel  a thread per chain: kde_model, kde_new_points, kde_store, kde_chain_stats (the cpu backend's
 //                      calls in the cpu backend's order), every metric but the NLL and the sample-based ones
-//   nll_kernel         a block per (chain, 128 held-out points), a thread per held-out point; the chain's centres
-//                      pass through shared memory in tiles of 128 (coordinates and log-weights), twice: the largest
-//                      log-term, then the sum of exp(term - largest) in eight lanes (j mod 8, each in increasing j)
-//                      added in the cpu's fixed tree, so each point's term has the cpu's bits
+//   nll_kernel         a block per (chain, 128 held-out points), in one grid dimension; a thread per held-out
+//                      point; the chain's centres pass through shared memory in tiles of 128 (coordinates and
+//                      log-weights), twice: the largest log-term, then the sum of exp(term - largest) in eight
+//                      lanes (j mod 8, each in increasing j) added in the cpu's fixed tree, so each point's term
+//                      has the cpu's bits
 //   nll_sum_kernel     a thread per chain: the held-out points' terms added in order (the cpu's order)
 //   sample_kernel      metrics.sample_based: a thread per chain draws the model sample and calls sample_metrics
 //
 // Every operation is the cpu's, in the cpu's order, with no FMA contraction (CMakeLists.txt), so the two backends
-// are meant to agree to the bit. This backend has not run on a GPU yet (README, status table): the family offers it
-// with the strategies that need no truth density and no filter (the regimes, real data, age decay).
+// are meant to agree to the bit. This backend has not run on a GPU yet (README, status table); the family offers it
+// with every setting the cpu backend runs (the same per-chain code). The truth reaches the kernels through a device
+// pointer (about 20 KB: too large a kernel argument for toolkits before CUDA 12.1).
 #include <algorithm>
 #include <cstdint>
 #include <stdexcept>
@@ -76,10 +78,11 @@ __device__ KdeScratch scratch_of(const KdeChains& c, std::int64_t i) {
           c.cumulative + i * c.R,  c.table + i * c.table_size, c.seen + i * c.n};
 }
 
-__global__ void generation_kernel(KdeStep s, GmmTruth truth, KdeChains c, std::uint32_t chain_begin, std::int64_t batch,
-                                  double* metrics) {
+__global__ void generation_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c, std::uint32_t chain_begin,
+                                  std::int64_t batch, double* metrics) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i >= batch) return;
+  const GmmTruth& truth = *truth_ptr;
   const auto chain = static_cast<std::uint32_t>(chain_begin + i);
   const int d = s.d;
   std::int64_t m_prev = 0;
@@ -112,12 +115,13 @@ __global__ void generation_kernel(KdeStep s, GmmTruth truth, KdeChains c, std::u
   for (int k = kKdePrecision; k <= kKdeEnergy; ++k) metrics[k * batch + i] = NAN;
 }
 
-// blockIdx.y: the chain; blockIdx.x * kThreads + threadIdx.x: the held-out point.
-__global__ void nll_kernel(KdeChains c) {
+// Block b: chain b / per_chain, held-out points (b % per_chain) * kThreads + threadIdx.x (one grid dimension, so
+// that batches of any size launch).
+__global__ void nll_kernel(KdeChains c, unsigned per_chain) {
   __shared__ double cx[kTile * kKdeMaxDim];
   __shared__ double clw[kTile];
-  const std::int64_t i = blockIdx.y;
-  const std::int64_t p = blockIdx.x * static_cast<std::int64_t>(kThreads) + threadIdx.x;
+  const std::int64_t i = blockIdx.x / per_chain;
+  const std::int64_t p = (blockIdx.x % per_chain) * static_cast<std::int64_t>(kThreads) + threadIdx.x;
   const int d = c.d;
   std::int64_t m = 0;
   const KdePoints v = train_of(c, i, m);
@@ -177,10 +181,11 @@ __global__ void nll_sum_kernel(KdeChains c, std::int64_t batch, double* metrics)
 }
 
 // The model sample of every chain at generation `gen` (the truth's at 0) and its sample-based metrics.
-__global__ void sample_kernel(KdeStep s, GmmTruth truth, KdeChains c, HeldoutSide side, unsigned mask,
+__global__ void sample_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c, HeldoutSide side, unsigned mask,
                               std::uint32_t chain_begin, std::int64_t batch, double* metrics) {
   const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
   if (i >= batch) return;
+  const GmmTruth& truth = *truth_ptr;
   const auto chain = static_cast<std::uint32_t>(chain_begin + i);
   const auto gen = static_cast<std::uint32_t>(s.generation);
   const int d = s.d, n = s.samples;
@@ -205,7 +210,9 @@ class KdeCuda final : public ChainBackend {
   explicit KdeCuda(const KdeBatchSpec& spec) : spec_(spec) {
     const int d = spec.truth.d, n = spec.samples;
     const std::size_t B = static_cast<std::size_t>(spec.batch);
-    const std::int64_t P = kde_pool_capacity(spec), T = kde_train_capacity(spec), R = P + n;
+    // R: the largest training set (the pool under accumulate, else n), the room of its log-weights.
+    const std::int64_t P = kde_pool_capacity(spec), T = kde_train_capacity(spec),
+                       R = spec.regime == Regime::kAccumulate ? P : n;
     const std::string what = "the points of " + std::to_string(spec.batch) + " chains";
     pool_x_ = allocate_device<double>(kOwner, B * P * d, what);
     pool_anc_ = allocate_device<std::int32_t>(kOwner, B * P, what);
@@ -241,6 +248,17 @@ class KdeCuda final : public ChainBackend {
       side_ = HeldoutSide{side_x_.get(), spec.side.m, spec.side.d, side_r2_.get(), spec.side.within};
     }
     metrics_ = allocate_device<double>(kOwner, kKdeNumMetrics * B, "the metric block");
+    truth_ = upload_device(kOwner, std::vector<GmmTruth>{spec.truth}, "the truth");
+    // The cpu backend's initial values (coordinates, flags and generations 0, ancestors -1), so that checkpoints of
+    // the two backends hold the same bytes.
+    for (auto* b : {&pool_x_, &train_x_})
+      if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0, b->size() * sizeof(double)));
+    for (auto* b : {&pool_born_, &train_born_, &pool_anc_, &train_anc_})
+      if (b->size())
+        OURO_CUDA_CHECK(
+            cudaMemset(b->get(), b == &pool_anc_ || b == &train_anc_ ? 0xFF : 0, b->size() * sizeof(std::int32_t)));
+    for (auto* b : {&pool_flags_, &train_flags_})
+      if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0, b->size()));
     chains_ = KdeChains{d,
                         n,
                         P,
@@ -288,7 +306,7 @@ class KdeCuda final : public ChainBackend {
     if (B == 0) return;
     OURO_CUDA_CHECK(cudaMemcpy(metrics_.get(), host.data(), host.size() * sizeof(double), cudaMemcpyHostToDevice));
     if (spec_.sample_based) {
-      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(step(0), spec_.truth, chains_, side_, spec_.sample_based,
+      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(step(0), truth_.get(), chains_, side_, spec_.sample_based,
                                                             spec_.chain_begin, B, metrics_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
     }
@@ -300,16 +318,19 @@ class KdeCuda final : public ChainBackend {
     generation_ = generation;
     if (B == 0) return;
     const KdeStep s = step(generation);
-    generation_kernel<<<grid_blocks(B, kThreads), kThreads>>>(s, spec_.truth, chains_, spec_.chain_begin, B,
+    generation_kernel<<<grid_blocks(B, kThreads), kThreads>>>(s, truth_.get(), chains_, spec_.chain_begin, B,
                                                               metrics_.get());
     OURO_CUDA_CHECK(cudaGetLastError());
-    const dim3 grid(grid_blocks(chains_.M, kThreads), static_cast<unsigned>(B));
-    nll_kernel<<<grid, kThreads>>>(chains_);
+    const unsigned per_chain = grid_blocks(chains_.M, kThreads);
+    if (static_cast<double>(per_chain) * B > 2147483647.0)
+      throw std::runtime_error("kde cuda backend: " + std::to_string(B) + " chains of " + std::to_string(chains_.M) +
+                               " held-out points exceed one launch's blocks; lower --max-memory to batch them");
+    nll_kernel<<<static_cast<unsigned>(per_chain * B), kThreads>>>(chains_, per_chain);
     OURO_CUDA_CHECK(cudaGetLastError());
     nll_sum_kernel<<<grid_blocks(B, kThreads), kThreads>>>(chains_, B, metrics_.get());
     OURO_CUDA_CHECK(cudaGetLastError());
     if (spec_.sample_based) {
-      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(s, spec_.truth, chains_, side_, spec_.sample_based,
+      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(s, truth_.get(), chains_, side_, spec_.sample_based,
                                                             spec_.chain_begin, B, metrics_.get());
       OURO_CUDA_CHECK(cudaGetLastError());
     }
@@ -387,6 +408,7 @@ class KdeCuda final : public ChainBackend {
   DeviceBuffer<std::int32_t> pool_anc_, pool_born_, train_anc_, train_born_, anc_;
   DeviceBuffer<std::uint8_t> pool_flags_, train_flags_, flags_, seen_;
   DeviceBuffer<std::int64_t> pool_m_, train_m_, parent_, table_;
+  DeviceBuffer<GmmTruth> truth_;
   HeldoutSide side_{};
   KdeChains chains_{};
   std::vector<WorkerRange> workers_;

@@ -84,7 +84,6 @@ std::vector<double> kde_ancestor_expectation(std::int64_t n, int generations) {
 
 namespace {
 
-// Refused before any work: a mixture truth whose held-out density underflows cannot be measured.
 constexpr MetricSpec kMetrics[] = {
     {kernels::kKdeHeldoutNll, "heldout_nll",
      "mean -ln p_t(x) over a fixed held-out set of metrics.heldout real points (empty at generation 0 for a shape "
@@ -97,15 +96,14 @@ constexpr MetricSpec kMetrics[] = {
      false, "replace, real_fraction 0, no filter or tail weight"},
     {kernels::kKdeAncestors, "ancestors",
      "distinct generation-1 training points among the ancestors of generation t's new points (generation 1: n)",
-     Direction::kDown, false, "replace, real_fraction 0, no filter or tail weight, data.samples <= 2000", false,
-     "when some generation has synthetic points (real_fraction < 1)"},
+     Direction::kDown, false, "replace, real_fraction 0, no filter or tail weight, data.samples <= 2000"},
     {kernels::kKdeBandwidth, "bandwidth", "h_t, the bandwidth of generation t's model (scott, silverman)",
      Direction::kNone, false, "", false, "with model.bandwidth scott or silverman"},
     {kernels::kKdeSyntheticShare, "synthetic_share", "fraction of the training set that is synthetic", Direction::kNone,
-     false, "every regime without a filter (under accumulate_subsample its expectation)"},
+     false, "every regime without a filter (under accumulate_subsample its expectation, without age_decay)"},
     {kernels::kKdeDataAge, "data_age",
      "mean over the training set of (generation fitted - generation the point was added)", Direction::kNone, false,
-     "every regime without a filter (under accumulate_subsample its expectation)"},
+     "every regime without a filter (under accumulate_subsample its expectation, without age_decay)"},
     {kernels::kKdeDrawsPerKept, "draws_per_kept",
      "synthetic candidates drawn per synthetic point kept under data.verifier or data.dedup", Direction::kNone, false,
      "", false, "with data.verifier or data.dedup"},
@@ -247,7 +245,6 @@ class KdeFamily final : public Family {
   bool writes(const PointConfig& c, const std::string& metric) const override {
     const auto& k = c.settings<KdeSettings>();
     if (metric == "bandwidth") return k.rule != kernels::BandwidthRule::kFixed;
-    if (metric == "ancestors") return c.real_count < c.samples;
     if (const int s = sample_metric_of(metric); s >= 0) return (k.sample_based >> s) & 1u;
     return Family::writes(c, metric);
   }
@@ -300,7 +297,9 @@ class KdeFamily final : public Family {
     }
   }
 
-  SummarySettings default_summary() const override { return {"var_ratio", 2.0}; }
+  // Collapse as coalescence: the first generation whose new points all descend from one generation-1 point (the
+  // sample's most recent common ancestor). var_ratio, whose direction across families is down, grows for a KDE.
+  SummarySettings default_summary() const override { return {"ancestors", 1.0}; }
 
   std::vector<DetectorSpec> detectors() const override {
     return {{"diversity", "ancestors", true, 1.0, -1.0, "ln (lineage loss)"},
@@ -309,16 +308,19 @@ class KdeFamily final : public Family {
 
   double point_bytes(const PointConfig& c) const override {
     const auto& k = c.settings<KdeSettings>();
-    const double chains = static_cast<double>(c.chains);
-    // Per thread: the new points, the centres by coordinate, weights, dedup's table, ancestors seen, and the model
-    // sample of the sample-based metrics with its radii.
-    const double m = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
-                                                              : static_cast<double>(c.samples);
-    const double scratch =
-        omp_get_max_threads() * (8.0 * (c.samples * (k.dim + 2.0) + m * (k.dim + 3.0)) + 8.0 * 2 * c.samples +
-                                 (k.sample_based ? 8.0 * c.samples * (k.dim + 1.0) : 0.0));
-    return chains * (chain_bytes(c) + 8.0 * kernels::kKdeNumMetrics) + scratch +
-           8.0 * static_cast<double>(k.heldout) * (k.dim + 1.0);
+    const double chains = static_cast<double>(c.chains), n = c.samples, d = k.dim;
+    // The largest training set: the pool under accumulate, else n points.
+    const double m = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples : n;
+    // A generation's working memory: the new points with their parents, ancestors, flags and ancestors seen (8 d +
+    // 14 bytes each), dedup's table, the training set's log-weights, cumulative and relative weights (3 doubles per
+    // point), and the model sample of the sample-based metrics with its radii. The cpu keeps one per thread (with
+    // the centres by coordinate, d + 1 doubles per point); the cuda backend one per chain, with every held-out
+    // point's term: counted per chain, the larger of the two.
+    const double sample = k.sample_based ? 8.0 * n * (d + 1.0) : 0.0;
+    const double work = (8.0 * d + 14.0) * n + 8.0 * kernels::dedup_table_size(c.samples) + 24.0 * m + sample;
+    const double per_chain = chain_bytes(c) + work + 8.0 * (k.heldout + 2.0 + kernels::kKdeNumMetrics);
+    const double per_thread = work + 8.0 * m * (d + 1.0);
+    return chains * per_chain + omp_get_max_threads() * per_thread + 8.0 * static_cast<double>(k.heldout) * (d + 1.0);
   }
 
   BackendSupport support(const std::string&) const override {

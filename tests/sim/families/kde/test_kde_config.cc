@@ -49,8 +49,7 @@ TEST(KdeConfig, BadInputIsRefusedNamingTheKey) {
                  "shape truth");
   expect_refused({"data.tail_upsample={factor: 2, quantile: 0.1}"}, "data.tail_upsample", "shape truth");
   // One chain's stored points (every generation's under accumulate) beyond the memory budget: refused by the plan.
-  expect_refused({"data.regime=accumulate", "data.samples=100000000", "generations=1000"}, "chains",
-                 "even one chain");
+  expect_refused({"data.regime=accumulate", "data.samples=100000000", "generations=1000"}, "chains", "even one chain");
 }
 
 // A Gaussian, a mixture and every shape run; the bandwidth rules are written as a metric.

@@ -278,9 +278,60 @@ TEST(KdeCpuVsCuda, AgreeChainByChain) {
                              data + "\n";
     const auto cpu = test::run_family(yaml, "cpu", 0, true);
     const auto gpu = test::run_family(yaml, "cuda", 0, true);
-    test::expect_same_chain_values(cpu, gpu,
-                                   [](int, double a, double b) { return std::abs(a - b) <= 1e-13 * std::abs(a); });
+    test::expect_same_chain_values(
+        cpu, gpu, [](int, double a, double b) { return a == b || std::abs(a - b) <= 1e-13 * std::abs(a); });
   }
+  // The strategies that need the truth's density, on a mixture truth.
+  const std::string yaml =
+      "seed: 4\nchains: 300\ngenerations: 8\nmodel: {family: kde, bandwidth: 0.3}\ntruth: {weights: [0.7, 0.3], "
+      "means: [[0, 0], [3, 1]], covs: [[1, 1], [0.5, 0.5]]}\nmetrics: {heldout: 300}\ndata: {samples: 40, regime: "
+      "accumulate, verifier: {keep_plausible: 1.0, keep_implausible: 0.2, quantile: 0.1}, tail_upsample: {factor: "
+      "3.0, quantile: 0.05}}\n";
+  const auto cpu = test::run_family(yaml, "cpu", 0, true);
+  const auto gpu = test::run_family(yaml, "cuda", 0, true);
+  test::expect_same_chain_values(
+      cpu, gpu, [](int, double a, double b) { return a == b || std::abs(a - b) <= 1e-13 * std::abs(a); });
+}
+
+// The bandwidth rules on each generation's training-set size m (t n under accumulate), in d = 3 where they differ:
+// scott m^(-1/7), silverman (5 m / 4)^(-1/7) (to a few ulps: the polynomial exp and log).
+TEST(KdeBandwidth, RulesFollowTheTrainingSetSize) {
+  for (const char* rule : {"scott", "silverman"}) {
+    const std::string yaml = std::string("seed: 2\nchains: 3\ngenerations: 5\nmodel: {family: kde, bandwidth: ") +
+                             rule +
+                             "}\ntruth: {mean: [0, 0, 0], cov: [1, 2, 3]}\nmetrics: {heldout: 10}\ndata: {samples: "
+                             "30, regime: accumulate}\n";
+    const auto c = test::run_family(yaml, "cpu", 0, true);
+    for (int t = 1; t <= 5; ++t) {
+      const double m = 30.0 * t;
+      const double expected = std::pow(std::string(rule) == "scott" ? m : m * 5.0 / 4.0, -1.0 / 7.0);
+      for (int i = 0; i < 3; ++i)
+        EXPECT_NEAR(c.values[t][c.metric("bandwidth") * 3 + i], expected, 1e-14) << rule << " generation " << t;
+    }
+  }
+}
+
+// A generation whose filter keeps nothing leaves an empty training set under replace without real data: the chain
+// draws nothing more (no lineage comes back), its model metrics are empty, and nothing reads past its arrays (the
+// tail weight's cumulative weights included). The verifier keeps a candidate with probability 1e-4 and draws at most
+// one per point, so nearly every chain's generation 2 keeps nothing.
+TEST(KdeEmpty, AnEmptyTrainingSetStaysEmpty) {
+  const std::string yaml =
+      "seed: 3\nchains: 8\ngenerations: 5\nmodel: {family: kde, bandwidth: scott}\ntruth: {mean: [0, 0], cov: [1, "
+      "1]}\nmetrics: {heldout: 20}\ndata: {samples: 10, max_draw_factor: 1, verifier: {keep_plausible: 0.0001, "
+      "keep_implausible: 0.0, quantile: 0.5}, tail_upsample: {factor: 2.0, quantile: 0.1}}\n";
+  const auto c = test::run_family(yaml, "cpu", 0, true);
+  int empty = 0;
+  for (int i = 0; i < 8; ++i)
+    for (int t = 2; t <= 5; ++t) {
+      const double ancestors = c.values[t][c.metric("ancestors") * 8 + i];
+      if (ancestors > 0.0) continue;
+      ++empty;
+      EXPECT_TRUE(std::isnan(c.values[t][c.metric("heldout_nll") * 8 + i])) << "chain " << i << " generation " << t;
+      EXPECT_TRUE(std::isnan(c.values[t][c.metric("bandwidth") * 8 + i])) << "chain " << i << " generation " << t;
+      if (t < 5) EXPECT_EQ(c.values[t + 1][c.metric("ancestors") * 8 + i], 0.0) << "a lineage came back";
+    }
+  EXPECT_GT(empty, 16) << "the test should see empty training sets";
 }
 
 // metrics.csv is the same bytes on 1 and 2 threads (each chain is computed whole by one thread).
