@@ -105,7 +105,8 @@ TEST(TestFamily, RefusesWhatItDoesNotOffer) {
       << dim.err;
   const Cli dedup = cli({"validate", cfg.string(), "--set", "data.dedup=true"});
   EXPECT_EQ(dedup.code, 2);
-  EXPECT_NE(dedup.err.find("data.dedup: applies to model.family gaussian or gmm or ngram only"), std::string::npos)
+  EXPECT_NE(dedup.err.find("data.dedup: applies to model.family gaussian or gmm or ngram or kde only"),
+            std::string::npos)
       << dedup.err;
   const Cli regime = cli({"validate", cfg.string(), "--set", "data.regime=accumulate_subsample"});
   EXPECT_EQ(regime.code, 2);
