@@ -7,8 +7,8 @@
 // of new points: real draws from the truth and synthetic draws from p_{t-1}. Drawing point i from p_{t-1} picks a
 // centre (uniformly, or in proportion to its weight under data.age_decay or data.tail_upsample) with word block i
 // of the choice stream, and adds h_{t-1} z with z the normals i*d .. i*d+d-1 of the normal stream. Every point
-// remembers the generation-1 point it descends from (its ancestor: a generation-1 point is its own, a fresh real
-// point has none), so the genealogy of a chain can be counted (the `ancestors` metric).
+// remembers the real point it descends from (its founder: a real point is its own, kde_founder), so the genealogy
+// of a chain can be counted (the `ancestors` metric).
 //
 // Points are stored, not regenerated: a synthetic point of generation k is its parent plus noise, and its parent
 // another stored point, so regenerating it would replay the whole chain.
@@ -96,8 +96,8 @@ struct KdeStep {
 // equal), and the bandwidth.
 struct KdeModel {
   const double* centres;
-  const double* cumulative;  // cumulative[j] = w_0 + ... + w_j, summed in index order
-  const std::int32_t* ancestor;
+  const double* cumulative;      // cumulative[j] = w_0 + ... + w_j, summed in index order
+  const std::int64_t* ancestor;  // each centre's founder (kde_founder)
   std::int64_t m;
   int d;
   double h;
@@ -209,7 +209,7 @@ OURO_HD inline double kde_weighted_spread(const double* x, const double* w, std:
 // One chain's stored points: coordinates (x d), generation-1 ancestor, flags and the generation that added each.
 struct KdePoints {
   double* x;
-  std::int32_t* anc;
+  std::int64_t* anc;
   std::uint8_t* flags;
   std::int32_t* born;
 };
@@ -218,12 +218,11 @@ struct KdePoints {
 struct KdeScratch {
   double* fresh;         // n x d: the generation's new points
   std::int64_t* parent;  // n: their centres in the previous model
-  std::int32_t* anc;     // n: their ancestors
+  std::int64_t* anc;     // n: their founders
   std::uint8_t* flags;   // n: their flags
   double* lw;            // m: the log-weights of a training set
   double* cumulative;    // m: its cumulative weights
   std::int64_t* table;   // dedup_table_size(n): dedup's table
-  std::uint8_t* seen;    // n: ancestors already counted
 };
 
 // The log-weights of training set v (m points) under generation s.generation into lw; null when every weight is
@@ -255,6 +254,40 @@ OURO_HD inline KdeModel kde_model(const KdeStep& s, const KdePoints& v, std::int
   return KdeModel{v.x, cumulative, v.anc, m, s.d, kde_bandwidth(s.rule, s.bandwidth, m, s.d)};
 }
 
+// The founder of real point r of generation t: every real point starts a lineage of its own, numbered
+// (t - 1) n + r (generation 1's points 0 .. n - 1); a point of a fixed real sample is generation 1's point r. A
+// synthetic point inherits its parent's founder.
+OURO_HD inline std::int64_t kde_founder(const KdeStep& s, int t, int r) {
+  const int k = s.real_source == RealSource::kFixed ? 1 : t;
+  return static_cast<std::int64_t>(k - 1) * s.samples + r;
+}
+
+// The number of distinct values among v[0 .. count), which it sorts (heapsort: in place, O(count log count), the
+// same steps on both backends).
+OURO_HD inline double kde_distinct(std::int64_t* v, std::int64_t count) {
+  auto sift = [&](std::int64_t root, std::int64_t end) {
+    while (2 * root + 1 < end) {
+      std::int64_t child = 2 * root + 1;
+      if (child + 1 < end && v[child] < v[child + 1]) ++child;
+      if (!(v[root] < v[child])) return;
+      const std::int64_t tmp = v[root];
+      v[root] = v[child];
+      v[child] = tmp;
+      root = child;
+    }
+  };
+  for (std::int64_t i = count / 2 - 1; i >= 0; --i) sift(i, count);
+  for (std::int64_t end = count - 1; end > 0; --end) {
+    const std::int64_t tmp = v[0];
+    v[0] = v[end];
+    v[end] = tmp;
+    sift(0, end);
+  }
+  double distinct = 0.0;
+  for (std::int64_t i = 0; i < count; ++i) distinct += (i == 0 || v[i] != v[i - 1]) ? 1.0 : 0.0;
+  return distinct;
+}
+
 // Generation t's new points into sc.fresh, sc.anc and sc.flags: its real draws (point i of the real stream of the
 // generation real_source names; a generation-1 point is its own ancestor, and fixed real data reuses generation 1's
 // points), then its synthetic draws from `prev` (generation t - 1's model; unused at t = 1), filtered under
@@ -266,7 +299,7 @@ OURO_HD inline std::int64_t kde_new_points(const KdeStep& s, std::uint32_t chain
   const int real = real_points_of(t, n, s.real_count);
   for (int r = 0; r < real; ++r) {
     truth_draw(s.seed, chain, real_draw_generation(s.real_source, t), r, truth, sc.fresh + r * d);
-    sc.anc[r] = (t == 1 || s.real_source == RealSource::kFixed) ? r : -1;
+    sc.anc[r] = kde_founder(s, t, r);
     sc.flags[r] = kKdeReal;
   }
   draws_per_kept = NAN;
@@ -278,7 +311,7 @@ OURO_HD inline std::int64_t kde_new_points(const KdeStep& s, std::uint32_t chain
   if (s.filtered()) {
     std::int64_t drawn = 0;
     kept = kde_filtered_points(s, chain, truth, prev, real, n - real, out, sc.parent, sc.table, drawn);
-    draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : INFINITY;
+    draws_per_kept = kept > 0 ? static_cast<double>(drawn) / static_cast<double>(kept) : NAN;  // (none kept)
   } else {
     kept = n - real;
     for (std::int64_t j = 0; j < kept; ++j)
@@ -330,13 +363,13 @@ OURO_HD inline std::int64_t kde_store(const KdeStep& s, std::uint32_t chain, con
 struct KdeChainStats {
   double spread = NAN;       // tr S_t, the training set's weighted MLE covariance trace
   double mean_sq_err = NAN;  // ||m_t - mu_0||^2
-  double ancestors = 0.0;    // distinct generation-1 ancestors among the generation's new points
+  double ancestors = 0.0;    // distinct founders among the generation's new points
   double synthetic_share = NAN, data_age = NAN;
   double bandwidth = NAN;
   double log_total = NAN;  // ln sum_j exp(lw_j) (ln m without weights): the density's normaliser
 };
 
-// The statistics of training set v (m points) of generation s.generation, whose new points' ancestors are
+// The statistics of training set v (m points) of generation s.generation, whose new points' founders are
 // sc.anc[0 .. added). lw: the training set's log-weights (kde_log_weights; null: equal); w: m doubles of scratch
 // for the weights relative to the largest.
 OURO_HD inline KdeChainStats kde_chain_stats(const KdeStep& s, const GmmTruth& truth, const KdePoints& v,
@@ -377,9 +410,10 @@ OURO_HD inline KdeChainStats kde_chain_stats(const KdeStep& s, const GmmTruth& t
     out.synthetic_share = synthetic / points;
     out.data_age = age / points;
   }
-  for (int j = 0; j < s.samples; ++j) sc.seen[j] = 0;
-  for (std::int64_t j = 0; j < added; ++j)
-    if (sc.anc[j] >= 0 && !sc.seen[sc.anc[j]]) sc.seen[sc.anc[j]] = 1, out.ancestors += 1.0;
+  // Distinct founders among the generation's new points (their parents' indices are no longer needed: sorted in
+  // sc.parent).
+  for (std::int64_t j = 0; j < added; ++j) sc.parent[j] = sc.anc[j];
+  out.ancestors = kde_distinct(sc.parent, added);
   return out;
 }
 

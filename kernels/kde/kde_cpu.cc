@@ -137,8 +137,8 @@ namespace {
 struct Scratch {
   std::vector<double> fresh, lw, cumulative, w, sample, radii;
   std::vector<std::int64_t> parent, table;
-  std::vector<std::int32_t> anc;
-  std::vector<std::uint8_t> flags, seen;
+  std::vector<std::int64_t> anc;
+  std::vector<std::uint8_t> flags;
   SoaCentres soa;
   // Sized for n new points and training sets of up to m points.
   KdeScratch view(int n, std::int64_t m, int d) {
@@ -146,13 +146,11 @@ struct Scratch {
     parent.resize(n);
     anc.resize(n);
     flags.resize(n);
-    seen.resize(n);
     lw.resize(m);
     cumulative.resize(m);
     w.resize(m);
     table.resize(dedup_table_size(n));
-    return {fresh.data(), parent.data(),     anc.data(),   flags.data(),
-            lw.data(),    cumulative.data(), table.data(), seen.data()};
+    return {fresh.data(), parent.data(), anc.data(), flags.data(), lw.data(), cumulative.data(), table.data()};
   }
 };
 
@@ -273,6 +271,10 @@ class KdeCpu final : public ChainBackend {
     }
     std::int64_t m = 0;
     const KdePoints v = train(i, m);
+    if (m == 0) {  // an empty training set (a filter kept nothing): no model to draw from
+      std::fill(x.begin(), x.end(), NAN);
+      return;
+    }
     const KdeModel model = kde_model(step(generation_), v, m, sc.view(spec_.samples, m, d));
     for (std::int64_t j = 0; j < count; ++j)
       kde_draw(spec_.seed, chain, gen, rng::kStreamModelChoice, rng::kStreamModelSample, j, model, x.data() + j * d);
@@ -325,7 +327,7 @@ class KdeCpu final : public ChainBackend {
     h[kKdeDataAge * B + i] = st.data_age;
     h[kKdeDrawsPerKept * B + i] = draws_per_kept;
     for (int k = kKdePrecision; k <= kKdeEnergy; ++k) h[k * B + i] = NAN;
-    if (spec_.sample_based) {
+    if (spec_.sample_based && m > 0) {
       // The model sample of generation t (its own streams).
       const KdeModel now = kde_model(s, v, m, ks);
       sc.sample.resize(static_cast<std::size_t>(spec_.samples) * d);
@@ -341,7 +343,8 @@ class KdeCpu final : public ChainBackend {
   int threads_ = 1;
   int generation_ = 0;
   std::vector<double> pool_x_, train_x_;
-  std::vector<std::int32_t> pool_anc_, pool_born_, train_anc_, train_born_;
+  std::vector<std::int64_t> pool_anc_, train_anc_;
+  std::vector<std::int32_t> pool_born_, train_born_;
   std::vector<std::uint8_t> pool_flags_, train_flags_;
   std::vector<std::int64_t> pool_m_, train_m_;
   std::vector<WorkerRange> workers_;

@@ -42,14 +42,15 @@ struct KdeChains {
   int d, n;
   std::int64_t P, T, R;  // pool, training set and log-weight room per chain
   double *pool_x, *train_x;
-  std::int32_t *pool_anc, *pool_born, *train_anc, *train_born;
+  std::int64_t *pool_anc, *train_anc;
+  std::int32_t *pool_born, *train_born;
   std::uint8_t *pool_flags, *train_flags;
   std::int64_t *pool_m, *train_m;
   // scratch
   double *fresh, *lw, *cumulative, *w, *sample, *radii;
   std::int64_t *parent, *table, table_size;
-  std::int32_t* anc;
-  std::uint8_t *flags, *seen;
+  std::int64_t* anc;
+  std::uint8_t* flags;
   // per chain: the model's bandwidth and normaliser for nll_kernel, and each held-out point's term
   double *bandwidth, *log_total, *terms;
   const double* heldout;
@@ -74,8 +75,8 @@ __device__ KdePoints train_of(const KdeChains& c, std::int64_t i, std::int64_t& 
   return train_store_of(c, i);
 }
 __device__ KdeScratch scratch_of(const KdeChains& c, std::int64_t i) {
-  return {c.fresh + i * c.n * c.d, c.parent + i * c.n,         c.anc + i * c.n, c.flags + i * c.n, c.lw + i * c.R,
-          c.cumulative + i * c.R,  c.table + i * c.table_size, c.seen + i * c.n};
+  return {c.fresh + i * c.n * c.d, c.parent + i * c.n,     c.anc + i * c.n,           c.flags + i * c.n,
+          c.lw + i * c.R,          c.cumulative + i * c.R, c.table + i * c.table_size};
 }
 
 __global__ void generation_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c, std::uint32_t chain_begin,
@@ -195,6 +196,11 @@ __global__ void sample_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c,
   } else {
     std::int64_t m = 0;
     const KdePoints v = train_of(c, i, m);
+    if (m == 0) {  // an empty training set (a filter kept nothing): no model to draw from
+      for (int k = 0; k < kSampleMetricCount; ++k)
+        if ((mask >> k) & 1u) metrics[(kKdePrecision + k) * batch + i] = NAN;
+      return;
+    }
     const KdeModel model = kde_model(s, v, m, scratch_of(c, i));
     for (std::int64_t j = 0; j < n; ++j)
       kde_draw(s.seed, chain, gen, rng::kStreamModelChoice, rng::kStreamModelSample, j, model, x + j * d);
@@ -215,12 +221,12 @@ class KdeCuda final : public ChainBackend {
                        R = spec.regime == Regime::kAccumulate ? P : n;
     const std::string what = "the points of " + std::to_string(spec.batch) + " chains";
     pool_x_ = allocate_device<double>(kOwner, B * P * d, what);
-    pool_anc_ = allocate_device<std::int32_t>(kOwner, B * P, what);
+    pool_anc_ = allocate_device<std::int64_t>(kOwner, B * P, what);
     pool_born_ = allocate_device<std::int32_t>(kOwner, B * P, what);
     pool_flags_ = allocate_device<std::uint8_t>(kOwner, B * P, what);
     pool_m_ = upload_device(kOwner, std::vector<std::int64_t>(B, 0), what);
     train_x_ = allocate_device<double>(kOwner, B * T * d, what);
-    train_anc_ = allocate_device<std::int32_t>(kOwner, B * T, what);
+    train_anc_ = allocate_device<std::int64_t>(kOwner, B * T, what);
     train_born_ = allocate_device<std::int32_t>(kOwner, B * T, what);
     train_flags_ = allocate_device<std::uint8_t>(kOwner, B * T, what);
     train_m_ = upload_device(kOwner, std::vector<std::int64_t>(B, 0), what);
@@ -232,9 +238,8 @@ class KdeCuda final : public ChainBackend {
     w_ = allocate_device<double>(kOwner, B * R, scratch);
     parent_ = allocate_device<std::int64_t>(kOwner, B * n, scratch);
     table_ = allocate_device<std::int64_t>(kOwner, B * table, scratch);
-    anc_ = allocate_device<std::int32_t>(kOwner, B * n, scratch);
+    anc_ = allocate_device<std::int64_t>(kOwner, B * n, scratch);
     flags_ = allocate_device<std::uint8_t>(kOwner, B * n, scratch);
-    seen_ = allocate_device<std::uint8_t>(kOwner, B * n, scratch);
     bandwidth_ = allocate_device<double>(kOwner, B, scratch);
     log_total_ = allocate_device<double>(kOwner, B, scratch);
     const std::int64_t M = static_cast<std::int64_t>(spec.heldout.size()) / d;
@@ -253,10 +258,10 @@ class KdeCuda final : public ChainBackend {
     // the two backends hold the same bytes.
     for (auto* b : {&pool_x_, &train_x_})
       if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0, b->size() * sizeof(double)));
-    for (auto* b : {&pool_born_, &train_born_, &pool_anc_, &train_anc_})
-      if (b->size())
-        OURO_CUDA_CHECK(
-            cudaMemset(b->get(), b == &pool_anc_ || b == &train_anc_ ? 0xFF : 0, b->size() * sizeof(std::int32_t)));
+    for (auto* b : {&pool_born_, &train_born_})
+      if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0, b->size() * sizeof(std::int32_t)));
+    for (auto* b : {&pool_anc_, &train_anc_})
+      if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0xFF, b->size() * sizeof(std::int64_t)));
     for (auto* b : {&pool_flags_, &train_flags_})
       if (b->size()) OURO_CUDA_CHECK(cudaMemset(b->get(), 0, b->size()));
     chains_ = KdeChains{d,
@@ -267,8 +272,8 @@ class KdeCuda final : public ChainBackend {
                         pool_x_.get(),
                         train_x_.get(),
                         pool_anc_.get(),
-                        pool_born_.get(),
                         train_anc_.get(),
+                        pool_born_.get(),
                         train_born_.get(),
                         pool_flags_.get(),
                         train_flags_.get(),
@@ -285,7 +290,6 @@ class KdeCuda final : public ChainBackend {
                         table,
                         anc_.get(),
                         flags_.get(),
-                        seen_.get(),
                         bandwidth_.get(),
                         log_total_.get(),
                         terms_.get(),
@@ -371,8 +375,13 @@ class KdeCuda final : public ChainBackend {
     const std::int64_t cap = pooled ? chains_.P : chains_.T;
     std::int64_t m = 0;
     OURO_CUDA_CHECK(cudaMemcpy(&m, (pooled ? pool_m_.get() : train_m_.get()) + i, sizeof m, cudaMemcpyDeviceToHost));
+    if (m == 0) {  // an empty training set (a filter kept nothing): no model to draw from
+      std::fill(x.begin(), x.end(), NAN);
+      return true;
+    }
     std::vector<double> px(static_cast<std::size_t>(m) * d);
-    std::vector<std::int32_t> anc(m), born(m);
+    std::vector<std::int64_t> anc(m);
+    std::vector<std::int32_t> born(m);
     std::vector<std::uint8_t> flags(m);
     auto fetch = [&](auto* host, const auto* device, std::size_t per_point) {
       if (m > 0)
@@ -384,7 +393,7 @@ class KdeCuda final : public ChainBackend {
     fetch(born.data(), pooled ? pool_born_.get() : train_born_.get(), 1);
     fetch(flags.data(), pooled ? pool_flags_.get() : train_flags_.get(), 1);
     std::vector<double> lw(m), cumulative(m);
-    const KdeScratch sc{nullptr, nullptr, nullptr, nullptr, lw.data(), cumulative.data(), nullptr, nullptr};
+    const KdeScratch sc{nullptr, nullptr, nullptr, nullptr, lw.data(), cumulative.data(), nullptr};
     const KdeModel model =
         kde_model(step(generation_), KdePoints{px.data(), anc.data(), flags.data(), born.data()}, m, sc);
     for (std::int64_t j = 0; j < count; ++j)
@@ -405,9 +414,9 @@ class KdeCuda final : public ChainBackend {
   int generation_ = 0;
   DeviceBuffer<double> pool_x_, train_x_, fresh_, lw_, cumulative_, w_, sample_, radii_, bandwidth_, log_total_, terms_,
       heldout_, side_x_, side_r2_, metrics_;
-  DeviceBuffer<std::int32_t> pool_anc_, pool_born_, train_anc_, train_born_, anc_;
-  DeviceBuffer<std::uint8_t> pool_flags_, train_flags_, flags_, seen_;
-  DeviceBuffer<std::int64_t> pool_m_, train_m_, parent_, table_;
+  DeviceBuffer<std::int32_t> pool_born_, train_born_;
+  DeviceBuffer<std::uint8_t> pool_flags_, train_flags_, flags_;
+  DeviceBuffer<std::int64_t> pool_anc_, train_anc_, anc_, pool_m_, train_m_, parent_, table_;
   DeviceBuffer<GmmTruth> truth_;
   HeldoutSide side_{};
   KdeChains chains_{};

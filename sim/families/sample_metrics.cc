@@ -61,6 +61,11 @@ void check_heldout_size(unsigned mask, std::int64_t heldout, const std::string& 
   if (heldout < need)
     throw ConfigError(heldout_key, fmt::format("{} points are too few for the held-out side of {}: at least {} ({})",
                                                heldout, kSampleBasedKey, need, why(mask)));
+  if (mask && heldout > kSampleBasedMaxHeldout)
+    throw ConfigError(heldout_key,
+                      fmt::format("{} points are too many for {}: at most {} (the held-out side's nearest-neighbour "
+                                  "radii cost M^2 distances, and every chain and generation M n more)",
+                                  heldout, kSampleBasedKey, kSampleBasedMaxHeldout));
 }
 
 void check_sample_size(unsigned mask, int samples) {

@@ -15,6 +15,8 @@ namespace ouro {
 class ConfigReader;  // sim/io/yaml_reader.h
 
 inline constexpr const char* kSampleBasedKey = "metrics.sample_based";
+// The largest held-out set the sample-based metrics take (10^5 points: 10^10 distances for its radii, about 20 s).
+inline constexpr std::int64_t kSampleBasedMaxHeldout = 100000;
 
 // metrics.sample_based: a list of precision | recall | coverage | energy, default [] (none).
 KeySpec sample_based_key();
@@ -28,7 +30,7 @@ unsigned read_sample_based(const ConfigReader& r);
 int sample_based_min_points(unsigned mask);
 
 // Refuses a held-out set (heldout points, `heldout_key` naming its size) or model sample (data.samples points) too
-// small for the metrics of `mask`.
+// small for the metrics of `mask`, and a held-out set above kSampleBasedMaxHeldout with any of them.
 void check_heldout_size(unsigned mask, std::int64_t heldout, const std::string& heldout_key);
 void check_sample_size(unsigned mask, int samples);
 

@@ -29,6 +29,9 @@ namespace {
 // generation: n = 2000 and 100 generations take about 4 10^8 terms, two seconds once per point).
 constexpr std::int64_t kAncestorTheoryMaxSamples = 2000;
 
+// The bandwidths accepted, relative to the truth's scale sqrt(tr Sigma_0 / d).
+constexpr double kBandwidthScaleMin = 1e-8, kBandwidthScaleMax = 1e8;
+
 bool is_shape(const KdeSettings& k) { return k.shape.kind != kernels::ShapeKind::kNone; }
 
 }  // namespace
@@ -193,8 +196,9 @@ class KdeFamily final : public Family {
       throw ConfigError("truth",
                         "expected exactly one of truth.shape, truth.weights (a mixture) and truth.mean (a "
                         "Gaussian)");
+    // (Refuses a shape's keys without truth.shape, and a mixture's or Gaussian's beside it.)
+    k->shape = read_shape_truth(r);
     if (shape) {
-      k->shape = read_shape_truth(r);
       k->dim = k->shape.d;
     } else if (mixture) {
       for (const char* p : {"truth.mean", "truth.cov"})
@@ -238,6 +242,19 @@ class KdeFamily final : public Family {
                           "needs the truth's density, which a shape truth does not have in closed form");
     }
     check_sample_size(k.sample_based, c.samples);
+    // The bandwidths the point will use, against the truth's scale: far outside, the held-out NLL (|x - c|^2 / h^2)
+    // or the spread (h^2) overflows the squares of the aggregates.
+    const double scale = std::sqrt(make_kde_truth(c).trace / k.dim);
+    const double m_max = c.regime == kernels::Regime::kAccumulate ? static_cast<double>(c.generations) * c.samples
+                                                                  : static_cast<double>(c.samples);
+    const double h_lo = kernels::kde_bandwidth(k.rule, k.bandwidth, static_cast<std::int64_t>(m_max), k.dim);
+    const double h_hi = kernels::kde_bandwidth(k.rule, k.bandwidth, std::min<std::int64_t>(c.samples, 1), k.dim);
+    if (!(h_lo >= kBandwidthScaleMin * scale && h_hi <= kBandwidthScaleMax * scale))
+      throw ConfigError("model.bandwidth",
+                        fmt::format("the bandwidth ({:g} to {:g} here) must lie within {:g} and {:g} times the truth's "
+                                    "scale sqrt(tr Sigma_0 / d) = {:g}: beyond, the held-out NLL or the spread "
+                                    "overflows the squares of the aggregates",
+                                    h_lo, h_hi, kBandwidthScaleMin, kBandwidthScaleMax, scale));
   }
 
   std::vector<MetricSpec> metrics() const override { return {std::begin(kMetrics), std::end(kMetrics)}; }

@@ -44,6 +44,12 @@ TEST(KdeConfig, BadInputIsRefusedNamingTheKey) {
                  "expected 2 numbers");
   expect_refused({"truth={mean: [0, 0], cov: [1, 1], covs: [[1, 1]]}"}, "truth.covs", "mixture");
   expect_refused({"metrics.heldout=0"}, "metrics.heldout", "");
+  expect_refused({"metrics.heldout=200000", "metrics.sample_based=[energy]"}, "metrics.heldout", "at most 100000");
+  // Bandwidths far from the truth's scale would overflow the aggregates' squares.
+  expect_refused({"model.bandwidth=1e-100"}, "model.bandwidth", "times the truth's scale");
+  expect_refused({"model.bandwidth=1e30"}, "model.bandwidth", "times the truth's scale");
+  // A shape's keys beside a Gaussian or mixture truth.
+  expect_refused({"truth={mean: [0, 0], cov: [1, 1], noise: 0.1}"}, "truth.noise", "shape truth only");
   // The verifier and the tail weight need the truth's density in closed form.
   expect_refused({"data.verifier={keep_plausible: 1, keep_implausible: 0, quantile: 0.1}"}, "data.verifier",
                  "shape truth");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,7 @@ struct Ref {
 
 struct Point {
   double x[kD];
-  int anc;   // generation-1 ancestor, -1 none
+  int anc;   // founder: the real point it descends from
   int born;  // generation that added it
 };
 
@@ -112,7 +113,7 @@ std::vector<std::vector<std::vector<double>>> reference(const Ref& r) {
       for (int i = 0; i < real; ++i) {
         Point p;
         truth_point(r.seed, chain, r.source == "fixed" ? 1u : static_cast<std::uint32_t>(t), i, p.x);
-        p.anc = (t == 1 || r.source == "fixed") ? i : -1;
+        p.anc = (r.source == "fixed" ? 0 : t - 1) * r.n + i;  // every real point founds a lineage
         p.born = t;
         fresh.push_back(p);
       }
@@ -165,10 +166,9 @@ std::vector<std::vector<std::vector<double>>> reference(const Ref& r) {
       }
       double m[3];
       model_metrics(r, train, t, heldout, m);
-      std::vector<bool> seen(r.n, false);
-      double distinct = 0.0;
-      for (const Point& p : fresh)
-        if (p.anc >= 0 && !seen[p.anc]) seen[p.anc] = true, distinct += 1.0;
+      std::set<int> founders;
+      for (const Point& p : fresh) founders.insert(p.anc);
+      const double distinct = static_cast<double>(founders.size());
       out[c].push_back({m[0], m[1], m[2], distinct});
     }
   }
