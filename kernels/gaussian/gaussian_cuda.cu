@@ -20,6 +20,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/cuda/device_buffer.cuh"
+#include "kernels/cuda/sample_slices.cuh"
 #include "kernels/gaussian/gaussian_backend.h"
 
 namespace ouro::kernels {
@@ -274,18 +275,11 @@ class GaussianCuda final : public GaussianBackend {
     if (!spec_.sample_metrics) return;
     const std::int64_t n = spec_.samples;
     const int d = spec_.truth.d;
-    const double per_chain = 8.0 * static_cast<double>(n) * (d + 1.0);
-    const std::int64_t slice = std::max<std::int64_t>(
-        1, std::min<std::int64_t>(spec_.batch, static_cast<std::int64_t>(cuda_scratch_bytes() / per_chain)));
-    if (points_.size() < static_cast<std::size_t>(slice * n * d)) points_ = DeviceBuffer<double>(slice * n * d);
-    if (radii_.size() < static_cast<std::size_t>(slice * n)) radii_ = DeviceBuffer<double>(slice * n);
-    for (std::int64_t first = 0; first < spec_.batch; first += slice) {
-      const std::int64_t count = std::min(slice, spec_.batch - first);
+    slices_.run(spec_.batch, n, d, [&](std::int64_t first, std::int64_t count, double* points, double* radii) {
       sample_metrics_kernel<<<blocks(count, kThreads), kThreads>>>(spec_.seed, generation, n, spec_.sample_metrics,
-                                                                   heldout_, chains_, first, count, points_.get(),
-                                                                   radii_.get());
+                                                                   heldout_, chains_, first, count, points, radii);
       OURO_CUDA_CHECK(cudaGetLastError());
-    }
+    });
   }
   static unsigned blocks(std::int64_t threads, int per_block) {
     return static_cast<unsigned>((threads + per_block - 1) / per_block);
@@ -304,7 +298,8 @@ class GaussianCuda final : public GaussianBackend {
   DeviceBuffer<unsigned char> ok_;
   // The sample-based metrics' held-out side, model samples and radii (sample_metrics), and the held-out side's view
   // of them on the device.
-  DeviceBuffer<double> heldout_x_, heldout_r2_, points_, radii_;
+  DeviceBuffer<double> heldout_x_, heldout_r2_;
+  SampleSlices slices_;  // the model samples of the sample-based metrics
   HeldoutSide heldout_{};
   int generation_ = 0;  // the last generation done
   GaussianChains chains_{};

@@ -11,7 +11,8 @@
 //                      lanes (j mod 8, each in increasing j) added in the cpu's fixed tree, so each point's term
 //                      has the cpu's bits
 //   nll_sum_kernel     a thread per chain: the held-out points' terms added in order (the cpu's order)
-//   sample_kernel      metrics.sample_based: a thread per chain draws the model sample and calls sample_metrics
+//   sample_kernel      metrics.sample_based: a thread per chain draws the model sample and calls sample_metrics,
+//                      in slices of chains whose samples fit the scratch budget (kernels/cuda/sample_slices.cuh)
 //
 // Every operation is the cpu's, in the cpu's order, with no FMA contraction (CMakeLists.txt), so the two backends
 // are meant to agree to the bit. This backend has not run on a GPU yet (README, status table); the family offers it
@@ -27,6 +28,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/cuda/device_buffer.cuh"
+#include "kernels/cuda/sample_slices.cuh"
 #include "kernels/kde/kde_backend.h"
 
 namespace ouro::kernels {
@@ -47,7 +49,7 @@ struct KdeChains {
   std::uint8_t *pool_flags, *train_flags;
   std::int64_t *pool_m, *train_m;
   // scratch
-  double *fresh, *lw, *cumulative, *w, *sample, *radii;
+  double *fresh, *lw, *cumulative, *w;
   std::int64_t *parent, *table, table_size;
   std::int64_t* anc;
   std::uint8_t* flags;
@@ -181,16 +183,19 @@ __global__ void nll_sum_kernel(KdeChains c, std::int64_t batch, double* metrics)
   metrics[kKdeHeldoutNll * batch + i] = m > 0 ? sum / static_cast<double>(c.M) : NAN;
 }
 
-// The model sample of every chain at generation `gen` (the truth's at 0) and its sample-based metrics.
+// The model samples of chains [first, first + count) at generation `gen` (the truth's at 0) and their sample-based
+// metrics, thread `local` drawing into slot `local` of the slice's points and radii.
 __global__ void sample_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c, HeldoutSide side, unsigned mask,
-                              std::uint32_t chain_begin, std::int64_t batch, double* metrics) {
-  const std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= batch) return;
+                              std::uint32_t chain_begin, std::int64_t batch, double* metrics, std::int64_t first,
+                              std::int64_t count, double* points, double* radii) {
+  const std::int64_t local = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+  if (local >= count) return;
+  const std::int64_t i = first + local;
   const GmmTruth& truth = *truth_ptr;
   const auto chain = static_cast<std::uint32_t>(chain_begin + i);
   const auto gen = static_cast<std::uint32_t>(s.generation);
   const int d = s.d, n = s.samples;
-  double* x = c.sample + i * static_cast<std::int64_t>(n) * d;
+  double* x = points + local * static_cast<std::int64_t>(n) * d;
   if (s.generation == 0) {
     truth_model_sample(s.seed, chain, truth, n, x);
   } else {
@@ -206,7 +211,7 @@ __global__ void sample_kernel(KdeStep s, const GmmTruth* truth_ptr, KdeChains c,
       kde_draw(s.seed, chain, gen, rng::kStreamModelChoice, rng::kStreamModelSample, j, model, x + j * d);
   }
   double out[kSampleMetricCount] = {NAN, NAN, NAN, NAN};
-  sample_metrics(side, x, n, mask, c.radii + i * static_cast<std::int64_t>(n), out);
+  sample_metrics(side, x, n, mask, radii + local * static_cast<std::int64_t>(n), out);
   for (int k = 0; k < kSampleMetricCount; ++k)
     if ((mask >> k) & 1u) metrics[(kKdePrecision + k) * batch + i] = out[k];
 }
@@ -246,8 +251,6 @@ class KdeCuda final : public ChainBackend {
     terms_ = allocate_device<double>(kOwner, B * M, scratch + " (held-out terms)");
     heldout_ = upload_device(kOwner, spec.heldout, "the held-out set");
     if (spec.sample_based) {
-      sample_ = allocate_device<double>(kOwner, B * n * d, scratch + " (model samples)");
-      radii_ = allocate_device<double>(kOwner, B * n, scratch);
       side_x_ = upload_device(kOwner, spec.side.x, "the held-out set");
       side_r2_ = upload_device(kOwner, spec.side.radius2, "the held-out set's radii");
       side_ = HeldoutSide{side_x_.get(), spec.side.m, spec.side.d, side_r2_.get(), spec.side.within};
@@ -283,8 +286,6 @@ class KdeCuda final : public ChainBackend {
                         lw_.get(),
                         cumulative_.get(),
                         w_.get(),
-                        sample_.get(),
-                        radii_.get(),
                         parent_.get(),
                         table_.get(),
                         table,
@@ -310,9 +311,7 @@ class KdeCuda final : public ChainBackend {
     if (B == 0) return;
     OURO_CUDA_CHECK(cudaMemcpy(metrics_.get(), host.data(), host.size() * sizeof(double), cudaMemcpyHostToDevice));
     if (spec_.sample_based) {
-      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(step(0), truth_.get(), chains_, side_, spec_.sample_based,
-                                                            spec_.chain_begin, B, metrics_.get());
-      OURO_CUDA_CHECK(cudaGetLastError());
+      sample_metrics(step(0));
     }
     copy_metrics(h);
   }
@@ -334,9 +333,7 @@ class KdeCuda final : public ChainBackend {
     nll_sum_kernel<<<grid_blocks(B, kThreads), kThreads>>>(chains_, B, metrics_.get());
     OURO_CUDA_CHECK(cudaGetLastError());
     if (spec_.sample_based) {
-      sample_kernel<<<grid_blocks(B, kThreads), kThreads>>>(s, truth_.get(), chains_, side_, spec_.sample_based,
-                                                            spec_.chain_begin, B, metrics_.get());
-      OURO_CUDA_CHECK(cudaGetLastError());
+      sample_metrics(s);
     }
     copy_metrics(h);
   }
@@ -405,6 +402,17 @@ class KdeCuda final : public ChainBackend {
  private:
   KdeStep step(int t) const { return kde_step(spec_, t); }
 
+  // The sample-based metrics of every chain, in slices whose model samples fit cuda_scratch_bytes().
+  void sample_metrics(const KdeStep& s) {
+    slices_.run(spec_.batch, spec_.samples, spec_.truth.d,
+                [&](std::int64_t first, std::int64_t count, double* points, double* radii) {
+                  sample_kernel<<<grid_blocks(count, kThreads), kThreads>>>(
+                      s, truth_.get(), chains_, side_, spec_.sample_based, spec_.chain_begin, spec_.batch,
+                      metrics_.get(), first, count, points, radii);
+                  OURO_CUDA_CHECK(cudaGetLastError());
+                });
+  }
+
   void copy_metrics(double* h) {
     OURO_CUDA_CHECK(
         cudaMemcpy(h, metrics_.get(), sizeof(double) * kKdeNumMetrics * spec_.batch, cudaMemcpyDeviceToHost));
@@ -412,14 +420,15 @@ class KdeCuda final : public ChainBackend {
 
   KdeBatchSpec spec_;
   int generation_ = 0;
-  DeviceBuffer<double> pool_x_, train_x_, fresh_, lw_, cumulative_, w_, sample_, radii_, bandwidth_, log_total_, terms_,
-      heldout_, side_x_, side_r2_, metrics_;
+  DeviceBuffer<double> pool_x_, train_x_, fresh_, lw_, cumulative_, w_, bandwidth_, log_total_, terms_, heldout_,
+      side_x_, side_r2_, metrics_;
   DeviceBuffer<std::int32_t> pool_born_, train_born_;
   DeviceBuffer<std::uint8_t> pool_flags_, train_flags_, flags_;
   DeviceBuffer<std::int64_t> pool_anc_, train_anc_, anc_, pool_m_, train_m_, parent_, table_;
   DeviceBuffer<GmmTruth> truth_;
   HeldoutSide side_{};
   KdeChains chains_{};
+  SampleSlices slices_;  // the model samples of the sample-based metrics
   std::vector<WorkerRange> workers_;
 };
 
