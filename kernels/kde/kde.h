@@ -206,7 +206,7 @@ OURO_HD inline double kde_weighted_spread(const double* x, const double* w, std:
 
 // ---- one chain's generation, written once for both backends ---------------------------------------------------
 
-// One chain's stored points: coordinates (x d), generation-1 ancestor, flags and the generation that added each.
+// One chain's stored points: coordinates (x d), founder (kde_founder), flags and the generation that added each.
 struct KdePoints {
   double* x;
   std::int64_t* anc;

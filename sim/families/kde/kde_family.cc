@@ -98,7 +98,8 @@ constexpr MetricSpec kMetrics[] = {
     {kernels::kKdeMeanSqErr, "mean_sq_err", "||m_t - mu_0||^2, m_t the training set's (weighted) mean", Direction::kUp,
      false, "replace, real_fraction 0, no filter or tail weight"},
     {kernels::kKdeAncestors, "ancestors",
-     "distinct generation-1 training points among the ancestors of generation t's new points (generation 1: n)",
+     "distinct founders (real points: generation 1's, and later generations' fresh ones) of generation t's new points "
+     "(generation 1: n)",
      Direction::kDown, false, "replace, real_fraction 0, no filter or tail weight, data.samples <= 2000"},
     {kernels::kKdeBandwidth, "bandwidth", "h_t, the bandwidth of generation t's model (scott, silverman)",
      Direction::kNone, false, "", false, "with model.bandwidth scott or silverman"},
